@@ -1,0 +1,17 @@
+//! ringseed: a BitTorrent seedbox engine on io_uring, thread-per-core.
+//!
+//! The library holds the protocol and format logic as plain, IO-free code
+//! (`bencode`, `metainfo`, `magnet`, `storage`, `hash`) and the IO layer in
+//! `runtime`. Only `runtime/` and the binary touch files, sockets, io_uring or
+//! the clock.
+
+pub mod bencode;
+pub mod hash;
+pub mod info_hash;
+pub mod limits;
+pub mod magnet;
+pub mod metainfo;
+pub mod runtime;
+pub mod storage;
+
+pub use info_hash::InfoHash;

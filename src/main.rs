@@ -1,0 +1,8 @@
+//! The `ringseed` command line.
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> anyhow::Result<()> {
+    Ok(())
+}
