@@ -1,0 +1,293 @@
+//! The command line surface: help for every subcommand, clear failures on bad
+//! arguments and missing paths, `create` options as seen by `info --json`, and
+//! `info` on magnet URIs (hex and base32 info-hashes).
+
+mod common;
+
+use common::*;
+
+/// A fixed info-hash for magnet tests, in hex.
+const HASH_HEX: &str = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a";
+
+/// RFC 4648 base32 (upper case, no padding) of `bytes`.
+fn base32(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    let mut out = String::new();
+    let mut acc: u32 = 0;
+    let mut bits = 0u32;
+    for &b in bytes {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            let idx = ((acc >> bits) & 31) as usize;
+            out.push(char::from(ALPHABET[idx]));
+        }
+    }
+    if bits > 0 {
+        let idx = ((acc << (5 - bits)) & 31) as usize;
+        out.push(char::from(ALPHABET[idx]));
+    }
+    out
+}
+
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or_else(|e| panic!("{e}")))
+        .collect()
+}
+
+#[test]
+fn help_for_every_subcommand() {
+    for args in [
+        vec!["--help"],
+        vec!["create", "--help"],
+        vec!["info", "--help"],
+        vec!["verify", "--help"],
+        vec!["help", "create"],
+    ] {
+        let out = ringseed(&args);
+        out.assert_code(0);
+        assert!(
+            out.stdout.to_lowercase().contains("usage"),
+            "`ringseed {}` printed no usage\n{}",
+            args.join(" "),
+            out.describe()
+        );
+    }
+    let top = ringseed(["--help"]);
+    for sub in ["create", "info", "verify"] {
+        assert!(top.stdout.contains(sub), "top-level help omits {sub}");
+    }
+    let create = ringseed(["create", "--help"]);
+    for flag in [
+        "--piece-length",
+        "--tracker",
+        "--private",
+        "--comment",
+        "--source",
+        "--no-date",
+    ] {
+        assert!(
+            create.stdout.contains(flag),
+            "`create --help` omits {flag}\n{}",
+            create.describe()
+        );
+    }
+    assert!(ringseed(["info", "--help"]).stdout.contains("--json"));
+}
+
+#[test]
+fn missing_arguments_fail_clearly() {
+    for args in [
+        vec![],
+        vec!["create"],
+        vec!["info"],
+        vec!["verify"],
+        vec!["verify", "x.torrent"],
+        vec!["no-such-subcommand"],
+    ] {
+        let out = ringseed(&args);
+        assert!(
+            !matches!(out.code, Some(0) | None),
+            "`ringseed {}` should fail\n{}",
+            args.join(" "),
+            out.describe()
+        );
+        assert!(
+            !out.stderr.trim().is_empty(),
+            "`ringseed {}` failed without a message\n{}",
+            args.join(" "),
+            out.describe()
+        );
+    }
+}
+
+#[test]
+fn bad_piece_length_is_refused() {
+    let dir = tempdir();
+    let tree = make_tree(dir.path(), "sample", 0xc11_0001);
+    let out_path = dir.path().join("x.torrent");
+    for bad in [
+        "abc",
+        "1000",
+        "0",
+        "-16K",
+        "16Q",
+        "1G",
+        "99999999999999999999",
+    ] {
+        let out = ringseed([
+            "create".as_ref(),
+            tree.root().as_os_str(),
+            "-o".as_ref(),
+            out_path.as_os_str(),
+            "--piece-length".as_ref(),
+            bad.as_ref(),
+        ]);
+        assert!(
+            !matches!(out.code, Some(0) | None),
+            "--piece-length {bad} should be refused\n{}",
+            out.describe()
+        );
+        assert!(
+            out.stderr.to_lowercase().contains("piece"),
+            "the message for --piece-length {bad} should mention the piece length\n{}",
+            out.describe()
+        );
+        assert!(
+            !out_path.exists(),
+            "a refused create still wrote {}",
+            out_path.display()
+        );
+    }
+}
+
+#[test]
+fn nonexistent_paths_fail_with_the_path_named() {
+    let dir = tempdir();
+    let ghost = dir.path().join("ghost-dir");
+    let out_path = dir.path().join("x.torrent");
+    let out = ringseed([
+        "create".as_ref(),
+        ghost.as_os_str(),
+        "-o".as_ref(),
+        out_path.as_os_str(),
+    ]);
+    assert!(!matches!(out.code, Some(0) | None), "{}", out.describe());
+    assert!(
+        out.stderr.contains("ghost-dir"),
+        "create should name the missing path\n{}",
+        out.describe()
+    );
+    assert!(!out_path.exists());
+
+    let ghost_torrent = dir.path().join("ghost.torrent");
+    let out = ringseed(["info".as_ref(), ghost_torrent.as_os_str()]);
+    assert!(!matches!(out.code, Some(0) | None), "{}", out.describe());
+    assert!(
+        out.stderr.contains("ghost.torrent"),
+        "info should name the missing file\n{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn create_options_show_in_info() {
+    let dir = tempdir();
+    let tree = make_tree(dir.path(), "sample", 0xc11_0002);
+    let t1 = "http://127.0.0.1:6969/announce";
+    let t2 = "udp://127.0.0.1:6969/announce";
+    let torrent = create_torrent(
+        &tree,
+        "opts.torrent",
+        &[
+            "--piece-length",
+            "64K",
+            "--tracker",
+            t1,
+            "--tracker",
+            t2,
+            "--comment",
+            "hello, world",
+            "--no-date",
+        ],
+    );
+    let v = info_json(&torrent);
+    assert_eq!(json_u64(&v, "piece_length"), 64 * 1024);
+    assert_eq!(json_str(&v, "comment"), "hello, world");
+    assert!(
+        v["creation_date"].is_null(),
+        "--no-date still wrote a date: {v}"
+    );
+    assert!(!json_bool(&v, "private"));
+    assert!(!json_bool(&v, "hybrid"));
+    assert!(v["source"].is_null(), "no --source given: {v}");
+    // Every tracker given appears, in order.
+    let flat: Vec<&str> = v["trackers"]
+        .as_array()
+        .unwrap_or_else(|| panic!("trackers is not a list: {v}"))
+        .iter()
+        .flat_map(|tier| tier.as_array().into_iter().flatten())
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    assert_eq!(flat, vec![t1, t2]);
+    assert_eq!(json_str(&v, "info_hash").len(), 40);
+    assert!(v["url_list"].is_array(), "url_list should be a list: {v}");
+
+    // Without --no-date a date is written.
+    let dated = create_torrent(&tree, "dated.torrent", &["--piece-length", "64K"]);
+    let d = info_json(&dated);
+    assert!(
+        d["creation_date"]
+            .as_i64()
+            .is_some_and(|t| t > 1_600_000_000),
+        "expected a creation date: {d}"
+    );
+    // The date is outside the info dictionary: same info-hash.
+    assert_eq!(json_str(&d, "info_hash"), json_str(&v, "info_hash"));
+
+    // The plain-text view names the torrent and its hash.
+    let out = ringseed(["info".as_ref(), torrent.as_os_str()]);
+    out.assert_code(0);
+    assert!(out.stdout.contains("sample"), "{}", out.describe());
+    assert!(
+        out.stdout.contains(json_str(&v, "info_hash")),
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn create_is_deterministic_with_no_date() {
+    let dir = tempdir();
+    let tree = make_tree(dir.path(), "sample", 0xc11_0003);
+    let a = create_torrent(&tree, "a.torrent", &["--piece-length", "16K", "--no-date"]);
+    let b = create_torrent(&tree, "b.torrent", &["--piece-length", "16K", "--no-date"]);
+    let ra = std::fs::read(&a).unwrap_or_else(|e| panic!("{e}"));
+    let rb = std::fs::read(&b).unwrap_or_else(|e| panic!("{e}"));
+    assert!(ra == rb, "two creates of the same tree differ");
+}
+
+#[test]
+fn info_on_hex_and_base32_magnets() {
+    let b32 = base32(&hex_bytes(HASH_HEX));
+    assert_eq!(b32.len(), 32);
+    let tracker = "http://127.0.0.1:6969/announce";
+    let tracker_enc = "http%3A%2F%2F127.0.0.1%3A6969%2Fannounce";
+    for xt in [HASH_HEX.to_string(), HASH_HEX.to_uppercase(), b32] {
+        let magnet = format!("magnet:?xt=urn:btih:{xt}&dn=Some%20Name&tr={tracker_enc}");
+        let v = info_json(&magnet);
+        assert_eq!(v["magnet"], serde_json::json!(true), "{v}");
+        assert_eq!(json_str(&v, "info_hash"), HASH_HEX, "from xt {xt}");
+        assert_eq!(json_str(&v, "name"), "Some Name");
+        let trackers = v["trackers"].to_string();
+        assert!(trackers.contains(tracker), "trackers: {trackers}");
+        for key in ["web_seeds", "peers", "exact_length", "select_only"] {
+            assert!(v.get(key).is_some(), "magnet JSON lacks {key}: {v}");
+        }
+
+        let out = ringseed(["info", magnet.as_str()]);
+        out.assert_code(0);
+        assert!(out.stdout.contains(HASH_HEX), "{}", out.describe());
+    }
+}
+
+#[test]
+fn bad_magnets_are_refused() {
+    for bad in [
+        "magnet:?dn=no-hash",
+        "magnet:?xt=urn:btih:1234",
+        "magnet:?xt=urn:btih:zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+        "magnet:",
+    ] {
+        let out = ringseed(["info", bad]);
+        assert!(
+            !matches!(out.code, Some(0) | None),
+            "{bad:?} should be refused\n{}",
+            out.describe()
+        );
+        assert!(!out.stderr.trim().is_empty(), "{}", out.describe());
+    }
+}
