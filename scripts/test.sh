@@ -4,7 +4,8 @@
 # 1. Installs the real BitTorrent peers the interop tests talk to, when missing:
 #    libtorrent's Python binding (for /usr/bin/python3), mktorrent, aria2c and
 #    opentracker (Debian/Ubuntu packages).
-# 2. Runs `cargo test --release --all-targets` (benches compile too) and prints
+# 2. Runs `cargo test --release --all-targets --no-fail-fast` (benches compile
+#    too; every test binary runs even after a failure) and prints
 #    the summary lines. Any failure fails the script.
 set -euo pipefail
 
@@ -37,11 +38,11 @@ log="$(mktemp -t ringseed-test.XXXXXX)"
 trap 'rm -f "$log"' EXIT
 
 status=0
-cargo test --release --all-targets 2>&1 | tee "$log" || status=$?
+cargo test --release --all-targets --no-fail-fast 2>&1 | tee "$log" || status=$?
 
 echo
 echo "=== cargo test summary ==="
-grep -E '^(test result:|     Running|error(\[|:)|failures:)' "$log" || true
+grep -E '^(test result:|     Running|error(\[|:)|test .* \.\.\. FAILED$)' "$log" || true
 if ((status != 0)); then
     echo "test.sh: FAILED (cargo test exited $status)" >&2
     exit "$status"
