@@ -91,6 +91,9 @@ fn classify(err: io::Error) -> UringError {
     }
 }
 
+/// Applies one set of setup flags to a ring builder.
+type Configure = fn(&mut io_uring::Builder);
+
 /// Builds a ring of `entries` submission entries for use by one thread only,
 /// with the best setup flags this kernel accepts.
 pub fn new_ring(entries: u32) -> Result<(IoUring, RingMode), UringError> {
@@ -102,7 +105,7 @@ pub fn new_ring(entries: u32) -> Result<(IoUring, RingMode), UringError> {
         });
     }
     // Newest first; EINVAL means "flag unknown to this kernel": try the next.
-    let attempts: [(RingMode, fn(&mut io_uring::Builder)); 3] = [
+    let attempts: [(RingMode, Configure); 3] = [
         (RingMode::DeferTaskrun, |b| {
             b.setup_single_issuer()
                 .setup_defer_taskrun()
