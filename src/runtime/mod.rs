@@ -4,7 +4,6 @@
 
 pub mod fd_cache;
 pub mod piece_hash;
-pub mod stream_map;
 pub mod uring;
 
 pub use piece_hash::{

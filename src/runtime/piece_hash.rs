@@ -19,12 +19,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 
-use io_uring::{cqueue, opcode, types, IoUring};
-use sha1::{Digest, Sha1};
-
 use super::fd_cache::{FdCache, OpenFailure};
-use super::stream_map::{Span, StreamFile, StreamMap};
 use super::uring::{new_ring, UringError};
+use crate::hash::Sha1Hasher;
+use crate::storage::{FileExtent, FileSpan, Layout, LayoutError};
+use io_uring::{cqueue, opcode, types, IoUring};
 
 /// Most worker threads.
 pub const THREADS_MAX: usize = 1024;
@@ -132,10 +131,8 @@ pub enum HashError {
         min: usize,
         max: usize,
     },
-    #[error("piece length 0 is not allowed")]
-    PieceLengthZero,
     #[error(transparent)]
-    Overflow(#[from] super::stream_map::TotalOverflow),
+    Layout(#[from] LayoutError),
     #[error(transparent)]
     Uring(#[from] UringError),
     #[error("io_uring submission failed: {0}")]
@@ -186,15 +183,17 @@ pub fn hash_pieces(
         CHUNK_BYTES_MAX,
     )?;
     check_range("read-ahead depth", options.depth, DEPTH_MIN, DEPTH_MAX)?;
-    if piece_length == 0 {
-        return Err(HashError::PieceLengthZero);
-    }
-    let map = StreamMap::new(files.iter().map(|f| StreamFile {
-        length: f.length,
-        pad: f.path.is_none(),
-    }))?;
-    let total = map.total();
-    let num_pieces = total.div_ceil(piece_length);
+    let extents: Vec<FileExtent> = files
+        .iter()
+        .map(|f| FileExtent {
+            length: f.length,
+            pad: f.path.is_none(),
+        })
+        .collect();
+    let layout = Layout::new(piece_length, &extents)?;
+    drop(extents);
+    let total = layout.total_length();
+    let num_pieces = u64::from(layout.num_pieces());
     let threads = options
         .threads
         .min(usize::try_from(num_pieces).unwrap_or(usize::MAX))
@@ -204,9 +203,7 @@ pub fn hash_pieces(
     let per_share = num_pieces.div_ceil(threads as u64 * 4).max(1);
     let shared = Shared {
         files,
-        map,
-        piece_length,
-        total,
+        layout,
         num_pieces,
         claim: per_target.min(per_share),
         next: AtomicU64::new(0),
@@ -248,9 +245,7 @@ pub fn hash_pieces(
 /// What all workers share.
 struct Shared<'a> {
     files: &'a [DiskFile],
-    map: StreamMap,
-    piece_length: u64,
-    total: u64,
+    layout: Layout,
     num_pieces: u64,
     /// Pieces per claim.
     claim: u64,
@@ -261,11 +256,6 @@ struct Shared<'a> {
 }
 
 impl Shared<'_> {
-    fn piece_size(&self, index: u64) -> u64 {
-        let start = index.saturating_mul(self.piece_length);
-        self.piece_length.min(self.total.saturating_sub(start))
-    }
-
     /// The next batch of pieces `[start, end)`, or `None` when all are taken.
     fn claim(&self) -> Option<(u64, u64)> {
         if self.stop.load(Ordering::Relaxed) {
@@ -343,9 +333,9 @@ struct Worker<'s, 'a> {
     tail: u64,
     /// Reads pushed to the ring whose completion has not arrived yet.
     in_flight: usize,
-    hasher: Sha1,
+    hasher: Sha1Hasher,
     piece_error: Option<PieceError>,
-    spans: Vec<Span>,
+    spans: Vec<FileSpan>,
     cqes: Vec<(u64, i32)>,
     /// Set when the caller stopped listening.
     receiver_gone: bool,
@@ -374,7 +364,7 @@ impl<'s, 'a> Worker<'s, 'a> {
             head: 0,
             tail: 0,
             in_flight: 0,
-            hasher: Sha1::new(),
+            hasher: Sha1Hasher::new(),
             piece_error: None,
             spans: Vec::with_capacity(SPANS_PER_CHUNK_MAX),
             cqes: Vec::new(),
@@ -450,16 +440,19 @@ impl<'s, 'a> Worker<'s, 'a> {
                 }
             },
         };
-        let piece_size = shared.piece_size(cursor.piece);
-        let piece_start = cursor.piece.saturating_mul(shared.piece_length);
-        let want = (piece_size - cursor.offset).min(shared.options.chunk_bytes as u64) as usize;
+        // Layout::new capped the piece count to u32.
+        let piece32 =
+            u32::try_from(cursor.piece).map_err(|_| HashError::Internal("piece index past u32"))?;
+        let piece_size = shared.layout.piece_size(piece32).unwrap_or(0);
+        let want = (piece_size - cursor.offset).min(shared.options.chunk_bytes as u64);
         self.spans.clear();
-        let covered = shared.map.spans(
-            piece_start + cursor.offset,
-            want,
-            SPANS_PER_CHUNK_MAX,
-            &mut self.spans,
+        self.spans.extend(
+            shared
+                .layout
+                .block_spans(piece32, cursor.offset, want)?
+                .take(SPANS_PER_CHUNK_MAX),
         );
+        let covered: usize = self.spans.iter().map(|s| s.length as usize).sum();
         if covered == 0 && want > 0 {
             return Err(HashError::Internal("a piece reaches past the stream's end"));
         }
@@ -479,13 +472,15 @@ impl<'s, 'a> Worker<'s, 'a> {
         }
         let mut failed = cursor.failed;
         for span in &self.spans {
-            let file = span.file;
+            let file = span.file_index;
+            let (start, len) = (span.buffer_offset as usize, span.length as usize);
             let Some(path) = shared.files.get(file).and_then(|f| f.path.as_deref()) else {
                 // Pad file: zeros.
-                if let Some(bytes) = self.slots.get_mut(slot_index).and_then(|s| {
-                    s.buf
-                        .get_mut(span.range_offset..span.range_offset + span.length)
-                }) {
+                if let Some(bytes) = self
+                    .slots
+                    .get_mut(slot_index)
+                    .and_then(|s| s.buf.get_mut(start..start + len))
+                {
                     bytes.fill(0);
                 }
                 continue;
@@ -498,8 +493,8 @@ impl<'s, 'a> Worker<'s, 'a> {
                     file,
                     fd,
                     file_offset: span.file_offset,
-                    buf_offset: span.range_offset,
-                    length: span.length,
+                    buf_offset: start,
+                    length: len,
                     done: 0,
                     retries: 0,
                     in_flight: false,
@@ -698,10 +693,10 @@ impl<'s, 'a> Worker<'s, 'a> {
         if last {
             let hash = match self.piece_error.take() {
                 Some(e) => {
-                    self.hasher = Sha1::new();
+                    self.hasher = Sha1Hasher::new();
                     Err(e)
                 }
-                None => Ok(self.hasher.finalize_reset().into()),
+                None => Ok(std::mem::take(&mut self.hasher).finish()),
             };
             if self.tx.send(PieceResult { index: piece, hash }).is_err() {
                 self.receiver_gone = true;

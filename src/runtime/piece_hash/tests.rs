@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::*;
 use crate::hash::sha1;
+use crate::storage::LayoutError;
 
 /// Deterministic bytes (xorshift64).
 fn bytes(seed: u64, n: usize) -> Vec<u8> {
@@ -331,7 +332,7 @@ fn options_are_checked() {
     }
     assert!(matches!(
         hash_pieces(&f.files, 0, &HashOptions::default(), |_| {}),
-        Err(HashError::PieceLengthZero)
+        Err(HashError::Layout(LayoutError::PieceLengthZero))
     ));
     let huge = [
         DiskFile {
@@ -345,7 +346,7 @@ fn options_are_checked() {
     ];
     assert!(matches!(
         hash_pieces(&huge, 16 * 1024, &HashOptions::default(), |_| {}),
-        Err(HashError::Overflow(_))
+        Err(HashError::Layout(LayoutError::TotalOverflow { .. }))
     ));
 }
 
