@@ -3,6 +3,7 @@
 //! crate stays pure.
 
 pub mod fd_cache;
+pub mod fs_walk;
 pub mod piece_hash;
 pub mod uring;
 
