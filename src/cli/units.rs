@@ -148,6 +148,7 @@ mod tests {
             ("1M", 1 << 20),
             ("4mib", 4 << 20),
             ("128M", 128 << 20),
+            ("512M", 512 << 20),
             (" 64KB ", 64 << 10),
         ] {
             assert_eq!(
@@ -170,7 +171,7 @@ mod tests {
             ("0", "out of range"),
             ("8K", "out of range"),
             ("1G", "out of range"),
-            ("256M", "out of range"),
+            ("1024M", "out of range"),
             ("16Q", "unknown unit"),
             ("99999999999999999999", "too large"),
             ("17592186044416G", "too large"),
