@@ -1,8 +1,83 @@
-//! The `ringseed` command line.
+//! The `ringseed` command line: `create`, `info` and `verify`. Parses
+//! arguments (clap), runs the subcommand, prints `error: ...` with the whole
+//! cause chain and exits with status 2 on failure.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> anyhow::Result<()> {
-    Ok(())
+mod cli {
+    pub mod create;
+    pub mod info;
+    pub mod info_magnet;
+    pub mod load;
+    pub mod progress;
+    pub mod tuning;
+    pub mod units;
+    pub mod verify;
+}
+
+/// Exit status for errors (bad arguments, unreadable inputs).
+const EXIT_ERROR: u8 = 2;
+
+/// ringseed: a BitTorrent seedbox engine on io_uring.
+#[derive(Debug, Parser)]
+#[command(name = "ringseed", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Make a .torrent file from a file or a directory.
+    Create(cli::create::CreateArgs),
+    /// Show what a .torrent file or a magnet URI holds.
+    Info(cli::info::InfoArgs),
+    /// Check a torrent's data on disk, piece by piece.
+    Verify(cli::verify::VerifyArgs),
+}
+
+/// Lets each hashing thread keep its files open: raises the soft limit on
+/// open files to the hard one.
+fn raise_open_file_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write `lim`.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            let _ = libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Create(a) => {
+            raise_open_file_limit();
+            cli::create::run(&a).map(|()| ExitCode::SUCCESS)
+        }
+        Command::Info(a) => cli::info::run(&a).map(|()| ExitCode::SUCCESS),
+        Command::Verify(a) => {
+            raise_open_file_limit();
+            cli::verify::run(&a)
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
 }

@@ -1,2 +1,14 @@
-//! The IO layer: io_uring rings, disk reads, sockets. Everything that touches the
-//! kernel lives here. (Stub: lands with the disk work.)
+//! The IO layer: io_uring rings, disk reads, directory walks. Everything that
+//! touches the kernel lives here; the format and protocol code elsewhere in the
+//! crate stays pure.
+
+pub mod fd_cache;
+pub mod fs_walk;
+pub mod piece_hash;
+pub mod uring;
+
+pub use piece_hash::{
+    available_threads, hash_pieces, DiskFile, HashError, HashOptions, HashStats, PieceError,
+    PieceResult,
+};
+pub use uring::{check_usable, UringError};

@@ -1,0 +1,152 @@
+//! `ringseed info FILE|MAGNET [--json]`: what a .torrent file or a magnet URI
+//! holds, as text for people or as JSON with fixed keys for scripts.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use ringseed::metainfo::Metainfo;
+use serde_json::{json, Value};
+
+use super::load::load_torrent;
+use super::units::{human_bytes, utc_date};
+
+/// Options of `ringseed info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// A .torrent file, or a magnet URI (`magnet:?xt=urn:btih:...`).
+    #[arg(value_name = "FILE|MAGNET")]
+    pub target: std::ffi::OsString,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &InfoArgs) -> Result<()> {
+    if let Some(uri) = args.target.to_str().filter(|t| t.starts_with("magnet:")) {
+        return super::info_magnet::run(uri, args.json);
+    }
+    let path = PathBuf::from(&args.target);
+    let m = load_torrent(&path)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&torrent_json(&m))?);
+    } else {
+        print!("{}", torrent_text(&m));
+    }
+    Ok(())
+}
+
+/// The JSON view; keys are fixed (tests and scripts rely on them).
+pub fn torrent_json(m: &Metainfo) -> Value {
+    let info = &m.info;
+    let files: Vec<Value> = info
+        .files
+        .iter()
+        .map(|f| {
+            json!({
+                "path": f.display_path(),
+                "length": f.length,
+                "offset": f.offset,
+                "pad": f.attr.pad,
+            })
+        })
+        .collect();
+    json!({
+        "name": info.name,
+        "info_hash": m.info_hash.to_hex(),
+        "total_size": info.total_length,
+        "piece_length": info.piece_length,
+        "num_pieces": info.num_pieces(),
+        "num_files": info.files.len(),
+        "private": info.private,
+        "hybrid": m.hybrid,
+        "files": files,
+        "trackers": m.trackers,
+        "url_list": m.url_list,
+        "comment": m.comment,
+        "created_by": m.created_by,
+        "creation_date": m.creation_date,
+        "source": info.source,
+    })
+}
+
+/// The text view.
+pub fn torrent_text(m: &Metainfo) -> String {
+    let info = &m.info;
+    let mut s = String::new();
+    let _ = writeln!(s, "name:         {}", info.name);
+    let _ = writeln!(s, "info hash:    {}", m.info_hash);
+    let _ = writeln!(
+        s,
+        "size:         {} ({} bytes)",
+        human_bytes(info.total_length),
+        info.total_length
+    );
+    let _ = writeln!(
+        s,
+        "pieces:       {} of {} ({} bytes)",
+        info.num_pieces(),
+        human_bytes(info.piece_length),
+        info.piece_length
+    );
+    let mut flags = Vec::new();
+    if info.private {
+        flags.push("private");
+    }
+    if m.hybrid {
+        flags.push("hybrid (v1 + v2, read as v1)");
+    }
+    if info.multi_file {
+        flags.push("multi-file");
+    } else {
+        flags.push("single-file");
+    }
+    let _ = writeln!(s, "flags:        {}", flags.join(", "));
+    if let Some(c) = &m.comment {
+        let _ = writeln!(s, "comment:      {c}");
+    }
+    if let Some(c) = &m.created_by {
+        let _ = writeln!(s, "created by:   {c}");
+    }
+    if let Some(d) = m.creation_date {
+        let _ = writeln!(s, "created on:   {}", utc_date(d));
+    }
+    if let Some(src) = &info.source {
+        let _ = writeln!(s, "source:       {src}");
+    }
+    if m.trackers.is_empty() {
+        let _ = writeln!(s, "trackers:     (none)");
+    } else {
+        let _ = writeln!(s, "trackers:");
+        for (i, tier) in m.trackers.iter().enumerate() {
+            for url in tier {
+                let _ = writeln!(s, "  tier {i}: {url}");
+            }
+        }
+    }
+    if !m.url_list.is_empty() {
+        let _ = writeln!(s, "web seeds:");
+        for url in &m.url_list {
+            let _ = writeln!(s, "  {url}");
+        }
+    }
+    let _ = writeln!(s, "files ({}):", info.files.len());
+    for f in &info.files {
+        let mut marks = String::new();
+        if f.attr.pad {
+            marks.push_str(" [pad]");
+        }
+        if f.attr.executable {
+            marks.push_str(" [exec]");
+        }
+        if f.attr.hidden {
+            marks.push_str(" [hidden]");
+        }
+        if f.attr.symlink {
+            marks.push_str(" [symlink]");
+        }
+        let _ = writeln!(s, "  {:>15}  {}{}", f.length, f.display_path(), marks);
+    }
+    s
+}

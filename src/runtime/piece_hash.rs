@@ -1,0 +1,725 @@
+//! Piece hashing over all cores, reading through io_uring: the engine behind
+//! `ringseed verify` and `ringseed create`.
+//!
+//! One worker thread per core, each with its own ring, its own few fixed-size
+//! buffers and its own cache of open files. Workers claim batches of
+//! consecutive pieces from a shared counter, cut each piece into chunks of at
+//! most `chunk_bytes` (a 512 MiB piece is never held in memory whole), and keep
+//! up to `depth` chunks in flight: while the oldest chunk is hashed, the reads
+//! of the next ones are already queued in the kernel. Every read owns its
+//! buffer slot until its completion arrives; a worker never returns (nor frees
+//! a buffer) with a read in flight.
+//!
+//! Results go to the caller through a bounded channel, in completion order. A
+//! missing, short or unreadable file fails only the pieces it touches.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
+
+use super::fd_cache::{FdCache, OpenFailure};
+use super::uring::{new_ring, UringError};
+use crate::hash::Sha1Hasher;
+use crate::storage::{FileExtent, FileSpan, Layout, LayoutError};
+use io_uring::{cqueue, opcode, types, IoUring};
+
+/// Most worker threads.
+pub const THREADS_MAX: usize = 1024;
+/// Smallest read chunk, in bytes.
+pub const CHUNK_BYTES_MIN: usize = 16 * 1024;
+/// Largest read chunk, in bytes (one buffer).
+pub const CHUNK_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Fewest chunks a worker keeps in flight (2 = double buffering).
+pub const DEPTH_MIN: usize = 2;
+/// Most chunks a worker keeps in flight (buffers per worker).
+pub const DEPTH_MAX: usize = 8;
+/// Most file spans (reads) in one chunk; a chunk of many tiny files ends early.
+pub const SPANS_PER_CHUNK_MAX: usize = 16;
+/// Results waiting for the caller before workers block.
+pub const RESULTS_QUEUE_MAX: usize = 4096;
+/// Bytes of pieces a worker claims at once (at least one piece).
+pub const CLAIM_BYTES_TARGET: u64 = 16 * 1024 * 1024;
+/// Times one read is retried after EINTR/EAGAIN before it counts as failed.
+const READ_RETRIES_MAX: u32 = 64;
+
+/// One file of the stream to hash, in torrent order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskFile {
+    /// Where the file is; `None` for a pad file (reads as zeros, never opened).
+    pub path: Option<PathBuf>,
+    /// Bytes the file must have.
+    pub length: u64,
+}
+
+/// Why one piece could not be hashed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PieceError {
+    #[error("missing file {}", path.display())]
+    MissingFile { file: usize, path: PathBuf },
+    #[error("short file {}: {found} bytes, {expected} expected", path.display())]
+    ShortFile {
+        file: usize,
+        path: PathBuf,
+        found: u64,
+        expected: u64,
+    },
+    #[error("cannot {op} {}: {}", path.display(), io::Error::from_raw_os_error(*errno))]
+    Io {
+        file: usize,
+        path: PathBuf,
+        op: &'static str,
+        errno: i32,
+    },
+}
+
+impl PieceError {
+    /// Index of the file at fault.
+    pub fn file(&self) -> usize {
+        match self {
+            PieceError::MissingFile { file, .. }
+            | PieceError::ShortFile { file, .. }
+            | PieceError::Io { file, .. } => *file,
+        }
+    }
+}
+
+/// The outcome for one piece.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PieceResult {
+    pub index: u64,
+    pub hash: Result<[u8; 20], PieceError>,
+}
+
+/// Tuning knobs; [`HashOptions::default`] suits most machines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashOptions {
+    /// Worker threads (each with its own ring).
+    pub threads: usize,
+    /// Bytes per read chunk (per buffer).
+    pub chunk_bytes: usize,
+    /// Chunks in flight per worker (buffers per worker).
+    pub depth: usize,
+}
+
+impl Default for HashOptions {
+    fn default() -> Self {
+        Self {
+            threads: available_threads(),
+            chunk_bytes: 1024 * 1024,
+            depth: 3,
+        }
+    }
+}
+
+/// Number of cores this process may run on (1 if unknown).
+pub fn available_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(THREADS_MAX)
+}
+
+/// Why a hashing run failed as a whole (a per-piece failure is a [`PieceError`]).
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("{what} {value} is out of range: expected {min} to {max}")]
+    Option {
+        what: &'static str,
+        value: usize,
+        min: usize,
+        max: usize,
+    },
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error(transparent)]
+    Uring(#[from] UringError),
+    #[error("io_uring submission failed: {0}")]
+    Submit(#[source] io::Error),
+    #[error("internal error in a hashing worker: {0}")]
+    Internal(&'static str),
+    #[error("a hashing worker panicked")]
+    WorkerPanicked,
+}
+
+/// What a finished run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashStats {
+    pub pieces: u64,
+    /// Bytes of the stream covered (pad files included).
+    pub bytes: u64,
+    pub threads: usize,
+}
+
+fn check_range(what: &'static str, value: usize, min: usize, max: usize) -> Result<(), HashError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(HashError::Option {
+            what,
+            value,
+            min,
+            max,
+        })
+    }
+}
+
+/// Hashes every piece of the stream `files` makes with pieces of
+/// `piece_length` bytes, calling `on_piece` (on the calling thread, in
+/// completion order) once per piece. Returns when every piece was reported, or
+/// with the first worker-level error.
+pub fn hash_pieces(
+    files: &[DiskFile],
+    piece_length: u64,
+    options: &HashOptions,
+    mut on_piece: impl FnMut(PieceResult),
+) -> Result<HashStats, HashError> {
+    check_range("thread count", options.threads, 1, THREADS_MAX)?;
+    check_range(
+        "chunk size",
+        options.chunk_bytes,
+        CHUNK_BYTES_MIN,
+        CHUNK_BYTES_MAX,
+    )?;
+    check_range("read-ahead depth", options.depth, DEPTH_MIN, DEPTH_MAX)?;
+    let extents: Vec<FileExtent> = files
+        .iter()
+        .map(|f| FileExtent {
+            length: f.length,
+            pad: f.path.is_none(),
+        })
+        .collect();
+    let layout = Layout::new(piece_length, &extents)?;
+    drop(extents);
+    let total = layout.total_length();
+    let num_pieces = u64::from(layout.num_pieces());
+    let threads = options
+        .threads
+        .min(usize::try_from(num_pieces).unwrap_or(usize::MAX))
+        .max(1);
+    // Enough batches that every worker gets several, each near the target size.
+    let per_target = (CLAIM_BYTES_TARGET / piece_length).max(1);
+    let per_share = num_pieces.div_ceil(threads as u64 * 4).max(1);
+    let shared = Shared {
+        files,
+        layout,
+        num_pieces,
+        claim: per_target.min(per_share),
+        next: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        options: *options,
+    };
+    let (tx, rx) = sync_channel::<PieceResult>(RESULTS_QUEUE_MAX);
+    let outcome = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let tx = tx.clone();
+                let shared = &shared;
+                scope.spawn(move || run_worker(shared, tx))
+            })
+            .collect();
+        drop(tx);
+        for result in rx.iter() {
+            on_piece(result);
+        }
+        let mut first_error = None;
+        for h in handles {
+            let r = h.join().unwrap_or(Err(HashError::WorkerPanicked));
+            if let Err(e) = r {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error
+    });
+    match outcome {
+        Some(e) => Err(e),
+        None => Ok(HashStats {
+            pieces: num_pieces,
+            bytes: total,
+            threads,
+        }),
+    }
+}
+
+/// What all workers share.
+struct Shared<'a> {
+    files: &'a [DiskFile],
+    layout: Layout,
+    num_pieces: u64,
+    /// Pieces per claim.
+    claim: u64,
+    next: AtomicU64,
+    /// Set by a worker that failed, so the others stop claiming.
+    stop: AtomicBool,
+    options: HashOptions,
+}
+
+impl Shared<'_> {
+    /// The next batch of pieces `[start, end)`, or `None` when all are taken.
+    fn claim(&self) -> Option<(u64, u64)> {
+        if self.stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        let start = self.next.fetch_add(self.claim, Ordering::Relaxed);
+        (start < self.num_pieces).then(|| (start, (start + self.claim).min(self.num_pieces)))
+    }
+}
+
+fn run_worker(shared: &Shared<'_>, tx: SyncSender<PieceResult>) -> Result<(), HashError> {
+    let result = Worker::new(shared, tx).and_then(|mut w| {
+        let r = w.run();
+        w.finish(r)
+    });
+    if result.is_err() {
+        shared.stop.store(true, Ordering::Relaxed);
+    }
+    result
+}
+
+/// One read inside a chunk.
+#[derive(Debug, Clone, Copy)]
+struct ReadOp {
+    file: usize,
+    fd: RawFd,
+    file_offset: u64,
+    buf_offset: usize,
+    length: usize,
+    /// Bytes read so far.
+    done: usize,
+    retries: u32,
+    in_flight: bool,
+}
+
+/// A chunk occupying a buffer slot.
+#[derive(Debug, Default)]
+struct Chunk {
+    piece: u64,
+    length: usize,
+    last_of_piece: bool,
+    ops: Vec<ReadOp>,
+    /// Reads not yet completed.
+    pending: usize,
+    error: Option<PieceError>,
+}
+
+struct Slot {
+    /// Fixed-size buffer; never resized while a read may target it.
+    buf: Vec<u8>,
+    chunk: Chunk,
+}
+
+/// Where the planning of the next chunk stands.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    piece: u64,
+    batch_end: u64,
+    /// Bytes of `piece` already planned.
+    offset: u64,
+    /// A chunk of `piece` already failed at planning: plan no more reads for it.
+    failed: bool,
+}
+
+struct Worker<'s, 'a> {
+    shared: &'s Shared<'a>,
+    tx: SyncSender<PieceResult>,
+    ring: IoUring,
+    slots: Vec<Slot>,
+    fds: FdCache,
+    cursor: Option<Cursor>,
+    /// Sequence numbers: chunks planned (`tail`) and hashed (`head`); the slot
+    /// of chunk `n` is `n % depth`.
+    head: u64,
+    tail: u64,
+    /// Reads pushed to the ring whose completion has not arrived yet.
+    in_flight: usize,
+    hasher: Sha1Hasher,
+    piece_error: Option<PieceError>,
+    spans: Vec<FileSpan>,
+    cqes: Vec<(u64, i32)>,
+    /// Set when the caller stopped listening.
+    receiver_gone: bool,
+}
+
+impl<'s, 'a> Worker<'s, 'a> {
+    fn new(shared: &'s Shared<'a>, tx: SyncSender<PieceResult>) -> Result<Self, HashError> {
+        let depth = shared.options.depth;
+        let entries = u32::try_from(depth * SPANS_PER_CHUNK_MAX)
+            .map_err(|_| HashError::Internal("ring size overflow"))?;
+        let (ring, _mode) = new_ring(entries)?;
+        let slots = (0..depth)
+            .map(|_| Slot {
+                buf: vec![0u8; shared.options.chunk_bytes],
+                chunk: Chunk::default(),
+            })
+            .collect();
+        Ok(Self {
+            shared,
+            tx,
+            ring,
+            slots,
+            // Busy fds never exceed depth * spans per chunk, so one is always idle.
+            fds: FdCache::new(depth * SPANS_PER_CHUNK_MAX + 1),
+            cursor: None,
+            head: 0,
+            tail: 0,
+            in_flight: 0,
+            hasher: Sha1Hasher::new(),
+            piece_error: None,
+            spans: Vec::with_capacity(SPANS_PER_CHUNK_MAX),
+            cqes: Vec::new(),
+            receiver_gone: false,
+        })
+    }
+
+    fn depth(&self) -> u64 {
+        self.slots.len() as u64
+    }
+
+    fn slot_of(&self, seq: u64) -> usize {
+        (seq % self.depth()) as usize
+    }
+
+    fn run(&mut self) -> Result<(), HashError> {
+        loop {
+            while self.tail - self.head < self.depth() && !self.receiver_gone {
+                if !self.plan_next()? {
+                    break;
+                }
+            }
+            if self.head == self.tail {
+                return Ok(());
+            }
+            self.submit(0)?;
+            self.reap()?;
+            let head_slot = self.slot_of(self.head);
+            while self.slots.get(head_slot).map_or(0, |s| s.chunk.pending) > 0 {
+                if self.in_flight == 0 {
+                    return Err(HashError::Internal("a chunk waits for reads never queued"));
+                }
+                self.submit(1)?;
+                self.reap()?;
+            }
+            self.hash_head()?;
+        }
+    }
+
+    /// Waits out every read still in flight, so no buffer is freed under the
+    /// kernel. If that is impossible the buffers are leaked instead.
+    fn finish(mut self, result: Result<(), HashError>) -> Result<(), HashError> {
+        let mut drained = Ok(());
+        while self.in_flight > 0 {
+            if let Err(e) = self.submit(1).and_then(|_| self.reap()) {
+                drained = Err(e);
+                break;
+            }
+        }
+        if self.in_flight > 0 {
+            // The kernel may still write into these buffers: never free them.
+            std::mem::forget(std::mem::take(&mut self.slots));
+        }
+        result.and(drained)
+    }
+
+    /// Plans the next chunk into the free slot and queues its reads. Returns
+    /// false when there is no work left.
+    fn plan_next(&mut self) -> Result<bool, HashError> {
+        let shared = self.shared;
+        let cursor = match self.cursor {
+            Some(c) if c.piece < c.batch_end => c,
+            _ => match shared.claim() {
+                Some((start, end)) => Cursor {
+                    piece: start,
+                    batch_end: end,
+                    offset: 0,
+                    failed: false,
+                },
+                None => {
+                    self.cursor = None;
+                    return Ok(false);
+                }
+            },
+        };
+        // Layout::new capped the piece count to u32.
+        let piece32 =
+            u32::try_from(cursor.piece).map_err(|_| HashError::Internal("piece index past u32"))?;
+        let piece_size = shared.layout.piece_size(piece32).unwrap_or(0);
+        let want = (piece_size - cursor.offset).min(shared.options.chunk_bytes as u64);
+        self.spans.clear();
+        self.spans.extend(
+            shared
+                .layout
+                .block_spans(piece32, cursor.offset, want)?
+                .take(SPANS_PER_CHUNK_MAX),
+        );
+        let covered: usize = self.spans.iter().map(|s| s.length as usize).sum();
+        if covered == 0 && want > 0 {
+            return Err(HashError::Internal("a piece reaches past the stream's end"));
+        }
+        let last_of_piece = cursor.offset + covered as u64 >= piece_size;
+        let slot_index = self.slot_of(self.tail);
+        let mut chunk = Chunk {
+            piece: cursor.piece,
+            length: covered,
+            last_of_piece,
+            ops: Vec::new(),
+            pending: 0,
+            error: None,
+        };
+        if let Some(slot) = self.slots.get_mut(slot_index) {
+            chunk.ops = std::mem::take(&mut slot.chunk.ops);
+            chunk.ops.clear();
+        }
+        let mut failed = cursor.failed;
+        for span in &self.spans {
+            let file = span.file_index;
+            let (start, len) = (span.buffer_offset as usize, span.length as usize);
+            let Some(path) = shared.files.get(file).and_then(|f| f.path.as_deref()) else {
+                // Pad file: zeros.
+                if let Some(bytes) = self
+                    .slots
+                    .get_mut(slot_index)
+                    .and_then(|s| s.buf.get_mut(start..start + len))
+                {
+                    bytes.fill(0);
+                }
+                continue;
+            };
+            if failed {
+                continue;
+            }
+            match self.fds.acquire(file, path) {
+                Ok(Ok(fd)) => chunk.ops.push(ReadOp {
+                    file,
+                    fd,
+                    file_offset: span.file_offset,
+                    buf_offset: start,
+                    length: len,
+                    done: 0,
+                    retries: 0,
+                    in_flight: false,
+                }),
+                Ok(Err(fail)) => {
+                    chunk.error = Some(open_error(file, path, fail));
+                    failed = true;
+                }
+                Err(_) => return Err(HashError::Internal("file descriptor cache overflow")),
+            }
+        }
+        chunk.pending = chunk.ops.len();
+        let ops = chunk.ops.len();
+        if let Some(slot) = self.slots.get_mut(slot_index) {
+            slot.chunk = chunk;
+        }
+        for op_index in 0..ops {
+            self.push_read(slot_index, op_index)?;
+        }
+        self.tail += 1;
+        self.cursor = Some(if last_of_piece {
+            Cursor {
+                piece: cursor.piece + 1,
+                batch_end: cursor.batch_end,
+                offset: 0,
+                failed: false,
+            }
+        } else {
+            Cursor {
+                offset: cursor.offset + covered as u64,
+                failed,
+                ..cursor
+            }
+        });
+        Ok(true)
+    }
+
+    /// Queues (the rest of) read `op_index` of slot `slot_index`.
+    fn push_read(&mut self, slot_index: usize, op_index: usize) -> Result<(), HashError> {
+        let Some(slot) = self.slots.get_mut(slot_index) else {
+            return Err(HashError::Internal("slot index out of range"));
+        };
+        let buf_len = slot.buf.len();
+        let Some(op) = slot.chunk.ops.get_mut(op_index) else {
+            return Err(HashError::Internal("read index out of range"));
+        };
+        let start = op.buf_offset + op.done;
+        let len = op.length - op.done;
+        if start + len > buf_len {
+            return Err(HashError::Internal("read past the end of its buffer"));
+        }
+        // The pointer stays valid: `slot.buf` is never resized or dropped while
+        // `in_flight` counts this read (see `finish`).
+        let ptr = slot.buf.as_mut_ptr().wrapping_add(start);
+        let len32 = u32::try_from(len).map_err(|_| HashError::Internal("read too long"))?;
+        let entry = opcode::Read::new(types::Fd(op.fd), ptr, len32)
+            .offset(op.file_offset + op.done as u64)
+            .build()
+            .user_data(((slot_index as u64) << 32) | op_index as u64);
+        op.in_flight = true;
+        // SAFETY: the buffer range lies inside `slot.buf` (checked above) and
+        // outlives the read; the fd stays open while the fd cache counts the
+        // read as busy.
+        let pushed = unsafe { self.ring.submission().push(&entry) };
+        if pushed.is_err() {
+            // Full queue: hand what is queued to the kernel, then retry once.
+            self.submit(0)?;
+            // SAFETY: as above.
+            unsafe { self.ring.submission().push(&entry) }
+                .map_err(|_| HashError::Internal("submission queue stays full"))?;
+        }
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// Submits queued reads and, with `wait` > 0, waits for that many completions.
+    fn submit(&mut self, wait: usize) -> Result<(), HashError> {
+        loop {
+            match self.ring.submit_and_wait(wait) {
+                Ok(_) => return Ok(()),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    // Completions pile up: take them, then go on.
+                    self.reap()?;
+                    return Ok(());
+                }
+                Err(e) => return Err(HashError::Submit(e)),
+            }
+        }
+    }
+
+    /// Takes every completion that arrived and books it.
+    fn reap(&mut self) -> Result<(), HashError> {
+        self.cqes.clear();
+        self.cqes.extend(
+            self.ring
+                .completion()
+                .map(|c: cqueue::Entry| (c.user_data(), c.result())),
+        );
+        let cqes = std::mem::take(&mut self.cqes);
+        for &(user_data, res) in &cqes {
+            self.complete(user_data, res)?;
+        }
+        self.cqes = cqes;
+        Ok(())
+    }
+
+    fn complete(&mut self, user_data: u64, res: i32) -> Result<(), HashError> {
+        let slot_index = (user_data >> 32) as usize;
+        let op_index = (user_data & 0xffff_ffff) as usize;
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let shared = self.shared;
+        let Some(slot) = self.slots.get_mut(slot_index) else {
+            return Err(HashError::Internal("completion for an unknown slot"));
+        };
+        let chunk = &mut slot.chunk;
+        let Some(op) = chunk.ops.get_mut(op_index) else {
+            return Err(HashError::Internal("completion for an unknown read"));
+        };
+        op.in_flight = false;
+        let path = || {
+            shared
+                .files
+                .get(op.file)
+                .and_then(|f| f.path.clone())
+                .unwrap_or_default()
+        };
+        let mut finished = true;
+        let mut retry = false;
+        if res < 0 {
+            let errno = -res;
+            if (errno == libc::EINTR || errno == libc::EAGAIN) && op.retries < READ_RETRIES_MAX {
+                op.retries += 1;
+                retry = true;
+                finished = false;
+            } else if chunk.error.is_none() {
+                chunk.error = Some(PieceError::Io {
+                    file: op.file,
+                    path: path(),
+                    op: "read",
+                    errno,
+                });
+            }
+        } else if res == 0 {
+            if chunk.error.is_none() {
+                // End of file before the data expected there: report the size
+                // the file really has (a rare path, so a plain stat is fine).
+                let path = path();
+                let eof_at = op.file_offset + op.done as u64;
+                let found = std::fs::metadata(&path).map_or(eof_at, |m| m.len().min(eof_at));
+                chunk.error = Some(PieceError::ShortFile {
+                    file: op.file,
+                    path,
+                    found,
+                    expected: shared.files.get(op.file).map_or(0, |f| f.length),
+                });
+            }
+        } else {
+            op.done += res as usize;
+            if op.done < op.length {
+                // A partial read: ask for the rest.
+                retry = true;
+                finished = false;
+            }
+        }
+        let file = op.file;
+        if finished {
+            chunk.pending = chunk.pending.saturating_sub(1);
+            self.fds.release(file);
+        }
+        if retry {
+            self.push_read(slot_index, op_index)?;
+        }
+        Ok(())
+    }
+
+    /// Hashes the oldest chunk (all its reads are complete) and frees its slot.
+    fn hash_head(&mut self) -> Result<(), HashError> {
+        let slot_index = self.slot_of(self.head);
+        let Some(slot) = self.slots.get_mut(slot_index) else {
+            return Err(HashError::Internal("slot index out of range"));
+        };
+        let chunk = &mut slot.chunk;
+        if self.piece_error.is_none() {
+            if let Some(e) = chunk.error.take() {
+                self.piece_error = Some(e);
+            } else if let Some(bytes) = slot.buf.get(..chunk.length) {
+                self.hasher.update(bytes);
+            } else {
+                return Err(HashError::Internal("chunk longer than its buffer"));
+            }
+        }
+        let piece = chunk.piece;
+        let last = chunk.last_of_piece;
+        self.head += 1;
+        if last {
+            let hash = match self.piece_error.take() {
+                Some(e) => {
+                    self.hasher = Sha1Hasher::new();
+                    Err(e)
+                }
+                None => Ok(std::mem::take(&mut self.hasher).finish()),
+            };
+            if self.tx.send(PieceResult { index: piece, hash }).is_err() {
+                self.receiver_gone = true;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn open_error(file: usize, path: &Path, fail: OpenFailure) -> PieceError {
+    match fail {
+        OpenFailure::Missing => PieceError::MissingFile {
+            file,
+            path: path.to_path_buf(),
+        },
+        OpenFailure::Errno(errno) => PieceError::Io {
+            file,
+            path: path.to_path_buf(),
+            op: "open",
+            errno,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;
