@@ -9,6 +9,9 @@ use common::*;
 /// A fixed info-hash for magnet tests, in hex.
 const HASH_HEX: &str = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a";
 
+/// A loopback web seed URL (BEP 19); never contacted.
+const WEB_SEED: &str = "http://127.0.0.1:8080/files/";
+
 /// RFC 4648 base32 (upper case, no padding) of `bytes`.
 fn base32(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -191,6 +194,8 @@ fn create_options_show_in_info() {
             t2,
             "--comment",
             "hello, world",
+            "--web-seed",
+            WEB_SEED,
             "--no-date",
         ],
     );
@@ -214,7 +219,7 @@ fn create_options_show_in_info() {
         .collect();
     assert_eq!(flat, vec![t1, t2]);
     assert_eq!(json_str(&v, "info_hash").len(), 40);
-    assert!(v["url_list"].is_array(), "url_list should be a list: {v}");
+    assert_eq!(v["url_list"], serde_json::json!([WEB_SEED]));
 
     // Without --no-date a date is written.
     let dated = create_torrent(&tree, "dated.torrent", &["--piece-length", "64K"]);
