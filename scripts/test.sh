@@ -42,7 +42,7 @@ cargo test --release --all-targets --no-fail-fast 2>&1 | tee "$log" || status=$?
 
 echo
 echo "=== cargo test summary ==="
-grep -E '^(test result:|     Running|error(\[|:)|test .* \.\.\. FAILED$)' "$log" || true
+grep -E '^(test result:|     Running|error\[E[0-9]+\]|error: (test failed|[0-9]+ targets? failed|could not compile)|test .* \.\.\. FAILED$)' "$log" || true
 if ((status != 0)); then
     echo "test.sh: FAILED (cargo test exited $status)" >&2
     exit "$status"
