@@ -177,6 +177,28 @@ fn nonexistent_paths_fail_with_the_path_named() {
 }
 
 #[test]
+fn create_refuses_a_tree_without_data() {
+    let dir = tempdir();
+    let root = dir.path().join("hollow");
+    std::fs::create_dir_all(root.join("a/b")).unwrap_or_else(|e| panic!("mkdir: {e}"));
+    std::fs::write(root.join("a/empty.txt"), b"").unwrap_or_else(|e| panic!("write: {e}"));
+    let out_path = dir.path().join("x.torrent");
+    let out = ringseed([
+        "create".as_ref(),
+        root.as_os_str(),
+        "-o".as_ref(),
+        out_path.as_os_str(),
+    ]);
+    assert!(
+        !matches!(out.code, Some(0) | None),
+        "a tree of empty files has no pieces and cannot be a torrent\n{}",
+        out.describe()
+    );
+    assert!(!out.stderr.trim().is_empty(), "{}", out.describe());
+    assert!(!out_path.exists(), "a refused create still wrote a torrent");
+}
+
+#[test]
 fn create_options_show_in_info() {
     let dir = tempdir();
     let tree = make_tree(dir.path(), "sample", 0xc11_0002);

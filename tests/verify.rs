@@ -223,4 +223,15 @@ fn corrupt_torrent_is_an_error() {
         "the error should name the file\n{}",
         out.describe()
     );
+
+    // A save directory that does not exist is an error too, not a list of
+    // failed pieces.
+    let no_dir = f.tree.save_dir.join("no-such-save-dir");
+    let out = ringseed(["verify".as_ref(), f.torrent.as_os_str(), no_dir.as_os_str()]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("no-such-save-dir"),
+        "the error should name the directory\n{}",
+        out.describe()
+    );
 }
