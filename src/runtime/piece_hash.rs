@@ -212,6 +212,10 @@ pub fn hash_pieces(
     };
     let (tx, rx) = sync_channel::<PieceResult>(RESULTS_QUEUE_MAX);
     let outcome = std::thread::scope(|scope| {
+        // Owned by this closure: should `on_piece` panic, the receiver drops
+        // while unwinding, so blocked workers see it gone and end, and the
+        // scope's join cannot hang.
+        let rx = rx;
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 let tx = tx.clone();

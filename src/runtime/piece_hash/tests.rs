@@ -355,3 +355,19 @@ fn more_threads_than_pieces() {
     let f = fixture(vec![Spec::Data(bytes(19, 5_000))]);
     assert_all_good(&f, 16 * 1024, opts(16, CHUNK_BYTES_MIN, 2));
 }
+
+#[test]
+fn a_panicking_callback_does_not_hang_the_workers() {
+    // More pieces than the results queue holds, so workers would block on a
+    // receiver that nobody reads if it were not dropped.
+    let f = fixture(vec![Spec::Pad(
+        16 * 1024 * (RESULTS_QUEUE_MAX as u64 + 100),
+    )]);
+    let files = f.files.clone();
+    let outcome = std::panic::catch_unwind(move || {
+        let _ = hash_pieces(&files, 16 * 1024, &opts(2, CHUNK_BYTES_MIN, 2), |_| {
+            panic!("callback gives up");
+        });
+    });
+    assert!(outcome.is_err());
+}
