@@ -1,6 +1,6 @@
 //! Throughput of the io_uring piece-hashing pipeline behind `ringseed verify`
-//! and `create`, on a file in the page cache: chunk sizes and read-ahead depth
-//! on one thread, and one thread against all.
+//! and `create`, on a file in the page cache: chunk sizes, read-ahead depth
+//! and 1 or 3 interleaved lanes on one thread, and the defaults on all threads.
 //!
 //! Run: `cargo bench --bench verify`. The file is 512 MiB by default
 //! (`RINGSEED_BENCH_MIB` sets another size), written to a temp dir and read
@@ -67,13 +67,17 @@ fn pipeline(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(files[0].length));
     for chunk in [256 * 1024, MIB, 4 * MIB] {
         for depth in [2, 3, 8] {
-            let o = HashOptions {
-                threads: 1,
-                chunk_bytes: chunk,
-                depth,
-            };
-            let id = BenchmarkId::new("1thread", format!("{}KiB_d{depth}", chunk / 1024));
-            group.bench_with_input(id, &o, |b, o| b.iter(|| run(&files, o)));
+            for lanes in [1, 3] {
+                let o = HashOptions {
+                    threads: 1,
+                    chunk_bytes: chunk,
+                    depth,
+                    lanes,
+                };
+                let name = format!("{}KiB_d{depth}_l{lanes}", chunk / 1024);
+                let id = BenchmarkId::new("1thread", name);
+                group.bench_with_input(id, &o, |b, o| b.iter(|| run(&files, o)));
+            }
         }
     }
     let all = HashOptions::default();
