@@ -35,9 +35,9 @@ pub const THREADS_MAX: usize = 1024;
 pub const CHUNK_BYTES_MIN: usize = 16 * 1024;
 /// Largest read chunk, in bytes (one buffer).
 pub const CHUNK_BYTES_MAX: usize = 4 * 1024 * 1024;
-/// Fewest chunks a worker keeps in flight (2 = double buffering).
+/// Fewest chunks a lane keeps in flight (2 = double buffering).
 pub const DEPTH_MIN: usize = 2;
-/// Most chunks a worker keeps in flight (buffers per worker).
+/// Most chunks a lane keeps in flight (buffers per lane).
 pub const DEPTH_MAX: usize = 8;
 /// Fewest pieces a worker hashes at once.
 pub const LANES_MIN: usize = 1;
@@ -47,7 +47,7 @@ pub const LANES_MAX: usize = 4;
 pub const SPANS_PER_CHUNK_MAX: usize = 16;
 /// Results waiting for the caller before workers block.
 pub const RESULTS_QUEUE_MAX: usize = 4096;
-/// Bytes of pieces a worker claims at once (at least one piece).
+/// Bytes of pieces a lane claims at once (at least one piece).
 pub const CLAIM_BYTES_TARGET: u64 = 16 * 1024 * 1024;
 /// Times one read is retried after EINTR/EAGAIN before it counts as failed.
 const READ_RETRIES_MAX: u32 = 64;
