@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
+use ringseed::limits::PIECES_PER_TORRENT_MAX;
 use ringseed::metainfo::{auto_piece_length, NewFile, TorrentBuilder};
 use ringseed::runtime::fs_walk::{walk, Skipped, WalkLimits};
 use ringseed::runtime::{hash_pieces, DiskFile, HashOptions};
@@ -155,6 +156,14 @@ pub fn run(args: &CreateArgs) -> Result<()> {
     let num_pieces = builder
         .validate()
         .with_context(|| format!("cannot make a torrent of {}", path.display()))?;
+    if num_pieces > PIECES_PER_TORRENT_MAX {
+        bail!(
+            "{} at {} per piece makes {num_pieces} pieces, over the limit of \
+             {PIECES_PER_TORRENT_MAX}: choose a larger --piece-length",
+            human_bytes(total),
+            human_bytes(piece_length)
+        );
+    }
     let count = usize::try_from(num_pieces).context("too many pieces for this machine")?;
     let mut pieces: Vec<Option<[u8; 20]>> = vec![None; count];
     let options: HashOptions = args.tuning.options()?;

@@ -150,3 +150,100 @@ pub fn torrent_text(m: &Metainfo) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringseed::metainfo::{NewFile, TorrentBuilder};
+
+    fn sample(single: bool) -> Metainfo {
+        let files = if single {
+            vec![NewFile {
+                path: Vec::new(),
+                length: 40_000,
+            }]
+        } else {
+            vec![
+                NewFile {
+                    path: vec!["a".into(), "b.bin".into()],
+                    length: 30_000,
+                },
+                NewFile {
+                    path: vec!["c.txt".into()],
+                    length: 10_000,
+                },
+            ]
+        };
+        let b = TorrentBuilder {
+            name: "sample".into(),
+            files,
+            single_file: single,
+            piece_length: 16 * 1024,
+            trackers: vec![vec!["http://127.0.0.1:1/a".into()]],
+            private: true,
+            comment: Some("c".into()),
+            source: None,
+            created_by: Some("ringseed/test".into()),
+            creation_date: Some(1_700_000_000),
+            url_list: Vec::new(),
+        };
+        let bytes = b.build(&[[0u8; 20]; 3]).unwrap_or_else(|e| panic!("{e}"));
+        Metainfo::from_bytes(&bytes).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn json_keys_are_exact() {
+        let v = torrent_json(&sample(false));
+        let mut keys: Vec<&str> = v
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            vec![
+                "comment",
+                "created_by",
+                "creation_date",
+                "files",
+                "hybrid",
+                "info_hash",
+                "name",
+                "num_files",
+                "num_pieces",
+                "piece_length",
+                "private",
+                "source",
+                "total_size",
+                "trackers",
+                "url_list"
+            ]
+        );
+        assert_eq!(v["files"][0]["path"], json!("sample/a/b.bin"));
+        assert_eq!(v["files"][1]["offset"], json!(30_000));
+        assert_eq!(v["files"][1]["pad"], json!(false));
+        assert_eq!(v["num_pieces"], json!(3));
+        assert_eq!(v["private"], json!(true));
+        assert!(v["source"].is_null());
+        assert_eq!(v["trackers"], json!([["http://127.0.0.1:1/a"]]));
+        assert_eq!(v["url_list"], json!([]));
+    }
+
+    #[test]
+    fn single_file_path_is_the_name() {
+        let m = sample(true);
+        let v = torrent_json(&m);
+        assert_eq!(v["files"][0]["path"], json!("sample"));
+        let text = torrent_text(&m);
+        for needle in [
+            "sample",
+            &m.info_hash.to_hex(),
+            "single-file",
+            "private",
+            "2023-11-14 22:13:20 UTC",
+            "tier 0: http://127.0.0.1:1/a",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from\n{text}");
+        }
+    }
+}

@@ -1,11 +1,11 @@
 //! Options that tune the hashing pipeline, shared by `create` and `verify`:
-//! `--threads`, and the hidden `--read-chunk` / `--read-depth` used by the
-//! benchmarks.
+//! `--threads`, and the hidden `--read-chunk` / `--read-depth` /
+//! `--read-lanes` used by the benchmarks.
 
 use anyhow::Result;
 use clap::Args;
 use ringseed::runtime::piece_hash::{
-    CHUNK_BYTES_MAX, CHUNK_BYTES_MIN, DEPTH_MAX, DEPTH_MIN, THREADS_MAX,
+    CHUNK_BYTES_MAX, CHUNK_BYTES_MIN, DEPTH_MAX, DEPTH_MIN, LANES_MAX, LANES_MIN, THREADS_MAX,
 };
 use ringseed::runtime::HashOptions;
 
@@ -17,13 +17,17 @@ pub struct Tuning {
     /// Hashing threads, each with its own io_uring [default: all cores].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=THREADS_MAX as i64))]
     pub threads: Option<u16>,
-    /// Bytes per read (power of two, 16K to 4M) [default: 1M].
+    /// Bytes per read (power of two, 16K to 4M) [default: 512K].
     #[arg(long, value_name = "SIZE", hide = true, value_parser = parse_chunk)]
     pub read_chunk: Option<usize>,
-    /// Reads in flight per thread (2 to 8) [default: 3].
+    /// Chunks in flight per lane (2 to 8) [default: 2].
     #[arg(long, value_name = "N", hide = true,
           value_parser = clap::value_parser!(u8).range(DEPTH_MIN as i64..=DEPTH_MAX as i64))]
     pub read_depth: Option<u8>,
+    /// Pieces hashed at once per thread, interleaved (1 to 4) [default: 3].
+    #[arg(long, value_name = "N", hide = true,
+          value_parser = clap::value_parser!(u8).range(LANES_MIN as i64..=LANES_MAX as i64))]
+    pub read_lanes: Option<u8>,
 }
 
 fn parse_chunk(text: &str) -> Result<usize, String> {
@@ -50,6 +54,9 @@ impl Tuning {
         }
         if let Some(d) = self.read_depth {
             o.depth = usize::from(d);
+        }
+        if let Some(l) = self.read_lanes {
+            o.lanes = usize::from(l);
         }
         Ok(o)
     }

@@ -122,3 +122,67 @@ pub fn run(args: &VerifyArgs) -> Result<ExitCode> {
         ExitCode::from(1)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringseed::metainfo::{NewFile, TorrentBuilder};
+    use std::path::Path;
+
+    fn multi() -> Metainfo {
+        let b = TorrentBuilder {
+            name: "t".into(),
+            files: vec![
+                NewFile {
+                    path: vec!["d".into(), "x.bin".into()],
+                    length: 20_000,
+                },
+                NewFile {
+                    path: vec!["y.bin".into()],
+                    length: 20_000,
+                },
+            ],
+            piece_length: 16 * 1024,
+            ..TorrentBuilder::default()
+        };
+        let bytes = b.build(&[[0u8; 20]; 3]).unwrap_or_else(|e| panic!("{e}"));
+        Metainfo::from_bytes(&bytes).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn files_live_under_the_save_dir_and_name() {
+        let m = multi();
+        let files = disk_files(&m, Path::new("/save"));
+        assert_eq!(files[0].path.as_deref(), Some(Path::new("/save/t/d/x.bin")));
+        assert_eq!(files[1].path.as_deref(), Some(Path::new("/save/t/y.bin")));
+        assert_eq!(files[1].length, 20_000);
+    }
+
+    #[test]
+    fn failure_reasons_name_the_torrent_path() {
+        let m = multi();
+        let missing = PieceError::MissingFile {
+            file: 0,
+            path: "/save/t/d/x.bin".into(),
+        };
+        assert_eq!(read_failure(&m, &missing), "missing file t/d/x.bin");
+        let short = PieceError::ShortFile {
+            file: 1,
+            path: "/save/t/y.bin".into(),
+            found: 5,
+            expected: 20_000,
+        };
+        assert_eq!(
+            read_failure(&m, &short),
+            "short file t/y.bin: 5 of 20000 bytes"
+        );
+        let io = PieceError::Io {
+            file: 1,
+            path: "/save/t/y.bin".into(),
+            op: "read",
+            errno: libc::EISDIR,
+        };
+        let text = read_failure(&m, &io);
+        assert!(text.starts_with("read error in t/y.bin: "), "{text}");
+    }
+}

@@ -4,6 +4,7 @@
 
 pub mod fd_cache;
 pub mod fs_walk;
+pub mod interleave;
 pub mod piece_hash;
 pub mod uring;
 

@@ -1,14 +1,17 @@
 //! Piece hashing over all cores, reading through io_uring: the engine behind
 //! `ringseed verify` and `ringseed create`.
 //!
-//! One worker thread per core, each with its own ring, its own few fixed-size
-//! buffers and its own cache of open files. Workers claim batches of
-//! consecutive pieces from a shared counter, cut each piece into chunks of at
-//! most `chunk_bytes` (a 512 MiB piece is never held in memory whole), and keep
-//! up to `depth` chunks in flight: while the oldest chunk is hashed, the reads
-//! of the next ones are already queued in the kernel. Every read owns its
-//! buffer slot until its completion arrives; a worker never returns (nor frees
-//! a buffer) with a read in flight.
+//! One worker thread per core, each with its own ring. A worker runs a few
+//! lanes (3 by default); each lane claims batches of consecutive pieces from a
+//! shared counter and has its own fixed-size buffers and open files. Pieces are
+//! cut into chunks of at most `chunk_bytes` (a 512 MiB piece is never held in
+//! memory whole), and each lane keeps up to `depth` chunks in flight: while the
+//! oldest chunks are hashed, the reads of the next ones are already queued in
+//! the kernel. The oldest chunk of every lane is hashed together, block by
+//! block interleaved ([`super::interleave`]), which lets the core overlap the
+//! SHA-1 rounds of independent pieces. Every read owns its buffer slot until
+//! its completion arrives; a worker never returns (nor frees a buffer) with a
+//! read in flight.
 //!
 //! Results go to the caller through a bounded channel, in completion order. A
 //! missing, short or unreadable file fails only the pieces it touches.
@@ -20,6 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 
 use super::fd_cache::{FdCache, OpenFailure};
+use super::interleave::update_interleaved;
 use super::uring::{new_ring, UringError};
 use crate::hash::Sha1Hasher;
 use crate::storage::{FileExtent, FileSpan, Layout, LayoutError};
@@ -31,15 +35,19 @@ pub const THREADS_MAX: usize = 1024;
 pub const CHUNK_BYTES_MIN: usize = 16 * 1024;
 /// Largest read chunk, in bytes (one buffer).
 pub const CHUNK_BYTES_MAX: usize = 4 * 1024 * 1024;
-/// Fewest chunks a worker keeps in flight (2 = double buffering).
+/// Fewest chunks a lane keeps in flight (2 = double buffering).
 pub const DEPTH_MIN: usize = 2;
-/// Most chunks a worker keeps in flight (buffers per worker).
+/// Most chunks a lane keeps in flight (buffers per lane).
 pub const DEPTH_MAX: usize = 8;
+/// Fewest pieces a worker hashes at once.
+pub const LANES_MIN: usize = 1;
+/// Most pieces a worker hashes at once.
+pub const LANES_MAX: usize = 4;
 /// Most file spans (reads) in one chunk; a chunk of many tiny files ends early.
 pub const SPANS_PER_CHUNK_MAX: usize = 16;
 /// Results waiting for the caller before workers block.
 pub const RESULTS_QUEUE_MAX: usize = 4096;
-/// Bytes of pieces a worker claims at once (at least one piece).
+/// Bytes of pieces a lane claims at once (at least one piece).
 pub const CLAIM_BYTES_TARGET: u64 = 16 * 1024 * 1024;
 /// Times one read is retried after EINTR/EAGAIN before it counts as failed.
 const READ_RETRIES_MAX: u32 = 64;
@@ -99,16 +107,20 @@ pub struct HashOptions {
     pub threads: usize,
     /// Bytes per read chunk (per buffer).
     pub chunk_bytes: usize,
-    /// Chunks in flight per worker (buffers per worker).
+    /// Chunks in flight per lane (buffers per lane).
     pub depth: usize,
+    /// Pieces each worker hashes at once, interleaved (see
+    /// [`super::interleave`]); buffers per worker = lanes x depth.
+    pub lanes: usize,
 }
 
 impl Default for HashOptions {
     fn default() -> Self {
         Self {
             threads: available_threads(),
-            chunk_bytes: 1024 * 1024,
-            depth: 3,
+            chunk_bytes: 512 * 1024,
+            depth: 2,
+            lanes: 3,
         }
     }
 }
@@ -183,6 +195,7 @@ pub fn hash_pieces(
         CHUNK_BYTES_MAX,
     )?;
     check_range("read-ahead depth", options.depth, DEPTH_MIN, DEPTH_MAX)?;
+    check_range("lane count", options.lanes, LANES_MIN, LANES_MAX)?;
     let extents: Vec<FileExtent> = files
         .iter()
         .map(|f| FileExtent {
@@ -200,7 +213,8 @@ pub fn hash_pieces(
         .max(1);
     // Enough batches that every worker gets several, each near the target size.
     let per_target = (CLAIM_BYTES_TARGET / piece_length).max(1);
-    let per_share = num_pieces.div_ceil(threads as u64 * 4).max(1);
+    let streams = (threads * options.lanes) as u64;
+    let per_share = num_pieces.div_ceil(streams * 4).max(1);
     let shared = Shared {
         files,
         layout,
@@ -212,6 +226,10 @@ pub fn hash_pieces(
     };
     let (tx, rx) = sync_channel::<PieceResult>(RESULTS_QUEUE_MAX);
     let outcome = std::thread::scope(|scope| {
+        // Owned by this closure: should `on_piece` panic, the receiver drops
+        // while unwinding, so blocked workers see it gone and end, and the
+        // scope's join cannot hang.
+        let rx = rx;
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 let tx = tx.clone();
@@ -288,7 +306,6 @@ struct ReadOp {
     /// Bytes read so far.
     done: usize,
     retries: u32,
-    in_flight: bool,
 }
 
 /// A chunk occupying a buffer slot.
@@ -309,7 +326,7 @@ struct Slot {
     chunk: Chunk,
 }
 
-/// Where the planning of the next chunk stands.
+/// Where the planning of a lane's next chunk stands.
 #[derive(Debug, Clone, Copy)]
 struct Cursor {
     piece: u64,
@@ -320,58 +337,24 @@ struct Cursor {
     failed: bool,
 }
 
-struct Worker<'s, 'a> {
-    shared: &'s Shared<'a>,
-    tx: SyncSender<PieceResult>,
-    ring: IoUring,
+/// One stream of pieces inside a worker: its own batch of pieces, buffers,
+/// open files (so the kernel's read-ahead sees one sequential reader per
+/// file) and hasher. The worker hashes its lanes' chunks interleaved.
+struct Lane {
     slots: Vec<Slot>,
     fds: FdCache,
     cursor: Option<Cursor>,
-    /// Sequence numbers: chunks planned (`tail`) and hashed (`head`); the slot
-    /// of chunk `n` is `n % depth`.
+    /// No more pieces to claim.
+    exhausted: bool,
+    /// Sequence numbers: chunks planned (`tail`) and hashed (`head`); chunk
+    /// `n` lives in slot `n % depth`.
     head: u64,
     tail: u64,
-    /// Reads pushed to the ring whose completion has not arrived yet.
-    in_flight: usize,
     hasher: Sha1Hasher,
     piece_error: Option<PieceError>,
-    spans: Vec<FileSpan>,
-    cqes: Vec<(u64, i32)>,
-    /// Set when the caller stopped listening.
-    receiver_gone: bool,
 }
 
-impl<'s, 'a> Worker<'s, 'a> {
-    fn new(shared: &'s Shared<'a>, tx: SyncSender<PieceResult>) -> Result<Self, HashError> {
-        let depth = shared.options.depth;
-        let entries = u32::try_from(depth * SPANS_PER_CHUNK_MAX)
-            .map_err(|_| HashError::Internal("ring size overflow"))?;
-        let (ring, _mode) = new_ring(entries)?;
-        let slots = (0..depth)
-            .map(|_| Slot {
-                buf: vec![0u8; shared.options.chunk_bytes],
-                chunk: Chunk::default(),
-            })
-            .collect();
-        Ok(Self {
-            shared,
-            tx,
-            ring,
-            slots,
-            // Busy fds never exceed depth * spans per chunk, so one is always idle.
-            fds: FdCache::new(depth * SPANS_PER_CHUNK_MAX + 1),
-            cursor: None,
-            head: 0,
-            tail: 0,
-            in_flight: 0,
-            hasher: Sha1Hasher::new(),
-            piece_error: None,
-            spans: Vec::with_capacity(SPANS_PER_CHUNK_MAX),
-            cqes: Vec::new(),
-            receiver_gone: false,
-        })
-    }
-
+impl Lane {
     fn depth(&self) -> u64 {
         self.slots.len() as u64
     }
@@ -380,28 +363,108 @@ impl<'s, 'a> Worker<'s, 'a> {
         (seq % self.depth()) as usize
     }
 
+    /// Reads of the oldest chunk still outstanding (0 when there is none).
+    fn head_pending(&self) -> usize {
+        if self.head == self.tail {
+            return 0;
+        }
+        self.slots
+            .get(self.slot_of(self.head))
+            .map_or(0, |s| s.chunk.pending)
+    }
+}
+
+/// Packs (lane, slot, read) into a completion's user data.
+fn user_data(lane: usize, slot: usize, op: usize) -> u64 {
+    ((lane as u64) << 48) | ((slot as u64) << 32) | (op as u64 & 0xffff_ffff)
+}
+
+fn unpack(user_data: u64) -> (usize, usize, usize) {
+    (
+        (user_data >> 48) as usize,
+        ((user_data >> 32) & 0xffff) as usize,
+        (user_data & 0xffff_ffff) as usize,
+    )
+}
+
+struct Worker<'s, 'a> {
+    shared: &'s Shared<'a>,
+    tx: SyncSender<PieceResult>,
+    ring: IoUring,
+    lanes: Vec<Lane>,
+    /// Reads pushed to the ring whose completion has not arrived yet.
+    in_flight: usize,
+    spans: Vec<FileSpan>,
+    cqes: Vec<(u64, i32)>,
+    /// Set when the caller stopped listening.
+    receiver_gone: bool,
+}
+
+impl<'s, 'a> Worker<'s, 'a> {
+    fn new(shared: &'s Shared<'a>, tx: SyncSender<PieceResult>) -> Result<Self, HashError> {
+        let o = shared.options;
+        let entries = u32::try_from(o.lanes * o.depth * SPANS_PER_CHUNK_MAX)
+            .map_err(|_| HashError::Internal("ring size overflow"))?;
+        let (ring, _mode) = new_ring(entries)?;
+        let lanes = (0..o.lanes)
+            .map(|_| Lane {
+                slots: (0..o.depth)
+                    .map(|_| Slot {
+                        buf: vec![0u8; o.chunk_bytes],
+                        chunk: Chunk::default(),
+                    })
+                    .collect(),
+                // Busy fds never exceed depth * spans per chunk, so one is always idle.
+                fds: FdCache::new(o.depth * SPANS_PER_CHUNK_MAX + 1),
+                cursor: None,
+                exhausted: false,
+                head: 0,
+                tail: 0,
+                hasher: Sha1Hasher::new(),
+                piece_error: None,
+            })
+            .collect();
+        Ok(Self {
+            shared,
+            tx,
+            ring,
+            lanes,
+            in_flight: 0,
+            spans: Vec::with_capacity(SPANS_PER_CHUNK_MAX),
+            cqes: Vec::new(),
+            receiver_gone: false,
+        })
+    }
+
     fn run(&mut self) -> Result<(), HashError> {
         loop {
-            while self.tail - self.head < self.depth() && !self.receiver_gone {
-                if !self.plan_next()? {
-                    break;
+            for lane in 0..self.lanes.len() {
+                while !self.receiver_gone && self.has_room(lane) {
+                    if !self.plan_next(lane)? {
+                        break;
+                    }
                 }
             }
-            if self.head == self.tail {
+            if self.lanes.iter().all(|l| l.head == l.tail) {
                 return Ok(());
             }
             self.submit(0)?;
             self.reap()?;
-            let head_slot = self.slot_of(self.head);
-            while self.slots.get(head_slot).map_or(0, |s| s.chunk.pending) > 0 {
+            while self.lanes.iter().any(|l| l.head_pending() > 0) {
                 if self.in_flight == 0 {
                     return Err(HashError::Internal("a chunk waits for reads never queued"));
                 }
                 self.submit(1)?;
                 self.reap()?;
             }
-            self.hash_head()?;
+            self.hash_heads()?;
         }
+    }
+
+    fn has_room(&self, lane: usize) -> bool {
+        self.lanes
+            .get(lane)
+            .is_some_and(|l| !l.exhausted && l.tail - l.head < l.depth())
     }
 
     /// Waits out every read still in flight, so no buffer is freed under the
@@ -416,16 +479,19 @@ impl<'s, 'a> Worker<'s, 'a> {
         }
         if self.in_flight > 0 {
             // The kernel may still write into these buffers: never free them.
-            std::mem::forget(std::mem::take(&mut self.slots));
+            std::mem::forget(std::mem::take(&mut self.lanes));
         }
         result.and(drained)
     }
 
-    /// Plans the next chunk into the free slot and queues its reads. Returns
-    /// false when there is no work left.
-    fn plan_next(&mut self) -> Result<bool, HashError> {
+    /// Plans the next chunk of lane `lane_index` into its free slot and
+    /// queues its reads. Returns false when the lane has no work left.
+    fn plan_next(&mut self, lane_index: usize) -> Result<bool, HashError> {
         let shared = self.shared;
-        let cursor = match self.cursor {
+        let Some(lane) = self.lanes.get_mut(lane_index) else {
+            return Err(HashError::Internal("lane index out of range"));
+        };
+        let cursor = match lane.cursor {
             Some(c) if c.piece < c.batch_end => c,
             _ => match shared.claim() {
                 Some((start, end)) => Cursor {
@@ -435,7 +501,8 @@ impl<'s, 'a> Worker<'s, 'a> {
                     failed: false,
                 },
                 None => {
-                    self.cursor = None;
+                    lane.cursor = None;
+                    lane.exhausted = true;
                     return Ok(false);
                 }
             },
@@ -457,30 +524,20 @@ impl<'s, 'a> Worker<'s, 'a> {
             return Err(HashError::Internal("a piece reaches past the stream's end"));
         }
         let last_of_piece = cursor.offset + covered as u64 >= piece_size;
-        let slot_index = self.slot_of(self.tail);
-        let mut chunk = Chunk {
-            piece: cursor.piece,
-            length: covered,
-            last_of_piece,
-            ops: Vec::new(),
-            pending: 0,
-            error: None,
+        let slot_index = lane.slot_of(lane.tail);
+        let Some(slot) = lane.slots.get_mut(slot_index) else {
+            return Err(HashError::Internal("slot index out of range"));
         };
-        if let Some(slot) = self.slots.get_mut(slot_index) {
-            chunk.ops = std::mem::take(&mut slot.chunk.ops);
-            chunk.ops.clear();
-        }
+        let mut ops = std::mem::take(&mut slot.chunk.ops);
+        ops.clear();
+        let mut error = None;
         let mut failed = cursor.failed;
         for span in &self.spans {
             let file = span.file_index;
             let (start, len) = (span.buffer_offset as usize, span.length as usize);
             let Some(path) = shared.files.get(file).and_then(|f| f.path.as_deref()) else {
                 // Pad file: zeros.
-                if let Some(bytes) = self
-                    .slots
-                    .get_mut(slot_index)
-                    .and_then(|s| s.buf.get_mut(start..start + len))
-                {
+                if let Some(bytes) = slot.buf.get_mut(start..start + len) {
                     bytes.fill(0);
                 }
                 continue;
@@ -488,8 +545,8 @@ impl<'s, 'a> Worker<'s, 'a> {
             if failed {
                 continue;
             }
-            match self.fds.acquire(file, path) {
-                Ok(Ok(fd)) => chunk.ops.push(ReadOp {
+            match lane.fds.acquire(file, path) {
+                Ok(Ok(fd)) => ops.push(ReadOp {
                     file,
                     fd,
                     file_offset: span.file_offset,
@@ -497,25 +554,25 @@ impl<'s, 'a> Worker<'s, 'a> {
                     length: len,
                     done: 0,
                     retries: 0,
-                    in_flight: false,
                 }),
                 Ok(Err(fail)) => {
-                    chunk.error = Some(open_error(file, path, fail));
+                    error = Some(open_error(file, path, fail));
                     failed = true;
                 }
                 Err(_) => return Err(HashError::Internal("file descriptor cache overflow")),
             }
         }
-        chunk.pending = chunk.ops.len();
-        let ops = chunk.ops.len();
-        if let Some(slot) = self.slots.get_mut(slot_index) {
-            slot.chunk = chunk;
-        }
-        for op_index in 0..ops {
-            self.push_read(slot_index, op_index)?;
-        }
-        self.tail += 1;
-        self.cursor = Some(if last_of_piece {
+        let count = ops.len();
+        slot.chunk = Chunk {
+            piece: cursor.piece,
+            length: covered,
+            last_of_piece,
+            ops,
+            pending: count,
+            error,
+        };
+        lane.tail += 1;
+        lane.cursor = Some(if last_of_piece {
             Cursor {
                 piece: cursor.piece + 1,
                 batch_end: cursor.batch_end,
@@ -529,35 +586,37 @@ impl<'s, 'a> Worker<'s, 'a> {
                 ..cursor
             }
         });
+        for op_index in 0..count {
+            self.push_read(lane_index, slot_index, op_index)?;
+        }
         Ok(true)
     }
 
-    /// Queues (the rest of) read `op_index` of slot `slot_index`.
-    fn push_read(&mut self, slot_index: usize, op_index: usize) -> Result<(), HashError> {
-        let Some(slot) = self.slots.get_mut(slot_index) else {
+    /// Queues (the rest of) one read.
+    fn push_read(&mut self, lane: usize, slot: usize, op: usize) -> Result<(), HashError> {
+        let Some(s) = self.lanes.get_mut(lane).and_then(|l| l.slots.get_mut(slot)) else {
             return Err(HashError::Internal("slot index out of range"));
         };
-        let buf_len = slot.buf.len();
-        let Some(op) = slot.chunk.ops.get_mut(op_index) else {
+        let buf_len = s.buf.len();
+        let Some(read) = s.chunk.ops.get(op) else {
             return Err(HashError::Internal("read index out of range"));
         };
-        let start = op.buf_offset + op.done;
-        let len = op.length - op.done;
+        let start = read.buf_offset + read.done;
+        let len = read.length - read.done;
         if start + len > buf_len {
             return Err(HashError::Internal("read past the end of its buffer"));
         }
-        // The pointer stays valid: `slot.buf` is never resized or dropped while
-        // `in_flight` counts this read (see `finish`).
-        let ptr = slot.buf.as_mut_ptr().wrapping_add(start);
+        // The pointer stays valid: the buffer is never resized or dropped
+        // while `in_flight` counts this read (see `finish`).
+        let ptr = s.buf.as_mut_ptr().wrapping_add(start);
         let len32 = u32::try_from(len).map_err(|_| HashError::Internal("read too long"))?;
-        let entry = opcode::Read::new(types::Fd(op.fd), ptr, len32)
-            .offset(op.file_offset + op.done as u64)
+        let entry = opcode::Read::new(types::Fd(read.fd), ptr, len32)
+            .offset(read.file_offset + read.done as u64)
             .build()
-            .user_data(((slot_index as u64) << 32) | op_index as u64);
-        op.in_flight = true;
-        // SAFETY: the buffer range lies inside `slot.buf` (checked above) and
-        // outlives the read; the fd stays open while the fd cache counts the
-        // read as busy.
+            .user_data(user_data(lane, slot, op));
+        // SAFETY: the buffer range lies inside the slot's buffer (checked
+        // above) and outlives the read; the fd stays open while the lane's fd
+        // cache counts the read as busy.
         let pushed = unsafe { self.ring.submission().push(&entry) };
         if pushed.is_err() {
             // Full queue: hand what is queued to the kernel, then retry once.
@@ -603,36 +662,36 @@ impl<'s, 'a> Worker<'s, 'a> {
     }
 
     fn complete(&mut self, user_data: u64, res: i32) -> Result<(), HashError> {
-        let slot_index = (user_data >> 32) as usize;
-        let op_index = (user_data & 0xffff_ffff) as usize;
+        let (lane_index, slot_index, op_index) = unpack(user_data);
         self.in_flight = self.in_flight.saturating_sub(1);
         let shared = self.shared;
-        let Some(slot) = self.slots.get_mut(slot_index) else {
+        let Some(lane) = self.lanes.get_mut(lane_index) else {
+            return Err(HashError::Internal("completion for an unknown lane"));
+        };
+        let Some(slot) = lane.slots.get_mut(slot_index) else {
             return Err(HashError::Internal("completion for an unknown slot"));
         };
         let chunk = &mut slot.chunk;
         let Some(op) = chunk.ops.get_mut(op_index) else {
             return Err(HashError::Internal("completion for an unknown read"));
         };
-        op.in_flight = false;
+        let file = op.file;
         let path = || {
             shared
                 .files
-                .get(op.file)
+                .get(file)
                 .and_then(|f| f.path.clone())
                 .unwrap_or_default()
         };
-        let mut finished = true;
         let mut retry = false;
         if res < 0 {
             let errno = -res;
             if (errno == libc::EINTR || errno == libc::EAGAIN) && op.retries < READ_RETRIES_MAX {
                 op.retries += 1;
                 retry = true;
-                finished = false;
             } else if chunk.error.is_none() {
                 chunk.error = Some(PieceError::Io {
-                    file: op.file,
+                    file,
                     path: path(),
                     op: "read",
                     errno,
@@ -646,57 +705,69 @@ impl<'s, 'a> Worker<'s, 'a> {
                 let eof_at = op.file_offset + op.done as u64;
                 let found = std::fs::metadata(&path).map_or(eof_at, |m| m.len().min(eof_at));
                 chunk.error = Some(PieceError::ShortFile {
-                    file: op.file,
+                    file,
                     path,
                     found,
-                    expected: shared.files.get(op.file).map_or(0, |f| f.length),
+                    expected: shared.files.get(file).map_or(0, |f| f.length),
                 });
             }
         } else {
             op.done += res as usize;
-            if op.done < op.length {
-                // A partial read: ask for the rest.
-                retry = true;
-                finished = false;
-            }
-        }
-        let file = op.file;
-        if finished {
-            chunk.pending = chunk.pending.saturating_sub(1);
-            self.fds.release(file);
+            // A partial read: ask for the rest.
+            retry = op.done < op.length;
         }
         if retry {
-            self.push_read(slot_index, op_index)?;
+            return self.push_read(lane_index, slot_index, op_index);
         }
+        chunk.pending = chunk.pending.saturating_sub(1);
+        lane.fds.release(file);
         Ok(())
     }
 
-    /// Hashes the oldest chunk (all its reads are complete) and frees its slot.
-    fn hash_head(&mut self) -> Result<(), HashError> {
-        let slot_index = self.slot_of(self.head);
-        let Some(slot) = self.slots.get_mut(slot_index) else {
-            return Err(HashError::Internal("slot index out of range"));
-        };
-        let chunk = &mut slot.chunk;
-        if self.piece_error.is_none() {
-            if let Some(e) = chunk.error.take() {
-                self.piece_error = Some(e);
-            } else if let Some(bytes) = slot.buf.get(..chunk.length) {
-                self.hasher.update(bytes);
+    /// Hashes the oldest chunk of every lane that has one (all their reads
+    /// are complete), interleaved, then frees those slots and reports the
+    /// pieces they completed.
+    fn hash_heads(&mut self) -> Result<(), HashError> {
+        let mut jobs: Vec<(&mut Sha1Hasher, &[u8])> = Vec::with_capacity(self.lanes.len());
+        for lane in self.lanes.iter_mut().filter(|l| l.head < l.tail) {
+            let slot_index = lane.slot_of(lane.head);
+            let Lane {
+                slots,
+                hasher,
+                piece_error,
+                ..
+            } = lane;
+            let Some(slot) = slots.get_mut(slot_index) else {
+                return Err(HashError::Internal("slot index out of range"));
+            };
+            if piece_error.is_some() {
+                continue;
+            }
+            if let Some(e) = slot.chunk.error.take() {
+                *piece_error = Some(e);
+            } else if let Some(bytes) = slot.buf.get(..slot.chunk.length) {
+                jobs.push((hasher, bytes));
             } else {
                 return Err(HashError::Internal("chunk longer than its buffer"));
             }
         }
-        let piece = chunk.piece;
-        let last = chunk.last_of_piece;
-        self.head += 1;
-        if last {
-            let hash = match self.piece_error.take() {
+        update_interleaved(&mut jobs);
+        drop(jobs);
+        for lane in self.lanes.iter_mut().filter(|l| l.head < l.tail) {
+            let Some(slot) = lane.slots.get(lane.slot_of(lane.head)) else {
+                return Err(HashError::Internal("slot index out of range"));
+            };
+            let (piece, last) = (slot.chunk.piece, slot.chunk.last_of_piece);
+            lane.head += 1;
+            if !last {
+                continue;
+            }
+            let hash = match lane.piece_error.take() {
                 Some(e) => {
-                    self.hasher = Sha1Hasher::new();
+                    lane.hasher = Sha1Hasher::new();
                     Err(e)
                 }
-                None => Ok(std::mem::take(&mut self.hasher).finish()),
+                None => Ok(std::mem::take(&mut lane.hasher).finish()),
             };
             if self.tx.send(PieceResult { index: piece, hash }).is_err() {
                 self.receiver_gone = true;

@@ -150,6 +150,81 @@ mod tests {
         }
     }
 
+    /// Runs `check_usable` on a fresh thread whose io_uring_setup calls fail
+    /// with `errno` (a seccomp filter, as Docker's profile installs; it binds
+    /// that thread only).
+    fn check_under_seccomp(errno: i32) -> Result<RingMode, UringError> {
+        std::thread::spawn(move || {
+            const LD_W_ABS: u16 = 0x20;
+            const JEQ_K: u16 = 0x15;
+            const RET_K: u16 = 0x06;
+            let nr = u32::try_from(libc::SYS_io_uring_setup).unwrap_or(u32::MAX);
+            let mut prog = [
+                // A = seccomp_data.nr
+                libc::sock_filter {
+                    code: LD_W_ABS,
+                    jt: 0,
+                    jf: 0,
+                    k: 0,
+                },
+                libc::sock_filter {
+                    code: JEQ_K,
+                    jt: 0,
+                    jf: 1,
+                    k: nr,
+                },
+                libc::sock_filter {
+                    code: RET_K,
+                    jt: 0,
+                    jf: 0,
+                    k: libc::SECCOMP_RET_ERRNO | (errno as u32 & 0xffff),
+                },
+                libc::sock_filter {
+                    code: RET_K,
+                    jt: 0,
+                    jf: 0,
+                    k: libc::SECCOMP_RET_ALLOW,
+                },
+            ];
+            let fprog = libc::sock_fprog {
+                len: prog.len() as u16,
+                filter: prog.as_mut_ptr(),
+            };
+            // SAFETY: plain prctl calls; `fprog` points at a live filter.
+            unsafe {
+                assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+                assert_eq!(
+                    libc::prctl(
+                        libc::PR_SET_SECCOMP,
+                        libc::SECCOMP_MODE_FILTER,
+                        &fprog as *const libc::sock_fprog
+                    ),
+                    0
+                );
+            }
+            check_usable()
+        })
+        .join()
+        .unwrap_or_else(|_| panic!("seccomp test thread panicked"))
+    }
+
+    #[test]
+    fn seccomp_refusal_is_explained() {
+        match check_under_seccomp(libc::EPERM) {
+            Err(e @ UringError::Forbidden { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains("EPERM") && msg.contains("seccomp"), "{msg}");
+            }
+            other => panic!("expected Forbidden, got {other:?}"),
+        }
+        assert!(matches!(
+            check_under_seccomp(libc::ENOSYS),
+            Err(UringError::NotSupported)
+        ));
+        // The filter bound only its own thread.
+        assert!(check_usable().is_ok());
+    }
+
     #[test]
     fn ring_size_is_bounded() {
         assert!(matches!(

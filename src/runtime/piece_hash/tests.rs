@@ -99,15 +99,27 @@ fn opts(threads: usize, chunk_bytes: usize, depth: usize) -> HashOptions {
         threads,
         chunk_bytes,
         depth,
+        lanes: 1,
     }
 }
 
+fn with_lanes(o: HashOptions, lanes: usize) -> HashOptions {
+    HashOptions { lanes, ..o }
+}
+
+/// Every lane count from 1 to LANES_MAX.
+fn all_lanes(o: HashOptions) -> impl Iterator<Item = HashOptions> {
+    (LANES_MIN..=LANES_MAX).map(move |l| with_lanes(o, l))
+}
+
 fn assert_all_good(f: &Fixture, piece_length: u64, o: HashOptions) {
-    let got = run(&f.files, piece_length, o);
     let want = expected(&f.stream, piece_length);
-    assert_eq!(got.len(), want.len());
-    for (i, w) in want.iter().enumerate() {
-        assert_eq!(got.get(&(i as u64)), Some(&Ok(*w)), "piece {i} with {o:?}");
+    for o in all_lanes(o) {
+        let got = run(&f.files, piece_length, o);
+        assert_eq!(got.len(), want.len());
+        for (i, w) in want.iter().enumerate() {
+            assert_eq!(got.get(&(i as u64)), Some(&Ok(*w)), "piece {i} with {o:?}");
+        }
     }
 }
 
@@ -208,7 +220,10 @@ fn missing_file_fails_only_its_pieces() {
     ]);
     let bad = pieces_of(40_000, 90_000, pl);
     let want = expected(&f.stream, pl);
-    for o in [opts(1, CHUNK_BYTES_MIN, 2), opts(3, CHUNK_BYTES_MIN, 4)] {
+    for o in [opts(1, CHUNK_BYTES_MIN, 2), opts(3, CHUNK_BYTES_MIN, 4)]
+        .into_iter()
+        .flat_map(all_lanes)
+    {
         let got = run(&f.files, pl, o);
         assert_eq!(got.len(), want.len());
         for (i, w) in want.iter().enumerate() {
@@ -242,7 +257,7 @@ fn short_file_fails_the_pieces_past_its_end() {
     std::fs::write(&path, &full[..25_000]).unwrap_or_else(|e| panic!("{e}"));
     let bad = pieces_of(45_000, 90_000, pl);
     let want = expected(&f.stream, pl);
-    let got = run(&f.files, pl, opts(2, CHUNK_BYTES_MIN, 2));
+    let got = run(&f.files, pl, with_lanes(opts(2, CHUNK_BYTES_MIN, 2), 3));
     for (i, w) in want.iter().enumerate() {
         let i = i as u64;
         let r = got.get(&i).unwrap_or_else(|| panic!("piece {i} missing"));
@@ -324,6 +339,11 @@ fn options_are_checked() {
         (opts(1, CHUNK_BYTES_MAX + 1, 2), "chunk size"),
         (opts(1, CHUNK_BYTES_MIN, 1), "read-ahead depth"),
         (opts(1, CHUNK_BYTES_MIN, DEPTH_MAX + 1), "read-ahead depth"),
+        (with_lanes(opts(1, CHUNK_BYTES_MIN, 2), 0), "lane count"),
+        (
+            with_lanes(opts(1, CHUNK_BYTES_MIN, 2), LANES_MAX + 1),
+            "lane count",
+        ),
     ] {
         match hash_pieces(&f.files, 16 * 1024, &o, |_| {}) {
             Err(HashError::Option { what: w, .. }) => assert_eq!(w, what),
@@ -354,4 +374,20 @@ fn options_are_checked() {
 fn more_threads_than_pieces() {
     let f = fixture(vec![Spec::Data(bytes(19, 5_000))]);
     assert_all_good(&f, 16 * 1024, opts(16, CHUNK_BYTES_MIN, 2));
+}
+
+#[test]
+fn a_panicking_callback_does_not_hang_the_workers() {
+    // More pieces than the results queue holds, so workers would block on a
+    // receiver that nobody reads if it were not dropped.
+    let f = fixture(vec![Spec::Pad(
+        16 * 1024 * (RESULTS_QUEUE_MAX as u64 + 100),
+    )]);
+    let files = f.files.clone();
+    let outcome = std::panic::catch_unwind(move || {
+        let _ = hash_pieces(&files, 16 * 1024, &opts(2, CHUNK_BYTES_MIN, 2), |_| {
+            panic!("callback gives up");
+        });
+    });
+    assert!(outcome.is_err());
 }
