@@ -1,7 +1,23 @@
 //! Metainfo (.torrent files, BEP 3, v1): reading with every check, and building.
 //!
-//! (Types are final; parsing lands with the metainfo work.)
+//! Reading ([`Metainfo::from_bytes`]) accepts what libtorrent 2.0 loads and
+//! refuses what it refuses (the test in `tests/corpus.rs` holds it to
+//! libtorrent's own test torrents). File paths are sanitized on the way in
+//! ([`path`]), so a loaded torrent can never name a place outside its save
+//! directory. Building ([`TorrentBuilder`]) writes canonical bencode.
 
+mod build;
+mod error;
+mod hybrid;
+mod parse;
+pub mod path;
+
+pub use build::{auto_piece_length, BuildError, NewFile, TorrentBuilder};
+pub use error::MetainfoError;
+
+use std::path::PathBuf;
+
+use crate::storage::FileExtent;
 use crate::InfoHash;
 
 /// A loaded .torrent file.
@@ -67,4 +83,45 @@ pub struct FileAttr {
     pub executable: bool,
     pub hidden: bool,
     pub symlink: bool,
+}
+
+impl Info {
+    /// Number of pieces.
+    pub fn num_pieces(&self) -> u64 {
+        self.pieces.len() as u64
+    }
+
+    /// Size of piece `index` in bytes (the last one may be short), or `None` if
+    /// there is no such piece.
+    pub fn piece_size(&self, index: u64) -> Option<u64> {
+        let start = index.checked_mul(self.piece_length)?;
+        if index >= self.num_pieces() {
+            return None;
+        }
+        Some(self.piece_length.min(self.total_length - start))
+    }
+
+    /// The files as the storage layout sees them.
+    pub fn extents(&self) -> Vec<FileExtent> {
+        self.files
+            .iter()
+            .map(|f| FileExtent {
+                length: f.length,
+                pad: f.attr.pad,
+            })
+            .collect()
+    }
+}
+
+impl FileEntry {
+    /// The file's place below the save directory. Safe to join: every
+    /// component was sanitized when the torrent was read.
+    pub fn relative_path(&self) -> PathBuf {
+        self.path.iter().collect()
+    }
+
+    /// The path with `/` between components, for display.
+    pub fn display_path(&self) -> String {
+        self.path.join("/")
+    }
 }
