@@ -26,4 +26,14 @@ seed magnet hybrid 'magnet:?xt=urn:btih:631a31dd0a46257d5078c0dee4e66e26f73e42ac
 
 mkdir -p corpus/metainfo
 cp corpus/bencode/nested corpus/metainfo/single_file
+# Real .torrent files make much better seeds for metainfo (and bencode): use
+# libtorrent's test torrents from shared/ beside the checkout when they are there.
+torrents="${TORRENT_SEEDS:-../../shared/corpus/libtorrent-test-torrents}"
+if [ -d "$torrents" ]; then
+    for t in "$torrents"/*.torrent; do
+        [ -f "$t" ] || continue
+        cp "$t" corpus/metainfo/
+        cp "$t" corpus/bencode/
+    done
+fi
 echo "seeded: $(ls corpus/bencode | wc -l) bencode, $(ls corpus/magnet | wc -l) magnet, $(ls corpus/metainfo | wc -l) metainfo"

@@ -7,9 +7,16 @@ use ringseed::bencode::{decode, decode_prefix, OwnedValue};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok((value, consumed)) = decode_prefix(data) {
-        assert!(consumed <= data.len(), "decode_prefix claimed more bytes than given");
+        assert!(
+            consumed <= data.len(),
+            "decode_prefix claimed more bytes than given"
+        );
         assert_eq!(value.offset, 0, "the top-level value starts at byte 0");
-        assert_eq!(value.raw.len(), consumed, "the top-level value's bytes are those consumed");
+        assert_eq!(
+            value.raw.len(),
+            consumed,
+            "the top-level value's bytes are those consumed"
+        );
     }
     if let Ok(value) = decode(data) {
         let owned = OwnedValue::from(&value);
