@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Writes small seed corpora for the fuzz targets into fuzz/corpus/<target>/.
+# The corpus itself is not committed (git-ignored); run this once before fuzzing.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+seed() { # seed TARGET NAME CONTENT
+    mkdir -p "corpus/$1"
+    printf '%s' "$3" >"corpus/$1/$2"
+}
+
+seed bencode int 'i42e'
+seed bencode neg 'i-7e'
+seed bencode str '4:spam'
+seed bencode list 'l4:spami3ee'
+seed bencode dict 'd3:cow3:moo4:spam4:eggse'
+seed bencode nested 'd4:infod6:lengthi12e4:name5:a.txt12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaaee'
+seed bencode unsorted 'd1:bi1e1:ai2ee'
+seed bencode prefix 'i1ejunk'
+
+seed magnet hex 'magnet:?xt=urn:btih:c0fda1edafdbdbb96443424e0b3899af7159d10e'
+seed magnet base32 'magnet:?xt=urn:btih:YD62D3NP3PN3SZCDIJHAWOEZV5YVTUIO&dn=file'
+seed magnet full 'magnet:?xt=urn:btih:C0FDA1EDAFDBDBB96443424E0B3899AF7159D10E&dn=Some+Name%20here&xl=12345&tr=udp%3A%2F%2Ftracker.example%3A6969%2Fannounce&tr.1=http://t.example/a&ws=http%3A%2F%2Fseed.example%2Ff&x.pe=10.0.0.1:6881&so=0,2,4-6&foo=bar'
+seed magnet v2 'magnet:?xt=urn:btmh:1220caf1e1c30e81cb361b9ee167c4aa64228a7fa4fa9f6105232b28ad099f3a302e'
+seed magnet hybrid 'magnet:?xt=urn:btih:631a31dd0a46257d5078c0dee4e66e26f73e42ac&xt=urn:btmh:1220d8dd32ac93357c368556af3ac1d95c9d76bd0dff6fa9833ecdac3d53134efabb&dn=bittorrent-v1-v2-hybrid-test'
+
+mkdir -p corpus/metainfo
+cp corpus/bencode/nested corpus/metainfo/single_file
+# Real .torrent files make much better seeds for metainfo (and bencode): use
+# libtorrent's test torrents from shared/ beside the checkout when they are there.
+torrents="${TORRENT_SEEDS:-../../shared/corpus/libtorrent-test-torrents}"
+if [ -d "$torrents" ]; then
+    for t in "$torrents"/*.torrent; do
+        [ -f "$t" ] || continue
+        cp "$t" corpus/metainfo/
+        cp "$t" corpus/bencode/
+    done
+fi
+echo "seeded: $(ls corpus/bencode | wc -l) bencode, $(ls corpus/magnet | wc -l) magnet, $(ls corpus/metainfo | wc -l) metainfo"
