@@ -1,6 +1,7 @@
 //! Throughput of the io_uring piece-hashing pipeline behind `ringseed verify`
 //! and `create`, on a file in the page cache: chunk sizes, read-ahead depth
-//! and 1 or 3 interleaved lanes on one thread, and the defaults on all threads.
+//! and 1 or 3 interleaved lanes on one thread, and the defaults on all
+//! threads; plus the interleaved hashing alone, in memory, for 1 to 4 streams.
 //!
 //! Run: `cargo bench --bench verify`. The file is 512 MiB by default
 //! (`RINGSEED_BENCH_MIB` sets another size), written to a temp dir and read
@@ -11,6 +12,8 @@ use std::io::Write;
 use std::time::Duration;
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use ringseed::hash::Sha1Hasher;
+use ringseed::runtime::interleave::update_interleaved;
 use ringseed::runtime::{hash_pieces, DiskFile, HashOptions};
 
 const MIB: usize = 1024 * 1024;
@@ -86,7 +89,36 @@ fn pipeline(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, pipeline);
+/// The interleaving alone, in memory: 1 to 4 streams of 1 MiB each.
+fn interleave(c: &mut Criterion) {
+    let bufs: Vec<Vec<u8>> = (0..4u8).map(|i| vec![i; MIB]).collect();
+    let mut group = c.benchmark_group("interleave");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+    for streams in 1..=4usize {
+        group.throughput(Throughput::Bytes((streams * MIB) as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(streams), &streams, |b, &n| {
+            b.iter(|| {
+                let mut hashers: Vec<Sha1Hasher> = (0..n).map(|_| Sha1Hasher::new()).collect();
+                let mut jobs: Vec<(&mut Sha1Hasher, &[u8])> = hashers
+                    .iter_mut()
+                    .zip(&bufs)
+                    .map(|(h, d)| (h, d.as_slice()))
+                    .collect();
+                update_interleaved(&mut jobs);
+                drop(jobs);
+                hashers
+                    .into_iter()
+                    .map(Sha1Hasher::finish)
+                    .collect::<Vec<_>>()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, interleave, pipeline);
 
 fn main() {
     benches();

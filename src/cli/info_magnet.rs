@@ -1,8 +1,127 @@
-//! `ringseed info MAGNET`: what a magnet URI holds (waits for the magnet parser
-//! to land on main).
+//! `ringseed info MAGNET`: what a magnet URI holds (BEP 9 fields, BEP 53
+//! `so`), as text or as JSON with fixed keys.
 
-use anyhow::{bail, Result};
+use std::fmt::Write as _;
 
-pub fn run(uri: &str, _json: bool) -> Result<()> {
-    bail!("cannot read magnet URI {uri:?}: magnet support is not built in yet")
+use anyhow::{Context, Result};
+use ringseed::magnet::Magnet;
+use serde_json::{json, Value};
+
+use super::units::human_bytes;
+
+pub fn run(uri: &str, as_json: bool) -> Result<()> {
+    let m = Magnet::parse(uri).context("not a usable magnet URI")?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&magnet_json(&m))?);
+    } else {
+        print!("{}", magnet_text(&m));
+    }
+    Ok(())
+}
+
+/// The JSON view; keys are fixed (tests and scripts rely on them).
+pub fn magnet_json(m: &Magnet) -> Value {
+    let select_only: Option<Vec<[u32; 2]>> = m
+        .select_only
+        .as_ref()
+        .map(|ranges| ranges.iter().map(|&(a, b)| [a, b]).collect());
+    json!({
+        "magnet": true,
+        "info_hash": m.info_hash.to_hex(),
+        "name": m.display_name,
+        "trackers": m.trackers,
+        "web_seeds": m.web_seeds,
+        "peers": m.peers,
+        "exact_length": m.exact_length,
+        "select_only": select_only,
+    })
+}
+
+/// `0-2,5` style, as BEP 53 writes it.
+fn ranges_text(ranges: &[(u32, u32)]) -> String {
+    ranges
+        .iter()
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The text view.
+pub fn magnet_text(m: &Magnet) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "magnet link");
+    let _ = writeln!(s, "info hash:    {}", m.info_hash);
+    let _ = writeln!(
+        s,
+        "name:         {}",
+        m.display_name.as_deref().unwrap_or("(none)")
+    );
+    if let Some(xl) = m.exact_length {
+        let _ = writeln!(s, "size:         {} ({xl} bytes)", human_bytes(xl));
+    }
+    if let Some(so) = &m.select_only {
+        let _ = writeln!(s, "select only:  files {}", ranges_text(so));
+    }
+    for (label, list) in [
+        ("trackers", &m.trackers),
+        ("web seeds", &m.web_seeds),
+        ("peers", &m.peers),
+    ] {
+        if list.is_empty() {
+            let _ = writeln!(s, "{label}: (none)");
+        } else {
+            let _ = writeln!(s, "{label}:");
+            for item in list {
+                let _ = writeln!(s, "  {item}");
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH: &str = "c12fe1c06bba254a9dc9f519b335aa7c1367a88a";
+
+    #[test]
+    fn json_has_every_key() {
+        let uri = format!(
+            "magnet:?xt=urn:btih:{HASH}&dn=A%20B&tr=http%3A%2F%2F127.0.0.1%3A1%2Fa&xl=10&so=0-2,5&x.pe=127.0.0.1:6881&ws=http%3A%2F%2F127.0.0.1%2Fw"
+        );
+        let m = Magnet::parse(&uri).unwrap_or_else(|e| panic!("{e}"));
+        let v = magnet_json(&m);
+        assert_eq!(v["magnet"], json!(true));
+        assert_eq!(v["info_hash"], json!(HASH));
+        assert_eq!(v["name"], json!("A B"));
+        assert_eq!(v["trackers"], json!(["http://127.0.0.1:1/a"]));
+        assert_eq!(v["web_seeds"], json!(["http://127.0.0.1/w"]));
+        assert_eq!(v["peers"], json!(["127.0.0.1:6881"]));
+        assert_eq!(v["exact_length"], json!(10));
+        assert_eq!(v["select_only"], json!([[0, 2], [5, 5]]));
+        let text = magnet_text(&m);
+        assert!(
+            text.contains(HASH) && text.contains("files 0-2,5"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn absent_values_are_null() {
+        let m =
+            Magnet::parse(&format!("magnet:?xt=urn:btih:{HASH}")).unwrap_or_else(|e| panic!("{e}"));
+        let v = magnet_json(&m);
+        for key in ["name", "exact_length", "select_only"] {
+            assert!(v[key].is_null(), "{key}: {v}");
+        }
+        assert_eq!(v["trackers"], json!([]));
+        assert!(magnet_text(&m).contains("(none)"));
+    }
 }
