@@ -302,6 +302,27 @@ fn info_on_hex_and_base32_magnets() {
 }
 
 #[test]
+fn magnet_peers_web_seeds_length_and_selection() {
+    let magnet = format!(
+        "magnet:?xt=urn:btih:{HASH_HEX}&x.pe=127.0.0.1:6881\
+         &ws=http%3A%2F%2F127.0.0.1%3A8080%2F&xl=12345&so=0,2-4"
+    );
+    let v = info_json(&magnet);
+    assert_eq!(v["magnet"], serde_json::json!(true));
+    assert_eq!(json_str(&v, "info_hash"), HASH_HEX);
+    assert!(v["name"].is_null(), "no dn given: {v}");
+    assert_eq!(v["trackers"], serde_json::json!([]));
+    assert_eq!(v["peers"], serde_json::json!(["127.0.0.1:6881"]));
+    assert_eq!(
+        v["web_seeds"],
+        serde_json::json!(["http://127.0.0.1:8080/"])
+    );
+    assert_eq!(json_u64(&v, "exact_length"), 12345);
+    // BEP 53 `so=0,2-4`: inclusive ranges.
+    assert_eq!(v["select_only"], serde_json::json!([[0, 0], [2, 4]]));
+}
+
+#[test]
 fn bad_magnets_are_refused() {
     for bad in [
         "magnet:?dn=no-hash",
