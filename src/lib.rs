@@ -13,5 +13,8 @@ pub mod magnet;
 pub mod metainfo;
 pub mod runtime;
 pub mod storage;
+pub mod torrent;
+pub mod tracker;
+pub mod wire;
 
 pub use info_hash::InfoHash;

@@ -1,0 +1,1 @@
+//! Per-torrent logic: bitfields and the piece picker. (Being written.)
