@@ -1,1 +1,6 @@
-//! Per-torrent logic: bitfields and the piece picker. (Being written.)
+//! Per-torrent download bookkeeping, pure data structures (no IO, no clock):
+//! bitfields, piece geometry, availability ordering, block states of pieces in
+//! progress, and the rarest-first piece picker built from them.
+
+pub mod bitfield;
+pub mod rng;
