@@ -4,3 +4,5 @@
 
 pub mod bitfield;
 pub mod rng;
+pub mod availability;
+pub mod geometry;
