@@ -6,3 +6,5 @@ pub mod bitfield;
 pub mod rng;
 pub mod availability;
 pub mod geometry;
+pub mod partial;
+pub mod requesters;
