@@ -270,7 +270,10 @@ mod tests {
                 pieces: 3
             })
         );
-        assert_eq!(o.decrement(1), Err(AvailabilityError::Underflow { piece: 1 }));
+        assert_eq!(
+            o.decrement(1),
+            Err(AvailabilityError::Underflow { piece: 1 })
+        );
         assert!(o.mark_have(7).is_err());
         for _ in 0..AVAILABILITY_MAX {
             o.increment(0).unwrap();

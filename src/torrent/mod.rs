@@ -2,9 +2,11 @@
 //! bitfields, piece geometry, availability ordering, block states of pieces in
 //! progress, and the rarest-first piece picker built from them.
 
-pub mod bitfield;
-pub mod rng;
 pub mod availability;
+pub mod bitfield;
 pub mod geometry;
+pub mod in_progress;
 pub mod partial;
+pub mod piece_picker;
 pub mod requesters;
+pub mod rng;

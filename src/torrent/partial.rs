@@ -210,13 +210,10 @@ impl PartialPiece {
 
     /// Indices of blocks requested and not full, for endgame duplicates.
     pub fn requested_blocks(&self) -> impl Iterator<Item = (u32, &Requesters)> + '_ {
-        self.blocks
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| match s {
-                BlockState::Requested(r) => Some((i as u32, r)),
-                _ => None,
-            })
+        self.blocks.iter().enumerate().filter_map(|(i, s)| match s {
+            BlockState::Requested(r) => Some((i as u32, r)),
+            _ => None,
+        })
     }
 
     /// Checks that the counts match the block states.
@@ -232,7 +229,10 @@ impl PartialPiece {
                 }
                 BlockState::Requested(r) => {
                     if r.is_empty() {
-                        return Err(format!("piece {}: block {i} requested by nobody", self.piece));
+                        return Err(format!(
+                            "piece {}: block {i} requested by nobody",
+                            self.piece
+                        ));
                     }
                     requested += 1;
                 }
@@ -278,7 +278,10 @@ mod tests {
         assert!(!p.write(1));
         assert!(!p.write(0));
         p.check_invariants().unwrap();
-        assert_eq!((p.free(), p.requested(), p.received(), p.written()), (0, 2, 1, 1));
+        assert_eq!(
+            (p.free(), p.requested(), p.received(), p.written()),
+            (0, 2, 1, 1)
+        );
     }
 
     #[test]

@@ -99,6 +99,9 @@ mod tests {
         assert!(r.remove(PeerKey(2)));
         assert!(!r.remove(PeerKey(2)));
         assert_eq!(r.as_slice(), &[PeerKey(1), PeerKey(3)]);
-        assert_eq!(Requesters::one(PeerKey(9)).iter().collect::<Vec<_>>(), vec![PeerKey(9)]);
+        assert_eq!(
+            Requesters::one(PeerKey(9)).iter().collect::<Vec<_>>(),
+            vec![PeerKey(9)]
+        );
     }
 }
