@@ -133,6 +133,11 @@ impl RarityOrder {
         let last = self.starts[level + 1] as usize - 1;
         self.swap_positions(self.pos[p] as usize, last);
         self.starts[level + 1] -= 1;
+        debug_assert_eq!(
+            self.pos[p],
+            self.starts[level + 1],
+            "piece {piece} not first of its new bucket"
+        );
         Ok(())
     }
 
@@ -152,6 +157,11 @@ impl RarityOrder {
         let first = self.starts[level] as usize;
         self.swap_positions(self.pos[p] as usize, first);
         self.starts[level] += 1;
+        debug_assert_eq!(
+            self.pos[p] + 1,
+            self.starts[level],
+            "piece {piece} not last of its new bucket"
+        );
         Ok(())
     }
 
@@ -173,6 +183,10 @@ impl RarityOrder {
             self.swap_positions(self.pos[p] as usize, last);
             self.starts[level + 1] -= 1;
         }
+        debug_assert!(
+            self.pos[p] >= self.starts[top],
+            "piece {piece} not in the have region"
+        );
         self.have[p] = true;
         Ok(true)
     }

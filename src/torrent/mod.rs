@@ -10,3 +10,9 @@ pub mod partial;
 pub mod piece_picker;
 pub mod requesters;
 pub mod rng;
+
+pub use bitfield::{Bitfield, BitfieldError};
+pub use geometry::{BlockRequest, Geometry, GeometryError, BLOCK_BYTES};
+pub use piece_picker::{BlockOutcome, PickerError, PiecePicker};
+pub use requesters::{PeerKey, Requesters};
+pub use rng::Rng;

@@ -280,6 +280,10 @@ impl PiecePicker {
             Some(p) => u64::from(p.free()),
             None => u64::from(self.geometry.blocks_in_piece(piece)),
         };
+        debug_assert!(
+            self.free_blocks >= free,
+            "free block count below a piece's free blocks"
+        );
         self.free_blocks -= free;
         self.in_progress.remove(piece);
         self.have.set(piece as usize)?;
@@ -331,6 +335,7 @@ impl PiecePicker {
         self.check_len(peer_has)?;
         let want = count.min(PICK_BLOCKS_MAX);
         let mut picked = 0;
+        let out_before = out.len();
 
         // 1. Finish pieces in progress.
         let mut i = 0;
@@ -354,6 +359,10 @@ impl PiecePicker {
                     out,
                 );
                 picked += taken;
+                debug_assert!(
+                    self.free_blocks >= taken as u64,
+                    "free block count below blocks taken"
+                );
                 self.free_blocks -= taken as u64;
                 if !self.in_progress.is_open(slot) {
                     // Removed from the open list: position `i` now holds another slot.
@@ -394,6 +403,10 @@ impl PiecePicker {
                         out,
                     );
                     picked += taken;
+                    debug_assert!(
+                        self.free_blocks >= taken as u64,
+                        "free block count below blocks taken"
+                    );
                     self.free_blocks -= taken as u64;
                     if picked >= want {
                         break 'levels;
@@ -428,6 +441,7 @@ impl PiecePicker {
                 }
             }
         }
+        debug_assert!(picked <= want && out.len() == out_before + picked);
         Ok(picked)
     }
 
@@ -522,6 +536,11 @@ impl PiecePicker {
             }
             slot += 1;
         }
+        debug_assert!(self
+            .in_progress
+            .all()
+            .iter()
+            .all(|p| p.requested_blocks().all(|(_, r)| !r.contains(peer))));
         removed_total
     }
 
