@@ -13,6 +13,6 @@ pub mod rng;
 
 pub use bitfield::{Bitfield, BitfieldError};
 pub use geometry::{BlockRequest, Geometry, GeometryError, BLOCK_BYTES};
-pub use piece_picker::{BlockOutcome, PickerError, PiecePicker};
+pub use piece_picker::{BlockOutcome, InvariantError, PickerError, PiecePicker};
 pub use requesters::{PeerKey, Requesters};
 pub use rng::Rng;

@@ -74,6 +74,13 @@ pub enum PickerError {
     NoSeeds,
 }
 
+/// An internal invariant of the picker does not hold (a bug, never input).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("piece picker invariant broken: {what}")]
+pub struct InvariantError {
+    pub what: String,
+}
+
 /// What a received block meant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlockOutcome {
@@ -580,7 +587,12 @@ impl PiecePicker {
 
     /// Checks every internal invariant (O(pieces + blocks in progress));
     /// describes the first one broken. For tests and debugging.
-    pub fn check_invariants(&self) -> Result<(), String> {
+    pub fn check_invariants(&self) -> Result<(), InvariantError> {
+        self.first_broken_invariant()
+            .map_err(|what| InvariantError { what })
+    }
+
+    fn first_broken_invariant(&self) -> Result<(), String> {
         self.rarity.check_invariants()?;
         self.in_progress.check_invariants()?;
         let mut free = 0u64;
