@@ -1009,11 +1009,16 @@ mod tests {
     /// and is banned), loop until every piece is verified, bounded.
     #[test]
     fn simulated_download_completes_every_piece_once() {
-        const SEED: u64 = 0x5EED_2026;
+        for seed in [0x5EED_2026u64, 1, 2, 3, 4, 5, 6, 7] {
+            simulate(seed);
+        }
+    }
+
+    fn simulate(seed: u64) {
         const PIECES: usize = 60;
         const ROUNDS_MAX: usize = 5_000;
-        println!("simulation seed {SEED:#x}");
-        let mut rng = Rng::new(SEED);
+        println!("simulation seed {seed:#x}");
+        let mut rng = Rng::new(seed);
         let g = Geometry::new(PIECES as u64 * 40_000 - 12_345, 40_000).unwrap();
         let mut p = PiecePicker::new(g, &mut rng).unwrap();
         let bad = PeerKey(3);
@@ -1035,12 +1040,30 @@ mod tests {
         let mut failures = 0;
         let mut saw_endgame = false;
         let mut rounds = 0;
+        let mut reconnects = 0;
         while !p.is_finished() {
             rounds += 1;
             assert!(
                 rounds <= ROUNDS_MAX,
                 "no progress after {ROUNDS_MAX} rounds"
             );
+            // Now and then a good peer drops (its requests are freed) and
+            // comes back on the next round.
+            for k in 1..peers.len() {
+                if PeerKey(k as u32) == bad {
+                    continue;
+                }
+                if !peers[k].3 {
+                    p.peer_bitfield(&peers[k].1).unwrap();
+                    peers[k].3 = true;
+                    reconnects += 1;
+                } else if rng.below(100) < 3 {
+                    peers[k].3 = false;
+                    peers[k].2.clear();
+                    p.peer_disconnected(PeerKey(k as u32));
+                    p.peer_lost(&peers[k].1).unwrap();
+                }
+            }
             for k in 0..peers.len() {
                 let (key, ref has, _, connected) = peers[k];
                 if !connected {
@@ -1090,7 +1113,7 @@ mod tests {
             }
             p.check_invariants().unwrap();
         }
-        println!("finished in {rounds} rounds, {failures} failed pieces");
+        println!("finished in {rounds} rounds, {failures} failed pieces, {reconnects} reconnects");
         assert!(
             verified.iter().all(|&v| v == 1),
             "verified counts {verified:?}"
