@@ -1049,19 +1049,19 @@ mod tests {
             );
             // Now and then a good peer drops (its requests are freed) and
             // comes back on the next round.
-            for k in 1..peers.len() {
-                if PeerKey(k as u32) == bad {
+            for (key, has, queue, connected) in peers.iter_mut().skip(1) {
+                if *key == bad {
                     continue;
                 }
-                if !peers[k].3 {
-                    p.peer_bitfield(&peers[k].1).unwrap();
-                    peers[k].3 = true;
+                if !*connected {
+                    p.peer_bitfield(has).unwrap();
+                    *connected = true;
                     reconnects += 1;
                 } else if rng.below(100) < 3 {
-                    peers[k].3 = false;
-                    peers[k].2.clear();
-                    p.peer_disconnected(PeerKey(k as u32));
-                    p.peer_lost(&peers[k].1).unwrap();
+                    *connected = false;
+                    queue.clear();
+                    p.peer_disconnected(*key);
+                    p.peer_lost(has).unwrap();
                 }
             }
             for k in 0..peers.len() {
