@@ -62,3 +62,38 @@ pub enum ExtensionHandshakeError {
     #[error("extension handshake 'm' has {count} entries, over the limit of {limit}")]
     TooManyExtensions { count: usize, limit: usize },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_carry_the_evidence() {
+        let e = WireError::MessageTooLong {
+            length: u32::MAX,
+            limit: 65537,
+        };
+        assert_eq!(
+            e.to_string(),
+            "message length prefix 4294967295 bytes is over the limit of 65537 bytes"
+        );
+        let e = WireError::BlockLength {
+            message: "request",
+            length: 0,
+            limit: 16384,
+        };
+        assert_eq!(
+            e.to_string(),
+            "request message asks for a block of 0 bytes, expected 1 to 16384 bytes"
+        );
+        let e = HandshakeError::ProtocolText {
+            found: "GET ".into(),
+        };
+        assert!(e.to_string().contains("\"GET \""));
+        let e = ExtensionHandshakeError::TooManyExtensions {
+            count: 65,
+            limit: 64,
+        };
+        assert!(e.to_string().contains("65") && e.to_string().contains("64"));
+    }
+}

@@ -196,6 +196,18 @@ mod tests {
     }
 
     #[test]
+    fn messages_after_the_handshake_go_to_the_decoder() {
+        use crate::wire::{Message, MessageDecoder};
+        let mut bytes = sample().encode().to_vec();
+        bytes.extend_from_slice(&[0, 0, 0, 1, 0x0e, 0, 0, 0, 1, 1]);
+        assert!(Handshake::decode(&bytes).unwrap().is_some());
+        let rest = &bytes[HANDSHAKE_BYTES..];
+        let mut d = MessageDecoder::default();
+        assert_eq!(d.decode(rest), Ok(Some((Message::HaveAll, 5))));
+        assert_eq!(d.decode(&rest[5..]), Ok(Some((Message::Unchoke, 5))));
+    }
+
+    #[test]
     fn every_short_prefix_needs_more() {
         let bytes = sample().encode();
         for n in 0..HANDSHAKE_BYTES {
