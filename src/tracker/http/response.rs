@@ -268,7 +268,7 @@ mod tests {
             })
         );
         assert!(matches!(
-            parse(b"d8:intervali60e12:min intervall1eee"),
+            parse(b"d8:intervali60e12:min intervalli1eee"),
             Err(TrackerError::WrongType { key: "min interval", .. })
         ));
     }

@@ -95,7 +95,7 @@ mod tests {
             Err(TrackerError::MissingKey { key: "files" })
         );
         assert!(matches!(
-            parse_scrape_response(b"d5:filesle"),
+            parse_scrape_response(b"d5:fileslee"),
             Err(TrackerError::WrongType { key: "files", offset: 8, .. })
         ));
         assert!(matches!(
