@@ -40,7 +40,11 @@ impl PeerCollector {
         key: &'static str,
         offset: usize,
     ) -> Result<(), TrackerError> {
-        let unit = if v6 { COMPACT_V6_BYTES } else { COMPACT_V4_BYTES };
+        let unit = if v6 {
+            COMPACT_V6_BYTES
+        } else {
+            COMPACT_V4_BYTES
+        };
         if bytes.len() % unit != 0 {
             return Err(TrackerError::CompactLength {
                 key,
@@ -94,8 +98,13 @@ mod tests {
     #[test]
     fn compact_v4_and_v6() {
         let mut c = PeerCollector::default();
-        c.push_compact(&[10, 0, 0, 1, 0x1a, 0xe1, 1, 2, 3, 4, 0, 80], false, "peers", 0)
-            .unwrap();
+        c.push_compact(
+            &[10, 0, 0, 1, 0x1a, 0xe1, 1, 2, 3, 4, 0, 80],
+            false,
+            "peers",
+            0,
+        )
+        .unwrap();
         let mut v6 = [0u8; 18];
         v6[15] = 1;
         v6[16] = 0x1a;
@@ -114,7 +123,9 @@ mod tests {
     #[test]
     fn compact_length_must_be_a_multiple() {
         let mut c = PeerCollector::default();
-        let e = c.push_compact(&[1, 2, 3, 4, 5, 6, 7], false, "peers", 42).unwrap_err();
+        let e = c
+            .push_compact(&[1, 2, 3, 4, 5, 6, 7], false, "peers", 42)
+            .unwrap_err();
         assert_eq!(
             e,
             TrackerError::CompactLength {

@@ -400,7 +400,10 @@ mod tests {
         assert_eq!(r.interval, Duration::from_secs(1800));
         assert_eq!(r.incomplete, Some(4));
         assert_eq!(r.complete, Some(6));
-        assert_eq!(r.peers, vec!["127.0.0.1:6881".parse::<SocketAddr>().unwrap()]);
+        assert_eq!(
+            r.peers,
+            vec!["127.0.0.1:6881".parse::<SocketAddr>().unwrap()]
+        );
         assert_eq!(r.peers_skipped, 1);
 
         // The same 12 bytes are not a whole number of IPv6 peers.
@@ -422,7 +425,10 @@ mod tests {
         assert_eq!(r.peers, vec!["[::1]:80".parse::<SocketAddr>().unwrap()]);
 
         // No peers at all is fine.
-        assert!(parse_announce_response(&d, 9, false).unwrap().peers.is_empty());
+        assert!(parse_announce_response(&d, 9, false)
+            .unwrap()
+            .peers
+            .is_empty());
     }
 
     #[test]
@@ -490,12 +496,17 @@ mod tests {
         assert_eq!(&d[36..56], &[2; 20]);
         assert_eq!(
             encode_scrape(0, 0, &[]),
-            Err(TrackerError::ScrapeHashCount { count: 0, limit: 74 })
+            Err(TrackerError::ScrapeHashCount {
+                count: 0,
+                limit: 74
+            })
         );
         let many = vec![InfoHash::default(); SCRAPE_HASHES_MAX + 1];
         assert!(encode_scrape(0, 0, &many).is_err());
         assert_eq!(
-            encode_scrape(0, 0, &many[..SCRAPE_HASHES_MAX]).unwrap().len(),
+            encode_scrape(0, 0, &many[..SCRAPE_HASHES_MAX])
+                .unwrap()
+                .len(),
             16 + 20 * SCRAPE_HASHES_MAX
         );
 

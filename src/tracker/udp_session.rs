@@ -58,7 +58,10 @@ pub enum UdpOutcome {
 pub enum Step {
     /// Send `datagram` now; call `on_timer` at `retry_at` unless an answer
     /// ends the operation first.
-    Send { datagram: Vec<u8>, retry_at: Duration },
+    Send {
+        datagram: Vec<u8>,
+        retry_at: Duration,
+    },
     /// Nothing to send (a stray datagram or an early timer); the retry time
     /// stays `retry_at`.
     Wait { retry_at: Duration },
@@ -375,8 +378,15 @@ mod tests {
         // Within 60 s of the connect answer: straight to the request.
         let hashes = vec![InfoHash([7; 20])];
         let step = s.start(S(160), UdpOperation::Scrape(hashes.clone()), 4);
-        assert_eq!(sent(&step).0, udp::encode_scrape(0xc0ffee, 4, &hashes).unwrap());
-        let step = s.on_datagram(S(161), &answer(ACTION_SCRAPE, 4, &[0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3]), 5);
+        assert_eq!(
+            sent(&step).0,
+            udp::encode_scrape(0xc0ffee, 4, &hashes).unwrap()
+        );
+        let step = s.on_datagram(
+            S(161),
+            &answer(ACTION_SCRAPE, 4, &[0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3]),
+            5,
+        );
         assert_eq!(
             step,
             Step::Done(UdpOutcome::Scraped(vec![(
@@ -437,7 +447,10 @@ mod tests {
             s.on_timer(S(15), 2),
             Step::Failed(TrackerError::Timeout { attempts: 1, .. })
         ));
-        assert_eq!(UdpTrackerSession::with_retries_max(false, 99).retries_max, RETRIES_MAX);
+        assert_eq!(
+            UdpTrackerSession::with_retries_max(false, 99).retries_max,
+            RETRIES_MAX
+        );
         assert_eq!(retry_wait(20), S(3840));
     }
 
@@ -483,11 +496,17 @@ mod tests {
             Step::Wait { retry_at: S(15) }
         );
         // Too short to carry a transaction id.
-        assert_eq!(s.on_datagram(S(1), &[0, 0, 0], 3), Step::Wait { retry_at: S(15) });
+        assert_eq!(
+            s.on_datagram(S(1), &[0, 0, 0], 3),
+            Step::Wait { retry_at: S(15) }
+        );
         assert_eq!(s.on_datagram(S(1), &[], 3), Step::Wait { retry_at: S(15) });
         assert!(s.is_busy());
         // The real answer still works.
-        assert!(matches!(s.on_datagram(S(2), &connect_answer(1, 5), 3), Step::Send { .. }));
+        assert!(matches!(
+            s.on_datagram(S(2), &connect_answer(1, 5), 3),
+            Step::Send { .. }
+        ));
     }
 
     #[test]
@@ -511,7 +530,11 @@ mod tests {
         s.on_datagram(S(11), &connect_answer(1, 5), 2);
         assert_eq!(s.connection_id(S(11)), Some(5));
         assert_eq!(
-            s.on_datagram(S(12), &answer(ACTION_ERROR, 2, b"torrent not registered"), 3),
+            s.on_datagram(
+                S(12),
+                &answer(ACTION_ERROR, 2, b"torrent not registered"),
+                3
+            ),
             Step::Failed(TrackerError::Failure("torrent not registered".to_string()))
         );
         assert_eq!(s.connection_id(S(12)), None);
@@ -546,7 +569,10 @@ mod tests {
         let mut s = UdpTrackerSession::new(false);
         assert_eq!(
             s.start(S(0), UdpOperation::Scrape(vec![]), 1),
-            Step::Failed(TrackerError::ScrapeHashCount { count: 0, limit: 74 })
+            Step::Failed(TrackerError::ScrapeHashCount {
+                count: 0,
+                limit: 74
+            })
         );
         assert!(!s.is_busy());
         let many = vec![InfoHash::default(); 75];
@@ -562,7 +588,10 @@ mod tests {
         s.start(S(0), UdpOperation::Announce(request()), 1);
         s.start(S(1), UdpOperation::Announce(request()), 2);
         // The first operation's answer is now a stray.
-        assert_eq!(s.on_datagram(S(2), &connect_answer(1, 5), 3), Step::Wait { retry_at: S(16) });
+        assert_eq!(
+            s.on_datagram(S(2), &connect_answer(1, 5), 3),
+            Step::Wait { retry_at: S(16) }
+        );
         s.cancel();
         assert!(!s.is_busy());
         assert_eq!(s.on_datagram(S(2), &connect_answer(2, 5), 3), Step::Idle);

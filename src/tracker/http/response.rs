@@ -234,7 +234,14 @@ mod tests {
             }
         );
         let e = parse(b"d8:intervali60e6:peers66:abcdefe").unwrap_err();
-        assert!(matches!(e, TrackerError::CompactLength { key: "peers6", unit: 18, .. }));
+        assert!(matches!(
+            e,
+            TrackerError::CompactLength {
+                key: "peers6",
+                unit: 18,
+                ..
+            }
+        ));
     }
 
     #[test]
@@ -269,7 +276,10 @@ mod tests {
         );
         assert!(matches!(
             parse(b"d8:intervali60e12:min intervalli1eee"),
-            Err(TrackerError::WrongType { key: "min interval", .. })
+            Err(TrackerError::WrongType {
+                key: "min interval",
+                ..
+            })
         ));
     }
 
@@ -302,7 +312,11 @@ mod tests {
     fn peers_of_wrong_type() {
         assert!(matches!(
             parse(b"d8:intervali60e5:peersi3ee"),
-            Err(TrackerError::WrongType { key: "peers", offset: 22, .. })
+            Err(TrackerError::WrongType {
+                key: "peers",
+                offset: 22,
+                ..
+            })
         ));
     }
 
@@ -317,7 +331,10 @@ mod tests {
             parse(b"li1ee"),
             Err(TrackerError::NotADictionary { found: "list" })
         ));
-        assert!(matches!(parse(b"d8:interval"), Err(TrackerError::Bencode(_))));
+        assert!(matches!(
+            parse(b"d8:interval"),
+            Err(TrackerError::Bencode(_))
+        ));
     }
 
     #[test]

@@ -68,7 +68,8 @@ mod tests {
 
     #[test]
     fn reads_files() {
-        let body = b"d5:filesd20:aaaaaaaaaaaaaaaaaaaad8:completei5e10:downloadedi50e10:incompletei10ee\
+        let body =
+            b"d5:filesd20:aaaaaaaaaaaaaaaaaaaad8:completei5e10:downloadedi50e10:incompletei10ee\
             20:bbbbbbbbbbbbbbbbbbbbd8:completei-1ee3:badd8:completei1eeee";
         let r = parse_scrape_response(body).unwrap();
         assert_eq!(
@@ -96,7 +97,11 @@ mod tests {
         );
         assert!(matches!(
             parse_scrape_response(b"d5:fileslee"),
-            Err(TrackerError::WrongType { key: "files", offset: 8, .. })
+            Err(TrackerError::WrongType {
+                key: "files",
+                offset: 8,
+                ..
+            })
         ));
         assert!(matches!(
             parse_scrape_response(b"i1e"),

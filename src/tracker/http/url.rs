@@ -177,8 +177,7 @@ mod tests {
         }
     }
 
-    const HASH_ESCAPED: &str =
-        "%00%0D%1A%274AN%5Bhu%82%8F%9C%A9%B6%C3%D0%DD%EA%F7";
+    const HASH_ESCAPED: &str = "%00%0D%1A%274AN%5Bhu%82%8F%9C%A9%B6%C3%D0%DD%EA%F7";
 
     #[test]
     fn every_byte_escapes_correctly() {
@@ -251,7 +250,12 @@ mod tests {
 
     #[test]
     fn other_schemes_are_refused() {
-        for url in ["udp://t.example:80/announce", "ftp://x/", "tracker.example/announce", ""] {
+        for url in [
+            "udp://t.example:80/announce",
+            "ftp://x/",
+            "tracker.example/announce",
+            "",
+        ] {
             assert_eq!(
                 announce_url(url, &request()),
                 Err(TrackerError::UnsupportedScheme {
@@ -281,7 +285,10 @@ mod tests {
         let long = format!("http://t.example/{}", "a".repeat(URL_BYTES_MAX));
         assert!(matches!(
             announce_url(&long, &request()),
-            Err(TrackerError::UrlTooLong { limit: URL_BYTES_MAX, .. })
+            Err(TrackerError::UrlTooLong {
+                limit: URL_BYTES_MAX,
+                ..
+            })
         ));
     }
 
@@ -290,7 +297,10 @@ mod tests {
         let cases = [
             ("http://t.example/announce", "http://t.example/scrape"),
             ("http://t.example/x/announce", "http://t.example/x/scrape"),
-            ("http://t.example/announce.php", "http://t.example/scrape.php"),
+            (
+                "http://t.example/announce.php",
+                "http://t.example/scrape.php",
+            ),
             (
                 "https://t.example/announce?passkey=abc",
                 "https://t.example/scrape?passkey=abc",
