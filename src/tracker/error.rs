@@ -71,7 +71,7 @@ pub enum TrackerError {
         "UDP response: transaction id {found:#010x} does not match the request's {expected:#010x}"
     )]
     TransactionMismatch { expected: u32, found: u32 },
-    #[error("UDP scrape: {count} info-hashes, expected 1 to {limit} in one request")]
+    #[error("scrape: {count} info-hashes, expected 1 to {limit} in one request")]
     ScrapeHashCount { count: usize, limit: usize },
     #[error("UDP tracker did not answer after {attempts} attempts over {waited:?}")]
     Timeout { attempts: u32, waited: Duration },

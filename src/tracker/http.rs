@@ -11,4 +11,7 @@ mod url;
 
 pub use response::{parse_announce_response, BODY_BYTES_MAX};
 pub use scrape::{parse_scrape_response, ScrapeResponse, SCRAPE_FILES_MAX};
-pub use url::{announce_url, percent_encode, scrape_url, URL_BYTES_MAX};
+pub use url::{
+    announce_url, percent_encode, scrape_request_url, scrape_url, SCRAPE_URL_HASHES_MAX,
+    URL_BYTES_MAX,
+};

@@ -173,7 +173,7 @@ impl UdpTrackerSession {
             transaction_id,
             retries: 0,
             started_at: now,
-            retry_at: now + retry_wait(0),
+            retry_at: now.saturating_add(retry_wait(0)),
         });
         self.send_current(now)
     }
@@ -198,7 +198,7 @@ impl UdpTrackerSession {
             return Step::Failed(error);
         }
         f.retries += 1;
-        f.retry_at = now + retry_wait(f.retries);
+        f.retry_at = now.saturating_add(retry_wait(f.retries));
         if f.phase == Phase::Requesting && self.connection_id(now).is_none() {
             if let Some(f) = self.in_flight.as_mut() {
                 f.phase = Phase::Connecting;
@@ -219,7 +219,7 @@ impl UdpTrackerSession {
                 udp::parse_connect_response(datagram, f.transaction_id).map(|id| {
                     f.phase = Phase::Requesting;
                     f.transaction_id = transaction_id;
-                    f.retry_at = now + retry_wait(f.retries);
+                    f.retry_at = now.saturating_add(retry_wait(f.retries));
                     Parsed::Connected(id)
                 })
             }
@@ -580,6 +580,21 @@ mod tests {
             s.start(S(0), UdpOperation::Scrape(many), 1),
             Step::Failed(TrackerError::ScrapeHashCount { count: 75, .. })
         ));
+    }
+
+    #[test]
+    fn times_near_the_end_of_duration_do_not_overflow() {
+        let mut s = UdpTrackerSession::new(false);
+        let end = Duration::MAX;
+        let step = s.start(end, UdpOperation::Announce(request()), 1);
+        assert_eq!(sent(&step).1, Duration::MAX);
+        assert!(matches!(s.on_timer(end, 2), Step::Send { .. }));
+        assert!(matches!(
+            s.on_datagram(end, &connect_answer(1, 5), 2),
+            Step::Send { .. }
+        ));
+        // Time going backwards is not a reason to panic either.
+        assert!(matches!(s.on_timer(S(0), 3), Step::Wait { .. }));
     }
 
     #[test]

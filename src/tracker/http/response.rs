@@ -129,7 +129,9 @@ fn read_peers(
 ) -> Result<(), TrackerError> {
     if let Some(bytes) = v.as_bytes() {
         // The bytes start after the length prefix `<len>:`.
-        let offset = v.offset + (v.raw.len() - bytes.len());
+        let offset = v
+            .offset
+            .saturating_add(v.raw.len().saturating_sub(bytes.len()));
         return out.push_compact(bytes, v6, key, offset);
     }
     let list = v

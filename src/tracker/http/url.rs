@@ -14,9 +14,13 @@
 //! - `key` is written as 8 hex digits, as common clients do.
 
 use super::super::{AnnounceRequest, TrackerError};
+use crate::InfoHash;
 
 /// Longest tracker URL accepted (before our query is added), in bytes.
 pub const URL_BYTES_MAX: usize = 4096;
+/// Most info-hashes in one HTTP scrape URL (about 60 bytes each keeps the URL
+/// under common 8 KiB server limits).
+pub const SCRAPE_URL_HASHES_MAX: usize = 64;
 
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
@@ -146,6 +150,33 @@ pub fn scrape_url(announce: &str) -> Result<String, TrackerError> {
     let (dir, segment) = path_part.split_at(slash + 1);
     let tail = segment.strip_prefix("announce").ok_or_else(not_supported)?;
     Ok(format!("{dir}scrape{tail}{query}"))
+}
+
+/// The full scrape URL for `hashes` (1 to [`SCRAPE_URL_HASHES_MAX`]): the
+/// [`scrape_url`] with one `info_hash` parameter per torrent.
+pub fn scrape_request_url(announce: &str, hashes: &[InfoHash]) -> Result<String, TrackerError> {
+    if hashes.is_empty() || hashes.len() > SCRAPE_URL_HASHES_MAX {
+        return Err(TrackerError::ScrapeHashCount {
+            count: hashes.len(),
+            limit: SCRAPE_URL_HASHES_MAX,
+        });
+    }
+    let mut url = scrape_url(announce)?;
+    // Nothing to add after a trailing `?` or `&`.
+    let mut separator = match url.find('?') {
+        None => Some('?'),
+        Some(_) if url.ends_with('?') || url.ends_with('&') => None,
+        Some(_) => Some('&'),
+    };
+    for hash in hashes {
+        if let Some(c) = separator {
+            url.push(c);
+        }
+        url.push_str("info_hash=");
+        push_encoded(&mut url, &hash.0);
+        separator = Some('&');
+    }
+    Ok(url)
 }
 
 #[cfg(test)]
@@ -289,6 +320,47 @@ mod tests {
                 limit: URL_BYTES_MAX,
                 ..
             })
+        ));
+    }
+
+    #[test]
+    fn scrape_request_urls() {
+        let a = InfoHash([b'a'; 20]);
+        let b = InfoHash([0xff; 20]);
+        let url = scrape_request_url("http://t.example/announce", &[a, b]).unwrap();
+        assert_eq!(
+            url,
+            format!(
+                "http://t.example/scrape?info_hash={}&info_hash={}",
+                "a".repeat(20),
+                "%FF".repeat(20)
+            )
+        );
+        let url = scrape_request_url("http://t.example/announce?pk=1", &[a]).unwrap();
+        assert_eq!(
+            url,
+            format!("http://t.example/scrape?pk=1&info_hash={}", "a".repeat(20))
+        );
+        let url = scrape_request_url("http://t.example/announce?", &[a]).unwrap();
+        assert_eq!(
+            url,
+            format!("http://t.example/scrape?info_hash={}", "a".repeat(20))
+        );
+        assert_eq!(
+            scrape_request_url("http://t.example/announce", &[]),
+            Err(TrackerError::ScrapeHashCount {
+                count: 0,
+                limit: SCRAPE_URL_HASHES_MAX
+            })
+        );
+        let many = vec![a; SCRAPE_URL_HASHES_MAX + 1];
+        assert!(matches!(
+            scrape_request_url("http://t.example/announce", &many),
+            Err(TrackerError::ScrapeHashCount { .. })
+        ));
+        assert!(matches!(
+            scrape_request_url("http://t.example/x", &[a]),
+            Err(TrackerError::ScrapeNotSupported { .. })
         ));
     }
 
