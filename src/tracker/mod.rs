@@ -5,6 +5,17 @@
 //! (times come in as arguments), no randomness of its own (transaction ids and
 //! keys come in as arguments). The HTTP client and the UDP sockets live in
 //! `runtime`, which feeds this module.
+//!
+//! - [`announce`]: the transport-neutral request and answer, and the interval
+//!   clamp ([`INTERVAL_FLOOR`] 1 min to [`INTERVAL_CEILING`] 6 h);
+//! - [`http`]: announce and scrape URLs, announce and scrape bodies;
+//! - [`udp`]: BEP 15 datagrams; [`UdpTrackerSession`]: the BEP 15 exchange
+//!   (connect, request, 15·2ⁿ s retries, 60 s connection ids) driven by the
+//!   caller's clock and socket.
+//!
+//! Peers from one answer are bounded by [`PEERS_PER_RESPONSE_MAX`], never port
+//! 0, kept in the tracker's order; duplicates are not removed here (the peer
+//! manager owns that), and peer ids in dictionary peer lists are not kept.
 
 pub mod announce;
 mod error;
@@ -22,4 +33,7 @@ pub use announce::{
 };
 pub use error::TrackerError;
 pub use peers::{COMPACT_V4_BYTES, COMPACT_V6_BYTES};
-pub use udp_session::{Step, UdpOperation, UdpOutcome, UdpTrackerSession};
+pub use udp_session::{
+    retry_wait, Step, UdpOperation, UdpOutcome, UdpTrackerSession, CONNECTION_ID_TTL, RETRIES_MAX,
+    RETRY_BASE,
+};

@@ -259,9 +259,14 @@ impl UdpTrackerSession {
     /// Writes the datagram for the current phase.
     fn send_current(&mut self, now: Duration) -> Step {
         let connection_id = self.connection_id(now);
-        let Some(f) = self.in_flight.as_ref() else {
+        let Some(f) = self.in_flight.as_mut() else {
             return Step::Idle;
         };
+        if connection_id.is_none() {
+            // No valid id (callers switch phase first; this keeps the phase
+            // and the datagram in agreement regardless).
+            f.phase = Phase::Connecting;
+        }
         let datagram = match (f.phase, connection_id, &f.operation) {
             (Phase::Requesting, Some(cid), UdpOperation::Announce(req)) => {
                 udp::encode_announce(cid, f.transaction_id, req).to_vec()
@@ -275,8 +280,6 @@ impl UdpTrackerSession {
                     }
                 }
             }
-            // Connecting, or requesting without a valid id (not reached: the
-            // callers switch to connecting first).
             _ => udp::encode_connect(f.transaction_id).to_vec(),
         };
         Step::Send {
