@@ -21,7 +21,7 @@
 //!   skipped and counted. A `peers` of another type is an error. Neither key
 //!   present means no peers.
 
-use crate::bencode::{decode_prefix, Dict, Value};
+use crate::bencode::{decode_prefix_with, Dict, Limits, Value};
 use crate::tracker::announce::{clamp_interval, sanitize_message};
 use crate::tracker::peers::PeerCollector;
 use crate::tracker::{AnnounceResponse, TrackerError};
@@ -69,6 +69,12 @@ pub fn parse_announce_response(body: &[u8]) -> Result<AnnounceResponse, TrackerE
     })
 }
 
+/// Deepest nesting in a tracker's answer (a peer list of dictionaries is 3).
+const BODY_DEPTH_MAX: usize = 8;
+/// Most bencode values in a tracker's answer: room for the peer and scrape
+/// limits several times over, far below the crate-wide default.
+const BODY_TOKENS_MAX: usize = 50_000;
+
 /// The body decoded, under the size limit; its top value is returned as is.
 pub(super) fn top_dict(body: &[u8]) -> Result<Value<'_>, TrackerError> {
     if body.len() > BODY_BYTES_MAX {
@@ -77,7 +83,11 @@ pub(super) fn top_dict(body: &[u8]) -> Result<Value<'_>, TrackerError> {
             limit: BODY_BYTES_MAX,
         });
     }
-    let (value, _consumed) = decode_prefix(body)?;
+    let limits = Limits {
+        depth_max: BODY_DEPTH_MAX,
+        tokens_max: BODY_TOKENS_MAX,
+    };
+    let (value, _consumed) = decode_prefix_with(body, limits)?;
     Ok(value)
 }
 
