@@ -12,8 +12,8 @@ use std::io::Write;
 use std::time::Duration;
 
 use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use ringseed::hash::update_interleaved;
 use ringseed::hash::Sha1Hasher;
-use ringseed::runtime::interleave::update_interleaved;
 use ringseed::runtime::{hash_pieces, DiskFile, HashOptions};
 
 const MIB: usize = 1024 * 1024;

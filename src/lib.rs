@@ -11,6 +11,7 @@ pub mod info_hash;
 pub mod limits;
 pub mod magnet;
 pub mod metainfo;
+pub mod peer;
 pub mod runtime;
 pub mod storage;
 pub mod torrent;

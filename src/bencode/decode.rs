@@ -1,5 +1,7 @@
 //! The decoder: bytes in, a [`Value`] tree that borrows from them out.
 
+use std::collections::HashSet;
+
 use super::value::{Dict, Value, ValueKind};
 use crate::limits;
 
@@ -142,6 +144,10 @@ impl<'a> Decoder<'a> {
             b'd' => {
                 self.enter(depth)?;
                 let mut entries: Vec<(&'a [u8], Value<'a>)> = Vec::new();
+                // Duplicate keys are found in linear time: while keys come in
+                // ascending order (canonical bencode) comparing with the last
+                // one is enough; after the first key out of order, a set.
+                let mut unsorted_keys: Option<HashSet<&'a [u8]>> = None;
                 loop {
                     let b = self.peek("a dictionary key (a string) or 'e'")?;
                     if b == b'e' {
@@ -159,7 +165,19 @@ impl<'a> Decoder<'a> {
                     let key_offset = self.pos;
                     self.tokens += 1;
                     let key = self.string()?;
-                    if entries.iter().any(|(k, _)| *k == key) {
+                    let duplicate = match (&mut unsorted_keys, entries.last()) {
+                        (None, None) => false,
+                        (None, Some((last, _))) if key > *last => false,
+                        (None, Some(_)) => {
+                            let mut set: HashSet<&'a [u8]> =
+                                entries.iter().map(|(k, _)| *k).collect();
+                            let fresh = set.insert(key);
+                            unsorted_keys = Some(set);
+                            !fresh
+                        }
+                        (Some(set), _) => !set.insert(key),
+                    };
+                    if duplicate {
                         return self.err(
                             key_offset,
                             DecodeErrorKind::DuplicateKey {
@@ -431,6 +449,36 @@ mod tests {
                 kind: DecodeErrorKind::DuplicateKey { key: "a".into() }
             }
         );
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_in_big_dictionaries_quickly() {
+        // 200,000 keys, sorted then unsorted: both must decode in linear time.
+        let mut sorted = b"d".to_vec();
+        for i in 0..200_000u32 {
+            let k = format!("{i:08}");
+            sorted.extend_from_slice(format!("{}:{}i0e", k.len(), k).as_bytes());
+        }
+        sorted.push(b'e');
+        assert_eq!(decode(&sorted).unwrap().as_dict().unwrap().len(), 200_000);
+        let mut unsorted = b"d".to_vec();
+        for i in (0..200_000u32).rev() {
+            let k = format!("{i:08}");
+            unsorted.extend_from_slice(format!("{}:{}i0e", k.len(), k).as_bytes());
+        }
+        let mut dup = unsorted.clone();
+        unsorted.push(b'e');
+        assert_eq!(decode(&unsorted).unwrap().as_dict().unwrap().len(), 200_000);
+        dup.extend_from_slice(b"8:00000007i1ee");
+        assert!(matches!(
+            decode(&dup).unwrap_err().kind,
+            DecodeErrorKind::DuplicateKey { .. }
+        ));
+        // Out of order after a sorted start, duplicate of an early key.
+        assert!(matches!(
+            decode(b"d1:ai1e1:ci1e1:bi1e1:ai1ee").unwrap_err().kind,
+            DecodeErrorKind::DuplicateKey { .. }
+        ));
     }
 
     #[test]

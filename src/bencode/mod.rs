@@ -23,6 +23,6 @@ mod decode;
 mod encode;
 mod value;
 
-pub use decode::{decode, decode_prefix, DecodeError, DecodeErrorKind, Limits};
+pub use decode::{decode, decode_prefix, decode_prefix_with, DecodeError, DecodeErrorKind, Limits};
 pub use encode::{Encoder, OwnedValue};
 pub use value::{Dict, Value, ValueKind};

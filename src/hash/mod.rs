@@ -6,7 +6,15 @@
 //! in, digests out; the only side effect is the scoped worker threads of
 //! [`hash_batch`], which end before it returns.
 
+pub mod interleave;
+
+pub use interleave::update_interleaved;
+
 use sha1::{Digest, Sha1};
+
+/// Blocks each thread of [`hash_batch`] hashes at once, interleaved (see
+/// [`interleave`]): three streams kept this CPU's SHA unit busy (docs/benchmarks.md).
+pub const BATCH_LANES: usize = 3;
 
 /// Most worker threads [`hash_batch`] starts, whatever the caller asks for.
 pub const BATCH_THREADS_MAX: usize = 256;
@@ -129,10 +137,20 @@ pub fn hash_batch(blocks: &[&[u8]], threads: usize) -> Vec<[u8; SHA1_BYTES]> {
     out
 }
 
-/// Hashes `blocks[i]` into `out[i]`.
+/// Hashes `blocks[i]` into `out[i]`, [`BATCH_LANES`] blocks at a time,
+/// interleaved.
 fn hash_into(blocks: &[&[u8]], out: &mut [[u8; SHA1_BYTES]]) {
-    for (block, digest) in blocks.iter().zip(out.iter_mut()) {
-        *digest = sha1(block);
+    for (ins, outs) in blocks.chunks(BATCH_LANES).zip(out.chunks_mut(BATCH_LANES)) {
+        let mut hashers: [Sha1Hasher; BATCH_LANES] = std::array::from_fn(|_| Sha1Hasher::new());
+        let mut jobs: Vec<(&mut Sha1Hasher, &[u8])> = Vec::with_capacity(BATCH_LANES);
+        for (h, block) in hashers.iter_mut().zip(ins) {
+            jobs.push((h, block));
+        }
+        update_interleaved(&mut jobs);
+        drop(jobs);
+        for (h, digest) in hashers.into_iter().zip(outs.iter_mut()) {
+            *digest = h.finish();
+        }
     }
 }
 

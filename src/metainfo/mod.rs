@@ -98,7 +98,10 @@ impl Info {
         if index >= self.num_pieces() {
             return None;
         }
-        Some(self.piece_length.min(self.total_length - start))
+        Some(
+            self.piece_length
+                .min(self.total_length.saturating_sub(start)),
+        )
     }
 
     /// The files as the storage layout sees them.

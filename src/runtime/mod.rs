@@ -4,7 +4,6 @@
 
 pub mod fd_cache;
 pub mod fs_walk;
-pub mod interleave;
 pub mod piece_hash;
 pub mod uring;
 

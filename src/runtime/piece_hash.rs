@@ -8,7 +8,7 @@
 //! memory whole), and each lane keeps up to `depth` chunks in flight: while the
 //! oldest chunks are hashed, the reads of the next ones are already queued in
 //! the kernel. The oldest chunk of every lane is hashed together, block by
-//! block interleaved ([`super::interleave`]), which lets the core overlap the
+//! block interleaved ([`crate::hash::interleave`]), which lets the core overlap the
 //! SHA-1 rounds of independent pieces. Every read owns its buffer slot until
 //! its completion arrives; a worker never returns (nor frees a buffer) with a
 //! read in flight.
@@ -23,8 +23,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 
 use super::fd_cache::{FdCache, OpenFailure};
-use super::interleave::update_interleaved;
 use super::uring::{new_ring, UringError};
+use crate::hash::update_interleaved;
 use crate::hash::Sha1Hasher;
 use crate::storage::{FileExtent, FileSpan, Layout, LayoutError};
 use io_uring::{cqueue, opcode, types, IoUring};
@@ -110,7 +110,7 @@ pub struct HashOptions {
     /// Chunks in flight per lane (buffers per lane).
     pub depth: usize,
     /// Pieces each worker hashes at once, interleaved (see
-    /// [`super::interleave`]); buffers per worker = lanes x depth.
+    /// [`crate::hash::interleave`]); buffers per worker = lanes x depth.
     pub lanes: usize,
 }
 

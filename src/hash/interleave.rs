@@ -10,7 +10,7 @@
 //! [`Sha1Hasher::update`], so the digests are the same as hashing each stream
 //! alone.
 
-use crate::hash::Sha1Hasher;
+use super::Sha1Hasher;
 
 /// SHA-1 block size: the step at which the streams take turns.
 pub const STEP_BYTES: usize = 64;

@@ -1,0 +1,1 @@
+//! The per-peer connection state machine, sans-IO. (Being written.)
