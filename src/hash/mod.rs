@@ -6,6 +6,12 @@
 //! in, digests out; the only side effect is the scoped worker threads of
 //! [`hash_batch`], which end before it returns.
 
+mod multi;
+
+pub use multi::{
+    multi_buffer_available, sha1_lanes, sha1_x2, MultiError, Sha1Lanes, Sha1x2, Sha1x4, LANES_MAX,
+};
+
 use sha1::{Digest, Sha1};
 
 /// Most worker threads [`hash_batch`] starts, whatever the caller asks for.
