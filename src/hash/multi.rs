@@ -455,6 +455,13 @@ mod tests {
             );
             assert_eq!(sha1_lanes([&a[..]]), [sha1(&a)], "len {len}");
         }
+        // Eight lanes, the most that take the interleaved path.
+        for len in [0, 55, 64, 1000, 70_000] {
+            let msgs: Vec<Vec<u8>> = (0..8).map(|i| bytes(len, 40 + i)).collect();
+            let refs: [&[u8]; 8] = std::array::from_fn(|i| msgs[i].as_slice());
+            assert_eq!(Sha1Lanes::<8>::new().simd, multi_buffer_available());
+            assert_eq!(sha1_lanes(refs), refs.map(sha1), "len {len}");
+        }
     }
 
     #[test]
