@@ -83,73 +83,14 @@ fn batch(c: &mut Criterion) {
     group.finish();
 }
 
-/// Two (or four) messages per iteration: one after the other with `sha1`, or
-/// side by side with the multi-buffer lanes. Throughput counts the bytes of
-/// all messages.
-fn multi(c: &mut Criterion) {
-    for lanes in [2usize, 4, 8] {
-        let mut group = c.benchmark_group(format!("sha1_multi_x{lanes}"));
-        group.measurement_time(Duration::from_secs(3));
-        group.warm_up_time(Duration::from_secs(1));
-        group.sample_size(20);
-        for size in [16 * KIB, MIB, 4 * MIB] {
-            let owned: Vec<Vec<u8>> = (0..lanes)
-                .map(|i| {
-                    let mut d = data(size);
-                    d[0] = i as u8;
-                    d
-                })
-                .collect();
-            group.throughput(Throughput::Bytes((lanes * size) as u64));
-            group.bench_with_input(
-                BenchmarkId::new("sha1_sequential", label(size)),
-                &owned,
-                |b, owned| {
-                    b.iter(|| {
-                        owned
-                            .iter()
-                            .map(|m| hash::sha1(black_box(m)))
-                            .collect::<Vec<_>>()
-                    })
-                },
-            );
-            if lanes == 2 {
-                group.bench_with_input(
-                    BenchmarkId::new("sha1_x2", label(size)),
-                    &owned,
-                    |b, owned| b.iter(|| hash::sha1_x2(black_box(&owned[0]), black_box(&owned[1]))),
-                );
-            } else if lanes == 4 {
-                let refs: [&[u8]; 4] = std::array::from_fn(|i| owned[i].as_slice());
-                group.bench_with_input(
-                    BenchmarkId::new("sha1_lanes4", label(size)),
-                    &refs,
-                    |b, refs| b.iter(|| hash::sha1_lanes(black_box(*refs))),
-                );
-            } else {
-                let refs: [&[u8]; 8] = std::array::from_fn(|i| owned[i].as_slice());
-                group.bench_with_input(
-                    BenchmarkId::new("sha1_lanes8", label(size)),
-                    &refs,
-                    |b, refs| b.iter(|| hash::sha1_lanes(black_box(*refs))),
-                );
-            }
-        }
-        group.finish();
-    }
-}
-
 criterion_group!(benches, single, batch);
-criterion_group!(multi_benches, multi);
 
 fn main() {
     eprintln!(
-        "sha_ni_available={} multi_buffer_available={} available_threads={}",
+        "sha_ni_available={} available_threads={}",
         hash::sha_ni_available(),
-        hash::multi_buffer_available(),
         hash::available_threads()
     );
     benches();
-    multi_benches();
     Criterion::default().configure_from_args().final_summary();
 }

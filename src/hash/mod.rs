@@ -9,11 +9,6 @@
 pub mod interleave;
 
 pub use interleave::update_interleaved;
-mod multi;
-
-pub use multi::{
-    multi_buffer_available, sha1_lanes, sha1_x2, MultiError, Sha1Lanes, Sha1x2, Sha1x4, LANES_MAX,
-};
 
 use sha1::{Digest, Sha1};
 
