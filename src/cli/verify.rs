@@ -109,12 +109,13 @@ pub fn run(args: &VerifyArgs) -> Result<ExitCode> {
         );
     }
     println!(
-        "{good} of {num} pieces good ({}%), {} ({} bytes) checked in {seconds:.2} s, {} on {} threads",
+        "{good} of {num} pieces good ({}%), {} ({} bytes) checked in {seconds:.2} s, {} on {} thread{}",
         percent_floor(good, num),
         human_bytes(total),
         total,
         human_rate(total, seconds),
-        stats.threads
+        stats.threads,
+        if stats.threads == 1 { "" } else { "s" }
     );
     Ok(if good == num {
         ExitCode::SUCCESS
