@@ -12,6 +12,7 @@ pub mod limits;
 pub mod magnet;
 pub mod metainfo;
 pub mod peer;
+pub mod rng;
 pub mod runtime;
 pub mod storage;
 pub mod torrent;

@@ -4,6 +4,8 @@
 //! Pure byte code: no knowledge of which parameter is which; the caller turns a
 //! [`BadEscape`] into an error that names the parameter.
 
+use crate::info_hash::hex_value;
+
 /// A malformed escape: `%` not followed by two hex digits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct BadEscape {
@@ -71,15 +73,6 @@ const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
 fn is_plain(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"-._~:/@!'()*,".contains(&b)
-}
-
-fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

@@ -674,27 +674,9 @@ mod tests {
         assert_eq!(l.piece_size(0), Some(5));
     }
 
-    /// Tiny deterministic generator for the property test (xorshift64).
-    struct XorShift(u64);
-
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            let mut x = self.0;
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.0 = x;
-            x
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
-
     #[test]
     fn spans_cover_the_stream_once_in_order() {
-        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+        let mut rng = crate::rng::Rng::new(0x9E37_79B9_7F4A_7C15);
         for _round in 0..500 {
             let piece_length = 1 + rng.below(40);
             let count = rng.below(10) as usize;

@@ -12,7 +12,7 @@
 
 use thiserror::Error;
 
-use super::rng::Rng;
+use crate::rng::Rng;
 
 /// Most non-seed peers that may report one piece (availability is a count of peers).
 pub const AVAILABILITY_MAX: u32 = 65_535;

@@ -9,10 +9,9 @@ pub mod in_progress;
 pub mod partial;
 pub mod piece_picker;
 pub mod requesters;
-pub mod rng;
 
+pub use crate::rng::Rng;
 pub use bitfield::{Bitfield, BitfieldError};
 pub use geometry::{BlockRequest, Geometry, GeometryError, BLOCK_BYTES};
 pub use piece_picker::{BlockOutcome, InvariantError, PickerError, PiecePicker};
 pub use requesters::{PeerKey, Requesters};
-pub use rng::Rng;

@@ -36,7 +36,7 @@ use super::geometry::{BlockRequest, Geometry};
 use super::in_progress::InProgress;
 use super::partial::Receipt;
 use super::requesters::{PeerKey, Requesters, REQUESTERS_MAX};
-use super::rng::Rng;
+use crate::rng::Rng;
 
 /// Most block requests one `pick_blocks` call returns.
 pub const PICK_BLOCKS_MAX: usize = 4096;

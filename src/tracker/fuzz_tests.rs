@@ -5,33 +5,13 @@
 use std::time::Duration;
 
 use super::{http, udp, AnnounceRequest, UdpOperation, UdpTrackerSession};
+use crate::rng::Rng;
 use crate::InfoHash;
 
 /// Rounds of each fuzz loop.
 const ROUNDS_MAX: usize = 20_000;
 /// Longest random input, in bytes.
 const INPUT_BYTES_MAX: usize = 400;
-
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % u64::try_from(n.max(1)).unwrap()).unwrap()
-    }
-
-    fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next().to_le_bytes()[0]).collect()
-    }
-}
 
 /// Valid inputs to start mutations from.
 fn http_seeds() -> Vec<Vec<u8>> {
@@ -58,31 +38,31 @@ fn udp_seeds() -> Vec<Vec<u8>> {
 
 /// A random input: fresh noise, or a seed with a few bytes changed, cut or
 /// extended.
-fn input(rng: &mut XorShift, seeds: &[Vec<u8>]) -> Vec<u8> {
-    if rng.below(4) == 0 {
-        let len = rng.below(INPUT_BYTES_MAX);
+fn input(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
+    if rng.below_usize(4) == 0 {
+        let len = rng.below_usize(INPUT_BYTES_MAX);
         return rng.bytes(len);
     }
-    let mut v = seeds[rng.below(seeds.len())].clone();
-    for _ in 0..1 + rng.below(4) {
-        match rng.below(4) {
+    let mut v = seeds[rng.below_usize(seeds.len())].clone();
+    for _ in 0..1 + rng.below_usize(4) {
+        match rng.below_usize(4) {
             0 if !v.is_empty() => {
-                let at = rng.below(v.len());
+                let at = rng.below_usize(v.len());
                 v[at] = rng.bytes(1)[0];
             }
             1 if !v.is_empty() => {
-                let len = rng.below(v.len());
+                let len = rng.below_usize(v.len());
                 v.truncate(len);
             }
             2 => {
-                let at = rng.below(v.len() + 1);
-                let n = 1 + rng.below(20);
+                let at = rng.below_usize(v.len() + 1);
+                let n = 1 + rng.below_usize(20);
                 let extra = rng.bytes(n);
                 v.splice(at..at, extra);
             }
             _ => {
-                let at = rng.below(v.len() + 1);
-                v.insert(at, b"0123456789:deil"[rng.below(15)]);
+                let at = rng.below_usize(v.len() + 1);
+                v.insert(at, b"0123456789:deil"[rng.below_usize(15)]);
             }
         }
     }
@@ -110,7 +90,7 @@ fn request() -> AnnounceRequest {
 #[test]
 fn http_parsers_never_panic() {
     let seeds = http_seeds();
-    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let mut accepted = 0;
     for _ in 0..ROUNDS_MAX {
         let body = input(&mut rng, &seeds);
@@ -129,15 +109,15 @@ fn http_parsers_never_panic() {
 #[test]
 fn udp_parsers_and_session_never_panic() {
     let seeds = udp_seeds();
-    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
     let hashes = [InfoHash([1; 20]), InfoHash([2; 20])];
     let request = request();
-    let mut session = UdpTrackerSession::with_retries_max(rng.below(2) == 0, 3);
+    let mut session = UdpTrackerSession::with_retries_max(rng.below_usize(2) == 0, 3);
     let mut now = Duration::ZERO;
     let mut accepted = 0;
     for _ in 0..ROUNDS_MAX {
         let d = input(&mut rng, &seeds);
-        let tid = if rng.below(2) == 0 {
+        let tid = if rng.below_usize(2) == 0 {
             1
         } else {
             rng.bytes(1)[0].into()
@@ -148,8 +128,8 @@ fn udp_parsers_and_session_never_panic() {
         let _ = udp::parse_scrape_response(&d, tid, &hashes);
         let _ = udp::parse_error_response(&d, tid);
 
-        now += Duration::from_millis(rng.next() % 20_000);
-        let _ = match rng.below(6) {
+        now += Duration::from_millis(rng.next_u64() % 20_000);
+        let _ = match rng.below_usize(6) {
             0 => session.start(now, UdpOperation::Announce(request.clone()), 1),
             1 => session.start(now, UdpOperation::Scrape(hashes.to_vec()), 1),
             2 => session.on_timer(now, 1),

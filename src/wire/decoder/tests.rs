@@ -2,6 +2,7 @@
 //! malformed lengths, bitfield rules, and a deterministic fuzz loop.
 
 use super::*;
+use crate::rng::Rng;
 use crate::wire::message::encode;
 
 fn enc(msg: &Message<'_>) -> Vec<u8> {
@@ -459,21 +460,6 @@ fn keep_alive_needs_only_the_prefix() {
     );
 }
 
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
 /// Decodes `buf` to its end, checking that every step consumes something and
 /// never more than there is; returns how many messages came out.
 fn drain(d: &mut MessageDecoder, buf: &[u8]) -> usize {
@@ -494,7 +480,7 @@ fn drain(d: &mut MessageDecoder, buf: &[u8]) -> usize {
 
 #[test]
 fn fuzz_random_bytes_never_panic() {
-    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+    let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
     let limits = [
         Limits::default(),
         Limits::for_pieces(13),
@@ -520,7 +506,7 @@ fn fuzz_random_bytes_never_panic() {
                     buf.extend_from_slice(&length.to_be_bytes());
                     buf.push(rng.below(24) as u8);
                 }
-                _ => buf.push(rng.next() as u8),
+                _ => buf.push(rng.next_u64() as u8),
             }
         }
         decoded += drain(&mut d, &buf);
@@ -531,7 +517,7 @@ fn fuzz_random_bytes_never_panic() {
 
 #[test]
 fn fuzz_mutated_valid_streams_never_panic() {
-    let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     let block = [1u8; 64];
     let mut stream = Vec::new();
     for msg in every_message(&block) {
@@ -543,7 +529,7 @@ fn fuzz_mutated_valid_streams_never_panic() {
         for _ in 0..=rng.below(4) {
             let at = rng.below(buf.len() as u64) as usize;
             if let Some(b) = buf.get_mut(at) {
-                *b = rng.next() as u8;
+                *b = rng.next_u64() as u8;
             }
         }
         let cut = rng.below(buf.len() as u64 + 1) as usize;

@@ -1,5 +1,5 @@
-//! A small deterministic PRNG (xorshift64*) for tie-breaking in the piece
-//! picker. Not cryptographic; callers seed it (from the clock or the OS in
+//! A small deterministic PRNG (xorshift64*): tie-breaking in the piece picker,
+//! and the seeded random inputs of tests and fuzz-style loops. Not cryptographic; callers seed it (from the clock or the OS in
 //! `runtime/`, from a fixed number in tests), so this module stays pure.
 
 /// Seed used in place of 0, which would keep xorshift stuck at 0 forever.
@@ -41,6 +41,21 @@ impl Rng {
     /// A number in `0..n` as `usize`; 0 when `n` is 0.
     pub fn below_usize(&mut self, n: usize) -> usize {
         self.below(n as u64) as usize
+    }
+
+    /// Fills `out` with random bytes.
+    pub fn fill(&mut self, out: &mut [u8]) {
+        for chunk in out.chunks_mut(8) {
+            let word = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&word[..chunk.len()]);
+        }
+    }
+
+    /// `len` random bytes.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; len];
+        self.fill(&mut v);
+        v
     }
 }
 
