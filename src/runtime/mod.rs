@@ -2,9 +2,12 @@
 //! touches the kernel lives here; the format and protocol code elsewhere in the
 //! crate stays pure.
 
+pub mod event_loop;
 pub mod fd_cache;
 pub mod fs_walk;
+pub mod http_client;
 pub mod piece_hash;
+pub mod sockets;
 pub mod uring;
 
 pub use piece_hash::{

@@ -1,0 +1,1 @@
+//! The per-shard io_uring event loop. (Being written.)

@@ -1,0 +1,1 @@
+//! A small blocking HTTP/1.1 client for tracker announces. (Being written.)

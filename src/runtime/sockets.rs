@@ -1,0 +1,1 @@
+//! Every socket the engine opens, through socket2. (Being written.)
