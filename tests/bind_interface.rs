@@ -165,6 +165,12 @@ fn dummy_interface_pins_traffic_and_its_removal_is_refused() {
     let start = Instant::now();
     let attempt = tcp_connect(addr, &pinned, Some(BLOCKED_CONNECT_TIMEOUT));
     let took = start.elapsed();
+    if let Err(err) = &attempt {
+        eprintln!(
+            "connect bound to {} blocked after {took:?}: {err}",
+            dummy.name
+        );
+    }
     assert!(
         attempt.is_err(),
         "a connect bound to {} reached {addr}: {attempt:?}",

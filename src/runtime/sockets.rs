@@ -81,21 +81,19 @@ pub enum SocketOp {
     Bind,
     Listen,
     Connect,
-    InterfaceLookup,
 }
 
 impl fmt::Display for SocketOp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = match self {
-            SocketOp::Create => "creating the socket",
+            SocketOp::Create => "socket creation",
             SocketOp::SetReuseAddress => "setting SO_REUSEADDR",
             SocketOp::SetReusePort => "setting SO_REUSEPORT",
             SocketOp::SetOnlyV6 => "setting IPV6_V6ONLY",
             SocketOp::SetNonblocking => "setting O_NONBLOCK",
-            SocketOp::Bind => "binding",
-            SocketOp::Listen => "listening",
-            SocketOp::Connect => "connecting",
-            SocketOp::InterfaceLookup => "looking up the interface",
+            SocketOp::Bind => "bind",
+            SocketOp::Listen => "listen",
+            SocketOp::Connect => "connect",
         };
         f.write_str(s)
     }
@@ -259,23 +257,29 @@ fn new_socket(
     if let Some(name) = opts.interface.as_deref() {
         socket
             .bind_device(Some(name.as_bytes()))
-            .map_err(|source| match source.raw_os_error() {
-                Some(libc::ENODEV) => SocketError::NoSuchInterface {
-                    name: name.to_owned(),
-                },
-                Some(libc::EPERM) => SocketError::BindDevicePermission {
-                    name: name.to_owned(),
-                    addr,
-                    source,
-                },
-                _ => SocketError::BindDevice {
-                    name: name.to_owned(),
-                    addr,
-                    source,
-                },
-            })?;
+            .map_err(|source| bind_device_error(name, addr, source))?;
     }
     Ok(socket)
+}
+
+/// Names what went wrong with `SO_BINDTODEVICE`: ENODEV is a missing
+/// interface, EPERM a missing capability.
+fn bind_device_error(name: &str, addr: SocketAddr, source: io::Error) -> SocketError {
+    match source.raw_os_error() {
+        Some(libc::ENODEV) => SocketError::NoSuchInterface {
+            name: name.to_owned(),
+        },
+        Some(libc::EPERM) => SocketError::BindDevicePermission {
+            name: name.to_owned(),
+            addr,
+            source,
+        },
+        _ => SocketError::BindDevice {
+            name: name.to_owned(),
+            addr,
+            source,
+        },
+    }
 }
 
 fn check_family(bind: IpAddr, what: &'static str, addr: SocketAddr) -> Result<(), SocketError> {
@@ -615,6 +619,27 @@ mod tests {
     }
 
     #[test]
+    fn bind_device_errors_are_named() {
+        let addr = lo_v4(6881);
+        let err = bind_device_error("wg0", addr, io::Error::from_raw_os_error(libc::ENODEV));
+        assert_no_such(err, "wg0");
+        let err = bind_device_error("wg0", addr, io::Error::from_raw_os_error(libc::EPERM));
+        assert!(matches!(err, SocketError::BindDevicePermission { .. }));
+        let msg = err.to_string();
+        assert!(
+            msg.contains("CAP_NET_RAW") && msg.contains("\"wg0\""),
+            "{msg}"
+        );
+        let err = bind_device_error("wg0", addr, io::Error::from_raw_os_error(libc::EINVAL));
+        assert!(matches!(err, SocketError::BindDevice { .. }));
+        assert_eq!(
+            err.io_error().and_then(io::Error::raw_os_error),
+            Some(libc::EINVAL)
+        );
+        assert!(err.to_string().contains("127.0.0.1:6881"));
+    }
+
+    #[test]
     fn zero_timeout_is_refused() {
         let err = tcp_connect(lo_v4(9), &BindOptions::default(), Some(Duration::ZERO)).unwrap_err();
         assert!(matches!(err, SocketError::ZeroTimeout { .. }));
@@ -669,7 +694,7 @@ mod tests {
         let opts = with_interface("lo");
         let err = tcp_connect(lo_v4(1), &opts, Some(Duration::from_secs(2))).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("connecting"), "{msg}");
+        assert!(msg.contains("connect failed"), "{msg}");
         assert!(msg.contains("127.0.0.1:1"), "{msg}");
         assert!(msg.contains("\"lo\""), "{msg}");
         assert!(err.io_error().is_some());
