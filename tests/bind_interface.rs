@@ -1,7 +1,8 @@
 //! `--interface` end to end against the real kernel: a socket bound to "lo"
-//! reaches a loopback listener, a socket bound to a dummy interface cannot
-//! (traffic does not leave by another interface), and once the interface is
-//! deleted, sockets asking for it are refused with `NoSuchInterface`.
+//! reaches a loopback listener, TCP and UDP sockets bound to a dummy interface
+//! cannot reach loopback (traffic does not leave by another interface), and
+//! once the interface is deleted, sockets asking for it are refused with
+//! `NoSuchInterface` and a socket pinned before still sends nothing.
 //!
 //! Needs root (to create the dummy interface; `ifb` where the kernel has no
 //! `dummy` link type) and iproute2's `ip`. Without
@@ -9,7 +10,7 @@
 //! or the dummy device.
 
 use std::io::ErrorKind;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -136,6 +137,21 @@ fn accept_within(listener: &TcpListener, wait: Duration) -> Option<SocketAddr> {
     }
 }
 
+/// Waits up to `wait` for one datagram on a nonblocking socket; its length.
+fn recv_within(socket: &UdpSocket, wait: Duration) -> Option<usize> {
+    let mut buf = [0u8; 64];
+    let start = Instant::now();
+    loop {
+        match socket.recv_from(&mut buf) {
+            Ok((n, _)) => return Some(n),
+            Err(e) if e.kind() == ErrorKind::WouldBlock && start.elapsed() < wait => {
+                sleep(Duration::from_millis(10))
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
 #[test]
 fn lo_bound_connect_reaches_lo_bound_listener() {
     require_root_and_ip();
@@ -187,8 +203,14 @@ fn dummy_interface_pins_traffic_and_its_removal_is_refused() {
         dummy.name
     );
 
-    // Sockets can still be made on the dummy device while it exists.
-    udp_socket(loopback_any_port(), &pinned).expect("udp socket on the dummy interface");
+    // UDP the same way: a datagram from a socket pinned to the dummy device
+    // never reaches a loopback receiver.
+    let receiver = udp_socket(loopback_any_port(), &on("lo")).expect("udp receiver on lo");
+    let receiver_addr = receiver.local_addr().expect("receiver address");
+    let sender = udp_socket(loopback_any_port(), &pinned).expect("udp socket on the dummy");
+    let sent = sender.send_to(b"pinned", receiver_addr);
+    eprintln!("udp send bound to {} while it exists: {sent:?}", dummy.name);
+    assert_eq!(recv_within(&receiver, Duration::from_millis(300)), None);
     tcp_socket_for_connect(addr, &pinned).expect("connect socket on the dummy interface");
 
     // Once the interface is gone, everything asking for it is refused.
@@ -199,6 +221,11 @@ fn dummy_interface_pins_traffic_and_its_removal_is_refused() {
         other => panic!("expected NoSuchInterface for {name}, got {other:?}"),
     };
     no_such(pinned.validate().unwrap_err());
+    // A socket pinned before the interface vanished does not fall back to
+    // another interface: its traffic stops.
+    let sent = sender.send_to(b"pinned", receiver_addr);
+    eprintln!("udp send bound to the deleted {name}: {sent:?}");
+    assert_eq!(recv_within(&receiver, Duration::from_millis(300)), None);
     no_such(tcp_connect(addr, &pinned, Some(BLOCKED_CONNECT_TIMEOUT)).unwrap_err());
     no_such(tcp_socket_for_connect(addr, &pinned).unwrap_err());
     no_such(tcp_listener(loopback_any_port(), &pinned, false, 16).unwrap_err());
