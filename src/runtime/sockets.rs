@@ -106,8 +106,8 @@ pub enum SocketError {
     #[error("interface name {name:?} is invalid: {reason}")]
     BadInterfaceName { name: String, reason: &'static str },
     #[error(
-        "network interface {name:?} does not exist; ringseed will not start and will not \
-         send traffic through any other interface"
+        "network interface {name:?} does not exist; ringseed will not send traffic \
+         through any other interface"
     )]
     NoSuchInterface { name: String },
     #[error(
