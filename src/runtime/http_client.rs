@@ -115,7 +115,7 @@ pub enum HttpError {
         attempts: usize,
         source: io::Error,
     },
-    #[error("{url:?}: no {what} within {limit:?}")]
+    #[error("{url:?}: {what}: no progress within {limit:?}")]
     Timeout {
         url: String,
         what: &'static str,
@@ -243,14 +243,14 @@ fn tracker_get(
 }
 
 /// One GET of an `http://` URL, following up to `limits.redirects_max`
-/// redirects (301, 302, 307, 308) to other `http://` URLs.
+/// redirects (301, 302, 303, 307, 308; all as GET) to other `http://` URLs.
 pub fn http_get(
     url: &str,
     connect: &Connector<'_>,
     limits: &HttpLimits,
 ) -> Result<HttpResponse, HttpError> {
     let deadline = Deadline {
-        end: Instant::now() + limits.total_timeout,
+        end: Instant::now().checked_add(limits.total_timeout),
         total: limits.total_timeout,
     };
     let mut current = url.to_string();
@@ -385,18 +385,26 @@ fn parse_url(url: &str) -> Result<Target, HttpError> {
             }
         }
     };
-    let path = if path.is_empty() {
-        "/".to_string()
-    } else if path.starts_with('?') {
-        format!("/{path}")
-    } else {
-        path.to_string()
-    };
+    let mut request_target = String::with_capacity(path.len() + 1);
+    if !path.starts_with('/') {
+        request_target.push('/');
+    }
+    // The request line is ASCII: bytes beyond it are percent-encoded.
+    for c in path.chars() {
+        if c.is_ascii() {
+            request_target.push(c);
+        } else {
+            let mut utf8 = [0u8; 4];
+            for b in c.encode_utf8(&mut utf8).bytes() {
+                request_target.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
     Ok(Target {
         host,
         ip,
         port,
-        path,
+        path: request_target,
     })
 }
 
@@ -432,14 +440,18 @@ fn resolve_location(
 
 /// The end of the whole exchange.
 struct Deadline {
-    end: Instant,
+    /// `None` when `total` is too far away for the clock: no end.
+    end: Option<Instant>,
     total: Duration,
 }
 
 impl Deadline {
     /// What is left, or the total-timeout error.
     fn left(&self, url: &str) -> Result<Duration, HttpError> {
-        let left = self.end.saturating_duration_since(Instant::now());
+        let Some(end) = self.end else {
+            return Ok(Duration::MAX);
+        };
+        let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() {
             Err(HttpError::TotalTimeout {
                 url: url.to_string(),
@@ -511,16 +523,23 @@ struct Conn<'a> {
     received: usize,
 }
 
+/// Shortest socket timeout set, so a zero `io_timeout` still means "fail fast".
+const STEP_TIMEOUT_MIN: Duration = Duration::from_millis(1);
 /// Bytes read from the socket at a time.
 const READ_CHUNK_BYTES: usize = 16 * 1024;
 
 impl Conn<'_> {
+    /// The socket timeout for the next read or write (never zero, which the
+    /// socket API refuses).
     fn step_timeout(&self) -> Result<Duration, HttpError> {
-        Ok(self.io_timeout.min(self.deadline.left(self.url)?))
+        Ok(self
+            .io_timeout
+            .min(self.deadline.left(self.url)?)
+            .max(STEP_TIMEOUT_MIN))
     }
 
     fn timeout_error(&self, what: &'static str, step: Duration) -> HttpError {
-        if step < self.io_timeout {
+        if step < self.io_timeout.max(STEP_TIMEOUT_MIN) {
             HttpError::TotalTimeout {
                 url: self.url.to_string(),
                 limit: self.deadline.total,
@@ -561,7 +580,7 @@ impl Conn<'_> {
                 }
                 Ok(n) => bytes = bytes.get(n..).unwrap_or(&[]),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(self.io_error("write progress", step, e)),
+                Err(e) => return Err(self.io_error("writing the request", step, e)),
             }
         }
         Ok(())
@@ -587,7 +606,7 @@ impl Conn<'_> {
                     return Ok(true);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(self.io_error("read progress", step, e)),
+                Err(e) => return Err(self.io_error("reading the response", step, e)),
             }
         }
     }
@@ -713,7 +732,7 @@ fn get_once(
     let status = parse_status_line(url, &status_line)?;
     let headers = read_headers(&mut conn, url, &mut budget, limits)?;
 
-    if matches!(status, 301 | 302 | 307 | 308) {
+    if matches!(status, 301 | 302 | 303 | 307 | 308) {
         let location = headers.location.ok_or(HttpError::RedirectWithoutLocation {
             url: url.to_string(),
             status,

@@ -584,6 +584,8 @@ fn url_forms() {
     assert_eq!(t.path, "/announce?a=%20");
     let t = parse_url("http://[::1]/").unwrap();
     assert_eq!(t.host_header(), "[::1]");
+    let t = parse_url("http://x/ann\u{e9}?k=\u{20ac}").unwrap();
+    assert_eq!(t.path, "/ann%C3%A9?k=%E2%82%AC");
 }
 
 #[test]
@@ -774,4 +776,38 @@ fn scrape_parses_files() {
         (2, 3, 5)
     );
     assert!(requests[0].starts_with("GET /scrape?info_hash=%07"));
+}
+
+#[test]
+fn see_other_is_followed_and_huge_total_timeout_is_fine() {
+    let limits = HttpLimits {
+        total_timeout: Duration::MAX,
+        ..fast_limits()
+    };
+    let (result, requests) = with_server(
+        vec![
+            canned("HTTP/1.1 303 See Other\r\nLocation: /other\r\n\r\n"),
+            canned("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n!"),
+        ],
+        |addr| get(addr, "/", &limits),
+    );
+    assert_eq!(result.unwrap().body, b"!");
+    assert!(requests[1].starts_with("GET /other HTTP/1.1"));
+}
+
+#[test]
+fn zero_io_timeout_fails_fast() {
+    let limits = HttpLimits {
+        io_timeout: Duration::ZERO,
+        ..fast_limits()
+    };
+    let slow = Canned {
+        bytes: b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        delay: Duration::from_millis(300),
+    };
+    let (result, _) = with_server(vec![slow], |addr| get(addr, "/", &limits));
+    assert!(
+        matches!(result, Err(HttpError::Timeout { .. })),
+        "{result:?}"
+    );
 }
