@@ -1,8 +1,11 @@
 //! Tests for the HTTP client against an in-process fake server on 127.0.0.1:0
 //! that serves canned bytes, one response per connection, bounded in time.
 
+use super::response::parse_status_line;
 use super::*;
-use std::net::{Ipv4Addr, TcpListener};
+use crate::tracker::http::URL_BYTES_MAX;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 
