@@ -9,6 +9,7 @@ use super::{
     HEADER_LINES_MAX, USER_AGENT,
 };
 
+/// What one request ended in: a response to hand back, or a redirect to follow.
 pub(super) enum Outcome {
     Final(HttpResponse),
     Redirect { status: u16, location: String },
@@ -22,6 +23,8 @@ struct Headers {
     location: Option<String>,
 }
 
+/// One connection, one `GET`, one response read within `limits`; redirects
+/// (301, 302, 303, 307, 308) come back as [`Outcome::Redirect`] unread.
 pub(super) fn get_once(
     url: &str,
     target: &Target,
