@@ -106,7 +106,7 @@ pub enum AnnounceError {
     Status {
         url: String,
         status: u16,
-        /// The first [`BODY_EXCERPT_BYTES`] of the body, control characters replaced.
+        /// The first [`super::BODY_EXCERPT_BYTES`] of the body, control characters replaced.
         body_start: String,
     },
 }
