@@ -48,6 +48,18 @@ pub fn default_connect(addr: SocketAddr, timeout: Duration) -> io::Result<TcpStr
     TcpStream::connect_timeout(&addr, timeout)
 }
 
+/// A connector that opens every socket through [`crate::runtime::sockets`],
+/// bound as `opts` says (interface, local address), so tracker traffic follows
+/// the same binding as peer traffic.
+pub fn bound_connector(
+    opts: crate::runtime::sockets::BindOptions,
+) -> impl Fn(SocketAddr, Duration) -> io::Result<TcpStream> {
+    move |addr, timeout| {
+        crate::runtime::sockets::tcp_connect(addr, &opts, Some(timeout))
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
+}
+
 /// `User-Agent` we send.
 pub const USER_AGENT: &str = concat!("ringseed/", env!("CARGO_PKG_VERSION"));
 /// Most header lines in one response (status line excluded).

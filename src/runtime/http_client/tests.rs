@@ -504,6 +504,27 @@ fn connector_is_used_and_its_error_reported() {
 }
 
 #[test]
+fn bound_connector_binds_through_runtime_sockets() {
+    use crate::runtime::sockets::BindOptions;
+    let on_lo = bound_connector(BindOptions {
+        interface: Some("lo".into()),
+        address: None,
+    });
+    let (result, _) = with_server(
+        vec![canned("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")],
+        |addr| http_get(&format!("http://{addr}/"), &on_lo, &fast_limits()),
+    );
+    assert_eq!(result.unwrap().status, 200);
+
+    let missing = bound_connector(BindOptions {
+        interface: Some("rsnope0".into()),
+        address: None,
+    });
+    let err = http_get("http://127.0.0.1:9/", &missing, &fast_limits()).unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+}
+
+#[test]
 fn connection_refused_reports_os_error() {
     // A port just released: nothing listens there.
     let addr = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
