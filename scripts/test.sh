@@ -2,8 +2,9 @@
 # Runs ringseed's whole test suite, as CI does.
 #
 # 1. Installs the real BitTorrent peers the interop tests talk to, when missing:
-#    libtorrent's Python binding (for /usr/bin/python3), mktorrent, aria2c and
-#    opentracker (Debian/Ubuntu packages).
+#    libtorrent's Python binding (for /usr/bin/python3), mktorrent, aria2c,
+#    opentracker, and iproute2's `ip` (the interface-binding test creates a
+#    throw-away network interface) (Debian/Ubuntu packages).
 # 2. Runs `cargo test --release --all-targets --no-fail-fast` (benches compile
 #    too; every test binary runs even after a failure) and prints
 #    the summary lines. Any failure fails the script.
@@ -18,6 +19,7 @@ fi
 command -v mktorrent >/dev/null 2>&1 || missing+=(mktorrent)
 command -v aria2c >/dev/null 2>&1 || missing+=(aria2)
 command -v opentracker >/dev/null 2>&1 || missing+=(opentracker)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 
 if ((${#missing[@]} > 0)); then
     echo "test.sh: installing missing test peers: ${missing[*]}"
@@ -31,7 +33,7 @@ if ((${#missing[@]} > 0)); then
     fi
     "${sudo_cmd[@]}" apt-get update
     "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y python3-libtorrent mktorrent aria2 opentracker
+        apt-get install -y "${missing[@]}"
 fi
 
 log="$(mktemp -t ringseed-test.XXXXXX)"
