@@ -300,9 +300,11 @@ impl PiecePicker {
 
     // ---- picking ------------------------------------------------------
 
-    /// Takes up to `want` free blocks of the piece in `slot` for `peer`.
+    /// Takes up to `want` free blocks of the piece in `slot` for `peer`, and
+    /// takes them off the `free_blocks` count.
     fn take_free(
         in_progress: &mut InProgress,
+        free_blocks: &mut u64,
         geometry: &Geometry,
         slot: usize,
         peer: PeerKey,
@@ -324,6 +326,11 @@ impl PiecePicker {
             taken += 1;
         }
         in_progress.refresh_open(slot);
+        debug_assert!(
+            *free_blocks >= taken as u64,
+            "free block count below blocks taken"
+        );
+        *free_blocks = free_blocks.saturating_sub(taken as u64);
         taken
     }
 
@@ -357,20 +364,15 @@ impl PiecePicker {
                 .get(slot)
                 .map_or(u32::MAX, |p| p.piece());
             if peer_has.get(piece as usize) {
-                let taken = Self::take_free(
+                picked += Self::take_free(
                     &mut self.in_progress,
+                    &mut self.free_blocks,
                     &self.geometry,
                     slot,
                     peer,
                     want - picked,
                     out,
                 );
-                picked += taken;
-                debug_assert!(
-                    self.free_blocks >= taken as u64,
-                    "free block count below blocks taken"
-                );
-                self.free_blocks -= taken as u64;
                 if !self.in_progress.is_open(slot) {
                     // Removed from the open list: position `i` now holds another slot.
                     continue;
@@ -401,20 +403,15 @@ impl PiecePicker {
                     }
                     let blocks = self.geometry.blocks_in_piece(piece);
                     let slot = self.in_progress.start(piece, blocks);
-                    let taken = Self::take_free(
+                    picked += Self::take_free(
                         &mut self.in_progress,
+                        &mut self.free_blocks,
                         &self.geometry,
                         slot,
                         peer,
                         want - picked,
                         out,
                     );
-                    picked += taken;
-                    debug_assert!(
-                        self.free_blocks >= taken as u64,
-                        "free block count below blocks taken"
-                    );
-                    self.free_blocks -= taken as u64;
                     if picked >= want {
                         break 'levels;
                     }
