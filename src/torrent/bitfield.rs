@@ -220,20 +220,21 @@ impl Bitfield {
     /// interesting?"), 64 bits at a time without allocating. Bitfields of
     /// different lengths compare over the shorter one.
     pub fn interesting(ours: &Bitfield, theirs: &Bitfield) -> bool {
-        ours.bytes
-            .chunks(8)
-            .zip(theirs.bytes.chunks(8))
-            .any(|(o, t)| {
-                let mut ob = [0u8; 8];
-                let mut tb = [0u8; 8];
-                ob[..o.len()].copy_from_slice(o);
-                tb[..t.len()].copy_from_slice(t);
-                u64::from_ne_bytes(tb) & !u64::from_ne_bytes(ob) != 0
-            })
+        Self::lacking_words(ours, theirs).any(|w| w != 0)
     }
 
     /// Number of bits `theirs` has that `ours` lacks, 64 bits at a time.
     pub fn count_interesting(ours: &Bitfield, theirs: &Bitfield) -> usize {
+        Self::lacking_words(ours, theirs)
+            .map(|w| w.count_ones() as usize)
+            .sum()
+    }
+
+    /// The bits `theirs` has and `ours` lacks, a 64-bit word at a time.
+    fn lacking_words<'a>(
+        ours: &'a Bitfield,
+        theirs: &'a Bitfield,
+    ) -> impl Iterator<Item = u64> + 'a {
         ours.bytes
             .chunks(8)
             .zip(theirs.bytes.chunks(8))
@@ -242,9 +243,8 @@ impl Bitfield {
                 let mut tb = [0u8; 8];
                 ob[..o.len()].copy_from_slice(o);
                 tb[..t.len()].copy_from_slice(t);
-                (u64::from_ne_bytes(tb) & !u64::from_ne_bytes(ob)).count_ones() as usize
+                u64::from_ne_bytes(tb) & !u64::from_ne_bytes(ob)
             })
-            .sum()
     }
 }
 
