@@ -28,10 +28,16 @@ pub enum SendMessage {
     Unchoke,
     Interested,
     NotInterested,
-    Have { piece: u32 },
+    Have {
+        piece: u32,
+    },
     HaveAll,
     HaveNone,
-    RejectRequest { piece: u32, offset: u32, length: u32 },
+    RejectRequest {
+        piece: u32,
+        offset: u32,
+        length: u32,
+    },
 }
 
 /// What changed about the peer's pieces.
@@ -62,9 +68,17 @@ pub enum Action {
     Send(SendMessage),
     /// Read this block from disk, then call `on_block_read` (or
     /// `on_block_read_failed`).
-    ReadBlock { piece: u32, offset: u32, length: u32 },
+    ReadBlock {
+        piece: u32,
+        offset: u32,
+        length: u32,
+    },
     /// The peer's handshake was accepted; messages flow from now on.
-    HandshakeDone { peer_id: [u8; 20], fast: bool, extensions: bool },
+    HandshakeDone {
+        peer_id: [u8; 20],
+        fast: bool,
+        extensions: bool,
+    },
     /// The peer's extension handshake arrived (read it with
     /// `peer_extensions`).
     ExtensionHandshake,

@@ -119,7 +119,9 @@ pub enum ConfigError {
     },
     #[error("actions_max is {value}, expected at least {minimum}")]
     ActionsTooFew { value: u32, minimum: u32 },
-    #[error("keepalive_interval {keepalive:?} is not shorter than inactivity_timeout {inactivity:?}")]
+    #[error(
+        "keepalive_interval {keepalive:?} is not shorter than inactivity_timeout {inactivity:?}"
+    )]
     KeepaliveNotShorter {
         keepalive: Duration,
         inactivity: Duration,
@@ -155,7 +157,11 @@ impl PeerConfig {
                 self.reads_in_flight_max,
                 REQUESTS_QUEUED_MAX_LIMIT,
             ),
-            ("block_bytes_max", self.block_bytes_max, BLOCK_BYTES_MAX_LIMIT),
+            (
+                "block_bytes_max",
+                self.block_bytes_max,
+                BLOCK_BYTES_MAX_LIMIT,
+            ),
             ("actions_max", self.actions_max, ACTIONS_MAX_LIMIT),
         ] {
             if value == 0 {

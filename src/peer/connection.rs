@@ -176,7 +176,11 @@ impl PeerConnection {
             ..Limits::for_pieces(shape.pieces())
         };
         let mut conn = PeerConnection {
-            our_reserved: reserved_bits(config.extension_protocol, config.fast_extension, config.dht),
+            our_reserved: reserved_bits(
+                config.extension_protocol,
+                config.fast_extension,
+                config.dht,
+            ),
             decoder: MessageDecoder::new(limits),
             peer_pieces: PieceBits::none(shape.pieces()),
             queued: VecDeque::new(),
@@ -520,7 +524,8 @@ impl PeerConnection {
                     });
                 }
                 if self.peer_pieces.set(piece) {
-                    self.actions.push_back(Action::PeerHave(PeerHave::Piece(piece)));
+                    self.actions
+                        .push_back(Action::PeerHave(PeerHave::Piece(piece)));
                     self.check_seeds();
                 }
             }
@@ -592,8 +597,8 @@ impl PeerConnection {
             self.reject(now, r);
             return Ok(());
         }
-        let duplicate = self.queued.contains(&r)
-            || self.in_flight.iter().any(|f| f.wanted && f.request == r);
+        let duplicate =
+            self.queued.contains(&r) || self.in_flight.iter().any(|f| f.wanted && f.request == r);
         if duplicate {
             return Ok(());
         }
@@ -748,12 +753,18 @@ impl PeerConnection {
             Phase::Handshake => Some(
                 self.started
                     .saturating_add(self.config.handshake_timeout)
-                    .min(self.last_received.saturating_add(self.config.inactivity_timeout)),
+                    .min(
+                        self.last_received
+                            .saturating_add(self.config.inactivity_timeout),
+                    ),
             ),
             Phase::Messages => Some(
                 self.last_received
                     .saturating_add(self.config.inactivity_timeout)
-                    .min(self.last_sent.saturating_add(self.config.keepalive_interval)),
+                    .min(
+                        self.last_sent
+                            .saturating_add(self.config.keepalive_interval),
+                    ),
             ),
         }
     }

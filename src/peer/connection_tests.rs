@@ -82,7 +82,10 @@ fn outgoing_handshake_flow_with_fast() {
     assert_eq!(h.info_hash, IH);
     assert!(h.supports_fast() && h.supports_extension_protocol());
     c.set_choke(T0, false);
-    assert!(drain(&mut c).is_empty(), "nothing sent before the handshake");
+    assert!(
+        drain(&mut c).is_empty(),
+        "nothing sent before the handshake"
+    );
     assert_eq!(c.receive(T0, &handshake(true, true)), Ok(68));
     assert!(c.is_established() && c.fast() && c.extensions());
     let a = drain(&mut c);
@@ -132,10 +135,18 @@ fn partial_and_empty_bitfields() {
     let mut c = conn_with(Direction::Outgoing, PeerConfig::default(), some);
     c.receive(T0, &handshake(true, false)).unwrap();
     assert_eq!(sends(&drain(&mut c))[1..], [SendMessage::Bitfield]);
-    let mut c = conn_with(Direction::Outgoing, PeerConfig::default(), PieceBits::none(3));
+    let mut c = conn_with(
+        Direction::Outgoing,
+        PeerConfig::default(),
+        PieceBits::none(3),
+    );
     c.receive(T0, &handshake(true, false)).unwrap();
     assert_eq!(sends(&drain(&mut c))[1..], [SendMessage::HaveNone]);
-    let mut c = conn_with(Direction::Outgoing, PeerConfig::default(), PieceBits::none(3));
+    let mut c = conn_with(
+        Direction::Outgoing,
+        PeerConfig::default(),
+        PieceBits::none(3),
+    );
     c.receive(T0, &handshake(false, false)).unwrap();
     assert_eq!(sends(&drain(&mut c)).len(), 1, "handshake only");
 }
@@ -220,7 +231,14 @@ fn setup_errors() {
         actions_max: 0,
         ..PeerConfig::default()
     };
-    let e = PeerConnection::new(cfg, shape(), Direction::Outgoing, OURS, PieceBits::all(3), T0);
+    let e = PeerConnection::new(
+        cfg,
+        shape(),
+        Direction::Outgoing,
+        OURS,
+        PieceBits::all(3),
+        T0,
+    );
     assert!(matches!(e, Err(SetupError::Config(_))));
 }
 
@@ -241,7 +259,9 @@ fn peer_have_set() {
         ]
     );
     assert!(c.peer_pieces().is_all());
-    let e = c.receive(T0, &wire(Message::Have { piece: 3 })).unwrap_err();
+    let e = c
+        .receive(T0, &wire(Message::Have { piece: 3 }))
+        .unwrap_err();
     assert_eq!(
         e,
         PeerError::PieceOutOfRange {
@@ -258,7 +278,13 @@ fn have_all_and_none_need_fast_and_must_be_first() {
     c.receive(T0, &wire(Message::HaveNone)).unwrap();
     assert_eq!(drain(&mut c), vec![Action::PeerHave(PeerHave::None)]);
     let e = c.receive(T0, &wire(Message::HaveAll)).unwrap_err();
-    assert!(matches!(e, PeerError::BitfieldNotFirst { message: "have all", .. }));
+    assert!(matches!(
+        e,
+        PeerError::BitfieldNotFirst {
+            message: "have all",
+            ..
+        }
+    ));
 
     let mut c = established(true, false);
     c.receive(T0, &wire(Message::HaveAll)).unwrap();
@@ -266,7 +292,12 @@ fn have_all_and_none_need_fast_and_must_be_first() {
 
     let mut c = established(false, false);
     let e = c.receive(T0, &wire(Message::HaveAll)).unwrap_err();
-    assert_eq!(e, PeerError::FastNotNegotiated { message: "have all" });
+    assert_eq!(
+        e,
+        PeerError::FastNotNegotiated {
+            message: "have all"
+        }
+    );
     for m in [
         Message::RejectRequest {
             piece: 0,
@@ -297,8 +328,13 @@ fn bitfield_not_first() {
     }));
     input.extend(wire(Message::Bitfield(&[0x80])));
     assert_eq!(c.receive(T0, &input), Ok(input.len()));
-    assert_eq!(c.peer_extensions().and_then(|e| e.extension_id("ut_pex")), Some(1));
-    let e = c.receive(T0, &wire(Message::Bitfield(&[0x80]))).unwrap_err();
+    assert_eq!(
+        c.peer_extensions().and_then(|e| e.extension_id("ut_pex")),
+        Some(1)
+    );
+    let e = c
+        .receive(T0, &wire(Message::Bitfield(&[0x80])))
+        .unwrap_err();
     assert_eq!(
         e,
         PeerError::BitfieldNotFirst {
@@ -329,7 +365,9 @@ fn bad_extension_handshake_and_wire_errors() {
     assert!(matches!(e, PeerError::ExtensionHandshake(_)));
     let mut c = established(false, false);
     // Wrong bitfield size for 3 pieces.
-    let e = c.receive(T0, &wire(Message::Bitfield(&[0, 0]))).unwrap_err();
+    let e = c
+        .receive(T0, &wire(Message::Bitfield(&[0, 0])))
+        .unwrap_err();
     assert!(matches!(e, PeerError::Wire(_)));
     let mut c = established(false, false);
     let e = c.receive(T0, &request(0, 0, 16385)).unwrap_err();
@@ -737,7 +775,11 @@ fn mini_fuzz_after_handshake_never_panics() {
         for _ in 0..len {
             let r = xorshift(&mut state);
             // Bias towards small length prefixes and known ids.
-            buf.push(if r % 4 == 0 { (r >> 8) as u8 % 21 } else { (r >> 16) as u8 });
+            buf.push(if r % 4 == 0 {
+                (r >> 8) as u8 % 21
+            } else {
+                (r >> 16) as u8
+            });
         }
         let mut now = T0;
         for _ in 0..64 {

@@ -165,7 +165,10 @@ mod tests {
 
     #[test]
     fn from_wire_checks_length_and_spare_bits() {
-        assert_eq!(PieceBits::from_wire(10, &[0xff, 0xc0]).map(|b| b.count()), Some(10));
+        assert_eq!(
+            PieceBits::from_wire(10, &[0xff, 0xc0]).map(|b| b.count()),
+            Some(10)
+        );
         assert!(PieceBits::from_wire(10, &[0xff, 0xe0]).is_none());
         assert!(PieceBits::from_wire(10, &[0xff]).is_none());
         assert!(PieceBits::from_wire(10, &[0xff, 0, 0]).is_none());
