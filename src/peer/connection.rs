@@ -363,6 +363,11 @@ impl PeerConnection {
     /// Feeds received bytes (everything not yet consumed, oldest first).
     /// Returns how many were consumed; keep the rest for the next call. An
     /// error ends the connection.
+    ///
+    /// An incoming connection is fed from the handshake's first byte, the 48
+    /// bytes the engine peeked at for routing included. Any non-empty call
+    /// counts as activity for the inactivity timeout, so call it when bytes
+    /// arrive (or right after draining actions, on the backpressure path).
     pub fn receive(&mut self, now: Duration, bytes: &[u8]) -> Result<usize, PeerError> {
         if self.phase == Phase::Closed {
             return Err(PeerError::Closed);

@@ -767,6 +767,7 @@ fn xorshift(state: &mut u64) -> u64 {
 #[test]
 fn mini_fuzz_after_handshake_never_panics() {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let (mut oks, mut errs) = (0u32, 0u32);
     for round in 0..2000u32 {
         let fast = round % 2 == 0;
         let mut c = established_with(queue_config(), fast);
@@ -803,6 +804,8 @@ fn mini_fuzz_after_handshake_never_panics() {
                 }
                 Err(e) => {
                     assert!(c.is_closed(), "{e}");
+                    assert_eq!(c.receive(now, &buf), Err(PeerError::Closed));
+                    errs += 1;
                     break;
                 }
             }
@@ -812,5 +815,12 @@ fn mini_fuzz_after_handshake_never_panics() {
             let _ = c.on_timer(now);
         }
         assert!(c.requests_held() <= 4);
+        if !c.is_closed() {
+            oks += 1;
+        }
     }
+    assert!(
+        oks > 0 && errs > 0,
+        "both outcomes reached: {oks} ok, {errs} errors"
+    );
 }
