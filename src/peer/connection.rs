@@ -746,6 +746,7 @@ impl PeerConnection {
     pub fn announce_have(&mut self, now: Duration, piece: u32) {
         if self.our_pieces.set(piece) && self.phase == Phase::Messages {
             self.send(now, SendMessage::Have { piece });
+            self.check_seeds();
         }
     }
 
@@ -755,14 +756,7 @@ impl PeerConnection {
     pub fn next_timeout(&self) -> Option<Duration> {
         match self.phase {
             Phase::Closed => None,
-            Phase::Handshake => Some(
-                self.started
-                    .saturating_add(self.config.handshake_timeout)
-                    .min(
-                        self.last_received
-                            .saturating_add(self.config.inactivity_timeout),
-                    ),
-            ),
+            Phase::Handshake => Some(self.started.saturating_add(self.config.handshake_timeout)),
             Phase::Messages => Some(
                 self.last_received
                     .saturating_add(self.config.inactivity_timeout)

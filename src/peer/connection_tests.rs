@@ -658,6 +658,33 @@ fn interest_have_and_ignored_messages() {
     c.announce_have(T0, 1);
     c.announce_have(T0, 1);
     assert_eq!(sends(&drain(&mut c)), vec![SendMessage::Have { piece: 1 }]);
+    // Completing the torrent while the peer is a seed ends the connection.
+    c.receive(T0, &wire(Message::HaveAll)).unwrap();
+    drain(&mut c);
+    c.announce_have(T0, 2);
+    assert_eq!(
+        drain(&mut c),
+        vec![
+            Action::Send(SendMessage::Have { piece: 2 }),
+            Action::Disconnect(DisconnectReason::BothSeeds)
+        ]
+    );
+}
+
+#[test]
+fn counters_count_what_is_handed_out() {
+    let mut c = established(true, true);
+    let control = c.counters().bytes_sent;
+    assert_eq!(
+        control,
+        68 + 5 + (6 + c.our_extension_handshake.len() as u64) + 5
+    );
+    c.receive(T0, &request(0, 0, 16384)).unwrap();
+    drain(&mut c);
+    c.on_block_read(T0, 0, 0, 16384).unwrap();
+    assert_eq!(c.counters().bytes_sent, control + 13 + 16384);
+    assert_eq!(c.counters().bytes_received, 68 + 17);
+    assert_eq!(c.counters().messages_received, 1);
 }
 
 #[test]
