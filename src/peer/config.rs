@@ -1,0 +1,260 @@
+//! `PeerConfig`: every tunable of one peer connection, with its unit, its
+//! default and the reason for the default.
+//!
+//! Boundary: plain data plus [`PeerConfig::validate`]; the connection reads
+//! it, never changes it.
+
+use std::time::Duration;
+
+use crate::wire::decoder::BLOCK_BYTES_MAX_DEFAULT;
+
+/// Default [`PeerConfig::handshake_timeout`]: 10 s.
+pub const HANDSHAKE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
+/// Default [`PeerConfig::inactivity_timeout`]: 120 s.
+pub const INACTIVITY_TIMEOUT_DEFAULT: Duration = Duration::from_secs(120);
+/// Default [`PeerConfig::keepalive_interval`]: 60 s.
+pub const KEEPALIVE_INTERVAL_DEFAULT: Duration = Duration::from_secs(60);
+/// Default [`PeerConfig::requests_queued_max`]: 250 requests.
+pub const REQUESTS_QUEUED_MAX_DEFAULT: u32 = 250;
+/// Default [`PeerConfig::reads_in_flight_max`]: 16 blocks.
+pub const READS_IN_FLIGHT_MAX_DEFAULT: u32 = 16;
+/// Default [`PeerConfig::actions_max`]: 64 actions.
+pub const ACTIONS_MAX_DEFAULT: u32 = 64;
+
+/// Largest `requests_queued_max` accepted, in requests: 4096 × 16 KiB is
+/// 64 MiB of promised upload per peer, far past any sane pipeline.
+pub const REQUESTS_QUEUED_MAX_LIMIT: u32 = 4096;
+/// Largest `block_bytes_max` accepted, in bytes (128 KiB: the largest block
+/// any deployed client has been seen to request; 16 KiB is the norm).
+pub const BLOCK_BYTES_MAX_LIMIT: u32 = 128 * 1024;
+/// Largest `actions_max` accepted, in actions.
+pub const ACTIONS_MAX_LIMIT: u32 = 65_536;
+/// Fewest `actions_max` accepted: one input message may queue up to
+/// [`ACTIONS_PER_MESSAGE_MAX`](super::connection::ACTIONS_PER_MESSAGE_MAX)
+/// actions, and the queue must hold at least that.
+pub const ACTIONS_MAX_MIN: u32 = 8;
+/// Longest client name sent in the extension handshake, in bytes.
+pub const CLIENT_NAME_BYTES_MAX: usize = 128;
+
+/// The tunables of one peer connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerConfig {
+    /// Time from the connection's creation until the peer's whole handshake
+    /// must have arrived. Default 10 s: a live peer answers in one round trip;
+    /// a silent socket should free its slot quickly (libtorrent uses 10 s too).
+    pub handshake_timeout: Duration,
+    /// Time without a single byte from the peer after which it is dropped.
+    /// Default 120 s: peers send a keep-alive every one to two minutes, and
+    /// 120 s is what libtorrent and most clients use.
+    pub inactivity_timeout: Duration,
+    /// Time of our own silence after which we send a keep-alive. Must be
+    /// shorter than `inactivity_timeout`. Default 60 s: half the common 120 s
+    /// peer timeout, so one lost or late keep-alive does not get us dropped.
+    pub keepalive_interval: Duration,
+    /// Most requests from the peer held at once, in requests: those waiting
+    /// plus those handed to the engine and not yet sent. It is also the
+    /// `reqq` we advertise in the extension handshake. Default 250, like
+    /// libtorrent's `max_allowed_in_request_queue`: enough pipelining for a
+    /// fast peer on a long link (250 × 16 KiB = 4 MiB in flight).
+    pub requests_queued_max: u32,
+    /// Most requests handed to the engine as `ReadBlock` and not yet
+    /// completed, in blocks. The rest wait in the queue, where a cancel can
+    /// still remove them. Default 16 (256 KiB of reads per peer): enough to
+    /// hide a few milliseconds of disk latency at gigabit speed without one
+    /// peer hogging the disk queue.
+    pub reads_in_flight_max: u32,
+    /// Largest block a peer may request, in bytes. Default 16 KiB: what
+    /// every client requests, and what BEP 3 says to use.
+    pub block_bytes_max: u32,
+    /// Size of the action queue at which `receive` stops decoding and
+    /// returns, in actions, so the engine drains before more is read. Default
+    /// 64: many messages per call, little memory per connection. (`set_choke`
+    /// may go past it by the requests it rejects; see the connection docs.)
+    pub actions_max: u32,
+    /// Set the BEP 10 extension protocol bit and send an extension handshake.
+    /// Default on: nearly every client speaks it, and it carries `reqq`.
+    pub extension_protocol: bool,
+    /// Set the BEP 6 fast extension bit. Default on: it gives explicit
+    /// rejects instead of silently dropped requests, and `HaveAll`.
+    pub fast_extension: bool,
+    /// Set the BEP 5 DHT bit. Default off: ringseed has no DHT yet.
+    pub dht: bool,
+    /// Client name sent as `v` in the extension handshake (at most
+    /// [`CLIENT_NAME_BYTES_MAX`] bytes). Default `ringseed/<version>`.
+    pub client_name: String,
+    /// Close a connection where both sides have every piece: neither can give
+    /// the other anything. Default on: a seedbox's slots are for leechers.
+    pub disconnect_seeds: bool,
+}
+
+impl Default for PeerConfig {
+    fn default() -> Self {
+        PeerConfig {
+            handshake_timeout: HANDSHAKE_TIMEOUT_DEFAULT,
+            inactivity_timeout: INACTIVITY_TIMEOUT_DEFAULT,
+            keepalive_interval: KEEPALIVE_INTERVAL_DEFAULT,
+            requests_queued_max: REQUESTS_QUEUED_MAX_DEFAULT,
+            reads_in_flight_max: READS_IN_FLIGHT_MAX_DEFAULT,
+            block_bytes_max: BLOCK_BYTES_MAX_DEFAULT,
+            actions_max: ACTIONS_MAX_DEFAULT,
+            extension_protocol: true,
+            fast_extension: true,
+            dht: false,
+            client_name: concat!("ringseed/", env!("CARGO_PKG_VERSION")).to_string(),
+            disconnect_seeds: true,
+        }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{field} is 0, expected more")]
+    Zero { field: &'static str },
+    #[error("{field} is {value}, over the limit of {limit}")]
+    TooLarge {
+        field: &'static str,
+        value: u64,
+        limit: u64,
+    },
+    #[error("actions_max is {value}, expected at least {minimum}")]
+    ActionsTooFew { value: u32, minimum: u32 },
+    #[error(
+        "keepalive_interval {keepalive:?} is not shorter than inactivity_timeout {inactivity:?}"
+    )]
+    KeepaliveNotShorter {
+        keepalive: Duration,
+        inactivity: Duration,
+    },
+}
+
+impl PeerConfig {
+    /// Checks every field against its limits.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        for (field, d) in [
+            ("handshake_timeout", self.handshake_timeout),
+            ("inactivity_timeout", self.inactivity_timeout),
+            ("keepalive_interval", self.keepalive_interval),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::Zero { field });
+            }
+        }
+        if self.keepalive_interval >= self.inactivity_timeout {
+            return Err(ConfigError::KeepaliveNotShorter {
+                keepalive: self.keepalive_interval,
+                inactivity: self.inactivity_timeout,
+            });
+        }
+        for (field, value, limit) in [
+            (
+                "requests_queued_max",
+                self.requests_queued_max,
+                REQUESTS_QUEUED_MAX_LIMIT,
+            ),
+            (
+                "reads_in_flight_max",
+                self.reads_in_flight_max,
+                REQUESTS_QUEUED_MAX_LIMIT,
+            ),
+            (
+                "block_bytes_max",
+                self.block_bytes_max,
+                BLOCK_BYTES_MAX_LIMIT,
+            ),
+            ("actions_max", self.actions_max, ACTIONS_MAX_LIMIT),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero { field });
+            }
+            if value > limit {
+                return Err(ConfigError::TooLarge {
+                    field,
+                    value: value.into(),
+                    limit: limit.into(),
+                });
+            }
+        }
+        if self.actions_max < ACTIONS_MAX_MIN {
+            return Err(ConfigError::ActionsTooFew {
+                value: self.actions_max,
+                minimum: ACTIONS_MAX_MIN,
+            });
+        }
+        if self.client_name.len() > CLIENT_NAME_BYTES_MAX {
+            return Err(ConfigError::TooLarge {
+                field: "client_name",
+                value: self.client_name.len() as u64,
+                limit: CLIENT_NAME_BYTES_MAX as u64,
+            });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        assert_eq!(PeerConfig::default().validate(), Ok(()));
+        assert!(PeerConfig::default().client_name.starts_with("ringseed/"));
+    }
+
+    #[test]
+    fn every_refusal() {
+        let bad = |f: fn(&mut PeerConfig)| {
+            let mut c = PeerConfig::default();
+            f(&mut c);
+            c.validate().unwrap_err()
+        };
+        assert_eq!(
+            bad(|c| c.handshake_timeout = Duration::ZERO),
+            ConfigError::Zero {
+                field: "handshake_timeout"
+            }
+        );
+        assert!(matches!(
+            bad(|c| c.keepalive_interval = Duration::from_secs(120)),
+            ConfigError::KeepaliveNotShorter { .. }
+        ));
+        assert_eq!(
+            bad(|c| c.requests_queued_max = 0),
+            ConfigError::Zero {
+                field: "requests_queued_max"
+            }
+        );
+        assert_eq!(
+            bad(|c| c.requests_queued_max = 5000),
+            ConfigError::TooLarge {
+                field: "requests_queued_max",
+                value: 5000,
+                limit: 4096
+            }
+        );
+        assert!(matches!(
+            bad(|c| c.block_bytes_max = 1 << 20),
+            ConfigError::TooLarge {
+                field: "block_bytes_max",
+                ..
+            }
+        ));
+        assert_eq!(
+            bad(|c| c.actions_max = 3),
+            ConfigError::ActionsTooFew {
+                value: 3,
+                minimum: 8
+            }
+        );
+        assert!(matches!(
+            bad(|c| c.client_name = "x".repeat(200)),
+            ConfigError::TooLarge {
+                field: "client_name",
+                ..
+            }
+        ));
+        let e = bad(|c| c.reads_in_flight_max = 0);
+        assert_eq!(e.to_string(), "reads_in_flight_max is 0, expected more");
+    }
+}

@@ -1,0 +1,805 @@
+//! `PeerConnection`: the protocol state of one peer connection, seeding side
+//! first, as a sans-IO state machine.
+//!
+//! Time: every entry point takes `now: Duration`, the time since an arbitrary
+//! epoch the caller picks (a monotonic clock read by the runtime); it must
+//! never go backwards for one connection. The connection never reads a clock.
+//!
+//! Input: [`receive`](PeerConnection::receive) takes the unconsumed received
+//! bytes and returns how many it consumed; the caller keeps the rest and
+//! calls again with more appended. It also stops early when the action queue
+//! reaches `actions_max`: drain [`poll_action`](PeerConnection::poll_action)
+//! and call again with the rest (backpressure instead of an unbounded queue).
+//!
+//! Order on the wire: handshake (an outgoing connection sends it at once; an
+//! incoming one as soon as the peer's first 48 bytes name our torrent), then
+//! our bitfield (or `HaveAll`/`HaveNone` when both set the fast bit; nothing
+//! when we have no piece and fast is off), then our extension handshake when
+//! both set the BEP 10 bit, then `Unchoke` if the caller already unchoked.
+//!
+//! Decisions:
+//! - The peer's bitfield, `HaveAll` or `HaveNone` must come before any other
+//!   message except keep-alives and extended messages (some clients send their
+//!   extension handshake first); a second one is also `BitfieldNotFirst`.
+//! - Fast-extension messages without the fast bit on both sides end the
+//!   connection (BEP 6 says so). Extended messages without the BEP 10 bit, or
+//!   with ids we never registered, are ignored.
+//! - Requests: piece and block range errors end the connection. A request
+//!   while we choke, or for a piece we lack, is rejected (fast) or dropped
+//!   (BEP 3). Duplicates are ignored. Past `requests_queued_max` (which we
+//!   advertise as `reqq`): with fast the extra request is rejected (the peer
+//!   learns and retries), without fast the connection ends with
+//!   `TooManyRequests` (libtorrent drops such peers too; silently dropping
+//!   would leave the peer waiting forever).
+//! - Cancel removes a queued request not yet handed to the engine (with fast
+//!   it is answered by a reject, as BEP 6 requires); a block already being
+//!   read is sent anyway, which BEP 6 allows and BEP 3 tolerates.
+//! - Choking drops every queued request and marks blocks being read as
+//!   unwanted (`on_block_read` then returns `None`); with fast each gets a
+//!   reject. So `set_choke` may queue up to `requests_queued_max + 1`
+//!   actions past `actions_max`: the queue is bounded by
+//!   `actions_max + ACTIONS_PER_MESSAGE_MAX + requests_queued_max + 1`.
+//! - Pieces the peer sends us (we never request) are counted and ignored;
+//!   its rejects, suggests, allowed-fast and port messages are ignored.
+//! - Counters count bytes handed to the engine to send (`bytes_sent`) and
+//!   bytes consumed from the peer (`bytes_received`).
+//! - After an error the connection is closed: every later call is a no-op or
+//!   `Err(Closed)`. Actions queued before the error are still valid (have
+//!   notifications included), so the engine should drain them; its final
+//!   have-set is [`peer_pieces`](PeerConnection::peer_pieces).
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use super::action::{Action, DisconnectReason, PeerHave, SendMessage};
+use super::config::PeerConfig;
+use super::error::{PeerError, SetupError};
+use super::pieces::PieceBits;
+use super::shape::TorrentShape;
+use crate::wire::{
+    encode, piece_header, reserved_bits, ExtensionHandshake, Handshake, HandshakePrefix, Limits,
+    Message, MessageDecoder, HANDSHAKE_BYTES, PIECE_HEADER_BYTES,
+};
+
+/// Most actions one input message (or the handshake) may queue.
+pub const ACTIONS_PER_MESSAGE_MAX: usize = 6;
+
+/// Who opened the TCP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// We connected; we send our handshake first.
+    Outgoing,
+    /// The peer connected; the caller routed it to this torrent by the
+    /// handshake's info-hash and passes that torrent's shape.
+    Incoming,
+}
+
+/// Traffic counters, for the upload-slot logic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PeerCounters {
+    /// Bytes handed to the engine to send (messages and blocks, headers included).
+    pub bytes_sent: u64,
+    /// Bytes consumed from the peer (handshake included).
+    pub bytes_received: u64,
+    /// Blocks handed to the engine to send.
+    pub blocks_sent: u64,
+    /// Block payload bytes handed to the engine to send.
+    pub block_bytes_sent: u64,
+    /// Blocks the peer sent us (unrequested: we only seed).
+    pub blocks_received: u64,
+    /// Block payload bytes the peer sent us.
+    pub block_bytes_received: u64,
+    /// Messages received after the handshake (keep-alives included).
+    pub messages_received: u64,
+    /// Requests refused (choked, piece missing, queue full with fast, cancelled with fast).
+    pub requests_rejected: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Handshake,
+    Messages,
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct BlockRequest {
+    piece: u32,
+    offset: u32,
+    length: u32,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct InFlight {
+    request: BlockRequest,
+    wanted: bool,
+}
+
+/// The protocol state of one connection.
+#[derive(Debug)]
+pub struct PeerConnection {
+    config: PeerConfig,
+    shape: TorrentShape,
+    direction: Direction,
+    our_peer_id: [u8; 20],
+    our_reserved: [u8; 8],
+    our_pieces: PieceBits,
+    our_extension_handshake: Vec<u8>,
+    phase: Phase,
+    our_handshake_sent: bool,
+    peer_handshake: Option<Handshake>,
+    fast: bool,
+    extensions: bool,
+    decoder: MessageDecoder,
+    peer_pieces: PieceBits,
+    peer_have_seen: bool,
+    peer_extensions: Option<ExtensionHandshake>,
+    am_choking: bool,
+    am_interested: bool,
+    peer_choking: bool,
+    peer_interested: bool,
+    queued: VecDeque<BlockRequest>,
+    in_flight: Vec<InFlight>,
+    actions: VecDeque<Action>,
+    started: Duration,
+    last_received: Duration,
+    last_sent: Duration,
+    counters: PeerCounters,
+}
+
+impl PeerConnection {
+    /// A new connection at `now`. `our_pieces` must cover the torrent's piece
+    /// count. An outgoing connection queues its handshake at once.
+    pub fn new(
+        config: PeerConfig,
+        shape: TorrentShape,
+        direction: Direction,
+        our_peer_id: [u8; 20],
+        our_pieces: PieceBits,
+        now: Duration,
+    ) -> Result<PeerConnection, SetupError> {
+        config.validate()?;
+        if our_pieces.pieces() != shape.pieces() {
+            return Err(SetupError::BitfieldSize {
+                expected: shape.pieces(),
+                found: our_pieces.pieces(),
+            });
+        }
+        let our_extension_handshake = ExtensionHandshake {
+            v: Some(config.client_name.clone()),
+            reqq: Some(config.requests_queued_max),
+            ..ExtensionHandshake::default()
+        }
+        .encode();
+        let limits = Limits {
+            block_bytes_max: config.block_bytes_max,
+            ..Limits::for_pieces(shape.pieces())
+        };
+        let mut conn = PeerConnection {
+            our_reserved: reserved_bits(
+                config.extension_protocol,
+                config.fast_extension,
+                config.dht,
+            ),
+            decoder: MessageDecoder::new(limits),
+            peer_pieces: PieceBits::none(shape.pieces()),
+            queued: VecDeque::new(),
+            in_flight: Vec::new(),
+            actions: VecDeque::new(),
+            config,
+            shape,
+            direction,
+            our_peer_id,
+            our_pieces,
+            our_extension_handshake,
+            phase: Phase::Handshake,
+            our_handshake_sent: false,
+            peer_handshake: None,
+            fast: false,
+            extensions: false,
+            peer_have_seen: false,
+            peer_extensions: None,
+            am_choking: true,
+            am_interested: false,
+            peer_choking: true,
+            peer_interested: false,
+            started: now,
+            last_received: now,
+            last_sent: now,
+            counters: PeerCounters::default(),
+        };
+        if direction == Direction::Outgoing {
+            conn.send_handshake(now);
+        }
+        Ok(conn)
+    }
+
+    // ---- accessors ----
+
+    pub fn direction(&self) -> Direction {
+        self.direction
+    }
+    /// The peer's handshake, once accepted.
+    pub fn peer_handshake(&self) -> Option<&Handshake> {
+        self.peer_handshake.as_ref()
+    }
+    /// Both sides set the BEP 6 fast bit.
+    pub fn fast(&self) -> bool {
+        self.fast
+    }
+    /// Both sides set the BEP 10 extension protocol bit.
+    pub fn extensions(&self) -> bool {
+        self.extensions
+    }
+    pub fn peer_extensions(&self) -> Option<&ExtensionHandshake> {
+        self.peer_extensions.as_ref()
+    }
+    /// The pieces the peer has said it has.
+    pub fn peer_pieces(&self) -> &PieceBits {
+        &self.peer_pieces
+    }
+    pub fn our_pieces(&self) -> &PieceBits {
+        &self.our_pieces
+    }
+    pub fn am_choking(&self) -> bool {
+        self.am_choking
+    }
+    pub fn am_interested(&self) -> bool {
+        self.am_interested
+    }
+    pub fn peer_choking(&self) -> bool {
+        self.peer_choking
+    }
+    pub fn peer_interested(&self) -> bool {
+        self.peer_interested
+    }
+    pub fn counters(&self) -> &PeerCounters {
+        &self.counters
+    }
+    /// Requests held: queued plus being read (wanted ones).
+    pub fn requests_held(&self) -> usize {
+        self.queued.len() + self.in_flight.iter().filter(|f| f.wanted).count()
+    }
+    /// Whether the connection has ended.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+    /// Whether the handshake is done and messages flow.
+    pub fn is_established(&self) -> bool {
+        self.phase == Phase::Messages
+    }
+
+    // ---- output ----
+
+    /// The next thing for the engine to do, in order.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Appends the wire form of `msg` to `out` (the engine's write buffer).
+    pub fn write_message(&self, msg: &SendMessage, out: &mut Vec<u8>) {
+        let m = match *msg {
+            SendMessage::Handshake(h) => return out.extend_from_slice(&h.encode()),
+            SendMessage::Bitfield => Message::Bitfield(self.our_pieces.as_bytes()),
+            SendMessage::ExtensionHandshake => Message::Extended {
+                id: 0,
+                payload: &self.our_extension_handshake,
+            },
+            SendMessage::KeepAlive => Message::KeepAlive,
+            SendMessage::Choke => Message::Choke,
+            SendMessage::Unchoke => Message::Unchoke,
+            SendMessage::Interested => Message::Interested,
+            SendMessage::NotInterested => Message::NotInterested,
+            SendMessage::Have { piece } => Message::Have { piece },
+            SendMessage::HaveAll => Message::HaveAll,
+            SendMessage::HaveNone => Message::HaveNone,
+            SendMessage::RejectRequest {
+                piece,
+                offset,
+                length,
+            } => Message::RejectRequest {
+                piece,
+                offset,
+                length,
+            },
+        };
+        encode(&m, out);
+    }
+
+    fn encoded_len(&self, msg: &SendMessage) -> usize {
+        match msg {
+            SendMessage::Handshake(_) => HANDSHAKE_BYTES,
+            SendMessage::Bitfield => 5 + self.our_pieces.as_bytes().len(),
+            SendMessage::ExtensionHandshake => 6 + self.our_extension_handshake.len(),
+            SendMessage::KeepAlive => 4,
+            SendMessage::Have { .. } => 9,
+            SendMessage::RejectRequest { .. } => 17,
+            _ => 5,
+        }
+    }
+
+    fn send(&mut self, now: Duration, msg: SendMessage) {
+        self.counters.bytes_sent += self.encoded_len(&msg) as u64;
+        self.last_sent = now;
+        self.actions.push_back(Action::Send(msg));
+    }
+
+    fn send_handshake(&mut self, now: Duration) {
+        if self.our_handshake_sent {
+            return;
+        }
+        self.our_handshake_sent = true;
+        let h = Handshake {
+            info_hash: self.shape.info_hash(),
+            peer_id: self.our_peer_id,
+            reserved: self.our_reserved,
+        };
+        self.send(now, SendMessage::Handshake(h));
+    }
+
+    fn reject(&mut self, now: Duration, r: BlockRequest) {
+        self.counters.requests_rejected += 1;
+        if self.fast {
+            self.send(
+                now,
+                SendMessage::RejectRequest {
+                    piece: r.piece,
+                    offset: r.offset,
+                    length: r.length,
+                },
+            );
+        }
+    }
+
+    fn close(&mut self, e: PeerError) -> PeerError {
+        self.phase = Phase::Closed;
+        self.queued.clear();
+        self.in_flight.clear();
+        e
+    }
+
+    // ---- input ----
+
+    /// Feeds received bytes (everything not yet consumed, oldest first).
+    /// Returns how many were consumed; keep the rest for the next call. An
+    /// error ends the connection.
+    ///
+    /// An incoming connection is fed from the handshake's first byte, the 48
+    /// bytes the engine peeked at for routing included. Any non-empty call
+    /// counts as activity for the inactivity timeout, so call it when bytes
+    /// arrive (or right after draining actions, on the backpressure path).
+    pub fn receive(&mut self, now: Duration, bytes: &[u8]) -> Result<usize, PeerError> {
+        if self.phase == Phase::Closed {
+            return Err(PeerError::Closed);
+        }
+        if !bytes.is_empty() {
+            self.last_received = now;
+        }
+        match self.receive_inner(now, bytes) {
+            Ok(n) => Ok(n),
+            Err(e) => Err(self.close(e)),
+        }
+    }
+
+    fn receive_inner(&mut self, now: Duration, bytes: &[u8]) -> Result<usize, PeerError> {
+        let mut consumed = 0;
+        if self.phase == Phase::Handshake {
+            let Some(prefix) = HandshakePrefix::decode(bytes)? else {
+                return Ok(0);
+            };
+            let expected = self.shape.info_hash();
+            if prefix.info_hash != expected {
+                return Err(PeerError::InfoHashMismatch {
+                    expected,
+                    found: prefix.info_hash,
+                });
+            }
+            self.send_handshake(now);
+            let Some(h) = Handshake::decode(bytes)? else {
+                return Ok(0);
+            };
+            if h.peer_id == self.our_peer_id {
+                return Err(PeerError::ConnectedToSelf);
+            }
+            consumed = HANDSHAKE_BYTES;
+            self.counters.bytes_received += HANDSHAKE_BYTES as u64;
+            self.on_handshake(now, h);
+        }
+        while self.phase == Phase::Messages && self.actions.len() < self.config.actions_max as usize
+        {
+            let rest = bytes.get(consumed..).unwrap_or_default();
+            let Some((msg, n)) = self.decoder.decode(rest)? else {
+                break;
+            };
+            consumed += n;
+            self.counters.bytes_received += n as u64;
+            self.on_message(now, msg)?;
+            self.counters.messages_received += 1;
+        }
+        Ok(consumed)
+    }
+
+    fn on_handshake(&mut self, now: Duration, h: Handshake) {
+        let fast = self.config.fast_extension && h.supports_fast();
+        let extensions = self.config.extension_protocol && h.supports_extension_protocol();
+        self.fast = fast;
+        self.extensions = extensions;
+        self.peer_handshake = Some(h);
+        self.phase = Phase::Messages;
+        self.actions.push_back(Action::HandshakeDone {
+            peer_id: h.peer_id,
+            fast,
+            extensions,
+        });
+        let ours = &self.our_pieces;
+        let first = if fast && ours.is_all() {
+            Some(SendMessage::HaveAll)
+        } else if fast && ours.is_none() {
+            Some(SendMessage::HaveNone)
+        } else if ours.is_none() {
+            None
+        } else {
+            Some(SendMessage::Bitfield)
+        };
+        if let Some(m) = first {
+            self.send(now, m);
+        }
+        if extensions {
+            self.send(now, SendMessage::ExtensionHandshake);
+        }
+        if !self.am_choking {
+            self.send(now, SendMessage::Unchoke);
+        }
+    }
+
+    fn fast_only(&self, message: &'static str) -> Result<(), PeerError> {
+        if self.fast {
+            Ok(())
+        } else {
+            Err(PeerError::FastNotNegotiated { message })
+        }
+    }
+
+    fn first_have(&mut self, message: &'static str) -> Result<(), PeerError> {
+        if self.peer_have_seen {
+            return Err(PeerError::BitfieldNotFirst {
+                message,
+                messages_before: self.counters.messages_received,
+            });
+        }
+        self.peer_have_seen = true;
+        Ok(())
+    }
+
+    fn check_block(
+        &self,
+        message: &'static str,
+        piece: u32,
+        offset: u32,
+        length: u32,
+    ) -> Result<BlockRequest, PeerError> {
+        let piece_size = self
+            .shape
+            .piece_size(piece)
+            .ok_or(PeerError::PieceOutOfRange {
+                message,
+                piece,
+                pieces: self.shape.pieces(),
+            })?;
+        if u64::from(offset) + u64::from(length) > piece_size {
+            return Err(PeerError::BlockOutOfPiece {
+                message,
+                piece,
+                offset,
+                length,
+                piece_size,
+            });
+        }
+        Ok(BlockRequest {
+            piece,
+            offset,
+            length,
+        })
+    }
+
+    fn on_message(&mut self, now: Duration, msg: Message<'_>) -> Result<(), PeerError> {
+        let name = msg.name();
+        match msg {
+            Message::KeepAlive | Message::Extended { .. } | Message::Unknown { .. } => {}
+            Message::Bitfield(_) | Message::HaveAll | Message::HaveNone => {}
+            _ => self.peer_have_seen = true,
+        }
+        match msg {
+            Message::KeepAlive | Message::Unknown { .. } | Message::Port(_) => {}
+            Message::Choke => self.peer_choking = true,
+            Message::Unchoke => self.peer_choking = false,
+            Message::Interested | Message::NotInterested => {
+                let on = msg == Message::Interested;
+                if self.peer_interested != on {
+                    self.peer_interested = on;
+                    self.actions.push_back(Action::PeerInterested(on));
+                }
+            }
+            Message::Have { piece } => {
+                if piece >= self.shape.pieces() {
+                    return Err(PeerError::PieceOutOfRange {
+                        message: name,
+                        piece,
+                        pieces: self.shape.pieces(),
+                    });
+                }
+                if self.peer_pieces.set(piece) {
+                    self.actions
+                        .push_back(Action::PeerHave(PeerHave::Piece(piece)));
+                    self.check_seeds();
+                }
+            }
+            Message::Bitfield(bits) => {
+                self.first_have(name)?;
+                // The decoder checked length and spare bits against the same
+                // piece count, so this cannot fail; stay total anyway.
+                self.peer_pieces = PieceBits::from_wire(self.shape.pieces(), bits)
+                    .unwrap_or_else(|| PieceBits::none(self.shape.pieces()));
+                self.actions.push_back(Action::PeerHave(PeerHave::Bitfield));
+                self.check_seeds();
+            }
+            Message::HaveAll | Message::HaveNone => {
+                self.fast_only(name)?;
+                self.first_have(name)?;
+                if msg == Message::HaveAll {
+                    self.peer_pieces.set_all();
+                    self.actions.push_back(Action::PeerHave(PeerHave::All));
+                    self.check_seeds();
+                } else {
+                    self.peer_pieces.clear();
+                    self.actions.push_back(Action::PeerHave(PeerHave::None));
+                }
+            }
+            Message::Request {
+                piece,
+                offset,
+                length,
+            } => {
+                let r = self.check_block(name, piece, offset, length)?;
+                self.on_request(now, r)?;
+            }
+            Message::Cancel {
+                piece,
+                offset,
+                length,
+            } => {
+                let r = self.check_block(name, piece, offset, length)?;
+                if let Some(i) = self.queued.iter().position(|q| *q == r) {
+                    self.queued.remove(i);
+                    self.reject(now, r);
+                }
+            }
+            Message::Piece { block, .. } => {
+                self.counters.blocks_received += 1;
+                self.counters.block_bytes_received += block.len() as u64;
+            }
+            Message::SuggestPiece(_) | Message::AllowedFast(_) => self.fast_only(name)?,
+            Message::RejectRequest { .. } => self.fast_only(name)?,
+            Message::Extended { id, payload } => {
+                if self.extensions && id == 0 {
+                    self.peer_extensions = Some(ExtensionHandshake::parse(payload)?);
+                    self.actions.push_back(Action::ExtensionHandshake);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_seeds(&mut self) {
+        if self.config.disconnect_seeds && self.peer_pieces.is_all() && self.our_pieces.is_all() {
+            self.actions
+                .push_back(Action::Disconnect(DisconnectReason::BothSeeds));
+        }
+    }
+
+    fn on_request(&mut self, now: Duration, r: BlockRequest) -> Result<(), PeerError> {
+        if self.am_choking || !self.our_pieces.has(r.piece) {
+            self.reject(now, r);
+            return Ok(());
+        }
+        let duplicate =
+            self.queued.contains(&r) || self.in_flight.iter().any(|f| f.wanted && f.request == r);
+        if duplicate {
+            return Ok(());
+        }
+        let held = self.requests_held();
+        let limit = self.config.requests_queued_max;
+        if held >= limit as usize {
+            if self.fast {
+                self.reject(now, r);
+                return Ok(());
+            }
+            return Err(PeerError::TooManyRequests {
+                queued: held as u32,
+                limit,
+            });
+        }
+        self.queued.push_back(r);
+        self.start_reads();
+        Ok(())
+    }
+
+    /// Hands queued requests to the engine while reads are below the limit.
+    fn start_reads(&mut self) {
+        while self.in_flight.len() < self.config.reads_in_flight_max as usize {
+            let Some(r) = self.queued.pop_front() else {
+                break;
+            };
+            self.in_flight.push(InFlight {
+                request: r,
+                wanted: true,
+            });
+            self.actions.push_back(Action::ReadBlock {
+                piece: r.piece,
+                offset: r.offset,
+                length: r.length,
+            });
+        }
+    }
+
+    fn take_in_flight(&mut self, r: BlockRequest) -> Option<InFlight> {
+        let i = self
+            .in_flight
+            .iter()
+            .position(|f| f.wanted && f.request == r)
+            .or_else(|| self.in_flight.iter().position(|f| f.request == r))?;
+        Some(self.in_flight.swap_remove(i))
+    }
+
+    /// The engine has read the block asked for by `ReadBlock`. Returns the
+    /// piece header to write right before the block, or `None` if the block
+    /// is no longer wanted (we choked since, or it was never asked for): drop
+    /// it then.
+    pub fn on_block_read(
+        &mut self,
+        now: Duration,
+        piece: u32,
+        offset: u32,
+        length: u32,
+    ) -> Option<[u8; PIECE_HEADER_BYTES]> {
+        if self.phase != Phase::Messages {
+            return None;
+        }
+        let r = BlockRequest {
+            piece,
+            offset,
+            length,
+        };
+        let f = self.take_in_flight(r)?;
+        self.start_reads();
+        if !f.wanted {
+            return None;
+        }
+        self.counters.blocks_sent += 1;
+        self.counters.block_bytes_sent += u64::from(length);
+        self.counters.bytes_sent += (PIECE_HEADER_BYTES as u64) + u64::from(length);
+        self.last_sent = now;
+        Some(piece_header(piece, offset, length))
+    }
+
+    /// The engine could not read the block: the request is refused (a
+    /// reject with fast, dropped otherwise).
+    pub fn on_block_read_failed(&mut self, now: Duration, piece: u32, offset: u32, length: u32) {
+        if self.phase != Phase::Messages {
+            return;
+        }
+        let r = BlockRequest {
+            piece,
+            offset,
+            length,
+        };
+        if let Some(f) = self.take_in_flight(r) {
+            if f.wanted {
+                self.reject(now, r);
+            }
+            self.start_reads();
+        }
+    }
+
+    /// Chokes (`true`) or unchokes the peer, as the torrent's choker decides.
+    /// Before the handshake is done, only the state is kept; an unchoke is
+    /// sent after our bitfield.
+    pub fn set_choke(&mut self, now: Duration, choke: bool) {
+        if self.phase == Phase::Closed || self.am_choking == choke {
+            return;
+        }
+        self.am_choking = choke;
+        if self.phase != Phase::Messages {
+            return;
+        }
+        if !choke {
+            self.send(now, SendMessage::Unchoke);
+            return;
+        }
+        self.send(now, SendMessage::Choke);
+        let queued: Vec<BlockRequest> = self.queued.drain(..).collect();
+        let mut dropped = Vec::new();
+        for f in self.in_flight.iter_mut().filter(|f| f.wanted) {
+            f.wanted = false;
+            dropped.push(f.request);
+        }
+        for r in dropped.into_iter().chain(queued) {
+            self.reject(now, r);
+        }
+    }
+
+    /// Says we are (or are no longer) interested in the peer's pieces.
+    pub fn set_interested(&mut self, now: Duration, interested: bool) {
+        if self.phase != Phase::Messages || self.am_interested == interested {
+            return;
+        }
+        self.am_interested = interested;
+        let m = if interested {
+            SendMessage::Interested
+        } else {
+            SendMessage::NotInterested
+        };
+        self.send(now, m);
+    }
+
+    /// We completed `piece`: record it and tell the peer.
+    pub fn announce_have(&mut self, now: Duration, piece: u32) {
+        if self.our_pieces.set(piece) && self.phase == Phase::Messages {
+            self.send(now, SendMessage::Have { piece });
+            self.check_seeds();
+        }
+    }
+
+    // ---- time ----
+
+    /// When [`on_timer`](Self::on_timer) must next be called, if ever.
+    pub fn next_timeout(&self) -> Option<Duration> {
+        match self.phase {
+            Phase::Closed => None,
+            Phase::Handshake => Some(self.started.saturating_add(self.config.handshake_timeout)),
+            Phase::Messages => Some(
+                self.last_received
+                    .saturating_add(self.config.inactivity_timeout)
+                    .min(
+                        self.last_sent
+                            .saturating_add(self.config.keepalive_interval),
+                    ),
+            ),
+        }
+    }
+
+    /// Checks the timeouts at `now`: ends the connection if the peer is too
+    /// slow or silent, queues a keep-alive if we have been quiet.
+    pub fn on_timer(&mut self, now: Duration) -> Result<(), PeerError> {
+        match self.phase {
+            Phase::Closed => Ok(()),
+            Phase::Handshake => {
+                let waited = now.saturating_sub(self.started);
+                if waited >= self.config.handshake_timeout {
+                    return Err(self.close(PeerError::HandshakeTimeout {
+                        waited,
+                        limit: self.config.handshake_timeout,
+                    }));
+                }
+                Ok(())
+            }
+            Phase::Messages => {
+                let silent = now.saturating_sub(self.last_received);
+                if silent >= self.config.inactivity_timeout {
+                    return Err(self.close(PeerError::Inactive {
+                        silent,
+                        limit: self.config.inactivity_timeout,
+                    }));
+                }
+                if now.saturating_sub(self.last_sent) >= self.config.keepalive_interval {
+                    self.send(now, SendMessage::KeepAlive);
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "connection_tests.rs"]
+mod tests;
