@@ -26,6 +26,14 @@
 //! still in flight, it cancels them and waits (bounded); should any still be
 //! in flight after that, the pool and the slab are leaked, not freed.
 //!
+//! Threads: build the loop on the shard thread that will use it. The ring is
+//! set up SINGLE_ISSUER, so only the creating thread may submit, and the
+//! loop is not `Send` (its slots hold raw pointers).
+//!
+//! Progress: in DEFER_TASKRUN mode the kernel posts completions only while
+//! the owner waits, so drive the loop with `submit_and_wait(1 or more,
+//! Some(timeout))`; `submit_and_wait(0, None)` only hands ops over.
+//!
 //! Limits: ops in flight ([`LoopConfig::ops_in_flight_max`]; cancels have a
 //! budget of their own, as large, so an op can always be cancelled), buffer
 //! count and size ([`BUFFERS_MAX`], [`BUFFER_BYTES_MAX`], [`POOL_BYTES_MAX`]),
@@ -45,7 +53,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::RawFd;
 use std::time::Duration;
 
-use io_uring::{opcode, squeue, types, IoUring};
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
 use super::uring::{new_ring, RingMode, UringError};
 
@@ -116,6 +124,10 @@ impl OpId {
 pub enum OpKind {
     /// Result: the new connection's fd; [`Completion::peer`] its address.
     Accept,
+    /// Multishot accept: one completion per connection (fd, no peer
+    /// address), [`Completion::more`] set while the op stays armed. The last
+    /// completion (an error, or after a cancel) has `more` unset.
+    AcceptMulti,
     /// Result: bytes received into the buffer (0: the peer closed).
     Recv,
     /// Result: bytes sent from the buffer.
@@ -149,6 +161,10 @@ pub struct Completion {
     pub peer: Option<SocketAddr>,
     /// The CQE flags.
     pub flags: u32,
+    /// The op is still in flight (multishot): more completions will come
+    /// under the same [`OpId`], and the slot stays taken until one arrives
+    /// with `more` unset.
+    pub more: bool,
 }
 
 /// Why the loop refused or failed.
@@ -233,6 +249,8 @@ pub struct EventLoop {
     internal_timeout: Option<OpId>,
     buffers: BufferPool,
     stale: u64,
+    /// Scratch list for [`EventLoop::drain_completions`].
+    cqes: Vec<(u64, i32, u32)>,
 }
 
 fn check_range(what: &'static str, value: u64, min: u64, max: u64) -> Result<(), LoopError> {
@@ -297,6 +315,7 @@ impl EventLoop {
             internal_timeout: None,
             buffers: BufferPool::new(buffers, buffer_bytes),
             stale: 0,
+            cqes: Vec::with_capacity(ring_entries as usize * 2),
         })
     }
 
@@ -336,6 +355,17 @@ impl EventLoop {
             )
             .flags(libc::SOCK_CLOEXEC)
             .build()
+        })
+    }
+
+    /// Queues a multishot accept (Linux 5.19+): every connection completes
+    /// under the same [`OpId`] until it is cancelled or fails. On older
+    /// kernels the one completion is `Err(EINVAL)`; use [`EventLoop::accept`].
+    pub fn accept_multi(&mut self, listener_fd: RawFd) -> Result<OpId, LoopError> {
+        self.queue(OpKind::AcceptMulti, None, |_| {
+            opcode::AcceptMulti::new(types::Fd(listener_fd))
+                .flags(libc::SOCK_CLOEXEC)
+                .build()
         })
     }
 
@@ -485,15 +515,24 @@ impl EventLoop {
     /// were appended.
     pub fn drain_completions(&mut self, out: &mut Vec<Completion>) -> usize {
         let before = out.len();
-        // Collected first: the completion queue borrows the ring.
-        let cqes: Vec<(u64, i32, u32)> = self
-            .ring
-            .completion()
-            .map(|c| (c.user_data(), c.result(), c.flags()))
-            .collect();
-        for (user_data, res, flags) in cqes {
+        // Collected first (the completion queue borrows the ring), into a
+        // scratch list kept between calls.
+        let mut cqes = mem::take(&mut self.cqes);
+        cqes.clear();
+        cqes.extend(
+            self.ring
+                .completion()
+                .map(|c| (c.user_data(), c.result(), c.flags())),
+        );
+        for &(user_data, res, flags) in &cqes {
             let id = OpId(user_data);
-            let Some(pending) = self.finish(id) else {
+            let more = cqueue::more(flags);
+            let pending = if more {
+                self.pending(id).copied()
+            } else {
+                self.finish(id)
+            };
+            let Some(pending) = pending else {
                 self.stale += 1;
                 continue;
             };
@@ -516,11 +555,13 @@ impl EventLoop {
                 op: id,
                 kind: pending.kind,
                 result,
-                buffer: pending.buffer,
+                buffer: if more { None } else { pending.buffer },
                 peer,
                 flags,
+                more,
             });
         }
+        self.cqes = cqes;
         out.len() - before
     }
 

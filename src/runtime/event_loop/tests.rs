@@ -505,3 +505,40 @@ fn socket_addresses_round_trip() {
         assert_eq!(read_sockaddr(&storage, 1), None);
     }
 }
+
+#[test]
+fn multishot_accept_reports_each_connection() {
+    let mut ev = small_loop();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let op = ev
+        .accept_multi(listener.as_raw_fd())
+        .unwrap_or_else(|e| panic!("{e}"));
+    ev.submit_and_wait(0, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let clients: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect: {e}")))
+        .collect();
+    let mut seen = Vec::new();
+    let start = Instant::now();
+    while seen.len() < clients.len() && start.elapsed() < WAIT_MAX {
+        ev.submit_and_wait(1, Some(Duration::from_millis(50)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        ev.drain_completions(&mut seen);
+    }
+    assert_eq!(seen.len(), 2);
+    for c in &seen {
+        assert_eq!((c.op, c.kind, c.more), (op, OpKind::AcceptMulti, true));
+        let fd = c.result.unwrap_or_else(|e| panic!("accept errno {e}"));
+        // SAFETY: closing an fd the loop accepted for this test.
+        unsafe { libc::close(fd as RawFd) };
+    }
+    // Still armed; a cancel ends it with a last completion.
+    assert_eq!(ev.in_flight(), 1);
+    seen.clear();
+    let cancel = ev.cancel(op).unwrap_or_else(|e| panic!("{e}"));
+    let last = wait_for(&mut ev, op, &mut seen);
+    assert_eq!((last.result, last.more), (Err(libc::ECANCELED), false));
+    assert_eq!(wait_for(&mut ev, cancel, &mut seen).result, Ok(0));
+    assert_eq!(ev.in_flight(), 0);
+}
