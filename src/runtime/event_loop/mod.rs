@@ -64,13 +64,13 @@ pub const BUFFERS_MAX: u32 = 1 << 20;
 /// Largest buffer, in bytes.
 pub const BUFFER_BYTES_MAX: usize = 4 * 1024 * 1024;
 /// Largest pool (buffers x buffer bytes), in bytes.
-pub const POOL_BYTES_MAX: usize = 4 * 1024 * 1024 * 1024;
+pub const POOL_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
 /// Bytes of a piece message header sent by [`EventLoop::send_with_header`]
 /// (length prefix, id, index, begin).
 pub const HEADER_BYTES: usize = 13;
-/// Rounds of cancel-and-wait a dropped loop spends on ops still in flight.
+/// Rounds of waiting [`EventLoop::shutdown`] spends on ops still in flight.
 const DROP_DRAIN_ROUNDS_MAX: u32 = 100;
-/// Wait per drop round.
+/// Wait per shutdown round.
 const DROP_DRAIN_WAIT: Duration = Duration::from_millis(10);
 /// Bits of `user_data` that hold the slot index; the generation is above.
 const INDEX_BITS: u32 = 32;
@@ -185,6 +185,8 @@ pub enum LoopError {
     QueueFull { entries: usize },
     #[error(transparent)]
     Buffer(#[from] BufferError),
+    #[error("start {start} is outside a buffer of {size} bytes")]
+    Start { start: usize, size: usize },
     #[error("length {len} is out of range: expected 1 to {max} bytes")]
     Length { len: usize, max: usize },
     #[error("op {0:?} is not in flight")]
@@ -292,7 +294,7 @@ impl EventLoop {
             "pool bytes",
             u64::from(buffers).saturating_mul(buffer_bytes as u64),
             0,
-            POOL_BYTES_MAX as u64,
+            POOL_BYTES_MAX,
         )?;
         let (ring, mode) = new_ring(ring_entries)?;
         // Regular ops and cancels each have `ops_in_flight_max` slots.
@@ -372,22 +374,52 @@ impl EventLoop {
     /// Queues a recv into the whole of `buffer`.
     pub fn recv(&mut self, fd: RawFd, buffer: BufferId) -> Result<OpId, LoopError> {
         let len = self.buffers.buffer_bytes();
-        self.queue_with_buffer(OpKind::Recv, buffer, len, |_, ptr, len| {
+        self.recv_range(fd, buffer, 0, len)
+    }
+
+    /// Queues a recv into `buffer[start..start + len]` (to complete a message
+    /// already partly received); the completion's count is of bytes written
+    /// from `start` on.
+    pub fn recv_range(
+        &mut self,
+        fd: RawFd,
+        buffer: BufferId,
+        start: usize,
+        len: usize,
+    ) -> Result<OpId, LoopError> {
+        self.queue_with_buffer(OpKind::Recv, buffer, start, len, |_, ptr, len| {
             opcode::Recv::new(types::Fd(fd), ptr, len).build()
         })
     }
 
-    /// Queues a send of the first `len` bytes of `buffer`.
+    /// Queues a send of the first `len` bytes of `buffer`. The kernel is
+    /// asked to send all of them (MSG_WAITALL); a shorter count can still
+    /// come back (an error midway, or a kernel before 6.0): send the rest
+    /// with [`EventLoop::send_range`].
     pub fn send(&mut self, fd: RawFd, buffer: BufferId, len: usize) -> Result<OpId, LoopError> {
-        self.queue_with_buffer(OpKind::Send, buffer, len, |_, ptr, len| {
+        self.send_range(fd, buffer, 0, len)
+    }
+
+    /// Queues a send of `buffer[start..start + len]`.
+    pub fn send_range(
+        &mut self,
+        fd: RawFd,
+        buffer: BufferId,
+        start: usize,
+        len: usize,
+    ) -> Result<OpId, LoopError> {
+        self.queue_with_buffer(OpKind::Send, buffer, start, len, |_, ptr, len| {
             opcode::Send::new(types::Fd(fd), ptr, len)
-                .flags(libc::MSG_NOSIGNAL)
+                .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
                 .build()
         })
     }
 
     /// Queues one vectored send of `header` then the first `len` bytes of
-    /// `buffer` (a piece message: the block is not copied).
+    /// `buffer` (a piece message: the block is not copied). As with
+    /// [`EventLoop::send`], the kernel is asked for all bytes; on a short
+    /// count the caller sends what is left (of the header, then
+    /// [`EventLoop::send_range`] for the block).
     pub fn send_with_header(
         &mut self,
         fd: RawFd,
@@ -395,7 +427,7 @@ impl EventLoop {
         buffer: BufferId,
         len: usize,
     ) -> Result<OpId, LoopError> {
-        self.queue_with_buffer(OpKind::SendWithHeader, buffer, len, |data, ptr, len| {
+        self.queue_with_buffer(OpKind::SendWithHeader, buffer, 0, len, |data, ptr, len| {
             data.header = header;
             data.iov = [
                 libc::iovec {
@@ -412,7 +444,7 @@ impl EventLoop {
             data.msg.msg_iov = data.iov.as_mut_ptr();
             data.msg.msg_iovlen = 2;
             opcode::SendMsg::new(types::Fd(fd), &raw const data.msg)
-                .flags(libc::MSG_NOSIGNAL as u32)
+                .flags((libc::MSG_NOSIGNAL | libc::MSG_WAITALL) as u32)
                 .build()
         })
     }
@@ -425,7 +457,7 @@ impl EventLoop {
         len: usize,
         offset: u64,
     ) -> Result<OpId, LoopError> {
-        self.queue_with_buffer(OpKind::ReadAt, buffer, len, |_, ptr, len| {
+        self.queue_with_buffer(OpKind::ReadAt, buffer, 0, len, |_, ptr, len| {
             opcode::Read::new(types::Fd(file_fd), ptr, len)
                 .offset(offset)
                 .build()
@@ -610,10 +642,15 @@ impl EventLoop {
         &mut self,
         kind: OpKind,
         buffer: BufferId,
+        start: usize,
         len: usize,
         build: impl FnOnce(&mut SlotData, *mut u8, u32) -> squeue::Entry,
     ) -> Result<OpId, LoopError> {
-        let max = self.buffers.buffer_bytes();
+        let size = self.buffers.buffer_bytes();
+        let max = size.saturating_sub(start);
+        if start >= size {
+            return Err(LoopError::Start { start, size });
+        }
         if len == 0 || len > max {
             return Err(LoopError::Length { len, max });
         }
@@ -628,7 +665,8 @@ impl EventLoop {
         }
         // len <= BUFFER_BYTES_MAX, which fits u32.
         let len32 = u32::try_from(len).map_err(|_| LoopError::Length { len, max })?;
-        let ptr = self.buffers.lend(buffer)?;
+        // start < size: the range lies inside the buffer.
+        let ptr = self.buffers.lend(buffer)?.wrapping_add(start);
         let queued = self.queue(kind, Some(buffer), |data| build(data, ptr, len32));
         if queued.is_err() {
             // Never reached the kernel: the caller holds it again.
@@ -691,12 +729,15 @@ impl EventLoop {
     }
 }
 
-impl Drop for EventLoop {
-    fn drop(&mut self) {
+impl EventLoop {
+    /// Cancels every op in flight and waits for their completions (at most
+    /// about a second), dropping those completions and returning their
+    /// buffers to the pool. Returns the ops still in flight after that (0
+    /// unless the kernel is stuck). The loop stays usable.
+    pub fn shutdown(&mut self) -> u32 {
         if self.in_flight() == 0 {
-            return;
+            return 0;
         }
-        // Cancel every op still in flight, then wait for them (bounded).
         let ids: Vec<OpId> = self
             .slots
             .iter()
@@ -709,26 +750,40 @@ impl Drop for EventLoop {
             while let Err(LoopError::QueueFull { .. } | LoopError::SlabFull { .. }) =
                 self.cancel(id)
             {
-                if self.submit_and_wait(1, Some(DROP_DRAIN_WAIT)).is_err() {
-                    break;
-                }
-                sink.clear();
-                if self.drain_completions(&mut sink) == 0 && self.in_flight() > 0 {
+                if self.submit_and_wait(1, Some(DROP_DRAIN_WAIT)).is_err()
+                    || self.drain_and_release(&mut sink) == 0
+                {
                     break;
                 }
             }
         }
         for _ in 0..DROP_DRAIN_ROUNDS_MAX {
             if self.in_flight() == 0 {
-                return;
+                break;
             }
             if self.submit_and_wait(1, Some(DROP_DRAIN_WAIT)).is_err() {
                 break;
             }
-            sink.clear();
-            self.drain_completions(&mut sink);
+            self.drain_and_release(&mut sink);
         }
-        if self.in_flight() > 0 {
+        self.in_flight()
+    }
+
+    /// Drains completions nobody will handle, returning their buffers to
+    /// the pool.
+    fn drain_and_release(&mut self, sink: &mut Vec<Completion>) -> usize {
+        sink.clear();
+        let n = self.drain_completions(sink);
+        for buffer in sink.iter().filter_map(|c| c.buffer) {
+            let _ = self.buffers.release(buffer);
+        }
+        n
+    }
+}
+
+impl Drop for EventLoop {
+    fn drop(&mut self) {
+        if self.shutdown() > 0 {
             // The kernel may still use these: never free them.
             mem::forget(mem::replace(&mut self.buffers, BufferPool::new(0, 1)));
             mem::forget(mem::take(&mut self.slots));

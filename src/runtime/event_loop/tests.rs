@@ -542,3 +542,128 @@ fn multishot_accept_reports_each_connection() {
     assert_eq!(wait_for(&mut ev, cancel, &mut seen).result, Ok(0));
     assert_eq!(ev.in_flight(), 0);
 }
+
+#[test]
+fn two_loop_sockets_talk_through_ranges() {
+    let mut ev = small_loop();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    // SAFETY: plain socket(2) call.
+    let client = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(client >= 0);
+    let accept = ev
+        .accept(listener.as_raw_fd())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let connect = ev.connect(client, addr).unwrap_or_else(|e| panic!("{e}"));
+    let mut seen = Vec::new();
+    let server = match wait_for(&mut ev, accept, &mut seen).result {
+        Ok(fd) => fd as RawFd,
+        Err(e) => panic!("accept errno {e}"),
+    };
+    assert_eq!(wait_for(&mut ev, connect, &mut seen).result, Ok(0));
+
+    // The client sends bytes 100..300 of its buffer.
+    let out = acquire(&mut ev);
+    for (i, b) in ev
+        .buffers()
+        .get_mut(out)
+        .unwrap_or_else(|| panic!("buffer"))
+        .iter_mut()
+        .enumerate()
+    {
+        *b = (i % 256) as u8;
+    }
+    let send = ev
+        .send_range(client, out, 100, 200)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(wait_for(&mut ev, send, &mut seen).result, Ok(200));
+
+    // The server gathers them at offset 10 of its buffer, however they come.
+    let inb = acquire(&mut ev);
+    let mut got = 0usize;
+    let start = Instant::now();
+    while got < 200 && start.elapsed() < WAIT_MAX {
+        let recv = ev
+            .recv_range(server, inb, 10 + got, 200 - got)
+            .unwrap_or_else(|e| panic!("{e}"));
+        match wait_for(&mut ev, recv, &mut seen).result {
+            Ok(0) => panic!("peer closed early"),
+            Ok(n) => got += n as usize,
+            Err(e) => panic!("recv errno {e}"),
+        }
+    }
+    let sent = ev
+        .buffers()
+        .get(out)
+        .and_then(|b| b.get(100..300))
+        .map(<[u8]>::to_vec);
+    assert_eq!(
+        ev.buffers()
+            .get(inb)
+            .and_then(|b| b.get(10..210))
+            .map(<[u8]>::to_vec),
+        sent
+    );
+    for fd in [client, server] {
+        let close = ev.close(fd).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(wait_for(&mut ev, close, &mut seen).result, Ok(0));
+    }
+    for id in [out, inb] {
+        assert_eq!(ev.buffers().release(id), Ok(()));
+    }
+    assert_eq!(ev.buffer_pool().available(), ev.buffer_pool().capacity());
+}
+
+#[test]
+fn ranges_must_lie_inside_the_buffer() {
+    let mut ev = small_loop();
+    let buf = acquire(&mut ev);
+    let size = ev.buffer_pool().buffer_bytes();
+    assert!(matches!(
+        ev.send_range(0, buf, size, 1),
+        Err(LoopError::Start { .. })
+    ));
+    assert!(matches!(
+        ev.recv_range(0, buf, size - 10, 11),
+        Err(LoopError::Length { len: 11, max: 10 })
+    ));
+    assert_eq!(ev.buffers().state(buf), Ok(BufferState::Held));
+    assert_eq!(ev.in_flight(), 0);
+}
+
+#[test]
+fn shutdown_cancels_everything_and_frees_the_buffers() {
+    let (client, _server) = pair();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    let start = Instant::now();
+    let mut ev = small_loop();
+    let buf = acquire(&mut ev);
+    assert!(ev.recv(client.as_raw_fd(), buf).is_ok());
+    assert!(ev.timeout(Duration::from_secs(60)).is_ok());
+    assert!(ev.accept_multi(listener.as_raw_fd()).is_ok());
+    ev.submit_and_wait(0, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ev.in_flight(), 3);
+    assert_eq!(ev.shutdown(), 0);
+    assert_eq!(ev.buffer_pool().available(), ev.buffer_pool().capacity());
+    assert!(start.elapsed() < Duration::from_secs(1));
+    // Still usable afterwards.
+    let op = ev
+        .timeout(Duration::from_millis(1))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut seen = Vec::new();
+    assert_eq!(wait_for(&mut ev, op, &mut seen).kind, OpKind::Timeout);
+}
+
+#[test]
+fn dropping_a_busy_loop_is_quick() {
+    let (client, _server) = pair();
+    let start = Instant::now();
+    {
+        let mut ev = small_loop();
+        let buf = acquire(&mut ev);
+        assert!(ev.recv(client.as_raw_fd(), buf).is_ok());
+        assert!(ev.timeout(Duration::from_secs(60)).is_ok());
+    }
+    assert!(start.elapsed() < Duration::from_secs(1));
+}
