@@ -251,6 +251,8 @@ pub struct EventLoop {
     internal_timeout: Option<OpId>,
     buffers: BufferPool,
     stale: u64,
+    /// The kernel takes a wait timeout in io_uring_enter (5.11+).
+    ext_arg: bool,
     /// Scratch list for [`EventLoop::drain_completions`].
     cqes: Vec<(u64, i32, u32)>,
 }
@@ -307,7 +309,6 @@ impl EventLoop {
             })
             .collect();
         Ok(Self {
-            ring,
             mode,
             slots,
             free_slots: (0..slot_count).rev().collect(),
@@ -318,6 +319,8 @@ impl EventLoop {
             buffers: BufferPool::new(buffers, buffer_bytes),
             stale: 0,
             cqes: Vec::with_capacity(ring_entries as usize * 2),
+            ext_arg: ring.params().is_feature_ext_arg(),
+            ring,
         })
     }
 
@@ -514,13 +517,15 @@ impl EventLoop {
         timeout: Option<Duration>,
     ) -> Result<usize, LoopError> {
         let outcome = match timeout {
-            Some(limit) if want > 0 && self.ring.params().is_feature_ext_arg() => {
+            Some(limit) if want > 0 && self.ext_arg => {
                 let ts = types::Timespec::from(limit);
                 let args = types::SubmitArgs::new().timespec(&ts);
                 self.ring.submitter().submit_with_args(want, &args)
             }
             Some(limit) if want > 0 => {
-                // Kernels before 5.11: a timeout op of our own ends the wait.
+                // Kernels before 5.11 take no wait timeout: a timeout op of
+                // the loop's own ends the wait (its completion is dropped).
+                // One completion ends this wait, whatever `want` is.
                 if self.internal_timeout.is_none() {
                     self.internal_timeout = self.timeout(limit).ok();
                     if let Some(id) = self.internal_timeout {
@@ -529,7 +534,12 @@ impl EventLoop {
                         }
                     }
                 }
-                self.ring.submit_and_wait(want)
+                if self.internal_timeout.is_some() {
+                    self.ring.submit_and_wait(1)
+                } else {
+                    // No room for the timer: never wait unbounded.
+                    self.ring.submit()
+                }
             }
             _ => self.ring.submit_and_wait(want),
         };

@@ -667,3 +667,25 @@ fn dropping_a_busy_loop_is_quick() {
     }
     assert!(start.elapsed() < Duration::from_secs(1));
 }
+
+#[test]
+fn a_wait_times_out_without_ext_arg_too() {
+    let mut ev = small_loop();
+    // As on a kernel before 5.11: the loop's own timer ends the wait.
+    ev.ext_arg = false;
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let start = Instant::now();
+        let done = ev.submit_and_wait(3, Some(Duration::from_millis(20)));
+        assert!(done.is_ok(), "{done:?}");
+        assert!(start.elapsed() < WAIT_MAX);
+        assert_eq!(ev.drain_completions(&mut seen), 0);
+        assert_eq!(ev.in_flight(), 0);
+    }
+    // A real op still completes and is reported.
+    let op = ev
+        .timeout(Duration::from_millis(1))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(wait_for(&mut ev, op, &mut seen).kind, OpKind::Timeout);
+    assert_eq!(seen.len(), 1);
+}
