@@ -1,1 +1,0 @@
-//! The per-shard io_uring event loop. (Being written.)

@@ -1,0 +1,866 @@
+//! The per-shard io_uring event loop: one ring, one thread, no locks.
+//!
+//! A shard thread owns one [`EventLoop`]. It queues ops ([`EventLoop::recv`],
+//! [`EventLoop::send_with_header`], [`EventLoop::read_at`], ...), hands them to
+//! the kernel with [`EventLoop::submit_and_wait`], and takes what finished with
+//! [`EventLoop::drain_completions`] into a queue of [`Completion`]s, which it
+//! then hands to its sans-IO state machines. The loop knows nothing of
+//! BitTorrent.
+//!
+//! Ops in flight live in a slab of fixed capacity. An [`OpId`] is the slot
+//! index and the slot's generation, packed into the SQE's `user_data`; a
+//! completion whose generation does not match its slot (or whose slot is out
+//! of range or empty) is stale: it is counted
+//! ([`EventLoop::stale_completions`]) and dropped, never matched to a newer op.
+//! Whatever the kernel reads through a pointer while an op is in flight (the
+//! peer address of a connect or accept, a timeout's `Timespec`, the iovecs and
+//! header of a vectored send) lives in the op's slot, which does not move.
+//!
+//! Buffer ownership: buffers come from a fixed [`BufferPool`]. The caller
+//! acquires one, fills it if it sends, and passes its [`BufferId`] to an op;
+//! from then on the op owns it and nobody (not even the caller) can reach its
+//! bytes. When the op's completion is drained the buffer comes back in
+//! [`Completion::buffer`], held by the caller, who reads it (a recv's bytes),
+//! reuses it for the next op, or releases it to the pool. A buffer is never
+//! freed or reused with an op in flight: if the loop is dropped while ops are
+//! still in flight, it cancels them and waits (bounded); should any still be
+//! in flight after that, the pool and the slab are leaked, not freed.
+//!
+//! Threads: build the loop on the shard thread that will use it. The ring is
+//! set up SINGLE_ISSUER, so only the creating thread may submit, and the
+//! loop is not `Send` (its slots hold raw pointers).
+//!
+//! Progress: in DEFER_TASKRUN mode the kernel posts completions only while
+//! the owner waits, so drive the loop with `submit_and_wait(1 or more,
+//! Some(timeout))`; `submit_and_wait(0, None)` only hands ops over.
+//!
+//! Limits: ops in flight ([`LoopConfig::ops_in_flight_max`]; cancels have a
+//! budget of their own, as large, so an op can always be cancelled), buffer
+//! count and size ([`BUFFERS_MAX`], [`BUFFER_BYTES_MAX`], [`POOL_BYTES_MAX`]),
+//! and the submission queue (the ring's entries). A full slab or a full
+//! submission queue is an error the caller acts on (backpressure: submit,
+//! drain, retry), never a panic nor an unbounded queue.
+
+mod buffers;
+#[cfg(test)]
+mod tests;
+
+pub use buffers::{BufferError, BufferId, BufferPool, BufferState};
+
+use std::io;
+use std::mem;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+
+use super::uring::{new_ring, RingMode, UringError};
+
+/// Most ops in flight one loop may be configured for.
+pub const OPS_IN_FLIGHT_MAX: u32 = 1 << 20;
+/// Most buffers in one pool.
+pub const BUFFERS_MAX: u32 = 1 << 20;
+/// Largest buffer, in bytes.
+pub const BUFFER_BYTES_MAX: usize = 4 * 1024 * 1024;
+/// Largest pool (buffers x buffer bytes), in bytes.
+pub const POOL_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
+/// Bytes of a piece message header sent by [`EventLoop::send_with_header`]
+/// (length prefix, id, index, begin).
+pub const HEADER_BYTES: usize = 13;
+/// Rounds of waiting [`EventLoop::shutdown`] spends on ops still in flight.
+const DROP_DRAIN_ROUNDS_MAX: u32 = 100;
+/// Wait per shutdown round.
+const DROP_DRAIN_WAIT: Duration = Duration::from_millis(10);
+/// Bits of `user_data` that hold the slot index; the generation is above.
+const INDEX_BITS: u32 = 32;
+
+/// What the loop is built with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoopConfig {
+    /// Submission queue entries of the ring.
+    pub ring_entries: u32,
+    /// Most ops in flight (cancels not counted; they have as many again).
+    pub ops_in_flight_max: u32,
+    /// Buffers in the pool.
+    pub buffers: u32,
+    /// Bytes per buffer.
+    pub buffer_bytes: usize,
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        Self {
+            ring_entries: 256,
+            ops_in_flight_max: 1024,
+            buffers: 256,
+            buffer_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// Names one op in flight: slot index and generation (its `user_data`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct OpId(u64);
+
+impl OpId {
+    fn new(index: u32, generation: u32) -> Self {
+        Self((u64::from(generation) << INDEX_BITS) | u64::from(index))
+    }
+    fn index(self) -> usize {
+        (self.0 & ((1 << INDEX_BITS) - 1)) as usize
+    }
+    fn generation(self) -> u32 {
+        (self.0 >> INDEX_BITS) as u32
+    }
+    /// The `user_data` the op's SQE carries.
+    pub fn user_data(self) -> u64 {
+        self.0
+    }
+}
+
+/// What an op did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpKind {
+    /// Result: the new connection's fd; [`Completion::peer`] its address.
+    Accept,
+    /// Multishot accept: one completion per connection (fd, no peer
+    /// address), [`Completion::more`] set while the op stays armed. The last
+    /// completion (an error, or after a cancel) has `more` unset.
+    AcceptMulti,
+    /// Result: bytes received into the buffer (0: the peer closed).
+    Recv,
+    /// Result: bytes sent from the buffer.
+    Send,
+    /// Result: bytes sent, header included.
+    SendWithHeader,
+    /// Result: bytes read into the buffer (0: end of file).
+    ReadAt,
+    /// Result: 0 when connected.
+    Connect,
+    /// Result: `Err(ETIME)` when the time ran out (the normal case), or
+    /// `Err(ECANCELED)` when cancelled.
+    Timeout,
+    /// Result: 0 when the target was cancelled, `Err(ENOENT)` when it had
+    /// completed already, `Err(EALREADY)` when it was running.
+    Cancel,
+    /// Result: 0 when closed.
+    Close,
+}
+
+/// One finished op, handed to the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    pub op: OpId,
+    pub kind: OpKind,
+    /// The kernel's answer: a count or fd, or an errno.
+    pub result: Result<u32, i32>,
+    /// The op's buffer, now held by the caller (who must release or reuse it).
+    pub buffer: Option<BufferId>,
+    /// For an accept: the peer's address, when the kernel gave one.
+    pub peer: Option<SocketAddr>,
+    /// The CQE flags.
+    pub flags: u32,
+    /// The op is still in flight (multishot): more completions will come
+    /// under the same [`OpId`], and the slot stays taken until one arrives
+    /// with `more` unset.
+    pub more: bool,
+}
+
+/// Why the loop refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoopError {
+    #[error("{what} {value} is out of range: expected {min} to {max}")]
+    Config {
+        what: &'static str,
+        value: u64,
+        min: u64,
+        max: u64,
+    },
+    #[error(transparent)]
+    Setup(#[from] UringError),
+    #[error("{in_flight} ops in flight already, the most allowed ({what} budget)")]
+    SlabFull { what: &'static str, in_flight: u32 },
+    #[error("submission queue full ({entries} entries): submit, then retry")]
+    QueueFull { entries: usize },
+    #[error(transparent)]
+    Buffer(#[from] BufferError),
+    #[error("start {start} is outside a buffer of {size} bytes")]
+    Start { start: usize, size: usize },
+    #[error("length {len} is out of range: expected 1 to {max} bytes")]
+    Length { len: usize, max: usize },
+    #[error("op {0:?} is not in flight")]
+    NotInFlight(OpId),
+    #[error("io_uring submission failed: {0}")]
+    Submit(#[source] io::Error),
+}
+
+/// What the kernel may read through pointers while an op is in flight.
+struct SlotData {
+    timespec: types::Timespec,
+    addr: libc::sockaddr_storage,
+    addr_len: libc::socklen_t,
+    iov: [libc::iovec; 2],
+    msg: libc::msghdr,
+    header: [u8; HEADER_BYTES],
+}
+
+impl SlotData {
+    fn new() -> Self {
+        // SAFETY: all-zero bytes are a valid value of these plain C structs.
+        let (addr, msg) = unsafe { (mem::zeroed(), mem::zeroed()) };
+        Self {
+            timespec: types::Timespec::new(),
+            addr,
+            addr_len: 0,
+            iov: [libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            }; 2],
+            msg,
+            header: [0; HEADER_BYTES],
+        }
+    }
+}
+
+/// An op in flight.
+#[derive(Clone, Copy)]
+struct Pending {
+    kind: OpKind,
+    buffer: Option<BufferId>,
+    /// A timeout the loop set for its own wait; never reported.
+    internal: bool,
+}
+
+struct Slot {
+    generation: u32,
+    pending: Option<Pending>,
+    data: SlotData,
+}
+
+/// One shard's ring, its ops in flight and its buffers.
+pub struct EventLoop {
+    ring: IoUring,
+    mode: RingMode,
+    /// Never resized after `new`: slot addresses are stable.
+    slots: Box<[Slot]>,
+    free_slots: Vec<u32>,
+    ops_in_flight_max: u32,
+    ops_in_flight: u32,
+    cancels_in_flight: u32,
+    internal_timeout: Option<OpId>,
+    buffers: BufferPool,
+    stale: u64,
+    /// The kernel takes a wait timeout in io_uring_enter (5.11+).
+    ext_arg: bool,
+    /// Scratch list for [`EventLoop::drain_completions`].
+    cqes: Vec<(u64, i32, u32)>,
+}
+
+fn check_range(what: &'static str, value: u64, min: u64, max: u64) -> Result<(), LoopError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(LoopError::Config {
+            what,
+            value,
+            min,
+            max,
+        })
+    }
+}
+
+impl EventLoop {
+    /// Builds the ring, the slab and the buffer pool, all at their full size.
+    pub fn new(config: LoopConfig) -> Result<Self, LoopError> {
+        let LoopConfig {
+            ring_entries,
+            ops_in_flight_max,
+            buffers,
+            buffer_bytes,
+        } = config;
+        check_range(
+            "ops_in_flight_max",
+            ops_in_flight_max.into(),
+            1,
+            OPS_IN_FLIGHT_MAX.into(),
+        )?;
+        check_range("buffers", buffers.into(), 0, BUFFERS_MAX.into())?;
+        check_range(
+            "buffer_bytes",
+            buffer_bytes as u64,
+            1,
+            BUFFER_BYTES_MAX as u64,
+        )?;
+        check_range(
+            "pool bytes",
+            u64::from(buffers).saturating_mul(buffer_bytes as u64),
+            0,
+            POOL_BYTES_MAX,
+        )?;
+        let (ring, mode) = new_ring(ring_entries)?;
+        // Regular ops and cancels each have `ops_in_flight_max` slots.
+        let slot_count = ops_in_flight_max.saturating_mul(2);
+        let slots: Box<[Slot]> = (0..slot_count)
+            .map(|_| Slot {
+                generation: 0,
+                pending: None,
+                data: SlotData::new(),
+            })
+            .collect();
+        Ok(Self {
+            mode,
+            slots,
+            free_slots: (0..slot_count).rev().collect(),
+            ops_in_flight_max,
+            ops_in_flight: 0,
+            cancels_in_flight: 0,
+            internal_timeout: None,
+            buffers: BufferPool::new(buffers, buffer_bytes),
+            stale: 0,
+            cqes: Vec::with_capacity(ring_entries as usize * 2),
+            ext_arg: ring.params().is_feature_ext_arg(),
+            ring,
+        })
+    }
+
+    /// How the ring was set up.
+    pub fn mode(&self) -> RingMode {
+        self.mode
+    }
+
+    /// The buffer pool: acquire, fill, read and release buffers here.
+    pub fn buffers(&mut self) -> &mut BufferPool {
+        &mut self.buffers
+    }
+
+    /// The buffer pool, read-only.
+    pub fn buffer_pool(&self) -> &BufferPool {
+        &self.buffers
+    }
+
+    /// Ops in flight (cancels and the loop's own wait timeout included).
+    pub fn in_flight(&self) -> u32 {
+        self.ops_in_flight + self.cancels_in_flight
+    }
+
+    /// Completions dropped because their `user_data` named no op in flight.
+    pub fn stale_completions(&self) -> u64 {
+        self.stale
+    }
+
+    /// Queues an accept on a listening socket; the new fd is close-on-exec.
+    pub fn accept(&mut self, listener_fd: RawFd) -> Result<OpId, LoopError> {
+        self.queue(OpKind::Accept, None, |data| {
+            data.addr_len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            opcode::Accept::new(
+                types::Fd(listener_fd),
+                (&raw mut data.addr).cast::<libc::sockaddr>(),
+                &raw mut data.addr_len,
+            )
+            .flags(libc::SOCK_CLOEXEC)
+            .build()
+        })
+    }
+
+    /// Queues a multishot accept (Linux 5.19+): every connection completes
+    /// under the same [`OpId`] until it is cancelled or fails. On older
+    /// kernels the one completion is `Err(EINVAL)`; use [`EventLoop::accept`].
+    pub fn accept_multi(&mut self, listener_fd: RawFd) -> Result<OpId, LoopError> {
+        self.queue(OpKind::AcceptMulti, None, |_| {
+            opcode::AcceptMulti::new(types::Fd(listener_fd))
+                .flags(libc::SOCK_CLOEXEC)
+                .build()
+        })
+    }
+
+    /// Queues a recv into the whole of `buffer`.
+    pub fn recv(&mut self, fd: RawFd, buffer: BufferId) -> Result<OpId, LoopError> {
+        let len = self.buffers.buffer_bytes();
+        self.recv_range(fd, buffer, 0, len)
+    }
+
+    /// Queues a recv into `buffer[start..start + len]` (to complete a message
+    /// already partly received); the completion's count is of bytes written
+    /// from `start` on.
+    pub fn recv_range(
+        &mut self,
+        fd: RawFd,
+        buffer: BufferId,
+        start: usize,
+        len: usize,
+    ) -> Result<OpId, LoopError> {
+        self.queue_with_buffer(OpKind::Recv, buffer, start, len, |_, ptr, len| {
+            opcode::Recv::new(types::Fd(fd), ptr, len).build()
+        })
+    }
+
+    /// Queues a send of the first `len` bytes of `buffer`. The kernel is
+    /// asked to send all of them (MSG_WAITALL); a shorter count can still
+    /// come back (an error midway, or a kernel before 6.0): send the rest
+    /// with [`EventLoop::send_range`].
+    pub fn send(&mut self, fd: RawFd, buffer: BufferId, len: usize) -> Result<OpId, LoopError> {
+        self.send_range(fd, buffer, 0, len)
+    }
+
+    /// Queues a send of `buffer[start..start + len]`.
+    pub fn send_range(
+        &mut self,
+        fd: RawFd,
+        buffer: BufferId,
+        start: usize,
+        len: usize,
+    ) -> Result<OpId, LoopError> {
+        self.queue_with_buffer(OpKind::Send, buffer, start, len, |_, ptr, len| {
+            opcode::Send::new(types::Fd(fd), ptr, len)
+                .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+                .build()
+        })
+    }
+
+    /// Queues one vectored send of `header` then the first `len` bytes of
+    /// `buffer` (a piece message: the block is not copied). As with
+    /// [`EventLoop::send`], the kernel is asked for all bytes; on a short
+    /// count the caller sends what is left (of the header, then
+    /// [`EventLoop::send_range`] for the block).
+    pub fn send_with_header(
+        &mut self,
+        fd: RawFd,
+        header: [u8; HEADER_BYTES],
+        buffer: BufferId,
+        len: usize,
+    ) -> Result<OpId, LoopError> {
+        self.queue_with_buffer(OpKind::SendWithHeader, buffer, 0, len, |data, ptr, len| {
+            data.header = header;
+            data.iov = [
+                libc::iovec {
+                    iov_base: data.header.as_mut_ptr().cast(),
+                    iov_len: HEADER_BYTES,
+                },
+                libc::iovec {
+                    iov_base: ptr.cast(),
+                    iov_len: len as usize,
+                },
+            ];
+            // SAFETY: all-zero bytes are a valid msghdr.
+            data.msg = unsafe { mem::zeroed() };
+            data.msg.msg_iov = data.iov.as_mut_ptr();
+            data.msg.msg_iovlen = 2;
+            opcode::SendMsg::new(types::Fd(fd), &raw const data.msg)
+                .flags((libc::MSG_NOSIGNAL | libc::MSG_WAITALL) as u32)
+                .build()
+        })
+    }
+
+    /// Queues a read of `len` bytes at `offset` of a file into `buffer`.
+    pub fn read_at(
+        &mut self,
+        file_fd: RawFd,
+        buffer: BufferId,
+        len: usize,
+        offset: u64,
+    ) -> Result<OpId, LoopError> {
+        self.queue_with_buffer(OpKind::ReadAt, buffer, 0, len, |_, ptr, len| {
+            opcode::Read::new(types::Fd(file_fd), ptr, len)
+                .offset(offset)
+                .build()
+        })
+    }
+
+    /// Queues a connect of socket `fd` to `addr`.
+    pub fn connect(&mut self, fd: RawFd, addr: SocketAddr) -> Result<OpId, LoopError> {
+        self.queue(OpKind::Connect, None, |data| {
+            data.addr_len = write_sockaddr(addr, &mut data.addr);
+            opcode::Connect::new(
+                types::Fd(fd),
+                (&raw const data.addr).cast::<libc::sockaddr>(),
+                data.addr_len,
+            )
+            .build()
+        })
+    }
+
+    /// Queues a timer that completes with `Err(ETIME)` after `duration`.
+    pub fn timeout(&mut self, duration: Duration) -> Result<OpId, LoopError> {
+        self.queue(OpKind::Timeout, None, |data| {
+            data.timespec = types::Timespec::from(duration);
+            opcode::Timeout::new(&raw const data.timespec).build()
+        })
+    }
+
+    /// Queues the cancellation of op `target`, which must be in flight. The
+    /// target completes (usually with `Err(ECANCELED)`), and so does the
+    /// cancel itself.
+    pub fn cancel(&mut self, target: OpId) -> Result<OpId, LoopError> {
+        if self.pending(target).is_none() {
+            return Err(LoopError::NotInFlight(target));
+        }
+        self.queue(OpKind::Cancel, None, |_| {
+            opcode::AsyncCancel::new(target.user_data()).build()
+        })
+    }
+
+    /// Queues the closing of `fd`. Ops still in flight on it keep their
+    /// buffers until their own completions arrive.
+    pub fn close(&mut self, fd: RawFd) -> Result<OpId, LoopError> {
+        self.queue(OpKind::Close, None, |_| {
+            opcode::Close::new(types::Fd(fd)).build()
+        })
+    }
+
+    /// Hands the queued ops to the kernel and waits until `want` completions
+    /// are ready or `timeout` passes (no timeout: wait for `want`). An
+    /// interrupted or timed-out wait is not an error; drain and look.
+    pub fn submit_and_wait(
+        &mut self,
+        want: usize,
+        timeout: Option<Duration>,
+    ) -> Result<usize, LoopError> {
+        let outcome = match timeout {
+            Some(limit) if want > 0 && self.ext_arg => {
+                let ts = types::Timespec::from(limit);
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(want, &args)
+            }
+            Some(limit) if want > 0 => {
+                // Kernels before 5.11 take no wait timeout: a timeout op of
+                // the loop's own ends the wait (its completion is dropped).
+                // One completion ends this wait, whatever `want` is.
+                if self.internal_timeout.is_none() {
+                    self.internal_timeout = self.timeout(limit).ok();
+                    if let Some(id) = self.internal_timeout {
+                        if let Some(p) = self.pending_mut(id) {
+                            p.internal = true;
+                        }
+                    }
+                }
+                if self.internal_timeout.is_some() {
+                    self.ring.submit_and_wait(1)
+                } else {
+                    // No room for the timer: never wait unbounded.
+                    self.ring.submit()
+                }
+            }
+            _ => self.ring.submit_and_wait(want),
+        };
+        match outcome {
+            Ok(n) => Ok(n),
+            Err(e) => match e.raw_os_error() {
+                Some(libc::ETIME | libc::EINTR | libc::EBUSY | libc::EAGAIN) => Ok(0),
+                _ => Err(LoopError::Submit(e)),
+            },
+        }
+    }
+
+    /// Moves every completion that arrived into `out` (appended), frees the
+    /// ops' slots and hands their buffers to the caller. Returns how many
+    /// were appended.
+    pub fn drain_completions(&mut self, out: &mut Vec<Completion>) -> usize {
+        let before = out.len();
+        // Collected first (the completion queue borrows the ring), into a
+        // scratch list kept between calls.
+        let mut cqes = mem::take(&mut self.cqes);
+        cqes.clear();
+        cqes.extend(
+            self.ring
+                .completion()
+                .map(|c| (c.user_data(), c.result(), c.flags())),
+        );
+        for &(user_data, res, flags) in &cqes {
+            let id = OpId(user_data);
+            let more = cqueue::more(flags);
+            let pending = if more {
+                self.pending(id).copied()
+            } else {
+                self.finish(id)
+            };
+            let Some(pending) = pending else {
+                self.stale += 1;
+                continue;
+            };
+            if pending.internal {
+                continue;
+            }
+            let result = if res < 0 {
+                Err(-res)
+            } else {
+                Ok(res.unsigned_abs())
+            };
+            let peer = match (pending.kind, result) {
+                (OpKind::Accept, Ok(_)) => self
+                    .slots
+                    .get(id.index())
+                    .and_then(|s| read_sockaddr(&s.data.addr, s.data.addr_len)),
+                _ => None,
+            };
+            out.push(Completion {
+                op: id,
+                kind: pending.kind,
+                result,
+                buffer: if more { None } else { pending.buffer },
+                peer,
+                flags,
+                more,
+            });
+        }
+        self.cqes = cqes;
+        out.len() - before
+    }
+
+    fn pending(&self, id: OpId) -> Option<&Pending> {
+        let slot = self.slots.get(id.index())?;
+        if slot.generation != id.generation() {
+            return None;
+        }
+        slot.pending.as_ref()
+    }
+
+    fn pending_mut(&mut self, id: OpId) -> Option<&mut Pending> {
+        let slot = self.slots.get_mut(id.index())?;
+        if slot.generation != id.generation() {
+            return None;
+        }
+        slot.pending.as_mut()
+    }
+
+    /// Frees the slot of a completed op and takes its buffer back from the
+    /// kernel; `None` if `id` names no op in flight.
+    fn finish(&mut self, id: OpId) -> Option<Pending> {
+        let slot = self.slots.get_mut(id.index())?;
+        if slot.generation != id.generation() {
+            return None;
+        }
+        let pending = slot.pending.take()?;
+        self.free_slots.push(id.index() as u32);
+        if pending.kind == OpKind::Cancel {
+            self.cancels_in_flight = self.cancels_in_flight.saturating_sub(1);
+        } else {
+            self.ops_in_flight = self.ops_in_flight.saturating_sub(1);
+        }
+        if self.internal_timeout == Some(id) {
+            self.internal_timeout = None;
+        }
+        if let Some(buffer) = pending.buffer {
+            // Lent by this loop, so it is InKernel; nothing else can fail.
+            let _ = self.buffers.take_back(buffer);
+        }
+        Some(pending)
+    }
+
+    /// Queues an op whose buffer is `len` bytes of `buffer`.
+    fn queue_with_buffer(
+        &mut self,
+        kind: OpKind,
+        buffer: BufferId,
+        start: usize,
+        len: usize,
+        build: impl FnOnce(&mut SlotData, *mut u8, u32) -> squeue::Entry,
+    ) -> Result<OpId, LoopError> {
+        let size = self.buffers.buffer_bytes();
+        let max = size.saturating_sub(start);
+        if start >= size {
+            return Err(LoopError::Start { start, size });
+        }
+        if len == 0 || len > max {
+            return Err(LoopError::Length { len, max });
+        }
+        let state = self.buffers.state(buffer)?;
+        if state != BufferState::Held {
+            return Err(BufferError::State {
+                index: buffer.index(),
+                expected: BufferState::Held,
+                found: state,
+            }
+            .into());
+        }
+        // len <= BUFFER_BYTES_MAX, which fits u32.
+        let len32 = u32::try_from(len).map_err(|_| LoopError::Length { len, max })?;
+        // start < size: the range lies inside the buffer.
+        let ptr = self.buffers.lend(buffer)?.wrapping_add(start);
+        let queued = self.queue(kind, Some(buffer), |data| build(data, ptr, len32));
+        if queued.is_err() {
+            // Never reached the kernel: the caller holds it again.
+            let _ = self.buffers.take_back(buffer);
+        }
+        queued
+    }
+
+    /// Takes a slot, lets `build` fill its data and make the SQE, and pushes
+    /// it. Refuses when the op budget or the submission queue is full.
+    fn queue(
+        &mut self,
+        kind: OpKind,
+        buffer: Option<BufferId>,
+        build: impl FnOnce(&mut SlotData) -> squeue::Entry,
+    ) -> Result<OpId, LoopError> {
+        let (what, in_flight) = if kind == OpKind::Cancel {
+            ("cancel", self.cancels_in_flight)
+        } else {
+            ("op", self.ops_in_flight)
+        };
+        if in_flight >= self.ops_in_flight_max {
+            return Err(LoopError::SlabFull { what, in_flight });
+        }
+        if self.ring.submission().is_full() {
+            return Err(LoopError::QueueFull {
+                entries: self.ring.submission().capacity(),
+            });
+        }
+        let Some(index) = self.free_slots.pop() else {
+            return Err(LoopError::SlabFull { what, in_flight });
+        };
+        let Some(slot) = self.slots.get_mut(index as usize) else {
+            return Err(LoopError::SlabFull { what, in_flight });
+        };
+        slot.generation = slot.generation.wrapping_add(1);
+        let id = OpId::new(index, slot.generation);
+        let entry = build(&mut slot.data).user_data(id.user_data());
+        // SAFETY: every pointer in `entry` points into this slot's data (which
+        // lives in a slab that never moves or shrinks) or into a pool buffer
+        // lent to this op; both stay put until the completion is drained, and
+        // a loop dropped with ops in flight leaks them rather than free them.
+        if unsafe { self.ring.submission().push(&entry) }.is_err() {
+            self.free_slots.push(index);
+            return Err(LoopError::QueueFull {
+                entries: self.ring.submission().capacity(),
+            });
+        }
+        slot.pending = Some(Pending {
+            kind,
+            buffer,
+            internal: false,
+        });
+        if kind == OpKind::Cancel {
+            self.cancels_in_flight += 1;
+        } else {
+            self.ops_in_flight += 1;
+        }
+        Ok(id)
+    }
+}
+
+impl EventLoop {
+    /// Cancels every op in flight and waits for their completions (at most
+    /// about a second), dropping those completions and returning their
+    /// buffers to the pool. Returns the ops still in flight after that (0
+    /// unless the kernel is stuck). The loop stays usable.
+    pub fn shutdown(&mut self) -> u32 {
+        if self.in_flight() == 0 {
+            return 0;
+        }
+        let ids: Vec<OpId> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.pending.is_some_and(|p| p.kind != OpKind::Cancel))
+            .map(|(i, s)| OpId::new(i as u32, s.generation))
+            .collect();
+        let mut sink = Vec::new();
+        for id in ids {
+            while let Err(LoopError::QueueFull { .. } | LoopError::SlabFull { .. }) =
+                self.cancel(id)
+            {
+                if self.submit_and_wait(1, Some(DROP_DRAIN_WAIT)).is_err()
+                    || self.drain_and_release(&mut sink) == 0
+                {
+                    break;
+                }
+            }
+        }
+        for _ in 0..DROP_DRAIN_ROUNDS_MAX {
+            if self.in_flight() == 0 {
+                break;
+            }
+            if self.submit_and_wait(1, Some(DROP_DRAIN_WAIT)).is_err() {
+                break;
+            }
+            self.drain_and_release(&mut sink);
+        }
+        self.in_flight()
+    }
+
+    /// Drains completions nobody will handle, returning their buffers to
+    /// the pool.
+    fn drain_and_release(&mut self, sink: &mut Vec<Completion>) -> usize {
+        sink.clear();
+        let n = self.drain_completions(sink);
+        for buffer in sink.iter().filter_map(|c| c.buffer) {
+            let _ = self.buffers.release(buffer);
+        }
+        n
+    }
+}
+
+impl Drop for EventLoop {
+    fn drop(&mut self) {
+        if self.shutdown() > 0 {
+            // The kernel may still use these: never free them.
+            mem::forget(mem::replace(&mut self.buffers, BufferPool::new(0, 1)));
+            mem::forget(mem::take(&mut self.slots));
+        }
+    }
+}
+
+/// Writes `addr` as a C socket address; returns its length.
+fn write_sockaddr(addr: SocketAddr, out: &mut libc::sockaddr_storage) -> libc::socklen_t {
+    // SAFETY: all-zero bytes are a valid sockaddr_storage.
+    *out = unsafe { mem::zeroed() };
+    match addr {
+        SocketAddr::V4(a) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: a.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+            unsafe { std::ptr::write((out as *mut libc::sockaddr_storage).cast(), sin) };
+            mem::size_of::<libc::sockaddr_in>() as libc::socklen_t
+        }
+        SocketAddr::V6(a) => {
+            let sin6 = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: a.port().to_be(),
+                sin6_flowinfo: a.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
+                sin6_scope_id: a.scope_id(),
+            };
+            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+            unsafe { std::ptr::write((out as *mut libc::sockaddr_storage).cast(), sin6) };
+            mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t
+        }
+    }
+}
+
+/// Reads a C socket address the kernel wrote; `None` for other families.
+fn read_sockaddr(addr: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
+    let len = len as usize;
+    match i32::from(addr.ss_family) {
+        libc::AF_INET if len >= mem::size_of::<libc::sockaddr_in>() => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let sin: libc::sockaddr_in =
+                unsafe { std::ptr::read((addr as *const libc::sockaddr_storage).cast()) };
+            let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 if len >= mem::size_of::<libc::sockaddr_in6>() => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let sin6: libc::sockaddr_in6 =
+                unsafe { std::ptr::read((addr as *const libc::sockaddr_storage).cast()) };
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}

@@ -1,0 +1,691 @@
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use super::*;
+
+/// Longest any test waits for one completion.
+const WAIT_MAX: Duration = Duration::from_secs(2);
+
+fn small_loop() -> EventLoop {
+    match EventLoop::new(LoopConfig {
+        ring_entries: 16,
+        ops_in_flight_max: 16,
+        buffers: 8,
+        buffer_bytes: 16 * 1024,
+    }) {
+        Ok(l) => l,
+        Err(e) => panic!("event loop: {e}"),
+    }
+}
+
+/// Submits and drains until `op` completes (bounded by [`WAIT_MAX`]).
+fn wait_for(ev: &mut EventLoop, op: OpId, seen: &mut Vec<Completion>) -> Completion {
+    let start = Instant::now();
+    loop {
+        if let Some(c) = seen.iter().find(|c| c.op == op) {
+            return *c;
+        }
+        assert!(start.elapsed() < WAIT_MAX, "op {op:?} did not complete");
+        ev.submit_and_wait(1, Some(Duration::from_millis(50)))
+            .unwrap_or_else(|e| panic!("submit: {e}"));
+        ev.drain_completions(seen);
+    }
+}
+
+fn pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let client = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect: {e}"));
+    let (server, _) = listener.accept().unwrap_or_else(|e| panic!("accept: {e}"));
+    for s in [&client, &server] {
+        s.set_read_timeout(Some(WAIT_MAX))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    (client, server)
+}
+
+fn acquire(ev: &mut EventLoop) -> BufferId {
+    ev.buffers()
+        .acquire()
+        .unwrap_or_else(|| panic!("no buffer free"))
+}
+
+#[test]
+fn accepts_a_connection() {
+    let mut ev = small_loop();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let op = ev
+        .accept(listener.as_raw_fd())
+        .unwrap_or_else(|e| panic!("{e}"));
+    ev.submit_and_wait(0, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let client = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect: {e}"));
+    let mut seen = Vec::new();
+    let c = wait_for(&mut ev, op, &mut seen);
+    assert_eq!(c.kind, OpKind::Accept);
+    let fd = match c.result {
+        Ok(fd) => fd as RawFd,
+        Err(errno) => panic!("accept failed: errno {errno}"),
+    };
+    assert!(fd > 0);
+    assert_eq!(c.peer, client.local_addr().ok());
+    assert_eq!(c.buffer, None);
+    let close = ev.close(fd).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(wait_for(&mut ev, close, &mut seen).result, Ok(0));
+    assert_eq!(ev.in_flight(), 0);
+}
+
+#[test]
+fn connect_send_recv_echo() {
+    let mut ev = small_loop();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    // A std thread echoes back whatever one client sends.
+    let echo = std::thread::spawn(move || -> std::io::Result<()> {
+        let (mut s, _) = listener.accept()?;
+        s.set_read_timeout(Some(WAIT_MAX))?;
+        let mut buf = [0u8; 64];
+        let n = s.read(&mut buf)?;
+        s.write_all(buf.get(..n).unwrap_or_default())
+    });
+    // SAFETY: plain socket(2) call.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0);
+    let mut seen = Vec::new();
+    let op = ev.connect(fd, addr).unwrap_or_else(|e| panic!("{e}"));
+    let c = wait_for(&mut ev, op, &mut seen);
+    assert_eq!((c.kind, c.result), (OpKind::Connect, Ok(0)));
+
+    let buf = acquire(&mut ev);
+    let msg = b"ringseed echo";
+    ev.buffers()
+        .get_mut(buf)
+        .and_then(|b| b.get_mut(..msg.len()))
+        .unwrap_or_else(|| panic!("buffer"))
+        .copy_from_slice(msg);
+    let op = ev
+        .send(fd, buf, msg.len())
+        .unwrap_or_else(|e| panic!("{e}"));
+    // In flight: the caller cannot reach the bytes nor release the buffer.
+    assert!(ev.buffers().get(buf).is_none());
+    let c = wait_for(&mut ev, op, &mut seen);
+    assert_eq!(c.result, Ok(msg.len() as u32));
+    assert_eq!(c.buffer, Some(buf));
+
+    // The same buffer, back with the caller, is reused for the recv.
+    let op = ev.recv(fd, buf).unwrap_or_else(|e| panic!("{e}"));
+    let c = wait_for(&mut ev, op, &mut seen);
+    assert_eq!(c.kind, OpKind::Recv);
+    let n = c.result.unwrap_or_else(|e| panic!("recv errno {e}")) as usize;
+    assert_eq!(
+        ev.buffers().get(buf).and_then(|b| b.get(..n)),
+        Some(&msg[..])
+    );
+    assert_eq!(ev.buffers().release(buf), Ok(()));
+    echo.join()
+        .unwrap_or_else(|_| panic!("echo thread"))
+        .unwrap_or_else(|e| panic!("echo: {e}"));
+    // SAFETY: closing the fd this test opened.
+    unsafe { libc::close(fd) };
+}
+
+#[test]
+fn send_with_header_delivers_header_and_block() {
+    let mut ev = small_loop();
+    let (client, mut server) = pair();
+    let header: [u8; HEADER_BYTES] = [0, 0, 0x40, 0x09, 7, 0, 0, 0, 3, 0, 0, 0x40, 0];
+    let buf = acquire(&mut ev);
+    let block_bytes = 16 * 1024;
+    for (i, b) in ev
+        .buffers()
+        .get_mut(buf)
+        .unwrap_or_else(|| panic!("buffer"))
+        .iter_mut()
+        .enumerate()
+    {
+        *b = (i % 251) as u8;
+    }
+    let op = ev
+        .send_with_header(client.as_raw_fd(), header, buf, block_bytes)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut seen = Vec::new();
+    let c = wait_for(&mut ev, op, &mut seen);
+    assert_eq!(c.kind, OpKind::SendWithHeader);
+    assert_eq!(c.result, Ok((HEADER_BYTES + block_bytes) as u32));
+    let mut got = vec![0u8; HEADER_BYTES + block_bytes];
+    server
+        .read_exact(&mut got)
+        .unwrap_or_else(|e| panic!("read: {e}"));
+    assert_eq!(got.get(..HEADER_BYTES), Some(&header[..]));
+    assert_eq!(
+        got.get(HEADER_BYTES..),
+        ev.buffers().get(buf).and_then(|b| b.get(..block_bytes))
+    );
+}
+
+#[test]
+fn reads_a_file_at_an_offset() {
+    let mut ev = small_loop();
+    let mut file = tempfile::tempfile().unwrap_or_else(|e| panic!("{e}"));
+    let data: Vec<u8> = (0..40_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    file.write_all(&data).unwrap_or_else(|e| panic!("{e}"));
+    let buf = acquire(&mut ev);
+    let op = ev
+        .read_at(file.as_raw_fd(), buf, 1000, 30_000)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut seen = Vec::new();
+    let c = wait_for(&mut ev, op, &mut seen);
+    assert_eq!((c.kind, c.result), (OpKind::ReadAt, Ok(1000)));
+    assert_eq!(
+        ev.buffers().get(buf).and_then(|b| b.get(..1000)),
+        data.get(30_000..31_000)
+    );
+    // Past the end: 0 bytes, not an error.
+    let op = ev
+        .read_at(file.as_raw_fd(), buf, 100, 50_000)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(wait_for(&mut ev, op, &mut seen).result, Ok(0));
+}
+
+#[test]
+fn a_timeout_fires() {
+    let mut ev = small_loop();
+    let start = Instant::now();
+    let op = ev
+        .timeout(Duration::from_millis(20))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut seen = Vec::new();
+    let c = wait_for(&mut ev, op, &mut seen);
+    assert_eq!((c.kind, c.result), (OpKind::Timeout, Err(libc::ETIME)));
+    assert!(start.elapsed() >= Duration::from_millis(15));
+}
+
+#[test]
+fn a_wait_with_timeout_returns_when_nothing_completes() {
+    let mut ev = small_loop();
+    let start = Instant::now();
+    let done = ev.submit_and_wait(1, Some(Duration::from_millis(20)));
+    assert!(done.is_ok(), "{done:?}");
+    let mut seen = Vec::new();
+    assert_eq!(ev.drain_completions(&mut seen), 0);
+    assert!(start.elapsed() < WAIT_MAX);
+}
+
+#[test]
+fn cancel_ends_a_pending_recv() {
+    let mut ev = small_loop();
+    let (client, _server) = pair();
+    let buf = acquire(&mut ev);
+    let recv = ev
+        .recv(client.as_raw_fd(), buf)
+        .unwrap_or_else(|e| panic!("{e}"));
+    ev.submit_and_wait(0, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let cancel = ev.cancel(recv).unwrap_or_else(|e| panic!("{e}"));
+    let mut seen = Vec::new();
+    let c = wait_for(&mut ev, recv, &mut seen);
+    assert_eq!(c.result, Err(libc::ECANCELED));
+    assert_eq!(c.buffer, Some(buf));
+    assert_eq!(wait_for(&mut ev, cancel, &mut seen).kind, OpKind::Cancel);
+    // The buffer came back to the caller and can go back to the pool.
+    assert_eq!(ev.buffers().release(buf), Ok(()));
+    // Cancelling an op no longer in flight is refused.
+    assert!(matches!(ev.cancel(recv), Err(LoopError::NotInFlight(_))));
+    assert_eq!(ev.in_flight(), 0);
+}
+
+#[test]
+fn the_slab_refuses_when_full_and_cancels_still_fit() {
+    let mut ev = match EventLoop::new(LoopConfig {
+        ring_entries: 8,
+        ops_in_flight_max: 2,
+        buffers: 1,
+        buffer_bytes: 64,
+    }) {
+        Ok(l) => l,
+        Err(e) => panic!("{e}"),
+    };
+    let long = Duration::from_secs(60);
+    let a = ev.timeout(long).unwrap_or_else(|e| panic!("{e}"));
+    let b = ev.timeout(long).unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        ev.timeout(long),
+        Err(LoopError::SlabFull {
+            what: "op",
+            in_flight: 2
+        })
+    ));
+    // A full slab can still cancel what it holds.
+    let ca = ev.cancel(a).unwrap_or_else(|e| panic!("{e}"));
+    let cb = ev.cancel(b).unwrap_or_else(|e| panic!("{e}"));
+    let mut seen = Vec::new();
+    for op in [a, b] {
+        assert_eq!(
+            wait_for(&mut ev, op, &mut seen).result,
+            Err(libc::ECANCELED)
+        );
+    }
+    for op in [ca, cb] {
+        assert_eq!(wait_for(&mut ev, op, &mut seen).result, Ok(0));
+    }
+    assert_eq!(ev.in_flight(), 0);
+    assert!(ev.timeout(long).is_ok());
+}
+
+#[test]
+fn a_full_submission_queue_is_backpressure() {
+    let mut ev = match EventLoop::new(LoopConfig {
+        ring_entries: 2,
+        ops_in_flight_max: 8,
+        buffers: 1,
+        buffer_bytes: 64,
+    }) {
+        Ok(l) => l,
+        Err(e) => panic!("{e}"),
+    };
+    let d = Duration::from_millis(1);
+    assert!(ev.timeout(d).is_ok());
+    assert!(ev.timeout(d).is_ok());
+    assert!(matches!(
+        ev.timeout(d),
+        Err(LoopError::QueueFull { entries: 2 })
+    ));
+    // Submitting makes room.
+    ev.submit_and_wait(0, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(ev.timeout(d).is_ok());
+    let mut seen = Vec::new();
+    let start = Instant::now();
+    while ev.in_flight() > 0 && start.elapsed() < WAIT_MAX {
+        ev.submit_and_wait(1, Some(Duration::from_millis(50)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        ev.drain_completions(&mut seen);
+    }
+    assert_eq!(seen.len(), 3);
+}
+
+#[test]
+fn a_refused_op_gives_its_buffer_back() {
+    let mut ev = match EventLoop::new(LoopConfig {
+        ring_entries: 1,
+        ops_in_flight_max: 4,
+        buffers: 2,
+        buffer_bytes: 64,
+    }) {
+        Ok(l) => l,
+        Err(e) => panic!("{e}"),
+    };
+    assert!(ev.timeout(Duration::from_millis(1)).is_ok());
+    let buf = acquire(&mut ev);
+    assert!(matches!(ev.recv(0, buf), Err(LoopError::QueueFull { .. })));
+    assert_eq!(ev.buffers().state(buf), Ok(BufferState::Held));
+    // Lengths outside the buffer are refused before anything is queued.
+    assert!(matches!(
+        ev.send(0, buf, 65),
+        Err(LoopError::Length { len: 65, max: 64 })
+    ));
+    assert!(matches!(
+        ev.send(0, buf, 0),
+        Err(LoopError::Length { len: 0, .. })
+    ));
+}
+
+#[test]
+fn an_op_needs_a_held_buffer() {
+    let mut ev = small_loop();
+    let buf = acquire(&mut ev);
+    assert_eq!(ev.buffers().release(buf), Ok(()));
+    // Free: not the caller's to lend.
+    assert!(matches!(
+        ev.send(0, buf, 1),
+        Err(LoopError::Buffer(BufferError::State {
+            found: BufferState::Free,
+            ..
+        }))
+    ));
+    assert!(matches!(
+        ev.recv(0, BufferId(999)),
+        Err(LoopError::Buffer(BufferError::Unknown { index: 999, .. }))
+    ));
+    // In flight: not lendable twice.
+    let (client, _server) = pair();
+    let buf = acquire(&mut ev);
+    let recv = ev
+        .recv(client.as_raw_fd(), buf)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(
+        ev.send(client.as_raw_fd(), buf, 1),
+        Err(LoopError::Buffer(BufferError::State {
+            found: BufferState::InKernel,
+            ..
+        }))
+    ));
+    assert!(ev.cancel(recv).is_ok());
+    // Dropping the loop now waits the recv out before freeing the buffer.
+}
+
+#[test]
+fn the_pool_hands_out_each_buffer_once() {
+    let mut pool = BufferPool::new(3, 8);
+    let ids: Vec<BufferId> = std::iter::from_fn(|| pool.acquire()).collect();
+    assert_eq!(ids.len(), 3);
+    assert_eq!(pool.available(), 0);
+    for (i, a) in ids.iter().enumerate() {
+        assert!(ids.iter().skip(i + 1).all(|b| b != a));
+    }
+    for id in &ids {
+        assert_eq!(pool.release(*id), Ok(()));
+    }
+    assert_eq!(pool.available(), 3);
+}
+
+#[test]
+#[cfg_attr(debug_assertions, should_panic(expected = "buffer release refused"))]
+fn a_double_release_is_refused() {
+    let mut pool = BufferPool::new(2, 8);
+    let id = pool.acquire().unwrap_or_else(|| panic!("no buffer"));
+    assert_eq!(pool.release(id), Ok(()));
+    // Debug builds stop here; release builds get the error.
+    let again = pool.release(id);
+    assert_eq!(
+        again,
+        Err(BufferError::State {
+            index: id.index(),
+            expected: BufferState::Held,
+            found: BufferState::Free
+        })
+    );
+    assert_eq!(pool.available(), 2);
+}
+
+#[test]
+#[cfg_attr(debug_assertions, should_panic(expected = "buffer release refused"))]
+fn releasing_a_buffer_in_flight_is_refused() {
+    let mut ev = small_loop();
+    let (client, _server) = pair();
+    let buf = acquire(&mut ev);
+    let _recv = ev
+        .recv(client.as_raw_fd(), buf)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(ev.buffers().release(buf).is_err());
+}
+
+#[test]
+fn stale_user_data_is_counted_and_dropped() {
+    let mut ev = small_loop();
+    let op = ev
+        .timeout(Duration::from_millis(1))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // A completion for the same slot but an older generation, and one for a
+    // slot that does not exist.
+    let stale = OpId::new(op.index() as u32, op.generation().wrapping_sub(1));
+    let outside = OpId::new(u32::MAX, 1);
+    for id in [stale, outside] {
+        let nop = opcode::Nop::new().build().user_data(id.user_data());
+        // SAFETY: a nop carries no pointers.
+        assert!(unsafe { ev.ring.submission().push(&nop) }.is_ok());
+    }
+    let mut seen = Vec::new();
+    let c = wait_for(&mut ev, op, &mut seen);
+    assert_eq!(c.kind, OpKind::Timeout);
+    let start = Instant::now();
+    while ev.stale_completions() < 2 && start.elapsed() < WAIT_MAX {
+        ev.submit_and_wait(1, Some(Duration::from_millis(10)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        ev.drain_completions(&mut seen);
+    }
+    assert_eq!(ev.stale_completions(), 2);
+    assert_eq!(seen.len(), 1);
+    // The slot was reused: the old id no longer reaches it.
+    let next = ev
+        .timeout(Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(ev.cancel(op).is_err());
+    assert!(ev.cancel(next).is_ok());
+}
+
+#[test]
+fn config_is_bounded() {
+    let base = LoopConfig::default();
+    for bad in [
+        LoopConfig {
+            ops_in_flight_max: 0,
+            ..base
+        },
+        LoopConfig {
+            buffer_bytes: 0,
+            ..base
+        },
+        LoopConfig {
+            buffer_bytes: BUFFER_BYTES_MAX + 1,
+            ..base
+        },
+        LoopConfig {
+            buffers: BUFFERS_MAX + 1,
+            ..base
+        },
+        LoopConfig {
+            buffers: BUFFERS_MAX,
+            buffer_bytes: BUFFER_BYTES_MAX,
+            ..base
+        },
+    ] {
+        assert!(
+            matches!(EventLoop::new(bad), Err(LoopError::Config { .. })),
+            "{bad:?}"
+        );
+    }
+    assert!(matches!(
+        EventLoop::new(LoopConfig {
+            ring_entries: 0,
+            ..base
+        }),
+        Err(LoopError::Setup(_))
+    ));
+}
+
+#[test]
+fn op_ids_pack_index_and_generation() {
+    let id = OpId::new(5, 9);
+    assert_eq!((id.index(), id.generation()), (5, 9));
+    assert_eq!(id.user_data(), (9 << 32) | 5);
+}
+
+#[test]
+fn socket_addresses_round_trip() {
+    for text in ["127.0.0.1:6881", "[::1]:51413"] {
+        let addr: SocketAddr = text.parse().unwrap_or_else(|e| panic!("{e}"));
+        // SAFETY: all-zero bytes are a valid sockaddr_storage.
+        let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
+        let len = write_sockaddr(addr, &mut storage);
+        assert_eq!(read_sockaddr(&storage, len), Some(addr));
+        assert_eq!(read_sockaddr(&storage, 1), None);
+    }
+}
+
+#[test]
+fn multishot_accept_reports_each_connection() {
+    let mut ev = small_loop();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let op = ev
+        .accept_multi(listener.as_raw_fd())
+        .unwrap_or_else(|e| panic!("{e}"));
+    ev.submit_and_wait(0, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let clients: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect: {e}")))
+        .collect();
+    let mut seen = Vec::new();
+    let start = Instant::now();
+    while seen.len() < clients.len() && start.elapsed() < WAIT_MAX {
+        ev.submit_and_wait(1, Some(Duration::from_millis(50)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        ev.drain_completions(&mut seen);
+    }
+    assert_eq!(seen.len(), 2);
+    for c in &seen {
+        assert_eq!((c.op, c.kind, c.more), (op, OpKind::AcceptMulti, true));
+        let fd = c.result.unwrap_or_else(|e| panic!("accept errno {e}"));
+        // SAFETY: closing an fd the loop accepted for this test.
+        unsafe { libc::close(fd as RawFd) };
+    }
+    // Still armed; a cancel ends it with a last completion.
+    assert_eq!(ev.in_flight(), 1);
+    seen.clear();
+    let cancel = ev.cancel(op).unwrap_or_else(|e| panic!("{e}"));
+    let last = wait_for(&mut ev, op, &mut seen);
+    assert_eq!((last.result, last.more), (Err(libc::ECANCELED), false));
+    assert_eq!(wait_for(&mut ev, cancel, &mut seen).result, Ok(0));
+    assert_eq!(ev.in_flight(), 0);
+}
+
+#[test]
+fn two_loop_sockets_talk_through_ranges() {
+    let mut ev = small_loop();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    // SAFETY: plain socket(2) call.
+    let client = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(client >= 0);
+    let accept = ev
+        .accept(listener.as_raw_fd())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let connect = ev.connect(client, addr).unwrap_or_else(|e| panic!("{e}"));
+    let mut seen = Vec::new();
+    let server = match wait_for(&mut ev, accept, &mut seen).result {
+        Ok(fd) => fd as RawFd,
+        Err(e) => panic!("accept errno {e}"),
+    };
+    assert_eq!(wait_for(&mut ev, connect, &mut seen).result, Ok(0));
+
+    // The client sends bytes 100..300 of its buffer.
+    let out = acquire(&mut ev);
+    for (i, b) in ev
+        .buffers()
+        .get_mut(out)
+        .unwrap_or_else(|| panic!("buffer"))
+        .iter_mut()
+        .enumerate()
+    {
+        *b = (i % 256) as u8;
+    }
+    let send = ev
+        .send_range(client, out, 100, 200)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(wait_for(&mut ev, send, &mut seen).result, Ok(200));
+
+    // The server gathers them at offset 10 of its buffer, however they come.
+    let inb = acquire(&mut ev);
+    let mut got = 0usize;
+    let start = Instant::now();
+    while got < 200 && start.elapsed() < WAIT_MAX {
+        let recv = ev
+            .recv_range(server, inb, 10 + got, 200 - got)
+            .unwrap_or_else(|e| panic!("{e}"));
+        match wait_for(&mut ev, recv, &mut seen).result {
+            Ok(0) => panic!("peer closed early"),
+            Ok(n) => got += n as usize,
+            Err(e) => panic!("recv errno {e}"),
+        }
+    }
+    let sent = ev
+        .buffers()
+        .get(out)
+        .and_then(|b| b.get(100..300))
+        .map(<[u8]>::to_vec);
+    assert_eq!(
+        ev.buffers()
+            .get(inb)
+            .and_then(|b| b.get(10..210))
+            .map(<[u8]>::to_vec),
+        sent
+    );
+    for fd in [client, server] {
+        let close = ev.close(fd).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(wait_for(&mut ev, close, &mut seen).result, Ok(0));
+    }
+    for id in [out, inb] {
+        assert_eq!(ev.buffers().release(id), Ok(()));
+    }
+    assert_eq!(ev.buffer_pool().available(), ev.buffer_pool().capacity());
+}
+
+#[test]
+fn ranges_must_lie_inside_the_buffer() {
+    let mut ev = small_loop();
+    let buf = acquire(&mut ev);
+    let size = ev.buffer_pool().buffer_bytes();
+    assert!(matches!(
+        ev.send_range(0, buf, size, 1),
+        Err(LoopError::Start { .. })
+    ));
+    assert!(matches!(
+        ev.recv_range(0, buf, size - 10, 11),
+        Err(LoopError::Length { len: 11, max: 10 })
+    ));
+    assert_eq!(ev.buffers().state(buf), Ok(BufferState::Held));
+    assert_eq!(ev.in_flight(), 0);
+}
+
+#[test]
+fn shutdown_cancels_everything_and_frees_the_buffers() {
+    let (client, _server) = pair();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    let start = Instant::now();
+    let mut ev = small_loop();
+    let buf = acquire(&mut ev);
+    assert!(ev.recv(client.as_raw_fd(), buf).is_ok());
+    assert!(ev.timeout(Duration::from_secs(60)).is_ok());
+    assert!(ev.accept_multi(listener.as_raw_fd()).is_ok());
+    ev.submit_and_wait(0, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ev.in_flight(), 3);
+    assert_eq!(ev.shutdown(), 0);
+    assert_eq!(ev.buffer_pool().available(), ev.buffer_pool().capacity());
+    assert!(start.elapsed() < Duration::from_secs(1));
+    // Still usable afterwards.
+    let op = ev
+        .timeout(Duration::from_millis(1))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut seen = Vec::new();
+    assert_eq!(wait_for(&mut ev, op, &mut seen).kind, OpKind::Timeout);
+}
+
+#[test]
+fn dropping_a_busy_loop_is_quick() {
+    let (client, _server) = pair();
+    let start = Instant::now();
+    {
+        let mut ev = small_loop();
+        let buf = acquire(&mut ev);
+        assert!(ev.recv(client.as_raw_fd(), buf).is_ok());
+        assert!(ev.timeout(Duration::from_secs(60)).is_ok());
+    }
+    assert!(start.elapsed() < Duration::from_secs(1));
+}
+
+#[test]
+fn a_wait_times_out_without_ext_arg_too() {
+    let mut ev = small_loop();
+    // As on a kernel before 5.11: the loop's own timer ends the wait.
+    ev.ext_arg = false;
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let start = Instant::now();
+        let done = ev.submit_and_wait(3, Some(Duration::from_millis(20)));
+        assert!(done.is_ok(), "{done:?}");
+        assert!(start.elapsed() < WAIT_MAX);
+        assert_eq!(ev.drain_completions(&mut seen), 0);
+        assert_eq!(ev.in_flight(), 0);
+    }
+    // A real op still completes and is reported.
+    let op = ev
+        .timeout(Duration::from_millis(1))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(wait_for(&mut ev, op, &mut seen).kind, OpKind::Timeout);
+    assert_eq!(seen.len(), 1);
+}
