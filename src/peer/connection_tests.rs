@@ -781,27 +781,17 @@ fn write_message_matches_the_counters() {
     }
 }
 
-/// xorshift64: deterministic random bytes without a dependency.
-fn xorshift(state: &mut u64) -> u64 {
-    let mut x = *state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *state = x;
-    x
-}
-
 #[test]
 fn mini_fuzz_after_handshake_never_panics() {
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rng = crate::rng::Rng::new(0x9e37_79b9_7f4a_7c15);
     let (mut oks, mut errs) = (0u32, 0u32);
     for round in 0..2000u32 {
         let fast = round % 2 == 0;
         let mut c = established_with(queue_config(), fast);
         let mut buf = Vec::new();
-        let len = (xorshift(&mut state) % 200) as usize;
+        let len = (rng.next_u64() % 200) as usize;
         for _ in 0..len {
-            let r = xorshift(&mut state);
+            let r = rng.next_u64();
             // Bias towards small length prefixes and known ids.
             buf.push(if r % 4 == 0 {
                 (r >> 8) as u8 % 21
@@ -811,7 +801,7 @@ fn mini_fuzz_after_handshake_never_panics() {
         }
         let mut now = T0;
         for _ in 0..64 {
-            now += Duration::from_millis(xorshift(&mut state) % 5000);
+            now += Duration::from_millis(rng.next_u64() % 5000);
             match c.receive(now, &buf) {
                 Ok(n) => {
                     buf.drain(..n);
@@ -836,8 +826,8 @@ fn mini_fuzz_after_handshake_never_panics() {
                     break;
                 }
             }
-            if xorshift(&mut state) % 8 == 0 {
-                c.set_choke(now, xorshift(&mut state) % 2 == 0);
+            if rng.next_u64() % 8 == 0 {
+                c.set_choke(now, rng.next_u64() % 2 == 0);
             }
             let _ = c.on_timer(now);
         }
