@@ -137,15 +137,20 @@ impl Bitfield {
             .is_some_and(|b| b & (0x80 >> (index % 8)) != 0)
     }
 
-    /// Sets bit `index`; returns whether it changed.
-    pub fn set(&mut self, index: usize) -> Result<bool, BitfieldError> {
+    /// The byte that holds bit `index`, and the bit's mask in it.
+    fn byte_and_mask(&mut self, index: usize) -> Result<(&mut u8, u8), BitfieldError> {
         let len = self.len;
         let byte = self
             .bytes
             .get_mut(index / 8)
             .filter(|_| index < len)
             .ok_or(BitfieldError::OutOfRange { index, len })?;
-        let mask = 0x80 >> (index % 8);
+        Ok((byte, 0x80 >> (index % 8)))
+    }
+
+    /// Sets bit `index`; returns whether it changed.
+    pub fn set(&mut self, index: usize) -> Result<bool, BitfieldError> {
+        let (byte, mask) = self.byte_and_mask(index)?;
         let changed = *byte & mask == 0;
         *byte |= mask;
         if changed {
@@ -156,13 +161,7 @@ impl Bitfield {
 
     /// Clears bit `index`; returns whether it changed.
     pub fn clear(&mut self, index: usize) -> Result<bool, BitfieldError> {
-        let len = self.len;
-        let byte = self
-            .bytes
-            .get_mut(index / 8)
-            .filter(|_| index < len)
-            .ok_or(BitfieldError::OutOfRange { index, len })?;
-        let mask = 0x80 >> (index % 8);
+        let (byte, mask) = self.byte_and_mask(index)?;
         let changed = *byte & mask != 0;
         *byte &= !mask;
         if changed {

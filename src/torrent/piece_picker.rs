@@ -241,15 +241,7 @@ impl PiecePicker {
         if bits.all() {
             return self.peer_has_all();
         }
-        for (done, piece) in bits.iter_ones().enumerate() {
-            if let Err(e) = self.rarity.increment(piece as u32) {
-                for undo in bits.iter_ones().take(done) {
-                    self.rarity.decrement(undo as u32)?;
-                }
-                return Err(e.into());
-            }
-        }
-        Ok(())
+        self.count_bits(bits, true)
     }
 
     /// A peer with bitfield `bits` left (its requests are freed separately by
@@ -263,10 +255,23 @@ impl PiecePicker {
             self.seeds -= 1;
             return Ok(());
         }
+        self.count_bits(bits, false)
+    }
+
+    /// Adds (`up`) or removes one to the availability of every piece in
+    /// `bits`; on error, undoes what it did, so nothing is changed.
+    fn count_bits(&mut self, bits: &Bitfield, up: bool) -> Result<(), PickerError> {
+        let step = |rarity: &mut RarityOrder, piece: usize, up: bool| {
+            if up {
+                rarity.increment(piece as u32)
+            } else {
+                rarity.decrement(piece as u32)
+            }
+        };
         for (done, piece) in bits.iter_ones().enumerate() {
-            if let Err(e) = self.rarity.decrement(piece as u32) {
+            if let Err(e) = step(&mut self.rarity, piece, up) {
                 for undo in bits.iter_ones().take(done) {
-                    self.rarity.increment(undo as u32)?;
+                    step(&mut self.rarity, undo, !up)?;
                 }
                 return Err(e.into());
             }
