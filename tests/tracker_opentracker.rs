@@ -122,19 +122,12 @@ fn random_hash() -> InfoHash {
 
 fn request(hash: InfoHash, peer_id: &[u8; 20], port: u16, event: Option<Event>) -> AnnounceRequest {
     AnnounceRequest {
-        info_hash: hash,
-        peer_id: *peer_id,
-        port,
-        uploaded: 0,
-        downloaded: 0,
         left: 1_000_000,
         event,
         numwant: Some(50),
         key: Some(0x1234_5678),
-        compact: true,
         no_peer_id: true,
-        tracker_id: None,
-        ip: None,
+        ..AnnounceRequest::new(hash, *peer_id, port)
     }
 }
 

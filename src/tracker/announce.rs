@@ -83,6 +83,29 @@ pub struct AnnounceRequest {
     pub ip: Option<IpAddr>,
 }
 
+impl AnnounceRequest {
+    /// A regular announce with nothing transferred or missing yet: compact
+    /// peers, no event, the tracker's choice of peer count. Callers set the
+    /// rest with struct-update syntax.
+    pub fn new(info_hash: InfoHash, peer_id: [u8; 20], port: u16) -> Self {
+        AnnounceRequest {
+            info_hash,
+            peer_id,
+            port,
+            uploaded: 0,
+            downloaded: 0,
+            left: 0,
+            event: None,
+            numwant: None,
+            key: None,
+            compact: true,
+            no_peer_id: false,
+            tracker_id: None,
+            ip: None,
+        }
+    }
+}
+
 /// What a tracker answered to an announce (HTTP or UDP).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AnnounceResponse {

@@ -70,21 +70,7 @@ fn input(rng: &mut Rng, seeds: &[Vec<u8>]) -> Vec<u8> {
 }
 
 fn request() -> AnnounceRequest {
-    AnnounceRequest {
-        info_hash: InfoHash([3; 20]),
-        peer_id: [4; 20],
-        port: 1,
-        uploaded: 0,
-        downloaded: 0,
-        left: 0,
-        event: None,
-        numwant: None,
-        key: None,
-        compact: true,
-        no_peer_id: false,
-        tracker_id: None,
-        ip: None,
-    }
+    AnnounceRequest::new(InfoHash([3; 20]), [4; 20], 1)
 }
 
 #[test]

@@ -282,19 +282,12 @@ mod tests {
 
     fn request() -> AnnounceRequest {
         AnnounceRequest {
-            info_hash: InfoHash([0xab; 20]),
-            peer_id: [0xcd; 20],
-            port: 0x1ae1,
             uploaded: 0x0102_0304_0506_0708,
             downloaded: 0x1112_1314_1516_1718,
             left: 0x2122_2324_2526_2728,
             event: Some(Event::Stopped),
-            numwant: None,
             key: Some(0xfeed_f00d),
-            compact: true,
-            no_peer_id: false,
-            tracker_id: None,
-            ip: None,
+            ..AnnounceRequest::new(InfoHash([0xab; 20]), [0xcd; 20], 0x1ae1)
         }
     }
 

@@ -307,21 +307,7 @@ mod tests {
     const S: fn(u64) -> Duration = Duration::from_secs;
 
     fn request() -> AnnounceRequest {
-        AnnounceRequest {
-            info_hash: InfoHash([7; 20]),
-            peer_id: [8; 20],
-            port: 6881,
-            uploaded: 0,
-            downloaded: 0,
-            left: 0,
-            event: None,
-            numwant: None,
-            key: None,
-            compact: true,
-            no_peer_id: false,
-            tracker_id: None,
-            ip: None,
-        }
+        AnnounceRequest::new(InfoHash([7; 20]), [8; 20], 6881)
     }
 
     fn answer(action: u32, tid: u32, body: &[u8]) -> Vec<u8> {

@@ -648,19 +648,10 @@ fn name_resolution_localhost() {
 
 fn sample_request() -> AnnounceRequest {
     AnnounceRequest {
-        info_hash: InfoHash([7; 20]),
-        peer_id: *b"-RS0001-abcdefghijkl",
-        port: 6881,
-        uploaded: 0,
-        downloaded: 0,
         left: 100,
         event: Some(crate::tracker::Event::Started),
-        numwant: None,
-        key: None,
-        compact: true,
         no_peer_id: true,
-        tracker_id: None,
-        ip: None,
+        ..AnnounceRequest::new(InfoHash([7; 20]), *b"-RS0001-abcdefghijkl", 6881)
     }
 }
 

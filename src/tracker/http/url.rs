@@ -192,19 +192,10 @@ mod tests {
             *b = u8::try_from(i).unwrap() * 13;
         }
         AnnounceRequest {
-            info_hash: InfoHash(hash),
-            peer_id: *b"-RS0001-abcdefghij~.",
-            port: 6881,
             uploaded: 1,
             downloaded: 2,
             left: 3,
-            event: None,
-            numwant: None,
-            key: None,
-            compact: true,
-            no_peer_id: false,
-            tracker_id: None,
-            ip: None,
+            ..AnnounceRequest::new(InfoHash(hash), *b"-RS0001-abcdefghij~.", 6881)
         }
     }
 
