@@ -27,6 +27,14 @@ fn canned(bytes: impl AsRef<[u8]>) -> Canned {
     }
 }
 
+/// An empty 200 answer sent only after `delay`.
+fn slow_ok(delay: Duration) -> Canned {
+    Canned {
+        delay,
+        ..canned("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    }
+}
+
 fn read_request(stream: &mut TcpStream) -> Vec<u8> {
     let mut request = Vec::new();
     let mut chunk = [0u8; 1024];
@@ -446,10 +454,7 @@ fn slow_server_hits_io_timeout() {
         io_timeout: Duration::from_millis(300),
         ..fast_limits()
     };
-    let slow = Canned {
-        bytes: b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
-        delay: Duration::from_millis(700),
-    };
+    let slow = slow_ok(Duration::from_millis(700));
     let start = Instant::now();
     let (result, _) = with_server(vec![slow], |addr| get(addr, "/", &limits));
     let elapsed = start.elapsed();
@@ -467,10 +472,7 @@ fn slow_server_hits_total_timeout() {
         total_timeout: Duration::from_millis(300),
         ..fast_limits()
     };
-    let slow = Canned {
-        bytes: b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
-        delay: Duration::from_millis(700),
-    };
+    let slow = slow_ok(Duration::from_millis(700));
     let (result, _) = with_server(vec![slow], |addr| get(addr, "/", &limits));
     assert!(
         matches!(result, Err(HttpError::TotalTimeout { .. })),
@@ -816,10 +818,7 @@ fn zero_io_timeout_fails_fast() {
         io_timeout: Duration::ZERO,
         ..fast_limits()
     };
-    let slow = Canned {
-        bytes: b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_vec(),
-        delay: Duration::from_millis(300),
-    };
+    let slow = slow_ok(Duration::from_millis(300));
     let (result, _) = with_server(vec![slow], |addr| get(addr, "/", &limits));
     assert!(
         matches!(result, Err(HttpError::Timeout { .. })),
