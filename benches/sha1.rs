@@ -15,15 +15,7 @@ const MIB: usize = 1024 * KIB;
 
 /// Deterministic, non-trivial test data.
 fn data(len: usize) -> Vec<u8> {
-    let mut x: u32 = 0x1234_5678;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
+    ringseed::rng::Rng::new(0x1234_5678).bytes(len)
 }
 
 fn label(size: usize) -> String {

@@ -7,17 +7,9 @@ use super::*;
 use crate::hash::sha1;
 use crate::storage::LayoutError;
 
-/// Deterministic bytes (xorshift64).
+/// Deterministic bytes.
 fn bytes(seed: u64, n: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    crate::rng::Rng::new(seed).bytes(n)
 }
 
 /// A file of the test stream: `Some(data)` on disk, or a pad of `len` zeros.
