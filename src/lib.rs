@@ -6,6 +6,7 @@
 //! the clock.
 
 pub mod bencode;
+pub mod engine;
 pub mod hash;
 pub mod info_hash;
 pub mod limits;
@@ -17,6 +18,7 @@ pub mod runtime;
 pub mod storage;
 pub mod torrent;
 pub mod tracker;
+pub mod upload_slots;
 pub mod wire;
 
 pub use info_hash::InfoHash;

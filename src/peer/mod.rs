@@ -19,6 +19,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod pieces;
+pub mod rate;
 pub mod shape;
 
 pub use action::{Action, DisconnectReason, PeerHave, SendMessage};

@@ -8,7 +8,9 @@ pub mod fs_walk;
 pub mod http_client;
 pub mod piece_hash;
 pub mod sockets;
+pub mod tracker_worker;
 pub mod uring;
+pub mod waker;
 
 pub use piece_hash::{
     available_threads, hash_pieces, DiskFile, HashError, HashOptions, HashStats, PieceError,

@@ -1,0 +1,1 @@
+//! `RateMeter`: a transfer rate over a sliding window. (Being written.)

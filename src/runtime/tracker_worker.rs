@@ -1,0 +1,2 @@
+//! The tracker worker: a control thread that runs announces for the shards.
+//! (Being written.)

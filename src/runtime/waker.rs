@@ -1,0 +1,2 @@
+//! `Waker`: an eventfd another thread writes to wake a shard's ring.
+//! (Being written.)
