@@ -964,3 +964,142 @@ fn the_probe_knows_the_basic_opcodes() {
     assert!(ev.supports(opcode::Nop::CODE));
     assert!(!ev.supports(u8::MAX));
 }
+
+#[test]
+fn send_zc_with_header_reports_once_after_the_notification() {
+    let mut ev = small_loop();
+    if !ev.supports(opcode::SendMsgZc::CODE) {
+        eprintln!("skipped: this kernel has no SENDMSG_ZC");
+        return;
+    }
+    let (client, mut server) = pair();
+    let header: [u8; HEADER_BYTES] = [0, 0, 0x40, 0x09, 7, 0, 0, 0, 1, 0, 0, 0, 0];
+    let block = pattern(16 * 1024, 5);
+    let buf = acquire(&mut ev);
+    ev.buffers()
+        .get_mut(buf)
+        .unwrap_or_else(|| panic!("buffer"))
+        .copy_from_slice(&block);
+    let mut seen = Vec::new();
+    for round in 0..3 {
+        let op = ev
+            .send_zc_with_header(client.as_raw_fd(), header, buf, block.len())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(ev.buffers().get(buf).is_none());
+        let mut got = vec![0u8; HEADER_BYTES + block.len()];
+        let c = wait_for(&mut ev, op, &mut seen);
+        assert_eq!(c.kind, OpKind::SendZcWithHeader, "round {round}");
+        assert_eq!(c.result, Ok(got.len() as u32));
+        assert_eq!(c.buffer, Some(buf));
+        assert!(!c.more);
+        // Exactly one completion per send, and the slot is free.
+        assert_eq!(seen.iter().filter(|s| s.op == op).count(), 1);
+        assert_eq!(ev.in_flight(), 0);
+        server
+            .read_exact(&mut got)
+            .unwrap_or_else(|e| panic!("read: {e}"));
+        assert_eq!(got.get(..HEADER_BYTES), Some(&header[..]));
+        assert_eq!(got.get(HEADER_BYTES..), Some(&block[..]));
+    }
+    assert_eq!(ev.stale_completions(), 0);
+}
+
+#[test]
+fn a_failed_send_zc_still_returns_its_buffer() {
+    let mut ev = small_loop();
+    if !ev.supports(opcode::SendMsgZc::CODE) {
+        eprintln!("skipped: this kernel has no SENDMSG_ZC");
+        return;
+    }
+    // A file is no socket: the send fails, with or without a notification.
+    let file = temp_file_with(&[]);
+    let buf = acquire(&mut ev);
+    let op = ev
+        .send_zc_with_header(file.as_raw_fd(), [0; HEADER_BYTES], buf, 10)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut seen = Vec::new();
+    let c = wait_for(&mut ev, op, &mut seen);
+    assert!(c.result.is_err(), "{:?}", c.result);
+    assert_eq!(c.buffer, Some(buf));
+    assert_eq!(ev.in_flight(), 0);
+    // A late notification would be counted stale; give one a moment.
+    ev.submit_and_wait(1, Some(Duration::from_millis(20)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ev.drain_completions(&mut seen), 0);
+    assert_eq!(ev.stale_completions(), 0);
+}
+
+#[test]
+fn splice_moves_a_file_range_through_a_pipe_to_a_socket() {
+    let mut ev = small_loop();
+    let data = pattern(50_000, 3);
+    let file = temp_file_with(&data);
+    let (client, mut server) = pair();
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fds into the array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let [read_end, write_end] = fds;
+    let mut seen = Vec::new();
+    let op = ev
+        .splice(file.as_raw_fd(), Some(10_000), write_end, None, 16_384)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let c = wait_for(&mut ev, op, &mut seen);
+    assert_eq!(
+        (c.kind, c.result, c.buffer),
+        (OpKind::Splice, Ok(16_384), None)
+    );
+    let op = ev
+        .splice(read_end, None, client.as_raw_fd(), None, 16_384)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let c = wait_for(&mut ev, op, &mut seen);
+    assert_eq!((c.kind, c.result), (OpKind::Splice, Ok(16_384)));
+    let mut got = vec![0u8; 16_384];
+    server
+        .read_exact(&mut got)
+        .unwrap_or_else(|e| panic!("read: {e}"));
+    assert_eq!(Some(&got[..]), data.get(10_000..26_384));
+    // Neither end a pipe: the kernel refuses it in the completion.
+    let op = ev
+        .splice(file.as_raw_fd(), Some(0), file.as_raw_fd(), Some(0), 10)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(wait_for(&mut ev, op, &mut seen).result, Err(libc::EINVAL));
+    for fd in [read_end, write_end] {
+        // SAFETY: closing fds this test opened.
+        unsafe { libc::close(fd) };
+    }
+}
+
+#[test]
+fn splice_refuses_an_empty_length() {
+    let mut ev = small_loop();
+    assert!(matches!(
+        ev.splice(0, None, 1, None, 0),
+        Err(LoopError::Length { len: 0, .. })
+    ));
+    assert_eq!(ev.in_flight(), 0);
+}
+
+#[test]
+fn ops_the_kernel_lacks_are_refused() {
+    let mut ev = small_loop();
+    // As on a kernel whose probe lists none of them.
+    ev.opcodes = [0; OPCODES / 64];
+    let buf = acquire(&mut ev);
+    assert!(matches!(
+        ev.send_zc_with_header(0, [0; HEADER_BYTES], buf, 10),
+        Err(LoopError::Unsupported {
+            op: OpKind::SendZcWithHeader,
+            ..
+        })
+    ));
+    assert!(matches!(
+        ev.splice(0, None, 1, None, 10),
+        Err(LoopError::Unsupported {
+            op: OpKind::Splice,
+            ..
+        })
+    ));
+    assert!(!ev.supports(opcode::SendMsgZc::CODE));
+    assert_eq!(ev.buffers().state(buf), Ok(BufferState::Held));
+    assert_eq!(ev.in_flight(), 0);
+}
