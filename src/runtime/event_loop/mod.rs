@@ -226,6 +226,8 @@ pub enum LoopError {
         size: usize,
         max: usize,
     },
+    #[error("file offset {offset} is out of range: expected at most {max}")]
+    Offset { offset: u64, max: u64 },
     #[error("this kernel's io_uring does not support {op:?} (opcode {opcode})")]
     Unsupported { op: OpKind, opcode: u8 },
     #[error("io_uring submission failed: {0}")]
@@ -554,8 +556,14 @@ impl EventLoop {
             });
         }
         // -1: no offset (the fd's position, or a pipe).
-        let offset = |o: Option<u64>| o.and_then(|v| i64::try_from(v).ok()).unwrap_or(-1);
-        let (off_in, off_out) = (offset(off_in), offset(off_out));
+        let offset = |o: Option<u64>| match o {
+            None => Ok(-1),
+            Some(v) => i64::try_from(v).map_err(|_| LoopError::Offset {
+                offset: v,
+                max: i64::MAX as u64,
+            }),
+        };
+        let (off_in, off_out) = (offset(off_in)?, offset(off_out)?);
         self.queue(OpKind::Splice, None, |_| {
             opcode::Splice::new(types::Fd(fd_in), off_in, types::Fd(fd_out), off_out, len)
                 .flags(libc::SPLICE_F_MOVE)

@@ -1070,11 +1070,20 @@ fn splice_moves_a_file_range_through_a_pipe_to_a_socket() {
 }
 
 #[test]
-fn splice_refuses_an_empty_length() {
+fn splice_refuses_an_empty_length_and_huge_offsets() {
     let mut ev = small_loop();
     assert!(matches!(
         ev.splice(0, None, 1, None, 0),
         Err(LoopError::Length { len: 0, .. })
+    ));
+    let huge = 1u64 << 63;
+    assert!(matches!(
+        ev.splice(0, Some(huge), 1, None, 10),
+        Err(LoopError::Offset { offset, .. }) if offset == huge
+    ));
+    assert!(matches!(
+        ev.splice(0, None, 1, Some(u64::MAX), 10),
+        Err(LoopError::Offset { .. })
     ));
     assert_eq!(ev.in_flight(), 0);
 }
