@@ -397,7 +397,6 @@ mod tests {
             Err(AttemptError::UrlTooLong { .. })
         ));
         abandon.store(true, Ordering::Relaxed);
-        let mut cx = AttemptContext { rng: &mut rng, ..cx };
         assert!(matches!(
             announce("http://127.0.0.1:1/", &req, &mut cx),
             Err(AttemptError::Abandoned)
