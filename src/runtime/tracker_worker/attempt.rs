@@ -290,7 +290,12 @@ fn udp_announce(
         let tid = cx.rng.next_u64() as u32;
         step = match socket.recv(&mut buf) {
             Ok(n) => session.on_datagram(epoch.elapsed(), buf.get(..n).unwrap_or(&[]), tid),
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 session.on_timer(epoch.elapsed(), tid)
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Step::Wait { retry_at },
@@ -316,7 +321,10 @@ mod tests {
 
     #[test]
     fn schemes_are_recognised_or_refused() {
-        assert_eq!(scheme_of("http://t.example/announce").unwrap(), Scheme::Http);
+        assert_eq!(
+            scheme_of("http://t.example/announce").unwrap(),
+            Scheme::Http
+        );
         assert_eq!(scheme_of("HTTP://t.example/a").unwrap(), Scheme::Http);
         assert!(matches!(
             scheme_of("https://t.example/announce"),
@@ -340,7 +348,10 @@ mod tests {
             scheme_of("udp://t.example:6969/announce").unwrap(),
             udp("t.example", 6969)
         );
-        assert_eq!(scheme_of("udp://127.0.0.1:80").unwrap(), udp("127.0.0.1", 80));
+        assert_eq!(
+            scheme_of("udp://127.0.0.1:80").unwrap(),
+            udp("127.0.0.1", 80)
+        );
         assert_eq!(scheme_of("UDP://[::1]:1?x#y").unwrap(), udp("::1", 1));
         for bad in [
             "udp://t.example",

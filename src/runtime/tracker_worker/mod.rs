@@ -25,9 +25,9 @@
 //!   on their own within one attempt's timeout).
 
 pub mod attempt;
-pub mod tiers;
 #[cfg(test)]
 mod tests;
+pub mod tiers;
 
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
@@ -206,6 +206,9 @@ impl fmt::Debug for TrackerHandle {
 
 impl TrackerHandle {
     /// Queues `job`; gives it back when the queue is full or the worker stopped.
+    // The job comes back by value on purpose: the caller retries or drops it,
+    // and a refusal is rare, so its size does not matter.
+    #[allow(clippy::result_large_err)]
     pub fn submit(&self, job: TrackerJob) -> Result<(), TrackerJob> {
         let mut c = self.shared.counters();
         if !c.accepting {

@@ -51,7 +51,8 @@ fn job(token: u64, tiers: &[&[&str]]) -> (TrackerJob, Receiver<TrackerReply>) {
 }
 
 fn wait_reply(rx: &Receiver<TrackerReply>) -> TrackerReply {
-    rx.recv_timeout(WAIT_MAX).expect("a reply within the wait limit")
+    rx.recv_timeout(WAIT_MAX)
+        .expect("a reply within the wait limit")
 }
 
 /// An HTTP tracker answering every GET with `body`; returns its URL and how
@@ -175,7 +176,10 @@ fn config_is_checked() {
     }
     assert_eq!(TrackerWorkerConfig::default().threads, 4);
     let w = TrackerWorker::start(config(THREADS_MAX, 1, s)).unwrap();
-    assert_eq!(w.shutdown(Duration::from_secs(1)), ShutdownReport::default());
+    assert_eq!(
+        w.shutdown(Duration::from_secs(1)),
+        ShutdownReport::default()
+    );
 }
 
 #[test]
@@ -192,7 +196,10 @@ fn first_answer_wins_and_its_url_goes_first_next_time() {
     assert_eq!(r.token, 7);
     assert_eq!(r.url.as_deref(), Some(good.as_str()));
     let response = r.outcome.unwrap();
-    assert_eq!(response.peers, vec!["127.0.0.9:6881".parse::<SocketAddr>().unwrap()]);
+    assert_eq!(
+        response.peers,
+        vec!["127.0.0.9:6881".parse::<SocketAddr>().unwrap()]
+    );
     assert_eq!(refused.load(Ordering::SeqCst), 1);
     // Next time the answering URL leads its tier: nobody else is asked.
     let (j, rx) = job(8, tiers);
@@ -207,7 +214,6 @@ fn first_answer_wins_and_its_url_goes_first_next_time() {
         ShutdownReport::default()
     );
 }
-
 
 #[test]
 fn a_refusal_is_reported_in_the_trackers_words_when_nobody_answers() {
@@ -236,8 +242,14 @@ fn other_schemes_are_refused_with_a_clear_message() {
     let w = TrackerWorker::start(config(1, 8, Duration::from_secs(1))).unwrap();
     let h = w.handle();
     for (url, words) in [
-        ("https://127.77.0.7/announce", "https trackers are not supported"),
-        ("wss://127.77.0.7/announce", "unsupported tracker URL scheme"),
+        (
+            "https://127.77.0.7/announce",
+            "https trackers are not supported",
+        ),
+        (
+            "wss://127.77.0.7/announce",
+            "unsupported tracker URL scheme",
+        ),
         ("udp://127.77.0.7", "no port"),
     ] {
         let (j, rx) = job(1, &[&[url]]);
@@ -271,10 +283,16 @@ fn udp_trackers_answer_refuse_or_send_garbage() {
     }
     let r = wait_reply(&rx1);
     let response = r.outcome.unwrap();
-    assert_eq!(response.peers, vec!["127.0.0.7:6882".parse::<SocketAddr>().unwrap()]);
+    assert_eq!(
+        response.peers,
+        vec!["127.0.0.7:6882".parse::<SocketAddr>().unwrap()]
+    );
     assert_eq!(response.incomplete, Some(1));
     let failure = wait_reply(&rx2).outcome.unwrap_err();
-    assert!(failure.message.contains("not on this tracker\u{fffd}[0m"), "{failure}");
+    assert!(
+        failure.message.contains("not on this tracker\u{fffd}[0m"),
+        "{failure}"
+    );
     let failure = wait_reply(&rx3).outcome.unwrap_err();
     assert!(failure.message.contains(&garbage), "{failure}");
     w.shutdown(Duration::from_secs(1));
@@ -302,8 +320,17 @@ fn a_full_queue_gives_the_job_back_and_shutdown_keeps_its_deadline() {
     let start = Instant::now();
     let report = w.shutdown(deadline);
     let took = start.elapsed();
-    assert!(took >= deadline && took < deadline + DEADLINE_SLACK, "{took:?}");
-    assert_eq!(report, ShutdownReport { finished: 0, abandoned: 2 });
+    assert!(
+        took >= deadline && took < deadline + DEADLINE_SLACK,
+        "{took:?}"
+    );
+    assert_eq!(
+        report,
+        ShutdownReport {
+            finished: 0,
+            abandoned: 2
+        }
+    );
     // The queued job is answered; the running one gives up within a slice.
     let failure = wait_reply(&rx2).outcome.unwrap_err();
     assert!(failure.message.contains("shut down"), "{failure}");
@@ -327,8 +354,17 @@ fn shutdown_keeps_its_deadline_with_an_http_tracker_that_never_answers() {
     let start = Instant::now();
     let report = w.shutdown(deadline);
     let took = start.elapsed();
-    assert!(took >= deadline && took < deadline + DEADLINE_SLACK, "{took:?}");
-    assert_eq!(report, ShutdownReport { finished: 0, abandoned: 1 });
+    assert!(
+        took >= deadline && took < deadline + DEADLINE_SLACK,
+        "{took:?}"
+    );
+    assert_eq!(
+        report,
+        ShutdownReport {
+            finished: 0,
+            abandoned: 1
+        }
+    );
 }
 
 #[test]
@@ -348,7 +384,13 @@ fn shutdown_lets_queued_jobs_finish_and_wakes_the_caller() {
         receivers.push(rx);
     }
     let report = w.shutdown(WAIT_MAX);
-    assert_eq!(report, ShutdownReport { finished: 3, abandoned: 0 });
+    assert_eq!(
+        report,
+        ShutdownReport {
+            finished: 3,
+            abandoned: 0
+        }
+    );
     for (token, rx) in receivers.iter().enumerate() {
         let r = rx.try_recv().expect("replied before shutdown returned");
         assert_eq!(r.token, token as u64);
@@ -364,5 +406,11 @@ fn a_dropped_reply_channel_is_not_an_error() {
     drop(rx);
     w.handle().submit(j).unwrap();
     let report = w.shutdown(WAIT_MAX);
-    assert_eq!(report, ShutdownReport { finished: 1, abandoned: 0 });
+    assert_eq!(
+        report,
+        ShutdownReport {
+            finished: 1,
+            abandoned: 0
+        }
+    );
 }

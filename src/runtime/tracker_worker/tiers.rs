@@ -176,8 +176,10 @@ mod tests {
     #[test]
     fn urls_beyond_the_per_job_limit_are_left_out() {
         let m = TierMemory::default();
-        let many: Vec<String> = (0..TRACKERS_PER_JOB_MAX + 5).map(|i| format!("u{i}")).collect();
-        let p = plan(&[many.clone()], &m);
+        let many: Vec<String> = (0..TRACKERS_PER_JOB_MAX + 5)
+            .map(|i| format!("u{i}"))
+            .collect();
+        let p = plan(std::slice::from_ref(&many), &m);
         assert_eq!(p.urls.len(), TRACKERS_PER_JOB_MAX);
         assert_eq!(p.left_out, 5);
         assert_eq!(p.urls.first(), many.first());
