@@ -56,6 +56,9 @@ pub const DEFAULT_THREADS: usize = 4;
 pub const DEFAULT_QUEUE_MAX: usize = 1024;
 /// Default per-attempt timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Longest a thread waits for room in a caller's full reply channel before
+/// dropping the reply (shutdown never waits).
+pub const REPLY_SEND_WAIT: Duration = Duration::from_secs(1);
 
 /// How the worker runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,9 +91,10 @@ pub struct TrackerJob {
     /// Announce-list tiers (BEP 12), or one tier holding `announce`.
     pub tiers: Vec<Vec<String>>,
     pub request: AnnounceRequest,
-    /// Where the reply goes.
+    /// Where the reply goes: unbounded, or with room for every job in flight
+    /// (a reply that finds it full for [`REPLY_SEND_WAIT`] is dropped).
     pub reply: Sender<TrackerReply>,
-    /// Called after the reply was sent (wakes a shard's ring).
+    /// Called after the reply was sent (wakes a shard's ring); must be quick.
     pub wake: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
@@ -346,11 +350,7 @@ impl TrackerWorker {
         shared.abandon.store(true, Ordering::Relaxed);
         self.stop = None;
         while let Ok(job) = self.jobs.try_recv() {
-            let failure = TrackerFailure {
-                url: String::new(),
-                message: "the tracker worker shut down before this announce ran".to_owned(),
-            };
-            send_reply(job, None, Err(failure));
+            send_reply(job, None, Err(not_run()), Duration::ZERO);
             shared.job_done();
         }
         for t in std::mem::take(&mut self.threads) {
@@ -377,24 +377,23 @@ fn run_thread(shared: &Shared, jobs: &Receiver<TrackerJob>, stop: &Receiver<()>,
         };
         let Ok(job) = job else { return };
         if shared.abandon.load(Ordering::Relaxed) {
-            let failure = TrackerFailure {
-                url: String::new(),
-                message: "the tracker worker shut down before this announce ran".to_owned(),
-            };
-            send_reply(job, None, Err(failure));
+            send_reply(job, None, Err(not_run()), Duration::ZERO);
         } else {
             let token = job.token;
             let reply = job.reply.clone();
             let ran = panic::catch_unwind(AssertUnwindSafe(|| run_job(shared, job, &mut rng)));
             if ran.is_err() {
-                let _ = reply.send(TrackerReply {
-                    token,
-                    url: None,
-                    outcome: Err(TrackerFailure {
-                        url: String::new(),
-                        message: "internal error in the tracker worker (a bug)".to_owned(),
-                    }),
-                });
+                let _ = reply.send_timeout(
+                    TrackerReply {
+                        token,
+                        url: None,
+                        outcome: Err(TrackerFailure {
+                            url: String::new(),
+                            message: "internal error in the tracker worker (a bug)".to_owned(),
+                        }),
+                    },
+                    REPLY_SEND_WAIT,
+                );
             }
         }
         shared.job_done();
@@ -417,7 +416,7 @@ fn run_job(shared: &Shared, job: TrackerJob, rng: &mut Rng) {
             Ok(response) => {
                 shared.memory().promote(url);
                 let url = Some(url.clone());
-                return send_reply(job, url, Ok(response));
+                return send_reply(job, url, Ok(response), REPLY_SEND_WAIT);
             }
             Err(e) => {
                 let failure = TrackerFailure {
@@ -448,21 +447,31 @@ fn run_job(shared: &Shared, job: TrackerJob, rng: &mut Rng) {
         ));
     }
     let url = (!failure.url.is_empty()).then(|| failure.url.clone());
-    send_reply(job, url, Err(failure));
+    send_reply(job, url, Err(failure), REPLY_SEND_WAIT);
 }
 
-/// Sends the reply and, if it arrived, calls `wake`.
+/// The failure of a job the worker dropped at shutdown without running it.
+fn not_run() -> TrackerFailure {
+    TrackerFailure {
+        url: String::new(),
+        message: "the tracker worker shut down before this announce ran".to_owned(),
+    }
+}
+
+/// Sends the reply, waiting at most `wait` for room, and if it was
+/// delivered calls `wake`.
 fn send_reply(
     job: TrackerJob,
     url: Option<String>,
     outcome: Result<AnnounceResponse, TrackerFailure>,
+    wait: Duration,
 ) {
     let reply = TrackerReply {
         token: job.token,
         url,
         outcome,
     };
-    if job.reply.send(reply).is_ok() {
+    if job.reply.send_timeout(reply, wait).is_ok() {
         if let Some(wake) = &job.wake {
             wake();
         }

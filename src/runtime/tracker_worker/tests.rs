@@ -421,3 +421,41 @@ fn a_dropped_reply_channel_is_not_an_error() {
         }
     );
 }
+
+#[test]
+fn a_full_reply_channel_costs_at_most_the_reply_wait() {
+    let (slow, _) = slow_http(15, GOOD_BODY, Duration::from_millis(200));
+    let w = TrackerWorker::start(config(1, 8, Duration::from_secs(5))).unwrap();
+    let (mut j, rx) = job(1, &[&[&slow]]);
+    let woken = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&woken);
+    j.wake = Some(Arc::new(move || {
+        count.fetch_add(1, Ordering::SeqCst);
+    }));
+    // Fill the caller's one-slot channel, so the reply finds no room.
+    j.reply
+        .send(TrackerReply {
+            token: 0,
+            url: None,
+            outcome: Err(not_run()),
+        })
+        .unwrap();
+    w.handle().submit(j).unwrap();
+    let start = Instant::now();
+    let report = w.shutdown(WAIT_MAX);
+    assert_eq!(
+        report,
+        ShutdownReport {
+            finished: 1,
+            abandoned: 0
+        }
+    );
+    assert!(start.elapsed() < REPLY_SEND_WAIT + Duration::from_secs(2));
+    assert_eq!(
+        woken.load(Ordering::SeqCst),
+        0,
+        "no wake for a dropped reply"
+    );
+    assert_eq!(rx.try_recv().unwrap().token, 0);
+    assert!(rx.try_recv().is_err());
+}
