@@ -642,7 +642,11 @@ fn interest_have_and_ignored_messages() {
     assert_eq!(c.receive(T0, &input), Ok(input.len()));
     assert_eq!(
         drain(&mut c),
-        vec![Action::PeerInterested(true), Action::PeerInterested(false)]
+        vec![
+            Action::PeerInterested(true),
+            Action::PeerInterested(false),
+            Action::PeerUnchoked
+        ]
     );
     assert!(!c.peer_choking());
     assert_eq!(c.counters().blocks_received, 1);
