@@ -937,6 +937,12 @@ fn protocol_breakers_are_dropped_while_good_peers_are_served() {
         }
         thread::sleep(POLL);
     }
+    let log = seeder.stderr();
+    for case in all.iter().filter(|c| c.dropped_line) {
+        if let Some(line) = dropped_line(&log, case.src) {
+            report.push(format!("     {}: {line}", case.name));
+        }
+    }
     for case in missing {
         failures.push(format!(
             "FAIL {} [{}]: no stderr line with `dropped` and `{}:` within {LOG_LINE_WAIT_MAX:?}",
