@@ -65,6 +65,8 @@ pub struct Conn {
     pub out: VecDeque<OutItem>,
     /// Ops in flight that name this connection (recv, send, reads).
     pub ops: u32,
+    /// When the connection was accepted, adopted or dialled.
+    pub since: std::time::Duration,
 }
 
 impl Conn {
@@ -103,7 +105,13 @@ impl Conns {
         self.count == 0
     }
 
-    pub fn insert(&mut self, fd: OwnedFd, addr: SocketAddr, state: ConnState) -> ConnId {
+    pub fn insert(
+        &mut self,
+        fd: OwnedFd,
+        addr: SocketAddr,
+        state: ConnState,
+        since: std::time::Duration,
+    ) -> ConnId {
         let slot = self.free.pop().unwrap_or_else(|| {
             self.slots.push(None);
             self.generations.push(0);
@@ -131,6 +139,7 @@ impl Conns {
                 sending: (0, 0, None),
                 out: VecDeque::new(),
                 ops: 0,
+                since,
             });
         }
         self.count += 1;

@@ -60,6 +60,13 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 /// the log); the rest are counted.
 const LOG_LINES_MAX: u32 = 50;
 const LOG_WINDOW: Duration = Duration::from_secs(10);
+/// Longest an incoming connection may take to name its torrent (the
+/// handshake's first 48 bytes), and an outgoing one to connect.
+const ROUTING_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often connections are checked against `ROUTING_TIMEOUT`.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// Wait before re-arming an accept that failed (fd limit reached, ...).
+const ACCEPT_RETRY: Duration = Duration::from_millis(200);
 
 /// The shard that owns a torrent.
 pub fn shard_of(info_hash: &InfoHash, shards: usize) -> usize {
@@ -208,6 +215,8 @@ struct Shard {
     handoffs: u64,
     stopping: Option<Duration>,
     next_stats: Duration,
+    next_sweep: Duration,
+    accept_retry_at: Option<Duration>,
     log_window_start: Duration,
     log_lines: u32,
     log_dropped: u64,
@@ -292,6 +301,8 @@ impl Shard {
             handoffs: 0,
             stopping: None,
             next_stats: now,
+            next_sweep: now,
+            accept_retry_at: None,
             log_window_start: now,
             log_lines: 0,
             log_dropped: 0,
@@ -378,6 +389,14 @@ impl Shard {
                     self.torrents[t].torrent.tick(now);
                     self.pump(t);
                 }
+            }
+            if now >= self.next_sweep {
+                self.next_sweep = now + SWEEP_INTERVAL;
+                self.sweep(now);
+            }
+            if self.accept_retry_at.is_some_and(|at| now >= at) {
+                self.accept_retry_at = None;
+                self.arm_accept();
             }
             if now >= self.next_stats {
                 self.next_stats = now + STATS_INTERVAL;
@@ -501,7 +520,12 @@ impl Shard {
     fn on_accept(&mut self, c: Completion) {
         if !c.more {
             self.accept_op = None;
-            self.arm_accept();
+            if c.result.is_err() {
+                // EMFILE and friends: try again soon rather than spin.
+                self.accept_retry_at = Some(self.now() + ACCEPT_RETRY);
+            } else {
+                self.arm_accept();
+            }
         }
         let Ok(fd) = c.result else {
             return;
@@ -515,7 +539,8 @@ impl Shard {
             .peer
             .or_else(|| peer_addr(&fd))
             .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let id = self.conns.insert(fd, addr, ConnState::Routing);
+        let now = self.now();
+        let id = self.conns.insert(fd, addr, ConnState::Routing, now);
         self.start_recv(id);
     }
 
@@ -677,7 +702,8 @@ impl Shard {
                     if self.stopping.is_some() {
                         continue;
                     }
-                    let id = self.conns.insert(fd, addr, ConnState::Routing);
+                    let now = self.now();
+                    let id = self.conns.insert(fd, addr, ConnState::Routing, now);
                     if let Some(c) = self.conns.get_mut(id) {
                         c.inbuf = received;
                     }
@@ -858,9 +884,10 @@ impl Shard {
         };
         let fd: OwnedFd = socket.into();
         let raw = fd.as_raw_fd();
+        let now = self.now();
         let id = self
             .conns
-            .insert(fd, addr, ConnState::Connecting { torrent: t });
+            .insert(fd, addr, ConnState::Connecting { torrent: t }, now);
         match self.queue(OpCtx::Connect { conn: id }, |ev| ev.connect(raw, addr)) {
             Ok(_) => {
                 if let Some(c) = self.conns.get_mut(id) {
@@ -903,6 +930,25 @@ impl Shard {
                 self.start_recv(id);
             }
             Err(_) => self.drop_conn(id, false),
+        }
+    }
+
+    /// Drops connections that did not name a torrent, or connect, in time.
+    fn sweep(&mut self, now: Duration) {
+        for id in self.conns.ids() {
+            let Some(c) = self.conns.get(id) else { continue };
+            let slow = matches!(c.state, ConnState::Routing | ConnState::Connecting { .. })
+                && now.saturating_sub(c.since) >= ROUTING_TIMEOUT;
+            if slow {
+                let addr = c.addr;
+                if c.state == ConnState::Routing {
+                    self.log(format!(
+                        "peer {addr} dropped: no handshake within {} s",
+                        ROUTING_TIMEOUT.as_secs()
+                    ));
+                }
+                self.drop_conn(id, false);
+            }
         }
     }
 
