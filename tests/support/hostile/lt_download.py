@@ -46,6 +46,9 @@ def main():
         "enable_upnp": False,
         "enable_natpmp": False,
         "allow_multiple_connections_per_ip": True,
+        # Plain BitTorrent only: the malicious seed speaks no encryption, and
+        # an encrypted first attempt would cost a reconnect.
+        "out_enc_policy": int(lt.enc_policy.disabled),
         "alert_mask": lt.alert.category_t.error_notification
         | lt.alert.category_t.status_notification
         | lt.alert.category_t.peer_notification,
