@@ -1242,12 +1242,14 @@ fn bad_conn(
 }
 
 /// What a download from a malicious seed and a good one must come to: exit 0,
-/// identical data, a `banned` line naming the malicious seed, its
+/// identical data, a `banned` line naming the malicious seed (and none
+/// naming the good one at `good`), its
 /// connection closed by the downloader before it finished, no reconnect.
 fn check_ban_outcome(
     fx: &Fixture,
     out: &Path,
     bad: &BadSeed,
+    good: SocketAddr,
     download: &mut Daemon,
     others: &[&Daemon],
 ) {
@@ -1293,6 +1295,17 @@ fn check_ban_outcome(
     assert!(
         banned.is_some(),
         "no stderr line with `banned` and `{bad_ip}`\n{}",
+        context()
+    );
+    let good_ip = format!("{}:", good.ip());
+    let good_banned = download
+        .stderr()
+        .lines()
+        .find(|l| l.contains("banned") && l.contains(&good_ip))
+        .map(str::to_string);
+    assert!(
+        good_banned.is_none(),
+        "the good seed was banned: {good_banned:?}\n{}",
         context()
     );
 
@@ -1350,7 +1363,7 @@ fn a_seed_sending_wrong_data_is_banned_and_the_download_finishes() {
         Ipv4Addr::new(127, 0, 7, 22),
         &[bad.addr, good_addr],
     );
-    check_ban_outcome(&fx, out.path(), &bad, &mut download, &[&good]);
+    check_ban_outcome(&fx, out.path(), &bad, good_addr, &mut download, &[&good]);
     drop(bad);
     good.terminate_cleanly();
 }
@@ -1476,5 +1489,5 @@ fn malicious_seed_checks_out_against_libtorrent() {
         .arg("--peer-after-failure")
         .arg(good_addr.to_string());
     let mut download = Daemon::spawn_command("libtorrent download", cmd);
-    check_ban_outcome(&fx, out.path(), &bad, &mut download, &[&good]);
+    check_ban_outcome(&fx, out.path(), &bad, good_addr, &mut download, &[&good]);
 }
