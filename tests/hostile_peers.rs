@@ -14,9 +14,16 @@
 //! it (a `banned` line naming it), close its connection, never reconnect, and
 //! still finish with byte-identical data.
 //!
+//! Two more tests check the test's own wire code against libtorrent
+//! (python3-libtorrent, via tests/support/hostile/): the raw client fetches
+//! blocks from a libtorrent seed and sees libtorrent close the connections it
+//! refuses, and libtorrent as the downloader bans the malicious seed, which
+//! sees the close. So a failure above points at ringseed, not at the test.
+//!
 //! Every wait is bounded; every child is killed by pid when its guard drops;
 //! a failure prints the children's stderr. Addresses: 127.0.7.1-3 and
-//! 127.0.7.30-49 for the first test, 127.0.7.20-22 for the second.
+//! 127.0.7.30-44 for the first test, 127.0.7.20-22 for the second,
+//! 127.0.7.50-53 and 127.0.7.60-62 for the libtorrent checks.
 
 mod common;
 
@@ -1241,10 +1248,10 @@ fn bad_conn(
     }
 }
 
-/// What a download from a malicious seed and a good one must come to: exit 0,
-/// identical data, a `banned` line naming the malicious seed (and none
-/// naming the good one at `good`), its
-/// connection closed by the downloader before it finished, no reconnect.
+/// What a download from a malicious seed and a good one (at `good`) must
+/// come to: exit 0, identical data, a `banned` line naming the malicious
+/// seed and none naming the good one, the malicious seed's connection closed
+/// by the downloader before it finished, and no reconnect to it.
 fn check_ban_outcome(
     fx: &Fixture,
     out: &Path,
