@@ -687,9 +687,10 @@ fn cases(fx: &Fixture) -> Vec<Case> {
     XorShift64::new(0x0dd_ba11).fill(&mut random_hs);
     random_hs[0] = 0x55; // not 19: not the protocol string's length
 
-    let mut have_then_bitfield = msg_bytes(&Message::Have { piece: 0 });
-    let zeros = vec![0u8; bitfield_len];
-    have_then_bitfield.extend(msg_bytes(&Message::Bitfield(&zeros)));
+    // A have for a piece the torrent does not have.
+    let have_past_end = msg_bytes(&Message::Have {
+        piece: u32::try_from(fx.meta.info.num_pieces()).unwrap_or(u32::MAX),
+    });
     let mut unknown_too_long = (40_000u32).to_be_bytes().to_vec();
     unknown_too_long.push(0xaa);
     unknown_too_long.extend_from_slice(&[0x5a; 200]);
@@ -720,9 +721,9 @@ fn cases(fx: &Fixture) -> Vec<Case> {
             dropped_line: true,
         },
         Case {
-            name: "b: bitfield after a have",
+            name: "b: have for a piece past the end",
             src: ip(32),
-            attack: Attack::AfterHandshake(have_then_bitfield),
+            attack: Attack::AfterHandshake(have_past_end),
             dropped_line: true,
         },
         Case {

@@ -610,21 +610,40 @@ impl Torrent {
         };
         let interesting = match h {
             PeerHave::Bitfield => {
-                if let Ok(b) = Bitfield::from_bytes(p.conn.peer_pieces().as_bytes(), p.bits.len()) {
-                    p.bits = b;
-                }
-                p.registered = true;
-                if p.bits.all() {
-                    let _ = self.picker.peer_has_all();
+                let Ok(theirs) =
+                    Bitfield::from_bytes(p.conn.peer_pieces().as_bytes(), p.bits.len())
+                else {
+                    return;
+                };
+                if !p.registered {
+                    p.bits = theirs;
+                    p.registered = true;
+                    if p.bits.all() {
+                        let _ = self.picker.peer_has_all();
+                    } else {
+                        let _ = self.picker.peer_bitfield(&p.bits);
+                    }
                 } else {
-                    let _ = self.picker.peer_bitfield(&p.bits);
+                    // A later bitfield (aria2): register only what is new.
+                    let fresh: Vec<usize> =
+                        theirs.iter_ones().filter(|&i| !p.bits.get(i)).collect();
+                    for i in fresh {
+                        if p.bits.set(i).unwrap_or(false) {
+                            let _ = self.picker.peer_has(i as u32, &p.bits);
+                        }
+                    }
                 }
                 Bitfield::interesting(self.picker.have(), &p.bits)
             }
             PeerHave::All => {
-                p.bits.set_all();
-                p.registered = true;
-                let _ = self.picker.peer_has_all();
+                if p.registered && !p.bits.all() {
+                    let _ = self.picker.peer_lost(&p.bits);
+                }
+                if !(p.registered && p.bits.all()) {
+                    p.bits.set_all();
+                    p.registered = true;
+                    let _ = self.picker.peer_has_all();
+                }
                 !self.picker.is_finished()
             }
             PeerHave::None => false,

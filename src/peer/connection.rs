@@ -18,9 +18,11 @@
 //! both set the BEP 10 bit, then `Unchoke` if the caller already unchoked.
 //!
 //! Decisions:
-//! - The peer's bitfield, `HaveAll` or `HaveNone` must come before any other
-//!   message except keep-alives and extended messages (some clients send their
-//!   extension handshake first); a second one is also `BitfieldNotFirst`.
+//! - The peer's bitfield, `HaveAll` or `HaveNone` normally comes first; one
+//!   that comes later (aria2 sends its bitfield again after a few pieces) is
+//!   merged into what we know (pieces are never taken back) and reported as
+//!   `PeerHave::Bitfield` or `PeerHave::All` again; a late `HaveNone` is
+//!   ignored. The engine diffs the new have-set against its own copy.
 //! - Fast-extension messages without the fast bit on both sides end the
 //!   connection (BEP 6 says so). Extended messages without the BEP 10 bit, or
 //!   with ids we never registered, are ignored.
@@ -502,15 +504,12 @@ impl PeerConnection {
         }
     }
 
-    fn first_have(&mut self, message: &'static str) -> Result<(), PeerError> {
-        if self.peer_have_seen {
-            return Err(PeerError::BitfieldNotFirst {
-                message,
-                messages_before: self.counters.messages_received,
-            });
-        }
+    /// Records a have-set message; returns whether one (or any other
+    /// message) came before it.
+    fn have_set_late(&mut self) -> bool {
+        let late = self.peer_have_seen;
         self.peer_have_seen = true;
-        Ok(())
+        late
     }
 
     fn check_block(
@@ -596,22 +595,28 @@ impl PeerConnection {
                 }
             }
             Message::Bitfield(bits) => {
-                self.first_have(name)?;
                 // The decoder checked length and spare bits against the same
                 // piece count, so this cannot fail; stay total anyway.
-                self.peer_pieces = PieceBits::from_wire(self.shape.pieces(), bits)
+                let theirs = PieceBits::from_wire(self.shape.pieces(), bits)
                     .unwrap_or_else(|| PieceBits::none(self.shape.pieces()));
+                if self.have_set_late() {
+                    // aria2 sends a bitfield again later: pieces are only
+                    // ever added, so merge it.
+                    self.peer_pieces.union_with(&theirs);
+                } else {
+                    self.peer_pieces = theirs;
+                }
                 self.actions.push_back(Action::PeerHave(PeerHave::Bitfield));
                 self.check_seeds();
             }
             Message::HaveAll | Message::HaveNone => {
                 self.fast_only(name)?;
-                self.first_have(name)?;
+                let late = self.have_set_late();
                 if msg == Message::HaveAll {
                     self.peer_pieces.set_all();
                     self.actions.push_back(Action::PeerHave(PeerHave::All));
                     self.check_seeds();
-                } else {
+                } else if !late {
                     self.peer_pieces.clear();
                     self.actions.push_back(Action::PeerHave(PeerHave::None));
                 }

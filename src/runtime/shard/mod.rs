@@ -936,7 +936,9 @@ impl Shard {
     /// Drops connections that did not name a torrent, or connect, in time.
     fn sweep(&mut self, now: Duration) {
         for id in self.conns.ids() {
-            let Some(c) = self.conns.get(id) else { continue };
+            let Some(c) = self.conns.get(id) else {
+                continue;
+            };
             let slow = matches!(c.state, ConnState::Routing | ConnState::Connecting { .. })
                 && now.saturating_sub(c.since) >= ROUTING_TIMEOUT;
             if slow {

@@ -26,6 +26,7 @@ import libtorrent as lt
 ALERT_WAIT_MS = 200
 # When the --peer-after-failure peers are connected if no piece failed yet.
 LATER_PEERS_AFTER_S = 10
+REDIAL_S = 5
 
 
 def main():
@@ -65,10 +66,18 @@ def main():
     later = args.peer_after_failure
     later_at = time.monotonic() + LATER_PEERS_AFTER_S
     end = time.monotonic() + args.timeout
+    # Once the later peers are due, dial them again every few seconds: a
+    # connect that fails on a loaded machine is not retried soon otherwise.
+    redial = []
+    redial_at = 0.0
     while time.monotonic() < end:
         if later and time.monotonic() > later_at:
             connect(later)
-            later = []
+            redial, later = later, []
+            redial_at = time.monotonic() + REDIAL_S
+        if redial and time.monotonic() > redial_at:
+            connect(redial)
+            redial_at = time.monotonic() + REDIAL_S
         ses.wait_for_alert(ALERT_WAIT_MS)
         for a in ses.pop_alerts():
             if isinstance(a, lt.peer_ban_alert):
@@ -77,7 +86,9 @@ def main():
             elif isinstance(a, lt.hash_failed_alert):
                 print(f"lt_download: hash failed {a.piece_index}", file=sys.stderr, flush=True)
                 connect(later)
-                later = []
+                if later:
+                    redial, later = later, []
+                    redial_at = time.monotonic() + REDIAL_S
         st = h.status()
         if st.errc.value() != 0:
             print(f"lt_download: error: {st.errc.message()}", file=sys.stderr, flush=True)
