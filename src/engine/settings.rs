@@ -50,6 +50,13 @@ pub struct EngineSettings {
     /// Pieces whose failed blocks are remembered to find the sender of bad
     /// data when a good copy arrives. Default 64.
     pub failed_pieces_remembered_max: usize,
+    /// Send watermark per peer, as time at the peer's upload rate: blocks
+    /// read from disk or queued for sending at once (libtorrent keeps about
+    /// 1.5 s). Capped by `peer.reads_in_flight_max`.
+    pub send_watermark_time: Duration,
+    /// Smallest send watermark, in blocks. Default 16 (256 KiB): a new or
+    /// slow peer still has a few blocks in flight.
+    pub send_watermark_min_blocks: u32,
     /// Interval of the engine's housekeeping tick (rates, timeouts,
     /// connects). Default 1 s.
     pub tick_interval: Duration,
@@ -71,6 +78,8 @@ impl Default for EngineSettings {
             hash_failures_max: 3,
             failed_pieces_remembered_max: 64,
             tick_interval: Duration::from_secs(1),
+            send_watermark_time: Duration::from_millis(1500),
+            send_watermark_min_blocks: 16,
         }
     }
 }
@@ -148,6 +157,18 @@ impl EngineSettings {
             self.failed_pieces_remembered_max as u64,
             0,
             10_000,
+        )?;
+        check(
+            "send_watermark_time (ms)",
+            self.send_watermark_time.as_millis() as u64,
+            10,
+            60_000,
+        )?;
+        check(
+            "send_watermark_min_blocks",
+            u64::from(self.send_watermark_min_blocks),
+            1,
+            4_096,
         )?;
         check(
             "tick_interval (ms)",

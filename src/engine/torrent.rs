@@ -782,6 +782,17 @@ impl Torrent {
         header
     }
 
+    /// `blocks` blocks handed out by `on_block_read` have been sent (or
+    /// dropped): the peer's send watermark has room again.
+    pub fn on_blocks_sent(&mut self, now: Duration, peer: PeerId, blocks: u32) {
+        if let Some(p) = self.peer_mut(peer) {
+            for _ in 0..blocks {
+                p.conn.on_block_sent();
+            }
+            self.drain(now, peer, &[], 0);
+        }
+    }
+
     /// The block could not be read.
     pub fn on_block_read_failed(
         &mut self,
@@ -936,6 +947,8 @@ impl Torrent {
         self.next_tick = now.saturating_add(self.settings.tick_interval);
         let mut up = 0;
         let mut down = 0;
+        let watermark_ms = self.settings.send_watermark_time.as_millis();
+        let watermark_min = self.settings.send_watermark_min_blocks;
         for id in self.ids() {
             let Some(p) = self.peer_mut(id) else { continue };
             let c = *p.conn.counters();
@@ -946,6 +959,10 @@ impl Torrent {
             p.counted_up = c.block_bytes_sent;
             up += p.up.rate(now);
             down += p.down.rate(now);
+            // Send watermark: about `send_watermark_time` of the peer's rate.
+            let window =
+                (p.up.rate(now) as u128 * watermark_ms / 1000 / u128::from(BLOCK_BYTES)) as u32;
+            p.conn.set_read_window(window.max(watermark_min));
             if let Err(e) = p.conn.on_timer(now) {
                 self.drain(now, id, &[], 0);
                 self.close(id, e.to_string(), false);

@@ -16,8 +16,8 @@ pub const INACTIVITY_TIMEOUT_DEFAULT: Duration = Duration::from_secs(120);
 pub const KEEPALIVE_INTERVAL_DEFAULT: Duration = Duration::from_secs(60);
 /// Default [`PeerConfig::requests_queued_max`]: 250 requests.
 pub const REQUESTS_QUEUED_MAX_DEFAULT: u32 = 250;
-/// Default [`PeerConfig::reads_in_flight_max`]: 16 blocks.
-pub const READS_IN_FLIGHT_MAX_DEFAULT: u32 = 16;
+/// Default [`PeerConfig::reads_in_flight_max`]: 64 blocks.
+pub const READS_IN_FLIGHT_MAX_DEFAULT: u32 = 64;
 /// Default [`PeerConfig::actions_max`]: 64 actions.
 pub const ACTIONS_MAX_DEFAULT: u32 = 64;
 /// Default [`PeerConfig::requests_out_max`].
@@ -63,11 +63,12 @@ pub struct PeerConfig {
     /// libtorrent's `max_allowed_in_request_queue`: enough pipelining for a
     /// fast peer on a long link (250 × 16 KiB = 4 MiB in flight).
     pub requests_queued_max: u32,
-    /// Most requests handed to the engine as `ReadBlock` and not yet
-    /// completed, in blocks. The rest wait in the queue, where a cancel can
-    /// still remove them. Default 16 (256 KiB of reads per peer): enough to
-    /// hide a few milliseconds of disk latency at gigabit speed without one
-    /// peer hogging the disk queue.
+    /// Ceiling of the send watermark, in blocks: most blocks of one peer
+    /// read from disk or being read, and not yet sent. The rest wait in the
+    /// queue, where a cancel can still remove them. The engine sets the
+    /// actual watermark (`set_read_window`) to about 1.5 s of the peer's
+    /// rate, starting at 16 blocks. Default 64 (1 MiB): 5 Gbit/s peers fit,
+    /// and a slow peer never pins more than its rate's worth of buffers.
     pub reads_in_flight_max: u32,
     /// Largest block a peer may request, in bytes. Default 16 KiB: what
     /// every client requests, and what BEP 3 says to use.

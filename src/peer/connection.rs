@@ -63,6 +63,10 @@ use crate::wire::{
     Message, MessageDecoder, HANDSHAKE_BYTES, PIECE_HEADER_BYTES,
 };
 
+/// First send watermark of a connection, in blocks (256 KiB), before the
+/// engine knows the peer's rate.
+pub const READ_WINDOW_INITIAL: u32 = 16;
+
 /// Most actions one input message (or the handshake) may queue.
 pub const ACTIONS_PER_MESSAGE_MAX: usize = 6;
 
@@ -154,9 +158,17 @@ pub struct PeerConnection {
     /// Our requests the peer has not answered yet (at most
     /// `requests_out_max`).
     outstanding: Vec<BlockRequest>,
+    /// Blocks read and handed back with a header, not yet reported sent.
+    sending: u32,
+    /// Most blocks read or being sent at once (the send watermark), at most
+    /// `reads_in_flight_max`; the engine sizes it by the peer's rate.
+    read_window: u32,
     /// Since when we have been waiting for a block: the later of the last
     /// block received and the moment requests became outstanding.
     waiting_since: Duration,
+    /// When the last requested block arrived (the connection's start
+    /// before any).
+    last_block_at: Duration,
     snubbed: bool,
 }
 
@@ -188,6 +200,7 @@ impl PeerConnection {
             block_bytes_max: config.block_bytes_max,
             ..Limits::for_pieces(shape.pieces())
         };
+        let read_window = config.reads_in_flight_max.min(READ_WINDOW_INITIAL);
         let mut conn = PeerConnection {
             our_reserved: reserved_bits(
                 config.extension_protocol,
@@ -221,7 +234,10 @@ impl PeerConnection {
             last_sent: now,
             counters: PeerCounters::default(),
             outstanding: Vec::new(),
+            sending: 0,
+            read_window,
             waiting_since: now,
+            last_block_at: now,
             snubbed: false,
         };
         if direction == Direction::Outgoing {
@@ -274,7 +290,9 @@ impl PeerConnection {
     }
     /// Requests held: queued plus being read (wanted ones).
     pub fn requests_held(&self) -> usize {
-        self.queued.len() + self.in_flight.iter().filter(|f| f.wanted).count()
+        self.queued.len()
+            + self.in_flight.iter().filter(|f| f.wanted).count()
+            + self.sending as usize
     }
     /// Whether the connection has ended.
     pub fn is_closed(&self) -> bool {
@@ -652,6 +670,7 @@ impl PeerConnection {
                 if let Some(i) = self.outstanding.iter().position(|o| *o == r) {
                     self.outstanding.swap_remove(i);
                     self.waiting_since = now;
+                    self.last_block_at = now;
                     self.snubbed = false;
                     self.actions.push_back(Action::BlockReceived {
                         piece,
@@ -730,7 +749,7 @@ impl PeerConnection {
 
     /// Hands queued requests to the engine while reads are below the limit.
     fn start_reads(&mut self) {
-        while self.in_flight.len() < self.config.reads_in_flight_max as usize {
+        while self.in_flight.len() + (self.sending as usize) < self.read_window as usize {
             let Some(r) = self.queued.pop_front() else {
                 break;
             };
@@ -775,6 +794,9 @@ impl PeerConnection {
             length,
         };
         let f = self.take_in_flight(r)?;
+        if f.wanted {
+            self.sending += 1;
+        }
         self.start_reads();
         if !f.wanted {
             return None;
@@ -784,6 +806,30 @@ impl PeerConnection {
         self.counters.bytes_sent += (PIECE_HEADER_BYTES as u64) + u64::from(length);
         self.last_sent = now;
         Some(piece_header(piece, offset, length))
+    }
+
+    /// A block handed out by `on_block_read` has left (or was dropped with
+    /// its connection's queue): room for the next read.
+    pub fn on_block_sent(&mut self) {
+        self.sending = self.sending.saturating_sub(1);
+        if self.phase == Phase::Messages {
+            self.start_reads();
+        }
+    }
+
+    /// Sets the send watermark: most blocks read or queued for sending at
+    /// once, clamped to 1..=`reads_in_flight_max`. The engine keeps it near
+    /// 1.5 s of the peer's upload rate, as libtorrent does.
+    pub fn set_read_window(&mut self, blocks: u32) {
+        self.read_window = blocks.clamp(1, self.config.reads_in_flight_max);
+        if self.phase == Phase::Messages {
+            self.start_reads();
+        }
+    }
+
+    /// The send watermark, in blocks.
+    pub fn read_window(&self) -> u32 {
+        self.read_window
     }
 
     /// The engine could not read the block: the request is refused (a
@@ -871,6 +917,12 @@ impl PeerConnection {
         (limit as usize).saturating_sub(self.outstanding.len())
     }
 
+    /// When the last block we had requested arrived (the connection's
+    /// start before any).
+    pub fn last_block_received(&self) -> Duration {
+        self.last_block_at
+    }
+
     /// The peer has sent nothing we asked for in `request_timeout`.
     pub fn is_snubbed(&self) -> bool {
         self.snubbed
@@ -883,8 +935,9 @@ impl PeerConnection {
 
     /// Asks the peer for a block. Returns false, sending nothing, unless the
     /// handshake is done, the peer unchokes us, we said we are interested,
-    /// the block lies inside the torrent, it is not outstanding already and
-    /// a request slot is free.
+    /// the peer has the piece, the block lies inside the torrent and is at
+    /// most `block_bytes_max` long, it is not outstanding already and a
+    /// request slot is free.
     pub fn request(&mut self, now: Duration, piece: u32, offset: u32, length: u32) -> bool {
         if self.phase != Phase::Messages || self.peer_choking || !self.am_interested {
             return false;
@@ -892,7 +945,14 @@ impl PeerConnection {
         let Ok(r) = self.check_block("request", piece, offset, length) else {
             return false;
         };
-        if length == 0 || self.outstanding.contains(&r) || self.request_slots_free() == 0 {
+        // A block over our own decoder's limit would end the connection
+        // when it arrives; a piece the peer lacks cannot be served.
+        if length == 0
+            || length > self.config.block_bytes_max
+            || !self.peer_pieces.has(piece)
+            || self.outstanding.contains(&r)
+            || self.request_slots_free() == 0
+        {
             return false;
         }
         if self.outstanding.is_empty() {

@@ -397,8 +397,44 @@ fn requests_when_unchoked_are_read_and_sent() {
     assert_eq!(header, piece_header(2, 0, 14464));
     assert_eq!(c.counters().blocks_sent, 1);
     assert_eq!(c.counters().block_bytes_sent, 14464);
+    // Held until the engine says it left.
+    assert_eq!(c.requests_held(), 1);
+    c.on_block_sent();
     assert_eq!(c.requests_held(), 0);
     assert_eq!(c.on_block_read(secs(1), 2, 0, 14464), None, "not asked");
+}
+
+#[test]
+fn the_send_watermark_bounds_reads_plus_blocks_not_yet_sent() {
+    let mut c = established_with(queue_config(), false);
+    assert_eq!(c.read_window(), 2, "clamped to reads_in_flight_max");
+    for i in 0..4 {
+        c.receive(T0, &request(0, i * 1024, 1024)).unwrap();
+    }
+    assert_eq!(drain(&mut c).len(), 2);
+    // Read, not sent: the window stays full.
+    c.on_block_read(T0, 0, 0, 1024).unwrap();
+    assert!(drain(&mut c).is_empty());
+    c.on_block_sent();
+    assert_eq!(
+        drain(&mut c),
+        vec![Action::ReadBlock {
+            piece: 0,
+            offset: 2048,
+            length: 1024
+        }]
+    );
+    // A smaller window holds further reads back; a larger one lets them go.
+    c.set_read_window(1);
+    c.on_block_read(T0, 0, 1024, 1024).unwrap();
+    c.on_block_sent();
+    assert!(
+        drain(&mut c).is_empty(),
+        "one read still in flight fills a window of 1"
+    );
+    c.set_read_window(100);
+    assert_eq!(c.read_window(), 2);
+    assert_eq!(drain(&mut c).len(), 1);
 }
 
 #[test]
@@ -520,8 +556,11 @@ fn queue_limit_with_fast_rejects() {
             length: 1024
         }]
     );
-    // A completed read frees a slot and starts the next queued read.
+    // A block that was read and sent frees a slot and starts the next
+    // queued read.
     assert!(c.on_block_read(T0, 0, 0, 1024).is_some());
+    assert!(drain(&mut c).is_empty());
+    c.on_block_sent();
     assert_eq!(
         drain(&mut c),
         vec![Action::ReadBlock {
@@ -649,6 +688,7 @@ fn interest_have_and_ignored_messages() {
     assert!(!c.peer_choking());
     assert_eq!(c.counters().blocks_received, 1);
     assert_eq!(c.counters().block_bytes_received, 3);
+    assert_eq!(c.counters().blocks_unrequested, 1);
     c.set_interested(T0, true);
     assert!(c.am_interested());
     assert_eq!(sends(&drain(&mut c)), vec![SendMessage::Interested]);
@@ -842,4 +882,492 @@ fn mini_fuzz_after_handshake_never_panics() {
         oks > 0 && errs > 0,
         "both outcomes reached: {oks} ok, {errs} errors"
     );
+}
+
+// ---- downloading side ----
+
+const B: u32 = 16384;
+
+fn piece_msg(piece: u32, offset: u32, block: &[u8]) -> Vec<u8> {
+    wire(Message::Piece {
+        piece,
+        offset,
+        block,
+    })
+}
+
+fn dropped(piece: u32, offset: u32, length: u32) -> Action {
+    Action::RequestDropped {
+        piece,
+        offset,
+        length,
+    }
+}
+
+/// A connection where we have nothing and the peer has everything; it
+/// advertised `reqq` if given and unchoked us if `unchoked`; we are
+/// interested. Actions drained.
+fn leeching_with(cfg: PeerConfig, fast: bool, reqq: Option<u32>, unchoked: bool) -> PeerConnection {
+    let mut c = conn_with(Direction::Outgoing, cfg, PieceBits::none(3));
+    assert_eq!(c.receive(T0, &handshake(fast, true)), Ok(68));
+    let mut input = if fast {
+        wire(Message::HaveAll)
+    } else {
+        wire(Message::Bitfield(PieceBits::all(3).as_bytes()))
+    };
+    if let Some(reqq) = reqq {
+        let payload = ExtensionHandshake {
+            reqq: Some(reqq),
+            ..ExtensionHandshake::default()
+        }
+        .encode();
+        input.extend(wire(Message::Extended {
+            id: 0,
+            payload: &payload,
+        }));
+    }
+    if unchoked {
+        input.extend(wire(Message::Unchoke));
+    }
+    assert_eq!(c.receive(T0, &input), Ok(input.len()));
+    c.set_interested(T0, true);
+    drain(&mut c);
+    c
+}
+
+fn leeching(fast: bool) -> PeerConnection {
+    leeching_with(PeerConfig::default(), fast, None, true)
+}
+
+#[test]
+fn request_is_sent_encoded_and_outstanding() {
+    let mut c = leeching(true);
+    assert_eq!(c.request_slots_free(), 250);
+    let sent = c.counters().bytes_sent;
+    assert!(c.request(T0, 1, B, B));
+    assert_eq!(c.counters().bytes_sent, sent + 17);
+    assert_eq!(c.requests_outstanding(), 1);
+    assert_eq!(c.request_slots_free(), 249);
+    let a = drain(&mut c);
+    let msg = SendMessage::Request {
+        piece: 1,
+        offset: B,
+        length: B,
+    };
+    assert_eq!(a, vec![Action::Send(msg)]);
+    let mut out = Vec::new();
+    c.write_message(&msg, &mut out);
+    assert_eq!(out, request(1, B, B));
+    let cancel = SendMessage::Cancel {
+        piece: 1,
+        offset: B,
+        length: B,
+    };
+    let mut out = Vec::new();
+    c.write_message(&cancel, &mut out);
+    assert_eq!(
+        out,
+        wire(Message::Cancel {
+            piece: 1,
+            offset: B,
+            length: B
+        })
+    );
+    assert!(c.peer_has(2));
+    assert!(!c.peer_has(3));
+}
+
+#[test]
+fn request_refusals() {
+    // Not established.
+    let mut c = conn_with(
+        Direction::Outgoing,
+        PeerConfig::default(),
+        PieceBits::none(3),
+    );
+    drain(&mut c);
+    assert!(!c.request(T0, 0, 0, B));
+    assert!(drain(&mut c).is_empty());
+    // Choked.
+    let mut c = leeching_with(PeerConfig::default(), true, None, false);
+    assert!(!c.request(T0, 0, 0, B));
+    // Not interested.
+    let mut c = leeching(true);
+    c.set_interested(T0, false);
+    drain(&mut c);
+    assert!(!c.request(T0, 0, 0, B));
+    c.set_interested(T0, true);
+    drain(&mut c);
+    // Out of range: no such piece, past the piece's end, empty, too large.
+    assert!(!c.request(T0, 3, 0, B));
+    assert!(!c.request(T0, 2, B, B));
+    assert!(!c.request(T0, 0, 0, 0));
+    assert!(!c.request(T0, 0, 0, 2 * B));
+    assert!(drain(&mut c).is_empty());
+    // Duplicate.
+    assert!(c.request(T0, 0, 0, B));
+    assert!(!c.request(T0, 0, 0, B));
+    assert_eq!(drain(&mut c).len(), 1);
+    assert_eq!(c.requests_outstanding(), 1);
+    // Piece the peer lacks.
+    let mut c = conn_with(
+        Direction::Outgoing,
+        PeerConfig::default(),
+        PieceBits::none(3),
+    );
+    c.receive(T0, &handshake(true, false)).unwrap();
+    let mut input = wire(Message::HaveNone);
+    input.extend(wire(Message::Unchoke));
+    c.receive(T0, &input).unwrap();
+    c.set_interested(T0, true);
+    drain(&mut c);
+    assert!(!c.request(T0, 0, 0, B));
+    // Closed.
+    let mut c = leeching(true);
+    assert!(c.receive(T0, &wire(Message::Have { piece: 9 })).is_err());
+    assert!(!c.request(T0, 0, 0, B));
+    assert_eq!(c.request_slots_free(), 250);
+}
+
+#[test]
+fn request_slots_follow_config_and_peer_reqq() {
+    let cfg = PeerConfig {
+        requests_out_max: 2,
+        ..PeerConfig::default()
+    };
+    let mut c = leeching_with(cfg.clone(), true, None, true);
+    assert!(c.request(T0, 0, 0, B));
+    assert!(c.request(T0, 0, B, B));
+    assert_eq!(c.request_slots_free(), 0);
+    assert!(!c.request(T0, 1, 0, B));
+    assert_eq!(c.requests_outstanding(), 2);
+    // The peer's reqq caps it lower.
+    let mut c = leeching_with(PeerConfig::default(), true, Some(1), true);
+    assert_eq!(c.request_slots_free(), 1);
+    assert!(c.request(T0, 0, 0, B));
+    assert!(!c.request(T0, 0, B, B));
+    // A reqq of 0 counts as 1; a larger reqq leaves our own limit.
+    let c = leeching_with(PeerConfig::default(), true, Some(0), true);
+    assert_eq!(c.request_slots_free(), 1);
+    let c = leeching_with(cfg, true, Some(500), true);
+    assert_eq!(c.request_slots_free(), 2);
+}
+
+#[test]
+fn block_received_data_at_within_one_call() {
+    let mut c = leeching(false);
+    assert!(c.request(T0, 0, 0, B));
+    assert!(c.request(T0, 2, 0, 14464));
+    drain(&mut c);
+    let b0 = vec![0xaa; B as usize];
+    let b1 = vec![0xbb; 14464];
+    let mut input = wire(Message::KeepAlive);
+    input.extend(piece_msg(0, 0, &b0));
+    let second = input.len();
+    input.extend(piece_msg(2, 0, &b1));
+    assert_eq!(c.receive(secs(1), &input), Ok(input.len()));
+    let a = drain(&mut c);
+    assert_eq!(
+        a,
+        vec![
+            Action::BlockReceived {
+                piece: 0,
+                offset: 0,
+                length: B,
+                data_at: 4 + 13,
+            },
+            Action::BlockReceived {
+                piece: 2,
+                offset: 0,
+                length: 14464,
+                data_at: (second + 13) as u32,
+            },
+        ]
+    );
+    for action in a {
+        let Action::BlockReceived {
+            length, data_at, ..
+        } = action
+        else {
+            continue;
+        };
+        let data = &input[data_at as usize..(data_at + length) as usize];
+        assert!(data.iter().all(|&x| x == data[0]) && (data[0] == 0xaa || data[0] == 0xbb));
+    }
+    assert_eq!(c.requests_outstanding(), 0);
+    assert_eq!(c.last_block_received(), secs(1));
+    assert_eq!(c.counters().blocks_received, 2);
+    assert_eq!(c.counters().block_bytes_received, u64::from(B) + 14464);
+    assert_eq!(c.counters().blocks_unrequested, 0);
+}
+
+#[test]
+fn block_received_data_at_when_split_across_calls() {
+    let mut c = leeching(true);
+    assert!(c.request(T0, 1, 0, 100));
+    drain(&mut c);
+    let block: Vec<u8> = (0..100u8).collect();
+    let mut input = wire(Message::Have { piece: 0 });
+    let start = input.len();
+    input.extend(piece_msg(1, 0, &block));
+    // First call: the have and half of the piece message.
+    let cut = start + 50;
+    assert_eq!(c.receive(T0, &input[..cut]), Ok(start));
+    assert!(drain(&mut c).is_empty());
+    // Second call: the engine kept the unconsumed rest and appended more.
+    let rest = &input[start..];
+    assert_eq!(c.receive(T0, rest), Ok(rest.len()));
+    let a = drain(&mut c);
+    assert_eq!(
+        a,
+        vec![Action::BlockReceived {
+            piece: 1,
+            offset: 0,
+            length: 100,
+            data_at: 13,
+        }]
+    );
+    assert_eq!(rest.get(13..113), Some(&block[..]));
+}
+
+#[test]
+fn unrequested_or_cancelled_blocks_are_counted_and_ignored() {
+    let mut c = leeching(true);
+    assert!(c.request(T0, 0, 0, B));
+    drain(&mut c);
+    assert!(c.cancel_request(T0, 0, 0, B));
+    assert_eq!(
+        drain(&mut c),
+        vec![Action::Send(SendMessage::Cancel {
+            piece: 0,
+            offset: 0,
+            length: B
+        })]
+    );
+    assert!(!c.cancel_request(T0, 0, 0, B));
+    assert!(drain(&mut c).is_empty());
+    let mut input = piece_msg(0, 0, &[0; B as usize]);
+    input.extend(piece_msg(1, 0, &[0; 10]));
+    assert_eq!(c.receive(T0, &input), Ok(input.len()));
+    assert!(drain(&mut c).is_empty());
+    assert_eq!(c.counters().blocks_unrequested, 2);
+    assert_eq!(c.counters().blocks_received, 2);
+    assert_eq!(c.counters().block_bytes_received, u64::from(B) + 10);
+    // A length mismatch is not the requested block either.
+    assert!(c.request(T0, 0, 0, B));
+    drain(&mut c);
+    c.receive(T0, &piece_msg(0, 0, &[0; 10])).unwrap();
+    assert!(drain(&mut c).is_empty());
+    assert_eq!(c.requests_outstanding(), 1);
+    assert_eq!(c.counters().blocks_unrequested, 3);
+}
+
+#[test]
+fn piece_message_out_of_range_is_an_error() {
+    let mut c = leeching(true);
+    assert_eq!(
+        c.receive(T0, &piece_msg(3, 0, &[0; 4])),
+        Err(PeerError::PieceOutOfRange {
+            message: "piece",
+            piece: 3,
+            pieces: 3
+        })
+    );
+    assert!(c.is_closed());
+    let mut c = leeching(true);
+    assert!(matches!(
+        c.receive(T0, &piece_msg(2, 14460, &[0; 8])),
+        Err(PeerError::BlockOutOfPiece {
+            piece: 2,
+            offset: 14460,
+            length: 8,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn choke_without_fast_drops_every_outstanding_request() {
+    let mut c = leeching(false);
+    assert!(c.request(T0, 0, 0, B));
+    assert!(c.request(T0, 0, B, B));
+    drain(&mut c);
+    let mut input = wire(Message::Choke);
+    input.extend(wire(Message::Choke));
+    c.receive(T0, &input).unwrap();
+    assert_eq!(
+        drain(&mut c),
+        vec![Action::PeerChoked, dropped(0, 0, B), dropped(0, B, B)]
+    );
+    assert_eq!(c.requests_outstanding(), 0);
+    assert!(c.peer_choking());
+    assert!(!c.request(T0, 0, 0, B));
+    // Unchoke: once per change.
+    let mut input = wire(Message::Unchoke);
+    input.extend(wire(Message::Unchoke));
+    c.receive(T0, &input).unwrap();
+    assert_eq!(drain(&mut c), vec![Action::PeerUnchoked]);
+    assert!(c.request(T0, 0, 0, B));
+}
+
+#[test]
+fn choke_with_fast_keeps_requests_and_reject_drops_one() {
+    let mut c = leeching(true);
+    assert!(c.request(T0, 0, 0, B));
+    assert!(c.request(T0, 0, B, B));
+    drain(&mut c);
+    c.receive(T0, &wire(Message::Choke)).unwrap();
+    assert_eq!(drain(&mut c), vec![Action::PeerChoked]);
+    assert_eq!(c.requests_outstanding(), 2);
+    let reject = |piece, offset, length| {
+        wire(Message::RejectRequest {
+            piece,
+            offset,
+            length,
+        })
+    };
+    let mut input = reject(0, B, B);
+    input.extend(reject(0, B, B));
+    input.extend(reject(1, 0, B));
+    c.receive(T0, &input).unwrap();
+    assert_eq!(drain(&mut c), vec![dropped(0, B, B)]);
+    assert_eq!(c.requests_outstanding(), 1);
+    // The kept request is still answered after an unchoke.
+    c.receive(T0, &wire(Message::Unchoke)).unwrap();
+    c.receive(T0, &piece_msg(0, 0, &[0; B as usize])).unwrap();
+    assert_eq!(
+        drain(&mut c),
+        vec![
+            Action::PeerUnchoked,
+            Action::BlockReceived {
+                piece: 0,
+                offset: 0,
+                length: B,
+                data_at: 13
+            }
+        ]
+    );
+}
+
+#[test]
+fn reject_without_fast_is_an_error() {
+    let mut c = leeching(false);
+    assert!(c.request(T0, 0, 0, B));
+    assert_eq!(
+        c.receive(
+            T0,
+            &wire(Message::RejectRequest {
+                piece: 0,
+                offset: 0,
+                length: B
+            })
+        ),
+        Err(PeerError::FastNotNegotiated {
+            message: "reject request"
+        })
+    );
+    assert_eq!(c.requests_outstanding(), 0);
+}
+
+#[test]
+fn not_interested_keeps_outstanding_requests() {
+    let mut c = leeching(true);
+    assert!(c.request(T0, 0, 0, B));
+    c.set_interested(T0, false);
+    assert_eq!(c.requests_outstanding(), 1);
+    drain(&mut c);
+    c.receive(T0, &piece_msg(0, 0, &[0; B as usize])).unwrap();
+    assert!(matches!(
+        drain(&mut c).as_slice(),
+        [Action::BlockReceived { .. }]
+    ));
+}
+
+#[test]
+fn request_timeout_drops_cancels_and_snubs() {
+    let mut c = leeching(true);
+    assert_eq!(c.next_timeout(), Some(secs(60)));
+    assert!(c.request(secs(10), 0, 0, B));
+    assert!(c.request(secs(12), 0, B, B));
+    drain(&mut c);
+    // Measured from the oldest request.
+    assert_eq!(c.next_timeout(), Some(secs(40)));
+    c.receive(secs(20), &wire(Message::KeepAlive)).unwrap();
+    c.on_timer(secs(39)).unwrap();
+    assert!(drain(&mut c).is_empty());
+    // A block moves the deadline to 30 s after it.
+    c.receive(secs(30), &piece_msg(0, 0, &[0; B as usize]))
+        .unwrap();
+    drain(&mut c);
+    assert_eq!(c.next_timeout(), Some(secs(60)));
+    assert!(c.request(secs(31), 1, 0, B));
+    drain(&mut c);
+    c.receive(secs(59), &wire(Message::KeepAlive)).unwrap();
+    c.on_timer(secs(60)).unwrap();
+    assert!(c.is_snubbed());
+    assert!(!c.is_closed());
+    let cancel = |piece, offset| {
+        Action::Send(SendMessage::Cancel {
+            piece,
+            offset,
+            length: B,
+        })
+    };
+    assert_eq!(
+        drain(&mut c),
+        vec![
+            cancel(0, B),
+            dropped(0, B, B),
+            cancel(1, 0),
+            dropped(1, 0, B)
+        ]
+    );
+    assert_eq!(c.requests_outstanding(), 0);
+    assert_eq!(c.next_timeout(), Some(secs(120)));
+    // Still snubbed until a requested block arrives; late ones do not count.
+    c.receive(secs(61), &piece_msg(1, 0, &[0; B as usize]))
+        .unwrap();
+    assert!(c.is_snubbed());
+    assert!(c.request(secs(62), 1, B, B));
+    c.receive(secs(63), &piece_msg(1, B, &[0; B as usize]))
+        .unwrap();
+    assert!(!c.is_snubbed());
+    assert_eq!(c.last_block_received(), secs(63));
+}
+
+#[test]
+fn large_bursts_stay_bounded_by_backpressure() {
+    let cfg = PeerConfig {
+        actions_max: 8,
+        requests_out_max: 100,
+        ..PeerConfig::default()
+    };
+    let mut c = leeching_with(cfg, false, None, true);
+    let mut n = 0;
+    for piece in 0..2 {
+        for offset in (0..32768).step_by(512) {
+            n += u32::from(c.request(T0, piece, offset, 512));
+        }
+    }
+    assert_eq!(n, 100);
+    drain(&mut c);
+    // A choke then many answers: the choke alone may exceed actions_max,
+    // and nothing after it is decoded until the engine drains.
+    let mut input = wire(Message::Choke);
+    for _ in 0..200 {
+        input.extend(wire(Message::Unchoke));
+        input.extend(wire(Message::Choke));
+    }
+    let mut rounds = 0;
+    let mut pos = 0;
+    let mut most = 0;
+    while pos < input.len() && rounds < 1000 {
+        let n = c.receive(T0, &input[pos..]).unwrap();
+        pos += n;
+        let a = drain(&mut c);
+        most = most.max(a.len());
+        rounds += 1;
+    }
+    assert_eq!(pos, input.len());
+    assert_eq!(most, 101);
 }

@@ -58,8 +58,8 @@ impl Default for SessionConfig {
             loop_config: LoopConfig {
                 ring_entries: 1024,
                 ops_in_flight_max: 8192,
-                buffers: 4096,
-                buffer_bytes: 16 * 1024,
+                buffers: 1024,
+                buffer_bytes: 64 * 1024,
             },
             pin: true,
         }

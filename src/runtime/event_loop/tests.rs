@@ -167,6 +167,78 @@ fn send_with_header_delivers_header_and_block() {
 }
 
 #[test]
+fn send_blocks_sends_several_piece_messages_and_skips_what_went_out() {
+    let mut ev = small_loop();
+    let (client, mut server) = pair();
+    let buf = acquire(&mut ev);
+    let size = ev.buffer_pool().buffer_bytes();
+    for (i, b) in ev
+        .buffers()
+        .get_mut(buf)
+        .unwrap_or_else(|| panic!("buffer"))
+        .iter_mut()
+        .enumerate()
+    {
+        *b = (i % 253) as u8;
+    }
+    let third = size / 3;
+    let segs: Vec<BlockSegment> = (0..3)
+        .map(|i| BlockSegment {
+            header: [i as u8 + 1; HEADER_BYTES],
+            start: i * third,
+            len: third - 7,
+        })
+        .collect();
+    let expected: Vec<u8> = segs
+        .iter()
+        .flat_map(|s| {
+            let block =
+                ev.buffer_pool().get(buf).unwrap_or_default()[s.start..s.start + s.len].to_vec();
+            s.header.iter().copied().chain(block)
+        })
+        .collect();
+    for skip in [0, 5, HEADER_BYTES + 100] {
+        let op = ev
+            .send_blocks(client.as_raw_fd(), buf, &segs, skip)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut seen = Vec::new();
+        let c = wait_for(&mut ev, op, &mut seen);
+        assert_eq!(c.kind, OpKind::SendBlocks);
+        assert_eq!(c.result, Ok((expected.len() - skip) as u32));
+        let mut got = vec![0u8; expected.len() - skip];
+        server
+            .read_exact(&mut got)
+            .unwrap_or_else(|e| panic!("read: {e}"));
+        assert_eq!(got, expected[skip..], "skip {skip}");
+    }
+    // Refusals: no segment, too many, past the buffer, skipping everything.
+    let fd = client.as_raw_fd();
+    assert!(matches!(
+        ev.send_blocks(fd, buf, &[], 0),
+        Err(LoopError::Segments { count: 0, .. })
+    ));
+    let five = vec![segs[0]; SEND_BLOCKS_MAX + 1];
+    assert!(matches!(
+        ev.send_blocks(fd, buf, &five, 0),
+        Err(LoopError::Segments { .. })
+    ));
+    let past = BlockSegment {
+        header: [0; HEADER_BYTES],
+        start: size - 10,
+        len: 11,
+    };
+    assert!(matches!(
+        ev.send_blocks(fd, buf, &[past], 0),
+        Err(LoopError::Range { .. })
+    ));
+    assert!(matches!(
+        ev.send_blocks(fd, buf, &segs[..1], HEADER_BYTES + third - 7),
+        Err(LoopError::Length { .. })
+    ));
+    assert_eq!(ev.buffer_pool().state(buf).ok(), Some(BufferState::Held));
+}
+
+#[test]
 fn reads_a_file_at_an_offset() {
     let mut ev = small_loop();
     let mut file = tempfile::tempfile().unwrap_or_else(|e| panic!("{e}"));

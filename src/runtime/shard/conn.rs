@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::engine::PeerId;
-use crate::runtime::event_loop::{BufferId, OpId, HEADER_BYTES};
+use crate::runtime::event_loop::{BlockSegment, BufferId, OpId, HEADER_BYTES, SEND_BLOCKS_MAX};
 
 /// Names one connection of a shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,18 +35,37 @@ pub enum ConnState {
 pub enum OutItem {
     /// Control messages, encoded.
     Bytes(Vec<u8>),
-    /// A piece message: header, then the block in a pool buffer.
-    Block {
-        header: [u8; HEADER_BYTES],
-        buffer: BufferId,
-        len: usize,
-    },
-    /// The rest of a block after a short send.
-    Range {
-        buffer: BufferId,
-        start: usize,
-        len: usize,
-    },
+    /// Up to `SEND_BLOCKS_MAX` piece messages whose blocks lie in one pool
+    /// buffer (a coalesced read), the first `skip` bytes already sent.
+    Blocks(BlocksOut),
+}
+
+/// Piece messages to send from one buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct BlocksOut {
+    pub buffer: BufferId,
+    pub segs: [BlockSegment; SEND_BLOCKS_MAX],
+    pub n: usize,
+    pub skip: usize,
+}
+
+impl BlocksOut {
+    /// Bytes of the whole sequence, headers included.
+    pub fn total(&self) -> usize {
+        self.segs[..self.n]
+            .iter()
+            .map(|s| HEADER_BYTES + s.len)
+            .sum()
+    }
+}
+
+/// The send in flight on a connection.
+#[derive(Debug, Clone, Copy)]
+pub enum Sending {
+    /// Control bytes copied into the op's buffer.
+    Bytes { len: usize },
+    /// Piece messages.
+    Blocks(BlocksOut),
 }
 
 /// One connection's IO state.
@@ -59,9 +78,8 @@ pub struct Conn {
     pub inbuf: Vec<u8>,
     pub recv_op: Option<OpId>,
     pub send_op: Option<OpId>,
-    /// The send in flight: where it starts in its buffer, its length
-    /// (header included) and its header, for short counts.
-    pub sending: (usize, usize, Option<[u8; HEADER_BYTES]>),
+    /// What the send in flight carries, for short counts and accounting.
+    pub sending: Option<Sending>,
     pub out: VecDeque<OutItem>,
     /// Ops in flight that name this connection (recv, send, reads).
     pub ops: u32,
@@ -136,7 +154,7 @@ impl Conns {
                 inbuf: Vec::new(),
                 recv_op: None,
                 send_op: None,
-                sending: (0, 0, None),
+                sending: None,
                 out: VecDeque::new(),
                 ops: 0,
                 since,

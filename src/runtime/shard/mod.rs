@@ -33,12 +33,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use self::conn::{ConnId, ConnState, Conns, OutItem};
+use self::conn::{BlocksOut, ConnId, ConnState, Conns, OutItem, Sending};
 use crate::engine::{Output, PeerId, Torrent, TorrentStats};
 use crate::info_hash::InfoHash;
 use crate::peer::Direction;
 use crate::runtime::disk::TorrentStorage;
-use crate::runtime::event_loop::{BufferId, Completion, EventLoop, LoopConfig, LoopError, OpId};
+use crate::runtime::event_loop::{
+    BlockSegment, BufferId, Completion, EventLoop, LoopConfig, LoopError, OpId, HEADER_BYTES,
+    SEND_BLOCKS_MAX,
+};
 use crate::runtime::sockets::{self, BindOptions};
 use crate::runtime::tracker_worker::{TrackerHandle, TrackerJob, TrackerReply};
 use crate::runtime::waker::{Waker, WakerHandle};
@@ -149,13 +152,8 @@ enum OpCtx {
         conn: ConnId,
     },
     Read {
-        conn: ConnId,
-        torrent: usize,
-        peer: PeerId,
-        piece: u32,
-        offset: u32,
-        length: u32,
-        /// Bytes of the block read so far.
+        job: ReadJob,
+        /// Bytes of the run read so far.
         done: u32,
     },
     Write {
@@ -175,14 +173,34 @@ struct PendingWrite {
     failed: bool,
 }
 
+/// A read of up to `SEND_BLOCKS_MAX` adjacent blocks one peer asked for,
+/// into one buffer.
 #[derive(Debug, Clone, Copy)]
-struct DeferredRead {
+struct ReadJob {
     conn: ConnId,
     torrent: usize,
     peer: PeerId,
     piece: u32,
+    /// Offset of the first block in the piece.
     offset: u32,
-    length: u32,
+    /// Lengths of the blocks, in order.
+    lens: [u32; SEND_BLOCKS_MAX],
+    n: usize,
+}
+
+impl ReadJob {
+    fn total(&self) -> u32 {
+        self.lens[..self.n].iter().sum()
+    }
+
+    /// Offset in the piece and length of each block.
+    fn blocks(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.lens[..self.n].iter().scan(self.offset, |at, &len| {
+            let b = (*at, len);
+            *at += len;
+            Some(b)
+        })
+    }
 }
 
 /// One shard's state.
@@ -208,7 +226,7 @@ struct Shard {
     bind: BindOptions,
     ops: HashMap<u64, OpCtx>,
     writes: HashMap<(usize, u32), PendingWrite>,
-    deferred_reads: VecDeque<DeferredRead>,
+    deferred_reads: VecDeque<ReadJob>,
     deferred_recv: VecDeque<ConnId>,
     deferred_send: VecDeque<ConnId>,
     epoch: Instant,
@@ -497,15 +515,7 @@ impl Shard {
             OpCtx::Recv { conn } => self.on_recv(conn, c),
             OpCtx::Send { conn } => self.on_send(conn, c),
             OpCtx::Connect { conn } => self.on_connect(conn, c),
-            OpCtx::Read {
-                conn,
-                torrent,
-                peer,
-                piece,
-                offset,
-                length,
-                done,
-            } => self.on_read(c, conn, torrent, peer, piece, offset, length, done),
+            OpCtx::Read { job, done } => self.on_read(c, job, done),
             OpCtx::Write {
                 torrent,
                 piece,
@@ -794,6 +804,7 @@ impl Shard {
     // ---- outputs ----
 
     fn pump(&mut self, t: usize) {
+        let mut reads: Vec<(PeerId, u32, u32, u32)> = Vec::new();
         while let Some(out) = self
             .torrents
             .get_mut(t)
@@ -818,19 +829,7 @@ impl Shard {
                     piece,
                     offset,
                     length,
-                } => {
-                    let Some(&conn) = self.conn_of[t].get(&peer) else {
-                        continue;
-                    };
-                    self.start_read(DeferredRead {
-                        conn,
-                        torrent: t,
-                        peer,
-                        piece,
-                        offset,
-                        length,
-                    });
-                }
+                } => reads.push((peer, piece, offset, length)),
                 Output::WritePiece { piece, data } => self.start_write(t, piece, data),
                 Output::Connect { addr } => self.start_connect(t, addr),
                 Output::Close { peer, addr, reason } => {
@@ -868,6 +867,50 @@ impl Shard {
                     let _ = self.events.send(SessionEvent::Finished { info_hash });
                 }
             }
+        }
+        if !reads.is_empty() {
+            self.start_reads(t, &reads);
+        }
+    }
+
+    /// Starts the reads a pump collected, adjacent blocks of one peer
+    /// coalesced (up to `SEND_BLOCKS_MAX`, within one buffer).
+    fn start_reads(&mut self, t: usize, reads: &[(PeerId, u32, u32, u32)]) {
+        let room = self.ev.buffer_pool().buffer_bytes() as u32;
+        let mut job: Option<ReadJob> = None;
+        for &(peer, piece, offset, length) in reads {
+            if let Some(j) = job.as_mut() {
+                let adjacent = j.peer == peer
+                    && j.piece == piece
+                    && j.offset + j.total() == offset
+                    && j.n < SEND_BLOCKS_MAX
+                    && j.total() + length <= room;
+                if adjacent {
+                    j.lens[j.n] = length;
+                    j.n += 1;
+                    continue;
+                }
+            }
+            if let Some(j) = job.take() {
+                self.start_read(j);
+            }
+            let Some(&conn) = self.conn_of[t].get(&peer) else {
+                continue;
+            };
+            let mut lens = [0; SEND_BLOCKS_MAX];
+            lens[0] = length;
+            job = Some(ReadJob {
+                conn,
+                torrent: t,
+                peer,
+                piece,
+                offset,
+                lens,
+                n: 1,
+            });
+        }
+        if let Some(j) = job {
+            self.start_read(j);
         }
     }
 
@@ -989,8 +1032,8 @@ impl Shard {
         let items: Vec<OutItem> = conn.out.drain(..).collect();
         for item in items {
             match item {
-                OutItem::Block { buffer, .. } | OutItem::Range { buffer, .. } => {
-                    let _ = self.ev.buffers().release(buffer);
+                OutItem::Blocks(b) => {
+                    let _ = self.ev.buffers().release(b.buffer);
                 }
                 OutItem::Bytes(_) => {}
             }
@@ -1024,8 +1067,7 @@ impl Shard {
         let Some(item) = conn.out.pop_front() else {
             return;
         };
-        let extent: (usize, usize, Option<[u8; 13]>);
-        let result = match item {
+        let (result, sending, buffer) = match item {
             OutItem::Bytes(mut bytes) => {
                 let Some(buffer) = self.ev.buffers().acquire() else {
                     if let Some(c) = self.conns.get_mut(id) {
@@ -1044,136 +1086,130 @@ impl Shard {
                         c.out.push_front(OutItem::Bytes(bytes));
                     }
                 }
-                extent = (0, n, None);
-                self.queue(OpCtx::Send { conn: id }, |ev| ev.send(fd, buffer, n))
-                    .map_err(|e| (e, Some(buffer)))
+                let r = self.queue(OpCtx::Send { conn: id }, |ev| ev.send(fd, buffer, n));
+                (r, Sending::Bytes { len: n }, buffer)
             }
-            OutItem::Block {
-                header,
-                buffer,
-                len,
-            } => {
-                extent = (0, len + header.len(), Some(header));
-                self.queue(OpCtx::Send { conn: id }, |ev| {
-                    ev.send_with_header(fd, header, buffer, len)
-                })
-                .map_err(|e| (e, Some(buffer)))
-            }
-            OutItem::Range { buffer, start, len } => {
-                extent = (start, len, None);
-                self.queue(OpCtx::Send { conn: id }, |ev| {
-                    ev.send_range(fd, buffer, start, len)
-                })
-                .map_err(|e| (e, Some(buffer)))
+            OutItem::Blocks(b) => {
+                let r = self.queue(OpCtx::Send { conn: id }, |ev| {
+                    ev.send_blocks(fd, b.buffer, &b.segs[..b.n], b.skip)
+                });
+                (r, Sending::Blocks(b), b.buffer)
             }
         };
         match result {
             Ok(op) => {
                 if let Some(c) = self.conns.get_mut(id) {
                     c.send_op = Some(op);
-                    c.sending = extent;
+                    c.sending = Some(sending);
                     c.ops += 1;
                 }
             }
-            Err((_, buffer)) => {
-                if let Some(b) = buffer {
-                    let _ = self.ev.buffers().release(b);
-                }
+            Err(_) => {
+                let _ = self.ev.buffers().release(buffer);
                 self.drop_conn(id, true);
             }
         }
     }
 
     fn on_send(&mut self, id: ConnId, c: Completion) {
-        let Some(conn) = self.conns.get_mut(id) else {
+        let release = |s: &mut Shard| {
             if let Some(b) = c.buffer {
-                let _ = self.ev.buffers().release(b);
+                let _ = s.ev.buffers().release(b);
             }
+        };
+        let Some(conn) = self.conns.get_mut(id) else {
+            release(self);
             return;
         };
         conn.send_op = None;
         conn.ops = conn.ops.saturating_sub(1);
-        let closing = conn.state == ConnState::Closing;
-        let (start, total, header) = conn.sending;
-        let sent = match c.result {
-            Ok(n) if !closing => n as usize,
+        let sending = conn.sending.take();
+        let state = conn.state;
+        let sent = match (c.result, state) {
+            (Ok(n), ConnState::Peer { .. }) => n as usize,
+            (_, ConnState::Closing) => {
+                release(self);
+                self.maybe_reap(id);
+                return;
+            }
             _ => {
-                if let Some(b) = c.buffer {
-                    let _ = self.ev.buffers().release(b);
-                }
-                if closing {
-                    self.maybe_reap(id);
-                } else {
-                    self.drop_conn(id, true);
-                }
+                release(self);
+                self.drop_conn(id, true);
                 return;
             }
         };
-        // A short send: queue the rest first.
-        let Some(buffer) = c.buffer else { return };
-        if sent < total {
-            let conn = match self.conns.get_mut(id) {
-                Some(c) => c,
-                None => return,
-            };
-            if let Some(h) = header {
-                if sent < h.len() {
-                    conn.out.push_front(OutItem::Range {
-                        buffer,
-                        start: 0,
-                        len: total - h.len(),
-                    });
-                    conn.out.push_front(OutItem::Bytes(h[sent..].to_vec()));
-                } else {
-                    conn.out.push_front(OutItem::Range {
-                        buffer,
-                        start: sent - h.len(),
-                        len: total - sent,
-                    });
+        let ConnState::Peer { torrent, peer } = state else {
+            return;
+        };
+        match sending {
+            Some(Sending::Bytes { len }) if sent < len => {
+                // A short send: the rest goes first next time.
+                let rest = c
+                    .buffer
+                    .and_then(|b| self.ev.buffer_pool().get(b))
+                    .and_then(|b| b.get(sent..len))
+                    .map(<[u8]>::to_vec)
+                    .unwrap_or_default();
+                if let Some(conn) = self.conns.get_mut(id) {
+                    conn.out.push_front(OutItem::Bytes(rest));
                 }
-            } else {
-                conn.out.push_front(OutItem::Range {
-                    buffer,
-                    start: start + sent,
-                    len: total - sent,
-                });
+                release(self);
             }
-        } else {
-            let _ = self.ev.buffers().release(buffer);
+            Some(Sending::Blocks(mut b)) if b.skip + sent < b.total() => {
+                b.skip += sent;
+                if let Some(conn) = self.conns.get_mut(id) {
+                    conn.out.push_front(OutItem::Blocks(b));
+                }
+            }
+            Some(Sending::Blocks(b)) => {
+                release(self);
+                let now = self.now();
+                if let Some(t) = self.torrents.get_mut(torrent) {
+                    t.torrent.on_blocks_sent(now, peer, b.n as u32);
+                }
+                self.pump(torrent);
+            }
+            _ => release(self),
         }
         self.try_send(id);
     }
 
     // ---- disk ----
 
-    fn start_read(&mut self, r: DeferredRead) {
+    fn start_read(&mut self, job: ReadJob) {
         let Some(buffer) = self.ev.buffers().acquire() else {
-            self.deferred_reads.push_back(r);
+            self.deferred_reads.push_back(job);
             return;
         };
-        self.read_span(r, buffer, 0);
+        self.read_span(job, buffer, 0);
     }
 
-    /// Reads the next file run of a block into `buffer` from byte `done` on.
-    fn read_span(&mut self, r: DeferredRead, buffer: BufferId, done: u32) {
+    fn read_failed(&mut self, job: ReadJob, buffer: BufferId) {
+        let _ = self.ev.buffers().release(buffer);
         let now = self.now();
-        let span = self.torrents.get(r.torrent).and_then(|t| {
+        if let Some(t) = self.torrents.get_mut(job.torrent) {
+            for (offset, len) in job.blocks() {
+                t.torrent
+                    .on_block_read_failed(now, job.peer, job.piece, offset, len);
+            }
+        }
+        self.pump(job.torrent);
+        self.maybe_reap(job.conn);
+    }
+
+    /// Reads the next file run of the job's bytes into `buffer`, from byte
+    /// `done` of the run on.
+    fn read_span(&mut self, job: ReadJob, buffer: BufferId, done: u32) {
+        let total = job.total();
+        let span = self.torrents.get(job.torrent).and_then(|t| {
             t.storage
-                .block_spans(r.piece, r.offset + done, r.length - done)
+                .block_spans(job.piece, job.offset + done, total - done)
                 .ok()
                 .and_then(|s| s.first().copied())
                 .map(|s| (s, t.storage.fd(s.file_index)))
         });
-        let fail = |s: &mut Shard, buffer: BufferId| {
-            let _ = s.ev.buffers().release(buffer);
-            if let Some(t) = s.torrents.get_mut(r.torrent) {
-                t.torrent
-                    .on_block_read_failed(now, r.peer, r.piece, r.offset, r.length);
-            }
-            s.pump(r.torrent);
-        };
         let Some((span, fd)) = span else {
-            fail(self, buffer);
+            self.read_failed(job, buffer);
             return;
         };
         let FileSpan {
@@ -1185,114 +1221,96 @@ impl Shard {
         let start = done as usize;
         let len = length as usize;
         if pad || fd.is_none() {
-            if let Some(dst) = self.ev.buffers().get_mut(buffer) {
-                if let Some(d) = dst.get_mut(start..start + len) {
-                    d.fill(0);
-                }
+            if let Some(d) = self
+                .ev
+                .buffers()
+                .get_mut(buffer)
+                .and_then(|b| b.get_mut(start..start + len))
+            {
+                d.fill(0);
             }
             let next = done + length as u32;
-            if next >= r.length {
-                self.block_ready(r, buffer);
+            if next >= total {
+                self.blocks_ready(job, buffer);
             } else {
-                self.read_span(r, buffer, next);
+                self.read_span(job, buffer, next);
             }
             return;
         }
         let Some(fd) = fd else { return };
-        let ctx = OpCtx::Read {
-            conn: r.conn,
-            torrent: r.torrent,
-            peer: r.peer,
-            piece: r.piece,
-            offset: r.offset,
-            length: r.length,
-            done,
-        };
+        let ctx = OpCtx::Read { job, done };
         match self.queue(ctx, |ev| {
             ev.read_at_range(fd, buffer, start, len, file_offset)
         }) {
             Ok(_) => {
-                if let Some(c) = self.conns.get_mut(r.conn) {
+                if let Some(c) = self.conns.get_mut(job.conn) {
                     c.ops += 1;
                 }
             }
-            Err(_) => fail(self, buffer),
+            Err(_) => self.read_failed(job, buffer),
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn on_read(
-        &mut self,
-        c: Completion,
-        conn: ConnId,
-        torrent: usize,
-        peer: PeerId,
-        piece: u32,
-        offset: u32,
-        length: u32,
-        done: u32,
-    ) {
-        if let Some(cn) = self.conns.get_mut(conn) {
+    fn on_read(&mut self, c: Completion, job: ReadJob, done: u32) {
+        if let Some(cn) = self.conns.get_mut(job.conn) {
             cn.ops = cn.ops.saturating_sub(1);
         }
         let Some(buffer) = c.buffer else { return };
-        let r = DeferredRead {
-            conn,
-            torrent,
-            peer,
-            piece,
-            offset,
-            length,
-        };
         let alive = self
             .conns
-            .get(conn)
+            .get(job.conn)
             .is_some_and(|cn| cn.state != ConnState::Closing);
         match c.result {
             Ok(n) if n > 0 && alive => {
                 let done = done + n;
-                if done >= length {
-                    self.block_ready(r, buffer);
+                if done >= job.total() {
+                    self.blocks_ready(job, buffer);
                 } else {
-                    self.read_span(r, buffer, done);
+                    self.read_span(job, buffer, done);
                 }
             }
-            _ => {
-                let _ = self.ev.buffers().release(buffer);
-                if alive {
-                    let now = self.now();
-                    if let Some(t) = self.torrents.get_mut(torrent) {
-                        t.torrent
-                            .on_block_read_failed(now, peer, piece, offset, length);
-                    }
-                    self.pump(torrent);
-                } else {
-                    self.maybe_reap(conn);
-                }
-            }
+            _ => self.read_failed(job, buffer),
         }
     }
 
-    fn block_ready(&mut self, r: DeferredRead, buffer: BufferId) {
+    /// The job's blocks are in `buffer`: queue those still wanted.
+    fn blocks_ready(&mut self, job: ReadJob, buffer: BufferId) {
         let now = self.now();
-        let header = self.torrents.get_mut(r.torrent).and_then(|t| {
-            t.torrent
-                .on_block_read(now, r.peer, r.piece, r.offset, r.length)
-        });
-        match (header, self.conns.get_mut(r.conn)) {
-            (Some(header), Some(c)) if c.state != ConnState::Closing => {
-                c.out.push_back(OutItem::Block {
-                    header,
-                    buffer,
-                    len: r.length as usize,
-                });
-                self.pump(r.torrent);
-                self.try_send(r.conn);
+        let mut out = BlocksOut {
+            buffer,
+            segs: [BlockSegment {
+                header: [0; HEADER_BYTES],
+                start: 0,
+                len: 0,
+            }; SEND_BLOCKS_MAX],
+            n: 0,
+            skip: 0,
+        };
+        if let Some(t) = self.torrents.get_mut(job.torrent) {
+            for (offset, len) in job.blocks() {
+                if let Some(header) = t
+                    .torrent
+                    .on_block_read(now, job.peer, job.piece, offset, len)
+                {
+                    out.segs[out.n] = BlockSegment {
+                        header,
+                        start: (offset - job.offset) as usize,
+                        len: len as usize,
+                    };
+                    out.n += 1;
+                }
+            }
+        }
+        match self.conns.get_mut(job.conn) {
+            Some(c) if c.state != ConnState::Closing && out.n > 0 => {
+                c.out.push_back(OutItem::Blocks(out));
+                self.pump(job.torrent);
+                self.try_send(job.conn);
             }
             _ => {
                 let _ = self.ev.buffers().release(buffer);
-                self.pump(r.torrent);
-                self.maybe_reap(r.conn);
+                self.pump(job.torrent);
+                self.maybe_reap(job.conn);
             }
         }
     }
