@@ -16,14 +16,13 @@
 mod common;
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::engine::{free_port, Daemon};
 use common::*;
 use ringseed::metainfo::Metainfo;
 use ringseed::wire::{Handshake, Limits, Message, MessageDecoder, HANDSHAKE_BYTES};
@@ -44,8 +43,6 @@ const PIECE_LENGTH: u64 = 32 * 1024;
 const BLOCK_BYTES: u32 = 16 * 1024;
 /// Bytes of each torrent's single file (several pieces, the last one short).
 const FILE_BYTES: usize = 150_001;
-/// Longest the seeder may take to check its data and start listening.
-const LISTEN_WAIT_MAX: Duration = Duration::from_secs(60);
 /// Longest a connect may take on loopback.
 const CONNECT_WAIT_MAX: Duration = Duration::from_secs(5);
 /// Longest the handshake reply may take.
@@ -56,167 +53,6 @@ const BLOCK_WAIT_MAX: Duration = Duration::from_secs(20);
 const EXIT_WAIT_MAX: Duration = Duration::from_secs(20);
 /// One read's timeout; every loop around it also checks its own deadline.
 const READ_SLICE: Duration = Duration::from_millis(200);
-/// Most bytes of the seeder's output kept for the failure message.
-const LOG_BYTES_MAX: usize = 8 << 20;
-/// How often a waiting loop polls.
-const POLL: Duration = Duration::from_millis(20);
-
-// ---------------------------------------------------------------------------
-// The seeder: a guard that captures stderr and kills by pid on drop.
-
-struct Daemon {
-    cmdline: String,
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-    stdout: Arc<Mutex<String>>,
-    status: Option<ExitStatus>,
-}
-
-fn pump<R: Read + Send + 'static>(pipe: Option<R>, sink: Arc<Mutex<String>>) {
-    let Some(pipe) = pipe else { return };
-    thread::spawn(move || {
-        let mut reader = BufReader::new(pipe);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
-                    if s.len() < LOG_BYTES_MAX {
-                        s.push_str(&String::from_utf8_lossy(&line));
-                        if !s.ends_with('\n') {
-                            s.push('\n');
-                        }
-                    }
-                }
-            }
-        }
-    });
-}
-
-impl Daemon {
-    fn spawn(args: &[OsString]) -> Daemon {
-        let mut cmd = Command::new(ringseed_bin());
-        cmd.args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let cmdline = format!("{cmd:?}");
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{cmdline}`: {e}"));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let stdout = Arc::new(Mutex::new(String::new()));
-        pump(child.stderr.take(), Arc::clone(&stderr));
-        pump(child.stdout.take(), Arc::clone(&stdout));
-        Daemon {
-            cmdline,
-            child,
-            stderr,
-            stdout,
-            status: None,
-        }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn describe(&self) -> String {
-        let out = self
-            .stdout
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        format!(
-            "=== ringseed seed ===\ncommand: {}\nexit: {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
-            self.cmdline,
-            self.status,
-            out,
-            self.stderr()
-        )
-    }
-
-    fn poll_exit(&mut self) -> Option<ExitStatus> {
-        if self.status.is_none() {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                self.status = Some(s);
-            }
-        }
-        self.status
-    }
-
-    /// Waits for `ringseed: listening on ADDR`; returns ADDR (or `fallback`
-    /// if the printed address does not parse).
-    fn wait_listening(&mut self, fallback: SocketAddr) -> SocketAddr {
-        let deadline = Instant::now() + LISTEN_WAIT_MAX;
-        loop {
-            let log = self.stderr();
-            if let Some(line) = log.lines().find(|l| l.contains("ringseed: listening on")) {
-                return line
-                    .split("listening on")
-                    .nth(1)
-                    .and_then(|rest| rest.split_whitespace().next())
-                    .and_then(|a| a.parse().ok())
-                    .unwrap_or(fallback);
-            }
-            if self.poll_exit().is_some() {
-                thread::sleep(Duration::from_millis(100));
-                panic!(
-                    "the seeder exited before printing `ringseed: listening on ADDR`\n{}",
-                    self.describe()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the seeder printed no `ringseed: listening on ADDR` within {LISTEN_WAIT_MAX:?}\n{}",
-                self.describe()
-            );
-            thread::sleep(POLL);
-        }
-    }
-
-    fn terminate(&mut self) -> Option<ExitStatus> {
-        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
-            // SAFETY: kill only sends a signal to our own child's pid.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-        }
-        let deadline = Instant::now() + EXIT_WAIT_MAX;
-        loop {
-            if let Some(s) = self.poll_exit() {
-                // Let the pumps read the last lines.
-                thread::sleep(Duration::from_millis(100));
-                return Some(s);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            thread::sleep(POLL);
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if self.poll_exit().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn free_port(ip: Ipv4Addr) -> u16 {
-    TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port on {ip}: {e}"))
-}
 
 // ---------------------------------------------------------------------------
 // A raw peer: handshake, interested, one request; every read bounded.
@@ -539,8 +375,8 @@ fn two_shards_serve_every_torrent_through_the_shared_port() {
         "--shards".into(),
         SHARDS.to_string().into(),
     ]);
-    let mut seeder = Daemon::spawn(&args);
-    let addr = seeder.wait_listening(listen);
+    let mut seeder = Daemon::spawn("seeder", &args);
+    let addr = seeder.wait_listening("ringseed", listen);
 
     let failures: Vec<String> = thread::scope(|s| {
         let handles: Vec<_> = torrents
@@ -569,7 +405,8 @@ fn two_shards_serve_every_torrent_through_the_shared_port() {
         seeder.describe()
     );
 
-    let status = seeder.terminate();
+    seeder.signal(libc::SIGTERM);
+    let status = seeder.wait_exit(EXIT_WAIT_MAX);
     assert!(
         status.is_some(),
         "the seeder did not exit within {EXIT_WAIT_MAX:?} of SIGTERM\n{}",

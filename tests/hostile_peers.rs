@@ -27,16 +27,16 @@
 
 mod common;
 
-use std::ffi::OsString;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::engine::{free_port, os, Daemon};
 use common::*;
 use ringseed::metainfo::Metainfo;
 use ringseed::wire::{Handshake, Limits, Message, MessageDecoder, HANDSHAKE_BYTES};
@@ -46,8 +46,6 @@ use ringseed::InfoHash;
 const PIECE_LENGTH: u64 = 32 * 1024;
 /// Bytes of one requested block.
 const BLOCK_BYTES: u32 = 16 * 1024;
-/// Longest the seeder may take to check its data and start listening.
-const LISTEN_WAIT_MAX: Duration = Duration::from_secs(60);
 /// Longest a connect may take on loopback.
 const CONNECT_WAIT_MAX: Duration = Duration::from_secs(5);
 /// Longest the handshake reply may take.
@@ -60,225 +58,13 @@ const LOG_LINE_WAIT_MAX: Duration = Duration::from_secs(5);
 const BLOCK_WAIT_MAX: Duration = Duration::from_secs(20);
 /// Longest one `ringseed download` of the test torrent may take.
 const DOWNLOAD_WAIT_MAX: Duration = Duration::from_secs(120);
-/// Longest the seeder may take to exit after SIGTERM.
-const EXIT_WAIT_MAX: Duration = Duration::from_secs(20);
 /// One read's timeout; every loop around it also checks its own deadline.
 const READ_SLICE: Duration = Duration::from_millis(200);
-/// Most bytes of a child's output kept for the failure message.
-const LOG_BYTES_MAX: usize = 8 << 20;
 /// How often a waiting loop polls.
 const POLL: Duration = Duration::from_millis(20);
 
 // ---------------------------------------------------------------------------
 // Children: a guard that captures stderr and kills by pid on drop.
-
-/// A running `ringseed` child with its output captured line by line.
-struct Daemon {
-    label: String,
-    cmdline: String,
-    child: Child,
-    stderr: Arc<Mutex<String>>,
-    stdout: Arc<Mutex<String>>,
-    status: Option<ExitStatus>,
-}
-
-fn pump<R: Read + Send + 'static>(pipe: Option<R>, sink: Arc<Mutex<String>>) {
-    let Some(pipe) = pipe else { return };
-    thread::spawn(move || {
-        let mut reader = BufReader::new(pipe);
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            match reader.read_until(b'\n', &mut line) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {
-                    let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
-                    if s.len() < LOG_BYTES_MAX {
-                        s.push_str(&String::from_utf8_lossy(&line));
-                        if !s.ends_with('\n') {
-                            s.push('\n');
-                        }
-                    }
-                }
-            }
-        }
-    });
-}
-
-impl Daemon {
-    fn spawn(label: &str, args: &[OsString]) -> Daemon {
-        let mut cmd = Command::new(ringseed_bin());
-        cmd.args(args);
-        Daemon::spawn_command(label, cmd)
-    }
-
-    fn spawn_command(label: &str, mut cmd: Command) -> Daemon {
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let cmdline = format!("{cmd:?}");
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{cmdline}`: {e}"));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let stdout = Arc::new(Mutex::new(String::new()));
-        pump(child.stderr.take(), Arc::clone(&stderr));
-        pump(child.stdout.take(), Arc::clone(&stdout));
-        Daemon {
-            label: label.to_string(),
-            cmdline,
-            child,
-            stderr,
-            stdout,
-            status: None,
-        }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Everything known about the child, for failure messages.
-    fn describe(&self) -> String {
-        let out = self
-            .stdout
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        format!(
-            "=== {} ===\ncommand: {}\nexit: {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
-            self.label,
-            self.cmdline,
-            self.status,
-            out,
-            self.stderr()
-        )
-    }
-
-    /// Exit status if the child has exited (reaps it).
-    fn poll_exit(&mut self) -> Option<ExitStatus> {
-        if self.status.is_none() {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                self.status = Some(s);
-            }
-        }
-        self.status
-    }
-
-    /// The first stderr line `matches` accepts, waiting up to `timeout`; an
-    /// error (with the child's output) if it exits or the time runs out.
-    fn wait_line(
-        &mut self,
-        timeout: Duration,
-        matches: impl Fn(&str) -> bool,
-    ) -> Result<String, String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(line) = self.stderr().lines().find(|l| matches(l)) {
-                return Ok(line.to_string());
-            }
-            if let Some(s) = self.poll_exit() {
-                // Let the pump catch the last lines before giving up.
-                thread::sleep(Duration::from_millis(100));
-                if let Some(line) = self.stderr().lines().find(|l| matches(l)) {
-                    return Ok(line.to_string());
-                }
-                return Err(format!("{} exited ({s}) first", self.label));
-            }
-            if Instant::now() >= deadline {
-                return Err(format!("not within {timeout:?}"));
-            }
-            thread::sleep(POLL);
-        }
-    }
-
-    /// Waits for `WHO: listening on ADDR` and returns ADDR (or `fallback` if
-    /// the printed address does not parse).
-    fn wait_listening(&mut self, who: &str, fallback: SocketAddr) -> SocketAddr {
-        let needle = format!("{who}: listening on");
-        match self.wait_line(LISTEN_WAIT_MAX, |l| l.contains(&needle)) {
-            Ok(line) => line
-                .split("listening on")
-                .nth(1)
-                .and_then(|rest| rest.split_whitespace().next())
-                .and_then(|a| a.parse().ok())
-                .unwrap_or(fallback),
-            Err(why) => panic!(
-                "{} never printed `{needle} ADDR`: {why}\n{}",
-                self.label,
-                self.describe()
-            ),
-        }
-    }
-
-    fn signal(&self, sig: libc::c_int) {
-        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
-            // SAFETY: kill only sends a signal to our own child's pid.
-            unsafe {
-                libc::kill(pid, sig);
-            }
-        }
-    }
-
-    /// Waits up to `timeout` for the child to exit on its own.
-    fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(s) = self.poll_exit() {
-                // Let the pumps read the last lines.
-                thread::sleep(Duration::from_millis(100));
-                return Some(s);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            thread::sleep(POLL);
-        }
-    }
-
-    /// SIGTERM, then requires exit status 0 within [`EXIT_WAIT_MAX`].
-    fn terminate_cleanly(&mut self) {
-        self.signal(libc::SIGTERM);
-        let status = self.wait_exit(EXIT_WAIT_MAX);
-        assert!(
-            status.is_some(),
-            "{} did not exit within {EXIT_WAIT_MAX:?} of SIGTERM\n{}",
-            self.label,
-            self.describe()
-        );
-        assert_eq!(
-            status.and_then(|s| s.code()),
-            Some(0),
-            "{} did not exit with status 0 after SIGTERM\n{}",
-            self.label,
-            self.describe()
-        );
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if self.poll_exit().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// A port that was free on `ip` a moment ago.
-fn free_port(ip: Ipv4Addr) -> u16 {
-    TcpListener::bind((ip, 0))
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port on {ip}: {e}"))
-}
-
-fn os(s: impl Into<OsString>) -> OsString {
-    s.into()
-}
 
 /// Starts `ringseed seed TORRENT --data DIR` on `ip` and waits until it listens.
 fn start_seeder(label: &str, torrent: &Path, data: &Path, ip: Ipv4Addr) -> (Daemon, SocketAddr) {
