@@ -685,23 +685,8 @@ impl Shard {
             self.drop_conn(id, false);
             return;
         };
-        let now = self.now();
-        match self.torrents[t]
-            .torrent
-            .add_peer(now, addr, Direction::Incoming)
-        {
-            Ok(peer) => {
-                if let Some(c) = self.conns.get_mut(id) {
-                    c.state = ConnState::Peer { torrent: t, peer };
-                }
-                self.conn_of[t].insert(peer, id);
-                self.feed(id, t, peer);
-                self.start_recv(id);
-            }
-            Err(e) => {
-                self.log(format!("peer {addr} refused: {e}"));
-                self.drop_conn(id, false);
-            }
+        if let Err(e) = self.attach(id, t, addr, Direction::Incoming) {
+            self.log(format!("peer {addr} refused: {e}"));
         }
     }
 
@@ -959,21 +944,7 @@ impl Shard {
             self.drop_conn(id, false);
             return;
         }
-        let now = self.now();
-        match self.torrents[t]
-            .torrent
-            .add_peer(now, addr, Direction::Outgoing)
-        {
-            Ok(peer) => {
-                if let Some(c) = self.conns.get_mut(id) {
-                    c.state = ConnState::Peer { torrent: t, peer };
-                }
-                self.conn_of[t].insert(peer, id);
-                self.pump(t);
-                self.start_recv(id);
-            }
-            Err(_) => self.drop_conn(id, false),
-        }
+        let _ = self.attach(id, t, addr, Direction::Outgoing);
     }
 
     /// Drops connections that did not name a torrent, or connect, in time.
@@ -993,6 +964,33 @@ impl Shard {
                     ));
                 }
                 self.drop_conn(id, false);
+            }
+        }
+    }
+
+    /// Makes a connection a peer of torrent `t`, feeds it what it received
+    /// so far and starts receiving; on refusal the connection is dropped.
+    fn attach(
+        &mut self,
+        id: ConnId,
+        t: usize,
+        addr: SocketAddr,
+        direction: Direction,
+    ) -> Result<(), crate::engine::AddPeerError> {
+        let now = self.now();
+        match self.torrents[t].torrent.add_peer(now, addr, direction) {
+            Ok(peer) => {
+                if let Some(c) = self.conns.get_mut(id) {
+                    c.state = ConnState::Peer { torrent: t, peer };
+                }
+                self.conn_of[t].insert(peer, id);
+                self.feed(id, t, peer);
+                self.start_recv(id);
+                Ok(())
+            }
+            Err(e) => {
+                self.drop_conn(id, false);
+                Err(e)
             }
         }
     }
