@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job on a default configuration: build ringseed in release mode,
 # generate a sample tree (nested folders, an empty file, about 8 MB of random
-# data) in a temporary directory, then `create` a torrent of it, `verify` the
-# data against the torrent and print it with `info`.
+# data) in a temporary directory, `create` a torrent of it, `verify` the data,
+# print it with `info`, then `seed` it on 127.0.0.1 (default settings: one
+# shard per core) and `download` it with a second ringseed on 127.0.0.2,
+# compare the copy byte for byte, and stop the seeder with SIGTERM.
 #
 # Usage: scripts/demo.sh [--keep]   (--keep leaves the temp dir in place)
 set -euo pipefail
@@ -39,6 +41,24 @@ echo "== ringseed verify"
 echo
 echo "== ringseed info"
 "$bin" info "$work/sample.torrent"
+echo
+echo "== ringseed seed (127.0.0.1) and ringseed download (127.0.0.2)"
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$bin" seed "$work/sample.torrent" --data "$work" --listen "127.0.0.1:$port" \
+    --bind-address 127.0.0.1 2> "$work/seed.log" &
+seeder=$!
+trap 'kill "$seeder" 2>/dev/null || true; ((keep == 1)) || rm -rf "$work"' EXIT
+for _ in $(seq 100); do
+    grep -q "listening on" "$work/seed.log" && break
+    sleep 0.1
+done
+cat "$work/seed.log"
+timeout 120 "$bin" download "$work/sample.torrent" -o "$work/copy" \
+    --peer "127.0.0.1:$port" --listen 127.0.0.2:0 --bind-address 127.0.0.2
+diff -r "$tree" "$work/copy/sample" && echo "the copy is byte-identical"
+kill -TERM "$seeder"
+wait "$seeder"
+echo "seeder stopped cleanly (exit $?)"
 if ((keep == 1)); then
     echo
     echo "kept: $work"

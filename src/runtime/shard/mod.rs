@@ -744,10 +744,7 @@ impl Shard {
             let result = match r.outcome {
                 Ok(resp) => Ok(resp),
                 Err(f) => {
-                    let line = format!(
-                        "{}: tracker {}: {}",
-                        self.torrents[t].name, f.url, f.message
-                    );
+                    let line = format!("{}: {}", self.torrents[t].name, f.message);
                     self.log(line);
                     Err(f.message)
                 }
