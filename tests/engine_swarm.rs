@@ -74,3 +74,36 @@ fn three_ringseed_leechers_download_from_a_ringseed_seed_via_opentracker() {
     }
     seed.terminate_cleanly();
 }
+
+/// `--interface lo` binds every engine socket to the loopback device: the
+/// seeder and the downloader still reach each other (127.0.2.10-11).
+#[test]
+fn seed_and_download_bound_to_the_loopback_interface() {
+    let dir = tempdir();
+    let tree = make_tree(dir.path(), "bound", 79);
+    let torrent = create_torrent(
+        &tree,
+        "bound.torrent",
+        &["--piece-length", "64K", "--no-date"],
+    );
+    let (mut seed, addr) = start_ringseed_seed(
+        "seed",
+        &torrent,
+        &tree.save_dir,
+        Ipv4Addr::new(127, 0, 2, 10),
+        &["--interface", "lo"],
+    );
+    let out = dir.path().join("bound-out");
+    let peer = addr.to_string();
+    let mut dl = start_ringseed_download(
+        "download",
+        &torrent,
+        &out,
+        Ipv4Addr::new(127, 0, 2, 11),
+        &["--interface", "lo", "--peer", &peer],
+    );
+    wait_all_ok(&mut [&mut dl], DOWNLOAD_WAIT_MAX, &seed.describe());
+    let bad = compare_tree(&tree, &out);
+    assert!(bad.is_empty(), "{bad:#?}\n{}", dl.describe());
+    seed.terminate_cleanly();
+}
