@@ -17,32 +17,9 @@ const DOWNLOAD_WAIT_MAX: Duration = Duration::from_secs(120);
 
 #[test]
 fn three_ringseed_leechers_download_from_a_ringseed_seed_via_opentracker() {
-    let dir = tempdir();
-    let tree = make_tree(dir.path(), "swarm", 71);
-    let probe = create_torrent(
-        &tree,
-        "probe.torrent",
-        &["--piece-length", "32K", "--no-date"],
-    );
-    let hash = info_hash_of(&probe);
-    let tracker = Tracker::start(dir.path(), TRACKER_IP, &[hash]);
-    let torrent = create_torrent(
-        &tree,
-        "swarm.torrent",
-        &[
-            "--piece-length",
-            "32K",
-            "--no-date",
-            "--tracker",
-            &tracker.announce,
-        ],
-    );
-    assert_eq!(
-        info_hash_of(&torrent),
-        hash,
-        "the tracker URL is outside the info dict"
-    );
-    let (mut seed, _) = start_ringseed_seed("seed", &torrent, &tree.save_dir, SEED_IP, &[]);
+    let t = tracked_torrent("swarm", 71, TRACKER_IP, "32K");
+    let (dir, tree, tracker, torrent) = (&t.dir, &t.tree, &t.tracker, &t.torrent);
+    let (mut seed, _) = start_ringseed_seed("seed", torrent, &tree.save_dir, SEED_IP, &[]);
     let outs: Vec<_> = (0..3)
         .map(|i| dir.path().join(format!("leech{i}")))
         .collect();
@@ -51,7 +28,7 @@ fn three_ringseed_leechers_download_from_a_ringseed_seed_via_opentracker() {
         .enumerate()
         .map(|(i, out)| {
             let ip = Ipv4Addr::new(127, 0, 2, 3 + i as u8);
-            start_ringseed_download(&format!("leech{i}"), &torrent, out, ip, &[])
+            start_ringseed_download(&format!("leech{i}"), torrent, out, ip, &[])
         })
         .collect();
     {
@@ -60,7 +37,7 @@ fn three_ringseed_leechers_download_from_a_ringseed_seed_via_opentracker() {
         wait_all_ok(&mut all, DOWNLOAD_WAIT_MAX, &context);
     }
     for (i, out) in outs.iter().enumerate() {
-        let bad = compare_tree(&tree, out);
+        let bad = compare_tree(tree, out);
         assert!(
             bad.is_empty(),
             "leecher {i}: {bad:#?}\n{}",

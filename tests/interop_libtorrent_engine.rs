@@ -9,92 +9,47 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use common::engine::*;
-use common::*;
 
 const DOWNLOAD_WAIT_MAX: Duration = Duration::from_secs(120);
 
 #[test]
 fn libtorrent_downloads_from_ringseed() {
-    let dir = tempdir();
-    let tree = make_tree(dir.path(), "ltdown", 75);
-    let probe = create_torrent(
-        &tree,
-        "probe.torrent",
-        &["--piece-length", "32K", "--no-date"],
-    );
-    let tracker = Tracker::start(
-        dir.path(),
-        Ipv4Addr::new(127, 0, 4, 1),
-        &[info_hash_of(&probe)],
-    );
-    let torrent = create_torrent(
-        &tree,
-        "ltdown.torrent",
-        &[
-            "--piece-length",
-            "32K",
-            "--no-date",
-            "--tracker",
-            &tracker.announce,
-        ],
-    );
+    let t = tracked_torrent("ltdown", 75, Ipv4Addr::new(127, 0, 4, 1), "32K");
     let (mut seed, _) = start_ringseed_seed(
         "ringseed seed",
-        &torrent,
-        &tree.save_dir,
+        &t.torrent,
+        &t.tree.save_dir,
         Ipv4Addr::new(127, 0, 4, 2),
         &[],
     );
-    let out = dir.path().join("lt-out");
+    let out = t.dir.path().join("lt-out");
     let mut lt = start_libtorrent(
         "libtorrent download",
         "download",
-        &torrent,
+        &t.torrent,
         &out,
         Ipv4Addr::new(127, 0, 4, 3),
         DOWNLOAD_WAIT_MAX,
     );
-    let context = format!("{}\nopentracker log:\n{}", seed.describe(), tracker.log());
+    let context = format!("{}\nopentracker log:\n{}", seed.describe(), t.tracker.log());
     wait_all_ok(
         &mut [&mut lt],
         DOWNLOAD_WAIT_MAX + Duration::from_secs(10),
         &context,
     );
-    let bad = compare_tree(&tree, &out);
+    let bad = compare_tree(&t.tree, &out);
     assert!(bad.is_empty(), "{bad:#?}\n{}\n{context}", lt.describe());
     seed.terminate_cleanly();
 }
 
 #[test]
 fn ringseed_downloads_from_libtorrent() {
-    let dir = tempdir();
-    let tree = make_tree(dir.path(), "ltseed", 77);
-    let probe = create_torrent(
-        &tree,
-        "probe.torrent",
-        &["--piece-length", "32K", "--no-date"],
-    );
-    let tracker = Tracker::start(
-        dir.path(),
-        Ipv4Addr::new(127, 0, 4, 11),
-        &[info_hash_of(&probe)],
-    );
-    let torrent = create_torrent(
-        &tree,
-        "ltseed.torrent",
-        &[
-            "--piece-length",
-            "32K",
-            "--no-date",
-            "--tracker",
-            &tracker.announce,
-        ],
-    );
+    let t = tracked_torrent("ltseed", 77, Ipv4Addr::new(127, 0, 4, 11), "32K");
     let mut lt = start_libtorrent(
         "libtorrent seed",
         "seed",
-        &torrent,
-        &tree.save_dir,
+        &t.torrent,
+        &t.tree.save_dir,
         Ipv4Addr::new(127, 0, 4, 12),
         DOWNLOAD_WAIT_MAX + Duration::from_secs(60),
     );
@@ -104,16 +59,16 @@ fn ringseed_downloads_from_libtorrent() {
             lt.describe()
         );
     }
-    let out = dir.path().join("rs-out");
+    let out = t.dir.path().join("rs-out");
     let mut dl = start_ringseed_download(
         "ringseed download",
-        &torrent,
+        &t.torrent,
         &out,
         Ipv4Addr::new(127, 0, 4, 13),
         &[],
     );
-    let context = format!("{}\nopentracker log:\n{}", lt.describe(), tracker.log());
+    let context = format!("{}\nopentracker log:\n{}", lt.describe(), t.tracker.log());
     wait_all_ok(&mut [&mut dl], DOWNLOAD_WAIT_MAX, &context);
-    let bad = compare_tree(&tree, &out);
+    let bad = compare_tree(&t.tree, &out);
     assert!(bad.is_empty(), "{bad:#?}\n{}\n{context}", dl.describe());
 }

@@ -511,3 +511,34 @@ pub fn wait_all_ok(list: &mut [&mut Daemon], timeout: Duration, context: &str) {
         thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A sample tree, an opentracker that knows its torrent, and the torrent
+/// (announcing to that tracker), all in one temporary directory.
+pub struct Tracked {
+    pub dir: tempfile::TempDir,
+    pub tree: Tree,
+    pub tracker: Tracker,
+    pub torrent: PathBuf,
+}
+
+/// Makes a sample tree `name` (from `seed`), starts opentracker on
+/// `tracker_ip` whitelisting its info-hash, and creates the torrent with
+/// that tracker and `piece_length` (e.g. "32K").
+pub fn tracked_torrent(name: &str, seed: u64, tracker_ip: Ipv4Addr, piece_length: &str) -> Tracked {
+    let dir = super::tempdir();
+    let tree = super::make_tree(dir.path(), name, seed);
+    let base = ["--piece-length", piece_length, "--no-date"];
+    // The tracker URL is outside the info dictionary: the hash is known first.
+    let probe = super::create_torrent(&tree, "probe.torrent", &base);
+    let tracker = Tracker::start(dir.path(), tracker_ip, &[info_hash_of(&probe)]);
+    let mut args = base.to_vec();
+    args.extend(["--tracker", tracker.announce.as_str()]);
+    let torrent = super::create_torrent(&tree, &format!("{name}.torrent"), &args);
+    assert_eq!(info_hash_of(&torrent), info_hash_of(&probe));
+    Tracked {
+        dir,
+        tree,
+        tracker,
+        torrent,
+    }
+}
