@@ -84,3 +84,124 @@ fn seed_and_download_bound_to_the_loopback_interface() {
     assert!(bad.is_empty(), "{bad:#?}\n{}", dl.describe());
     seed.terminate_cleanly();
 }
+
+/// The same through opentracker's UDP port (BEP 15): a seed and one leecher
+/// that knows no peer address find each other (127.0.2.20-22).
+#[test]
+fn a_leecher_finds_the_seed_through_a_udp_tracker() {
+    let t = tracked_torrent_with("udpswarm", 81, Ipv4Addr::new(127, 0, 2, 20), "32K", true);
+    let (mut seed, _) = start_ringseed_seed(
+        "seed",
+        &t.torrent,
+        &t.tree.save_dir,
+        Ipv4Addr::new(127, 0, 2, 21),
+        &[],
+    );
+    let out = t.dir.path().join("udp-out");
+    let mut dl =
+        start_ringseed_download("leech", &t.torrent, &out, Ipv4Addr::new(127, 0, 2, 22), &[]);
+    let context = format!("{}\nopentracker log:\n{}", seed.describe(), t.tracker.log());
+    wait_all_ok(&mut [&mut dl], DOWNLOAD_WAIT_MAX, &context);
+    let bad = compare_tree(&t.tree, &out);
+    assert!(bad.is_empty(), "{bad:#?}\n{}", dl.describe());
+    seed.terminate_cleanly();
+}
+
+/// A seeder announces `started` when it begins and `stopped` when SIGTERM
+/// stops it, with its port and nothing left; a tracker's failure reason
+/// reaches the seeder's stderr. The tracker here is a small HTTP server of
+/// the test's own on 127.0.2.30 that records every query (127.0.2.31 seeds).
+#[test]
+fn started_and_stopped_announces_and_failure_reasons() {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    use std::sync::{Arc, Mutex};
+
+    let ip = Ipv4Addr::new(127, 0, 2, 30);
+    let listener = TcpListener::bind((ip, 0)).unwrap_or_else(|e| panic!("{e}"));
+    let url = format!(
+        "http://{}/announce",
+        listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
+    );
+    let queries = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = Arc::clone(&queries);
+    // Answers the first announce with a failure reason, the rest normally;
+    // stops after 20 connections or 60 s.
+    std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        for (n, conn) in listener.incoming().take(20).enumerate() {
+            if std::time::Instant::now() > deadline {
+                break;
+            }
+            let Ok(mut conn) = conn else { continue };
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = [0u8; 4096];
+            let got = conn.read(&mut buf).unwrap_or(0);
+            let request = String::from_utf8_lossy(&buf[..got]).into_owned();
+            let line = request.lines().next().unwrap_or_default().to_string();
+            seen.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            let body: &[u8] = if n == 0 {
+                b"d14:failure reason21:passkey test refusal.e"
+            } else {
+                b"d8:intervali1800e5:peers0:e"
+            };
+            let _ = write!(
+                conn,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = conn.write_all(body);
+        }
+    });
+    let dir = tempdir();
+    let tree = make_tree(dir.path(), "announce", 83);
+    let torrent = create_torrent(
+        &tree,
+        "announce.torrent",
+        &["--piece-length", "64K", "--no-date", "--tracker", &url],
+    );
+    let (mut seed, addr) = start_ringseed_seed(
+        "seed",
+        &torrent,
+        &tree.save_dir,
+        Ipv4Addr::new(127, 0, 2, 31),
+        &[],
+    );
+    // The refusal is logged; the retry (15 s later) is accepted.
+    if let Err(why) = seed.wait_line(Duration::from_secs(10), |l| {
+        l.contains("passkey test refusal")
+    }) {
+        panic!(
+            "the failure reason was not shown: {why}\n{}",
+            seed.describe()
+        );
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let started = queries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|q| q.contains("event=started"))
+            .count();
+        if started >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no retry of the refused started announce: {:?}\n{}",
+            queries.lock().unwrap_or_else(|e| e.into_inner()),
+            seed.describe()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    seed.terminate_cleanly();
+    let qs = queries.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let stopped: Vec<&String> = qs.iter().filter(|q| q.contains("event=stopped")).collect();
+    assert_eq!(stopped.len(), 1, "one stopped announce expected: {qs:#?}");
+    let port = format!("port={}", addr.port());
+    for q in &qs {
+        assert!(q.contains(&port), "announce without our port: {q}");
+        assert!(q.contains("left=0"), "a full seed has nothing left: {q}");
+    }
+}

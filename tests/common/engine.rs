@@ -239,7 +239,10 @@ pub fn os(s: impl Into<OsString>) -> OsString {
 /// on drop.
 pub struct Tracker {
     child: Child,
+    /// The HTTP announce URL.
     pub announce: String,
+    /// The UDP (BEP 15) announce URL.
+    pub announce_udp: String,
     log: PathBuf,
 }
 
@@ -295,6 +298,7 @@ impl Tracker {
         let mut t = Tracker {
             child,
             announce: format!("http://{addr}/announce"),
+            announce_udp: format!("udp://{ip}:{udp_port}/announce"),
             log,
         };
         let deadline = Instant::now() + TRACKER_READY_MAX;
@@ -525,6 +529,17 @@ pub struct Tracked {
 /// `tracker_ip` whitelisting its info-hash, and creates the torrent with
 /// that tracker and `piece_length` (e.g. "32K").
 pub fn tracked_torrent(name: &str, seed: u64, tracker_ip: Ipv4Addr, piece_length: &str) -> Tracked {
+    tracked_torrent_with(name, seed, tracker_ip, piece_length, false)
+}
+
+/// As [`tracked_torrent`], announcing over UDP (BEP 15) when `udp`.
+pub fn tracked_torrent_with(
+    name: &str,
+    seed: u64,
+    tracker_ip: Ipv4Addr,
+    piece_length: &str,
+    udp: bool,
+) -> Tracked {
     let dir = super::tempdir();
     let tree = super::make_tree(dir.path(), name, seed);
     let base = ["--piece-length", piece_length, "--no-date"];
@@ -532,7 +547,12 @@ pub fn tracked_torrent(name: &str, seed: u64, tracker_ip: Ipv4Addr, piece_length
     let probe = super::create_torrent(&tree, "probe.torrent", &base);
     let tracker = Tracker::start(dir.path(), tracker_ip, &[info_hash_of(&probe)]);
     let mut args = base.to_vec();
-    args.extend(["--tracker", tracker.announce.as_str()]);
+    let url = if udp {
+        tracker.announce_udp.as_str()
+    } else {
+        tracker.announce.as_str()
+    };
+    args.extend(["--tracker", url]);
     let torrent = super::create_torrent(&tree, &format!("{name}.torrent"), &args);
     assert_eq!(info_hash_of(&torrent), info_hash_of(&probe));
     Tracked {
