@@ -11,10 +11,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cli {
     pub mod create;
+    pub mod download;
+    pub mod engine_opts;
     pub mod info;
     pub mod info_magnet;
     pub mod load;
     pub mod progress;
+    pub mod seed;
+    pub mod signals;
     pub mod tuning;
     pub mod units;
     pub mod verify;
@@ -39,6 +43,10 @@ enum Command {
     Info(cli::info::InfoArgs),
     /// Check a torrent's data on disk, piece by piece.
     Verify(cli::verify::VerifyArgs),
+    /// Seed torrents whose data is on disk, until stopped.
+    Seed(cli::seed::SeedArgs),
+    /// Download a torrent, then (with --seed) keep seeding it.
+    Download(cli::download::DownloadArgs),
 }
 
 /// Lets each hashing thread keep its files open: raises the soft limit on
@@ -67,6 +75,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Verify(a) => {
             raise_open_file_limit();
             cli::verify::run(&a)
+        }
+        Command::Seed(a) => {
+            raise_open_file_limit();
+            cli::seed::run(&a)
+        }
+        Command::Download(a) => {
+            raise_open_file_limit();
+            cli::download::run(&a)
         }
     }
 }

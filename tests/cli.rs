@@ -48,6 +48,8 @@ fn help_for_every_subcommand() {
         vec!["create", "--help"],
         vec!["info", "--help"],
         vec!["verify", "--help"],
+        vec!["seed", "--help"],
+        vec!["download", "--help"],
         vec!["help", "create"],
     ] {
         let out = ringseed(&args);
@@ -60,7 +62,7 @@ fn help_for_every_subcommand() {
         );
     }
     let top = ringseed(["--help"]);
-    for sub in ["create", "info", "verify"] {
+    for sub in ["create", "info", "verify", "seed", "download"] {
         assert!(top.stdout.contains(sub), "top-level help omits {sub}");
     }
     let create = ringseed(["create", "--help"]);
@@ -89,6 +91,9 @@ fn missing_arguments_fail_clearly() {
         vec!["info"],
         vec!["verify"],
         vec!["verify", "x.torrent"],
+        vec!["seed"],
+        vec!["seed", "x.torrent"],
+        vec!["download", "x.torrent"],
         vec!["no-such-subcommand"],
     ] {
         let out = ringseed(&args);
@@ -338,4 +343,91 @@ fn bad_magnets_are_refused() {
         );
         assert!(!out.stderr.trim().is_empty(), "{}", out.describe());
     }
+}
+
+#[test]
+fn engine_commands_list_their_network_options() {
+    for sub in ["seed", "download"] {
+        let help = ringseed([sub, "--help"]);
+        help.assert_code(0);
+        for flag in ["--listen", "--interface", "--bind-address", "--shards"] {
+            assert!(
+                help.stdout.contains(flag),
+                "`{sub} --help` omits {flag}\n{}",
+                help.describe()
+            );
+        }
+    }
+    let download = ringseed(["download", "--help"]);
+    for flag in ["--seed", "--peer", "-o"] {
+        assert!(
+            download.stdout.contains(flag),
+            "`download --help` omits {flag}"
+        );
+    }
+}
+
+#[test]
+fn engine_commands_refuse_to_start_on_a_missing_interface_or_bad_input() {
+    let dir = tempdir();
+    let tree = make_tree(dir.path(), "iface", 41);
+    let torrent = create_torrent(&tree, "iface.torrent", &["--piece-length", "32K"]);
+    let data = dir.path().to_str().unwrap_or_default().to_string();
+    let t = torrent.to_str().unwrap_or_default().to_string();
+    // An interface that does not exist: no traffic may leave another way.
+    let out = ringseed([
+        "seed",
+        &t,
+        "--data",
+        &data,
+        "--listen",
+        "127.0.0.1:0",
+        "--interface",
+        "rsnoiface0",
+    ]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("rsnoiface0"),
+        "the missing interface is not named\n{}",
+        out.describe()
+    );
+    let dl = dir.path().join("dl");
+    let dl = dl.to_str().unwrap_or_default().to_string();
+    let out = ringseed([
+        "download",
+        &t,
+        "-o",
+        &dl,
+        "--listen",
+        "127.0.0.1:0",
+        "--interface",
+        "rsnoiface0",
+    ]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("rsnoiface0"), "{}", out.describe());
+    // Seeding data that is not there.
+    let empty = dir.path().join("empty");
+    std::fs::create_dir_all(&empty).unwrap_or_else(|e| panic!("{e}"));
+    let out = ringseed([
+        "seed",
+        &t,
+        "--data",
+        empty.to_str().unwrap_or_default(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    out.assert_code(2);
+    assert!(out.stderr.contains("no piece"), "{}", out.describe());
+    // A file that is not a torrent.
+    let bogus = dir.path().join("bogus.torrent");
+    std::fs::write(&bogus, b"d4:spami3ee").unwrap_or_else(|e| panic!("{e}"));
+    let out = ringseed([
+        "download",
+        bogus.to_str().unwrap_or_default(),
+        "-o",
+        &dl,
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    out.assert_code(2);
 }

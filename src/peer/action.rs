@@ -38,6 +38,18 @@ pub enum SendMessage {
         offset: u32,
         length: u32,
     },
+    /// A block we ask the peer for.
+    Request {
+        piece: u32,
+        offset: u32,
+        length: u32,
+    },
+    /// A request we take back.
+    Cancel {
+        piece: u32,
+        offset: u32,
+        length: u32,
+    },
 }
 
 /// What changed about the peer's pieces.
@@ -88,4 +100,26 @@ pub enum Action {
     PeerHave(PeerHave),
     /// Close the connection.
     Disconnect(DisconnectReason),
+    /// A block we requested arrived. Its bytes are
+    /// `bytes[data_at..data_at + length]` of the slice passed to the
+    /// `receive` call that queued this action: copy them out before that
+    /// slice is dropped or changed (drain actions right after `receive`).
+    BlockReceived {
+        piece: u32,
+        offset: u32,
+        length: u32,
+        data_at: u32,
+    },
+    /// A request of ours is gone without its block (choked without the fast
+    /// extension, rejected, or timed out): the picker may give it to
+    /// another peer.
+    RequestDropped {
+        piece: u32,
+        offset: u32,
+        length: u32,
+    },
+    /// The peer choked us (only on a change).
+    PeerChoked,
+    /// The peer unchoked us (only on a change).
+    PeerUnchoked,
 }

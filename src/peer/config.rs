@@ -20,6 +20,12 @@ pub const REQUESTS_QUEUED_MAX_DEFAULT: u32 = 250;
 pub const READS_IN_FLIGHT_MAX_DEFAULT: u32 = 16;
 /// Default [`PeerConfig::actions_max`]: 64 actions.
 pub const ACTIONS_MAX_DEFAULT: u32 = 64;
+/// Default [`PeerConfig::requests_out_max`].
+pub const REQUESTS_OUT_MAX_DEFAULT: u32 = 250;
+/// Largest `requests_out_max` accepted.
+pub const REQUESTS_OUT_MAX_LIMIT: u32 = 2048;
+/// Default [`PeerConfig::request_timeout`].
+pub const REQUEST_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
 
 /// Largest `requests_queued_max` accepted, in requests: 4096 × 16 KiB is
 /// 64 MiB of promised upload per peer, far past any sane pipeline.
@@ -85,6 +91,14 @@ pub struct PeerConfig {
     /// Close a connection where both sides have every piece: neither can give
     /// the other anything. Default on: a seedbox's slots are for leechers.
     pub disconnect_seeds: bool,
+    /// Most of our requests outstanding at the peer, in blocks (the peer's
+    /// own `reqq` lowers it). Default 250 (4 MiB): a fast peer on a long
+    /// link needs a few seconds of data in flight.
+    pub requests_out_max: u32,
+    /// Time with requests outstanding and no block from the peer after
+    /// which our requests are taken back (cancelled, given to other peers)
+    /// and the peer counts as snubbed until a block arrives. Default 30 s.
+    pub request_timeout: Duration,
 }
 
 impl Default for PeerConfig {
@@ -102,6 +116,8 @@ impl Default for PeerConfig {
             dht: false,
             client_name: concat!("ringseed/", env!("CARGO_PKG_VERSION")).to_string(),
             disconnect_seeds: true,
+            requests_out_max: REQUESTS_OUT_MAX_DEFAULT,
+            request_timeout: REQUEST_TIMEOUT_DEFAULT,
         }
     }
 }
@@ -135,6 +151,7 @@ impl PeerConfig {
             ("handshake_timeout", self.handshake_timeout),
             ("inactivity_timeout", self.inactivity_timeout),
             ("keepalive_interval", self.keepalive_interval),
+            ("request_timeout", self.request_timeout),
         ] {
             if d.is_zero() {
                 return Err(ConfigError::Zero { field });
@@ -163,6 +180,11 @@ impl PeerConfig {
                 BLOCK_BYTES_MAX_LIMIT,
             ),
             ("actions_max", self.actions_max, ACTIONS_MAX_LIMIT),
+            (
+                "requests_out_max",
+                self.requests_out_max,
+                REQUESTS_OUT_MAX_LIMIT,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero { field });

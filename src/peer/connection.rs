@@ -18,9 +18,11 @@
 //! both set the BEP 10 bit, then `Unchoke` if the caller already unchoked.
 //!
 //! Decisions:
-//! - The peer's bitfield, `HaveAll` or `HaveNone` must come before any other
-//!   message except keep-alives and extended messages (some clients send their
-//!   extension handshake first); a second one is also `BitfieldNotFirst`.
+//! - The peer's bitfield, `HaveAll` or `HaveNone` normally comes first; one
+//!   that comes later (aria2 sends its bitfield again after a few pieces) is
+//!   merged into what we know (pieces are never taken back) and reported as
+//!   `PeerHave::Bitfield` or `PeerHave::All` again; a late `HaveNone` is
+//!   ignored. The engine diffs the new have-set against its own copy.
 //! - Fast-extension messages without the fast bit on both sides end the
 //!   connection (BEP 6 says so). Extended messages without the BEP 10 bit, or
 //!   with ids we never registered, are ignored.
@@ -93,6 +95,10 @@ pub struct PeerCounters {
     pub messages_received: u64,
     /// Requests refused (choked, piece missing, queue full with fast, cancelled with fast).
     pub requests_rejected: u64,
+    /// Blocks the peer sent that we had not requested (or had cancelled).
+    pub blocks_unrequested: u64,
+    /// Our requests sent.
+    pub requests_sent: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,6 +151,13 @@ pub struct PeerConnection {
     last_received: Duration,
     last_sent: Duration,
     counters: PeerCounters,
+    /// Our requests the peer has not answered yet (at most
+    /// `requests_out_max`).
+    outstanding: Vec<BlockRequest>,
+    /// Since when we have been waiting for a block: the later of the last
+    /// block received and the moment requests became outstanding.
+    waiting_since: Duration,
+    snubbed: bool,
 }
 
 impl PeerConnection {
@@ -207,6 +220,9 @@ impl PeerConnection {
             last_received: now,
             last_sent: now,
             counters: PeerCounters::default(),
+            outstanding: Vec::new(),
+            waiting_since: now,
+            snubbed: false,
         };
         if direction == Direction::Outgoing {
             conn.send_handshake(now);
@@ -302,6 +318,24 @@ impl PeerConnection {
                 offset,
                 length,
             },
+            SendMessage::Request {
+                piece,
+                offset,
+                length,
+            } => Message::Request {
+                piece,
+                offset,
+                length,
+            },
+            SendMessage::Cancel {
+                piece,
+                offset,
+                length,
+            } => Message::Cancel {
+                piece,
+                offset,
+                length,
+            },
         };
         encode(&m, out);
     }
@@ -313,7 +347,9 @@ impl PeerConnection {
             SendMessage::ExtensionHandshake => 6 + self.our_extension_handshake.len(),
             SendMessage::KeepAlive => 4,
             SendMessage::Have { .. } => 9,
-            SendMessage::RejectRequest { .. } => 17,
+            SendMessage::RejectRequest { .. }
+            | SendMessage::Request { .. }
+            | SendMessage::Cancel { .. } => 17,
             _ => 5,
         }
     }
@@ -355,6 +391,7 @@ impl PeerConnection {
         self.phase = Phase::Closed;
         self.queued.clear();
         self.in_flight.clear();
+        self.outstanding.clear();
         e
     }
 
@@ -411,9 +448,16 @@ impl PeerConnection {
             let Some((msg, n)) = self.decoder.decode(rest)? else {
                 break;
             };
+            // Where a piece message's block starts inside `bytes`.
+            let data_at = match &msg {
+                Message::Piece { block, .. } => {
+                    (block.as_ptr() as usize).saturating_sub(bytes.as_ptr() as usize)
+                }
+                _ => 0,
+            };
             consumed += n;
             self.counters.bytes_received += n as u64;
-            self.on_message(now, msg)?;
+            self.on_message(now, msg, data_at as u32)?;
             self.counters.messages_received += 1;
         }
         Ok(consumed)
@@ -460,15 +504,12 @@ impl PeerConnection {
         }
     }
 
-    fn first_have(&mut self, message: &'static str) -> Result<(), PeerError> {
-        if self.peer_have_seen {
-            return Err(PeerError::BitfieldNotFirst {
-                message,
-                messages_before: self.counters.messages_received,
-            });
-        }
+    /// Records a have-set message; returns whether one (or any other
+    /// message) came before it.
+    fn have_set_late(&mut self) -> bool {
+        let late = self.peer_have_seen;
         self.peer_have_seen = true;
-        Ok(())
+        late
     }
 
     fn check_block(
@@ -502,7 +543,12 @@ impl PeerConnection {
         })
     }
 
-    fn on_message(&mut self, now: Duration, msg: Message<'_>) -> Result<(), PeerError> {
+    fn on_message(
+        &mut self,
+        now: Duration,
+        msg: Message<'_>,
+        data_at: u32,
+    ) -> Result<(), PeerError> {
         let name = msg.name();
         match msg {
             Message::KeepAlive | Message::Extended { .. } | Message::Unknown { .. } => {}
@@ -511,8 +557,22 @@ impl PeerConnection {
         }
         match msg {
             Message::KeepAlive | Message::Unknown { .. } | Message::Port(_) => {}
-            Message::Choke => self.peer_choking = true,
-            Message::Unchoke => self.peer_choking = false,
+            Message::Choke => {
+                if !self.peer_choking {
+                    self.peer_choking = true;
+                    self.actions.push_back(Action::PeerChoked);
+                    if !self.fast {
+                        // Without BEP 6 a choke drops every request.
+                        self.drop_outstanding(now, false);
+                    }
+                }
+            }
+            Message::Unchoke => {
+                if self.peer_choking {
+                    self.peer_choking = false;
+                    self.actions.push_back(Action::PeerUnchoked);
+                }
+            }
             Message::Interested | Message::NotInterested => {
                 let on = msg == Message::Interested;
                 if self.peer_interested != on {
@@ -535,22 +595,28 @@ impl PeerConnection {
                 }
             }
             Message::Bitfield(bits) => {
-                self.first_have(name)?;
                 // The decoder checked length and spare bits against the same
                 // piece count, so this cannot fail; stay total anyway.
-                self.peer_pieces = PieceBits::from_wire(self.shape.pieces(), bits)
+                let theirs = PieceBits::from_wire(self.shape.pieces(), bits)
                     .unwrap_or_else(|| PieceBits::none(self.shape.pieces()));
+                if self.have_set_late() {
+                    // aria2 sends a bitfield again later: pieces are only
+                    // ever added, so merge it.
+                    self.peer_pieces.union_with(&theirs);
+                } else {
+                    self.peer_pieces = theirs;
+                }
                 self.actions.push_back(Action::PeerHave(PeerHave::Bitfield));
                 self.check_seeds();
             }
             Message::HaveAll | Message::HaveNone => {
                 self.fast_only(name)?;
-                self.first_have(name)?;
+                let late = self.have_set_late();
                 if msg == Message::HaveAll {
                     self.peer_pieces.set_all();
                     self.actions.push_back(Action::PeerHave(PeerHave::All));
                     self.check_seeds();
-                } else {
+                } else if !late {
                     self.peer_pieces.clear();
                     self.actions.push_back(Action::PeerHave(PeerHave::None));
                 }
@@ -574,12 +640,50 @@ impl PeerConnection {
                     self.reject(now, r);
                 }
             }
-            Message::Piece { block, .. } => {
+            Message::Piece {
+                piece,
+                offset,
+                block,
+            } => {
+                let length = block.len() as u32;
+                let r = self.check_block(name, piece, offset, length)?;
                 self.counters.blocks_received += 1;
                 self.counters.block_bytes_received += block.len() as u64;
+                if let Some(i) = self.outstanding.iter().position(|o| *o == r) {
+                    self.outstanding.swap_remove(i);
+                    self.waiting_since = now;
+                    self.snubbed = false;
+                    self.actions.push_back(Action::BlockReceived {
+                        piece,
+                        offset,
+                        length,
+                        data_at,
+                    });
+                } else {
+                    self.counters.blocks_unrequested += 1;
+                }
             }
             Message::SuggestPiece(_) | Message::AllowedFast(_) => self.fast_only(name)?,
-            Message::RejectRequest { .. } => self.fast_only(name)?,
+            Message::RejectRequest {
+                piece,
+                offset,
+                length,
+            } => {
+                self.fast_only(name)?;
+                let r = BlockRequest {
+                    piece,
+                    offset,
+                    length,
+                };
+                if let Some(i) = self.outstanding.iter().position(|o| *o == r) {
+                    self.outstanding.swap_remove(i);
+                    self.actions.push_back(Action::RequestDropped {
+                        piece,
+                        offset,
+                        length,
+                    });
+                }
+            }
             Message::Extended { id, payload } => {
                 if self.extensions && id == 0 {
                     self.peer_extensions = Some(ExtensionHandshake::parse(payload)?);
@@ -750,6 +854,111 @@ impl PeerConnection {
         }
     }
 
+    // ---- our requests (downloading) ----
+
+    /// Our requests outstanding at the peer.
+    pub fn requests_outstanding(&self) -> usize {
+        self.outstanding.len()
+    }
+
+    /// How many more requests we may send now: `requests_out_max`, lowered
+    /// to the peer's `reqq` (at least 1), minus those outstanding.
+    pub fn request_slots_free(&self) -> usize {
+        let mut limit = self.config.requests_out_max;
+        if let Some(reqq) = self.peer_extensions.as_ref().and_then(|e| e.reqq) {
+            limit = limit.min(reqq.max(1));
+        }
+        (limit as usize).saturating_sub(self.outstanding.len())
+    }
+
+    /// The peer has sent nothing we asked for in `request_timeout`.
+    pub fn is_snubbed(&self) -> bool {
+        self.snubbed
+    }
+
+    /// Whether the peer has `piece`.
+    pub fn peer_has(&self, piece: u32) -> bool {
+        self.peer_pieces.has(piece)
+    }
+
+    /// Asks the peer for a block. Returns false, sending nothing, unless the
+    /// handshake is done, the peer unchokes us, we said we are interested,
+    /// the block lies inside the torrent, it is not outstanding already and
+    /// a request slot is free.
+    pub fn request(&mut self, now: Duration, piece: u32, offset: u32, length: u32) -> bool {
+        if self.phase != Phase::Messages || self.peer_choking || !self.am_interested {
+            return false;
+        }
+        let Ok(r) = self.check_block("request", piece, offset, length) else {
+            return false;
+        };
+        if length == 0 || self.outstanding.contains(&r) || self.request_slots_free() == 0 {
+            return false;
+        }
+        if self.outstanding.is_empty() {
+            self.waiting_since = now;
+        }
+        self.outstanding.push(r);
+        self.counters.requests_sent += 1;
+        self.send(
+            now,
+            SendMessage::Request {
+                piece,
+                offset,
+                length,
+            },
+        );
+        true
+    }
+
+    /// Takes back an outstanding request (sends a cancel). Returns whether
+    /// it was outstanding.
+    pub fn cancel_request(&mut self, now: Duration, piece: u32, offset: u32, length: u32) -> bool {
+        let r = BlockRequest {
+            piece,
+            offset,
+            length,
+        };
+        let Some(i) = self.outstanding.iter().position(|o| *o == r) else {
+            return false;
+        };
+        self.outstanding.swap_remove(i);
+        if self.phase == Phase::Messages {
+            self.send(
+                now,
+                SendMessage::Cancel {
+                    piece,
+                    offset,
+                    length,
+                },
+            );
+        }
+        true
+    }
+
+    /// Drops every outstanding request with a `RequestDropped` each (at most
+    /// `requests_out_max`), sending cancels when `cancel`.
+    fn drop_outstanding(&mut self, now: Duration, cancel: bool) {
+        let dropped: Vec<BlockRequest> = self.outstanding.drain(..).collect();
+        for r in dropped {
+            if cancel {
+                self.send(
+                    now,
+                    SendMessage::Cancel {
+                        piece: r.piece,
+                        offset: r.offset,
+                        length: r.length,
+                    },
+                );
+            }
+            self.actions.push_back(Action::RequestDropped {
+                piece: r.piece,
+                offset: r.offset,
+                length: r.length,
+            });
+        }
+    }
+
     // ---- time ----
 
     /// When [`on_timer`](Self::on_timer) must next be called, if ever.
@@ -757,14 +966,22 @@ impl PeerConnection {
         match self.phase {
             Phase::Closed => None,
             Phase::Handshake => Some(self.started.saturating_add(self.config.handshake_timeout)),
-            Phase::Messages => Some(
-                self.last_received
+            Phase::Messages => {
+                let mut at = self
+                    .last_received
                     .saturating_add(self.config.inactivity_timeout)
                     .min(
                         self.last_sent
                             .saturating_add(self.config.keepalive_interval),
-                    ),
-            ),
+                    );
+                if !self.outstanding.is_empty() {
+                    at = at.min(
+                        self.waiting_since
+                            .saturating_add(self.config.request_timeout),
+                    );
+                }
+                Some(at)
+            }
         }
     }
 
@@ -790,6 +1007,13 @@ impl PeerConnection {
                         silent,
                         limit: self.config.inactivity_timeout,
                     }));
+                }
+                if !self.outstanding.is_empty()
+                    && now.saturating_sub(self.waiting_since) >= self.config.request_timeout
+                {
+                    self.snubbed = true;
+                    self.waiting_since = now;
+                    self.drop_outstanding(now, true);
                 }
                 if now.saturating_sub(self.last_sent) >= self.config.keepalive_interval {
                     self.send(now, SendMessage::KeepAlive);

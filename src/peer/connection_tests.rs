@@ -273,18 +273,20 @@ fn peer_have_set() {
 }
 
 #[test]
-fn have_all_and_none_need_fast_and_must_be_first() {
+fn have_all_and_none_need_fast_and_late_ones_merge() {
     let mut c = established(true, false);
     c.receive(T0, &wire(Message::HaveNone)).unwrap();
     assert_eq!(drain(&mut c), vec![Action::PeerHave(PeerHave::None)]);
-    let e = c.receive(T0, &wire(Message::HaveAll)).unwrap_err();
-    assert!(matches!(
-        e,
-        PeerError::BitfieldNotFirst {
-            message: "have all",
-            ..
-        }
-    ));
+    // A later have-all adds every piece; a later have-none takes nothing away.
+    c.receive(T0, &wire(Message::HaveAll)).unwrap();
+    assert_eq!(
+        drain(&mut c).first(),
+        Some(&Action::PeerHave(PeerHave::All))
+    );
+    assert!(c.peer_pieces().is_all());
+    c.receive(T0, &wire(Message::HaveNone)).unwrap();
+    assert!(drain(&mut c).is_empty());
+    assert!(c.peer_pieces().is_all());
 
     let mut c = established(true, false);
     c.receive(T0, &wire(Message::HaveAll)).unwrap();
@@ -318,7 +320,7 @@ fn have_all_and_none_need_fast_and_must_be_first() {
 }
 
 #[test]
-fn bitfield_not_first() {
+fn a_late_bitfield_is_merged_not_refused() {
     let mut c = established(false, false);
     // Keep-alives and extended messages may come first.
     let mut input = wire(Message::KeepAlive);
@@ -332,22 +334,18 @@ fn bitfield_not_first() {
         c.peer_extensions().and_then(|e| e.extension_id("ut_pex")),
         Some(1)
     );
-    let e = c
-        .receive(T0, &wire(Message::Bitfield(&[0x80])))
-        .unwrap_err();
-    assert_eq!(
-        e,
-        PeerError::BitfieldNotFirst {
-            message: "bitfield",
-            messages_before: 3
-        }
-    );
+    assert!(c.peer_pieces().has(0));
+    drain(&mut c);
+    // aria2 sends its bitfield again after some pieces: merged.
+    c.receive(T0, &wire(Message::Bitfield(&[0x20]))).unwrap();
+    assert_eq!(drain(&mut c), vec![Action::PeerHave(PeerHave::Bitfield)]);
+    assert!(c.peer_pieces().has(0), "pieces are never taken back");
+    assert!(c.peer_pieces().has(2));
+    assert_eq!(c.peer_pieces().count(), 2);
     let mut c = established(false, false);
     c.receive(T0, &wire(Message::Interested)).unwrap();
-    assert!(matches!(
-        c.receive(T0, &wire(Message::Bitfield(&[0]))),
-        Err(PeerError::BitfieldNotFirst { .. })
-    ));
+    c.receive(T0, &wire(Message::Bitfield(&[0x40]))).unwrap();
+    assert!(c.peer_pieces().has(1));
 }
 
 #[test]
@@ -642,7 +640,11 @@ fn interest_have_and_ignored_messages() {
     assert_eq!(c.receive(T0, &input), Ok(input.len()));
     assert_eq!(
         drain(&mut c),
-        vec![Action::PeerInterested(true), Action::PeerInterested(false)]
+        vec![
+            Action::PeerInterested(true),
+            Action::PeerInterested(false),
+            Action::PeerUnchoked
+        ]
     );
     assert!(!c.peer_choking());
     assert_eq!(c.counters().blocks_received, 1);

@@ -21,11 +21,6 @@ pub enum PeerError {
     Wire(#[from] WireError),
     #[error("bad extension handshake: {0}")]
     ExtensionHandshake(#[from] ExtensionHandshakeError),
-    #[error("{message} message after {messages_before} other messages, expected it first after the handshake")]
-    BitfieldNotFirst {
-        message: &'static str,
-        messages_before: u64,
-    },
     #[error("{message} message from a peer without the fast extension negotiated (BEP 6)")]
     FastNotNegotiated { message: &'static str },
     #[error("{message} for piece {piece}, but the torrent has {pieces} pieces")]

@@ -106,6 +106,18 @@ impl PieceBits {
         self.count = self.pieces;
     }
 
+    /// Adds every piece of `other` (same piece count; a different one is
+    /// ignored).
+    pub fn union_with(&mut self, other: &PieceBits) {
+        if other.pieces != self.pieces {
+            return;
+        }
+        for (a, b) in self.bytes.iter_mut().zip(&other.bytes) {
+            *a |= *b;
+        }
+        self.count = self.bytes.iter().map(|b| b.count_ones()).sum();
+    }
+
     /// Marks every piece absent.
     pub fn clear(&mut self) {
         self.bytes.fill(0);

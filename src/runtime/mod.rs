@@ -2,11 +2,14 @@
 //! touches the kernel lives here; the format and protocol code elsewhere in the
 //! crate stays pure.
 
+pub mod disk;
 pub mod event_loop;
 pub mod fd_cache;
 pub mod fs_walk;
 pub mod http_client;
 pub mod piece_hash;
+pub mod session;
+pub mod shard;
 pub mod sockets;
 pub mod tracker_worker;
 pub mod uring;

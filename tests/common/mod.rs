@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod engine;
+
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;

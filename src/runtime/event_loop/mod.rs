@@ -24,7 +24,17 @@
 //! reuses it for the next op, or releases it to the pool. A buffer is never
 //! freed or reused with an op in flight: if the loop is dropped while ops are
 //! still in flight, it cancels them and waits (bounded); should any still be
-//! in flight after that, the pool and the slab are leaked, not freed.
+//! in flight after that, the pool and the slab are leaked, not freed. A
+//! file write ([`EventLoop::write_at_shared`]) takes no pool buffer: its
+//! slot holds a reference to the caller's `Arc<[u8]>` until the completion
+//! is drained, so those bytes are leaked with the slab too.
+//!
+//! A zero-copy send completes twice in the kernel (its result, then a
+//! notification when the buffer is no longer used); the loop reports it
+//! once, on the notification. Ops the kernel may lack
+//! ([`EventLoop::send_zc_with_header`], [`EventLoop::splice`]) are checked
+//! against the ring's probe ([`EventLoop::supports`]) and refused with
+//! [`LoopError::Unsupported`].
 //!
 //! Threads: build the loop on the shard thread that will use it. The ring is
 //! set up SINGLE_ISSUER, so only the creating thread may submit, and the
@@ -51,9 +61,10 @@ use std::io;
 use std::mem;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::RawFd;
+use std::sync::Arc;
 use std::time::Duration;
 
-use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
 use super::uring::{new_ring, RingMode, UringError};
 
@@ -74,6 +85,12 @@ const DROP_DRAIN_ROUNDS_MAX: u32 = 100;
 const DROP_DRAIN_WAIT: Duration = Duration::from_millis(10);
 /// Bits of `user_data` that hold the slot index; the generation is above.
 const INDEX_BITS: u32 = 32;
+/// Largest write by [`EventLoop::write_at_shared`], in bytes.
+pub const WRITE_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// IORING_CQE_F_MORE: more completions of this op will follow.
+const CQE_F_MORE: u32 = 1 << 1;
+/// Opcodes the probe bitmap covers (io_uring opcodes are a `u8`).
+const OPCODES: usize = 256;
 
 /// What the loop is built with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +153,17 @@ pub enum OpKind {
     SendWithHeader,
     /// Result: bytes read into the buffer (0: end of file).
     ReadAt,
+    /// A read at the file's current position (pipes, eventfds). Result:
+    /// bytes read into the buffer.
+    Read,
+    /// Result: bytes written from the shared data.
+    WriteAt,
+    /// A zero-copy vectored send of a header and a block. Result: bytes
+    /// sent, header included. Reported once, after the kernel let go of the
+    /// buffer (its notification), so the buffer is free to reuse.
+    SendZcWithHeader,
+    /// Result: bytes moved between the two fds.
+    Splice,
     /// Result: 0 when connected.
     Connect,
     /// Result: `Err(ETIME)` when the time ran out (the normal case), or
@@ -191,6 +219,17 @@ pub enum LoopError {
     Length { len: usize, max: usize },
     #[error("op {0:?} is not in flight")]
     NotInFlight(OpId),
+    #[error("range {start}+{len} is outside data of {size} bytes (at most {max} bytes per op)")]
+    Range {
+        start: usize,
+        len: usize,
+        size: usize,
+        max: usize,
+    },
+    #[error("file offset {offset} is out of range: expected at most {max}")]
+    Offset { offset: u64, max: u64 },
+    #[error("this kernel's io_uring does not support {op:?} (opcode {opcode})")]
+    Unsupported { op: OpKind, opcode: u8 },
     #[error("io_uring submission failed: {0}")]
     Submit(#[source] io::Error),
 }
@@ -203,6 +242,9 @@ struct SlotData {
     iov: [libc::iovec; 2],
     msg: libc::msghdr,
     header: [u8; HEADER_BYTES],
+    /// Source bytes of a write, kept alive until its completion is drained
+    /// (and leaked with the slab if the loop is dropped with it in flight).
+    shared: Option<Arc<[u8]>>,
 }
 
 impl SlotData {
@@ -219,6 +261,7 @@ impl SlotData {
             }; 2],
             msg,
             header: [0; HEADER_BYTES],
+            shared: None,
         }
     }
 }
@@ -230,6 +273,9 @@ struct Pending {
     buffer: Option<BufferId>,
     /// A timeout the loop set for its own wait; never reported.
     internal: bool,
+    /// A zero-copy send's result and flags (first CQE), held until its
+    /// notification arrives.
+    zc_first: Option<(i32, u32)>,
 }
 
 struct Slot {
@@ -255,6 +301,9 @@ pub struct EventLoop {
     ext_arg: bool,
     /// Scratch list for [`EventLoop::drain_completions`].
     cqes: Vec<(u64, i32, u32)>,
+    /// Opcodes this kernel supports, one bit each (all clear when the
+    /// kernel has no probe, before 5.6).
+    opcodes: [u64; OPCODES / 64],
 }
 
 fn check_range(what: &'static str, value: u64, min: u64, max: u64) -> Result<(), LoopError> {
@@ -299,6 +348,17 @@ impl EventLoop {
             POOL_BYTES_MAX,
         )?;
         let (ring, mode) = new_ring(ring_entries)?;
+        let mut opcodes = [0u64; OPCODES / 64];
+        let mut probe = Probe::new();
+        if ring.submitter().register_probe(&mut probe).is_ok() {
+            for code in 0..=u8::MAX {
+                if probe.is_supported(code) {
+                    if let Some(word) = opcodes.get_mut(usize::from(code / 64)) {
+                        *word |= 1 << (code % 64);
+                    }
+                }
+            }
+        }
         // Regular ops and cancels each have `ops_in_flight_max` slots.
         let slot_count = ops_in_flight_max.saturating_mul(2);
         let slots: Box<[Slot]> = (0..slot_count)
@@ -320,6 +380,7 @@ impl EventLoop {
             stale: 0,
             cqes: Vec::with_capacity(ring_entries as usize * 2),
             ext_arg: ring.params().is_feature_ext_arg(),
+            opcodes,
             ring,
         })
     }
@@ -337,6 +398,14 @@ impl EventLoop {
     /// The buffer pool, read-only.
     pub fn buffer_pool(&self) -> &BufferPool {
         &self.buffers
+    }
+
+    /// Whether this kernel's io_uring supports `opcode` (an
+    /// `io_uring::opcode::*::CODE`), as its probe said when the loop was built.
+    pub fn supports(&self, opcode: u8) -> bool {
+        self.opcodes
+            .get(usize::from(opcode / 64))
+            .is_some_and(|word| word & (1 << (opcode % 64)) != 0)
     }
 
     /// Ops in flight (cancels and the loop's own wait timeout included).
@@ -431,25 +500,84 @@ impl EventLoop {
         len: usize,
     ) -> Result<OpId, LoopError> {
         self.queue_with_buffer(OpKind::SendWithHeader, buffer, 0, len, |data, ptr, len| {
-            data.header = header;
-            data.iov = [
-                libc::iovec {
-                    iov_base: data.header.as_mut_ptr().cast(),
-                    iov_len: HEADER_BYTES,
-                },
-                libc::iovec {
-                    iov_base: ptr.cast(),
-                    iov_len: len as usize,
-                },
-            ];
-            // SAFETY: all-zero bytes are a valid msghdr.
-            data.msg = unsafe { mem::zeroed() };
-            data.msg.msg_iov = data.iov.as_mut_ptr();
-            data.msg.msg_iovlen = 2;
-            opcode::SendMsg::new(types::Fd(fd), &raw const data.msg)
+            let msg = header_msg(data, header, ptr, len);
+            opcode::SendMsg::new(types::Fd(fd), msg)
                 .flags((libc::MSG_NOSIGNAL | libc::MSG_WAITALL) as u32)
                 .build()
         })
+    }
+
+    /// As [`EventLoop::send_with_header`], but zero-copy (SENDMSG_ZC, Linux
+    /// 6.1+): the kernel sends from the buffer itself. The op completes
+    /// twice in the kernel (the send's result, then a notification once the
+    /// network stack let go of the buffer); the loop keeps the buffer until
+    /// the notification and reports one [`Completion`] with the send's
+    /// result. `Err(Unsupported)` when the kernel lacks the opcode.
+    pub fn send_zc_with_header(
+        &mut self,
+        fd: RawFd,
+        header: [u8; HEADER_BYTES],
+        buffer: BufferId,
+        len: usize,
+    ) -> Result<OpId, LoopError> {
+        self.require(OpKind::SendZcWithHeader, opcode::SendMsgZc::CODE)?;
+        self.queue_with_buffer(
+            OpKind::SendZcWithHeader,
+            buffer,
+            0,
+            len,
+            |data, ptr, len| {
+                let msg = header_msg(data, header, ptr, len);
+                opcode::SendMsgZc::new(types::Fd(fd), msg)
+                    .flags((libc::MSG_NOSIGNAL | libc::MSG_WAITALL) as u32)
+                    .build()
+            },
+        )
+    }
+
+    /// Queues a splice of up to `len` bytes from `fd_in` to `fd_out`, one of
+    /// which must be a pipe (file -> pipe, then pipe -> socket: the bytes
+    /// never enter user memory). An offset is for a file (`None`: its
+    /// current position; always `None` for a pipe). `Err(Unsupported)` when
+    /// the kernel lacks the opcode (before 5.7).
+    pub fn splice(
+        &mut self,
+        fd_in: RawFd,
+        off_in: Option<u64>,
+        fd_out: RawFd,
+        off_out: Option<u64>,
+        len: u32,
+    ) -> Result<OpId, LoopError> {
+        self.require(OpKind::Splice, opcode::Splice::CODE)?;
+        if len == 0 {
+            return Err(LoopError::Length {
+                len: 0,
+                max: u32::MAX as usize,
+            });
+        }
+        // -1: no offset (the fd's position, or a pipe).
+        let offset = |o: Option<u64>| match o {
+            None => Ok(-1),
+            Some(v) => i64::try_from(v).map_err(|_| LoopError::Offset {
+                offset: v,
+                max: i64::MAX as u64,
+            }),
+        };
+        let (off_in, off_out) = (offset(off_in)?, offset(off_out)?);
+        self.queue(OpKind::Splice, None, |_| {
+            opcode::Splice::new(types::Fd(fd_in), off_in, types::Fd(fd_out), off_out, len)
+                .flags(libc::SPLICE_F_MOVE)
+                .build()
+        })
+    }
+
+    /// `Err(Unsupported)` unless the kernel supports `code`.
+    fn require(&self, op: OpKind, code: u8) -> Result<(), LoopError> {
+        if self.supports(code) {
+            Ok(())
+        } else {
+            Err(LoopError::Unsupported { op, opcode: code })
+        }
     }
 
     /// Queues a read of `len` bytes at `offset` of a file into `buffer`.
@@ -460,8 +588,72 @@ impl EventLoop {
         len: usize,
         offset: u64,
     ) -> Result<OpId, LoopError> {
-        self.queue_with_buffer(OpKind::ReadAt, buffer, 0, len, |_, ptr, len| {
+        self.read_at_range(file_fd, buffer, 0, len, offset)
+    }
+
+    /// Queues a read of `len` bytes at `offset` of a file into
+    /// `buffer[start..start + len]` (a block spanning two files is read by
+    /// two such ops, one after the other, into one buffer).
+    pub fn read_at_range(
+        &mut self,
+        file_fd: RawFd,
+        buffer: BufferId,
+        start: usize,
+        len: usize,
+        offset: u64,
+    ) -> Result<OpId, LoopError> {
+        self.queue_with_buffer(OpKind::ReadAt, buffer, start, len, |_, ptr, len| {
             opcode::Read::new(types::Fd(file_fd), ptr, len)
+                .offset(offset)
+                .build()
+        })
+    }
+
+    /// Queues a read of up to `len` bytes into `buffer` at the fd's current
+    /// position: for fds that cannot seek (pipes, an eventfd such as a
+    /// [`crate::runtime::waker::Waker`]'s).
+    pub fn read(&mut self, fd: RawFd, buffer: BufferId, len: usize) -> Result<OpId, LoopError> {
+        self.queue_with_buffer(OpKind::Read, buffer, 0, len, |_, ptr, len| {
+            // Offset -1: use (and advance) the file position.
+            opcode::Read::new(types::Fd(fd), ptr, len)
+                .offset(u64::MAX)
+                .build()
+        })
+    }
+
+    /// Queues a write of `data[start..start + len]` at `offset` of a file.
+    /// The op holds its own reference to `data` until its completion is
+    /// drained, so the caller may drop theirs at once; should the loop be
+    /// dropped with the write still in flight, the reference is leaked
+    /// rather than let the bytes be freed under the kernel.
+    pub fn write_at_shared(
+        &mut self,
+        file_fd: RawFd,
+        data: Arc<[u8]>,
+        start: usize,
+        len: usize,
+        offset: u64,
+    ) -> Result<OpId, LoopError> {
+        let size = data.len();
+        let range_error = LoopError::Range {
+            start,
+            len,
+            size,
+            max: WRITE_BYTES_MAX,
+        };
+        let Some(bytes) = start
+            .checked_add(len)
+            .and_then(|end| data.get(start..end))
+            .filter(|b| !b.is_empty() && b.len() <= WRITE_BYTES_MAX)
+        else {
+            return Err(range_error);
+        };
+        let ptr = bytes.as_ptr();
+        let len32 = u32::try_from(len).map_err(|_| range_error)?;
+        self.queue(OpKind::WriteAt, None, |slot| {
+            // The slot's reference keeps `ptr` valid: an Arc's bytes never move.
+            slot.shared = Some(data);
+            opcode::Write::new(types::Fd(file_fd), ptr, len32)
                 .offset(offset)
                 .build()
         })
@@ -566,9 +758,28 @@ impl EventLoop {
                 .completion()
                 .map(|c| (c.user_data(), c.result(), c.flags())),
         );
-        for &(user_data, res, flags) in &cqes {
+        for &(user_data, cqe_res, cqe_flags) in &cqes {
             let id = OpId(user_data);
-            let more = cqueue::more(flags);
+            let (mut res, mut flags) = (cqe_res, cqe_flags);
+            let mut more = cqueue::more(flags);
+            let zero_copy = self
+                .pending(id)
+                .is_some_and(|p| p.kind == OpKind::SendZcWithHeader);
+            if zero_copy {
+                if cqueue::notif(flags) {
+                    // The kernel let go of the buffer: report the send.
+                    let first = self.pending(id).and_then(|p| p.zc_first);
+                    (res, flags) = first.unwrap_or((res, flags));
+                    more = false;
+                } else if more {
+                    // The send's result; its notification follows.
+                    if let Some(p) = self.pending_mut(id) {
+                        p.zc_first = Some((res, flags & !CQE_F_MORE));
+                    }
+                    continue;
+                }
+                flags &= !CQE_F_MORE;
+            }
             let pending = if more {
                 self.pending(id).copied()
             } else {
@@ -631,6 +842,8 @@ impl EventLoop {
             return None;
         }
         let pending = slot.pending.take()?;
+        // The kernel is done with the write's bytes.
+        slot.data.shared = None;
         self.free_slots.push(id.index() as u32);
         if pending.kind == OpKind::Cancel {
             self.cancels_in_flight = self.cancels_in_flight.saturating_sub(1);
@@ -720,6 +933,7 @@ impl EventLoop {
         // lent to this op; both stay put until the completion is drained, and
         // a loop dropped with ops in flight leaks them rather than free them.
         if unsafe { self.ring.submission().push(&entry) }.is_err() {
+            slot.data.shared = None;
             self.free_slots.push(index);
             return Err(LoopError::QueueFull {
                 entries: self.ring.submission().capacity(),
@@ -729,6 +943,7 @@ impl EventLoop {
             kind,
             buffer,
             internal: false,
+            zc_first: None,
         });
         if kind == OpKind::Cancel {
             self.cancels_in_flight += 1;
@@ -791,14 +1006,47 @@ impl EventLoop {
     }
 }
 
+impl EventLoop {
+    /// Leaks what the kernel may still use (the pool, and the slab with the
+    /// slots' data and the shared bytes of writes): never freed.
+    fn leak_in_flight(&mut self) {
+        mem::forget(mem::replace(&mut self.buffers, BufferPool::new(0, 1)));
+        mem::forget(mem::take(&mut self.slots));
+    }
+}
+
 impl Drop for EventLoop {
     fn drop(&mut self) {
         if self.shutdown() > 0 {
-            // The kernel may still use these: never free them.
-            mem::forget(mem::replace(&mut self.buffers, BufferPool::new(0, 1)));
-            mem::forget(mem::take(&mut self.slots));
+            self.leak_in_flight();
         }
     }
+}
+
+/// Fills a slot's header, iovecs and msghdr for a send of `header` then
+/// `len` bytes at `block`; returns the msghdr's address (in the slot).
+fn header_msg(
+    data: &mut SlotData,
+    header: [u8; HEADER_BYTES],
+    block: *mut u8,
+    len: u32,
+) -> *const libc::msghdr {
+    data.header = header;
+    data.iov = [
+        libc::iovec {
+            iov_base: data.header.as_mut_ptr().cast(),
+            iov_len: HEADER_BYTES,
+        },
+        libc::iovec {
+            iov_base: block.cast(),
+            iov_len: len as usize,
+        },
+    ];
+    // SAFETY: all-zero bytes are a valid msghdr.
+    data.msg = unsafe { mem::zeroed() };
+    data.msg.msg_iov = data.iov.as_mut_ptr();
+    data.msg.msg_iovlen = 2;
+    &raw const data.msg
 }
 
 /// Writes `addr` as a C socket address; returns its length.

@@ -689,3 +689,426 @@ fn a_wait_times_out_without_ext_arg_too() {
     assert_eq!(wait_for(&mut ev, op, &mut seen).kind, OpKind::Timeout);
     assert_eq!(seen.len(), 1);
 }
+
+fn temp_file_with(data: &[u8]) -> std::fs::File {
+    let mut file = tempfile::tempfile().unwrap_or_else(|e| panic!("{e}"));
+    file.write_all(data).unwrap_or_else(|e| panic!("{e}"));
+    file
+}
+
+fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(31).wrapping_add(seed) % 253) as u8)
+        .collect()
+}
+
+#[test]
+fn read_at_range_fills_one_buffer_from_two_files() {
+    let mut ev = small_loop();
+    let a = pattern(5000, 1);
+    let b = pattern(5000, 2);
+    let (fa, fb) = (temp_file_with(&a), temp_file_with(&b));
+    let buf = acquire(&mut ev);
+    let mut seen = Vec::new();
+    // The block's first 1000 bytes are the end of file a, the rest the start of b.
+    let op = ev
+        .read_at_range(fa.as_raw_fd(), buf, 0, 1000, 4000)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let c = wait_for(&mut ev, op, &mut seen);
+    assert_eq!(
+        (c.kind, c.result, c.buffer),
+        (OpKind::ReadAt, Ok(1000), Some(buf))
+    );
+    let op = ev
+        .read_at_range(fb.as_raw_fd(), buf, 1000, 3000, 0)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let c = wait_for(&mut ev, op, &mut seen);
+    assert_eq!((c.kind, c.result), (OpKind::ReadAt, Ok(3000)));
+    let got = ev.buffers().get(buf).unwrap_or_else(|| panic!("buffer"));
+    assert_eq!(got.get(..1000), a.get(4000..));
+    assert_eq!(got.get(1000..4000), b.get(..3000));
+}
+
+#[test]
+fn read_at_range_must_lie_inside_the_buffer() {
+    let mut ev = small_loop();
+    let buf = acquire(&mut ev);
+    let size = ev.buffer_pool().buffer_bytes();
+    assert!(matches!(
+        ev.read_at_range(0, buf, size, 1, 0),
+        Err(LoopError::Start { .. })
+    ));
+    assert!(matches!(
+        ev.read_at_range(0, buf, 100, size, 0),
+        Err(LoopError::Length { .. })
+    ));
+    assert!(matches!(
+        ev.read_at_range(0, buf, 0, 0, 0),
+        Err(LoopError::Length { len: 0, .. })
+    ));
+    assert_eq!(ev.buffers().state(buf), Ok(BufferState::Held));
+    assert_eq!(ev.in_flight(), 0);
+}
+
+#[test]
+fn write_at_shared_writes_and_holds_the_data_until_drained() {
+    let mut ev = small_loop();
+    let file = temp_file_with(&[0u8; 100]);
+    let data: Arc<[u8]> = pattern(3000, 9).into();
+    let op = ev
+        .write_at_shared(file.as_raw_fd(), Arc::clone(&data), 500, 2000, 50)
+        .unwrap_or_else(|e| panic!("{e}"));
+    // The op holds its own reference until its completion is drained.
+    assert_eq!(Arc::strong_count(&data), 2);
+    ev.submit_and_wait(1, Some(WAIT_MAX))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(Arc::strong_count(&data), 2);
+    let mut seen = Vec::new();
+    let c = wait_for(&mut ev, op, &mut seen);
+    assert_eq!(
+        (c.kind, c.result, c.buffer),
+        (OpKind::WriteAt, Ok(2000), None)
+    );
+    assert_eq!(Arc::strong_count(&data), 1);
+    // Read it back through the loop.
+    let buf = acquire(&mut ev);
+    let op = ev
+        .read_at(file.as_raw_fd(), buf, 2100, 0)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(wait_for(&mut ev, op, &mut seen).result, Ok(2050));
+    let got = ev.buffers().get(buf).unwrap_or_else(|| panic!("buffer"));
+    assert_eq!(got.get(..50), Some(&[0u8; 50][..]));
+    assert_eq!(got.get(50..2050), data.get(500..2500));
+}
+
+#[test]
+fn write_at_shared_refuses_bad_ranges_and_keeps_no_reference() {
+    let mut ev = small_loop();
+    let file = temp_file_with(&[]);
+    let data: Arc<[u8]> = vec![1u8; 100].into();
+    for (start, len) in [(0, 0), (0, 101), (100, 1), (99, 2), (usize::MAX, 2)] {
+        let got = ev.write_at_shared(file.as_raw_fd(), Arc::clone(&data), start, len, 0);
+        assert!(
+            matches!(got, Err(LoopError::Range { size: 100, .. })),
+            "{start}+{len}: {got:?}"
+        );
+    }
+    assert_eq!(Arc::strong_count(&data), 1);
+    assert_eq!(ev.in_flight(), 0);
+    // The last byte alone is fine.
+    let op = ev
+        .write_at_shared(file.as_raw_fd(), Arc::clone(&data), 99, 1, 0)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut seen = Vec::new();
+    assert_eq!(wait_for(&mut ev, op, &mut seen).result, Ok(1));
+    assert_eq!(Arc::strong_count(&data), 1);
+}
+
+#[test]
+fn a_write_refused_by_a_full_queue_drops_its_reference() {
+    let mut ev = small_loop();
+    let file = temp_file_with(&[]);
+    let data: Arc<[u8]> = vec![1u8; 10].into();
+    let mut refused = false;
+    for _ in 0..64 {
+        match ev.write_at_shared(file.as_raw_fd(), Arc::clone(&data), 0, 10, 0) {
+            Ok(_) => {}
+            Err(LoopError::QueueFull { .. } | LoopError::SlabFull { .. }) => {
+                refused = true;
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(refused);
+    assert_eq!(Arc::strong_count(&data), 1 + ev.in_flight() as usize);
+    assert_eq!(ev.shutdown(), 0);
+    assert_eq!(Arc::strong_count(&data), 1);
+}
+
+#[test]
+fn a_leaked_loop_keeps_the_data_of_a_write_in_flight() {
+    // A write to a full pipe nobody reads stays in flight.
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fds into the array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let [read_end, write_end] = fds;
+    fill_pipe(write_end);
+    let data: Arc<[u8]> = vec![7u8; 4096].into();
+    {
+        let mut ev = small_loop();
+        let op = ev.write_at_shared(write_end, Arc::clone(&data), 0, data.len(), u64::MAX);
+        assert!(op.is_ok(), "{op:?}");
+        ev.submit_and_wait(1, Some(Duration::from_millis(20)))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut seen = Vec::new();
+        assert_eq!(ev.drain_completions(&mut seen), 0);
+        assert_eq!(Arc::strong_count(&data), 2);
+        // What Drop does when the kernel does not give an op back in time.
+        ev.leak_in_flight();
+        ev.ops_in_flight = 0;
+    }
+    // The kernel may still read it: the op's reference was never dropped.
+    assert_eq!(Arc::strong_count(&data), 2);
+    for fd in [read_end, write_end] {
+        // SAFETY: closing fds this test opened.
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// Fills a pipe until a write would block; leaves the fd blocking.
+fn fill_pipe(write_end: RawFd) {
+    // SAFETY: fcntl flag calls on an fd the caller owns.
+    let flags = unsafe { libc::fcntl(write_end, libc::F_GETFL) };
+    // SAFETY: as above.
+    assert_eq!(
+        unsafe { libc::fcntl(write_end, libc::F_SETFL, flags | libc::O_NONBLOCK) },
+        0
+    );
+    let chunk = [0u8; 4096];
+    let mut filled = false;
+    // A pipe holds at most 1 MiB by default (pipe-max-size).
+    for _ in 0..=256 {
+        // SAFETY: writes a live local array.
+        let n = unsafe { libc::write(write_end, chunk.as_ptr().cast(), chunk.len()) };
+        if n < 0 {
+            filled = true;
+            break;
+        }
+    }
+    assert!(filled);
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::fcntl(write_end, libc::F_SETFL, flags) }, 0);
+}
+
+#[test]
+fn shutdown_cancels_a_blocked_write_and_drops_its_data() {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fds into the array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let [read_end, write_end] = fds;
+    fill_pipe(write_end);
+    let data: Arc<[u8]> = vec![7u8; 4096].into();
+    let mut ev = small_loop();
+    let op = ev.write_at_shared(write_end, Arc::clone(&data), 0, data.len(), u64::MAX);
+    assert!(op.is_ok(), "{op:?}");
+    ev.submit_and_wait(0, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(Arc::strong_count(&data), 2);
+    assert_eq!(ev.shutdown(), 0);
+    assert_eq!(Arc::strong_count(&data), 1);
+    for fd in [read_end, write_end] {
+        // SAFETY: closing fds this test opened.
+        unsafe { libc::close(fd) };
+    }
+}
+
+#[test]
+fn read_takes_what_a_pipe_holds() {
+    let mut ev = small_loop();
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fds into the array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let [read_end, write_end] = fds;
+    let buf = acquire(&mut ev);
+    let op = ev
+        .read(read_end, buf, 100)
+        .unwrap_or_else(|e| panic!("{e}"));
+    ev.submit_and_wait(0, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let msg = b"through the pipe";
+    // SAFETY: writes a live local array to a pipe this test owns.
+    let n = unsafe { libc::write(write_end, msg.as_ptr().cast(), msg.len()) };
+    assert_eq!(n, msg.len() as isize);
+    let mut seen = Vec::new();
+    let c = wait_for(&mut ev, op, &mut seen);
+    assert_eq!((c.kind, c.result), (OpKind::Read, Ok(msg.len() as u32)));
+    assert_eq!(
+        ev.buffers().get(buf).and_then(|b| b.get(..msg.len())),
+        Some(&msg[..])
+    );
+    for fd in [read_end, write_end] {
+        // SAFETY: closing fds this test opened.
+        unsafe { libc::close(fd) };
+    }
+}
+
+#[test]
+fn read_on_an_eventfd_returns_its_counter() {
+    let mut ev = small_loop();
+    // SAFETY: plain eventfd(2) call.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    assert!(fd >= 0);
+    let add = 5u64.to_ne_bytes();
+    // SAFETY: writes 8 bytes from a live local array to the eventfd.
+    assert_eq!(unsafe { libc::write(fd, add.as_ptr().cast(), 8) }, 8);
+    let buf = acquire(&mut ev);
+    let op = ev.read(fd, buf, 8).unwrap_or_else(|e| panic!("{e}"));
+    let mut seen = Vec::new();
+    let c = wait_for(&mut ev, op, &mut seen);
+    assert_eq!((c.kind, c.result), (OpKind::Read, Ok(8)));
+    assert_eq!(
+        ev.buffers().get(buf).and_then(|b| b.get(..8)),
+        Some(&add[..])
+    );
+    // SAFETY: closing the fd this test opened.
+    unsafe { libc::close(fd) };
+}
+
+#[test]
+fn the_probe_knows_the_basic_opcodes() {
+    let ev = small_loop();
+    // Every kernel this loop runs on (5.10+) has these and probes.
+    assert!(ev.supports(opcode::Read::CODE));
+    assert!(ev.supports(opcode::SendMsg::CODE));
+    assert!(ev.supports(opcode::Nop::CODE));
+    assert!(!ev.supports(u8::MAX));
+}
+
+#[test]
+fn send_zc_with_header_reports_once_after_the_notification() {
+    let mut ev = small_loop();
+    if !ev.supports(opcode::SendMsgZc::CODE) {
+        eprintln!("skipped: this kernel has no SENDMSG_ZC");
+        return;
+    }
+    let (client, mut server) = pair();
+    let header: [u8; HEADER_BYTES] = [0, 0, 0x40, 0x09, 7, 0, 0, 0, 1, 0, 0, 0, 0];
+    let block = pattern(16 * 1024, 5);
+    let buf = acquire(&mut ev);
+    ev.buffers()
+        .get_mut(buf)
+        .unwrap_or_else(|| panic!("buffer"))
+        .copy_from_slice(&block);
+    let mut seen = Vec::new();
+    for round in 0..3 {
+        let op = ev
+            .send_zc_with_header(client.as_raw_fd(), header, buf, block.len())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(ev.buffers().get(buf).is_none());
+        let mut got = vec![0u8; HEADER_BYTES + block.len()];
+        let c = wait_for(&mut ev, op, &mut seen);
+        assert_eq!(c.kind, OpKind::SendZcWithHeader, "round {round}");
+        assert_eq!(c.result, Ok(got.len() as u32));
+        assert_eq!(c.buffer, Some(buf));
+        assert!(!c.more);
+        // Exactly one completion per send, and the slot is free.
+        assert_eq!(seen.iter().filter(|s| s.op == op).count(), 1);
+        assert_eq!(ev.in_flight(), 0);
+        server
+            .read_exact(&mut got)
+            .unwrap_or_else(|e| panic!("read: {e}"));
+        assert_eq!(got.get(..HEADER_BYTES), Some(&header[..]));
+        assert_eq!(got.get(HEADER_BYTES..), Some(&block[..]));
+    }
+    assert_eq!(ev.stale_completions(), 0);
+}
+
+#[test]
+fn a_failed_send_zc_still_returns_its_buffer() {
+    let mut ev = small_loop();
+    if !ev.supports(opcode::SendMsgZc::CODE) {
+        eprintln!("skipped: this kernel has no SENDMSG_ZC");
+        return;
+    }
+    // A file is no socket: the send fails, with or without a notification.
+    let file = temp_file_with(&[]);
+    let buf = acquire(&mut ev);
+    let op = ev
+        .send_zc_with_header(file.as_raw_fd(), [0; HEADER_BYTES], buf, 10)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut seen = Vec::new();
+    let c = wait_for(&mut ev, op, &mut seen);
+    assert!(c.result.is_err(), "{:?}", c.result);
+    assert_eq!(c.buffer, Some(buf));
+    assert_eq!(ev.in_flight(), 0);
+    // A late notification would be counted stale; give one a moment.
+    ev.submit_and_wait(1, Some(Duration::from_millis(20)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ev.drain_completions(&mut seen), 0);
+    assert_eq!(ev.stale_completions(), 0);
+}
+
+#[test]
+fn splice_moves_a_file_range_through_a_pipe_to_a_socket() {
+    let mut ev = small_loop();
+    let data = pattern(50_000, 3);
+    let file = temp_file_with(&data);
+    let (client, mut server) = pair();
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fds into the array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    let [read_end, write_end] = fds;
+    let mut seen = Vec::new();
+    let op = ev
+        .splice(file.as_raw_fd(), Some(10_000), write_end, None, 16_384)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let c = wait_for(&mut ev, op, &mut seen);
+    assert_eq!(
+        (c.kind, c.result, c.buffer),
+        (OpKind::Splice, Ok(16_384), None)
+    );
+    let op = ev
+        .splice(read_end, None, client.as_raw_fd(), None, 16_384)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let c = wait_for(&mut ev, op, &mut seen);
+    assert_eq!((c.kind, c.result), (OpKind::Splice, Ok(16_384)));
+    let mut got = vec![0u8; 16_384];
+    server
+        .read_exact(&mut got)
+        .unwrap_or_else(|e| panic!("read: {e}"));
+    assert_eq!(Some(&got[..]), data.get(10_000..26_384));
+    // Neither end a pipe: the kernel refuses it in the completion.
+    let op = ev
+        .splice(file.as_raw_fd(), Some(0), file.as_raw_fd(), Some(0), 10)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(wait_for(&mut ev, op, &mut seen).result, Err(libc::EINVAL));
+    for fd in [read_end, write_end] {
+        // SAFETY: closing fds this test opened.
+        unsafe { libc::close(fd) };
+    }
+}
+
+#[test]
+fn splice_refuses_an_empty_length_and_huge_offsets() {
+    let mut ev = small_loop();
+    assert!(matches!(
+        ev.splice(0, None, 1, None, 0),
+        Err(LoopError::Length { len: 0, .. })
+    ));
+    let huge = 1u64 << 63;
+    assert!(matches!(
+        ev.splice(0, Some(huge), 1, None, 10),
+        Err(LoopError::Offset { offset, .. }) if offset == huge
+    ));
+    assert!(matches!(
+        ev.splice(0, None, 1, Some(u64::MAX), 10),
+        Err(LoopError::Offset { .. })
+    ));
+    assert_eq!(ev.in_flight(), 0);
+}
+
+#[test]
+fn ops_the_kernel_lacks_are_refused() {
+    let mut ev = small_loop();
+    // As on a kernel whose probe lists none of them.
+    ev.opcodes = [0; OPCODES / 64];
+    let buf = acquire(&mut ev);
+    assert!(matches!(
+        ev.send_zc_with_header(0, [0; HEADER_BYTES], buf, 10),
+        Err(LoopError::Unsupported {
+            op: OpKind::SendZcWithHeader,
+            ..
+        })
+    ));
+    assert!(matches!(
+        ev.splice(0, None, 1, None, 10),
+        Err(LoopError::Unsupported {
+            op: OpKind::Splice,
+            ..
+        })
+    ));
+    assert!(!ev.supports(opcode::SendMsgZc::CODE));
+    assert_eq!(ev.buffers().state(buf), Ok(BufferState::Held));
+    assert_eq!(ev.in_flight(), 0);
+}

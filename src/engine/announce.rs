@@ -1,0 +1,183 @@
+//! `AnnounceSchedule`: when one torrent announces, and with which event.
+//!
+//! `started` first (retried until a tracker answers), `completed` once when
+//! the download finishes after a `started`, regular announces at the
+//! tracker's interval (never below its minimum), failures retried with a
+//! doubling delay. `stopped` is sent by [`AnnounceSchedule::stop`] and
+//! needs no answer. At most one announce is in flight.
+
+use std::time::Duration;
+
+use crate::tracker::Event;
+
+/// One torrent's announce timing.
+#[derive(Debug, Clone)]
+pub struct AnnounceSchedule {
+    enabled: bool,
+    next_at: Duration,
+    in_flight: bool,
+    started_done: bool,
+    completed_due: bool,
+    failures: u32,
+    retry_min: Duration,
+    retry_max: Duration,
+    last_error: Option<String>,
+    stopped: bool,
+}
+
+impl AnnounceSchedule {
+    /// `enabled`: the torrent has trackers. The first announce is due at `now`.
+    pub fn new(enabled: bool, now: Duration, retry_min: Duration, retry_max: Duration) -> Self {
+        Self {
+            enabled,
+            next_at: now,
+            in_flight: false,
+            started_done: false,
+            completed_due: false,
+            failures: 0,
+            retry_min,
+            retry_max,
+            last_error: None,
+            stopped: false,
+        }
+    }
+
+    /// If an announce is due at `now`, marks it in flight and returns its
+    /// event (`None` inside means a regular announce).
+    pub fn due(&mut self, now: Duration) -> Option<Option<Event>> {
+        if !self.enabled || self.stopped || self.in_flight || now < self.next_at {
+            return None;
+        }
+        self.in_flight = true;
+        Some(if !self.started_done {
+            Some(Event::Started)
+        } else if self.completed_due {
+            Some(Event::Completed)
+        } else {
+            None
+        })
+    }
+
+    /// A tracker answered; the next regular announce is `next_in` away.
+    pub fn on_success(&mut self, now: Duration, event: Option<Event>, next_in: Duration) {
+        self.in_flight = false;
+        self.failures = 0;
+        self.last_error = None;
+        match event {
+            Some(Event::Started) => self.started_done = true,
+            Some(Event::Completed) => self.completed_due = false,
+            _ => {}
+        }
+        self.next_at = now.saturating_add(next_in);
+        if self.completed_due {
+            self.next_at = now;
+        }
+    }
+
+    /// Every tracker failed; retry later with the same event.
+    pub fn on_failure(&mut self, now: Duration, message: String) {
+        self.in_flight = false;
+        self.failures = self.failures.saturating_add(1);
+        let shift = self.failures.saturating_sub(1).min(16);
+        let wait = self
+            .retry_min
+            .saturating_mul(1u32 << shift)
+            .min(self.retry_max);
+        self.next_at = now.saturating_add(wait);
+        self.last_error = Some(message);
+    }
+
+    /// The download finished: announce `completed` now (only if `started`
+    /// was announced while incomplete, which is the case for any torrent
+    /// that downloads).
+    pub fn completed(&mut self, now: Duration) {
+        if self.enabled && self.started_done {
+            self.completed_due = true;
+            if !self.in_flight {
+                self.next_at = now;
+            }
+        }
+    }
+
+    /// Stops announcing. Returns true when a `stopped` announce should be
+    /// sent (a `started` reached a tracker, or one is in flight).
+    pub fn stop(&mut self) -> bool {
+        let send = self.enabled && !self.stopped && (self.started_done || self.in_flight);
+        self.stopped = true;
+        send
+    }
+
+    /// The last failure, until a tracker answers again.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    /// When the next announce is due (for the tick), if any.
+    pub fn next_at(&self) -> Option<Duration> {
+        (self.enabled && !self.stopped && !self.in_flight).then_some(self.next_at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    fn sched() -> AnnounceSchedule {
+        AnnounceSchedule::new(true, Duration::ZERO, 15 * S, 60 * S)
+    }
+
+    #[test]
+    fn started_then_regular_at_the_interval() {
+        let mut a = sched();
+        assert_eq!(a.due(Duration::ZERO), Some(Some(Event::Started)));
+        assert_eq!(a.due(Duration::ZERO), None, "one in flight");
+        a.on_success(S, Some(Event::Started), 100 * S);
+        assert_eq!(a.due(50 * S), None);
+        assert_eq!(a.due(101 * S), Some(None));
+    }
+
+    #[test]
+    fn failures_back_off_and_keep_the_event() {
+        let mut a = sched();
+        a.due(Duration::ZERO);
+        a.on_failure(Duration::ZERO, "refused".into());
+        assert_eq!(a.last_error(), Some("refused"));
+        assert_eq!(a.due(14 * S), None);
+        assert_eq!(a.due(15 * S), Some(Some(Event::Started)));
+        a.on_failure(15 * S, "again".into());
+        assert_eq!(a.due(44 * S), None);
+        assert_eq!(a.due(45 * S), Some(Some(Event::Started)));
+        for _ in 0..40 {
+            a.on_failure(Duration::ZERO, "x".into());
+            a.in_flight = false;
+        }
+        assert_eq!(a.next_at(), Some(60 * S), "capped");
+    }
+
+    #[test]
+    fn completed_once_after_started() {
+        let mut a = sched();
+        a.due(Duration::ZERO);
+        a.on_success(S, Some(Event::Started), 1000 * S);
+        a.completed(5 * S);
+        assert_eq!(a.due(5 * S), Some(Some(Event::Completed)));
+        a.on_success(6 * S, Some(Event::Completed), 1000 * S);
+        assert_eq!(a.due(7 * S), None);
+        assert_eq!(a.due(1006 * S), Some(None));
+    }
+
+    #[test]
+    fn stop_sends_stopped_only_after_a_start() {
+        let mut fresh = sched();
+        assert!(!fresh.stop());
+        let mut a = sched();
+        a.due(Duration::ZERO);
+        assert!(a.stop(), "a started announce is in flight");
+        assert_eq!(a.due(1000 * S), None);
+        let mut off = AnnounceSchedule::new(false, Duration::ZERO, S, S);
+        assert_eq!(off.due(Duration::ZERO), None);
+        assert!(!off.stop());
+    }
+}

@@ -1,0 +1,160 @@
+//! `EngineSettings`: every tunable of the torrent engine, with its unit,
+//! default and the reason for it.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::peer::PeerConfig;
+use crate::upload_slots::SlotSettings;
+
+/// Most peers one torrent may be configured for.
+pub const PEERS_PER_TORRENT_LIMIT: usize = 10_000;
+/// Most known (not connected) addresses one torrent may keep.
+pub const PEER_ADDRESSES_LIMIT: usize = 100_000;
+
+/// The torrent engine's settings.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Per-connection protocol settings.
+    pub peer: PeerConfig,
+    /// Upload slots (the choker).
+    pub slots: SlotSettings,
+    /// Connected peers per torrent, incoming and outgoing together.
+    /// Default 200: libtorrent's `connections_limit` spread over a few
+    /// torrents; enough to saturate a seedbox link per torrent.
+    pub peers_per_torrent_max: usize,
+    /// Outgoing connection attempts in flight per torrent. Default 16: a
+    /// burst after an announce, without a SYN flood.
+    pub connects_in_flight_max: usize,
+    /// Known addresses kept per torrent for later connects. Default 2,000.
+    pub peer_addresses_max: usize,
+    /// Requests kept outstanding per peer, as seconds of its download rate
+    /// (libtorrent's `request_queue_time` is 3 s).
+    pub request_queue_time: Duration,
+    /// Fewest requests outstanding per unchoked peer, whatever its rate.
+    /// Default 16 (256 KiB): enough to fill a loopback or LAN pipe before
+    /// the rate estimate catches up.
+    pub requests_per_peer_min: usize,
+    /// `numwant` in announces. Default 200.
+    pub announce_numwant: u32,
+    /// First retry delay after a failed announce; doubles up to
+    /// `announce_retry_max`.
+    pub announce_retry_min: Duration,
+    /// Longest retry delay after failed announces.
+    pub announce_retry_max: Duration,
+    /// Bad pieces a peer may take part in before it is banned (a peer that
+    /// alone sent a bad piece, or whose block is proven bad by a later good
+    /// copy, is banned at once). Default 3.
+    pub hash_failures_max: u32,
+    /// Pieces whose failed blocks are remembered to find the sender of bad
+    /// data when a good copy arrives. Default 64.
+    pub failed_pieces_remembered_max: usize,
+    /// Interval of the engine's housekeeping tick (rates, timeouts,
+    /// connects). Default 1 s.
+    pub tick_interval: Duration,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            peer: PeerConfig::default(),
+            slots: SlotSettings::default(),
+            peers_per_torrent_max: 200,
+            connects_in_flight_max: 16,
+            peer_addresses_max: 2_000,
+            request_queue_time: Duration::from_secs(3),
+            requests_per_peer_min: 16,
+            announce_numwant: 200,
+            announce_retry_min: Duration::from_secs(15),
+            announce_retry_max: Duration::from_secs(30 * 60),
+            hash_failures_max: 3,
+            failed_pieces_remembered_max: 64,
+            tick_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A setting out of its range.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("setting {name} = {value} is out of range: expected {min} to {max}")]
+pub struct SettingError {
+    pub name: &'static str,
+    pub value: u64,
+    pub min: u64,
+    pub max: u64,
+}
+
+fn check(name: &'static str, value: u64, min: u64, max: u64) -> Result<(), SettingError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(SettingError {
+            name,
+            value,
+            min,
+            max,
+        })
+    }
+}
+
+impl EngineSettings {
+    /// Checks every range this struct owns (the peer settings check their own).
+    pub fn validate(&self) -> Result<(), SettingError> {
+        check(
+            "peers_per_torrent_max",
+            self.peers_per_torrent_max as u64,
+            1,
+            PEERS_PER_TORRENT_LIMIT as u64,
+        )?;
+        check(
+            "connects_in_flight_max",
+            self.connects_in_flight_max as u64,
+            1,
+            1_000,
+        )?;
+        check(
+            "peer_addresses_max",
+            self.peer_addresses_max as u64,
+            1,
+            PEER_ADDRESSES_LIMIT as u64,
+        )?;
+        check(
+            "requests_per_peer_min",
+            self.requests_per_peer_min as u64,
+            1,
+            4_096,
+        )?;
+        check(
+            "request_queue_time (ms)",
+            self.request_queue_time.as_millis() as u64,
+            100,
+            60_000,
+        )?;
+        check(
+            "announce_numwant",
+            u64::from(self.announce_numwant),
+            0,
+            1_000,
+        )?;
+        check(
+            "hash_failures_max",
+            u64::from(self.hash_failures_max),
+            1,
+            1_000,
+        )?;
+        check(
+            "failed_pieces_remembered_max",
+            self.failed_pieces_remembered_max as u64,
+            0,
+            10_000,
+        )?;
+        check(
+            "tick_interval (ms)",
+            self.tick_interval.as_millis() as u64,
+            10,
+            10_000,
+        )?;
+        Ok(())
+    }
+}

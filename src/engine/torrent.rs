@@ -1,0 +1,1102 @@
+//! `Torrent`: one torrent's swarm, sans-IO: its peer connections, piece
+//! picker, assembly buffers, choker, announce schedule and bans.
+//!
+//! The shard (in `runtime/`) owns the sockets and files; it calls in with
+//! what happened (a connection made, bytes received, a block read, a piece
+//! written, an announce answered, the tick) and a `now`, then drains
+//! [`Output`]s with [`Torrent::poll_output`] and carries them out. Nothing
+//! here reads a clock, a socket or a file.
+//!
+//! Peers are named by [`PeerId`]: a slot and its generation. A peer the
+//! engine closes (protocol breach, ban, both seeds) is cleaned up at once
+//! and reported as [`Output::Close`]; one the shard finds gone (EOF, socket
+//! error) is reported with [`Torrent::peer_removed`]. Calls naming a
+//! peer that no longer exists are ignored, so late completions are harmless.
+//!
+//! Downloading: blocks are assembled in memory ([`PieceBuffers`]); a
+//! complete piece is hashed here (SHA-1, a few hundred microseconds per
+//! MiB) and only a good piece is written ([`Output::WritePiece`]); it counts
+//! as ours, and `have` goes out, once the shard reports it written. A bad
+//! piece goes back to the picker; its senders are blamed: a lone sender is
+//! banned at once, others after `hash_failures_max` bad pieces, and a
+//! sender whose block differs from the later good copy is banned at once.
+
+use std::collections::{HashSet, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use super::announce::AnnounceSchedule;
+use super::piece_buffers::{AssembledPiece, PieceBuffers};
+use super::settings::EngineSettings;
+use crate::hash::sha1;
+use crate::info_hash::InfoHash;
+use crate::peer::rate::RateMeter;
+use crate::peer::{
+    Action, Direction, PeerConnection, PeerHave, PieceBits, SetupError, TorrentShape,
+};
+use crate::rng::Rng;
+use crate::torrent::{Bitfield, BLOCK_BYTES};
+use crate::torrent::{BlockOutcome, BlockRequest, Geometry, PeerKey, PiecePicker};
+use crate::tracker::{AnnounceRequest, AnnounceResponse, Event};
+use crate::upload_slots::{SlotCandidate, UploadSlots};
+use crate::wire::PIECE_HEADER_BYTES;
+
+/// Most addresses kept banned per torrent.
+pub const BANNED_MAX: usize = 10_000;
+/// Window of the per-peer rate meters.
+const RATE_WINDOW: Duration = Duration::from_secs(5);
+
+/// Names one peer of a torrent: its slot and the slot's generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PeerId {
+    pub slot: u32,
+    pub generation: u32,
+}
+
+/// What the torrent needs to start.
+#[derive(Debug, Clone)]
+pub struct TorrentSetup {
+    pub info_hash: InfoHash,
+    pub piece_length: u64,
+    pub total_length: u64,
+    pub piece_hashes: Arc<[[u8; 20]]>,
+    /// Pieces verified on disk.
+    pub have: Bitfield,
+    pub peer_id: [u8; 20],
+    /// Our listening port, for announces.
+    pub listen_port: u16,
+    /// Our listening address, never dialled (a tracker lists us too).
+    pub listen_addr: Option<SocketAddr>,
+    /// The torrent has trackers to announce to.
+    pub has_trackers: bool,
+    /// Download missing pieces (false: only seed what we have).
+    pub download: bool,
+    /// Seed for the picker's and the choker's random choices.
+    pub rng_seed: u64,
+}
+
+/// Why a torrent could not start.
+#[derive(Debug, Error)]
+pub enum TorrentError {
+    #[error(transparent)]
+    Shape(#[from] crate::peer::ShapeError),
+    #[error(transparent)]
+    Geometry(#[from] crate::torrent::GeometryError),
+    #[error(transparent)]
+    Picker(#[from] crate::torrent::PickerError),
+    #[error(transparent)]
+    Settings(#[from] super::settings::SettingError),
+    #[error(transparent)]
+    Slots(#[from] crate::upload_slots::SlotsError),
+    #[error("{found} piece hashes for {expected} pieces")]
+    PieceHashes { expected: u32, found: usize },
+    #[error("have-bitfield of {found} bits for {expected} pieces")]
+    HaveLength { expected: u32, found: usize },
+}
+
+/// Why a peer was refused.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum AddPeerError {
+    #[error("{count} peers connected already, the most allowed per torrent")]
+    TooMany { count: usize },
+    #[error("{ip} is banned from this torrent")]
+    Banned { ip: IpAddr },
+    #[error("the torrent is stopping")]
+    Stopping,
+    #[error("cannot set up the connection: {0}")]
+    Setup(String),
+}
+
+/// Why the engine closed a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseReason {
+    pub text: String,
+    /// The peer's address is banned from now on.
+    pub banned: bool,
+    /// A normal end (both sides seeds), not worth a log line.
+    pub routine: bool,
+}
+
+/// Something for the shard to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// The peer has bytes to send: take them with [`Torrent::take_outgoing`].
+    Flush { peer: PeerId },
+    /// Read this block from disk, then call [`Torrent::on_block_read`].
+    Read {
+        peer: PeerId,
+        piece: u32,
+        offset: u32,
+        length: u32,
+    },
+    /// Write this verified piece, then call [`Torrent::on_piece_written`].
+    WritePiece { piece: u32, data: Arc<[u8]> },
+    /// Open a connection to this address, then call [`Torrent::add_peer`]
+    /// or [`Torrent::connect_failed`].
+    Connect { addr: SocketAddr },
+    /// Close this peer's socket; the engine has forgotten it already.
+    Close {
+        peer: PeerId,
+        addr: SocketAddr,
+        reason: CloseReason,
+    },
+    /// Announce this to the torrent's trackers, then call
+    /// [`Torrent::on_announce`] (not for `stopped`).
+    Announce { request: AnnounceRequest },
+    /// Every piece is verified and written.
+    Finished,
+}
+
+/// Numbers for progress displays.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TorrentStats {
+    pub pieces: u32,
+    pub pieces_have: u32,
+    pub total_length: u64,
+    pub bytes_left: u64,
+    pub uploaded: u64,
+    pub downloaded: u64,
+    pub peers: usize,
+    pub rate_up: u64,
+    pub rate_down: u64,
+    pub hash_failures: u64,
+    pub banned: usize,
+    pub finished: bool,
+}
+
+#[derive(Debug)]
+struct Peer {
+    generation: u32,
+    conn: PeerConnection,
+    addr: SocketAddr,
+    bits: Bitfield,
+    registered: bool,
+    out: Vec<u8>,
+    down: RateMeter,
+    up: RateMeter,
+    counted_down: u64,
+    counted_up: u64,
+    connected_at: Duration,
+    hash_failures: u32,
+}
+
+/// One torrent's swarm state.
+pub struct Torrent {
+    settings: EngineSettings,
+    shape: TorrentShape,
+    geometry: Geometry,
+    piece_hashes: Arc<[[u8; 20]]>,
+    picker: PiecePicker,
+    buffers: PieceBuffers,
+    writing: HashSet<u32>,
+    peer_id: [u8; 20],
+    listen_port: u16,
+    listen_addr: Option<SocketAddr>,
+    download: bool,
+    finished: bool,
+    stopping: bool,
+    slots: Vec<Option<Peer>>,
+    free_slots: Vec<u32>,
+    generations: Vec<u32>,
+    peer_count: usize,
+    connecting: HashSet<SocketAddr>,
+    candidates: VecDeque<SocketAddr>,
+    known: HashSet<SocketAddr>,
+    banned: HashSet<IpAddr>,
+    announce: AnnounceSchedule,
+    announce_event: Option<Event>,
+    tracker_id: Option<String>,
+    choker: UploadSlots,
+    unchoked_scratch: Vec<u64>,
+    candidates_scratch: Vec<SlotCandidate>,
+    picks: Vec<BlockRequest>,
+    rng: Rng,
+    outputs: VecDeque<Output>,
+    next_tick: Duration,
+    uploaded_closed: u64,
+    downloaded: u64,
+    hash_failures: u64,
+    rate_up: u64,
+    rate_down: u64,
+    key: u32,
+}
+
+impl Torrent {
+    pub fn new(
+        setup: TorrentSetup,
+        settings: EngineSettings,
+        now: Duration,
+    ) -> Result<Torrent, TorrentError> {
+        settings.validate()?;
+        let shape = TorrentShape::new(setup.info_hash, setup.piece_length, setup.total_length)?;
+        let geometry = Geometry::new(setup.total_length, setup.piece_length)?;
+        if setup.piece_hashes.len() != shape.pieces() as usize {
+            return Err(TorrentError::PieceHashes {
+                expected: shape.pieces(),
+                found: setup.piece_hashes.len(),
+            });
+        }
+        if setup.have.len() != shape.pieces() as usize {
+            return Err(TorrentError::HaveLength {
+                expected: shape.pieces(),
+                found: setup.have.len(),
+            });
+        }
+        let mut rng = Rng::new(setup.rng_seed);
+        let mut picker = PiecePicker::new(geometry, &mut rng)?;
+        for piece in setup.have.iter_ones() {
+            picker.mark_have(piece as u32)?;
+        }
+        let choker = UploadSlots::new(settings.slots.clone(), rng.next_u64())?;
+        let key = rng.next_u64() as u32;
+        let announce = AnnounceSchedule::new(
+            setup.has_trackers,
+            now,
+            settings.announce_retry_min,
+            settings.announce_retry_max,
+        );
+        let finished = picker.is_finished();
+        Ok(Torrent {
+            buffers: PieceBuffers::new(settings.failed_pieces_remembered_max),
+            settings,
+            shape,
+            geometry,
+            piece_hashes: setup.piece_hashes,
+            picker,
+            writing: HashSet::new(),
+            peer_id: setup.peer_id,
+            listen_port: setup.listen_port,
+            listen_addr: setup.listen_addr,
+            download: setup.download,
+            finished,
+            stopping: false,
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            generations: Vec::new(),
+            peer_count: 0,
+            connecting: HashSet::new(),
+            candidates: VecDeque::new(),
+            known: HashSet::new(),
+            banned: HashSet::new(),
+            announce,
+            announce_event: None,
+            tracker_id: None,
+            choker,
+            unchoked_scratch: Vec::new(),
+            candidates_scratch: Vec::new(),
+            picks: Vec::new(),
+            rng,
+            outputs: VecDeque::new(),
+            next_tick: now,
+            uploaded_closed: 0,
+            downloaded: 0,
+            hash_failures: 0,
+            rate_up: 0,
+            rate_down: 0,
+            key,
+        })
+    }
+
+    pub fn info_hash(&self) -> InfoHash {
+        self.shape.info_hash()
+    }
+
+    /// Every piece is ours.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The next output to carry out.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// Whether `peer` still exists.
+    pub fn has_peer(&self, peer: PeerId) -> bool {
+        self.peer(peer).is_some()
+    }
+
+    fn peer(&self, id: PeerId) -> Option<&Peer> {
+        self.slots
+            .get(id.slot as usize)?
+            .as_ref()
+            .filter(|p| p.generation == id.generation)
+    }
+
+    fn peer_mut(&mut self, id: PeerId) -> Option<&mut Peer> {
+        self.slots
+            .get_mut(id.slot as usize)?
+            .as_mut()
+            .filter(|p| p.generation == id.generation)
+    }
+
+    fn ids(&self) -> Vec<PeerId> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| {
+                p.as_ref().map(|p| PeerId {
+                    slot: i as u32,
+                    generation: p.generation,
+                })
+            })
+            .collect()
+    }
+
+    // ---- peers coming and going ----
+
+    /// A connection is up (incoming: its handshake named this torrent;
+    /// outgoing: the connect finished). For an incoming one, feed the bytes
+    /// received so far with [`Torrent::receive`] next.
+    pub fn add_peer(
+        &mut self,
+        now: Duration,
+        addr: SocketAddr,
+        direction: Direction,
+    ) -> Result<PeerId, AddPeerError> {
+        if direction == Direction::Outgoing {
+            self.connecting.remove(&addr);
+        }
+        if self.stopping {
+            return Err(AddPeerError::Stopping);
+        }
+        if self.banned.contains(&addr.ip()) {
+            return Err(AddPeerError::Banned { ip: addr.ip() });
+        }
+        if self.peer_count >= self.settings.peers_per_torrent_max {
+            return Err(AddPeerError::TooMany {
+                count: self.peer_count,
+            });
+        }
+        let ours = PieceBits::from_wire(self.shape.pieces(), self.picker.have().as_bytes())
+            .unwrap_or_else(|| PieceBits::none(self.shape.pieces()));
+        let conn = PeerConnection::new(
+            self.settings.peer.clone(),
+            self.shape,
+            direction,
+            self.peer_id,
+            ours,
+            now,
+        )
+        .map_err(|e: SetupError| AddPeerError::Setup(e.to_string()))?;
+        let bits = Bitfield::new(self.shape.pieces() as usize)
+            .map_err(|e| AddPeerError::Setup(e.to_string()))?;
+        let slot = match self.free_slots.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(None);
+                self.generations.push(0);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let generation = self
+            .generations
+            .get(slot as usize)
+            .copied()
+            .unwrap_or(0)
+            .wrapping_add(1);
+        if let Some(g) = self.generations.get_mut(slot as usize) {
+            *g = generation;
+        }
+        let peer = Peer {
+            generation,
+            conn,
+            addr,
+            bits,
+            registered: false,
+            out: Vec::new(),
+            down: RateMeter::new(RATE_WINDOW),
+            up: RateMeter::new(RATE_WINDOW),
+            counted_down: 0,
+            counted_up: 0,
+            connected_at: now,
+            hash_failures: 0,
+        };
+        if let Some(s) = self.slots.get_mut(slot as usize) {
+            *s = Some(peer);
+        }
+        self.peer_count += 1;
+        let id = PeerId { slot, generation };
+        // An outgoing connection queued its handshake.
+        self.drain(now, id, &[], 0);
+        Ok(id)
+    }
+
+    /// An outgoing connect failed.
+    pub fn connect_failed(&mut self, addr: SocketAddr) {
+        self.connecting.remove(&addr);
+    }
+
+    /// The shard found `peer` gone (EOF, socket error, shutdown).
+    pub fn peer_removed(&mut self, now: Duration, peer: PeerId) {
+        let _ = now;
+        self.forget(peer);
+    }
+
+    fn forget(&mut self, id: PeerId) -> Option<Peer> {
+        let slot = self.slots.get_mut(id.slot as usize)?;
+        if slot.as_ref().map(|p| p.generation) != Some(id.generation) {
+            return None;
+        }
+        let p = slot.take()?;
+        self.free_slots.push(id.slot);
+        self.peer_count = self.peer_count.saturating_sub(1);
+        self.uploaded_closed += p.conn.counters().block_bytes_sent;
+        let key = PeerKey(id.slot);
+        self.picker.peer_disconnected(key);
+        if p.registered {
+            let _ = self.picker.peer_lost(&p.bits);
+        }
+        // Pieces whose blocks went back to the picker keep their buffers:
+        // the blocks already received stay valid.
+        Some(p)
+    }
+
+    fn close(&mut self, id: PeerId, text: String, ban: bool) {
+        self.close_with(id, text, ban, false);
+    }
+
+    fn close_with(&mut self, id: PeerId, text: String, ban: bool, routine: bool) {
+        let Some(p) = self.forget(id) else {
+            return;
+        };
+        if ban && self.banned.len() < BANNED_MAX {
+            self.banned.insert(p.addr.ip());
+        }
+        self.outputs.push_back(Output::Close {
+            peer: id,
+            addr: p.addr,
+            reason: CloseReason {
+                text,
+                banned: ban,
+                routine,
+            },
+        });
+    }
+
+    /// The bytes `peer` has to send, appended to `out`.
+    pub fn take_outgoing(&mut self, peer: PeerId, out: &mut Vec<u8>) {
+        if let Some(p) = self.peer_mut(peer) {
+            out.append(&mut p.out);
+        }
+    }
+
+    // ---- input ----
+
+    /// Bytes received from `peer` (everything not consumed yet). Returns how
+    /// many were consumed; keep the rest. Drains every output the bytes
+    /// cause before returning, so the caller may then drop consumed bytes.
+    pub fn receive(&mut self, now: Duration, peer: PeerId, bytes: &[u8]) -> usize {
+        let mut consumed = 0;
+        // Each round consumes at least one byte or stops; the bound is a
+        // second guard.
+        for _ in 0..=bytes.len() {
+            let Some(p) = self.peer_mut(peer) else {
+                break;
+            };
+            let rest = bytes.get(consumed..).unwrap_or_default();
+            if rest.is_empty() {
+                break;
+            }
+            match p.conn.receive(now, rest) {
+                Ok(n) => {
+                    let base = consumed;
+                    consumed += n;
+                    self.drain(now, peer, bytes, base);
+                    if n == 0 {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    self.drain(now, peer, bytes, consumed);
+                    self.close(peer, e.to_string(), false);
+                    break;
+                }
+            }
+        }
+        self.fill_requests(now, peer);
+        consumed
+    }
+
+    /// Handles every action `peer`'s connection queued. `bytes[base..]` is
+    /// the slice the last `receive` call saw (block data lives there).
+    fn drain(&mut self, now: Duration, id: PeerId, bytes: &[u8], base: usize) {
+        let mut fill = false;
+        loop {
+            let Some(p) = self.peer_mut(id) else {
+                return;
+            };
+            let Some(action) = p.conn.poll_action() else {
+                break;
+            };
+            match action {
+                Action::Send(msg) => {
+                    let was_empty = p.out.is_empty();
+                    p.conn.write_message(&msg, &mut p.out);
+                    if was_empty && !p.out.is_empty() {
+                        self.outputs.push_back(Output::Flush { peer: id });
+                    }
+                }
+                Action::ReadBlock {
+                    piece,
+                    offset,
+                    length,
+                } => self.outputs.push_back(Output::Read {
+                    peer: id,
+                    piece,
+                    offset,
+                    length,
+                }),
+                Action::HandshakeDone { .. } | Action::ExtensionHandshake => {}
+                Action::PeerInterested(on) => {
+                    if on {
+                        self.unchoke_if_room(now, id);
+                    }
+                }
+                Action::PeerHave(h) => {
+                    self.on_peer_have(now, id, h);
+                    fill = true;
+                }
+                Action::Disconnect(reason) => {
+                    self.close_with(id, format!("{reason:?}"), false, true);
+                    return;
+                }
+                Action::BlockReceived {
+                    piece,
+                    offset,
+                    length,
+                    data_at,
+                } => {
+                    let start = base + data_at as usize;
+                    let data = bytes
+                        .get(start..start + length as usize)
+                        .unwrap_or_default();
+                    self.on_block(now, id, piece, offset, data);
+                    fill = true;
+                }
+                Action::RequestDropped {
+                    piece,
+                    offset,
+                    length,
+                } => {
+                    let b = BlockRequest {
+                        piece,
+                        offset,
+                        length,
+                    };
+                    let _ = self.picker.request_cancelled(PeerKey(id.slot), &b);
+                    fill = true;
+                }
+                Action::PeerChoked => {}
+                Action::PeerUnchoked => fill = true,
+            }
+        }
+        if fill {
+            self.fill_requests(now, id);
+        }
+    }
+
+    fn on_peer_have(&mut self, now: Duration, id: PeerId, h: PeerHave) {
+        let download = self.download && !self.finished;
+        let Some(p) = self
+            .slots
+            .get_mut(id.slot as usize)
+            .and_then(|s| s.as_mut())
+        else {
+            return;
+        };
+        let interesting = match h {
+            PeerHave::Bitfield => {
+                let Ok(theirs) =
+                    Bitfield::from_bytes(p.conn.peer_pieces().as_bytes(), p.bits.len())
+                else {
+                    return;
+                };
+                if !p.registered {
+                    p.bits = theirs;
+                    p.registered = true;
+                    if p.bits.all() {
+                        let _ = self.picker.peer_has_all();
+                    } else {
+                        let _ = self.picker.peer_bitfield(&p.bits);
+                    }
+                } else {
+                    // A later bitfield (aria2): register only what is new.
+                    let fresh: Vec<usize> =
+                        theirs.iter_ones().filter(|&i| !p.bits.get(i)).collect();
+                    for i in fresh {
+                        if p.bits.set(i).unwrap_or(false) {
+                            let _ = self.picker.peer_has(i as u32, &p.bits);
+                        }
+                    }
+                }
+                Bitfield::interesting(self.picker.have(), &p.bits)
+            }
+            PeerHave::All => {
+                if p.registered && !p.bits.all() {
+                    let _ = self.picker.peer_lost(&p.bits);
+                }
+                if !(p.registered && p.bits.all()) {
+                    p.bits.set_all();
+                    p.registered = true;
+                    let _ = self.picker.peer_has_all();
+                }
+                !self.picker.is_finished()
+            }
+            PeerHave::None => false,
+            PeerHave::Piece(i) => {
+                if p.bits.set(i as usize).unwrap_or(false) {
+                    p.registered = true;
+                    let _ = self.picker.peer_has(i, &p.bits);
+                }
+                !self.picker.have().get(i as usize)
+            }
+        };
+        if download && interesting && !p.conn.am_interested() {
+            p.conn.set_interested(now, true);
+        }
+    }
+
+    fn on_block(&mut self, now: Duration, id: PeerId, piece: u32, offset: u32, data: &[u8]) {
+        let length = data.len() as u32;
+        let block = BlockRequest {
+            piece,
+            offset,
+            length,
+        };
+        let key = PeerKey(id.slot);
+        if let Some(p) = self.peer_mut(id) {
+            let _ = p.down.total();
+        }
+        let outcome = match self.picker.block_received(key, &block) {
+            Ok(o) => o,
+            Err(_) => return,
+        };
+        let BlockOutcome::New { cancel } = outcome else {
+            return;
+        };
+        let piece_size = self.geometry.piece_size(piece);
+        if self
+            .buffers
+            .store(piece, piece_size, offset, data, key)
+            .is_err()
+        {
+            return;
+        }
+        for other in cancel.iter() {
+            let other_id = self.slots.get(other.0 as usize).and_then(|s| {
+                s.as_ref().map(|p| PeerId {
+                    slot: other.0,
+                    generation: p.generation,
+                })
+            });
+            if let Some(oid) = other_id {
+                if let Some(p) = self.peer_mut(oid) {
+                    p.conn.cancel_request(now, piece, offset, length);
+                }
+                self.drain(now, oid, &[], 0);
+            }
+        }
+        if self.picker.piece_complete(piece) && !self.writing.contains(&piece) {
+            self.verify_piece(now, piece);
+        }
+    }
+
+    fn verify_piece(&mut self, now: Duration, piece: u32) {
+        let Some(assembled) = self.buffers.take(piece) else {
+            return;
+        };
+        let expected = self.piece_hashes.get(piece as usize).copied();
+        if Some(sha1(&assembled.data)) == expected {
+            for bad in self.buffers.proven_bad(piece, &assembled.data) {
+                self.ban_slot(bad.0, format!("sent bad data in piece {piece}"));
+            }
+            self.writing.insert(piece);
+            self.outputs.push_back(Output::WritePiece {
+                piece,
+                data: Arc::from(assembled.data),
+            });
+            return;
+        }
+        self.hash_failures += 1;
+        let _ = self.picker.piece_verified(piece, false);
+        self.blame(now, &assembled);
+        self.buffers.remember_failure(&assembled);
+    }
+
+    fn blame(&mut self, _now: Duration, failed: &AssembledPiece) {
+        let mut senders: Vec<u32> = failed.senders.iter().flatten().map(|k| k.0).collect();
+        senders.sort_unstable();
+        senders.dedup();
+        let piece = failed.piece;
+        if let [only] = senders[..] {
+            self.ban_slot(
+                only,
+                format!("sent piece {piece}, which failed its hash check"),
+            );
+            return;
+        }
+        let max = self.settings.hash_failures_max;
+        for slot in senders {
+            let Some(p) = self.slots.get_mut(slot as usize).and_then(|s| s.as_mut()) else {
+                continue;
+            };
+            p.hash_failures += 1;
+            if p.hash_failures >= max {
+                let n = p.hash_failures;
+                self.ban_slot(
+                    slot,
+                    format!("took part in {n} pieces that failed their hash check"),
+                );
+            }
+        }
+    }
+
+    fn ban_slot(&mut self, slot: u32, why: String) {
+        let Some(generation) = self
+            .slots
+            .get(slot as usize)
+            .and_then(|s| s.as_ref().map(|p| p.generation))
+        else {
+            return;
+        };
+        self.close(PeerId { slot, generation }, why, true);
+    }
+
+    /// The disk read of a block `peer` asked for is done: returns the piece
+    /// header to send before the block, or `None` to drop the block.
+    pub fn on_block_read(
+        &mut self,
+        now: Duration,
+        peer: PeerId,
+        piece: u32,
+        offset: u32,
+        length: u32,
+    ) -> Option<[u8; PIECE_HEADER_BYTES]> {
+        let p = self.peer_mut(peer)?;
+        let header = p.conn.on_block_read(now, piece, offset, length);
+        self.drain(now, peer, &[], 0);
+        header
+    }
+
+    /// The block could not be read.
+    pub fn on_block_read_failed(
+        &mut self,
+        now: Duration,
+        peer: PeerId,
+        piece: u32,
+        offset: u32,
+        length: u32,
+    ) {
+        if let Some(p) = self.peer_mut(peer) {
+            p.conn.on_block_read_failed(now, piece, offset, length);
+            self.drain(now, peer, &[], 0);
+        }
+    }
+
+    /// A verified piece reached the disk (`ok`), or could not be written.
+    pub fn on_piece_written(&mut self, now: Duration, piece: u32, ok: bool) {
+        if !self.writing.remove(&piece) {
+            return;
+        }
+        if !ok {
+            // Download it again; nobody is blamed for our disk.
+            let _ = self.picker.piece_verified(piece, false);
+            return;
+        }
+        if self.picker.piece_verified(piece, true).is_err() {
+            return;
+        }
+        self.downloaded += u64::from(self.geometry.piece_size(piece));
+        let finished = self.picker.is_finished();
+        if finished && !self.finished {
+            self.finished = true;
+            self.announce.completed(now);
+            self.outputs.push_back(Output::Finished);
+        }
+        for id in self.ids() {
+            let have = self.picker.have();
+            if let Some(Some(p)) = self.slots.get_mut(id.slot as usize) {
+                p.conn.announce_have(now, piece);
+                if p.conn.am_interested() && (finished || !Bitfield::interesting(have, &p.bits)) {
+                    p.conn.set_interested(now, false);
+                }
+            }
+            self.drain(now, id, &[], 0);
+        }
+    }
+
+    // ---- requests ----
+
+    fn fill_requests(&mut self, now: Duration, id: PeerId) {
+        if !self.download || self.finished || self.stopping {
+            return;
+        }
+        let queue_time = self.settings.request_queue_time;
+        let min = self.settings.requests_per_peer_min;
+        let Some(p) = self
+            .slots
+            .get_mut(id.slot as usize)
+            .and_then(|s| s.as_mut())
+            .filter(|p| p.generation == id.generation)
+        else {
+            return;
+        };
+        if !p.conn.is_established() || p.conn.peer_choking() || !p.conn.am_interested() {
+            return;
+        }
+        let rate = p.down.rate(now);
+        let by_rate =
+            (rate as u128 * queue_time.as_millis() / 1000 / u128::from(BLOCK_BYTES)) as usize;
+        let target = by_rate.max(min);
+        let outstanding = p.conn.requests_outstanding();
+        let want = target
+            .saturating_sub(outstanding)
+            .min(p.conn.request_slots_free());
+        if want == 0 {
+            return;
+        }
+        self.picks.clear();
+        let key = PeerKey(id.slot);
+        if self
+            .picker
+            .pick_blocks(key, &p.bits, want, &mut self.picks, &mut self.rng)
+            .is_err()
+        {
+            return;
+        }
+        for b in self.picks.iter() {
+            if !p.conn.request(now, b.piece, b.offset, b.length) {
+                let _ = self.picker.request_cancelled(key, b);
+            }
+        }
+        self.drain(now, id, &[], 0);
+    }
+
+    // ---- choking ----
+
+    fn unchoked_count(&self) -> usize {
+        self.slots
+            .iter()
+            .flatten()
+            .filter(|p| !p.conn.am_choking())
+            .count()
+    }
+
+    fn unchoke_if_room(&mut self, now: Duration, id: PeerId) {
+        let room = self.unchoked_count() < self.settings.slots.slots;
+        if let Some(p) = self.peer_mut(id) {
+            if room && p.conn.am_choking() {
+                p.conn.set_choke(now, false);
+            }
+        }
+    }
+
+    fn rechoke(&mut self, now: Duration) {
+        let seeding = self.finished || !self.download;
+        self.candidates_scratch.clear();
+        for (i, p) in self.slots.iter().enumerate() {
+            let Some(p) = p else { continue };
+            self.candidates_scratch.push(SlotCandidate {
+                peer: i as u64,
+                interested: p.conn.peer_interested(),
+                rate_from_peer: p.down.rate(now),
+                rate_to_peer: p.up.rate(now),
+                snubbed: p.conn.is_snubbed(),
+                connected_at: p.connected_at,
+            });
+        }
+        self.choker.rechoke(
+            now,
+            seeding,
+            &self.candidates_scratch,
+            &mut self.unchoked_scratch,
+        );
+        let chosen: HashSet<u64> = self.unchoked_scratch.iter().copied().collect();
+        for id in self.ids() {
+            if let Some(p) = self.peer_mut(id) {
+                p.conn.set_choke(now, !chosen.contains(&u64::from(id.slot)));
+            }
+            self.drain(now, id, &[], 0);
+        }
+    }
+
+    // ---- time ----
+
+    /// When [`Torrent::tick`] should next run.
+    pub fn next_tick(&self) -> Duration {
+        self.next_tick
+    }
+
+    /// Housekeeping: timeouts, rates, choking, announces, connects.
+    pub fn tick(&mut self, now: Duration) {
+        self.next_tick = now.saturating_add(self.settings.tick_interval);
+        let mut up = 0;
+        let mut down = 0;
+        for id in self.ids() {
+            let Some(p) = self.peer_mut(id) else { continue };
+            let c = *p.conn.counters();
+            p.down
+                .add(now, c.block_bytes_received.saturating_sub(p.counted_down));
+            p.up.add(now, c.block_bytes_sent.saturating_sub(p.counted_up));
+            p.counted_down = c.block_bytes_received;
+            p.counted_up = c.block_bytes_sent;
+            up += p.up.rate(now);
+            down += p.down.rate(now);
+            if let Err(e) = p.conn.on_timer(now) {
+                self.drain(now, id, &[], 0);
+                self.close(id, e.to_string(), false);
+                continue;
+            }
+            self.drain(now, id, &[], 0);
+            self.fill_requests(now, id);
+        }
+        self.rate_up = up;
+        self.rate_down = down;
+        if now >= self.choker.next_rechoke() {
+            self.rechoke(now);
+        }
+        if let Some(event) = self.announce.due(now) {
+            self.announce_event = event;
+            let request = self.announce_request(event);
+            self.outputs.push_back(Output::Announce { request });
+        }
+        self.connect_more();
+    }
+
+    fn connect_more(&mut self) {
+        if self.stopping || !self.download || self.finished {
+            return;
+        }
+        while self.connecting.len() < self.settings.connects_in_flight_max
+            && self.peer_count + self.connecting.len() < self.settings.peers_per_torrent_max
+        {
+            let Some(addr) = self.candidates.pop_front() else {
+                break;
+            };
+            self.known.remove(&addr);
+            let connected = self.slots.iter().flatten().any(|p| p.addr == addr);
+            if connected || self.banned.contains(&addr.ip()) || Some(addr) == self.listen_addr {
+                continue;
+            }
+            self.connecting.insert(addr);
+            self.outputs.push_back(Output::Connect { addr });
+        }
+    }
+
+    /// Adds addresses to dial (from a tracker or the command line).
+    pub fn add_addresses(&mut self, addrs: &[SocketAddr]) {
+        for &a in addrs {
+            if self.known.len() >= self.settings.peer_addresses_max {
+                break;
+            }
+            if Some(a) == self.listen_addr || self.banned.contains(&a.ip()) {
+                continue;
+            }
+            if self.known.insert(a) {
+                self.candidates.push_back(a);
+            }
+        }
+        self.connect_more();
+    }
+
+    fn announce_request(&self, event: Option<Event>) -> AnnounceRequest {
+        let left = self
+            .geometry
+            .total_length()
+            .saturating_sub(self.bytes_have());
+        AnnounceRequest {
+            uploaded: self.uploaded(),
+            downloaded: self.downloaded,
+            left,
+            event,
+            numwant: Some(self.settings.announce_numwant),
+            key: Some(self.key),
+            tracker_id: self.tracker_id.clone(),
+            ..AnnounceRequest::new(self.shape.info_hash(), self.peer_id, self.listen_port)
+        }
+    }
+
+    /// A tracker answered the last announce (or every tracker failed, with
+    /// the reason).
+    pub fn on_announce(&mut self, now: Duration, result: Result<AnnounceResponse, String>) {
+        let event = self.announce_event.take();
+        match result {
+            Ok(r) => {
+                self.announce.on_success(now, event, r.next_announce_in());
+                if r.tracker_id.is_some() {
+                    self.tracker_id = r.tracker_id.clone();
+                }
+                self.add_addresses(&r.peers);
+            }
+            Err(message) => self.announce.on_failure(now, message),
+        }
+    }
+
+    /// The last tracker failure, until a tracker answers again.
+    pub fn tracker_error(&self) -> Option<&str> {
+        self.announce.last_error()
+    }
+
+    /// Stops the torrent: no new connections or requests; returns the
+    /// `stopped` announce to send, if one is due. The shard closes the
+    /// sockets and calls [`Torrent::peer_removed`] for each.
+    pub fn stop(&mut self) -> Option<AnnounceRequest> {
+        self.stopping = true;
+        self.candidates.clear();
+        self.known.clear();
+        self.announce
+            .stop()
+            .then(|| self.announce_request(Some(Event::Stopped)))
+    }
+
+    /// Ids of every connected peer (for shutdown).
+    pub fn peer_ids(&self) -> Vec<PeerId> {
+        self.ids()
+    }
+
+    fn bytes_have(&self) -> u64 {
+        self.picker
+            .have()
+            .iter_ones()
+            .map(|i| u64::from(self.geometry.piece_size(i as u32)))
+            .sum()
+    }
+
+    fn uploaded(&self) -> u64 {
+        self.uploaded_closed
+            + self
+                .slots
+                .iter()
+                .flatten()
+                .map(|p| p.conn.counters().block_bytes_sent)
+                .sum::<u64>()
+    }
+
+    /// Progress numbers.
+    pub fn stats(&self) -> TorrentStats {
+        let have = self.picker.have().count_ones() as u32;
+        let bytes_have = self.bytes_have();
+        TorrentStats {
+            pieces: self.shape.pieces(),
+            pieces_have: have,
+            total_length: self.geometry.total_length(),
+            bytes_left: self.geometry.total_length().saturating_sub(bytes_have),
+            uploaded: self.uploaded(),
+            downloaded: self.downloaded,
+            peers: self.peer_count,
+            rate_up: self.rate_up,
+            rate_down: self.rate_down,
+            hash_failures: self.hash_failures,
+            banned: self.banned.len(),
+            finished: self.finished,
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "torrent_tests.rs"]
+mod tests;

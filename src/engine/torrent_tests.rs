@@ -1,0 +1,337 @@
+//! Two or more `Torrent` engines wired together in memory, in virtual time:
+//! a seeder and a downloader exchange bytes with no socket, no file and no
+//! clock, so the whole download logic is checked deterministically.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::*;
+use crate::engine::EngineSettings;
+use crate::rng::Rng;
+
+const PIECE: u64 = 32 * 1024;
+
+struct Node {
+    t: Torrent,
+    addr: SocketAddr,
+    /// The data on "disk".
+    disk: Vec<u8>,
+    /// Corrupts every block it serves.
+    liar: bool,
+}
+
+fn data(len: usize, seed: u64) -> Vec<u8> {
+    Rng::new(seed).bytes(len)
+}
+
+fn hashes(d: &[u8]) -> Arc<[[u8; 20]]> {
+    d.chunks(PIECE as usize)
+        .map(sha1)
+        .collect::<Vec<_>>()
+        .into()
+}
+
+fn node(d: &[u8], have_all: bool, port: u16, seed: u64, liar: bool) -> Node {
+    let pieces = d.len().div_ceil(PIECE as usize);
+    let have = if have_all {
+        Bitfield::full(pieces).unwrap()
+    } else {
+        Bitfield::new(pieces).unwrap()
+    };
+    let mut peer_id = [b'x'; 20];
+    peer_id[..2].copy_from_slice(&port.to_be_bytes());
+    let addr: SocketAddr = format!("127.0.0.{}:{port}", port % 200 + 1)
+        .parse()
+        .unwrap();
+    let setup = TorrentSetup {
+        info_hash: InfoHash([7; 20]),
+        piece_length: PIECE,
+        total_length: d.len() as u64,
+        piece_hashes: hashes(d),
+        have,
+        peer_id,
+        listen_port: port,
+        listen_addr: Some(addr),
+        has_trackers: false,
+        download: !have_all,
+        rng_seed: seed,
+    };
+    let t = Torrent::new(setup, EngineSettings::default(), Duration::ZERO).unwrap();
+    let disk = if have_all {
+        d.to_vec()
+    } else {
+        vec![0; d.len()]
+    };
+    Node {
+        t,
+        addr,
+        disk,
+        liar,
+    }
+}
+
+/// A link: (node a, peer id at a), (node b, peer id at b).
+type Link = ((usize, PeerId), (usize, PeerId));
+
+struct Swarm {
+    nodes: Vec<Node>,
+    links: Vec<Link>,
+    /// Bytes in flight towards (node, peer).
+    pipes: HashMap<(usize, PeerId), Vec<u8>>,
+    now: Duration,
+    closed: Vec<(usize, SocketAddr, CloseReason)>,
+}
+
+impl Swarm {
+    fn connect(&mut self, from: usize, to: usize) {
+        let now = self.now;
+        let to_addr = self.nodes[to].addr;
+        let from_addr = self.nodes[from].addr;
+        let a = self.nodes[from]
+            .t
+            .add_peer(now, to_addr, Direction::Outgoing)
+            .unwrap();
+        let b = self.nodes[to]
+            .t
+            .add_peer(now, from_addr, Direction::Incoming)
+            .unwrap();
+        self.links.push(((from, a), (to, b)));
+    }
+
+    fn other_end(&self, node: usize, peer: PeerId) -> Option<(usize, PeerId)> {
+        self.links.iter().find_map(|&(x, y)| {
+            if x == (node, peer) {
+                Some(y)
+            } else if y == (node, peer) {
+                Some(x)
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Carries out outputs of every node until nothing moves.
+    fn settle(&mut self) {
+        for _ in 0..100_000 {
+            let mut moved = false;
+            for n in 0..self.nodes.len() {
+                while let Some(out) = self.nodes[n].t.poll_output() {
+                    moved = true;
+                    self.carry(n, out);
+                }
+            }
+            let keys: Vec<_> = self.pipes.keys().copied().collect();
+            for key in keys {
+                let bytes = self.pipes.remove(&key).unwrap_or_default();
+                if bytes.is_empty() {
+                    continue;
+                }
+                let (n, peer) = key;
+                let used = self.nodes[n].t.receive(self.now, peer, &bytes);
+                if used > 0 {
+                    moved = true;
+                }
+                if used < bytes.len() && self.nodes[n].t.has_peer(peer) {
+                    self.pipes.insert(key, bytes[used..].to_vec());
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("the swarm did not settle");
+    }
+
+    fn carry(&mut self, n: usize, out: Output) {
+        let now = self.now;
+        match out {
+            Output::Flush { peer } => {
+                let mut bytes = Vec::new();
+                self.nodes[n].t.take_outgoing(peer, &mut bytes);
+                if let Some(dst) = self.other_end(n, peer) {
+                    self.pipes.entry(dst).or_default().extend(bytes);
+                }
+            }
+            Output::Read {
+                peer,
+                piece,
+                offset,
+                length,
+            } => {
+                let start = piece as usize * PIECE as usize + offset as usize;
+                let mut block = self.nodes[n].disk[start..start + length as usize].to_vec();
+                if self.nodes[n].liar {
+                    block.iter_mut().for_each(|b| *b ^= 0x5a);
+                }
+                if let Some(h) = self.nodes[n]
+                    .t
+                    .on_block_read(now, peer, piece, offset, length)
+                {
+                    if let Some(dst) = self.other_end(n, peer) {
+                        let pipe = self.pipes.entry(dst).or_default();
+                        pipe.extend_from_slice(&h);
+                        pipe.extend_from_slice(&block);
+                    }
+                }
+            }
+            Output::WritePiece { piece, data } => {
+                let start = piece as usize * PIECE as usize;
+                self.nodes[n].disk[start..start + data.len()].copy_from_slice(&data);
+                self.nodes[n].t.on_piece_written(now, piece, true);
+            }
+            Output::Close { peer, addr, reason } => {
+                self.closed.push((n, addr, reason));
+                if let Some((m, p)) = self.other_end(n, peer) {
+                    self.nodes[m].t.peer_removed(now, p);
+                }
+            }
+            Output::Connect { .. } | Output::Announce { .. } | Output::Finished => {}
+        }
+    }
+
+    fn run_until_finished(&mut self, node: usize, seconds_max: u64) {
+        for _ in 0..seconds_max * 10 {
+            self.settle();
+            if self.nodes[node].t.is_finished() {
+                return;
+            }
+            self.now += Duration::from_millis(100);
+            for n in 0..self.nodes.len() {
+                if self.now >= self.nodes[n].t.next_tick() {
+                    self.nodes[n].t.tick(self.now);
+                }
+            }
+        }
+        panic!(
+            "node {node} did not finish in {seconds_max} virtual seconds: {:?}",
+            self.nodes[node].t.stats()
+        );
+    }
+}
+
+fn swarm(nodes: Vec<Node>) -> Swarm {
+    Swarm {
+        nodes,
+        links: Vec::new(),
+        pipes: HashMap::new(),
+        now: Duration::ZERO,
+        closed: Vec::new(),
+    }
+}
+
+#[test]
+fn a_downloader_gets_every_byte_from_a_seeder() {
+    let d = data(PIECE as usize * 9 + 1234, 1);
+    let mut s = swarm(vec![
+        node(&d, true, 1000, 1, false),
+        node(&d, false, 1001, 2, false),
+    ]);
+    s.connect(1, 0);
+    s.run_until_finished(1, 60);
+    assert_eq!(s.nodes[1].disk, d);
+    let st = s.nodes[1].t.stats();
+    assert!(st.finished);
+    assert_eq!(st.bytes_left, 0);
+    assert_eq!(st.downloaded, d.len() as u64);
+    assert_eq!(s.nodes[0].t.stats().uploaded, d.len() as u64);
+    // Once both are seeds the connection is useless and is closed.
+    assert!(
+        s.closed
+            .iter()
+            .all(|(_, _, r)| r.text == "BothSeeds" && !r.banned),
+        "{:?}",
+        s.closed
+    );
+}
+
+#[test]
+fn three_downloaders_finish_from_one_seeder_and_each_other() {
+    let d = data(PIECE as usize * 20 + 77, 3);
+    let mut s = swarm(vec![
+        node(&d, true, 2000, 1, false),
+        node(&d, false, 2001, 2, false),
+        node(&d, false, 2002, 3, false),
+        node(&d, false, 2003, 4, false),
+    ]);
+    for i in 1..4 {
+        s.connect(i, 0);
+    }
+    s.connect(1, 2);
+    s.connect(2, 3);
+    s.connect(3, 1);
+    for i in 1..4 {
+        s.run_until_finished(i, 120);
+        assert_eq!(s.nodes[i].disk, d, "node {i}");
+    }
+}
+
+#[test]
+fn a_lying_seed_is_banned_and_the_download_still_completes() {
+    let d = data(PIECE as usize * 12, 5);
+    let mut s = swarm(vec![
+        node(&d, true, 3000, 1, false),
+        node(&d, true, 3001, 2, true),
+        node(&d, false, 3002, 3, false),
+    ]);
+    s.connect(2, 1);
+    s.connect(2, 0);
+    s.run_until_finished(2, 300);
+    assert_eq!(s.nodes[2].disk, d);
+    let liar = s.nodes[1].addr;
+    assert!(
+        s.closed
+            .iter()
+            .any(|(n, a, r)| *n == 2 && *a == liar && r.banned),
+        "the liar was not banned: {:?}",
+        s.closed
+    );
+    assert!(
+        !s.closed
+            .iter()
+            .any(|(_, a, r)| *a == s.nodes[0].addr && r.banned),
+        "the honest seed was banned: {:?}",
+        s.closed
+    );
+    assert!(s.nodes[2].t.stats().hash_failures >= 1);
+    // A banned address cannot come back.
+    let e = s.nodes[2]
+        .t
+        .add_peer(s.now, liar, Direction::Incoming)
+        .unwrap_err();
+    assert!(matches!(e, AddPeerError::Banned { .. }));
+}
+
+#[test]
+fn a_seed_only_torrent_never_requests() {
+    let d = data(PIECE as usize * 3, 7);
+    let mut s = swarm(vec![
+        node(&d, true, 4000, 1, false),
+        node(&d, true, 4001, 2, false),
+    ]);
+    // Both seeds: the connection is closed as useless, nothing downloaded.
+    s.connect(0, 1);
+    s.settle();
+    assert_eq!(s.nodes[0].t.stats().downloaded, 0);
+    assert_eq!(s.nodes[1].t.stats().downloaded, 0);
+}
+
+#[test]
+fn stale_peer_ids_are_ignored() {
+    let d = data(PIECE as usize * 2, 9);
+    let mut n = node(&d, true, 5000, 1, false);
+    let addr: SocketAddr = "127.0.0.9:1".parse().unwrap();
+    let p =
+        n.t.add_peer(Duration::ZERO, addr, Direction::Incoming)
+            .unwrap();
+    n.t.peer_removed(Duration::ZERO, p);
+    assert!(!n.t.has_peer(p));
+    let q =
+        n.t.add_peer(Duration::ZERO, addr, Direction::Incoming)
+            .unwrap();
+    assert_eq!(q.slot, p.slot);
+    assert_ne!(q.generation, p.generation);
+    assert_eq!(n.t.receive(Duration::ZERO, p, b"garbage"), 0);
+    assert!(n.t.on_block_read(Duration::ZERO, p, 0, 0, 16).is_none());
+    assert!(n.t.has_peer(q));
+}

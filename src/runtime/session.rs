@@ -1,0 +1,340 @@
+//! `Session`: the running engine: one shard thread per core, each pinned
+//! to its CPU with its own io_uring, listener and torrents; the tracker
+//! worker; and the channel of [`SessionEvent`]s the caller (the CLI) reads.
+//!
+//! Start-up does everything that can fail with a clear message before any
+//! thread starts: the interface check, the listeners (every shard listens
+//! on the same port with SO_REUSEPORT; port 0 is resolved by the first),
+//! the wakers and the files. [`Session::stop`] asks every shard to stop
+//! (they send `stopped` announces, close connections, flush files), joins
+//! them, then gives the tracker worker a deadline to finish the announces.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use thiserror::Error;
+
+use super::disk::{DiskError, TorrentStorage};
+use super::event_loop::LoopConfig;
+use super::shard::{self, shard_of, SessionEvent, ShardMsg, ShardSpec, ShardTorrent};
+use super::sockets::{self, BindOptions, SocketError};
+use super::tracker_worker::{TrackerWorker, TrackerWorkerConfig};
+use super::uring::{check_usable, UringError};
+use super::waker::Waker;
+use crate::engine::{EngineSettings, Torrent, TorrentError, TorrentSetup};
+use crate::metainfo::Metainfo;
+use crate::torrent::Bitfield;
+
+/// Most shards.
+pub const SHARDS_MAX: usize = 256;
+/// Listen backlog of each shard's listener.
+const BACKLOG: i32 = 1024;
+/// How long `stop` gives the trackers to take the `stopped` announces.
+const TRACKER_STOP_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How the session runs.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub shards: usize,
+    pub listen: SocketAddr,
+    pub bind: BindOptions,
+    pub settings: EngineSettings,
+    pub loop_config: LoopConfig,
+    /// Pin shard i to the i-th CPU this process may run on.
+    pub pin: bool,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            shards: available_cpus(),
+            listen: SocketAddr::from(([0, 0, 0, 0], 6881)),
+            bind: BindOptions::default(),
+            settings: EngineSettings::default(),
+            loop_config: LoopConfig {
+                ring_entries: 1024,
+                ops_in_flight_max: 8192,
+                buffers: 4096,
+                buffer_bytes: 16 * 1024,
+            },
+            pin: true,
+        }
+    }
+}
+
+/// One torrent to run.
+pub struct TorrentSpec {
+    pub metainfo: Arc<Metainfo>,
+    pub save_dir: PathBuf,
+    /// Pieces verified on disk.
+    pub have: Bitfield,
+    /// Download what is missing.
+    pub download: bool,
+    /// Addresses to dial at start.
+    pub peers: Vec<SocketAddr>,
+}
+
+/// Why the session could not start.
+#[derive(Debug, Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Uring(#[from] UringError),
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+    #[error("{}: {source}", name)]
+    Disk {
+        name: String,
+        #[source]
+        source: DiskError,
+    },
+    #[error("{}: {source}", name)]
+    Torrent {
+        name: String,
+        #[source]
+        source: TorrentError,
+    },
+    #[error("shard count {0} is out of range: expected 1 to {SHARDS_MAX}")]
+    Shards(usize),
+    #[error("the same torrent ({0}) is given twice")]
+    Duplicate(String),
+    #[error("cannot read the listener's address: {0}")]
+    LocalAddr(#[source] std::io::Error),
+    #[error("cannot start a thread: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error("cannot set up a waker: {0}")]
+    Waker(String),
+    #[error("cannot start the tracker worker: {0}")]
+    Tracker(String),
+}
+
+/// CPUs this process may run on.
+pub fn available_cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(SHARDS_MAX)
+}
+
+/// The running engine.
+pub struct Session {
+    threads: Vec<JoinHandle<()>>,
+    routes: Vec<(Sender<ShardMsg>, super::waker::WakerHandle)>,
+    events: Receiver<SessionEvent>,
+    tracker: Option<TrackerWorker>,
+    local_addr: SocketAddr,
+    shards: usize,
+}
+
+/// A random peer id: our client prefix, then 12 random bytes.
+fn new_peer_id(seed: u64) -> [u8; 20] {
+    let mut id = *b"-RS0100-000000000000";
+    let mut rng = crate::rng::Rng::new(seed);
+    for b in id.iter_mut().skip(8) {
+        *b = b"0123456789abcdefghijklmnopqrstuvwxyz"[rng.below_usize(36)];
+    }
+    id
+}
+
+fn time_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
+    t ^ (u64::from(std::process::id()) << 32) | 1
+}
+
+fn cpu_list() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is valid; sched_getaffinity fills it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+fn pin_to(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is valid; we set one bit and apply it to
+    // the calling thread only.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+impl Session {
+    pub fn start(
+        config: SessionConfig,
+        torrents: Vec<TorrentSpec>,
+    ) -> Result<Session, SessionError> {
+        check_usable()?;
+        config.bind.validate()?;
+        let n = config.shards;
+        if !(1..=SHARDS_MAX).contains(&n) {
+            return Err(SessionError::Shards(n));
+        }
+        // Listeners: the first resolves port 0; the rest share its port.
+        let first = sockets::tcp_listener(config.listen, &config.bind, n > 1, BACKLOG)?;
+        let local_addr = first.local_addr().map_err(SessionError::LocalAddr)?;
+        let mut listeners: Vec<Option<TcpListener>> = vec![Some(first)];
+        for _ in 1..n {
+            let addr = SocketAddr::new(config.listen.ip(), local_addr.port());
+            listeners.push(Some(sockets::tcp_listener(
+                addr,
+                &config.bind,
+                true,
+                BACKLOG,
+            )?));
+        }
+        let seed = time_seed();
+        let peer_id = new_peer_id(seed);
+        let epoch = Instant::now();
+        let now = Duration::ZERO;
+        let mut per_shard: Vec<Vec<ShardTorrent>> = (0..n).map(|_| Vec::new()).collect();
+        let mut seen = std::collections::HashSet::new();
+        for (i, spec) in torrents.into_iter().enumerate() {
+            let m = spec.metainfo;
+            let name = m.info.name.clone();
+            if !seen.insert(m.info_hash) {
+                return Err(SessionError::Duplicate(name));
+            }
+            let storage =
+                TorrentStorage::open(&m, &spec.save_dir, spec.download).map_err(|source| {
+                    SessionError::Disk {
+                        name: name.clone(),
+                        source,
+                    }
+                })?;
+            let setup = TorrentSetup {
+                info_hash: m.info_hash,
+                piece_length: m.info.piece_length,
+                total_length: m.info.total_length,
+                piece_hashes: Arc::from(m.info.pieces.clone()),
+                have: spec.have,
+                peer_id,
+                listen_port: local_addr.port(),
+                listen_addr: Some(local_addr),
+                has_trackers: !m.trackers.is_empty(),
+                download: spec.download,
+                rng_seed: seed.wrapping_add(i as u64 + 1),
+            };
+            let torrent = Torrent::new(setup, config.settings.clone(), now).map_err(|source| {
+                SessionError::Torrent {
+                    name: name.clone(),
+                    source,
+                }
+            })?;
+            let owner = shard_of(&m.info_hash, n);
+            per_shard[owner].push(ShardTorrent {
+                torrent,
+                storage,
+                trackers: m.trackers.clone(),
+                name,
+                peers: spec.peers,
+            });
+        }
+        let tracker = TrackerWorker::start(TrackerWorkerConfig {
+            bind: config.bind.clone(),
+            ..TrackerWorkerConfig::default()
+        })
+        .map_err(|e| SessionError::Tracker(e.to_string()))?;
+        let mut wakers = Vec::with_capacity(n);
+        let mut inboxes = Vec::with_capacity(n);
+        let mut routes = Vec::with_capacity(n);
+        for _ in 0..n {
+            let w = Waker::new().map_err(|e| SessionError::Waker(e.to_string()))?;
+            let (tx, rx) = crossbeam_channel::unbounded();
+            routes.push((tx, w.handle()));
+            wakers.push(w);
+            inboxes.push(rx);
+        }
+        let (events_tx, events) = crossbeam_channel::unbounded();
+        let cpus = cpu_list();
+        let mut threads = Vec::with_capacity(n);
+        let mut parts = per_shard.into_iter();
+        for (index, ((waker, inbox), listener)) in wakers
+            .into_iter()
+            .zip(inboxes)
+            .zip(listeners.iter_mut())
+            .enumerate()
+        {
+            let spec = ShardSpec {
+                index,
+                shards: n,
+                listener: listener.take(),
+                torrents: parts.next().unwrap_or_default(),
+                inbox,
+                waker,
+                routes: routes.clone(),
+                tracker: tracker.handle(),
+                events: events_tx.clone(),
+                bind: config.bind.clone(),
+                loop_config: config.loop_config,
+                epoch,
+            };
+            let cpu = (config.pin && !cpus.is_empty()).then(|| cpus[index % cpus.len()]);
+            let handle = std::thread::Builder::new()
+                .name(format!("shard-{index}"))
+                .spawn(move || {
+                    if let Some(cpu) = cpu {
+                        pin_to(cpu);
+                    }
+                    shard::run(spec);
+                })
+                .map_err(SessionError::Thread)?;
+            threads.push(handle);
+        }
+        Ok(Session {
+            threads,
+            routes,
+            events,
+            tracker: Some(tracker),
+            local_addr,
+            shards: n,
+        })
+    }
+
+    /// The address the shards listen on (port 0 resolved).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn shards(&self) -> usize {
+        self.shards
+    }
+
+    /// What the shards report.
+    pub fn events(&self) -> &Receiver<SessionEvent> {
+        &self.events
+    }
+
+    /// Stops every shard, waits for them, then for the tracker worker
+    /// (bounded). Returns the total connection hand-offs.
+    pub fn stop(mut self) -> u64 {
+        for (tx, wake) in &self.routes {
+            let _ = tx.send(ShardMsg::Stop);
+            wake.wake();
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        let mut handoffs = 0;
+        while let Ok(e) = self.events.try_recv() {
+            if let SessionEvent::Stopped { handoffs: h, .. } = e {
+                handoffs += h;
+            }
+        }
+        if let Some(t) = self.tracker.take() {
+            t.shutdown(TRACKER_STOP_DEADLINE);
+        }
+        handoffs
+    }
+}

@@ -1,0 +1,1427 @@
+//! A shard: one thread, pinned to one core, with its own io_uring event
+//! loop, listener (SO_REUSEPORT on the shared port), connections and the
+//! torrents whose info-hash maps to it ([`shard_of`]).
+//!
+//! The loop: submit and wait (bounded by the next tick), drain completions
+//! into a queue, hand each to the connection or torrent it names, then the
+//! cross-shard inbox, tracker replies, ops deferred for want of a buffer,
+//! and the torrents' ticks; every torrent call is followed by carrying out
+//! the [`Output`]s it queued.
+//!
+//! Hand-off: an incoming connection is read until the handshake's first 48
+//! bytes name an info-hash. If another shard owns that torrent, the fd and
+//! the bytes read so far go to it over a crossbeam channel and its waker
+//! (an eventfd the owner keeps a read on) is poked; nothing else is shared.
+//!
+//! Data path, seeding: a request becomes a read into a pool buffer (one op
+//! per file run, in turn), then one vectored send of the 13-byte header and
+//! the block. Downloading: blocks are assembled and verified by the engine,
+//! and a good piece is written with one op per file run from a shared
+//! buffer. Sends on one connection go one at a time, in queue order.
+//!
+//! Closing: `shutdown(2)` wakes the connection's pending ops; the fd is
+//! closed once the last of them completes, so no op ever names a reused fd.
+
+pub mod conn;
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use self::conn::{ConnId, ConnState, Conns, OutItem};
+use crate::engine::{Output, PeerId, Torrent, TorrentStats};
+use crate::info_hash::InfoHash;
+use crate::peer::Direction;
+use crate::runtime::disk::TorrentStorage;
+use crate::runtime::event_loop::{BufferId, Completion, EventLoop, LoopConfig, LoopError, OpId};
+use crate::runtime::sockets::{self, BindOptions};
+use crate::runtime::tracker_worker::{TrackerHandle, TrackerJob, TrackerReply};
+use crate::runtime::waker::{Waker, WakerHandle};
+use crate::storage::FileSpan;
+use crate::wire::HandshakePrefix;
+
+/// Most bytes kept received and unconsumed per connection (a whole piece
+/// message, or a bitfield of a 2^20-piece torrent, fits).
+pub const INBUF_BYTES_MAX: usize = 256 * 1024;
+/// Most connections one shard holds.
+pub const CONNS_PER_SHARD_MAX: usize = 20_000;
+/// Longest wait in the loop, so the inbox and stop requests are seen.
+const WAIT_MAX: Duration = Duration::from_millis(50);
+/// How often a shard reports its torrents' numbers.
+const STATS_INTERVAL: Duration = Duration::from_millis(500);
+/// Longest a stopping shard waits for writes and connections to finish.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+/// Peer log lines per shard per `LOG_WINDOW` (a hostile flood cannot fill
+/// the log); the rest are counted.
+const LOG_LINES_MAX: u32 = 50;
+const LOG_WINDOW: Duration = Duration::from_secs(10);
+/// Longest an incoming connection may take to name its torrent (the
+/// handshake's first 48 bytes), and an outgoing one to connect.
+const ROUTING_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often connections are checked against `ROUTING_TIMEOUT`.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// Wait before re-arming an accept that failed (fd limit reached, ...).
+const ACCEPT_RETRY: Duration = Duration::from_millis(200);
+
+/// The shard that owns a torrent.
+pub fn shard_of(info_hash: &InfoHash, shards: usize) -> usize {
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&info_hash.0[..8]);
+    (u64::from_le_bytes(first) % shards.max(1) as u64) as usize
+}
+
+/// Messages between shards and from the session.
+pub enum ShardMsg {
+    /// A connection accepted elsewhere whose handshake names our torrent.
+    Adopt {
+        fd: OwnedFd,
+        addr: SocketAddr,
+        received: Vec<u8>,
+    },
+    /// Stop: send `stopped` announces, close connections, flush, exit.
+    Stop,
+}
+
+/// What shards tell the session.
+#[derive(Debug, Clone)]
+pub enum SessionEvent {
+    Stats {
+        shard: usize,
+        torrents: Vec<(InfoHash, TorrentStats, Option<String>)>,
+        handoffs: u64,
+    },
+    Finished {
+        info_hash: InfoHash,
+    },
+    Stopped {
+        shard: usize,
+        handoffs: u64,
+    },
+    Failed {
+        shard: usize,
+        error: String,
+    },
+}
+
+/// One torrent as the shard gets it.
+pub struct ShardTorrent {
+    pub torrent: Torrent,
+    pub storage: TorrentStorage,
+    pub trackers: Vec<Vec<String>>,
+    pub name: String,
+    /// Addresses to dial at start (`--peer`).
+    pub peers: Vec<SocketAddr>,
+}
+
+/// Everything a shard thread starts with.
+pub struct ShardSpec {
+    pub index: usize,
+    pub shards: usize,
+    pub listener: Option<TcpListener>,
+    pub torrents: Vec<ShardTorrent>,
+    pub inbox: Receiver<ShardMsg>,
+    pub waker: Waker,
+    /// Every shard's inbox and waker, by shard index (ours included).
+    pub routes: Vec<(Sender<ShardMsg>, WakerHandle)>,
+    pub tracker: TrackerHandle,
+    pub events: Sender<SessionEvent>,
+    pub bind: BindOptions,
+    pub loop_config: LoopConfig,
+    pub epoch: Instant,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum OpCtx {
+    Accept,
+    Wake,
+    Recv {
+        conn: ConnId,
+    },
+    Send {
+        conn: ConnId,
+    },
+    Connect {
+        conn: ConnId,
+    },
+    Read {
+        conn: ConnId,
+        torrent: usize,
+        peer: PeerId,
+        piece: u32,
+        offset: u32,
+        length: u32,
+        /// Bytes of the block read so far.
+        done: u32,
+    },
+    Write {
+        torrent: usize,
+        piece: u32,
+        fd_file: usize,
+        /// Range of the piece this op writes.
+        start: u32,
+        len: u32,
+        file_offset: u64,
+    },
+}
+
+struct PendingWrite {
+    data: Arc<[u8]>,
+    ops: u32,
+    failed: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct DeferredRead {
+    conn: ConnId,
+    torrent: usize,
+    peer: PeerId,
+    piece: u32,
+    offset: u32,
+    length: u32,
+}
+
+/// One shard's state.
+struct Shard {
+    index: usize,
+    shards: usize,
+    ev: EventLoop,
+    torrents: Vec<ShardTorrent>,
+    by_hash: HashMap<InfoHash, usize>,
+    conn_of: Vec<HashMap<PeerId, ConnId>>,
+    conns: Conns,
+    listener: Option<TcpListener>,
+    accept_op: Option<OpId>,
+    waker: Waker,
+    wake_buffer: Option<BufferId>,
+    inbox: Receiver<ShardMsg>,
+    routes: Vec<(Sender<ShardMsg>, WakerHandle)>,
+    tracker: TrackerHandle,
+    replies_tx: Sender<TrackerReply>,
+    replies: Receiver<TrackerReply>,
+    stopped_tx: Sender<TrackerReply>,
+    events: Sender<SessionEvent>,
+    bind: BindOptions,
+    ops: HashMap<u64, OpCtx>,
+    writes: HashMap<(usize, u32), PendingWrite>,
+    deferred_reads: VecDeque<DeferredRead>,
+    deferred_recv: VecDeque<ConnId>,
+    deferred_send: VecDeque<ConnId>,
+    epoch: Instant,
+    handoffs: u64,
+    stopping: Option<Duration>,
+    next_stats: Duration,
+    next_sweep: Duration,
+    accept_retry_at: Option<Duration>,
+    log_window_start: Duration,
+    log_lines: u32,
+    log_dropped: u64,
+    scratch: Vec<u8>,
+}
+
+/// Runs a shard until it is stopped. Call on the shard's own thread.
+pub fn run(spec: ShardSpec) {
+    let index = spec.index;
+    let events = spec.events.clone();
+    match Shard::new(spec) {
+        Ok(mut s) => {
+            if let Err(e) = s.run() {
+                let _ = events.send(SessionEvent::Failed {
+                    shard: index,
+                    error: e.to_string(),
+                });
+            }
+            let handoffs = s.handoffs;
+            s.finish();
+            let _ = events.send(SessionEvent::Stopped {
+                shard: index,
+                handoffs,
+            });
+        }
+        Err(e) => {
+            let _ = events.send(SessionEvent::Failed {
+                shard: index,
+                error: e.to_string(),
+            });
+            let _ = events.send(SessionEvent::Stopped {
+                shard: index,
+                handoffs: 0,
+            });
+        }
+    }
+}
+
+fn errno_text(errno: i32) -> String {
+    io::Error::from_raw_os_error(errno).to_string()
+}
+
+impl Shard {
+    fn new(spec: ShardSpec) -> Result<Shard, LoopError> {
+        let ev = EventLoop::new(spec.loop_config)?;
+        let by_hash = spec
+            .torrents
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.torrent.info_hash(), i))
+            .collect();
+        let (replies_tx, replies) = crossbeam_channel::unbounded();
+        let (stopped_tx, _) = crossbeam_channel::bounded(1);
+        let now = spec.epoch.elapsed();
+        let conn_of = spec.torrents.iter().map(|_| HashMap::new()).collect();
+        Ok(Shard {
+            index: spec.index,
+            shards: spec.shards,
+            ev,
+            torrents: spec.torrents,
+            by_hash,
+            conn_of,
+            conns: Conns::default(),
+            listener: spec.listener,
+            accept_op: None,
+            waker: spec.waker,
+            wake_buffer: None,
+            inbox: spec.inbox,
+            routes: spec.routes,
+            tracker: spec.tracker,
+            replies_tx,
+            replies,
+            stopped_tx,
+            events: spec.events,
+            bind: spec.bind,
+            ops: HashMap::new(),
+            writes: HashMap::new(),
+            deferred_reads: VecDeque::new(),
+            deferred_recv: VecDeque::new(),
+            deferred_send: VecDeque::new(),
+            epoch: spec.epoch,
+            handoffs: 0,
+            stopping: None,
+            next_stats: now,
+            next_sweep: now,
+            accept_retry_at: None,
+            log_window_start: now,
+            log_lines: 0,
+            log_dropped: 0,
+            scratch: Vec::new(),
+        })
+    }
+
+    fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    fn log(&mut self, line: String) {
+        let now = self.now();
+        if now.saturating_sub(self.log_window_start) >= LOG_WINDOW {
+            if self.log_dropped > 0 {
+                eprintln!(
+                    "ringseed: shard {}: {} peer log lines left out",
+                    self.index, self.log_dropped
+                );
+            }
+            self.log_window_start = now;
+            self.log_lines = 0;
+            self.log_dropped = 0;
+        }
+        if self.log_lines < LOG_LINES_MAX {
+            self.log_lines += 1;
+            eprintln!("ringseed: {line}");
+        } else {
+            self.log_dropped += 1;
+        }
+    }
+
+    /// Queues an op, making room in the submission queue once if it is full.
+    fn queue(
+        &mut self,
+        ctx: OpCtx,
+        f: impl Fn(&mut EventLoop) -> Result<OpId, LoopError>,
+    ) -> Result<OpId, LoopError> {
+        let op = match f(&mut self.ev) {
+            Err(LoopError::QueueFull { .. }) => {
+                self.ev.submit_and_wait(0, None)?;
+                f(&mut self.ev)?
+            }
+            other => other?,
+        };
+        self.ops.insert(op.user_data(), ctx);
+        Ok(op)
+    }
+
+    fn run(&mut self) -> Result<(), LoopError> {
+        self.arm_accept();
+        self.arm_wake();
+        let now = self.now();
+        for t in 0..self.torrents.len() {
+            let peers = std::mem::take(&mut self.torrents[t].peers);
+            self.torrents[t].torrent.add_addresses(&peers);
+            self.torrents[t].torrent.tick(now);
+            self.pump(t);
+        }
+        let mut completions: Vec<Completion> = Vec::new();
+        loop {
+            let now = self.now();
+            let next = self
+                .torrents
+                .iter()
+                .map(|t| t.torrent.next_tick())
+                .min()
+                .unwrap_or(now + WAIT_MAX);
+            let wait = next
+                .saturating_sub(now)
+                .clamp(Duration::from_millis(1), WAIT_MAX);
+            self.ev.submit_and_wait(1, Some(wait))?;
+            completions.clear();
+            self.ev.drain_completions(&mut completions);
+            for c in completions.drain(..) {
+                self.on_completion(c);
+            }
+            self.handle_inbox();
+            self.handle_replies();
+            self.run_deferred();
+            let now = self.now();
+            for t in 0..self.torrents.len() {
+                if now >= self.torrents[t].torrent.next_tick() {
+                    self.torrents[t].torrent.tick(now);
+                    self.pump(t);
+                }
+            }
+            if now >= self.next_sweep {
+                self.next_sweep = now + SWEEP_INTERVAL;
+                self.sweep(now);
+            }
+            if self.accept_retry_at.is_some_and(|at| now >= at) {
+                self.accept_retry_at = None;
+                self.arm_accept();
+            }
+            if now >= self.next_stats {
+                self.next_stats = now + STATS_INTERVAL;
+                self.send_stats();
+            }
+            if let Some(since) = self.stopping {
+                let idle = self.conns.is_empty() && self.writes.is_empty();
+                if idle || now.saturating_sub(since) >= STOP_GRACE {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// After the loop: flush files, give ops back, report.
+    fn finish(&mut self) {
+        self.send_stats();
+        for t in &self.torrents {
+            if let Err(e) = t.storage.sync() {
+                eprintln!("ringseed: {}: {e}", t.name);
+            }
+        }
+        self.ev.shutdown();
+    }
+
+    fn send_stats(&self) {
+        let torrents = self
+            .torrents
+            .iter()
+            .map(|t| {
+                (
+                    t.torrent.info_hash(),
+                    t.torrent.stats(),
+                    t.torrent.tracker_error().map(str::to_owned),
+                )
+            })
+            .collect();
+        let _ = self.events.send(SessionEvent::Stats {
+            shard: self.index,
+            torrents,
+            handoffs: self.handoffs,
+        });
+    }
+
+    // ---- arming ----
+
+    fn arm_accept(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
+        let Some(fd) = self.listener.as_ref().map(|l| l.as_raw_fd()) else {
+            return;
+        };
+        match self.queue(OpCtx::Accept, |ev| ev.accept_multi(fd)) {
+            Ok(op) => self.accept_op = Some(op),
+            Err(e) => eprintln!("ringseed: shard {}: cannot accept: {e}", self.index),
+        }
+    }
+
+    fn arm_wake(&mut self) {
+        let buffer = match self.wake_buffer.take() {
+            Some(b) => b,
+            None => match self.ev.buffers().acquire() {
+                Some(b) => b,
+                None => return,
+            },
+        };
+        let fd = self.waker.fd();
+        if self
+            .queue(OpCtx::Wake, |ev| ev.read(fd, buffer, 8))
+            .is_err()
+        {
+            let _ = self.ev.buffers().release(buffer);
+        }
+    }
+
+    // ---- completions ----
+
+    fn on_completion(&mut self, c: Completion) {
+        let key = c.op.user_data();
+        let ctx = if c.more {
+            self.ops.get(&key).copied()
+        } else {
+            self.ops.remove(&key)
+        };
+        let Some(ctx) = ctx else {
+            if let Some(b) = c.buffer {
+                let _ = self.ev.buffers().release(b);
+            }
+            return;
+        };
+        match ctx {
+            OpCtx::Accept => self.on_accept(c),
+            OpCtx::Wake => {
+                self.wake_buffer = c.buffer;
+                self.arm_wake();
+            }
+            OpCtx::Recv { conn } => self.on_recv(conn, c),
+            OpCtx::Send { conn } => self.on_send(conn, c),
+            OpCtx::Connect { conn } => self.on_connect(conn, c),
+            OpCtx::Read {
+                conn,
+                torrent,
+                peer,
+                piece,
+                offset,
+                length,
+                done,
+            } => self.on_read(c, conn, torrent, peer, piece, offset, length, done),
+            OpCtx::Write {
+                torrent,
+                piece,
+                fd_file,
+                start,
+                len,
+                file_offset,
+            } => self.on_write(c, torrent, piece, fd_file, start, len, file_offset),
+        }
+    }
+
+    fn on_accept(&mut self, c: Completion) {
+        if !c.more {
+            self.accept_op = None;
+            if c.result.is_err() {
+                // EMFILE and friends: try again soon rather than spin.
+                self.accept_retry_at = Some(self.now() + ACCEPT_RETRY);
+            } else {
+                self.arm_accept();
+            }
+        }
+        let Ok(fd) = c.result else {
+            return;
+        };
+        // SAFETY: the kernel just gave us this new fd; nobody else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        if self.stopping.is_some() || self.conns.len() >= CONNS_PER_SHARD_MAX {
+            return;
+        }
+        let addr = c
+            .peer
+            .or_else(|| peer_addr(&fd))
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let now = self.now();
+        let id = self.conns.insert(fd, addr, ConnState::Routing, now);
+        self.start_recv(id);
+    }
+
+    fn start_recv(&mut self, id: ConnId) {
+        let Some(c) = self.conns.get(id) else { return };
+        if c.recv_op.is_some() || c.state == ConnState::Closing {
+            return;
+        }
+        let Some(fd) = c.raw_fd() else { return };
+        let Some(buffer) = self.ev.buffers().acquire() else {
+            self.deferred_recv.push_back(id);
+            return;
+        };
+        match self.queue(OpCtx::Recv { conn: id }, |ev| ev.recv(fd, buffer)) {
+            Ok(op) => {
+                if let Some(c) = self.conns.get_mut(id) {
+                    c.recv_op = Some(op);
+                    c.ops += 1;
+                }
+            }
+            Err(_) => {
+                let _ = self.ev.buffers().release(buffer);
+                self.deferred_recv.push_back(id);
+            }
+        }
+    }
+
+    fn on_recv(&mut self, id: ConnId, c: Completion) {
+        let mut n = 0;
+        let mut failed = None;
+        match c.result {
+            Ok(0) => failed = Some("closed by peer".to_owned()),
+            Ok(k) => n = k as usize,
+            Err(e) => failed = Some(errno_text(e)),
+        }
+        let Some(conn) = self.conns.get_mut(id) else {
+            if let Some(b) = c.buffer {
+                let _ = self.ev.buffers().release(b);
+            }
+            return;
+        };
+        conn.recv_op = None;
+        conn.ops = conn.ops.saturating_sub(1);
+        if let Some(b) = c.buffer {
+            if failed.is_none() {
+                if let Some(bytes) = self.ev.buffer_pool().get(b).and_then(|s| s.get(..n)) {
+                    conn.inbuf.extend_from_slice(bytes);
+                }
+            }
+            let _ = self.ev.buffers().release(b);
+        }
+        if conn.state == ConnState::Closing {
+            self.maybe_reap(id);
+            return;
+        }
+        if failed.is_some() {
+            self.drop_conn(id, true);
+            return;
+        }
+        if conn.inbuf.len() > INBUF_BYTES_MAX {
+            let addr = conn.addr;
+            self.log(format!(
+                "peer {addr} dropped: over {INBUF_BYTES_MAX} bytes unconsumed"
+            ));
+            self.drop_conn(id, true);
+            return;
+        }
+        match conn.state {
+            ConnState::Routing => self.route(id),
+            ConnState::Peer { torrent, peer } => {
+                self.feed(id, torrent, peer);
+                self.start_recv(id);
+            }
+            _ => {}
+        }
+    }
+
+    /// Hands the connection's unconsumed bytes to its torrent.
+    fn feed(&mut self, id: ConnId, torrent: usize, peer: PeerId) {
+        let now = self.now();
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        let inbuf = std::mem::take(&mut conn.inbuf);
+        let Some(t) = self.torrents.get_mut(torrent) else {
+            return;
+        };
+        let consumed = t.torrent.receive(now, peer, &inbuf);
+        if let Some(conn) = self.conns.get_mut(id) {
+            let mut inbuf = inbuf;
+            inbuf.drain(..consumed.min(inbuf.len()));
+            conn.inbuf = inbuf;
+        }
+        self.pump(torrent);
+    }
+
+    /// An incoming connection: find the torrent its handshake names.
+    fn route(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get(id) else {
+            return;
+        };
+        let addr = conn.addr;
+        let hash = match HandshakePrefix::decode(&conn.inbuf) {
+            Ok(Some(p)) => p.info_hash,
+            Ok(None) => {
+                self.start_recv(id);
+                return;
+            }
+            Err(e) => {
+                self.log(format!("peer {addr} dropped: {e}"));
+                self.drop_conn(id, false);
+                return;
+            }
+        };
+        let owner = shard_of(&hash, self.shards);
+        if owner != self.index {
+            let Some(mut conn) = self.conns.remove(id) else {
+                return;
+            };
+            let (Some(fd), Some((tx, wake))) = (conn.fd.take(), self.routes.get(owner)) else {
+                return;
+            };
+            let received = std::mem::take(&mut conn.inbuf);
+            if tx.send(ShardMsg::Adopt { fd, addr, received }).is_ok() {
+                self.handoffs += 1;
+                wake.wake();
+            }
+            return;
+        }
+        let Some(&t) = self.by_hash.get(&hash) else {
+            self.log(format!("peer {addr} dropped: unknown info-hash {hash}"));
+            self.drop_conn(id, false);
+            return;
+        };
+        let now = self.now();
+        match self.torrents[t]
+            .torrent
+            .add_peer(now, addr, Direction::Incoming)
+        {
+            Ok(peer) => {
+                if let Some(c) = self.conns.get_mut(id) {
+                    c.state = ConnState::Peer { torrent: t, peer };
+                }
+                self.conn_of[t].insert(peer, id);
+                self.feed(id, t, peer);
+                self.start_recv(id);
+            }
+            Err(e) => {
+                self.log(format!("peer {addr} refused: {e}"));
+                self.drop_conn(id, false);
+            }
+        }
+    }
+
+    fn handle_inbox(&mut self) {
+        while let Ok(msg) = self.inbox.try_recv() {
+            match msg {
+                ShardMsg::Adopt { fd, addr, received } => {
+                    if self.stopping.is_some() {
+                        continue;
+                    }
+                    let now = self.now();
+                    let id = self.conns.insert(fd, addr, ConnState::Routing, now);
+                    if let Some(c) = self.conns.get_mut(id) {
+                        c.inbuf = received;
+                    }
+                    self.route(id);
+                }
+                ShardMsg::Stop => self.stop(),
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
+        self.stopping = Some(self.now());
+        if let Some(op) = self.accept_op.take() {
+            let _ = self.ev.cancel(op);
+        }
+        for t in 0..self.torrents.len() {
+            if let Some(request) = self.torrents[t].torrent.stop() {
+                let job = TrackerJob {
+                    token: t as u64,
+                    tiers: self.torrents[t].trackers.clone(),
+                    request,
+                    reply: self.stopped_tx.clone(),
+                    wake: None,
+                };
+                let _ = self.tracker.submit(job);
+            }
+        }
+        for id in self.conns.ids() {
+            self.drop_conn(id, true);
+        }
+    }
+
+    fn handle_replies(&mut self) {
+        while let Ok(r) = self.replies.try_recv() {
+            let t = r.token as usize;
+            if t >= self.torrents.len() {
+                continue;
+            }
+            let now = self.now();
+            let result = match r.outcome {
+                Ok(resp) => Ok(resp),
+                Err(f) => {
+                    let line = format!(
+                        "{}: tracker {}: {}",
+                        self.torrents[t].name, f.url, f.message
+                    );
+                    self.log(line);
+                    Err(f.message)
+                }
+            };
+            self.torrents[t].torrent.on_announce(now, result);
+            self.pump(t);
+        }
+    }
+
+    fn run_deferred(&mut self) {
+        for _ in 0..self.deferred_recv.len() {
+            let Some(id) = self.deferred_recv.pop_front() else {
+                break;
+            };
+            if self.ev.buffer_pool().available() == 0 {
+                self.deferred_recv.push_front(id);
+                break;
+            }
+            self.start_recv(id);
+        }
+        for _ in 0..self.deferred_send.len() {
+            let Some(id) = self.deferred_send.pop_front() else {
+                break;
+            };
+            self.try_send(id);
+        }
+        for _ in 0..self.deferred_reads.len() {
+            let Some(r) = self.deferred_reads.pop_front() else {
+                break;
+            };
+            if self.ev.buffer_pool().available() == 0 {
+                self.deferred_reads.push_front(r);
+                break;
+            }
+            self.start_read(r);
+        }
+    }
+
+    // ---- outputs ----
+
+    fn pump(&mut self, t: usize) {
+        while let Some(out) = self
+            .torrents
+            .get_mut(t)
+            .and_then(|x| x.torrent.poll_output())
+        {
+            match out {
+                Output::Flush { peer } => {
+                    let Some(&id) = self.conn_of[t].get(&peer) else {
+                        continue;
+                    };
+                    let mut bytes = std::mem::take(&mut self.scratch);
+                    self.torrents[t].torrent.take_outgoing(peer, &mut bytes);
+                    if let Some(c) = self.conns.get_mut(id) {
+                        c.queue_bytes(&mut bytes);
+                    }
+                    bytes.clear();
+                    self.scratch = bytes;
+                    self.try_send(id);
+                }
+                Output::Read {
+                    peer,
+                    piece,
+                    offset,
+                    length,
+                } => {
+                    let Some(&conn) = self.conn_of[t].get(&peer) else {
+                        continue;
+                    };
+                    self.start_read(DeferredRead {
+                        conn,
+                        torrent: t,
+                        peer,
+                        piece,
+                        offset,
+                        length,
+                    });
+                }
+                Output::WritePiece { piece, data } => self.start_write(t, piece, data),
+                Output::Connect { addr } => self.start_connect(t, addr),
+                Output::Close { peer, addr, reason } => {
+                    let verb = if reason.banned { "banned" } else { "dropped" };
+                    let name = self.torrents[t].name.clone();
+                    if !reason.routine {
+                        self.log(format!("peer {addr} {verb} ({name}): {}", reason.text));
+                    }
+                    if let Some(id) = self.conn_of[t].remove(&peer) {
+                        self.drop_conn(id, false);
+                    }
+                }
+                Output::Announce { request } => {
+                    let wake = self.routes.get(self.index).map(|(_, w)| w.clone());
+                    let job = TrackerJob {
+                        token: t as u64,
+                        tiers: self.torrents[t].trackers.clone(),
+                        request,
+                        reply: self.replies_tx.clone(),
+                        wake: wake
+                            .map(|w| Arc::new(move || w.wake()) as Arc<dyn Fn() + Send + Sync>),
+                    };
+                    if self.tracker.submit(job).is_err() {
+                        let now = self.now();
+                        self.torrents[t]
+                            .torrent
+                            .on_announce(now, Err("the tracker queue is full".into()));
+                    }
+                }
+                Output::Finished => {
+                    if let Err(e) = self.torrents[t].storage.sync() {
+                        eprintln!("ringseed: {}: {e}", self.torrents[t].name);
+                    }
+                    let info_hash = self.torrents[t].torrent.info_hash();
+                    let _ = self.events.send(SessionEvent::Finished { info_hash });
+                }
+            }
+        }
+    }
+
+    // ---- connections ----
+
+    fn start_connect(&mut self, t: usize, addr: SocketAddr) {
+        let socket = match sockets::tcp_socket_for_connect(addr, &self.bind) {
+            Ok(s) => s,
+            Err(e) => {
+                self.log(format!("cannot connect to {addr}: {e}"));
+                self.torrents[t].torrent.connect_failed(addr);
+                return;
+            }
+        };
+        let fd: OwnedFd = socket.into();
+        let raw = fd.as_raw_fd();
+        let now = self.now();
+        let id = self
+            .conns
+            .insert(fd, addr, ConnState::Connecting { torrent: t }, now);
+        match self.queue(OpCtx::Connect { conn: id }, |ev| ev.connect(raw, addr)) {
+            Ok(_) => {
+                if let Some(c) = self.conns.get_mut(id) {
+                    c.ops += 1;
+                }
+            }
+            Err(_) => {
+                self.conns.remove(id);
+                self.torrents[t].torrent.connect_failed(addr);
+            }
+        }
+    }
+
+    fn on_connect(&mut self, id: ConnId, c: Completion) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        conn.ops = conn.ops.saturating_sub(1);
+        let addr = conn.addr;
+        let ConnState::Connecting { torrent: t } = conn.state else {
+            self.maybe_reap(id);
+            return;
+        };
+        if c.result.is_err() {
+            self.torrents[t].torrent.connect_failed(addr);
+            self.drop_conn(id, false);
+            return;
+        }
+        let now = self.now();
+        match self.torrents[t]
+            .torrent
+            .add_peer(now, addr, Direction::Outgoing)
+        {
+            Ok(peer) => {
+                if let Some(c) = self.conns.get_mut(id) {
+                    c.state = ConnState::Peer { torrent: t, peer };
+                }
+                self.conn_of[t].insert(peer, id);
+                self.pump(t);
+                self.start_recv(id);
+            }
+            Err(_) => self.drop_conn(id, false),
+        }
+    }
+
+    /// Drops connections that did not name a torrent, or connect, in time.
+    fn sweep(&mut self, now: Duration) {
+        for id in self.conns.ids() {
+            let Some(c) = self.conns.get(id) else {
+                continue;
+            };
+            let slow = matches!(c.state, ConnState::Routing | ConnState::Connecting { .. })
+                && now.saturating_sub(c.since) >= ROUTING_TIMEOUT;
+            if slow {
+                let addr = c.addr;
+                if c.state == ConnState::Routing {
+                    self.log(format!(
+                        "peer {addr} dropped: no handshake within {} s",
+                        ROUTING_TIMEOUT.as_secs()
+                    ));
+                }
+                self.drop_conn(id, false);
+            }
+        }
+    }
+
+    /// Starts tearing a connection down; `notify`: tell its torrent.
+    fn drop_conn(&mut self, id: ConnId, notify: bool) {
+        let now = self.now();
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if conn.state == ConnState::Closing {
+            return;
+        }
+        if let ConnState::Peer { torrent, peer } = conn.state {
+            if notify {
+                if let Some(t) = self.torrents.get_mut(torrent) {
+                    t.torrent.peer_removed(now, peer);
+                }
+            }
+            if let Some(m) = self.conn_of.get_mut(torrent) {
+                m.remove(&peer);
+            }
+        }
+        if let ConnState::Connecting { torrent } = conn.state {
+            let addr = conn.addr;
+            if let Some(t) = self.torrents.get_mut(torrent) {
+                t.torrent.connect_failed(addr);
+            }
+        }
+        conn.state = ConnState::Closing;
+        if let Some(fd) = conn.raw_fd() {
+            // SAFETY: shutdown on an fd we own; it only wakes pending ops.
+            unsafe {
+                libc::shutdown(fd, libc::SHUT_RDWR);
+            }
+        }
+        let items: Vec<OutItem> = conn.out.drain(..).collect();
+        for item in items {
+            match item {
+                OutItem::Block { buffer, .. } | OutItem::Range { buffer, .. } => {
+                    let _ = self.ev.buffers().release(buffer);
+                }
+                OutItem::Bytes(_) => {}
+            }
+        }
+        self.maybe_reap(id);
+    }
+
+    /// Frees a closing connection once no op names it.
+    fn maybe_reap(&mut self, id: ConnId) {
+        let ready = self
+            .conns
+            .get(id)
+            .is_some_and(|c| c.state == ConnState::Closing && c.ops == 0);
+        if ready {
+            // Dropping the OwnedFd closes it.
+            self.conns.remove(id);
+        }
+    }
+
+    // ---- sending ----
+
+    fn try_send(&mut self, id: ConnId) {
+        let buffer_bytes = self.ev.buffer_pool().buffer_bytes();
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if conn.send_op.is_some() || conn.state == ConnState::Closing {
+            return;
+        }
+        let Some(fd) = conn.raw_fd() else { return };
+        let Some(item) = conn.out.pop_front() else {
+            return;
+        };
+        let extent: (usize, usize, Option<[u8; 13]>);
+        let result = match item {
+            OutItem::Bytes(mut bytes) => {
+                let Some(buffer) = self.ev.buffers().acquire() else {
+                    if let Some(c) = self.conns.get_mut(id) {
+                        c.out.push_front(OutItem::Bytes(bytes));
+                    }
+                    self.deferred_send.push_back(id);
+                    return;
+                };
+                let n = bytes.len().min(buffer_bytes);
+                if let Some(dst) = self.ev.buffers().get_mut(buffer) {
+                    dst[..n].copy_from_slice(&bytes[..n]);
+                }
+                if n < bytes.len() {
+                    bytes.drain(..n);
+                    if let Some(c) = self.conns.get_mut(id) {
+                        c.out.push_front(OutItem::Bytes(bytes));
+                    }
+                }
+                extent = (0, n, None);
+                self.queue(OpCtx::Send { conn: id }, |ev| ev.send(fd, buffer, n))
+                    .map_err(|e| (e, Some(buffer)))
+            }
+            OutItem::Block {
+                header,
+                buffer,
+                len,
+            } => {
+                extent = (0, len + header.len(), Some(header));
+                self.queue(OpCtx::Send { conn: id }, |ev| {
+                    ev.send_with_header(fd, header, buffer, len)
+                })
+                .map_err(|e| (e, Some(buffer)))
+            }
+            OutItem::Range { buffer, start, len } => {
+                extent = (start, len, None);
+                self.queue(OpCtx::Send { conn: id }, |ev| {
+                    ev.send_range(fd, buffer, start, len)
+                })
+                .map_err(|e| (e, Some(buffer)))
+            }
+        };
+        match result {
+            Ok(op) => {
+                if let Some(c) = self.conns.get_mut(id) {
+                    c.send_op = Some(op);
+                    c.sending = extent;
+                    c.ops += 1;
+                }
+            }
+            Err((_, buffer)) => {
+                if let Some(b) = buffer {
+                    let _ = self.ev.buffers().release(b);
+                }
+                self.drop_conn(id, true);
+            }
+        }
+    }
+
+    fn on_send(&mut self, id: ConnId, c: Completion) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            if let Some(b) = c.buffer {
+                let _ = self.ev.buffers().release(b);
+            }
+            return;
+        };
+        conn.send_op = None;
+        conn.ops = conn.ops.saturating_sub(1);
+        let closing = conn.state == ConnState::Closing;
+        let (start, total, header) = conn.sending;
+        let sent = match c.result {
+            Ok(n) if !closing => n as usize,
+            _ => {
+                if let Some(b) = c.buffer {
+                    let _ = self.ev.buffers().release(b);
+                }
+                if closing {
+                    self.maybe_reap(id);
+                } else {
+                    self.drop_conn(id, true);
+                }
+                return;
+            }
+        };
+        // A short send: queue the rest first.
+        let Some(buffer) = c.buffer else { return };
+        if sent < total {
+            let conn = match self.conns.get_mut(id) {
+                Some(c) => c,
+                None => return,
+            };
+            if let Some(h) = header {
+                if sent < h.len() {
+                    conn.out.push_front(OutItem::Range {
+                        buffer,
+                        start: 0,
+                        len: total - h.len(),
+                    });
+                    conn.out.push_front(OutItem::Bytes(h[sent..].to_vec()));
+                } else {
+                    conn.out.push_front(OutItem::Range {
+                        buffer,
+                        start: sent - h.len(),
+                        len: total - sent,
+                    });
+                }
+            } else {
+                conn.out.push_front(OutItem::Range {
+                    buffer,
+                    start: start + sent,
+                    len: total - sent,
+                });
+            }
+        } else {
+            let _ = self.ev.buffers().release(buffer);
+        }
+        self.try_send(id);
+    }
+
+    // ---- disk ----
+
+    fn start_read(&mut self, r: DeferredRead) {
+        let Some(buffer) = self.ev.buffers().acquire() else {
+            self.deferred_reads.push_back(r);
+            return;
+        };
+        self.read_span(r, buffer, 0);
+    }
+
+    /// Reads the next file run of a block into `buffer` from byte `done` on.
+    fn read_span(&mut self, r: DeferredRead, buffer: BufferId, done: u32) {
+        let now = self.now();
+        let span = self.torrents.get(r.torrent).and_then(|t| {
+            t.storage
+                .block_spans(r.piece, r.offset + done, r.length - done)
+                .ok()
+                .and_then(|s| s.first().copied())
+                .map(|s| (s, t.storage.fd(s.file_index)))
+        });
+        let fail = |s: &mut Shard, buffer: BufferId| {
+            let _ = s.ev.buffers().release(buffer);
+            if let Some(t) = s.torrents.get_mut(r.torrent) {
+                t.torrent
+                    .on_block_read_failed(now, r.peer, r.piece, r.offset, r.length);
+            }
+            s.pump(r.torrent);
+        };
+        let Some((span, fd)) = span else {
+            fail(self, buffer);
+            return;
+        };
+        let FileSpan {
+            length,
+            file_offset,
+            pad,
+            ..
+        } = span;
+        let start = done as usize;
+        let len = length as usize;
+        if pad || fd.is_none() {
+            if let Some(dst) = self.ev.buffers().get_mut(buffer) {
+                if let Some(d) = dst.get_mut(start..start + len) {
+                    d.fill(0);
+                }
+            }
+            let next = done + length as u32;
+            if next >= r.length {
+                self.block_ready(r, buffer);
+            } else {
+                self.read_span(r, buffer, next);
+            }
+            return;
+        }
+        let Some(fd) = fd else { return };
+        let ctx = OpCtx::Read {
+            conn: r.conn,
+            torrent: r.torrent,
+            peer: r.peer,
+            piece: r.piece,
+            offset: r.offset,
+            length: r.length,
+            done,
+        };
+        match self.queue(ctx, |ev| {
+            ev.read_at_range(fd, buffer, start, len, file_offset)
+        }) {
+            Ok(_) => {
+                if let Some(c) = self.conns.get_mut(r.conn) {
+                    c.ops += 1;
+                }
+            }
+            Err(_) => fail(self, buffer),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_read(
+        &mut self,
+        c: Completion,
+        conn: ConnId,
+        torrent: usize,
+        peer: PeerId,
+        piece: u32,
+        offset: u32,
+        length: u32,
+        done: u32,
+    ) {
+        if let Some(cn) = self.conns.get_mut(conn) {
+            cn.ops = cn.ops.saturating_sub(1);
+        }
+        let Some(buffer) = c.buffer else { return };
+        let r = DeferredRead {
+            conn,
+            torrent,
+            peer,
+            piece,
+            offset,
+            length,
+        };
+        let alive = self
+            .conns
+            .get(conn)
+            .is_some_and(|cn| cn.state != ConnState::Closing);
+        match c.result {
+            Ok(n) if n > 0 && alive => {
+                let done = done + n;
+                if done >= length {
+                    self.block_ready(r, buffer);
+                } else {
+                    self.read_span(r, buffer, done);
+                }
+            }
+            _ => {
+                let _ = self.ev.buffers().release(buffer);
+                if alive {
+                    let now = self.now();
+                    if let Some(t) = self.torrents.get_mut(torrent) {
+                        t.torrent
+                            .on_block_read_failed(now, peer, piece, offset, length);
+                    }
+                    self.pump(torrent);
+                } else {
+                    self.maybe_reap(conn);
+                }
+            }
+        }
+    }
+
+    fn block_ready(&mut self, r: DeferredRead, buffer: BufferId) {
+        let now = self.now();
+        let header = self.torrents.get_mut(r.torrent).and_then(|t| {
+            t.torrent
+                .on_block_read(now, r.peer, r.piece, r.offset, r.length)
+        });
+        match (header, self.conns.get_mut(r.conn)) {
+            (Some(header), Some(c)) if c.state != ConnState::Closing => {
+                c.out.push_back(OutItem::Block {
+                    header,
+                    buffer,
+                    len: r.length as usize,
+                });
+                self.pump(r.torrent);
+                self.try_send(r.conn);
+            }
+            _ => {
+                let _ = self.ev.buffers().release(buffer);
+                self.pump(r.torrent);
+                self.maybe_reap(r.conn);
+            }
+        }
+    }
+
+    fn start_write(&mut self, t: usize, piece: u32, data: Arc<[u8]>) {
+        let spans = self.torrents[t].storage.piece_spans(piece);
+        self.writes.insert(
+            (t, piece),
+            PendingWrite {
+                data: data.clone(),
+                ops: 0,
+                failed: false,
+            },
+        );
+        for s in spans {
+            if s.pad {
+                continue;
+            }
+            self.write_span(
+                t,
+                piece,
+                s.file_index,
+                s.buffer_offset as u32,
+                s.length as u32,
+                s.file_offset,
+            );
+        }
+        self.write_done_check(t, piece);
+    }
+
+    fn write_span(
+        &mut self,
+        t: usize,
+        piece: u32,
+        file: usize,
+        start: u32,
+        len: u32,
+        file_offset: u64,
+    ) {
+        let fd = self.torrents[t].storage.fd(file);
+        let Some(w) = self.writes.get(&(t, piece)) else {
+            return;
+        };
+        let data = w.data.clone();
+        let ok = fd.is_some_and(|fd| {
+            let ctx = OpCtx::Write {
+                torrent: t,
+                piece,
+                fd_file: file,
+                start,
+                len,
+                file_offset,
+            };
+            self.queue(ctx, |ev| {
+                ev.write_at_shared(fd, data.clone(), start as usize, len as usize, file_offset)
+            })
+            .is_ok()
+        });
+        if let Some(w) = self.writes.get_mut(&(t, piece)) {
+            if ok {
+                w.ops += 1;
+            } else {
+                w.failed = true;
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_write(
+        &mut self,
+        c: Completion,
+        t: usize,
+        piece: u32,
+        file: usize,
+        start: u32,
+        len: u32,
+        file_offset: u64,
+    ) {
+        if let Some(w) = self.writes.get_mut(&(t, piece)) {
+            w.ops = w.ops.saturating_sub(1);
+        }
+        match c.result {
+            Ok(n) if n > 0 && n < len => {
+                self.write_span(
+                    t,
+                    piece,
+                    file,
+                    start + n,
+                    len - n,
+                    file_offset + u64::from(n),
+                );
+            }
+            Ok(n) if n == len => {}
+            other => {
+                let path = self.torrents[t]
+                    .storage
+                    .path(file)
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                let why = match other {
+                    Err(e) => errno_text(e),
+                    _ => "nothing written".into(),
+                };
+                eprintln!("ringseed: cannot write {path}: {why}");
+                if let Some(w) = self.writes.get_mut(&(t, piece)) {
+                    w.failed = true;
+                }
+            }
+        }
+        self.write_done_check(t, piece);
+    }
+
+    fn write_done_check(&mut self, t: usize, piece: u32) {
+        let done = self.writes.get(&(t, piece)).is_some_and(|w| w.ops == 0);
+        if !done {
+            return;
+        }
+        let Some(w) = self.writes.remove(&(t, piece)) else {
+            return;
+        };
+        let now = self.now();
+        self.torrents[t]
+            .torrent
+            .on_piece_written(now, piece, !w.failed);
+        self.pump(t);
+    }
+}
+
+fn peer_addr(fd: &OwnedFd) -> Option<SocketAddr> {
+    let s = socket2::SockRef::from(fd);
+    s.peer_addr().ok()?.as_socket()
+}
