@@ -89,7 +89,11 @@ def seed(args):
 
 def leech(args):
     settings = base_settings(args.ip, args.port)
+    # Upload nothing: no unchoke slots, no allowed-fast pieces, and no
+    # incoming connections (a seed's peer exchange would name the others).
     settings["unchoke_slots_limit"] = 0
+    settings["allowed_fast_set_size"] = 0
+    settings["enable_incoming_tcp"] = False
     ses = lt.session(settings)
     handle = add(ses, args.torrent, args.save)
     handle.replace_trackers([])
