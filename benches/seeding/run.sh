@@ -103,6 +103,8 @@ trap 'exit 130' INT TERM
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 # Peak resident set of a live process, in KiB.
 hwm_kib() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status"; }
+# Anonymous (private, not file-backed) resident memory of a live process, in KiB.
+anon_kib() { awk '/^RssAnon:/ {print $2}' "/proc/$1/status"; }
 now_s() { date +%s.%N; }
 
 # Waits up to $1 seconds for file $2 to contain $3 while pid $4 lives.
@@ -230,7 +232,7 @@ run_case() {
     wait_all LEECHER_PIDS "$TIMEOUT_S"
     t1=$(now_s)
     c1=$(cpu_ticks "$SEEDER_PID")
-    local hwm; hwm=$(hwm_kib "$SEEDER_PID")
+    local hwm anon; hwm=$(hwm_kib "$SEEDER_PID"); anon=$(anon_kib "$SEEDER_PID")
     stop_pid "$SEEDER_PID"
     stop_tracker
     local failed=$WAIT_FAILED
@@ -242,13 +244,13 @@ run_case() {
     local uploaded
     uploaded=$(awk '/^lt_peer: uploaded/ {print $3}' "$WORK/seeder.log")
     ROWS+=("$(awk -v r="$round" -v s="$seeder" -v l="$leecher" -v n="$LEECHERS_N" \
-        -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v hz="$CLK_TCK" -v hwm="$hwm" \
+        -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v hz="$CLK_TCK" -v hwm="$hwm" -v anon="$anon" \
         -v size="$SIZE_BYTES" -v up="$uploaded" -v failed="$failed" 'BEGIN {
             wall = t1 - t0; cpu = (c1 - c0) / hz; gib = n * size / 2^30
             upl = (up == "") ? "n/a" : sprintf("%.3f", up / 2^30)
             ok = (failed == 0) ? "ok" : failed " failed"
-            printf "| %d | %s | %d x %s | %.2f | %.1f | %.2f | %.3f | %.0f | %s | %s |",
-                r, s, n, l, wall, n * size / 2^20 / wall, cpu, cpu / gib, hwm / 1024, upl, ok
+            printf "| %d | %s | %d x %s | %.2f | %.1f | %.2f | %.3f | %.0f | %.0f | %s | %s |",
+                r, s, n, l, wall, n * size / 2^20 / wall, cpu, cpu / gib, hwm / 1024, anon / 1024, upl, ok
         }')")
     rm -f "$WORK/seeder.log"
 }
@@ -297,6 +299,7 @@ time_download() {
 }
 
 # --- setup: data, torrent, tracker whitelist ---
+LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 NAME=bench.bin
 mkdir -p "$WORK/seed" "$WORK/tracker"
 log "work dir $WORK; writing $SIZE_MIB MiB of random data"
@@ -325,10 +328,11 @@ if [[ "$DOWNLOAD_TEST" == 1 ]]; then
 fi
 
 # --- report ---
-echo "Seeding bench: $SIZE_MIB MiB torrent, $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ)"
+echo "Seeding bench: $SIZE_MIB MiB torrent, $(nproc) CPUs, $(date -u +%Y-%m-%dT%H:%MZ)," \
+    "load average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 echo
-echo "| round | seeder | leechers | wall s | aggregate MiB/s | seeder CPU s | seeder CPU s / GiB | seeder peak RSS MiB | seeder-reported GiB up | result |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| round | seeder | leechers | wall s | aggregate MiB/s | seeder CPU s | seeder CPU s / GiB | seeder peak RSS MiB | seeder anon RSS MiB at end | seeder-reported GiB up | result |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
 if ((${#DL_ROWS[@]} > 0)); then
     echo
