@@ -1,0 +1,155 @@
+#!/usr/bin/python3
+"""A libtorrent (python3-libtorrent 2.x) seed or leecher for the seeding bench.
+
+  lt_peer.py seed  TORRENT DATA_DIR IP PORT [--ready-timeout S]
+      Checks the data, announces to the torrent's tracker, prints
+      "lt_peer: ready" on stdout once it is seeding and the tracker answered,
+      then seeds until SIGTERM/SIGINT. On exit prints
+      "lt_peer: uploaded BYTES" (payload bytes sent).
+  lt_peer.py leech TORRENT SAVE_DIR IP PORT [--peer IP:PORT]... [--timeout S]
+      Downloads into SAVE_DIR from the --peer addresses only (no tracker, so
+      leechers never learn of each other) and exits 0 once every piece is
+      verified; exit 3 on timeout. Uploads nothing (no unchoke slots; a rate
+      limit would also throttle its requests), so every byte comes from the
+      seed.
+
+DHT, LSD, UPnP and NAT-PMP are off; the session listens on IP:PORT and
+makes its outgoing connections from IP. Only for loopback benches.
+"""
+
+import argparse
+import signal
+import sys
+import time
+
+import libtorrent as lt
+
+POLL_S = 0.05
+RECONNECT_S = 1.0
+
+
+def base_settings(ip, port):
+    return {
+        "listen_interfaces": f"{ip}:{port}",
+        "outgoing_interfaces": ip,
+        "enable_dht": False,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "stop_tracker_timeout": 1,
+        "enable_incoming_utp": False,
+        "enable_outgoing_utp": False,
+        "alert_mask": lt.alert_category.error
+        | lt.alert_category.status
+        | lt.alert_category.tracker,
+    }
+
+
+def add(ses, torrent, save_dir):
+    params = lt.add_torrent_params()
+    params.ti = lt.torrent_info(torrent)
+    params.save_path = save_dir
+    return ses.add_torrent(params)
+
+
+def log(msg):
+    print(f"lt_peer: {msg}", file=sys.stderr, flush=True)
+
+
+def seed(args):
+    settings = lt.high_performance_seed()
+    settings.update(base_settings(args.ip, args.port))
+    ses = lt.session(settings)
+    handle = add(ses, args.torrent, args.data)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+    deadline = time.monotonic() + args.ready_timeout
+    announced = False
+    while not stop:
+        for a in ses.pop_alerts():
+            if isinstance(a, lt.tracker_reply_alert):
+                announced = True
+            elif isinstance(a, (lt.tracker_error_alert, lt.listen_failed_alert)):
+                log(a.message())
+        if handle.status().is_seeding and announced:
+            break
+        if time.monotonic() > deadline:
+            log(f"not seeding and announced after {args.ready_timeout} s: "
+                f"{handle.status().state} announced={announced}")
+            return 2
+        time.sleep(POLL_S)
+    print("lt_peer: ready", flush=True)
+    while not stop:
+        time.sleep(POLL_S * 4)
+        ses.pop_alerts()
+    print(f"lt_peer: uploaded {handle.status().total_payload_upload}", flush=True)
+    return 0
+
+
+def leech(args):
+    settings = base_settings(args.ip, args.port)
+    # Upload nothing: no unchoke slots, no allowed-fast pieces, and no
+    # incoming connections (a seed's peer exchange would name the others).
+    settings["unchoke_slots_limit"] = 0
+    settings["allowed_fast_set_size"] = 0
+    settings["enable_incoming_tcp"] = False
+    ses = lt.session(settings)
+    handle = add(ses, args.torrent, args.save)
+    handle.replace_trackers([])
+    peers = []
+    for peer in args.peer:
+        host, _, port = peer.rpartition(":")
+        peers.append((host, int(port)))
+    start = time.monotonic()
+    deadline = start + args.timeout
+    last_connect = None
+    while True:
+        for a in ses.pop_alerts():
+            if isinstance(a, (lt.listen_failed_alert, lt.file_error_alert)):
+                log(a.message())
+        st = handle.status()
+        if st.is_seeding:
+            print(f"lt_peer: done {time.monotonic() - start:.3f} s "
+                  f"downloaded {st.total_payload_download}", flush=True)
+            return 0
+        now = time.monotonic()
+        if now > deadline:
+            log(f"timeout after {args.timeout} s at {st.progress * 100:.1f}%")
+            return 3
+        # A torrent still checking its files drops connect_peer: (re)connect
+        # once it downloads and whenever it has no peer, at most once a second.
+        if (st.state == lt.torrent_status.downloading and st.num_peers == 0
+                and (last_connect is None or now - last_connect >= RECONNECT_S)):
+            for peer in peers:
+                handle.connect_peer(peer)
+            last_connect = now
+        time.sleep(POLL_S)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="mode", required=True)
+    s = sub.add_parser("seed")
+    s.add_argument("torrent")
+    s.add_argument("data")
+    s.add_argument("ip")
+    s.add_argument("port", type=int)
+    s.add_argument("--ready-timeout", type=float, default=120.0)
+    l = sub.add_parser("leech")
+    l.add_argument("torrent")
+    l.add_argument("save")
+    l.add_argument("ip")
+    l.add_argument("port", type=int)
+    l.add_argument("--peer", action="append", default=[])
+    l.add_argument("--timeout", type=float, default=600.0)
+    args = p.parse_args()
+    for ip in [args.ip] + [x.rpartition(":")[0] for x in getattr(args, "peer", [])]:
+        if not ip.startswith("127."):
+            p.error(f"{ip} is not a loopback address")
+    return seed(args) if args.mode == "seed" else leech(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+#!/usr/bin/python3
+"""Small helpers of the seeding bench.
+
+  tracker_util.py infohash TORRENT
+      Prints the v1 info-hash in hex (the opentracker whitelist format).
+  tracker_util.py wait-seeders TORRENT TRACKER_BASE COUNT TIMEOUT_S
+      Polls TRACKER_BASE/scrape (e.g. http://127.0.6.1:6969) until the
+      torrent has at least COUNT seeders; exit 0, or 3 on timeout.
+"""
+
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+import libtorrent as lt
+
+POLL_S = 0.2
+HTTP_TIMEOUT_S = 2.0
+
+
+def info_hash(torrent):
+    return lt.torrent_info(torrent).info_hash()
+
+
+def seeders(base, ih):
+    raw = bytes.fromhex(str(ih))
+    url = f"{base}/scrape?info_hash={urllib.parse.quote_from_bytes(raw)}"
+    with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as r:
+        body = lt.bdecode(r.read(64 * 1024))
+    files = (body or {}).get(b"files", {})
+    entry = files.get(raw, {})
+    return int(entry.get(b"complete", 0))
+
+
+def main(argv):
+    if len(argv) == 3 and argv[1] == "infohash":
+        print(info_hash(argv[2]))
+        return 0
+    if len(argv) == 6 and argv[1] == "wait-seeders":
+        torrent, base, count, timeout = argv[2], argv[3], int(argv[4]), float(argv[5])
+        if not urllib.parse.urlsplit(base).hostname.startswith("127."):
+            print(f"{base}: not a loopback tracker", file=sys.stderr)
+            return 2
+        ih = info_hash(torrent)
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                last = seeders(base, ih)
+                if last >= count:
+                    return 0
+            except OSError as e:
+                last = e
+            time.sleep(POLL_S)
+        print(f"tracker_util: {count} seeders not seen in {timeout} s (last: {last})",
+              file=sys.stderr)
+        return 3
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
