@@ -242,7 +242,9 @@ run_case() {
         rm -rf "$WORK/leech$i" "$WORK/leech$i.log"
     done
     local uploaded
-    uploaded=$(awk '/^lt_peer: uploaded/ {print $3}' "$WORK/seeder.log")
+    # lt_peer.py prints `lt_peer: uploaded N`; ringseed prints
+    # `ringseed: uploaded N bytes, downloaded M bytes` when it stops.
+    uploaded=$(awk '/^lt_peer: uploaded/ {print $3} /^ringseed: uploaded/ {print $3}' "$WORK/seeder.log")
     ROWS+=("$(awk -v r="$round" -v s="$seeder" -v l="$leecher" -v n="$LEECHERS_N" \
         -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v hz="$CLK_TCK" -v hwm="$hwm" -v anon="$anon" \
         -v size="$SIZE_BYTES" -v up="$uploaded" -v failed="$failed" 'BEGIN {

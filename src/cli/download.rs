@@ -100,8 +100,12 @@ pub fn run(args: &DownloadArgs) -> Result<ExitCode> {
         }
     }
     bar.finish_and_clear();
-    let handoffs = session.stop();
-    eprintln!("ringseed: shard handoffs: {handoffs}");
+    let report = session.stop();
+    eprintln!("ringseed: shard handoffs: {}", report.handoffs);
+    eprintln!(
+        "ringseed: uploaded {} bytes, downloaded {} bytes",
+        report.uploaded, report.downloaded
+    );
     if let Some(e) = failed {
         bail!(e);
     }

@@ -79,8 +79,12 @@ pub fn run(args: &SeedArgs) -> Result<ExitCode> {
         }
     }
     eprintln!("ringseed: stopping");
-    let handoffs = session.stop();
-    eprintln!("ringseed: shard handoffs: {handoffs}");
+    let report = session.stop();
+    eprintln!("ringseed: shard handoffs: {}", report.handoffs);
+    eprintln!(
+        "ringseed: uploaded {} bytes, downloaded {} bytes",
+        report.uploaded, report.downloaded
+    );
     match failed {
         Some(e) => bail!(e),
         None => Ok(ExitCode::SUCCESS),

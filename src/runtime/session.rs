@@ -119,6 +119,17 @@ pub fn available_cpus() -> usize {
         .min(SHARDS_MAX)
 }
 
+/// What a stopped session did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StopReport {
+    /// Connections moved from the shard that accepted them to the owner.
+    pub handoffs: u64,
+    /// Block bytes sent to peers, all torrents.
+    pub uploaded: u64,
+    /// Bytes of verified pieces downloaded, all torrents.
+    pub downloaded: u64,
+}
+
 /// The running engine.
 pub struct Session {
     threads: Vec<JoinHandle<()>>,
@@ -317,8 +328,8 @@ impl Session {
     }
 
     /// Stops every shard, waits for them, then for the tracker worker
-    /// (bounded). Returns the total connection hand-offs.
-    pub fn stop(mut self) -> u64 {
+    /// (bounded). Returns the hand-offs and the bytes moved.
+    pub fn stop(mut self) -> StopReport {
         for (tx, wake) in &self.routes {
             let _ = tx.send(ShardMsg::Stop);
             wake.wake();
@@ -326,15 +337,29 @@ impl Session {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        let mut handoffs = 0;
+        let mut report = StopReport::default();
+        // Each shard's last stats (sent as it stops) hold its final counts.
+        let mut last: std::collections::HashMap<usize, (u64, u64)> = Default::default();
         while let Ok(e) = self.events.try_recv() {
-            if let SessionEvent::Stopped { handoffs: h, .. } = e {
-                handoffs += h;
+            match e {
+                SessionEvent::Stopped { handoffs, .. } => report.handoffs += handoffs,
+                SessionEvent::Stats {
+                    shard, torrents, ..
+                } => {
+                    let up = torrents.iter().map(|(_, s, _)| s.uploaded).sum();
+                    let down = torrents.iter().map(|(_, s, _)| s.downloaded).sum();
+                    last.insert(shard, (up, down));
+                }
+                _ => {}
             }
+        }
+        for (up, down) in last.values() {
+            report.uploaded += up;
+            report.downloaded += down;
         }
         if let Some(t) = self.tracker.take() {
             t.shutdown(TRACKER_STOP_DEADLINE);
         }
-        handoffs
+        report
     }
 }
