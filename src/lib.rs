@@ -10,6 +10,7 @@ pub mod engine;
 pub mod hash;
 pub mod info_hash;
 pub mod limits;
+pub mod loadgen;
 pub mod magnet;
 pub mod metainfo;
 pub mod peer;

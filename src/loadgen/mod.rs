@@ -1,0 +1,4 @@
+//! The swarm load generator (issue 4), sans-IO parts: a deterministic
+//! payload and its torrent, synthetic leecher and seed state machines, and
+//! the report (goodput, fairness, latency). The IO driver lives in
+//! `runtime/loadgen/`. (Being written.)
