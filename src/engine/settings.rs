@@ -50,6 +50,11 @@ pub struct EngineSettings {
     /// Pieces whose failed blocks are remembered to find the sender of bad
     /// data when a good copy arrives. Default 64.
     pub failed_pieces_remembered_max: usize,
+    /// Downloaded bytes held in memory per torrent: pieces being assembled
+    /// plus verified pieces whose writes have not completed. Past it, no new
+    /// requests go out until writes catch up, so a slow disk slows the
+    /// download instead of filling memory. Default 64 MiB.
+    pub download_memory_max_bytes: u64,
     /// Send watermark per peer, as time at the peer's upload rate: blocks
     /// read from disk or queued for sending at once (libtorrent keeps about
     /// 1.5 s). Capped by `peer.reads_in_flight_max`.
@@ -78,6 +83,7 @@ impl Default for EngineSettings {
             hash_failures_max: 3,
             failed_pieces_remembered_max: 64,
             tick_interval: Duration::from_secs(1),
+            download_memory_max_bytes: 64 * 1024 * 1024,
             send_watermark_time: Duration::from_millis(1500),
             send_watermark_min_blocks: 16,
         }
@@ -157,6 +163,12 @@ impl EngineSettings {
             self.failed_pieces_remembered_max as u64,
             0,
             10_000,
+        )?;
+        check(
+            "download_memory_max_bytes",
+            self.download_memory_max_bytes,
+            1024 * 1024,
+            1 << 40,
         )?;
         check(
             "send_watermark_time (ms)",

@@ -192,6 +192,8 @@ pub struct Torrent {
     picker: PiecePicker,
     buffers: PieceBuffers,
     writing: HashSet<u32>,
+    /// Bytes of the pieces in `writing`.
+    writing_bytes: u64,
     peer_id: [u8; 20],
     listen_port: u16,
     listen_addr: Option<SocketAddr>,
@@ -267,6 +269,7 @@ impl Torrent {
             piece_hashes: setup.piece_hashes,
             picker,
             writing: HashSet::new(),
+            writing_bytes: 0,
             peer_id: setup.peer_id,
             listen_port: setup.listen_port,
             listen_addr: setup.listen_addr,
@@ -715,6 +718,7 @@ impl Torrent {
                 self.ban_slot(bad.0, format!("sent bad data in piece {piece}"));
             }
             self.writing.insert(piece);
+            self.writing_bytes += assembled.data.len() as u64;
             self.outputs.push_back(Output::WritePiece {
                 piece,
                 data: Arc::from(assembled.data),
@@ -813,6 +817,9 @@ impl Torrent {
         if !self.writing.remove(&piece) {
             return;
         }
+        self.writing_bytes = self
+            .writing_bytes
+            .saturating_sub(u64::from(self.geometry.piece_size(piece)));
         if !ok {
             // Download it again; nobody is blamed for our disk.
             let _ = self.picker.piece_verified(piece, false);
@@ -837,6 +844,8 @@ impl Torrent {
                 }
             }
             self.drain(now, id, &[], 0);
+            // A completed write may have made room under the memory limit.
+            self.fill_requests(now, id);
         }
     }
 
@@ -844,6 +853,10 @@ impl Torrent {
 
     fn fill_requests(&mut self, now: Duration, id: PeerId) {
         if !self.download || self.finished || self.stopping {
+            return;
+        }
+        // Backpressure from the disk: pieces in memory are bounded.
+        if self.buffers.bytes() + self.writing_bytes >= self.settings.download_memory_max_bytes {
             return;
         }
         let queue_time = self.settings.request_queue_time;

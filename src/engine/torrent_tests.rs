@@ -33,6 +33,17 @@ fn hashes(d: &[u8]) -> Arc<[[u8; 20]]> {
 }
 
 fn node(d: &[u8], have_all: bool, port: u16, seed: u64, liar: bool) -> Node {
+    node_with(d, have_all, port, seed, liar, EngineSettings::default())
+}
+
+fn node_with(
+    d: &[u8],
+    have_all: bool,
+    port: u16,
+    seed: u64,
+    liar: bool,
+    settings: EngineSettings,
+) -> Node {
     let pieces = d.len().div_ceil(PIECE as usize);
     let have = if have_all {
         Bitfield::full(pieces).unwrap()
@@ -57,7 +68,7 @@ fn node(d: &[u8], have_all: bool, port: u16, seed: u64, liar: bool) -> Node {
         download: !have_all,
         rng_seed: seed,
     };
-    let t = Torrent::new(setup, EngineSettings::default(), Duration::ZERO).unwrap();
+    let t = Torrent::new(setup, settings, Duration::ZERO).unwrap();
     let disk = if have_all {
         d.to_vec()
     } else {
@@ -77,6 +88,9 @@ type Link = ((usize, PeerId), (usize, PeerId));
 struct Swarm {
     nodes: Vec<Node>,
     links: Vec<Link>,
+    /// Writes are held (a stalled disk) instead of completing at once.
+    hold_writes: bool,
+    held: Vec<(usize, u32, usize)>,
     /// Bytes in flight towards (node, peer).
     pipes: HashMap<(usize, PeerId), Vec<u8>>,
     now: Duration,
@@ -173,7 +187,12 @@ impl Swarm {
                         pipe.extend_from_slice(&h);
                         pipe.extend_from_slice(&block);
                     }
+                    // The block left: room under the send watermark.
+                    self.nodes[n].t.on_blocks_sent(now, peer, 1);
                 }
+            }
+            Output::WritePiece { piece, data } if self.hold_writes => {
+                self.held.push((n, piece, data.len()));
             }
             Output::WritePiece { piece, data } => {
                 let start = piece as usize * PIECE as usize;
@@ -214,6 +233,8 @@ fn swarm(nodes: Vec<Node>) -> Swarm {
     Swarm {
         nodes,
         links: Vec::new(),
+        hold_writes: false,
+        held: Vec::new(),
         pipes: HashMap::new(),
         now: Duration::ZERO,
         closed: Vec::new(),
@@ -334,4 +355,46 @@ fn stale_peer_ids_are_ignored() {
     assert_eq!(n.t.receive(Duration::ZERO, p, b"garbage"), 0);
     assert!(n.t.on_block_read(Duration::ZERO, p, 0, 0, 16).is_none());
     assert!(n.t.has_peer(q));
+}
+
+#[test]
+fn a_stalled_disk_stops_requests_at_the_memory_limit() {
+    let d = data(PIECE as usize * 64, 11);
+    let mut settings = EngineSettings::default();
+    settings.download_memory_max_bytes = 1024 * 1024;
+    settings.peer.requests_out_max = 8;
+    settings.requests_per_peer_min = 8;
+    let mut s = swarm(vec![
+        node(&d, true, 6000, 1, false),
+        node_with(&d, false, 6001, 2, false, settings),
+    ]);
+    s.hold_writes = true;
+    s.connect(1, 0);
+    for _ in 0..50 {
+        s.settle();
+        s.now += Duration::from_secs(1);
+        s.nodes[0].t.tick(s.now);
+        s.nodes[1].t.tick(s.now);
+    }
+    s.settle();
+    let held: usize = s.held.iter().map(|h| h.2).sum();
+    // The limit, plus what was already requested when it was reached.
+    let bound = 1024 * 1024 + 8 * 16 * 1024 + PIECE as usize;
+    assert!(
+        held >= 1024 * 1024,
+        "held {held}: the limit was never reached"
+    );
+    assert!(held <= bound, "held {held} bytes of writes, over {bound}");
+    assert_eq!(s.nodes[1].t.stats().pieces_have, 0);
+    // The disk catches up: the download finishes.
+    s.hold_writes = false;
+    let now = s.now;
+    for (n, piece, _) in std::mem::take(&mut s.held) {
+        let start = piece as usize * PIECE as usize;
+        let end = (start + PIECE as usize).min(d.len());
+        s.nodes[n].disk[start..end].copy_from_slice(&d[start..end]);
+        s.nodes[n].t.on_piece_written(now, piece, true);
+    }
+    s.run_until_finished(1, 60);
+    assert_eq!(s.nodes[1].disk, d);
 }
