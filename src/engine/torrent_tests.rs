@@ -360,10 +360,12 @@ fn stale_peer_ids_are_ignored() {
 #[test]
 fn a_stalled_disk_stops_requests_at_the_memory_limit() {
     let d = data(PIECE as usize * 64, 11);
-    let mut settings = EngineSettings::default();
-    settings.download_memory_max_bytes = 1024 * 1024;
+    let mut settings = EngineSettings {
+        download_memory_max_bytes: 1024 * 1024,
+        requests_per_peer_min: 8,
+        ..EngineSettings::default()
+    };
     settings.peer.requests_out_max = 8;
-    settings.requests_per_peer_min = 8;
     let mut s = swarm(vec![
         node(&d, true, 6000, 1, false),
         node_with(&d, false, 6001, 2, false, settings),
