@@ -50,15 +50,23 @@ const ADDR: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 61);
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Variant {
     Send,
+    /// `send`, with the pool registered: reads are READ_FIXED.
+    SendFixed,
     SendZc,
     Splice,
 }
 
 impl Variant {
-    const ALL: [Variant; 3] = [Variant::Send, Variant::SendZc, Variant::Splice];
+    const ALL: [Variant; 4] = [
+        Variant::Send,
+        Variant::SendFixed,
+        Variant::SendZc,
+        Variant::Splice,
+    ];
     fn name(self) -> &'static str {
         match self {
             Variant::Send => "send",
+            Variant::SendFixed => "send (fixed reads)",
             Variant::SendZc => "send_zc",
             Variant::Splice => "splice",
         }
@@ -333,6 +341,9 @@ fn run(
         buffer_bytes: BLOCK_BYTES,
     })
     .map_err(|e| format!("event loop: {e}"))?;
+    if variant == Variant::SendFixed && !ev.register_buffers() {
+        return Err("the kernel refused to register the buffer pool".into());
+    }
     let mut lanes = Vec::new();
     for c in &clients {
         let buf = ev.buffers().acquire().ok_or("no buffer")?;
@@ -386,7 +397,7 @@ fn run(
             lane.block = Some(index);
             let offset = block_offset(index, file_bytes) as u64;
             match variant {
-                Variant::Send | Variant::SendZc => {
+                Variant::Send | Variant::SendFixed | Variant::SendZc => {
                     let op = ev
                         .read_at(file, lane.buf, BLOCK_BYTES, offset)
                         .map_err(|e| format!("read_at: {e}"))?;

@@ -142,6 +142,12 @@ impl BufferPool {
         Ok(self.bytes.as_mut_ptr().wrapping_add(start))
     }
 
+    /// The whole pool's memory: its address and length (for registering it
+    /// with the ring as one fixed buffer).
+    pub(crate) fn region(&mut self) -> (*mut u8, usize) {
+        (self.bytes.as_mut_ptr(), self.bytes.len())
+    }
+
     /// Takes a buffer back from an op whose completion was reaped (or that
     /// never reached the kernel).
     pub(crate) fn take_back(&mut self, id: BufferId) -> Result<(), BufferError> {

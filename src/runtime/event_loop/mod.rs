@@ -79,6 +79,8 @@ pub const POOL_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
 /// Bytes of a piece message header sent by [`EventLoop::send_with_header`]
 /// (length prefix, id, index, begin).
 pub const HEADER_BYTES: usize = 13;
+/// Largest pool registered as a fixed buffer (the kernel's limit per buffer).
+pub const FIXED_BUFFER_BYTES_MAX: usize = 1 << 30;
 /// Most blocks one [`EventLoop::send_blocks`] op sends.
 pub const SEND_BLOCKS_MAX: usize = 4;
 /// Rounds of waiting [`EventLoop::shutdown`] spends on ops still in flight.
@@ -316,6 +318,9 @@ pub struct EventLoop {
     stale: u64,
     /// The kernel takes a wait timeout in io_uring_enter (5.11+).
     ext_arg: bool,
+    /// The pool is registered with the ring as fixed buffer 0: reads use
+    /// READ_FIXED (no per-op page lookup of the destination).
+    fixed: bool,
     /// Scratch list for [`EventLoop::drain_completions`].
     cqes: Vec<(u64, i32, u32)>,
     /// Opcodes this kernel supports, one bit each (all clear when the
@@ -397,6 +402,7 @@ impl EventLoop {
             stale: 0,
             cqes: Vec::with_capacity(ring_entries as usize * 2),
             ext_arg: ring.params().is_feature_ext_arg(),
+            fixed: false,
             opcodes,
             ring,
         })
@@ -693,11 +699,48 @@ impl EventLoop {
         len: usize,
         offset: u64,
     ) -> Result<OpId, LoopError> {
+        let fixed = self.fixed;
         self.queue_with_buffer(OpKind::ReadAt, buffer, start, len, |_, ptr, len| {
-            opcode::Read::new(types::Fd(file_fd), ptr, len)
-                .offset(offset)
-                .build()
+            if fixed {
+                // The range lies inside the pool, which is fixed buffer 0.
+                opcode::ReadFixed::new(types::Fd(file_fd), ptr, len, 0)
+                    .offset(offset)
+                    .build()
+            } else {
+                opcode::Read::new(types::Fd(file_fd), ptr, len)
+                    .offset(offset)
+                    .build()
+            }
         })
+    }
+
+    /// Registers the whole buffer pool with the ring as one fixed buffer, so
+    /// file reads into it use READ_FIXED: the kernel maps the pool once
+    /// instead of looking the destination pages up on every read. Returns
+    /// whether it is registered; when the kernel refuses (an old kernel, a
+    /// low locked-memory limit, a pool over 1 GiB) reads go on unregistered.
+    pub fn register_buffers(&mut self) -> bool {
+        if self.fixed {
+            return true;
+        }
+        let (base, len) = self.buffers.region();
+        if len == 0 || len > FIXED_BUFFER_BYTES_MAX {
+            return false;
+        }
+        let iov = [libc::iovec {
+            iov_base: base.cast(),
+            iov_len: len,
+        }];
+        // SAFETY: the pool's memory is allocated once and never moved or
+        // freed while the ring exists: the ring field is dropped first, and
+        // a loop dropped with ops in flight leaks both (see `Drop`).
+        self.fixed = unsafe { self.ring.submitter().register_buffers(&iov) }.is_ok();
+        self.fixed
+    }
+
+    /// Whether the pool is registered (see [`EventLoop::register_buffers`]).
+    pub fn buffers_registered(&self) -> bool {
+        self.fixed
     }
 
     /// Queues a read of up to `len` bytes into `buffer` at the fd's current

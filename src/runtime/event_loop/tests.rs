@@ -239,6 +239,36 @@ fn send_blocks_sends_several_piece_messages_and_skips_what_went_out() {
 }
 
 #[test]
+fn reads_into_the_registered_pool_with_read_fixed() {
+    let mut ev = small_loop();
+    assert!(!ev.buffers_registered());
+    assert!(
+        ev.register_buffers(),
+        "this kernel registers a 128 KiB pool"
+    );
+    assert!(ev.register_buffers(), "a second call is a no-op");
+    let mut file = tempfile::tempfile().unwrap_or_else(|e| panic!("{e}"));
+    let data: Vec<u8> = (0..70_000u32).map(|i| (i * 13 % 256) as u8).collect();
+    file.write_all(&data).unwrap_or_else(|e| panic!("{e}"));
+    let mut seen = Vec::new();
+    // Two buffers, the second at an inner offset: both lie in fixed buffer 0.
+    for (k, start) in [(0usize, 0usize), (1, 100)] {
+        let buf = acquire(&mut ev);
+        let op = ev
+            .read_at_range(file.as_raw_fd(), buf, start, 16_000, 1_000 * k as u64)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let c = wait_for(&mut ev, op, &mut seen);
+        assert_eq!((c.kind, c.result), (OpKind::ReadAt, Ok(16_000)));
+        assert_eq!(
+            ev.buffers()
+                .get(buf)
+                .and_then(|b| b.get(start..start + 16_000)),
+            data.get(1_000 * k..1_000 * k + 16_000)
+        );
+    }
+}
+
+#[test]
 fn reads_a_file_at_an_offset() {
     let mut ev = small_loop();
     let mut file = tempfile::tempfile().unwrap_or_else(|e| panic!("{e}"));

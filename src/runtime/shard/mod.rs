@@ -279,7 +279,9 @@ fn errno_text(errno: i32) -> String {
 
 impl Shard {
     fn new(spec: ShardSpec) -> Result<Shard, LoopError> {
-        let ev = EventLoop::new(spec.loop_config)?;
+        let mut ev = EventLoop::new(spec.loop_config)?;
+        // READ_FIXED into the pool where the kernel allows; plain reads else.
+        ev.register_buffers();
         let by_hash = spec
             .torrents
             .iter()
