@@ -81,7 +81,7 @@ pub enum ProcError {
     #[error("/proc/PID/status field {field}: {kib} kB overflows 64 bits of bytes")]
     Overflow { field: &'static str, kib: u64 },
     #[error("sysconf(_SC_CLK_TCK) gave {found}, expected a positive tick rate")]
-    ClockTicks { found: i64 },
+    ClockTicks { found: libc::c_long },
 }
 
 /// At most this many characters of a bad field are kept in an error.
@@ -183,9 +183,7 @@ pub fn clock_ticks_per_s() -> Result<u64, ProcError> {
     u64::try_from(found)
         .ok()
         .filter(|&t| t > 0)
-        .ok_or(ProcError::ClockTicks {
-            found: i64::from(found),
-        })
+        .ok_or(ProcError::ClockTicks { found })
 }
 
 fn read_limited(path: &Path) -> Result<String, ProcError> {
