@@ -233,9 +233,15 @@ impl Payload {
     /// bytes of pieces are generated at a time and hashed with
     /// [`hash_batch`] on up to `threads` threads.
     pub fn piece_hashes_threads(&self, threads: usize) -> Vec<[u8; SHA1_BYTES]> {
+        self.piece_hashes_batched(threads, HASH_BATCH_BYTES_MAX)
+    }
+
+    /// [`piece_hashes_threads`](Self::piece_hashes_threads) generating up
+    /// to `batch_bytes` of pieces at a time (at least one piece).
+    fn piece_hashes_batched(&self, threads: usize, batch_bytes: u64) -> Vec<[u8; SHA1_BYTES]> {
         let pieces = self.num_pieces();
-        let per_batch = u32::try_from((HASH_BATCH_BYTES_MAX / self.piece_length).max(1))
-            .unwrap_or(1)
+        let per_batch = u32::try_from((batch_bytes / self.piece_length).max(1))
+            .unwrap_or(u32::MAX)
             .min(pieces.max(1));
         let mut out = Vec::with_capacity(pieces as usize);
         let mut buf: Vec<u8> = Vec::new();
@@ -473,16 +479,20 @@ mod tests {
 
     #[test]
     fn piece_hashes_span_several_batches() {
-        // 16 MiB pieces: 4 per batch, so 9 pieces take three batches, the
-        // last one short and ending in a short piece.
-        let piece = PIECE_LENGTH_MAX_BYTES;
-        let p = payload(9, 8 * piece + 12_345, piece);
-        let hashes = p.piece_hashes_threads(2);
-        assert_eq!(hashes.len(), 9);
-        for i in [0u32, 3, 4, 7, 8] {
-            assert_eq!(p.piece_hash(i), Some(hashes[i as usize]), "piece {i}");
+        let p = payload(9, 8 * KIB16 + 12_345, KIB16);
+        let want: Vec<[u8; SHA1_BYTES]> = (0..9).map(|i| p.piece_hash(i).unwrap()).collect();
+        assert_eq!(want[8], sha1(&p.piece_bytes(8).unwrap()));
+        // 4 pieces a batch: three batches, the last one short and ending in
+        // a short piece; a batch smaller than a piece still takes one.
+        for (batch_bytes, threads) in [(4 * KIB16, 2), (4 * KIB16 + 1, 1), (1, 3), (u64::MAX, 2)] {
+            assert_eq!(
+                p.piece_hashes_batched(threads, batch_bytes),
+                want,
+                "batch {batch_bytes} threads {threads}"
+            );
         }
-        assert_eq!(hashes[8], sha1(&p.piece_bytes(8).unwrap()));
+        // The public batch size takes several 16 MiB pieces at once.
+        assert_eq!(HASH_BATCH_BYTES_MAX / PIECE_LENGTH_MAX_BYTES, 4);
     }
 
     #[test]
