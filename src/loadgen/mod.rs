@@ -2,3 +2,7 @@
 //! payload and its torrent, synthetic leecher and seed state machines, and
 //! the report (goodput, fairness, latency). The IO driver lives in
 //! `runtime/loadgen/`. (Being written.)
+
+pub mod histogram;
+pub mod payload;
+pub mod report;

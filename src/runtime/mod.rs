@@ -8,6 +8,7 @@ pub mod fd_cache;
 pub mod fs_walk;
 pub mod http_client;
 pub mod piece_hash;
+pub mod proc_stats;
 pub mod session;
 pub mod shard;
 pub mod sockets;
