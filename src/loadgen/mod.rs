@@ -4,5 +4,8 @@
 //! `runtime/loadgen/`. (Being written.)
 
 pub mod histogram;
+pub mod leecher;
+pub mod order;
 pub mod payload;
 pub mod report;
+pub mod seed;
