@@ -724,7 +724,7 @@ mod tests {
         let p = payload();
         for chunk in [1, 7, 1000, 1 << 20] {
             let mut l = leecher(&p, LeecherConfig::default());
-            let mut s = Real::new(p.clone(), PeerConfig::default());
+            let mut s = Real::new(p, PeerConfig::default());
             let check = |piece, offset, data: &[u8]| p.check_block(piece, offset, data);
             run(&mut l, &mut s, chunk, &check);
             assert!(l.is_done(), "chunk {chunk}: {:?}", l.stats());
@@ -742,7 +742,7 @@ mod tests {
     fn a_check_that_fails_counts_bad_blocks_and_does_not_retry() {
         let p = payload();
         let mut l = leecher(&p, LeecherConfig::default());
-        let mut s = Real::new(p.clone(), PeerConfig::default());
+        let mut s = Real::new(p, PeerConfig::default());
         // Piece 2 is "corrupt".
         let check = |piece, offset, data: &[u8]| piece != 2 && p.check_block(piece, offset, data);
         run(&mut l, &mut s, 4096, &check);
@@ -760,7 +760,7 @@ mod tests {
             ..LeecherConfig::default()
         };
         let mut l = leecher(&p, cfg);
-        let mut s = Real::new(p.clone(), PeerConfig::default());
+        let mut s = Real::new(p, PeerConfig::default());
         let check = |_: u32, _: u32, _: &[u8]| true;
         let mut now = T0;
         for _ in 0..TURNS_MAX {
@@ -784,7 +784,7 @@ mod tests {
     fn waits_while_choked_and_resumes_after_unchoke() {
         let p = payload();
         let mut l = leecher(&p, LeecherConfig::default());
-        let mut s = Real::new(p.clone(), PeerConfig::default());
+        let mut s = Real::new(p, PeerConfig::default());
         s.unchoke = false;
         let check = |piece, offset, data: &[u8]| p.check_block(piece, offset, data);
         run(&mut l, &mut s, 1 << 20, &check);
@@ -999,7 +999,7 @@ mod tests {
             ..LeecherConfig::default()
         };
         let mut l = leecher(&p, cfg);
-        let mut s = Real::new(p.clone(), PeerConfig::default());
+        let mut s = Real::new(p, PeerConfig::default());
         let check = |piece, offset, data: &[u8]| p.check_block(piece, offset, data);
         run(&mut l, &mut s, 1 << 20, &check);
         assert!(l.is_done(), "{:?} {:?}", l.stats(), s.c.counters());
