@@ -7,6 +7,7 @@ pub mod event_loop;
 pub mod fd_cache;
 pub mod fs_walk;
 pub mod http_client;
+pub mod loadgen;
 pub mod piece_hash;
 pub mod proc_stats;
 pub mod session;

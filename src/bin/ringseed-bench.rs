@@ -1,0 +1,347 @@
+//! `ringseed-bench`: the swarm load generator's command line (issue 4).
+//!
+//! - `leech`: K synthetic leechers against a seeder; prints the report
+//!   (goodput, good/bad blocks, per-peer rates and fairness, latency, CPU).
+//! - `serve`: the trivial seeder of a deterministic payload.
+//! - `make-torrent`: the .torrent of a payload, and optionally the payload
+//!   itself as a file, so `ringseed seed` can serve it.
+//!
+//! Boundary: argument parsing, files and printing; the work is in
+//! `ringseed::runtime::loadgen` and `ringseed::loadgen`.
+
+use std::fs::File;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use ringseed::loadgen::leecher::REQUESTS_MAX_DEFAULT;
+use ringseed::loadgen::payload::Payload;
+use ringseed::loadgen::report::{PeerSample, Report, ReportInput};
+use ringseed::metainfo::Metainfo;
+use ringseed::peer::TorrentShape;
+use ringseed::runtime::loadgen::leech::{run_leech, LeechOptions};
+use ringseed::runtime::loadgen::serve::{run_serve, ServeOptions};
+use ringseed::runtime::loadgen::{default_threads, install_stop_signals};
+use ringseed::runtime::proc_stats;
+
+/// Largest .torrent read, in bytes.
+const TORRENT_BYTES_MAX: u64 = 64 << 20;
+/// Bytes generated and written at a time by make-torrent.
+const WRITE_CHUNK_BYTES: usize = 4 << 20;
+
+#[derive(Parser)]
+#[command(
+    name = "ringseed-bench",
+    version,
+    about = "Swarm load generator for ringseed"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// K synthetic leechers download from a seeder and check every block.
+    Leech {
+        #[arg(long)]
+        torrent: PathBuf,
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long, default_value_t = 1)]
+        peers: u32,
+        /// Requests each peer keeps outstanding.
+        #[arg(long, default_value_t = REQUESTS_MAX_DEFAULT)]
+        requests: u32,
+        /// Seconds to run.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Seed of the payload the torrent was made from.
+        #[arg(long, default_value_t = 1)]
+        payload_seed: u64,
+        /// Threads (default: the CPUs).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Each peer stops after this many good bytes (default: never).
+        #[arg(long)]
+        bytes_per_peer: Option<u64>,
+        /// PID of the seeder, to report its CPU time.
+        #[arg(long)]
+        seeder_pid: Option<u32>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A trivial seeder of the deterministic payload.
+    Serve {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long, default_value_t = 1)]
+        payload_seed: u64,
+        #[arg(long)]
+        size: u64,
+        #[arg(long, default_value_t = 256 * 1024)]
+        piece_length: u64,
+        /// Torrent name (must match make-torrent's for the same info-hash).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Connections each thread holds at most.
+        #[arg(long, default_value_t = 1024)]
+        conns_per_thread: u32,
+        /// Seconds to run (default: until SIGINT/SIGTERM).
+        #[arg(long)]
+        duration: Option<f64>,
+    },
+    /// Writes the .torrent of a payload (and, with --data-dir, its bytes).
+    MakeTorrent {
+        #[arg(long, default_value_t = 1)]
+        payload_seed: u64,
+        #[arg(long)]
+        size: u64,
+        #[arg(long, default_value_t = 256 * 1024)]
+        piece_length: u64,
+        #[arg(short = 'o', long)]
+        output: PathBuf,
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        tracker: Option<String>,
+    },
+}
+
+fn default_name(seed: u64, size: u64) -> String {
+    format!("ringseed-bench-{seed}-{size}")
+}
+
+fn seconds(what: &str, s: f64) -> Result<Duration> {
+    Duration::try_from_secs_f64(s).with_context(|| format!("{what} {s}: expected seconds >= 0"))
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    install_stop_signals();
+    match cli.command {
+        Command::Leech {
+            torrent,
+            target,
+            peers,
+            requests,
+            duration,
+            payload_seed,
+            threads,
+            bytes_per_peer,
+            seeder_pid,
+            json,
+        } => leech(LeechArgs {
+            torrent,
+            target,
+            peers,
+            requests,
+            duration: seconds("--duration", duration)?,
+            payload_seed,
+            threads: threads.unwrap_or_else(default_threads),
+            bytes_per_peer,
+            seeder_pid,
+            json,
+        }),
+        Command::Serve {
+            listen,
+            payload_seed,
+            size,
+            piece_length,
+            name,
+            threads,
+            conns_per_thread,
+            duration,
+        } => {
+            let payload = Payload::new(payload_seed, size, piece_length)?;
+            let name = name.unwrap_or_else(|| default_name(payload_seed, size));
+            let threads = threads.unwrap_or_else(default_threads);
+            let hashes = payload.piece_hashes_threads(threads);
+            let meta = Metainfo::from_bytes(&payload.torrent_bytes_with(&name, None, &hashes)?)?;
+            let shape = TorrentShape::new(meta.info_hash, piece_length, size)?;
+            let opts = ServeOptions {
+                listen,
+                shape,
+                payload,
+                threads,
+                conns_per_thread,
+                duration: duration.map(|d| seconds("--duration", d)).transpose()?,
+            };
+            eprintln!(
+                "ringseed-bench: serving {size} bytes (info-hash {}) on {listen}",
+                meta.info_hash
+            );
+            let ready = AtomicBool::new(false);
+            let out = run_serve(&opts, &ready)?;
+            let secs = out.wall.as_secs_f64().max(1e-9);
+            eprintln!(
+                "ringseed-bench: served {} bytes in {} blocks to {} connections ({} refused) in {:.3} s, {:.1} MB/s",
+                out.stats.block_bytes_sent,
+                out.stats.blocks_sent,
+                out.connections,
+                out.refused,
+                secs,
+                out.stats.block_bytes_sent as f64 / 1e6 / secs
+            );
+            Ok(())
+        }
+        Command::MakeTorrent {
+            payload_seed,
+            size,
+            piece_length,
+            output,
+            data_dir,
+            name,
+            tracker,
+        } => {
+            let payload = Payload::new(payload_seed, size, piece_length)?;
+            let name = name.unwrap_or_else(|| default_name(payload_seed, size));
+            let hashes = payload.piece_hashes_threads(default_threads());
+            let bytes = payload.torrent_bytes_with(&name, tracker.as_deref(), &hashes)?;
+            std::fs::write(&output, &bytes)
+                .with_context(|| format!("writing {}", output.display()))?;
+            if let Some(dir) = data_dir {
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                let path = dir.join(&name);
+                let mut f =
+                    File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+                let mut buf = vec![0u8; WRITE_CHUNK_BYTES];
+                let mut at = 0u64;
+                while at < size {
+                    let n = (size - at).min(WRITE_CHUNK_BYTES as u64) as usize;
+                    let chunk = buf.get_mut(..n).unwrap_or(&mut []);
+                    payload.fill(at, chunk);
+                    f.write_all(chunk)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    at += n as u64;
+                }
+                f.sync_all().ok();
+            }
+            let meta = Metainfo::from_bytes(&bytes)?;
+            println!("{} {}", meta.info_hash, output.display());
+            Ok(())
+        }
+    }
+}
+
+struct LeechArgs {
+    torrent: PathBuf,
+    target: SocketAddr,
+    peers: u32,
+    requests: u32,
+    duration: Duration,
+    payload_seed: u64,
+    threads: usize,
+    bytes_per_peer: Option<u64>,
+    seeder_pid: Option<u32>,
+    json: bool,
+}
+
+fn leech(a: LeechArgs) -> Result<()> {
+    let len = std::fs::metadata(&a.torrent)
+        .with_context(|| format!("reading {}", a.torrent.display()))?
+        .len();
+    if len > TORRENT_BYTES_MAX {
+        bail!(
+            "{}: {len} bytes, over the limit of {TORRENT_BYTES_MAX}",
+            a.torrent.display()
+        );
+    }
+    let bytes =
+        std::fs::read(&a.torrent).with_context(|| format!("reading {}", a.torrent.display()))?;
+    let meta = Metainfo::from_bytes(&bytes)?;
+    let (piece_length, total) = (meta.info.piece_length, meta.info.total_length);
+    let payload = Payload::new(a.payload_seed, total, piece_length)?;
+    // The payload must be the torrent's: compare the first piece's hash.
+    if payload.piece_hash(0) != meta.info.pieces.first().copied() {
+        bail!(
+            "payload seed {} does not generate {} (piece 0's hash differs)",
+            a.payload_seed,
+            a.torrent.display()
+        );
+    }
+    let shape = TorrentShape::new(meta.info_hash, piece_length, total)?;
+    let opts = LeechOptions {
+        target: a.target,
+        shape,
+        payload,
+        peers: a.peers,
+        requests: a.requests,
+        duration: a.duration,
+        threads: a.threads,
+        bytes_per_peer: a.bytes_per_peer,
+        order_seed: a.payload_seed,
+    };
+    let seeder_before = a.seeder_pid.and_then(|p| proc_stats::read(p).ok());
+    let self_before = proc_stats::self_stats().ok();
+    let out = run_leech(&opts)?;
+    let self_after = proc_stats::self_stats().ok();
+    let seeder_after = a.seeder_pid.and_then(|p| proc_stats::read(p).ok());
+    let delta = |b: Option<proc_stats::ProcStats>, a: Option<proc_stats::ProcStats>| {
+        b.zip(a).map(|(b, a)| proc_stats::delta(&b, &a).into())
+    };
+    let samples: Vec<PeerSample> = out
+        .peers
+        .iter()
+        .map(|p| PeerSample {
+            bytes: p.stats.bytes_good,
+            active: p.active,
+        })
+        .collect();
+    let report = Report::new(&ReportInput {
+        wall: out.wall,
+        peers: &samples,
+        latency: Some(&out.latency),
+        seeder: delta(seeder_before, seeder_after),
+        loadgen: delta(self_before, self_after),
+    });
+    let sum = |f: fn(&ringseed::loadgen::leecher::LeecherStats) -> u64| {
+        out.peers.iter().map(|p| f(&p.stats)).sum::<u64>()
+    };
+    let blocks_good = sum(|s| s.blocks_good);
+    let blocks_bad = sum(|s| s.blocks_bad);
+    let bytes_bad = sum(|s| s.bytes_bad);
+    let connected = out.peers.iter().filter(|p| p.connected).count();
+    let errors: Vec<String> = out
+        .peers
+        .iter()
+        .filter_map(|p| p.error.as_ref().map(|e| format!("peer {}: {e}", p.index)))
+        .take(5)
+        .collect();
+    if a.json {
+        let mut v = report.to_json();
+        if let Some(o) = v.as_object_mut() {
+            o.insert("blocks_good".into(), blocks_good.into());
+            o.insert("blocks_bad".into(), blocks_bad.into());
+            o.insert("bytes_bad".into(), bytes_bad.into());
+            o.insert("peers_connected".into(), connected.into());
+            o.insert("errors".into(), errors.clone().into());
+        }
+        println!("{v}");
+    } else {
+        print!("{}", report.to_table());
+        println!(
+            "{:<24}{blocks_good} good, {blocks_bad} bad ({bytes_bad} bytes)",
+            "blocks"
+        );
+        println!(
+            "{:<24}{connected} of {}",
+            "peers connected",
+            out.peers.len()
+        );
+        for e in &errors {
+            println!("{:<24}{e}", "error");
+        }
+    }
+    Ok(())
+}

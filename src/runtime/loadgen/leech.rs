@@ -1,0 +1,544 @@
+//! `run_leech`: K synthetic leechers against one seeder for a bounded time.
+//!
+//! Each of N threads owns an [`EventLoop`] and the connections whose index
+//! is congruent to its own modulo N. A connection: an unconnected socket
+//! bound to its own source address (see [`super::source_address`]), an
+//! io_uring CONNECT, then one RECV always armed (its bytes go to the
+//! [`Leecher`], which checks every block with [`Payload::check_block`]) and
+//! at most one SEND in flight (the leecher's requests). A connection that
+//! fails or that the peer closes is ended and its error kept for the report;
+//! the others go on. At the deadline (or on a stop signal) every socket is
+//! shut down, the loop drains (bounded) and the per-peer figures come back.
+//!
+//! Limits: peers ([`super::PEERS_MAX`]), threads ([`super::THREADS_MAX`]),
+//! buffer memory per thread ([`POOL_BYTES_PER_THREAD`]), drain time
+//! ([`DRAIN_WAIT_MAX`]).
+
+use std::collections::HashMap;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use socket2::SockRef;
+
+use super::{check_range, source_address, stop_requested, LoadgenError, PEERS_MAX, THREADS_MAX};
+use crate::loadgen::histogram::Histogram;
+use crate::loadgen::leecher::{Leecher, LeecherConfig, LeecherStats, REQUESTS_LIMIT};
+use crate::loadgen::payload::Payload;
+use crate::peer::TorrentShape;
+use crate::runtime::event_loop::{BufferId, Completion, EventLoop, LoopConfig, LoopError};
+use crate::runtime::sockets::{self, BindOptions};
+
+/// Buffer memory of one thread's pool, in bytes (two buffers a connection).
+pub const POOL_BYTES_PER_THREAD: usize = 128 * 1024 * 1024;
+/// Smallest and largest buffer, in bytes.
+const BUFFER_BYTES_MIN: usize = 16 * 1024;
+const BUFFER_BYTES_MAX: usize = 256 * 1024;
+/// Longest wait for ops to finish after the deadline.
+pub const DRAIN_WAIT_MAX: Duration = Duration::from_secs(3);
+/// Longest single wait of the loop (so the deadline and signals are seen).
+const WAIT_MAX: Duration = Duration::from_millis(50);
+/// Longest run accepted.
+pub const DURATION_MAX: Duration = Duration::from_secs(24 * 3600);
+/// Longest error text kept per connection.
+const ERROR_CHARS_MAX: usize = 200;
+
+/// What a leech run is asked to do.
+#[derive(Debug, Clone)]
+pub struct LeechOptions {
+    pub target: SocketAddr,
+    pub shape: TorrentShape,
+    /// The generator of the torrent's bytes (same seed as the seeder's).
+    pub payload: Payload,
+    /// Synthetic peers, 1 to [`PEERS_MAX`].
+    pub peers: u32,
+    /// Requests each keeps outstanding.
+    pub requests: u32,
+    /// How long to run, 1 ms to [`DURATION_MAX`].
+    pub duration: Duration,
+    /// Threads, 1 to [`THREADS_MAX`] (no more than peers are used).
+    pub threads: usize,
+    /// Good bytes after which a peer stops; `None`: it goes round the
+    /// torrent until the deadline.
+    pub bytes_per_peer: Option<u64>,
+    /// Seed of the piece orders (peer i uses seed + i).
+    pub order_seed: u64,
+}
+
+/// What one synthetic peer did.
+#[derive(Debug, Clone)]
+pub struct PeerOutcome {
+    pub index: u32,
+    pub source: Option<std::net::IpAddr>,
+    pub connected: bool,
+    pub done: bool,
+    pub stats: LeecherStats,
+    pub active: Duration,
+    /// Why it ended before the deadline, if it did.
+    pub error: Option<String>,
+}
+
+/// What a leech run measured.
+#[derive(Debug, Clone)]
+pub struct LeechOutcome {
+    pub wall: Duration,
+    pub peers: Vec<PeerOutcome>,
+    pub latency: Histogram,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tag {
+    Connect,
+    Recv,
+    Send { len: usize },
+}
+
+struct Conn {
+    index: u32,
+    source: Option<std::net::IpAddr>,
+    fd: Option<OwnedFd>,
+    leecher: Leecher,
+    recv_buf: Option<BufferId>,
+    sending: bool,
+    out: Vec<u8>,
+    ops: u32,
+    connected: bool,
+    closed: bool,
+    error: Option<String>,
+}
+
+impl Conn {
+    fn end(&mut self, why: Option<String>) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        if self.error.is_none() {
+            self.error = why.map(|w| w.chars().take(ERROR_CHARS_MAX).collect());
+        }
+        if let Some(fd) = &self.fd {
+            // Wakes the ops in flight on it; the fd is dropped when they are done.
+            let _ = SockRef::from(fd).shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// Runs the leechers and returns what they did.
+pub fn run_leech(opts: &LeechOptions) -> Result<LeechOutcome, LoadgenError> {
+    check_range("peers", opts.peers.into(), 1, PEERS_MAX.into())?;
+    check_range("requests", opts.requests.into(), 1, REQUESTS_LIMIT.into())?;
+    check_range("threads", opts.threads as u64, 1, THREADS_MAX as u64)?;
+    check_range(
+        "duration (ms)",
+        opts.duration.as_millis().min(u128::from(u64::MAX)) as u64,
+        1,
+        DURATION_MAX.as_millis() as u64,
+    )?;
+    let threads = opts.threads.min(opts.peers as usize);
+    let start = Instant::now();
+    let deadline = start + opts.duration;
+    let results: Vec<Result<(Vec<PeerOutcome>, Histogram), LoadgenError>> =
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|t| {
+                    std::thread::Builder::new()
+                        .name(format!("leech-{t}"))
+                        .spawn_scoped(s, move || run_thread(opts, t, threads, start, deadline))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| match h {
+                    Err(e) => Err(LoadgenError::Spawn(e)),
+                    Ok(h) => h.join().unwrap_or(Err(LoadgenError::ThreadPanicked)),
+                })
+                .collect()
+        });
+    let wall = start.elapsed().min(opts.duration);
+    let mut peers = Vec::with_capacity(opts.peers as usize);
+    let mut latency = Histogram::new();
+    for r in results {
+        let (p, h) = r?;
+        peers.extend(p);
+        latency.merge(&h);
+    }
+    peers.sort_by_key(|p| p.index);
+    Ok(LeechOutcome {
+        wall,
+        peers,
+        latency,
+    })
+}
+
+fn run_thread(
+    opts: &LeechOptions,
+    thread: usize,
+    threads: usize,
+    start: Instant,
+    deadline: Instant,
+) -> Result<(Vec<PeerOutcome>, Histogram), LoadgenError> {
+    let indexes: Vec<u32> = (0..opts.peers)
+        .filter(|i| *i as usize % threads == thread)
+        .collect();
+    let n = indexes.len().max(1);
+    let buffers = n * 2 + 4;
+    let buffer_bytes = (POOL_BYTES_PER_THREAD / buffers).clamp(BUFFER_BYTES_MIN, BUFFER_BYTES_MAX);
+    let mut ev = EventLoop::new(LoopConfig {
+        ring_entries: (n as u32 * 2).next_power_of_two().clamp(64, 4096),
+        ops_in_flight_max: (n as u32) * 3 + 16,
+        buffers: buffers as u32,
+        buffer_bytes,
+    })?;
+    let mut ops: HashMap<u64, (usize, Tag)> = HashMap::with_capacity(n * 3);
+    let mut conns: Vec<Conn> = Vec::with_capacity(n);
+    let now = |_: ()| start.elapsed();
+    for &index in &indexes {
+        let config = LeecherConfig {
+            requests_max: opts.requests,
+            bytes_budget: Some(opts.bytes_per_peer.unwrap_or(u64::MAX)),
+            peer_id: peer_id(index),
+            order_seed: opts.order_seed.wrapping_add(u64::from(index)),
+            ..LeecherConfig::default()
+        };
+        let leecher = Leecher::new(config, opts.shape, now(()))?;
+        let source = source_address(opts.target.ip(), index);
+        let mut c = Conn {
+            index,
+            source,
+            fd: None,
+            leecher,
+            recv_buf: None,
+            sending: false,
+            out: Vec::new(),
+            ops: 0,
+            connected: false,
+            closed: false,
+            error: None,
+        };
+        let bind = BindOptions {
+            interface: None,
+            address: source,
+        };
+        match sockets::tcp_socket_for_connect(opts.target, &bind) {
+            Err(e) => c.end(Some(format!("socket: {e}"))),
+            Ok(sock) => {
+                let fd: OwnedFd = sock.into();
+                let raw = fd.as_raw_fd();
+                c.fd = Some(fd);
+                let ci = conns.len();
+                match queue(&mut ev, |ev| ev.connect(raw, opts.target)) {
+                    Ok(id) => {
+                        ops.insert(id, (ci, Tag::Connect));
+                        c.ops += 1;
+                    }
+                    Err(e) => c.end(Some(format!("connect: {e}"))),
+                }
+            }
+        }
+        conns.push(c);
+    }
+    let check =
+        |piece: u32, offset: u32, data: &[u8]| opts.payload.check_block(piece, offset, data);
+    let mut completions: Vec<Completion> = Vec::new();
+    let mut stopping_since: Option<Instant> = None;
+    loop {
+        let wall = Instant::now();
+        if stopping_since.is_none() && (wall >= deadline || stop_requested() || all_done(&conns)) {
+            stopping_since = Some(wall);
+            for c in &mut conns {
+                c.end(None);
+            }
+        }
+        if let Some(since) = stopping_since {
+            if ev.in_flight() == 0 || wall.duration_since(since) >= DRAIN_WAIT_MAX {
+                break;
+            }
+        }
+        let wait = deadline
+            .saturating_duration_since(wall)
+            .clamp(Duration::from_millis(1), WAIT_MAX);
+        ev.submit_and_wait(1, Some(wait))?;
+        completions.clear();
+        ev.drain_completions(&mut completions);
+        let t = now(());
+        for comp in completions.drain(..) {
+            let Some((ci, tag)) = ops.remove(&comp.op.user_data()) else {
+                if let Some(b) = comp.buffer {
+                    let _ = ev.buffers().release(b);
+                }
+                continue;
+            };
+            let Some(c) = conns.get_mut(ci) else { continue };
+            c.ops = c.ops.saturating_sub(1);
+            on_completion(&mut ev, &mut ops, ci, c, tag, comp, t, &check);
+            if c.closed && c.ops == 0 {
+                c.fd = None;
+            }
+        }
+    }
+    ev.shutdown();
+    let end = now(());
+    let mut latency = Histogram::new();
+    let peers = conns
+        .into_iter()
+        .map(|c| {
+            latency.merge(c.leecher.latency());
+            PeerOutcome {
+                index: c.index,
+                source: c.source,
+                connected: c.connected,
+                done: c.leecher.is_done(),
+                stats: *c.leecher.stats(),
+                active: c.leecher.active(end),
+                error: c.error,
+            }
+        })
+        .collect();
+    Ok((peers, latency))
+}
+
+fn all_done(conns: &[Conn]) -> bool {
+    conns.iter().all(|c| c.closed || c.leecher.is_done())
+}
+
+/// A peer id that tells the synthetic peers apart.
+fn peer_id(index: u32) -> [u8; 20] {
+    let mut id = *b"-RB0001-000000000000";
+    let digits = format!("{index:012}");
+    for (dst, src) in id.iter_mut().skip(8).zip(digits.bytes()) {
+        *dst = src;
+    }
+    id
+}
+
+/// Queues an op, making room in a full submission queue once.
+fn queue(
+    ev: &mut EventLoop,
+    f: impl Fn(&mut EventLoop) -> Result<crate::runtime::event_loop::OpId, LoopError>,
+) -> Result<u64, LoopError> {
+    let op = match f(ev) {
+        Err(LoopError::QueueFull { .. }) => {
+            ev.submit_and_wait(0, None)?;
+            f(ev)?
+        }
+        other => other?,
+    };
+    Ok(op.user_data())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn on_completion(
+    ev: &mut EventLoop,
+    ops: &mut HashMap<u64, (usize, Tag)>,
+    ci: usize,
+    c: &mut Conn,
+    tag: Tag,
+    comp: Completion,
+    now: Duration,
+    check: &impl Fn(u32, u32, &[u8]) -> bool,
+) {
+    match (tag, comp.kind) {
+        (Tag::Connect, _) => match comp.result {
+            Ok(_) if !c.closed => {
+                c.connected = true;
+                let Some(buf) = ev.buffers().acquire() else {
+                    c.end(Some("no receive buffer".into()));
+                    return;
+                };
+                c.recv_buf = Some(buf);
+                arm_recv(ev, ops, ci, c, buf);
+                flush(ev, ops, ci, c);
+            }
+            Ok(_) => {}
+            Err(errno) => c.end(Some(format!(
+                "connect: {}",
+                std::io::Error::from_raw_os_error(errno)
+            ))),
+        },
+        (Tag::Recv, _) => {
+            let Some(buf) = comp.buffer else { return };
+            match comp.result {
+                Ok(n) if n > 0 && !c.closed => {
+                    let got = ev
+                        .buffers()
+                        .get(buf)
+                        .and_then(|b| b.get(..n as usize))
+                        .unwrap_or(&[]);
+                    if let Err(e) = c.leecher.receive(now, got, check) {
+                        c.end(Some(e.to_string()));
+                        let _ = ev.buffers().release(buf);
+                        return;
+                    }
+                    if c.leecher.is_done() {
+                        c.end(None);
+                        let _ = ev.buffers().release(buf);
+                        return;
+                    }
+                    arm_recv(ev, ops, ci, c, buf);
+                    flush(ev, ops, ci, c);
+                }
+                Ok(0) => {
+                    c.end(Some("peer closed the connection".into()));
+                    let _ = ev.buffers().release(buf);
+                }
+                Ok(_) => {
+                    let _ = ev.buffers().release(buf);
+                }
+                Err(errno) => {
+                    c.end(Some(format!(
+                        "recv: {}",
+                        std::io::Error::from_raw_os_error(errno)
+                    )));
+                    let _ = ev.buffers().release(buf);
+                }
+            }
+        }
+        (Tag::Send { len }, _) => {
+            c.sending = false;
+            let Some(buf) = comp.buffer else { return };
+            match comp.result {
+                Ok(n) if !c.closed => {
+                    let n = n as usize;
+                    if n < len {
+                        // Put the unsent tail back in front of the queue.
+                        let tail = ev
+                            .buffers()
+                            .get(buf)
+                            .and_then(|b| b.get(n..len))
+                            .unwrap_or(&[])
+                            .to_vec();
+                        c.out.splice(0..0, tail);
+                    }
+                    let _ = ev.buffers().release(buf);
+                    flush(ev, ops, ci, c);
+                }
+                Ok(_) => {
+                    let _ = ev.buffers().release(buf);
+                }
+                Err(errno) => {
+                    let _ = ev.buffers().release(buf);
+                    c.end(Some(format!(
+                        "send: {}",
+                        std::io::Error::from_raw_os_error(errno)
+                    )));
+                }
+            }
+        }
+    }
+}
+
+fn arm_recv(
+    ev: &mut EventLoop,
+    ops: &mut HashMap<u64, (usize, Tag)>,
+    ci: usize,
+    c: &mut Conn,
+    buf: BufferId,
+) {
+    let Some(fd) = c.fd.as_ref().map(|f| f.as_raw_fd()) else {
+        let _ = ev.buffers().release(buf);
+        return;
+    };
+    match queue(ev, |ev| ev.recv(fd, buf)) {
+        Ok(id) => {
+            ops.insert(id, (ci, Tag::Recv));
+            c.ops += 1;
+        }
+        Err(e) => {
+            let _ = ev.buffers().release(buf);
+            c.end(Some(format!("recv: {e}")));
+        }
+    }
+}
+
+/// Sends what the leecher has to say, one send in flight at a time.
+fn flush(ev: &mut EventLoop, ops: &mut HashMap<u64, (usize, Tag)>, ci: usize, c: &mut Conn) {
+    if c.sending || c.closed {
+        return;
+    }
+    c.leecher.take_output(&mut c.out);
+    if c.out.is_empty() {
+        return;
+    }
+    let Some(fd) = c.fd.as_ref().map(|f| f.as_raw_fd()) else {
+        return;
+    };
+    let Some(buf) = ev.buffers().acquire() else {
+        // Retried on the next completion of this connection.
+        return;
+    };
+    let len = {
+        let Some(dst) = ev.buffers().get_mut(buf) else {
+            return;
+        };
+        let len = dst.len().min(c.out.len());
+        if let (Some(d), Some(s)) = (dst.get_mut(..len), c.out.get(..len)) {
+            d.copy_from_slice(s);
+        }
+        len
+    };
+    c.out.drain(..len);
+    match queue(ev, |ev| ev.send(fd, buf, len)) {
+        Ok(id) => {
+            ops.insert(id, (ci, Tag::Send { len }));
+            c.ops += 1;
+            c.sending = true;
+        }
+        Err(e) => {
+            let _ = ev.buffers().release(buf);
+            c.end(Some(format!("send: {e}")));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::InfoHash;
+
+    fn opts() -> LeechOptions {
+        let payload = Payload::new(1, 1 << 20, 1 << 16).unwrap();
+        LeechOptions {
+            target: "127.0.0.1:1".parse().unwrap(),
+            shape: TorrentShape::new(InfoHash([1; 20]), 1 << 16, 1 << 20).unwrap(),
+            payload,
+            peers: 1,
+            requests: 64,
+            duration: Duration::from_millis(200),
+            threads: 1,
+            bytes_per_peer: None,
+            order_seed: 1,
+        }
+    }
+
+    #[test]
+    fn options_out_of_range_are_refused() {
+        for o in [
+            LeechOptions { peers: 0, ..opts() },
+            LeechOptions {
+                peers: PEERS_MAX + 1,
+                ..opts()
+            },
+            LeechOptions {
+                threads: 0,
+                ..opts()
+            },
+            LeechOptions {
+                requests: 0,
+                ..opts()
+            },
+            LeechOptions {
+                duration: Duration::ZERO,
+                ..opts()
+            },
+        ] {
+            assert!(matches!(run_leech(&o), Err(LoadgenError::Range { .. })));
+        }
+    }
+
+    #[test]
+    fn peer_ids_differ() {
+        assert_ne!(peer_id(0), peer_id(1));
+        assert_eq!(&peer_id(42)[..8], b"-RB0001-");
+        assert_eq!(&peer_id(42)[8..], b"000000000042");
+    }
+}

@@ -1,0 +1,468 @@
+//! `run_serve`: the trivial seeder. Each of N threads listens on the same
+//! address (SO_REUSEPORT, the kernel spreads connections) with its own
+//! [`EventLoop`], and runs one [`Seed`] per accepted connection: one RECV
+//! always armed, and one SEND in flight whose buffer the seed fills with
+//! whole piece messages, the blocks generated in place by the [`Payload`].
+//! No disk, no choker: the cheapest uploader there is, to measure what the
+//! load generator can take.
+//!
+//! Runs until its duration is over or a stop signal arrives.
+//!
+//! Limits: connections per thread ([`ServeOptions::conns_per_thread`], more
+//! are closed at once), buffer size ([`SEND_BUFFER_BYTES`]), threads.
+
+use std::collections::HashMap;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use socket2::SockRef;
+
+use super::{check_range, stop_requested, LoadgenError, THREADS_MAX};
+use crate::loadgen::payload::Payload;
+use crate::loadgen::seed::{Seed, SeedConfig, SeedStats, OUTPUT_BYTES_MIN};
+use crate::peer::TorrentShape;
+use crate::runtime::event_loop::{BufferId, Completion, EventLoop, LoopConfig, LoopError, OpId};
+use crate::runtime::sockets::{self, BindOptions};
+
+/// Bytes of every pool buffer: 8 whole piece messages of 16 KiB.
+pub const SEND_BUFFER_BYTES: usize = 8 * OUTPUT_BYTES_MIN;
+/// Most connections per thread accepted.
+pub const CONNS_PER_THREAD_MAX: u32 = 8192;
+/// Listen backlog.
+const BACKLOG: i32 = 4096;
+/// Longest single wait of the loop.
+const WAIT_MAX: Duration = Duration::from_millis(50);
+/// Longest wait for ops to finish when stopping.
+const DRAIN_WAIT_MAX: Duration = Duration::from_secs(2);
+
+/// What a serve run is asked to do.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub listen: SocketAddr,
+    pub shape: TorrentShape,
+    pub payload: Payload,
+    /// Threads, 1 to [`THREADS_MAX`].
+    pub threads: usize,
+    /// Connections one thread holds at most, 1 to [`CONNS_PER_THREAD_MAX`].
+    pub conns_per_thread: u32,
+    /// Stop after this long; `None`: until a stop signal.
+    pub duration: Option<Duration>,
+}
+
+/// What a serve run did.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOutcome {
+    pub wall: Duration,
+    pub connections: u64,
+    pub refused: u64,
+    pub stats: SeedStats,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tag {
+    Accept,
+    Recv(usize),
+    Send {
+        conn: usize,
+        start: usize,
+        len: usize,
+    },
+}
+
+struct Conn {
+    fd: Option<OwnedFd>,
+    seed: Seed,
+    sending: bool,
+    ops: u32,
+    closed: bool,
+}
+
+impl Conn {
+    fn end(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            if let Some(fd) = &self.fd {
+                let _ = SockRef::from(fd).shutdown(Shutdown::Both);
+            }
+        }
+    }
+}
+
+/// Binds the listeners (so the caller knows it listens) and serves until
+/// the end; `ready` is set once every thread listens.
+pub fn run_serve(opts: &ServeOptions, ready: &AtomicBool) -> Result<ServeOutcome, LoadgenError> {
+    check_range("threads", opts.threads as u64, 1, THREADS_MAX as u64)?;
+    check_range(
+        "connections per thread",
+        opts.conns_per_thread.into(),
+        1,
+        CONNS_PER_THREAD_MAX.into(),
+    )?;
+    let mut listeners = Vec::with_capacity(opts.threads);
+    for _ in 0..opts.threads {
+        let l = sockets::tcp_listener(opts.listen, &BindOptions::default(), true, BACKLOG)?;
+        listeners.push(OwnedFd::from(l));
+    }
+    let start = Instant::now();
+    let results: Vec<Result<ServeOutcome, LoadgenError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = listeners
+            .iter()
+            .enumerate()
+            .map(|(t, l)| {
+                let fd = l.as_raw_fd();
+                std::thread::Builder::new()
+                    .name(format!("serve-{t}"))
+                    .spawn_scoped(s, move || serve_thread(opts, fd, start))
+            })
+            .collect();
+        ready.store(true, Ordering::SeqCst);
+        handles
+            .into_iter()
+            .map(|h| match h {
+                Err(e) => Err(LoadgenError::Spawn(e)),
+                Ok(h) => h.join().unwrap_or(Err(LoadgenError::ThreadPanicked)),
+            })
+            .collect()
+    });
+    let mut total = ServeOutcome {
+        wall: start.elapsed(),
+        ..ServeOutcome::default()
+    };
+    for r in results {
+        let r = r?;
+        total.connections += r.connections;
+        total.refused += r.refused;
+        let (a, b) = (&mut total.stats, r.stats);
+        a.requests += b.requests;
+        a.rejected += b.rejected;
+        a.cancelled += b.cancelled;
+        a.blocks_sent += b.blocks_sent;
+        a.block_bytes_sent += b.block_bytes_sent;
+        a.wire_bytes_received += b.wire_bytes_received;
+        a.wire_bytes_sent += b.wire_bytes_sent;
+    }
+    Ok(total)
+}
+
+fn queue(
+    ev: &mut EventLoop,
+    f: impl Fn(&mut EventLoop) -> Result<OpId, LoopError>,
+) -> Result<u64, LoopError> {
+    let op = match f(ev) {
+        Err(LoopError::QueueFull { .. }) => {
+            ev.submit_and_wait(0, None)?;
+            f(ev)?
+        }
+        other => other?,
+    };
+    Ok(op.user_data())
+}
+
+struct Thread<'a> {
+    opts: &'a ServeOptions,
+    ev: EventLoop,
+    ops: HashMap<u64, Tag>,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    out: ServeOutcome,
+}
+
+fn serve_thread(
+    opts: &ServeOptions,
+    listener: RawFd,
+    start: Instant,
+) -> Result<ServeOutcome, LoadgenError> {
+    let conns = opts.conns_per_thread;
+    let ev = EventLoop::new(LoopConfig {
+        ring_entries: (conns * 2).next_power_of_two().clamp(64, 4096),
+        ops_in_flight_max: conns * 3 + 16,
+        buffers: conns * 2 + 4,
+        buffer_bytes: SEND_BUFFER_BYTES,
+    })?;
+    let mut t = Thread {
+        opts,
+        ev,
+        ops: HashMap::new(),
+        conns: Vec::new(),
+        free: Vec::new(),
+        out: ServeOutcome::default(),
+    };
+    let id = queue(&mut t.ev, |ev| ev.accept(listener))?;
+    t.ops.insert(id, Tag::Accept);
+    let deadline = opts.duration.map(|d| start + d);
+    let mut completions: Vec<Completion> = Vec::new();
+    let mut stopping_since: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        if stopping_since.is_none() && (deadline.is_some_and(|d| now >= d) || stop_requested()) {
+            stopping_since = Some(now);
+            for c in t.conns.iter_mut().flatten() {
+                c.end();
+            }
+        }
+        if let Some(since) = stopping_since {
+            let open = t.conns.iter().flatten().any(|c| c.ops > 0);
+            if !open || now.duration_since(since) >= DRAIN_WAIT_MAX {
+                break;
+            }
+        }
+        t.ev.submit_and_wait(1, Some(WAIT_MAX))?;
+        completions.clear();
+        t.ev.drain_completions(&mut completions);
+        for c in completions.drain(..) {
+            t.on_completion(c, listener, stopping_since.is_some());
+        }
+    }
+    t.ev.shutdown();
+    for c in t.conns.iter().flatten() {
+        let s = c.seed.stats();
+        let a = &mut t.out.stats;
+        a.requests += s.requests;
+        a.rejected += s.rejected;
+        a.cancelled += s.cancelled;
+        a.blocks_sent += s.blocks_sent;
+        a.block_bytes_sent += s.block_bytes_sent;
+        a.wire_bytes_received += s.wire_bytes_received;
+        a.wire_bytes_sent += s.wire_bytes_sent;
+    }
+    t.out.wall = start.elapsed();
+    Ok(t.out)
+}
+
+impl Thread<'_> {
+    fn on_completion(&mut self, c: Completion, listener: RawFd, stopping: bool) {
+        let Some(tag) = self.ops.remove(&c.op.user_data()) else {
+            if let Some(b) = c.buffer {
+                let _ = self.ev.buffers().release(b);
+            }
+            return;
+        };
+        match tag {
+            Tag::Accept => {
+                if let Ok(fd) = c.result {
+                    // SAFETY: the kernel just gave us this fd; nobody else owns it.
+                    let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
+                    self.accepted(fd);
+                }
+                if !stopping {
+                    if let Ok(id) = queue(&mut self.ev, |ev| ev.accept(listener)) {
+                        self.ops.insert(id, Tag::Accept);
+                    }
+                }
+            }
+            Tag::Recv(ci) => {
+                self.op_done(ci);
+                let Some(buf) = c.buffer else { return };
+                let ok = match (c.result, self.conns.get_mut(ci).and_then(|c| c.as_mut())) {
+                    (Ok(n), Some(conn)) if n > 0 && !conn.closed => {
+                        let got = self
+                            .ev
+                            .buffer_pool()
+                            .get(buf)
+                            .and_then(|b| b.get(..n as usize))
+                            .unwrap_or(&[]);
+                        match conn.seed.receive(got) {
+                            Ok(()) => true,
+                            Err(_) => {
+                                conn.end();
+                                false
+                            }
+                        }
+                    }
+                    (_, Some(conn)) => {
+                        conn.end();
+                        false
+                    }
+                    _ => false,
+                };
+                if ok {
+                    self.arm_recv(ci, buf);
+                    self.pump(ci, None);
+                } else {
+                    let _ = self.ev.buffers().release(buf);
+                }
+                self.reap(ci);
+            }
+            Tag::Send {
+                conn: ci,
+                start,
+                len,
+            } => {
+                self.op_done(ci);
+                let Some(buf) = c.buffer else { return };
+                let alive = self
+                    .conns
+                    .get(ci)
+                    .and_then(|c| c.as_ref())
+                    .is_some_and(|c| !c.closed);
+                if let (Some(conn), true) = (self.conns.get_mut(ci).and_then(|c| c.as_mut()), alive)
+                {
+                    conn.sending = false;
+                    match c.result {
+                        Ok(n) if (n as usize) < len && n > 0 => {
+                            self.send(ci, buf, start + n as usize, len - n as usize);
+                        }
+                        Ok(n) if n > 0 => self.pump(ci, Some(buf)),
+                        _ => {
+                            conn.end();
+                            let _ = self.ev.buffers().release(buf);
+                        }
+                    }
+                } else {
+                    let _ = self.ev.buffers().release(buf);
+                }
+                self.reap(ci);
+            }
+        }
+    }
+
+    fn op_done(&mut self, ci: usize) {
+        if let Some(Some(c)) = self.conns.get_mut(ci) {
+            c.ops = c.ops.saturating_sub(1);
+        }
+    }
+
+    /// Frees a closed connection's slot once its ops are done.
+    fn reap(&mut self, ci: usize) {
+        let done = matches!(self.conns.get(ci), Some(Some(c)) if c.closed && c.ops == 0);
+        if done {
+            if let Some(slot) = self.conns.get_mut(ci) {
+                if let Some(c) = slot.take() {
+                    let s = c.seed.stats();
+                    let a = &mut self.out.stats;
+                    a.requests += s.requests;
+                    a.rejected += s.rejected;
+                    a.cancelled += s.cancelled;
+                    a.blocks_sent += s.blocks_sent;
+                    a.block_bytes_sent += s.block_bytes_sent;
+                    a.wire_bytes_received += s.wire_bytes_received;
+                    a.wire_bytes_sent += s.wire_bytes_sent;
+                }
+            }
+            self.free.push(ci);
+        }
+    }
+
+    fn accepted(&mut self, fd: OwnedFd) {
+        let open = self.conns.len() - self.free.len();
+        let seed = match Seed::new(SeedConfig::default(), self.opts.shape) {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        if open >= self.opts.conns_per_thread as usize {
+            self.out.refused += 1;
+            return;
+        }
+        let Some(buf) = self.ev.buffers().acquire() else {
+            self.out.refused += 1;
+            return;
+        };
+        let conn = Conn {
+            fd: Some(fd),
+            seed,
+            sending: false,
+            ops: 0,
+            closed: false,
+        };
+        let ci = match self.free.pop() {
+            Some(i) => {
+                if let Some(slot) = self.conns.get_mut(i) {
+                    *slot = Some(conn);
+                }
+                i
+            }
+            None => {
+                self.conns.push(Some(conn));
+                self.conns.len() - 1
+            }
+        };
+        self.out.connections += 1;
+        self.arm_recv(ci, buf);
+    }
+
+    fn arm_recv(&mut self, ci: usize, buf: BufferId) {
+        let Some(Some(conn)) = self.conns.get_mut(ci) else {
+            let _ = self.ev.buffers().release(buf);
+            return;
+        };
+        let Some(fd) = conn.fd.as_ref().map(|f| f.as_raw_fd()) else {
+            let _ = self.ev.buffers().release(buf);
+            return;
+        };
+        match queue(&mut self.ev, |ev| ev.recv(fd, buf)) {
+            Ok(id) => {
+                self.ops.insert(id, Tag::Recv(ci));
+                conn.ops += 1;
+            }
+            Err(_) => {
+                let _ = self.ev.buffers().release(buf);
+                conn.end();
+            }
+        }
+    }
+
+    /// Fills a send buffer with what the seed has and sends it; `held` is a
+    /// buffer the caller already has (released when there is nothing to send).
+    fn pump(&mut self, ci: usize, held: Option<BufferId>) {
+        let Some(Some(conn)) = self.conns.get_mut(ci) else {
+            if let Some(b) = held {
+                let _ = self.ev.buffers().release(b);
+            }
+            return;
+        };
+        if conn.sending || conn.closed || !conn.seed.has_output() {
+            if let Some(b) = held {
+                let _ = self.ev.buffers().release(b);
+            }
+            return;
+        }
+        let Some(buf) = held.or_else(|| self.ev.buffers().acquire()) else {
+            return;
+        };
+        let payload = self.opts.payload;
+        let piece_length = payload.piece_length();
+        let fill = move |piece: u32, offset: u32, out: &mut [u8]| {
+            payload.fill(u64::from(piece) * piece_length + u64::from(offset), out)
+        };
+        let n = match self.ev.buffers().get_mut(buf) {
+            Some(dst) => conn.seed.produce(dst, &fill),
+            None => 0,
+        };
+        if n == 0 {
+            let _ = self.ev.buffers().release(buf);
+            return;
+        }
+        self.send(ci, buf, 0, n);
+    }
+
+    fn send(&mut self, ci: usize, buf: BufferId, start: usize, len: usize) {
+        let Some(Some(conn)) = self.conns.get_mut(ci) else {
+            let _ = self.ev.buffers().release(buf);
+            return;
+        };
+        let Some(fd) = conn.fd.as_ref().map(|f| f.as_raw_fd()) else {
+            let _ = self.ev.buffers().release(buf);
+            return;
+        };
+        match queue(&mut self.ev, |ev| ev.send_range(fd, buf, start, len)) {
+            Ok(id) => {
+                self.ops.insert(
+                    id,
+                    Tag::Send {
+                        conn: ci,
+                        start,
+                        len,
+                    },
+                );
+                conn.ops += 1;
+                conn.sending = true;
+            }
+            Err(_) => {
+                let _ = self.ev.buffers().release(buf);
+                conn.end();
+            }
+        }
+    }
+}
