@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -30,6 +30,9 @@ use ringseed::runtime::proc_stats;
 
 /// Largest .torrent read, in bytes.
 const TORRENT_BYTES_MAX: u64 = 64 << 20;
+/// How often, and how many times, serve looks whether it listens yet.
+const READY_POLL: Duration = Duration::from_millis(10);
+const READY_POLLS_MAX: u32 = 6000;
 /// Bytes generated and written at a time by make-torrent.
 const WRITE_CHUNK_BYTES: usize = 4 << 20;
 
@@ -181,7 +184,25 @@ fn main() -> Result<()> {
                 meta.info_hash
             );
             let ready = AtomicBool::new(false);
-            let out = run_serve(&opts, &ready)?;
+            let finished = AtomicBool::new(false);
+            let out = std::thread::scope(|s| {
+                // Says "listening" once every thread's listener is bound.
+                s.spawn(|| {
+                    for _ in 0..READY_POLLS_MAX {
+                        if finished.load(Ordering::SeqCst) {
+                            return;
+                        }
+                        if ready.load(Ordering::SeqCst) {
+                            eprintln!("ringseed-bench: listening on {listen}");
+                            return;
+                        }
+                        std::thread::sleep(READY_POLL);
+                    }
+                });
+                let out = run_serve(&opts, &ready);
+                finished.store(true, Ordering::SeqCst);
+                out
+            })?;
             let secs = out.wall.as_secs_f64().max(1e-9);
             eprintln!(
                 "ringseed-bench: served {} bytes in {} blocks to {} connections ({} refused) in {:.3} s, {:.1} MB/s",

@@ -1,0 +1,141 @@
+//! Smoke runs of `ringseed-bench` (issue 4): a few seconds of 8 synthetic
+//! leechers against the trivial seeder (`ringseed-bench serve`) and against
+//! `ringseed seed` serving a payload written by `make-torrent`. Each must
+//! move bytes (nonzero goodput) and never see a bad block.
+//!
+//! Every child is killed by pid on drop; every wait is bounded.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::engine::*;
+use common::*;
+
+/// Payload of the smoke runs.
+const SEED: &str = "11";
+const SIZE: &str = "16777216";
+const PIECE_LENGTH: &str = "262144";
+/// Longest a leech run (2 s of load) may take, start and report included.
+const LEECH_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn bench_bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ringseed-bench"))
+}
+
+fn make_torrent(dir: &Path) -> std::path::PathBuf {
+    let torrent = dir.join("bench.torrent");
+    let out = run_with_timeout(
+        bench_bin()
+            .arg("make-torrent")
+            .args(["--payload-seed", SEED, "--size", SIZE])
+            .args(["--piece-length", PIECE_LENGTH])
+            .arg("-o")
+            .arg(&torrent)
+            .arg("--data-dir")
+            .arg(dir.join("data")),
+        RINGSEED_TIMEOUT,
+    );
+    out.assert_code(0);
+    torrent
+}
+
+/// Runs 8 leechers for 2 s against `target`; returns the JSON report.
+fn leech(torrent: &Path, target: SocketAddr, seeder_pid: u32) -> serde_json::Value {
+    let out = run_with_timeout(
+        bench_bin()
+            .arg("leech")
+            .arg("--torrent")
+            .arg(torrent)
+            .args(["--target", &target.to_string()])
+            .args(["--peers", "8", "--duration", "2", "--payload-seed", SEED])
+            .args(["--seeder-pid", &seeder_pid.to_string(), "--json"]),
+        LEECH_TIMEOUT,
+    );
+    out.assert_code(0);
+    serde_json::from_str(out.stdout.trim())
+        .unwrap_or_else(|e| panic!("report is not JSON: {e}\n{}", out.describe()))
+}
+
+fn check_report(r: &serde_json::Value, what: &str) {
+    let goodput = r["goodput_mb_per_s"].as_f64().unwrap_or(0.0);
+    assert!(goodput > 0.0, "{what}: no goodput\n{r:#}");
+    assert!(
+        r["bytes"].as_u64().unwrap_or(0) > 0,
+        "{what}: no bytes\n{r:#}"
+    );
+    assert_eq!(
+        r["blocks_bad"].as_u64(),
+        Some(0),
+        "{what}: bad blocks\n{r:#}"
+    );
+    assert!(r["blocks_good"].as_u64().unwrap_or(0) > 0, "{what}\n{r:#}");
+    assert_eq!(r["peers"]["count"].as_u64(), Some(8), "{what}\n{r:#}");
+    assert_eq!(r["peers_connected"].as_u64(), Some(8), "{what}\n{r:#}");
+    assert!(
+        r["latency"]["samples"].as_u64().unwrap_or(0) > 0,
+        "{what}\n{r:#}"
+    );
+}
+
+#[test]
+fn leechers_against_the_trivial_seeder() {
+    let dir = tempfile::tempdir().unwrap();
+    let torrent = make_torrent(dir.path());
+    let ip = Ipv4Addr::new(127, 0, 9, 50);
+    let listen = SocketAddr::from((ip, free_port(ip)));
+    let mut cmd = bench_bin();
+    cmd.arg("serve")
+        .args(["--listen", &listen.to_string()])
+        .args(["--payload-seed", SEED, "--size", SIZE])
+        .args(["--piece-length", PIECE_LENGTH, "--threads", "1"]);
+    let mut serve = Daemon::spawn_command("ringseed-bench serve", cmd);
+    let addr = serve.wait_listening("ringseed-bench", listen);
+    let pid = pid_of(&listen.to_string());
+    let r = leech(&torrent, addr, pid);
+    check_report(&r, "against serve");
+    serve.terminate_cleanly();
+    let err = serve.stderr();
+    assert!(err.contains("served"), "{}", serve.describe());
+}
+
+#[test]
+fn leechers_against_ringseed_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let torrent = make_torrent(dir.path());
+    let ip = Ipv4Addr::new(127, 0, 9, 51);
+    let (mut seed, addr) =
+        start_ringseed_seed("ringseed seed", &torrent, &dir.path().join("data"), ip, &[]);
+    let pid = pid_of(&torrent.to_string_lossy());
+    let r = leech(&torrent, addr, pid);
+    check_report(&r, "against ringseed seed");
+    assert!(
+        r["seeder"]["cpu_user_s"].as_f64().is_some(),
+        "seeder CPU measured\n{r:#}"
+    );
+    seed.terminate_cleanly();
+}
+
+/// The pid of our child whose command line holds `needle` (a path unique
+/// to the test), found in /proc: `Daemon` keeps its child's pid to itself.
+fn pid_of(needle: &str) -> u32 {
+    let me = std::process::id().to_string();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .unwrap_or("");
+        if ppid == me && String::from_utf8_lossy(&cmdline).contains(needle) {
+            return pid;
+        }
+    }
+    panic!("no child of ours runs with {needle:?}");
+}
