@@ -139,3 +139,53 @@ fn pid_of(needle: &str) -> u32 {
     }
     panic!("no child of ours runs with {needle:?}");
 }
+
+/// Synthetic-seeds mode: 3 seeds (127.0.9.60-62) serve the payload to
+/// `ringseed download`, which must finish with the exact bytes.
+#[test]
+fn synthetic_seeds_serve_ringseed_download() {
+    let dir = tempfile::tempdir().unwrap();
+    let torrent = make_torrent(dir.path());
+    let first = Ipv4Addr::new(127, 0, 9, 60);
+    let port = free_port(first);
+    let listen = SocketAddr::from((first, port));
+    let mut cmd = bench_bin();
+    cmd.arg("serve")
+        .args(["--listen", &listen.to_string(), "--seeds", "3"])
+        .args(["--payload-seed", SEED, "--size", SIZE])
+        .args(["--piece-length", PIECE_LENGTH, "--threads", "1"]);
+    let mut seeds = Daemon::spawn_command("ringseed-bench serve --seeds 3", cmd);
+    seeds.wait_listening("ringseed-bench", listen);
+    let out = dir.path().join("out");
+    let mut extra: Vec<String> = Vec::new();
+    for i in 0..3u8 {
+        extra.push("--peer".into());
+        extra.push(format!("127.0.9.{}:{port}", 60 + i));
+    }
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let mut dl = start_ringseed_download(
+        "ringseed download",
+        &torrent,
+        &out,
+        Ipv4Addr::new(127, 0, 9, 70),
+        &extra,
+    );
+    wait_all_ok(&mut [&mut dl], LEECH_TIMEOUT, &seeds.describe());
+    let name = format!("ringseed-bench-{SEED}-{SIZE}");
+    let got = std::fs::read(out.join(&name)).unwrap();
+    let want = std::fs::read(dir.path().join("data").join(&name)).unwrap();
+    assert!(got == want, "downloaded bytes differ from the payload");
+    seeds.terminate_cleanly();
+    let err = seeds.stderr();
+    let conns = err
+        .split(" connections")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(
+        conns >= 3,
+        "the download used every seed\n{}",
+        seeds.describe()
+    );
+}

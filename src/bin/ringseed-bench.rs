@@ -24,7 +24,7 @@ use ringseed::loadgen::report::{PeerSample, Report, ReportInput};
 use ringseed::metainfo::Metainfo;
 use ringseed::peer::TorrentShape;
 use ringseed::runtime::loadgen::leech::{run_leech, LeechOptions};
-use ringseed::runtime::loadgen::serve::{run_serve, ServeOptions};
+use ringseed::runtime::loadgen::serve::{run_serve, ServeOptions, LISTENS_MAX};
 use ringseed::runtime::loadgen::{default_threads, install_stop_signals};
 use ringseed::runtime::proc_stats;
 
@@ -79,10 +79,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// A trivial seeder of the deterministic payload.
+    /// A trivial seeder of the deterministic payload, or K synthetic seeds.
     Serve {
+        /// Where to listen; repeatable (one synthetic seed per address).
+        #[arg(long, required = true)]
+        listen: Vec<SocketAddr>,
+        /// K synthetic seeds: the first --listen address and the K-1 IPv4
+        /// addresses after it, same port.
         #[arg(long)]
-        listen: SocketAddr,
+        seeds: Option<u32>,
         #[arg(long, default_value_t = 1)]
         payload_seed: u64,
         #[arg(long)]
@@ -118,6 +123,27 @@ enum Command {
         #[arg(long)]
         tracker: Option<String>,
     },
+}
+
+/// The --listen addresses, the first one grown into `seeds` consecutive
+/// IPv4 addresses (same port) when asked.
+fn expand_seeds(listen: Vec<SocketAddr>, seeds: Option<u32>) -> Result<Vec<SocketAddr>> {
+    let Some(k) = seeds else { return Ok(listen) };
+    let Some(SocketAddr::V4(first)) = listen.first().copied() else {
+        bail!("--seeds needs an IPv4 --listen address");
+    };
+    if k == 0 || k as usize > LISTENS_MAX {
+        bail!("--seeds {k}: expected 1 to {LISTENS_MAX}");
+    }
+    let base = u32::from(*first.ip());
+    let mut out: Vec<SocketAddr> = (0..k)
+        .map(|i| {
+            let ip = std::net::Ipv4Addr::from(base.wrapping_add(i));
+            SocketAddr::from((ip, first.port()))
+        })
+        .collect();
+    out.extend(listen.into_iter().skip(1));
+    Ok(out)
 }
 
 fn default_name(seed: u64, size: u64) -> String {
@@ -157,6 +183,7 @@ fn main() -> Result<()> {
         }),
         Command::Serve {
             listen,
+            seeds,
             payload_seed,
             size,
             piece_length,
@@ -165,6 +192,8 @@ fn main() -> Result<()> {
             conns_per_thread,
             duration,
         } => {
+            let listen = expand_seeds(listen, seeds)?;
+            let first = listen.first().copied().context("no --listen address")?;
             let payload = Payload::new(payload_seed, size, piece_length)?;
             let name = name.unwrap_or_else(|| default_name(payload_seed, size));
             let threads = threads.unwrap_or_else(default_threads);
@@ -179,9 +208,11 @@ fn main() -> Result<()> {
                 conns_per_thread,
                 duration: duration.map(|d| seconds("--duration", d)).transpose()?,
             };
+            let all: Vec<String> = opts.listen.iter().map(|a| a.to_string()).collect();
             eprintln!(
-                "ringseed-bench: serving {size} bytes (info-hash {}) on {listen}",
-                meta.info_hash
+                "ringseed-bench: serving {size} bytes (info-hash {}) on {}",
+                meta.info_hash,
+                all.join(" ")
             );
             let ready = AtomicBool::new(false);
             let finished = AtomicBool::new(false);
@@ -193,7 +224,7 @@ fn main() -> Result<()> {
                             return;
                         }
                         if ready.load(Ordering::SeqCst) {
-                            eprintln!("ringseed-bench: listening on {listen}");
+                            eprintln!("ringseed-bench: listening on {first}");
                             return;
                         }
                         std::thread::sleep(READY_POLL);

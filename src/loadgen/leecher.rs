@@ -44,6 +44,9 @@ use crate::InfoHash;
 pub const REQUESTS_MAX_DEFAULT: u32 = 64;
 /// Most requests outstanding a leecher may be configured for.
 pub const REQUESTS_LIMIT: u32 = 4096;
+/// Quiet time after which [`Leecher::on_timer`] sends a keep-alive (peers
+/// drop a connection silent for two minutes).
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
 /// Default (and largest) block size asked for, in bytes.
 pub const BLOCK_BYTES_DEFAULT: u32 = 16 * 1024;
 
@@ -205,6 +208,8 @@ pub struct Leecher {
     latency: Histogram,
     interested_at: Option<Duration>,
     done_at: Option<Duration>,
+    /// When bytes were last queued for sending.
+    last_output_at: Duration,
 }
 
 impl Leecher {
@@ -232,7 +237,6 @@ impl Leecher {
             peer_id: config.peer_id,
             reserved: reserved_bits(false, true, false),
         };
-        let _ = now;
         let mut l = Leecher {
             decoder: MessageDecoder::new(Limits::for_pieces(shape.pieces())),
             partial: Vec::new(),
@@ -251,6 +255,7 @@ impl Leecher {
             latency: Histogram::new(),
             interested_at: None,
             done_at: None,
+            last_output_at: now,
             phase: Phase::Handshake,
             config,
             shape,
@@ -307,6 +312,32 @@ impl Leecher {
     /// Hands received bytes to the leecher; `check` judges every block. An
     /// error means the peer broke the protocol: close the connection.
     pub fn receive(
+        &mut self,
+        now: Duration,
+        bytes: &[u8],
+        check: &impl BlockCheck,
+    ) -> Result<(), LeecherError> {
+        let queued_before = self.out.len();
+        let r = self.receive_inner(now, bytes, check);
+        if self.out.len() > queued_before {
+            self.last_output_at = now;
+        }
+        r
+    }
+
+    /// Sends a keep-alive when nothing was sent for [`KEEPALIVE_INTERVAL`];
+    /// call it now and then (every few seconds is plenty).
+    pub fn on_timer(&mut self, now: Duration) {
+        if self.phase != Phase::Messages || !self.out.is_empty() {
+            return;
+        }
+        if now.saturating_sub(self.last_output_at) >= KEEPALIVE_INTERVAL {
+            encode(&Message::KeepAlive, &mut self.out);
+            self.last_output_at = now;
+        }
+    }
+
+    fn receive_inner(
         &mut self,
         now: Duration,
         bytes: &[u8],
@@ -987,6 +1018,29 @@ mod tests {
         l.receive(T0, &msg(Message::Have { piece: 1 }), &ok)
             .unwrap();
         assert!(sent(&mut l).is_empty());
+    }
+
+    #[test]
+    fn keep_alive_after_a_quiet_minute_only() {
+        let (mut l, _) = scripted(true, LeecherConfig::default());
+        let ok = |_: u32, _: u32, _: &[u8]| true;
+        l.receive(T0, &msg(Message::HaveAll), &ok).unwrap();
+        sent(&mut l);
+        l.on_timer(T0 + KEEPALIVE_INTERVAL - Duration::from_millis(1));
+        assert_eq!(l.output_len(), 0);
+        l.on_timer(T0 + KEEPALIVE_INTERVAL);
+        let mut out = Vec::new();
+        l.take_output(&mut out);
+        assert_eq!(out, [0, 0, 0, 0]);
+        l.on_timer(T0 + KEEPALIVE_INTERVAL + Duration::from_secs(1));
+        assert_eq!(l.output_len(), 0, "not again right away");
+        // Before the handshake: nothing.
+        let p = payload();
+        let mut fresh = leecher(&p, LeecherConfig::default());
+        let mut hs = Vec::new();
+        fresh.take_output(&mut hs);
+        fresh.on_timer(T0 + Duration::from_secs(3600));
+        assert_eq!(fresh.output_len(), 0);
     }
 
     #[test]

@@ -38,6 +38,8 @@ const BUFFER_BYTES_MAX: usize = 256 * 1024;
 pub const DRAIN_WAIT_MAX: Duration = Duration::from_secs(3);
 /// Longest single wait of the loop (so the deadline and signals are seen).
 const WAIT_MAX: Duration = Duration::from_millis(50);
+/// How often the leechers' timers (keep-alives) run.
+const TIMER_INTERVAL: Duration = Duration::from_secs(5);
 /// Longest run accepted.
 pub const DURATION_MAX: Duration = Duration::from_secs(24 * 3600);
 /// Longest error text kept per connection.
@@ -241,6 +243,7 @@ fn run_thread(
         |piece: u32, offset: u32, data: &[u8]| opts.payload.check_block(piece, offset, data);
     let mut completions: Vec<Completion> = Vec::new();
     let mut stopping_since: Option<Instant> = None;
+    let mut next_timer = Instant::now() + TIMER_INTERVAL;
     loop {
         let wall = Instant::now();
         if stopping_since.is_none() && (wall >= deadline || stop_requested() || all_done(&conns)) {
@@ -252,6 +255,16 @@ fn run_thread(
         if let Some(since) = stopping_since {
             if ev.in_flight() == 0 || wall.duration_since(since) >= DRAIN_WAIT_MAX {
                 break;
+            }
+        }
+        if wall >= next_timer {
+            next_timer = wall + TIMER_INTERVAL;
+            let t = now(());
+            for (ci, c) in conns.iter_mut().enumerate() {
+                if c.connected && !c.closed {
+                    c.leecher.on_timer(t);
+                    flush(&mut ev, &mut ops, ci, c);
+                }
             }
         }
         let wait = deadline

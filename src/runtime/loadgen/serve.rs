@@ -1,5 +1,6 @@
-//! `run_serve`: the trivial seeder. Each of N threads listens on the same
-//! address (SO_REUSEPORT, the kernel spreads connections) with its own
+//! `run_serve`: the trivial seeder, or K synthetic seeds (one listening
+//! address each, for a leecher under test). Each of N threads listens on
+//! every address (SO_REUSEPORT, the kernel spreads connections) with its own
 //! [`EventLoop`], and runs one [`Seed`] per accepted connection: one RECV
 //! always armed, and one SEND in flight whose buffer the seed fills with
 //! whole piece messages, the blocks generated in place by the [`Payload`].
@@ -8,7 +9,7 @@
 //!
 //! Runs until its duration is over or a stop signal arrives.
 //!
-//! Limits: connections per thread ([`ServeOptions::conns_per_thread`], more
+//! Limits: listening addresses ([`LISTENS_MAX`]), connections per thread ([`ServeOptions::conns_per_thread`], more
 //! are closed at once), buffer size ([`SEND_BUFFER_BYTES`]), threads.
 
 use std::collections::HashMap;
@@ -30,6 +31,8 @@ use crate::runtime::sockets::{self, BindOptions};
 pub const SEND_BUFFER_BYTES: usize = 8 * OUTPUT_BYTES_MIN;
 /// Most connections per thread accepted.
 pub const CONNS_PER_THREAD_MAX: u32 = 8192;
+/// Most listening addresses (synthetic seeds) of one run.
+pub const LISTENS_MAX: usize = 1024;
 /// Listen backlog.
 const BACKLOG: i32 = 4096;
 /// Longest single wait of the loop.
@@ -40,7 +43,8 @@ const DRAIN_WAIT_MAX: Duration = Duration::from_secs(2);
 /// What a serve run is asked to do.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    pub listen: SocketAddr,
+    /// Where to listen: one address per synthetic seed, 1 to [`LISTENS_MAX`].
+    pub listen: Vec<SocketAddr>,
     pub shape: TorrentShape,
     pub payload: Payload,
     /// Threads, 1 to [`THREADS_MAX`].
@@ -62,7 +66,7 @@ pub struct ServeOutcome {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tag {
-    Accept,
+    Accept(usize),
     Recv(usize),
     Send {
         conn: usize,
@@ -100,10 +104,20 @@ pub fn run_serve(opts: &ServeOptions, ready: &AtomicBool) -> Result<ServeOutcome
         1,
         CONNS_PER_THREAD_MAX.into(),
     )?;
-    let mut listeners = Vec::with_capacity(opts.threads);
+    check_range(
+        "listen addresses",
+        opts.listen.len() as u64,
+        1,
+        LISTENS_MAX as u64,
+    )?;
+    let mut listeners: Vec<Vec<OwnedFd>> = Vec::with_capacity(opts.threads);
     for _ in 0..opts.threads {
-        let l = sockets::tcp_listener(opts.listen, &BindOptions::default(), true, BACKLOG)?;
-        listeners.push(OwnedFd::from(l));
+        let mut mine = Vec::with_capacity(opts.listen.len());
+        for addr in &opts.listen {
+            let l = sockets::tcp_listener(*addr, &BindOptions::default(), true, BACKLOG)?;
+            mine.push(OwnedFd::from(l));
+        }
+        listeners.push(mine);
     }
     let start = Instant::now();
     let results: Vec<Result<ServeOutcome, LoadgenError>> = std::thread::scope(|s| {
@@ -111,10 +125,10 @@ pub fn run_serve(opts: &ServeOptions, ready: &AtomicBool) -> Result<ServeOutcome
             .iter()
             .enumerate()
             .map(|(t, l)| {
-                let fd = l.as_raw_fd();
+                let fds: Vec<RawFd> = l.iter().map(|f| f.as_raw_fd()).collect();
                 std::thread::Builder::new()
                     .name(format!("serve-{t}"))
-                    .spawn_scoped(s, move || serve_thread(opts, fd, start))
+                    .spawn_scoped(s, move || serve_thread(opts, &fds, start))
             })
             .collect();
         ready.store(true, Ordering::SeqCst);
@@ -171,13 +185,13 @@ struct Thread<'a> {
 
 fn serve_thread(
     opts: &ServeOptions,
-    listener: RawFd,
+    listeners: &[RawFd],
     start: Instant,
 ) -> Result<ServeOutcome, LoadgenError> {
     let conns = opts.conns_per_thread;
     let ev = EventLoop::new(LoopConfig {
         ring_entries: (conns * 2).next_power_of_two().clamp(64, 4096),
-        ops_in_flight_max: conns * 3 + 16,
+        ops_in_flight_max: conns * 3 + 16 + listeners.len() as u32,
         buffers: conns * 2 + 4,
         buffer_bytes: SEND_BUFFER_BYTES,
     })?;
@@ -189,8 +203,10 @@ fn serve_thread(
         free: Vec::new(),
         out: ServeOutcome::default(),
     };
-    let id = queue(&mut t.ev, |ev| ev.accept(listener))?;
-    t.ops.insert(id, Tag::Accept);
+    for (i, &l) in listeners.iter().enumerate() {
+        let id = queue(&mut t.ev, |ev| ev.accept(l))?;
+        t.ops.insert(id, Tag::Accept(i));
+    }
     let deadline = opts.duration.map(|d| start + d);
     let mut completions: Vec<Completion> = Vec::new();
     let mut stopping_since: Option<Instant> = None;
@@ -212,7 +228,7 @@ fn serve_thread(
         completions.clear();
         t.ev.drain_completions(&mut completions);
         for c in completions.drain(..) {
-            t.on_completion(c, listener, stopping_since.is_some());
+            t.on_completion(c, listeners, stopping_since.is_some());
         }
     }
     t.ev.shutdown();
@@ -232,7 +248,7 @@ fn serve_thread(
 }
 
 impl Thread<'_> {
-    fn on_completion(&mut self, c: Completion, listener: RawFd, stopping: bool) {
+    fn on_completion(&mut self, c: Completion, listeners: &[RawFd], stopping: bool) {
         let Some(tag) = self.ops.remove(&c.op.user_data()) else {
             if let Some(b) = c.buffer {
                 let _ = self.ev.buffers().release(b);
@@ -240,15 +256,15 @@ impl Thread<'_> {
             return;
         };
         match tag {
-            Tag::Accept => {
+            Tag::Accept(i) => {
                 if let Ok(fd) = c.result {
                     // SAFETY: the kernel just gave us this fd; nobody else owns it.
                     let fd = unsafe { OwnedFd::from_raw_fd(fd as RawFd) };
                     self.accepted(fd);
                 }
-                if !stopping {
-                    if let Ok(id) = queue(&mut self.ev, |ev| ev.accept(listener)) {
-                        self.ops.insert(id, Tag::Accept);
+                if let (false, Some(&l)) = (stopping, listeners.get(i)) {
+                    if let Ok(id) = queue(&mut self.ev, |ev| ev.accept(l)) {
+                        self.ops.insert(id, Tag::Accept(i));
                     }
                 }
             }
