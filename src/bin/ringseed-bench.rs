@@ -75,6 +75,10 @@ enum Command {
         /// PID of the seeder, to report its CPU time.
         #[arg(long)]
         seeder_pid: Option<u32>,
+        /// Check one block in this many (default: every block); the report's
+        /// bytes then include the unchecked ones.
+        #[arg(long, default_value_t = 1)]
+        check_every: u32,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -168,6 +172,7 @@ fn main() -> Result<()> {
             threads,
             bytes_per_peer,
             seeder_pid,
+            check_every,
             json,
         } => leech(LeechArgs {
             torrent,
@@ -179,6 +184,7 @@ fn main() -> Result<()> {
             threads: threads.unwrap_or_else(default_threads),
             bytes_per_peer,
             seeder_pid,
+            check_every,
             json,
         }),
         Command::Serve {
@@ -296,6 +302,7 @@ struct LeechArgs {
     threads: usize,
     bytes_per_peer: Option<u64>,
     seeder_pid: Option<u32>,
+    check_every: u32,
     json: bool,
 }
 
@@ -333,6 +340,7 @@ fn leech(a: LeechArgs) -> Result<()> {
         threads: a.threads,
         bytes_per_peer: a.bytes_per_peer,
         order_seed: a.payload_seed,
+        check_every: a.check_every,
     };
     let seeder_before = a.seeder_pid.and_then(|p| proc_stats::read(p).ok());
     let self_before = proc_stats::self_stats().ok();
@@ -346,7 +354,7 @@ fn leech(a: LeechArgs) -> Result<()> {
         .peers
         .iter()
         .map(|p| PeerSample {
-            bytes: p.stats.bytes_good,
+            bytes: p.stats.bytes_good + p.stats.bytes_unchecked,
             active: p.active,
         })
         .collect();
@@ -363,6 +371,7 @@ fn leech(a: LeechArgs) -> Result<()> {
     let blocks_good = sum(|s| s.blocks_good);
     let blocks_bad = sum(|s| s.blocks_bad);
     let bytes_bad = sum(|s| s.bytes_bad);
+    let blocks_unchecked = sum(|s| s.blocks_unchecked);
     let connected = out.peers.iter().filter(|p| p.connected).count();
     let errors: Vec<String> = out
         .peers
@@ -376,6 +385,7 @@ fn leech(a: LeechArgs) -> Result<()> {
             o.insert("blocks_good".into(), blocks_good.into());
             o.insert("blocks_bad".into(), blocks_bad.into());
             o.insert("bytes_bad".into(), bytes_bad.into());
+            o.insert("blocks_unchecked".into(), blocks_unchecked.into());
             o.insert("peers_connected".into(), connected.into());
             o.insert("errors".into(), errors.clone().into());
         }
@@ -383,7 +393,7 @@ fn leech(a: LeechArgs) -> Result<()> {
     } else {
         print!("{}", report.to_table());
         println!(
-            "{:<24}{blocks_good} good, {blocks_bad} bad ({bytes_bad} bytes)",
+            "{:<24}{blocks_good} good, {blocks_bad} bad ({bytes_bad} bytes), {blocks_unchecked} unchecked",
             "blocks"
         );
         println!(

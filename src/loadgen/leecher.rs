@@ -47,6 +47,8 @@ pub const REQUESTS_LIMIT: u32 = 4096;
 /// Quiet time after which [`Leecher::on_timer`] sends a keep-alive (peers
 /// drop a connection silent for two minutes).
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+/// Largest `check_every`: at least one block in a million is checked.
+pub const CHECK_EVERY_MAX: u32 = 1_000_000;
 /// Default (and largest) block size asked for, in bytes.
 pub const BLOCK_BYTES_DEFAULT: u32 = 16 * 1024;
 
@@ -76,6 +78,10 @@ pub struct LeecherConfig {
     pub peer_id: [u8; 20],
     /// Seed of the piece order.
     pub order_seed: u64,
+    /// Check one block in this many (1: every block, the default); the
+    /// others are counted unchecked. For runs where checking would cost the
+    /// load generator more CPU than the seeder spends.
+    pub check_every: u32,
 }
 
 impl Default for LeecherConfig {
@@ -86,6 +92,7 @@ impl Default for LeecherConfig {
             bytes_budget: None,
             peer_id: *b"-RB0001-000000000000",
             order_seed: 1,
+            check_every: 1,
         }
     }
 }
@@ -95,6 +102,8 @@ impl Default for LeecherConfig {
 pub enum LeecherError {
     #[error("requests_max {found} is out of range: expected 1 to {max}")]
     RequestsMax { found: u32, max: u32 },
+    #[error("check_every {found} is out of range: expected 1 to {max}")]
+    CheckEvery { found: u32, max: u32 },
     #[error("block_bytes {found} is out of range: expected 1 to {max}")]
     BlockBytes { found: u32, max: u32 },
     #[error(transparent)]
@@ -118,6 +127,9 @@ pub struct LeecherStats {
     /// Blocks that failed the check, and their bytes.
     pub blocks_bad: u64,
     pub bytes_bad: u64,
+    /// Blocks delivered but not checked (see `check_every`), and their bytes.
+    pub blocks_unchecked: u64,
+    pub bytes_unchecked: u64,
     /// Blocks that matched no outstanding request (not credited).
     pub blocks_unrequested: u64,
     /// Requests sent, rejects received.
@@ -229,6 +241,12 @@ impl Leecher {
             return Err(LeecherError::BlockBytes {
                 found: config.block_bytes,
                 max: BLOCK_BYTES_DEFAULT,
+            });
+        }
+        if !(1..=CHECK_EVERY_MAX).contains(&config.check_every) {
+            return Err(LeecherError::CheckEvery {
+                found: config.check_every,
+                max: CHECK_EVERY_MAX,
             });
         }
         let order = PieceOrder::new(shape.pieces(), config.order_seed)?;
@@ -498,7 +516,13 @@ impl Leecher {
                     None => self.stats.blocks_unrequested += 1,
                     Some(p) => {
                         self.latency.record(now.saturating_sub(p.sent_at));
-                        if check.check(piece, offset, block) {
+                        let arrived = self.stats.blocks_good
+                            + self.stats.blocks_bad
+                            + self.stats.blocks_unchecked;
+                        if arrived % u64::from(self.config.check_every) != 0 {
+                            self.stats.blocks_unchecked += 1;
+                            self.stats.bytes_unchecked += block.len() as u64;
+                        } else if check.check(piece, offset, block) {
                             self.stats.blocks_good += 1;
                             self.stats.bytes_good += block.len() as u64;
                         } else {
@@ -536,13 +560,18 @@ impl Leecher {
     fn budget_left(&self) -> bool {
         match self.config.bytes_budget {
             None => true,
-            Some(budget) => self.stats.bytes_good + self.outstanding_bytes < budget,
+            Some(budget) => self.bytes_delivered() + self.outstanding_bytes < budget,
         }
+    }
+
+    /// Good bytes plus those delivered unchecked.
+    pub fn bytes_delivered(&self) -> u64 {
+        self.stats.bytes_good + self.stats.bytes_unchecked
     }
 
     fn check_done(&mut self, now: Duration) {
         let done = match self.config.bytes_budget {
-            Some(budget) => self.stats.bytes_good >= budget,
+            Some(budget) => self.bytes_delivered() >= budget,
             None => {
                 self.outstanding.is_empty()
                     && self.retry.is_empty()
@@ -931,12 +960,18 @@ mod tests {
     #[test]
     fn config_limits_are_checked() {
         let p = payload();
-        for (requests_max, block_bytes) in
-            [(0, 16384), (REQUESTS_LIMIT + 1, 16384), (1, 0), (1, 16385)]
-        {
+        for (requests_max, block_bytes, check_every) in [
+            (0, 16384, 1),
+            (REQUESTS_LIMIT + 1, 16384, 1),
+            (1, 0, 1),
+            (1, 16385, 1),
+            (1, 16384, 0),
+            (1, 16384, CHECK_EVERY_MAX + 1),
+        ] {
             let cfg = LeecherConfig {
                 requests_max,
                 block_bytes,
+                check_every,
                 ..LeecherConfig::default()
             };
             assert!(Leecher::new(cfg, shape(&p), T0).is_err());
@@ -1018,6 +1053,28 @@ mod tests {
         l.receive(T0, &msg(Message::Have { piece: 1 }), &ok)
             .unwrap();
         assert!(sent(&mut l).is_empty());
+    }
+
+    #[test]
+    fn check_every_n_checks_one_block_in_n() {
+        let p = payload();
+        let cfg = LeecherConfig {
+            check_every: 4,
+            ..LeecherConfig::default()
+        };
+        let mut l = leecher(&p, cfg);
+        let mut s = Real::new(p, PeerConfig::default());
+        let checked = std::cell::Cell::new(0u32);
+        let check = |piece, offset, data: &[u8]| {
+            checked.set(checked.get() + 1);
+            p.check_block(piece, offset, data)
+        };
+        run(&mut l, &mut s, 1 << 20, &check);
+        assert!(l.is_done());
+        // 9 blocks: the 1st, 5th and 9th are checked.
+        assert_eq!(checked.get(), 3);
+        assert_eq!((l.stats().blocks_good, l.stats().blocks_unchecked), (3, 6));
+        assert_eq!(l.bytes_delivered(), p.total_length());
     }
 
     #[test]

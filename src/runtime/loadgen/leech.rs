@@ -65,6 +65,8 @@ pub struct LeechOptions {
     pub bytes_per_peer: Option<u64>,
     /// Seed of the piece orders (peer i uses seed + i).
     pub order_seed: u64,
+    /// Check one block in this many (1: every block).
+    pub check_every: u32,
 }
 
 /// What one synthetic peer did.
@@ -193,16 +195,17 @@ fn run_thread(
     })?;
     let mut ops: HashMap<u64, (usize, Tag)> = HashMap::with_capacity(n * 3);
     let mut conns: Vec<Conn> = Vec::with_capacity(n);
-    let now = |_: ()| start.elapsed();
+    let now = || start.elapsed();
     for &index in &indexes {
         let config = LeecherConfig {
             requests_max: opts.requests,
             bytes_budget: Some(opts.bytes_per_peer.unwrap_or(u64::MAX)),
             peer_id: peer_id(index),
             order_seed: opts.order_seed.wrapping_add(u64::from(index)),
+            check_every: opts.check_every,
             ..LeecherConfig::default()
         };
-        let leecher = Leecher::new(config, opts.shape, now(()))?;
+        let leecher = Leecher::new(config, opts.shape, now())?;
         let source = source_address(opts.target.ip(), index);
         let mut c = Conn {
             index,
@@ -259,7 +262,7 @@ fn run_thread(
         }
         if wall >= next_timer {
             next_timer = wall + TIMER_INTERVAL;
-            let t = now(());
+            let t = now();
             for (ci, c) in conns.iter_mut().enumerate() {
                 if c.connected && !c.closed {
                     c.leecher.on_timer(t);
@@ -273,7 +276,7 @@ fn run_thread(
         ev.submit_and_wait(1, Some(wait))?;
         completions.clear();
         ev.drain_completions(&mut completions);
-        let t = now(());
+        let t = now();
         for comp in completions.drain(..) {
             let Some((ci, tag)) = ops.remove(&comp.op.user_data()) else {
                 if let Some(b) = comp.buffer {
@@ -290,7 +293,7 @@ fn run_thread(
         }
     }
     ev.shutdown();
-    let end = now(());
+    let end = now();
     let mut latency = Histogram::new();
     let peers = conns
         .into_iter()
@@ -520,6 +523,7 @@ mod tests {
             threads: 1,
             bytes_per_peer: None,
             order_seed: 1,
+            check_every: 1,
         }
     }
 
