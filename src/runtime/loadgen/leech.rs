@@ -245,6 +245,7 @@ fn run_thread(
     let check =
         |piece: u32, offset: u32, data: &[u8]| opts.payload.check_block(piece, offset, data);
     let mut completions: Vec<Completion> = Vec::new();
+    let mut latency = Histogram::new();
     let mut stopping_since: Option<Instant> = None;
     let mut next_timer = Instant::now() + TIMER_INTERVAL;
     loop {
@@ -287,6 +288,7 @@ fn run_thread(
             let Some(c) = conns.get_mut(ci) else { continue };
             c.ops = c.ops.saturating_sub(1);
             on_completion(&mut ev, &mut ops, ci, c, tag, comp, t, &check);
+            c.leecher.drain_latency(&mut latency);
             if c.closed && c.ops == 0 {
                 c.fd = None;
             }
@@ -294,20 +296,16 @@ fn run_thread(
     }
     ev.shutdown();
     let end = now();
-    let mut latency = Histogram::new();
     let peers = conns
         .into_iter()
-        .map(|c| {
-            latency.merge(c.leecher.latency());
-            PeerOutcome {
-                index: c.index,
-                source: c.source,
-                connected: c.connected,
-                done: c.leecher.is_done(),
-                stats: *c.leecher.stats(),
-                active: c.leecher.active(end),
-                error: c.error,
-            }
+        .map(|c| PeerOutcome {
+            index: c.index,
+            source: c.source,
+            connected: c.connected,
+            done: c.leecher.is_done(),
+            stats: *c.leecher.stats(),
+            active: c.leecher.active(end),
+            error: c.error,
         })
         .collect();
     Ok((peers, latency))
