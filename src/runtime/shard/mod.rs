@@ -51,10 +51,12 @@ use crate::wire::HandshakePrefix;
 /// Most bytes kept received and unconsumed per connection (a whole piece
 /// message, or a bitfield of a 2^20-piece torrent, fits).
 pub const INBUF_BYTES_MAX: usize = 256 * 1024;
-/// Buffers in each shard's recv ring (multishot receives).
-const RECV_RING_ENTRIES: u16 = 1024;
-/// Bytes per recv-ring buffer.
-const RECV_RING_BUFFER_BYTES: usize = 32 * 1024;
+/// Buffers in each shard's recv ring (multishot receives). Completions are
+/// handled and buffers given back every turn, so the ring only needs to
+/// cover one turn's bytes; a dry ring costs a re-arm, not data.
+const RECV_RING_ENTRIES: u16 = 512;
+/// Bytes per recv-ring buffer (a block message fits).
+const RECV_RING_BUFFER_BYTES: usize = 16 * 1024 + 64;
 /// Most connections one shard holds.
 pub const CONNS_PER_SHARD_MAX: usize = 20_000;
 /// Longest wait in the loop, so the inbox and stop requests are seen.
@@ -139,6 +141,8 @@ pub struct ShardSpec {
     pub events: Sender<SessionEvent>,
     pub bind: BindOptions,
     pub loop_config: LoopConfig,
+    /// Register the buffer pool with the ring (READ_FIXED reads).
+    pub register_buffers: bool,
     pub epoch: Instant,
 }
 
@@ -286,8 +290,12 @@ fn errno_text(errno: i32) -> String {
 impl Shard {
     fn new(spec: ShardSpec) -> Result<Shard, LoopError> {
         let mut ev = EventLoop::new(spec.loop_config)?;
-        // READ_FIXED into the pool where the kernel allows; plain reads else.
-        ev.register_buffers();
+        // READ_FIXED into the pool, when asked and the kernel allows. Off by
+        // default: it measured no faster for page-cache reads and keeps the
+        // whole pool resident (docs/benchmarks.md).
+        if spec.register_buffers {
+            ev.register_buffers();
+        }
         // Multishot receives into a ring of provided buffers (Linux 5.19+);
         // one pool buffer per pending recv on older kernels.
         let multishot = ev
