@@ -20,6 +20,7 @@ fn three_ringseed_leechers_download_from_a_ringseed_seed_via_opentracker() {
     let t = tracked_torrent("swarm", 71, TRACKER_IP, "32K");
     let (dir, tree, tracker, torrent) = (&t.dir, &t.tree, &t.tracker, &t.torrent);
     let (mut seed, _) = start_ringseed_seed("seed", torrent, &tree.save_dir, SEED_IP, &[]);
+    tracker.wait_seeders(info_hash_of(torrent), 1, Duration::from_secs(30));
     let outs: Vec<_> = (0..3)
         .map(|i| dir.path().join(format!("leech{i}")))
         .collect();
@@ -97,6 +98,8 @@ fn a_leecher_finds_the_seed_through_a_udp_tracker() {
         Ipv4Addr::new(127, 0, 2, 21),
         &[],
     );
+    t.tracker
+        .wait_seeders(info_hash_of(&t.torrent), 1, Duration::from_secs(30));
     let out = t.dir.path().join("udp-out");
     let mut dl =
         start_ringseed_download("leech", &t.torrent, &out, Ipv4Addr::new(127, 0, 2, 22), &[]);

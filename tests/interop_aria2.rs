@@ -22,6 +22,8 @@ fn aria2c_downloads_from_ringseed() {
         Ipv4Addr::new(127, 0, 3, 2),
         &[],
     );
+    t.tracker
+        .wait_seeders(info_hash_of(&t.torrent), 1, Duration::from_secs(30));
     let out = t.dir.path().join("aria-out");
     std::fs::create_dir_all(&out).unwrap_or_else(|e| panic!("{e}"));
     let mut aria = start_aria2c("aria2c", &t.torrent, &out, Ipv4Addr::new(127, 0, 3, 3));

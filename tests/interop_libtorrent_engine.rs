@@ -22,6 +22,8 @@ fn libtorrent_downloads_from_ringseed() {
         Ipv4Addr::new(127, 0, 4, 2),
         &[],
     );
+    t.tracker
+        .wait_seeders(info_hash_of(&t.torrent), 1, Duration::from_secs(30));
     let out = t.dir.path().join("lt-out");
     let mut lt = start_libtorrent(
         "libtorrent download",
@@ -59,6 +61,8 @@ fn ringseed_downloads_from_libtorrent() {
             lt.describe()
         );
     }
+    t.tracker
+        .wait_seeders(info_hash_of(&t.torrent), 1, Duration::from_secs(30));
     let out = t.dir.path().join("rs-out");
     let mut dl = start_ringseed_download(
         "ringseed download",

@@ -385,6 +385,8 @@ impl Torrent {
             now,
         )
         .map_err(|e: SetupError| AddPeerError::Setup(e.to_string()))?;
+        let mut conn = conn;
+        conn.set_extension_info(Some(self.listen_port), Some(addr.ip()));
         let bits = Bitfield::new(self.shape.pieces() as usize)
             .map_err(|e| AddPeerError::Setup(e.to_string()))?;
         let slot = match self.free_slots.pop() {

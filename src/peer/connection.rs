@@ -51,6 +51,7 @@
 //!   have-set is [`peer_pieces`](PeerConnection::peer_pieces).
 
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use super::action::{Action, DisconnectReason, PeerHave, SendMessage};
@@ -898,6 +899,20 @@ impl PeerConnection {
             self.send(now, SendMessage::Have { piece });
             self.check_seeds();
         }
+    }
+
+    /// Adds our listen port (`p`) and the address we see the peer at
+    /// (`yourip`) to our BEP 10 handshake. Call before the handshake goes
+    /// out (right after `new`); later calls change nothing already sent.
+    pub fn set_extension_info(&mut self, listen_port: Option<u16>, yourip: Option<IpAddr>) {
+        self.our_extension_handshake = ExtensionHandshake {
+            v: Some(self.config.client_name.clone()),
+            reqq: Some(self.config.requests_queued_max),
+            p: listen_port.filter(|&p| p != 0),
+            yourip,
+            ..ExtensionHandshake::default()
+        }
+        .encode();
     }
 
     // ---- our requests (downloading) ----

@@ -1371,3 +1371,27 @@ fn large_bursts_stay_bounded_by_backpressure() {
     assert_eq!(pos, input.len());
     assert_eq!(most, 101);
 }
+
+#[test]
+fn our_extension_handshake_carries_port_and_yourip() {
+    let mut c = conn_with(
+        Direction::Outgoing,
+        PeerConfig::default(),
+        PieceBits::none(3),
+    );
+    c.set_extension_info(Some(6881), Some("127.0.0.9".parse().unwrap()));
+    let mut out = Vec::new();
+    c.write_message(&SendMessage::ExtensionHandshake, &mut out);
+    // length prefix, id 20, extended id 0, then the dictionary
+    let h = ExtensionHandshake::parse(&out[6..]).unwrap();
+    assert_eq!(h.p, Some(6881));
+    assert_eq!(h.yourip, Some("127.0.0.9".parse().unwrap()));
+    assert_eq!(h.reqq, Some(PeerConfig::default().requests_queued_max));
+    assert!(h.v.is_some_and(|v| v.starts_with("ringseed/")));
+    // Port 0 (not listening) is left out.
+    c.set_extension_info(Some(0), None);
+    out.clear();
+    c.write_message(&SendMessage::ExtensionHandshake, &mut out);
+    let h = ExtensionHandshake::parse(&out[6..]).unwrap();
+    assert_eq!((h.p, h.yourip), (None, None));
+}

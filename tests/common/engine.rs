@@ -329,16 +329,58 @@ impl Tracker {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// Waits until the tracker's scrape counts at least `seeders` seeders
+    /// of `hash`: a leecher started before that could get an empty peer
+    /// list and wait a whole announce interval (30 min on opentracker).
+    pub fn wait_seeders(&self, hash: [u8; 20], seeders: u32, timeout: Duration) {
+        let addr: SocketAddr = self
+            .announce
+            .trim_start_matches("http://")
+            .trim_end_matches("/announce")
+            .parse()
+            .unwrap_or_else(|e| panic!("tracker address: {e}"));
+        let path = format!("/scrape?info_hash={}", percent(&hash));
+        let deadline = Instant::now() + timeout;
+        let mut last = None;
+        loop {
+            if let Some(reply) = http_get_bytes(addr, &path) {
+                let body = reply
+                    .windows(4)
+                    .position(|w| w == b"\r\n\r\n")
+                    .and_then(|i| reply.get(i + 4..))
+                    .unwrap_or_default();
+                let stats = ringseed::tracker::http::parse_scrape_response(body)
+                    .ok()
+                    .and_then(|r| r.get(&ringseed::InfoHash(hash)));
+                if stats.is_some_and(|s| s.complete >= seeders) {
+                    return;
+                }
+                last = stats;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the tracker did not list {seeders} seeder(s) within {timeout:?} (last scrape: {last:?})\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
 }
 
 /// A bounded HTTP/1.0 GET; the body (lossy), or `None` on any failure.
 fn http_get(addr: SocketAddr, path: &str) -> Option<String> {
+    http_get_bytes(addr, path).map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// As [`http_get`], the raw bytes (a scrape's keys are binary hashes).
+fn http_get_bytes(addr: SocketAddr, path: &str) -> Option<Vec<u8>> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").ok()?;
     let mut buf = Vec::new();
     s.take(64 * 1024).read_to_end(&mut buf).ok()?;
-    Some(String::from_utf8_lossy(&buf).into_owned())
+    Some(buf)
 }
 
 /// The 20-byte info-hash of a .torrent file (through ringseed's parser).

@@ -52,10 +52,12 @@
 //! drain, retry), never a panic nor an unbounded queue.
 
 mod buffers;
+pub mod recv_ring;
 #[cfg(test)]
 mod tests;
 
 pub use buffers::{BufferError, BufferId, BufferPool, BufferState};
+pub use recv_ring::{RecvRing, RecvRingError};
 
 use std::io;
 use std::mem;
@@ -79,6 +81,8 @@ pub const POOL_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
 /// Bytes of a piece message header sent by [`EventLoop::send_with_header`]
 /// (length prefix, id, index, begin).
 pub const HEADER_BYTES: usize = 13;
+/// The provided-buffer group of the recv ring.
+const RECV_RING_GROUP: u16 = 0;
 /// Largest pool registered as a fixed buffer (the kernel's limit per buffer).
 pub const FIXED_BUFFER_BYTES_MAX: usize = 1 << 30;
 /// Most blocks one [`EventLoop::send_blocks`] op sends.
@@ -151,6 +155,10 @@ pub enum OpKind {
     AcceptMulti,
     /// Result: bytes received into the buffer (0: the peer closed).
     Recv,
+    /// Multishot receive into the recv ring: one completion per chunk of
+    /// bytes, naming the ring buffer it filled ([`EventLoop::ring_buffer_of`]),
+    /// `more` set while armed. `Err(ENOBUFS)` ends it when the ring is empty.
+    RecvMulti,
     /// Result: bytes sent from the buffer.
     Send,
     /// Result: bytes sent, header included.
@@ -240,6 +248,12 @@ pub enum LoopError {
     Submit(#[source] io::Error),
     #[error("{count} blocks in one send: expected 1 to {max}")]
     Segments { count: usize, max: usize },
+    #[error(transparent)]
+    RecvRing(#[from] RecvRingError),
+    #[error("no recv ring is set up (call setup_recv_ring first)")]
+    NoRecvRing,
+    #[error("cannot register the recv ring with io_uring: {0}")]
+    RegisterRing(#[source] io::Error),
 }
 
 /// One piece message of [`EventLoop::send_blocks`]: its 13-byte header and
@@ -321,6 +335,8 @@ pub struct EventLoop {
     /// The pool is registered with the ring as fixed buffer 0: reads use
     /// READ_FIXED (no per-op page lookup of the destination).
     fixed: bool,
+    /// Provided buffers for multishot receives (buffer group 0).
+    recv_ring: Option<RecvRing>,
     /// Scratch list for [`EventLoop::drain_completions`].
     cqes: Vec<(u64, i32, u32)>,
     /// Opcodes this kernel supports, one bit each (all clear when the
@@ -403,6 +419,7 @@ impl EventLoop {
             cqes: Vec::with_capacity(ring_entries as usize * 2),
             ext_arg: ring.params().is_feature_ext_arg(),
             fixed: false,
+            recv_ring: None,
             opcodes,
             ring,
         })
@@ -738,6 +755,58 @@ impl EventLoop {
         self.fixed
     }
 
+    /// Sets up the recv ring: `entries` provided buffers of `buf_bytes`
+    /// each, registered as buffer group 0, for [`EventLoop::recv_multi`].
+    pub fn setup_recv_ring(&mut self, entries: u16, buf_bytes: usize) -> Result<(), LoopError> {
+        if self.recv_ring.is_some() {
+            return Ok(());
+        }
+        let ring = RecvRing::new(entries, buf_bytes)?;
+        // SAFETY: the ring memory is page-aligned, holds `entries` entries
+        // and lives until the loop unregisters it (or leaks it) on drop.
+        unsafe {
+            self.ring.submitter().register_buf_ring_with_flags(
+                ring.ring_addr(),
+                ring.entries(),
+                RECV_RING_GROUP,
+                0,
+            )
+        }
+        .map_err(LoopError::RegisterRing)?;
+        self.recv_ring = Some(ring);
+        Ok(())
+    }
+
+    /// Queues a multishot receive on `fd` into the recv ring (see
+    /// [`OpKind::RecvMulti`]).
+    pub fn recv_multi(&mut self, fd: RawFd) -> Result<OpId, LoopError> {
+        if self.recv_ring.is_none() {
+            return Err(LoopError::NoRecvRing);
+        }
+        self.queue(OpKind::RecvMulti, None, |_| {
+            opcode::RecvMulti::new(types::Fd(fd), RECV_RING_GROUP).build()
+        })
+    }
+
+    /// The recv-ring buffer a completion filled, if any.
+    pub fn ring_buffer_of(c: &Completion) -> Option<u16> {
+        if c.kind == OpKind::RecvMulti {
+            cqueue::buffer_select(c.flags)
+        } else {
+            None
+        }
+    }
+
+    /// The first `len` bytes of recv-ring buffer `bid` (held by the caller).
+    pub fn ring_buffer(&self, bid: u16, len: usize) -> Option<&[u8]> {
+        self.recv_ring.as_ref()?.get(bid, len)
+    }
+
+    /// Gives recv-ring buffer `bid` back to the kernel.
+    pub fn give_back_ring_buffer(&mut self, bid: u16) -> bool {
+        self.recv_ring.as_mut().is_some_and(|r| r.give_back(bid))
+    }
+
     /// Whether the pool is registered (see [`EventLoop::register_buffers`]).
     pub fn buffers_registered(&self) -> bool {
         self.fixed
@@ -938,6 +1007,13 @@ impl EventLoop {
                     .and_then(|s| read_sockaddr(&s.data.addr, s.data.addr_len)),
                 _ => None,
             };
+            if pending.kind == OpKind::RecvMulti {
+                if let (Some(bid), Some(r)) =
+                    (cqueue::buffer_select(flags), self.recv_ring.as_mut())
+                {
+                    r.taken(bid);
+                }
+            }
             out.push(Completion {
                 op: id,
                 kind: pending.kind,
@@ -1146,6 +1222,7 @@ impl EventLoop {
     fn leak_in_flight(&mut self) {
         mem::forget(mem::replace(&mut self.buffers, BufferPool::new(0, 1)));
         mem::forget(mem::take(&mut self.slots));
+        mem::forget(self.recv_ring.take());
     }
 }
 
@@ -1153,6 +1230,15 @@ impl Drop for EventLoop {
     fn drop(&mut self) {
         if self.shutdown() > 0 {
             self.leak_in_flight();
+        } else if self.recv_ring.is_some()
+            && self
+                .ring
+                .submitter()
+                .unregister_buf_ring(RECV_RING_GROUP)
+                .is_err()
+        {
+            // The kernel may still write into it: never free it.
+            mem::forget(self.recv_ring.take());
         }
     }
 }

@@ -239,6 +239,82 @@ fn send_blocks_sends_several_piece_messages_and_skips_what_went_out() {
 }
 
 #[test]
+fn multishot_recv_fills_ring_buffers_as_bytes_arrive() {
+    let mut ev = small_loop();
+    let (client, mut server) = pair();
+    assert!(matches!(
+        ev.recv_multi(client.as_raw_fd()),
+        Err(LoopError::NoRecvRing)
+    ));
+    ev.setup_recv_ring(2, 1024)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let op = ev
+        .recv_multi(client.as_raw_fd())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut got = Vec::new();
+    let mut seen = Vec::new();
+    // Three chunks through a ring of two buffers: each is given back.
+    for round in 0..3u8 {
+        server
+            .write_all(&[round; 700])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let deadline = Instant::now() + WAIT_MAX;
+        let mut this = 0;
+        while this < 700 {
+            assert!(Instant::now() < deadline, "no data in round {round}");
+            ev.submit_and_wait(1, Some(Duration::from_millis(100)))
+                .unwrap_or_else(|e| panic!("{e}"));
+            seen.clear();
+            ev.drain_completions(&mut seen);
+            for c in &seen {
+                assert_eq!(c.op, op);
+                assert_eq!(c.kind, OpKind::RecvMulti);
+                assert!(c.more, "still armed: {c:?}");
+                let n = c.result.unwrap_or_else(|e| panic!("errno {e}")) as usize;
+                let bid = EventLoop::ring_buffer_of(c).unwrap_or_else(|| panic!("no buffer"));
+                got.extend_from_slice(ev.ring_buffer(bid, n).unwrap_or_default());
+                assert!(ev.give_back_ring_buffer(bid));
+                assert!(!ev.give_back_ring_buffer(bid), "only once");
+                this += n;
+            }
+        }
+    }
+    let want: Vec<u8> = (0..3u8).flat_map(|r| [r; 700]).collect();
+    assert_eq!(got, want);
+    // EOF ends the multishot op.
+    drop(server);
+    seen.clear();
+    let c = wait_for(&mut ev, op, &mut seen);
+    assert_eq!(c.result, Ok(0));
+    assert!(!c.more);
+}
+
+#[test]
+fn an_empty_recv_ring_ends_the_multishot_recv_with_enobufs() {
+    let mut ev = small_loop();
+    let (client, mut server) = pair();
+    ev.setup_recv_ring(1, 256).unwrap_or_else(|e| panic!("{e}"));
+    let op = ev
+        .recv_multi(client.as_raw_fd())
+        .unwrap_or_else(|e| panic!("{e}"));
+    server
+        .write_all(&[1; 100])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut seen = Vec::new();
+    let c = wait_for(&mut ev, op, &mut seen);
+    assert_eq!(c.result, Ok(100));
+    // Keep the only buffer: the next bytes find the ring empty.
+    server
+        .write_all(&[2; 100])
+        .unwrap_or_else(|e| panic!("{e}"));
+    seen.clear();
+    let c = wait_for(&mut ev, op, &mut seen);
+    assert_eq!(c.result, Err(libc::ENOBUFS));
+    assert!(!c.more, "ENOBUFS disarms the op");
+    assert_eq!(ev.in_flight(), 0);
+}
+
+#[test]
 fn reads_into_the_registered_pool_with_read_fixed() {
     let mut ev = small_loop();
     assert!(!ev.buffers_registered());

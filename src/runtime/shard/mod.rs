@@ -39,8 +39,8 @@ use crate::info_hash::InfoHash;
 use crate::peer::Direction;
 use crate::runtime::disk::TorrentStorage;
 use crate::runtime::event_loop::{
-    BlockSegment, BufferId, Completion, EventLoop, LoopConfig, LoopError, OpId, HEADER_BYTES,
-    SEND_BLOCKS_MAX,
+    BlockSegment, BufferId, Completion, EventLoop, LoopConfig, LoopError, OpId, OpKind,
+    HEADER_BYTES, SEND_BLOCKS_MAX,
 };
 use crate::runtime::sockets::{self, BindOptions};
 use crate::runtime::tracker_worker::{TrackerHandle, TrackerJob, TrackerReply};
@@ -51,6 +51,12 @@ use crate::wire::HandshakePrefix;
 /// Most bytes kept received and unconsumed per connection (a whole piece
 /// message, or a bitfield of a 2^20-piece torrent, fits).
 pub const INBUF_BYTES_MAX: usize = 256 * 1024;
+/// Buffers in each shard's recv ring (multishot receives). Completions are
+/// handled and buffers given back every turn, so the ring only needs to
+/// cover one turn's bytes; a dry ring costs a re-arm, not data.
+const RECV_RING_ENTRIES: u16 = 512;
+/// Bytes per recv-ring buffer (a block message fits).
+const RECV_RING_BUFFER_BYTES: usize = 16 * 1024 + 64;
 /// Most connections one shard holds.
 pub const CONNS_PER_SHARD_MAX: usize = 20_000;
 /// Longest wait in the loop, so the inbox and stop requests are seen.
@@ -135,6 +141,8 @@ pub struct ShardSpec {
     pub events: Sender<SessionEvent>,
     pub bind: BindOptions,
     pub loop_config: LoopConfig,
+    /// Register the buffer pool with the ring (READ_FIXED reads).
+    pub register_buffers: bool,
     pub epoch: Instant,
 }
 
@@ -208,6 +216,8 @@ struct Shard {
     index: usize,
     shards: usize,
     ev: EventLoop,
+    /// Peers receive multishot into the loop's recv ring.
+    multishot: bool,
     torrents: Vec<ShardTorrent>,
     by_hash: HashMap<InfoHash, usize>,
     conn_of: Vec<HashMap<PeerId, ConnId>>,
@@ -280,8 +290,17 @@ fn errno_text(errno: i32) -> String {
 impl Shard {
     fn new(spec: ShardSpec) -> Result<Shard, LoopError> {
         let mut ev = EventLoop::new(spec.loop_config)?;
-        // READ_FIXED into the pool where the kernel allows; plain reads else.
-        ev.register_buffers();
+        // READ_FIXED into the pool, when asked and the kernel allows. Off by
+        // default: it measured no faster for page-cache reads and keeps the
+        // whole pool resident (docs/benchmarks.md).
+        if spec.register_buffers {
+            ev.register_buffers();
+        }
+        // Multishot receives into a ring of provided buffers (Linux 5.19+);
+        // one pool buffer per pending recv on older kernels.
+        let multishot = ev
+            .setup_recv_ring(RECV_RING_ENTRIES, RECV_RING_BUFFER_BYTES)
+            .is_ok();
         let by_hash = spec
             .torrents
             .iter()
@@ -296,6 +315,7 @@ impl Shard {
             index: spec.index,
             shards: spec.shards,
             ev,
+            multishot,
             torrents: spec.torrents,
             by_hash,
             conn_of,
@@ -562,6 +582,22 @@ impl Shard {
             return;
         }
         let Some(fd) = c.raw_fd() else { return };
+        // A peer's connection receives multishot into the recv ring (a
+        // buffer is taken only when bytes arrive). A connection still being
+        // routed uses one pool buffer: it may move to another shard, and a
+        // multishot op would stay armed on this ring.
+        if self.multishot && matches!(c.state, ConnState::Peer { .. }) {
+            match self.queue(OpCtx::Recv { conn: id }, |ev| ev.recv_multi(fd)) {
+                Ok(op) => {
+                    if let Some(c) = self.conns.get_mut(id) {
+                        c.recv_op = Some(op);
+                        c.ops += 1;
+                    }
+                }
+                Err(_) => self.deferred_recv.push_back(id),
+            }
+            return;
+        }
         let Some(buffer) = self.ev.buffers().acquire() else {
             self.deferred_recv.push_back(id);
             return;
@@ -583,19 +619,28 @@ impl Shard {
     fn on_recv(&mut self, id: ConnId, c: Completion) {
         let mut n = 0;
         let mut failed = None;
+        let mut rearm_later = false;
         match c.result {
             Ok(0) => failed = Some("closed by peer".to_owned()),
             Ok(k) => n = k as usize,
+            // The recv ring ran dry: arm again once buffers come back.
+            Err(libc::ENOBUFS) if c.kind == OpKind::RecvMulti => rearm_later = true,
             Err(e) => failed = Some(errno_text(e)),
         }
+        let ring_bid = EventLoop::ring_buffer_of(&c);
         let Some(conn) = self.conns.get_mut(id) else {
             if let Some(b) = c.buffer {
                 let _ = self.ev.buffers().release(b);
             }
+            if let Some(bid) = ring_bid {
+                self.ev.give_back_ring_buffer(bid);
+            }
             return;
         };
-        conn.recv_op = None;
-        conn.ops = conn.ops.saturating_sub(1);
+        if !c.more {
+            conn.recv_op = None;
+            conn.ops = conn.ops.saturating_sub(1);
+        }
         if let Some(b) = c.buffer {
             if failed.is_none() {
                 if let Some(bytes) = self.ev.buffer_pool().get(b).and_then(|s| s.get(..n)) {
@@ -604,12 +649,24 @@ impl Shard {
             }
             let _ = self.ev.buffers().release(b);
         }
+        if let Some(bid) = ring_bid {
+            if failed.is_none() {
+                if let Some(bytes) = self.ev.ring_buffer(bid, n) {
+                    conn.inbuf.extend_from_slice(bytes);
+                }
+            }
+            self.ev.give_back_ring_buffer(bid);
+        }
         if conn.state == ConnState::Closing {
             self.maybe_reap(id);
             return;
         }
         if failed.is_some() {
             self.drop_conn(id, true);
+            return;
+        }
+        if rearm_later {
+            self.deferred_recv.push_back(id);
             return;
         }
         if conn.inbuf.len() > INBUF_BYTES_MAX {
@@ -761,7 +818,11 @@ impl Shard {
             let Some(id) = self.deferred_recv.pop_front() else {
                 break;
             };
-            if self.ev.buffer_pool().available() == 0 {
+            let peer = self
+                .conns
+                .get(id)
+                .is_some_and(|c| matches!(c.state, ConnState::Peer { .. }));
+            if !(self.multishot && peer) && self.ev.buffer_pool().available() == 0 {
                 self.deferred_recv.push_front(id);
                 break;
             }
