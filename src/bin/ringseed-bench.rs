@@ -94,9 +94,11 @@ enum Command {
         seeds: Option<u32>,
         #[arg(long, default_value_t = 1)]
         payload_seed: u64,
-        #[arg(long)]
+        /// Payload bytes: a number, or with a K, M or G suffix (binary).
+        #[arg(long, value_parser = parse_size)]
         size: u64,
-        #[arg(long, default_value_t = 256 * 1024)]
+        /// Piece length in bytes (K and M suffixes accepted).
+        #[arg(long, default_value = "256K", value_parser = parse_size)]
         piece_length: u64,
         /// Torrent name (must match make-torrent's for the same info-hash).
         #[arg(long)]
@@ -114,9 +116,11 @@ enum Command {
     MakeTorrent {
         #[arg(long, default_value_t = 1)]
         payload_seed: u64,
-        #[arg(long)]
+        /// Payload bytes: a number, or with a K, M or G suffix (binary).
+        #[arg(long, value_parser = parse_size)]
         size: u64,
-        #[arg(long, default_value_t = 256 * 1024)]
+        /// Piece length in bytes (K and M suffixes accepted).
+        #[arg(long, default_value = "256K", value_parser = parse_size)]
         piece_length: u64,
         #[arg(short = 'o', long)]
         output: PathBuf,
@@ -158,7 +162,33 @@ fn seconds(what: &str, s: f64) -> Result<Duration> {
     Duration::try_from_secs_f64(s).with_context(|| format!("{what} {s}: expected seconds >= 0"))
 }
 
-fn main() -> Result<()> {
+/// A byte count: digits, optionally followed by K, M or G (powers of 1024).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, c)) if c.eq_ignore_ascii_case(&'k') => (&t[..i], 10),
+        Some((i, c)) if c.eq_ignore_ascii_case(&'m') => (&t[..i], 20),
+        Some((i, c)) if c.eq_ignore_ascii_case(&'g') => (&t[..i], 30),
+        _ => (t, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (examples: 1048576, 512K, 256M, 1G)"))?;
+    n.checked_mul(1u64 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> Result<()> {
     let cli = Cli::parse();
     install_stop_signals();
     match cli.command {
