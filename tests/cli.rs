@@ -350,13 +350,25 @@ fn engine_commands_list_their_network_options() {
     for sub in ["seed", "download"] {
         let help = ringseed([sub, "--help"]);
         help.assert_code(0);
-        for flag in ["--listen", "--interface", "--bind-address", "--shards"] {
+        for flag in [
+            "--listen",
+            "--interface",
+            "--bind-address",
+            "--shards",
+            "--peers-per-torrent",
+        ] {
             assert!(
                 help.stdout.contains(flag),
                 "`{sub} --help` omits {flag}\n{}",
                 help.describe()
             );
         }
+    }
+    // Out-of-range limits are refused before anything starts.
+    for bad in [["--shards", "0"], ["--peers-per-torrent", "0"]] {
+        let out = ringseed(["seed", "x.torrent", "--data", ".", bad[0], bad[1]]);
+        out.assert_code(2);
+        assert!(out.stderr.contains(bad[0]), "{}", out.describe());
     }
     let download = ringseed(["download", "--help"]);
     for flag in ["--seed", "--peer", "-o"] {

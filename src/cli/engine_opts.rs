@@ -7,6 +7,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use clap::Args;
+use ringseed::engine::settings::PEERS_PER_TORRENT_LIMIT;
+use ringseed::engine::EngineSettings;
 use ringseed::metainfo::Metainfo;
 use ringseed::runtime::session::{available_cpus, SessionConfig, SHARDS_MAX};
 use ringseed::runtime::sockets::BindOptions;
@@ -31,11 +33,20 @@ pub struct EngineOpts {
     /// Shards (threads with their own io_uring, one per core) [default: online CPUs].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=SHARDS_MAX as i64))]
     pub shards: Option<u16>,
+    /// Most peers connected per torrent, incoming and outgoing [default: 200].
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=PEERS_PER_TORRENT_LIMIT as i64))]
+    pub peers_per_torrent: Option<u32>,
 }
 
 impl EngineOpts {
     pub fn session_config(&self) -> SessionConfig {
+        let mut settings = EngineSettings::default();
+        if let Some(n) = self.peers_per_torrent {
+            settings.peers_per_torrent_max = n as usize;
+        }
         SessionConfig {
+            settings,
             shards: self.shards.map_or_else(available_cpus, usize::from),
             listen: self.listen,
             bind: BindOptions {
