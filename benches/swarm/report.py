@@ -34,8 +34,8 @@ def cpu_per_gib(rep, who):
 def row(rec):
     rep = rec.get("report")
     if rep is None:
-        return (f"| {rec['seeder']} | {rec['round']} | failed: "
-                f"{rec.get('error', '?')} | | | | | | | |")
+        err = str(rec.get("error", "?")).replace("|", "/")
+        return f"| {rec['seeder']} | {rec['round']} | failed: {err} | | | | | | | |"
     seeder = rep.get("seeder") or {}
     peers = rep.get("peers") or {}
     lat = rep.get("latency") or {}

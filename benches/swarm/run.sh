@@ -5,6 +5,7 @@
 # one markdown table per peer count and a summary (libtorrent / ringseed
 # ratios of goodput and seeder CPU per GiB, medians over rounds) on stdout,
 # progress on stderr, and appends one JSON line per run to RESULTS.
+# Exit 0 when every run gave a report, 1 otherwise (the tables still print).
 # See docs/swarm_bench.md.
 #
 # Loopback only: ringseed seeds on 127.0.10.2, libtorrent on 127.0.10.3; the
@@ -195,6 +196,7 @@ gen_extra=(--check-every "$CHECK_EVERY")
 
 : >>"$RESULTS"
 run_index=0
+failed=0         # runs without a report
 start_s=$SECONDS
 for k in $PEERS; do
     for ((round = 1; round <= ROUNDS; round++)); do
@@ -206,6 +208,7 @@ for k in $PEERS; do
             if ! start_seeder "$kind" "$port" "$k" "$WORK/$tag.seeder.log"; then
                 log "$tag: $SEEDER_ERR"
                 record "$kind" "$k" "$round" "$SEEDER_ERR"
+                failed=$((failed + 1))
                 stop_pid "$SEEDER_PID"
                 PIDS=()
                 continue
@@ -229,12 +232,14 @@ for k in $PEERS; do
                 err="leech exit $rc: $(tail -c 300 "$WORK/$tag.leech.err" | tr '\n"' ' _')"
                 log "$tag: $err"
                 record "$kind" "$k" "$round" "$err"
+                failed=$((failed + 1))
             fi
         done
     done
 done
-log "all runs done in $((SECONDS - start_s)) s"
+log "all runs done in $((SECONDS - start_s)) s; $failed failed"
 
 echo "## Swarm bench $(date -u +%F\ %H:%M) UTC: SIZE=$SIZE pieces $PIECE_LENGTH, ${DURATION_S} s per run, check every $CHECK_EVERY blocks, $(nproc) CPUs"
 echo
 "$PY" "$HERE/report.py" "$RESULTS"
+((failed == 0)) || die "$failed of $run_index runs failed (see the table and $RESULTS)"
