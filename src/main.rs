@@ -18,7 +18,6 @@ mod cli {
     pub mod load;
     pub mod progress;
     pub mod seed;
-    pub mod signals;
     pub mod tuning;
     pub mod units;
     pub mod verify;

@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::engine::{free_port, os, Daemon};
+use common::engine::{compare_tree, free_port, os, Daemon};
 use common::*;
 use ringseed::metainfo::Metainfo;
 use ringseed::wire::{Handshake, Limits, Message, MessageDecoder, HANDSHAKE_BYTES};
@@ -165,31 +165,6 @@ fn block_of(fx: &Fixture, piece: u32, offset: u32, len: u32) -> &[u8] {
 
 fn piece_count(fx: &Fixture) -> u32 {
     u32::try_from(fx.meta.info.num_pieces()).unwrap_or(u32::MAX)
-}
-
-/// Compares every file of the tree under `out` with the original; a list of
-/// differences (empty when identical).
-fn compare_tree(tree: &Tree, out: &Path) -> Vec<String> {
-    let mut bad = Vec::new();
-    for f in &tree.files {
-        let want = tree.path_of(&f.rel);
-        let got = out.join(&tree.name).join(&f.rel);
-        let a = std::fs::read(&want).unwrap_or_else(|e| panic!("read {}: {e}", want.display()));
-        match std::fs::read(&got) {
-            Ok(b) if a == b => {}
-            Ok(b) => {
-                let first = a.iter().zip(&b).position(|(x, y)| x != y);
-                bad.push(format!(
-                    "{}: {} bytes, expected {}; first difference at {first:?}",
-                    got.display(),
-                    b.len(),
-                    a.len()
-                ));
-            }
-            Err(e) => bad.push(format!("{}: {e}", got.display())),
-        }
-    }
-    bad
 }
 
 // ---------------------------------------------------------------------------

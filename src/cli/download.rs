@@ -15,7 +15,7 @@ use ringseed::runtime::shard::SessionEvent;
 use super::engine_opts::{check_data, EngineOpts};
 use super::load::load_torrent;
 use super::progress;
-use super::signals;
+use ringseed::runtime::signals;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\

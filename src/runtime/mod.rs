@@ -12,6 +12,7 @@ pub mod piece_hash;
 pub mod proc_stats;
 pub mod session;
 pub mod shard;
+pub mod signals;
 pub mod sockets;
 pub mod tracker_worker;
 pub mod uring;

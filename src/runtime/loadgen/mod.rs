@@ -20,7 +20,6 @@ pub mod leech;
 pub mod serve;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use thiserror::Error;
 
@@ -108,28 +107,10 @@ pub fn default_threads() -> usize {
         .clamp(1, THREADS_MAX)
 }
 
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
-
 /// Makes SIGINT and SIGTERM ask the running driver to stop (it then
 /// reports), and ignores SIGPIPE.
-pub fn install_stop_signals() {
-    let handler: extern "C" fn(libc::c_int) = on_signal;
-    // SAFETY: the handler only stores to an atomic, which is signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
-        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
-    }
-}
-
-/// Whether a stop signal arrived.
-pub fn stop_requested() -> bool {
-    STOP.load(Ordering::SeqCst)
-}
+pub use crate::runtime::signals::install as install_stop_signals;
+pub use crate::runtime::signals::stop_requested;
 
 #[cfg(test)]
 mod tests {

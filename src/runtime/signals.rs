@@ -1,6 +1,7 @@
-//! Ctrl-C and SIGTERM: a handler that only sets a flag the command loops
+//! Ctrl-C and SIGTERM for both binaries: a handler that only sets a flag
+//! the command loops (ringseed's seed/download, ringseed-bench's drivers)
 //! poll, so stopping is always the clean path (stopped announces, files
-//! flushed and closed).
+//! flushed and closed, reports printed).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
