@@ -95,6 +95,19 @@ pub struct SeedStats {
     pub wire_bytes_sent: u64,
 }
 
+impl SeedStats {
+    /// Adds `other`'s counts to these (totals over connections or threads).
+    pub fn add(&mut self, other: &SeedStats) {
+        self.requests += other.requests;
+        self.rejected += other.rejected;
+        self.cancelled += other.cancelled;
+        self.blocks_sent += other.blocks_sent;
+        self.block_bytes_sent += other.block_bytes_sent;
+        self.wire_bytes_received += other.wire_bytes_received;
+        self.wire_bytes_sent += other.wire_bytes_sent;
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Block {
     piece: u32,

@@ -807,6 +807,22 @@ impl EventLoop {
         self.recv_ring.as_mut().is_some_and(|r| r.give_back(bid))
     }
 
+    /// Queues an op with `f`; when the submission queue is full, hands the
+    /// queued ops to the kernel once and tries again (backpressure without
+    /// waiting). Other errors come back as they are.
+    pub fn queue_or_flush(
+        &mut self,
+        f: impl Fn(&mut EventLoop) -> Result<OpId, LoopError>,
+    ) -> Result<OpId, LoopError> {
+        match f(self) {
+            Err(LoopError::QueueFull { .. }) => {
+                self.submit_and_wait(0, None)?;
+                f(self)
+            }
+            other => other,
+        }
+    }
+
     /// Whether the pool is registered (see [`EventLoop::register_buffers`]).
     pub fn buffers_registered(&self) -> bool {
         self.fixed

@@ -325,19 +325,12 @@ fn peer_id(index: u32) -> [u8; 20] {
     id
 }
 
-/// Queues an op, making room in a full submission queue once.
+/// Queues an op (see [`EventLoop::queue_or_flush`]); its `user_data`.
 fn queue(
     ev: &mut EventLoop,
     f: impl Fn(&mut EventLoop) -> Result<crate::runtime::event_loop::OpId, LoopError>,
 ) -> Result<u64, LoopError> {
-    let op = match f(ev) {
-        Err(LoopError::QueueFull { .. }) => {
-            ev.submit_and_wait(0, None)?;
-            f(ev)?
-        }
-        other => other?,
-    };
-    Ok(op.user_data())
+    Ok(ev.queue_or_flush(f)?.user_data())
 }
 
 #[allow(clippy::too_many_arguments)]

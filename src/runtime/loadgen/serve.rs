@@ -160,18 +160,12 @@ pub fn run_serve(opts: &ServeOptions, ready: &AtomicBool) -> Result<ServeOutcome
     Ok(total)
 }
 
+/// Queues an op (see [`EventLoop::queue_or_flush`]); its `user_data`.
 fn queue(
     ev: &mut EventLoop,
     f: impl Fn(&mut EventLoop) -> Result<OpId, LoopError>,
 ) -> Result<u64, LoopError> {
-    let op = match f(ev) {
-        Err(LoopError::QueueFull { .. }) => {
-            ev.submit_and_wait(0, None)?;
-            f(ev)?
-        }
-        other => other?,
-    };
-    Ok(op.user_data())
+    Ok(ev.queue_or_flush(f)?.user_data())
 }
 
 struct Thread<'a> {

@@ -381,13 +381,7 @@ impl Shard {
         ctx: OpCtx,
         f: impl Fn(&mut EventLoop) -> Result<OpId, LoopError>,
     ) -> Result<OpId, LoopError> {
-        let op = match f(&mut self.ev) {
-            Err(LoopError::QueueFull { .. }) => {
-                self.ev.submit_and_wait(0, None)?;
-                f(&mut self.ev)?
-            }
-            other => other?,
-        };
+        let op = self.ev.queue_or_flush(f)?;
         self.ops.insert(op.user_data(), ctx);
         Ok(op)
     }
