@@ -673,9 +673,6 @@ impl Torrent {
             length,
         };
         let key = PeerKey(id.slot);
-        if let Some(p) = self.peer_mut(id) {
-            let _ = p.down.total();
-        }
         let outcome = match self.picker.block_received(key, &block) {
             Ok(o) => o,
             Err(_) => return,
