@@ -267,7 +267,7 @@ impl Session {
         let mut routes = Vec::with_capacity(n);
         for _ in 0..n {
             let w = Waker::new().map_err(|e| SessionError::Waker(e.to_string()))?;
-            let (tx, rx) = crossbeam_channel::unbounded();
+            let (tx, rx) = crossbeam_channel::bounded(super::shard::INBOX_MAX);
             routes.push((tx, w.handle()));
             wakers.push(w);
             inboxes.push(rx);

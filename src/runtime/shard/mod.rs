@@ -57,6 +57,8 @@ pub const INBUF_BYTES_MAX: usize = 256 * 1024;
 const RECV_RING_ENTRIES: u16 = 512;
 /// Bytes per recv-ring buffer (a block message fits).
 const RECV_RING_BUFFER_BYTES: usize = 16 * 1024 + 64;
+/// Most messages waiting in a shard's inbox (connections handed over).
+pub const INBOX_MAX: usize = 4096;
 /// Most connections one shard holds.
 pub const CONNS_PER_SHARD_MAX: usize = 20_000;
 /// Longest wait in the loop, so the inbox and stop requests are seen.
@@ -307,6 +309,8 @@ impl Shard {
             .enumerate()
             .map(|(i, t)| (t.torrent.info_hash(), i))
             .collect();
+        // Unbounded but never long: each torrent has at most one announce
+        // in flight, so replies are at most one per torrent.
         let (replies_tx, replies) = crossbeam_channel::unbounded();
         let (stopped_tx, _) = crossbeam_channel::bounded(1);
         let now = spec.epoch.elapsed();
@@ -727,9 +731,16 @@ impl Shard {
                 return;
             };
             let received = std::mem::take(&mut conn.inbuf);
-            if tx.send(ShardMsg::Adopt { fd, addr, received }).is_ok() {
-                self.handoffs += 1;
-                wake.wake();
+            // A full inbox (the owner is far behind) drops the connection:
+            // the fd is closed with the message; the peer may retry.
+            match tx.try_send(ShardMsg::Adopt { fd, addr, received }) {
+                Ok(()) => {
+                    self.handoffs += 1;
+                    wake.wake();
+                }
+                Err(_) => self.log(format!(
+                    "peer {addr} dropped: shard {owner}'s inbox is full ({INBOX_MAX} messages)"
+                )),
             }
             return;
         }
