@@ -16,16 +16,16 @@
 mod common;
 
 use std::ffi::OsString;
-use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::engine::{free_port, Daemon};
+use common::raw_peer::{our_handshake, RawPeer};
 use common::*;
 use ringseed::metainfo::Metainfo;
-use ringseed::wire::{Handshake, Limits, Message, MessageDecoder, HANDSHAKE_BYTES};
+use ringseed::wire::reserved_bits;
 use ringseed::InfoHash;
 
 /// Shards the seeder runs.
@@ -43,200 +43,8 @@ const PIECE_LENGTH: u64 = 32 * 1024;
 const BLOCK_BYTES: u32 = 16 * 1024;
 /// Bytes of each torrent's single file (several pieces, the last one short).
 const FILE_BYTES: usize = 150_001;
-/// Longest a connect may take on loopback.
-const CONNECT_WAIT_MAX: Duration = Duration::from_secs(5);
-/// Longest the handshake reply may take.
-const HANDSHAKE_WAIT_MAX: Duration = Duration::from_secs(10);
-/// Longest a connection waits to be unchoked and served its block.
-const BLOCK_WAIT_MAX: Duration = Duration::from_secs(20);
 /// Longest the seeder may take to exit after SIGTERM.
 const EXIT_WAIT_MAX: Duration = Duration::from_secs(20);
-/// One read's timeout; every loop around it also checks its own deadline.
-const READ_SLICE: Duration = Duration::from_millis(200);
-
-// ---------------------------------------------------------------------------
-// A raw peer: handshake, interested, one request; every read bounded.
-
-#[derive(Debug)]
-enum Got {
-    Unchoke,
-    Choke,
-    Piece {
-        piece: u32,
-        offset: u32,
-        block: Vec<u8>,
-    },
-    Reject {
-        piece: u32,
-        offset: u32,
-    },
-    #[allow(dead_code, reason = "shown through Debug in failure messages")]
-    Other(&'static str),
-}
-
-struct RawPeer {
-    stream: TcpStream,
-    local: SocketAddr,
-    buf: Vec<u8>,
-    decoder: MessageDecoder,
-}
-
-impl RawPeer {
-    fn connect(src: Ipv4Addr, dst: SocketAddr, pieces: u32) -> Result<RawPeer, String> {
-        let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
-            .map_err(|e| format!("socket: {e}"))?;
-        let from = SocketAddr::V4(SocketAddrV4::new(src, 0));
-        sock.bind(&from.into())
-            .map_err(|e| format!("bind {from}: {e}"))?;
-        sock.connect_timeout(&dst.into(), CONNECT_WAIT_MAX)
-            .map_err(|e| format!("connect {src} -> {dst}: {e}"))?;
-        let stream: TcpStream = sock.into();
-        stream
-            .set_read_timeout(Some(READ_SLICE))
-            .and_then(|()| stream.set_write_timeout(Some(CONNECT_WAIT_MAX)))
-            .map_err(|e| format!("timeouts: {e}"))?;
-        let local = stream
-            .local_addr()
-            .map_err(|e| format!("local_addr: {e}"))?;
-        Ok(RawPeer {
-            stream,
-            local,
-            buf: Vec::new(),
-            decoder: MessageDecoder::new(Limits::for_pieces(pieces)),
-        })
-    }
-
-    fn send(&mut self, bytes: &[u8]) -> Result<(), String> {
-        self.stream
-            .write_all(bytes)
-            .map_err(|e| format!("write: {e}"))
-    }
-
-    fn fill(&mut self, deadline: Instant) -> Result<(), String> {
-        let mut chunk = [0u8; 64 * 1024];
-        loop {
-            match self.stream.read(&mut chunk) {
-                Ok(0) => return Err("the seeder closed the connection".into()),
-                Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    return Ok(());
-                }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted
-                    ) =>
-                {
-                    if Instant::now() >= deadline {
-                        return Err("timed out".into());
-                    }
-                }
-                Err(e) => return Err(format!("read: {e}")),
-            }
-        }
-    }
-
-    fn handshake(&mut self, info_hash: InfoHash, tag: u8) -> Result<Handshake, String> {
-        let mut peer_id = *b"-SH0001-000000000000";
-        peer_id[19] = tag;
-        let hs = Handshake {
-            info_hash,
-            peer_id,
-            reserved: ringseed::wire::reserved_bits(true, true, false),
-        };
-        self.send(&hs.encode())?;
-        let deadline = Instant::now() + HANDSHAKE_WAIT_MAX;
-        loop {
-            match Handshake::decode(&self.buf) {
-                Ok(Some(h)) => {
-                    self.buf.drain(..HANDSHAKE_BYTES);
-                    return Ok(h);
-                }
-                Ok(None) => self
-                    .fill(deadline)
-                    .map_err(|e| format!("waiting for the handshake reply: {e}"))?,
-                Err(e) => return Err(format!("bad handshake reply: {e}")),
-            }
-        }
-    }
-
-    fn next(&mut self, deadline: Instant) -> Result<Got, String> {
-        loop {
-            let got = match self.decoder.decode(&self.buf) {
-                Ok(Some((m, n))) => {
-                    let got = match m {
-                        Message::Unchoke => Got::Unchoke,
-                        Message::Choke => Got::Choke,
-                        Message::Piece {
-                            piece,
-                            offset,
-                            block,
-                        } => Got::Piece {
-                            piece,
-                            offset,
-                            block: block.to_vec(),
-                        },
-                        Message::RejectRequest { piece, offset, .. } => {
-                            Got::Reject { piece, offset }
-                        }
-                        other => Got::Other(other.name()),
-                    };
-                    Some((got, n))
-                }
-                Ok(None) => None,
-                Err(e) => return Err(format!("bad message from the seeder: {e}")),
-            };
-            match got {
-                Some((g, n)) => {
-                    self.buf.drain(..n);
-                    return Ok(g);
-                }
-                None => self.fill(deadline)?,
-            }
-        }
-    }
-
-    fn fetch_block(&mut self, piece: u32, offset: u32, length: u32) -> Result<Vec<u8>, String> {
-        let deadline = Instant::now() + BLOCK_WAIT_MAX;
-        let mut msg = Vec::new();
-        ringseed::wire::encode(&Message::Interested, &mut msg);
-        self.send(&msg)?;
-        let mut seen = Vec::new();
-        loop {
-            match self.next(deadline) {
-                Ok(Got::Unchoke) => break,
-                Ok(g) => seen.push(format!("{g:?}")),
-                Err(e) => return Err(format!("waiting for unchoke: {e}; saw {seen:?}")),
-            }
-        }
-        msg.clear();
-        ringseed::wire::encode(
-            &Message::Request {
-                piece,
-                offset,
-                length,
-            },
-            &mut msg,
-        );
-        self.send(&msg)?;
-        loop {
-            match self.next(deadline) {
-                Ok(Got::Piece {
-                    piece: p,
-                    offset: o,
-                    block,
-                }) if p == piece && o == offset => return Ok(block),
-                Ok(Got::Reject {
-                    piece: p,
-                    offset: o,
-                }) if p == piece && o == offset => return Err("the request was rejected".into()),
-                Ok(Got::Choke) => return Err("choked while waiting for the block".into()),
-                Ok(g) => seen.push(format!("{g:?}")),
-                Err(e) => return Err(format!("waiting for the block: {e}; saw {seen:?}")),
-            }
-        }
-    }
-}
 
 // ---------------------------------------------------------------------------
 // The torrents.
@@ -330,7 +138,11 @@ fn exercise(t: &Seeded, index: usize, seeder: SocketAddr) -> Vec<String> {
                 continue;
             }
         };
-        match peer.handshake(t.info_hash, tag) {
+        let ours = our_handshake(t.info_hash, reserved_bits(true, true, false), tag);
+        match peer
+            .handshake(&ours)
+            .map_err(|e| format!("handshake: {e:?}"))
+        {
             Ok(h) if h.info_hash == t.info_hash => conns.push((i, peer)),
             Ok(h) => failures.push(format!(
                 "{} conn {i} from {}: handshake reply names {} instead of {}",

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod engine;
+pub mod raw_peer;
 
 use std::ffi::OsStr;
 use std::fs;
