@@ -299,8 +299,11 @@ fn worker_announces_to_opentracker_over_http_and_udp() {
         })
         .unwrap_or_else(|j| panic!("stop job refused: {j:?}"));
     let report = b.shutdown(REPLY_WAIT);
-    // It may have finished before shutdown began (then it is not counted).
-    assert!(report.abandoned == 0 && report.finished <= 1, "{report:?}");
+    // It may have finished before shutdown began (then it is not counted),
+    // and the previous job, whose reply already came, may still be counted
+    // as pending for a moment (a reply is sent before its job is marked
+    // done), so up to 2 jobs can be reported as finished.
+    assert!(report.abandoned == 0 && report.finished <= 2, "{report:?}");
     let r = rx.try_recv().expect("the stopped announce replied");
     answered(r, "B stopped over HTTP during shutdown");
     // The last reply may come a moment before its job is counted done.
