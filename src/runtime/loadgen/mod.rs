@@ -16,6 +16,7 @@
 //!
 //! [`EventLoop`]: crate::runtime::event_loop::EventLoop
 
+pub mod delay_line;
 pub mod leech;
 pub mod serve;
 

@@ -1,0 +1,3 @@
+//! Being written (issue 4/5).
+
+fn main() {}

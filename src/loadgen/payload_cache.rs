@@ -1,0 +1,1 @@
+//! A cache of generated payload blocks for the trivial seeder (issue 4). Being written.

@@ -1,0 +1,1 @@
+//! The swarm bench plot (issue 4). Being written.

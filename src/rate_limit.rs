@@ -1,0 +1,1 @@
+//! Token-bucket rate limits, global and per torrent (issue 5). Being written.

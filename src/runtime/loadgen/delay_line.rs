@@ -1,0 +1,1 @@
+//! A userspace delay line between two TUN devices (issue 4). Being written.
