@@ -214,6 +214,8 @@ pub struct Torrent {
     choker: UploadSlots,
     unchoked_scratch: Vec<u64>,
     candidates_scratch: Vec<SlotCandidate>,
+    /// Cap on regular slots from the global budget (`None`: no cap).
+    slot_quota: Option<usize>,
     picks: Vec<BlockRequest>,
     rng: Rng,
     outputs: VecDeque<Output>,
@@ -290,6 +292,7 @@ impl Torrent {
             choker,
             unchoked_scratch: Vec::new(),
             candidates_scratch: Vec::new(),
+            slot_quota: None,
             picks: Vec::new(),
             rng,
             outputs: VecDeque::new(),
@@ -900,6 +903,33 @@ impl Torrent {
     }
 
     // ---- choking ----
+
+    /// How many regular upload slots this torrent would use now if the
+    /// global budget did not cap it: its interested, unsnubbed peers, capped
+    /// by its per-torrent slot setting (unchoke-all: every interested peer).
+    /// The shard reports this as the torrent's demand for global slots.
+    pub fn slot_demand(&self) -> usize {
+        let wanting = self
+            .slots
+            .iter()
+            .flatten()
+            .filter(|p| p.conn.peer_interested() && !p.conn.is_snubbed())
+            .count();
+        wanting.min(self.settings.slots.slots)
+    }
+
+    /// Caps this torrent's regular slots at `quota` from the next rechoke on
+    /// (`None`: no global cap, only the per-torrent setting). A quota of 0
+    /// is treated as 1 while any peer is interested: a torrent's upload is
+    /// never starved completely.
+    pub fn set_slot_quota(&mut self, quota: Option<usize>) {
+        self.slot_quota = quota;
+    }
+
+    /// The cap set by [`Torrent::set_slot_quota`].
+    pub fn slot_quota(&self) -> Option<usize> {
+        self.slot_quota
+    }
 
     fn unchoked_count(&self) -> usize {
         self.slots
