@@ -1035,11 +1035,8 @@ impl Torrent {
                 connected_at: p.connected_at,
             });
         }
-        self.choker.rechoke(
-            &round,
-            &self.candidates_scratch,
-            &mut self.unchoked_scratch,
-        );
+        self.choker
+            .rechoke(&round, &self.candidates_scratch, &mut self.unchoked_scratch);
         self.chosen_scratch.clear();
         self.chosen_scratch.resize(self.slots.len(), false);
         for &peer in &self.unchoked_scratch {

@@ -77,10 +77,13 @@ impl SlotCandidate {
             .is_some_and(|t| now.saturating_sub(t) >= snub_time)
     }
 
-    /// Whether the peer connected less than `window` before `now` (one that
-    /// connected "after" `now` counts as new).
+    /// Whether the peer is a newcomer for optimistic draws: connected less
+    /// than `window` before `now` (one that connected "after" `now` counts
+    /// as new), or never unchoked by us yet (still choked since it
+    /// connected), so it has had no first pieces from us.
     pub fn is_newcomer(&self, now: Duration, window: Duration) -> bool {
-        now.saturating_sub(self.connected_at) < window
+        let never_unchoked = !self.unchoked && self.choke_changed_at <= self.connected_at;
+        never_unchoked || now.saturating_sub(self.connected_at) < window
     }
 
     /// How long the peer has held its slot (unchoked) or waited (choked).
@@ -117,6 +120,17 @@ mod tests {
         assert!(!c.is_newcomer(S(220), S(120)));
         assert!(c.is_newcomer(S(10), S(120)));
         assert!(!c.is_newcomer(S(100), Duration::ZERO));
+        // Never unchoked since it connected: a newcomer however old.
+        let waiting = SlotCandidate {
+            choke_changed_at: S(100),
+            ..c
+        };
+        assert!(waiting.is_newcomer(S(10_000), S(120)));
+        let holding = SlotCandidate {
+            unchoked: true,
+            ..waiting
+        };
+        assert!(!holding.is_newcomer(S(10_000), S(120)));
         assert_eq!(c.in_state_for(S(160)), S(10));
         assert_eq!(c.in_state_for(S(0)), Duration::ZERO);
         let r = Round::new(S(5), true, 16384, 10);

@@ -198,7 +198,10 @@ impl UploadSlots {
 fn capped(limit: Option<usize>, quota: Option<usize>) -> Option<usize> {
     match (limit, quota) {
         (None, None) => None,
-        (l, q) => Some(l.unwrap_or(usize::MAX).min(q.map_or(usize::MAX, |q| q.max(1)))),
+        (l, q) => Some(
+            l.unwrap_or(usize::MAX)
+                .min(q.map_or(usize::MAX, |q| q.max(1))),
+        ),
     }
 }
 

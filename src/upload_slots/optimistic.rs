@@ -5,7 +5,8 @@
 //! The holders are drawn again every `optimistic_interval`; in between, a
 //! holder keeps its slot while it stays interested, connected and outside
 //! the regular slots, and a freed slot is drawn again at once. A newcomer
-//! is `newcomer_weight` times as likely to be drawn.
+//! (connected within `newcomer_window`, or never unchoked yet) is
+//! `newcomer_weight` times as likely to be drawn.
 //!
 //! Boundary: state (the holders, the next draw) and one O(n) pass per
 //! round over the pool the caller hands in; nothing allocated once the
@@ -219,14 +220,26 @@ mod tests {
         let held = o.holders()[0];
         let rest: Vec<_> = c.iter().copied().filter(|x| x.peer != held).collect();
         out.clear();
-        o.choose(draw(S(10), 1), &mut pool_of(&rest), &rest, &mut rng, &mut out);
+        o.choose(
+            draw(S(10), 1),
+            &mut pool_of(&rest),
+            &rest,
+            &mut rng,
+            &mut out,
+        );
         assert_eq!(out.len(), 1);
         assert_ne!(out[0], held);
         // Empty pool, count 0: nothing.
         out.clear();
         o.choose(draw(S(20), 1), &mut [], &rest, &mut rng, &mut out);
         assert!(out.is_empty() && o.holders().is_empty());
-        o.choose(draw(S(30), 0), &mut pool_of(&rest), &rest, &mut rng, &mut out);
+        o.choose(
+            draw(S(30), 0),
+            &mut pool_of(&rest),
+            &rest,
+            &mut rng,
+            &mut out,
+        );
         assert!(out.is_empty());
     }
 
@@ -240,10 +253,15 @@ mod tests {
         for d in 0..draws {
             let now = S(3600 + d * 30);
             let c: Vec<_> = (0..20u64)
-                .map(|peer| SlotCandidate {
-                    peer,
-                    connected_at: if peer < 10 { S(0) } else { now - S(60) },
-                    ..SlotCandidate::default()
+                .map(|peer| {
+                    let connected_at = if peer < 10 { S(0) } else { now - S(60) };
+                    SlotCandidate {
+                        peer,
+                        connected_at,
+                        // Each had a turn once: only the age counts.
+                        choke_changed_at: connected_at + S(1),
+                        ..SlotCandidate::default()
+                    }
                 })
                 .collect();
             out.clear();

@@ -96,6 +96,9 @@ mod tests {
             rate_based_threshold_step: 0,
             ..s
         };
-        assert_eq!(slot_count(&unchoked(&[101, 101, 101]), &flat, &mut scratch), 4);
+        assert_eq!(
+            slot_count(&unchoked(&[101, 101, 101]), &flat, &mut scratch),
+            4
+        );
     }
 }

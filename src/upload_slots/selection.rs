@@ -67,7 +67,10 @@ mod tests {
         assert!(key(0, 1, 2, 1) > key(0, 1, 1, 2), "tie before index");
         assert_eq!(index_of(key(9, 77, 3, 123_456)), 123_456);
         assert_eq!(score_of(key(9, 77, 3, 123_456)), 77);
-        assert_eq!(score_of(key(0, u64::MAX, u64::MAX, INDEX_LIMIT - 1)), u64::MAX);
+        assert_eq!(
+            score_of(key(0, u64::MAX, u64::MAX, INDEX_LIMIT - 1)),
+            u64::MAX
+        );
         assert_eq!(index_of(key(0, 0, 0, INDEX_LIMIT - 1)), INDEX_LIMIT - 1);
     }
 

@@ -105,7 +105,8 @@ pub struct SlotSettings {
     pub snub_time: Duration,
     /// How long after connecting a peer is a newcomer, 0 to 1 h; default
     /// 2 min (a newcomer has no pieces to trade: optimistic slots are its
-    /// way in).
+    /// way in). A peer never unchoked since it connected also counts as a
+    /// newcomer, however long ago it connected, until its first turn.
     pub newcomer_window: Duration,
     /// How many times as likely a newcomer is to win an optimistic draw,
     /// `1..=NEWCOMER_WEIGHT_MAX`. Default 3.
@@ -345,8 +346,14 @@ mod tests {
             }
         };
         let second = Duration::from_secs(1);
-        assert_eq!(name_of(&|s| s.slots = SlotLimit::Fixed(SLOTS_MAX + 1)), "slots");
-        assert_eq!(name_of(&|s| s.optimistic = Some(OPTIMISTIC_MAX + 1)), "optimistic");
+        assert_eq!(
+            name_of(&|s| s.slots = SlotLimit::Fixed(SLOTS_MAX + 1)),
+            "slots"
+        );
+        assert_eq!(
+            name_of(&|s| s.optimistic = Some(OPTIMISTIC_MAX + 1)),
+            "optimistic"
+        );
         assert_eq!(
             name_of(&|s| {
                 s.slots = SlotLimit::Fixed(0);
@@ -362,7 +369,10 @@ mod tests {
             name_of(&|s| s.optimistic_interval = Duration::from_secs(9)),
             "optimistic_interval"
         );
-        assert_eq!(name_of(&|s| s.rate_window = RATE_WINDOW_MAX + second), "rate_window");
+        assert_eq!(
+            name_of(&|s| s.rate_window = RATE_WINDOW_MAX + second),
+            "rate_window"
+        );
         assert_eq!(name_of(&|s| s.snub_time = Duration::ZERO), "snub_time");
         assert_eq!(
             name_of(&|s| s.newcomer_window = INTERVAL_MAX + second),
@@ -386,7 +396,10 @@ mod tests {
             name_of(&|s| s.rate_based_threshold_step = (1 << 40) + 1),
             "rate_based_threshold_step"
         );
-        assert_eq!(name_of(&|s| s.rate_based_slots_max = 0), "rate_based_slots_max");
+        assert_eq!(
+            name_of(&|s| s.rate_based_slots_max = 0),
+            "rate_based_slots_max"
+        );
         // Edges are fine.
         assert_eq!(name_of(&|s| s.slots = SlotLimit::Fixed(SLOTS_MAX)), "ok");
         assert_eq!(name_of(&|s| s.slots = SlotLimit::Fixed(0)), "ok");

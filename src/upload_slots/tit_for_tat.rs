@@ -39,6 +39,10 @@ mod tests {
         c.waiting_since = Some(now - Duration::from_secs(59));
         assert_eq!(score(&c, now, snub), u64::MAX);
         let idle = SlotCandidate::default();
-        assert_eq!(score(&idle, now, snub), 1, "a silent unsnubbed peer beats a snubbed one");
+        assert_eq!(
+            score(&idle, now, snub),
+            1,
+            "a silent unsnubbed peer beats a snubbed one"
+        );
     }
 }
