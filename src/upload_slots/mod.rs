@@ -159,7 +159,8 @@ impl UploadSlots {
             }
             let score = self.score(c, round);
             let tie = self.rng.next_u64();
-            self.keys.push(key(c.priority, score, tie, index));
+            let flags = self.optimistic.flags(c, now, self.settings.newcomer_window);
+            self.keys.push(key(c.priority, score, tie, flags, index));
         }
         let regular = regular_slots(limit, None, self.keys.len());
         select_top(&mut self.keys, regular, limit.is_some());

@@ -15,7 +15,7 @@
 use std::time::Duration;
 
 use super::candidate::SlotCandidate;
-use super::selection::index_of;
+use super::selection::{flags_of, index_of, FLAG_HOLDER, FLAG_NEWCOMER};
 use super::settings::OPTIMISTIC_MAX;
 use crate::rng::Rng;
 
@@ -60,13 +60,26 @@ impl Optimistic {
         &self.holders
     }
 
+    /// The flags of `c`'s rank key for this round's draw (newcomer, holder).
+    pub fn flags(&self, c: &SlotCandidate, now: Duration, newcomer_window: Duration) -> u8 {
+        let mut flags = 0;
+        if c.is_newcomer(now, newcomer_window) {
+            flags |= FLAG_NEWCOMER;
+        }
+        if !self.holders.is_empty() && self.holders.binary_search(&c.peer).is_ok() {
+            flags |= FLAG_HOLDER;
+        }
+        flags
+    }
+
     /// When the holders are next drawn afresh.
     pub fn next_draw(&self) -> Duration {
         self.next_draw
     }
 
     /// Fills the optimistic slots from `pool` (keys of the interested
-    /// candidates without a regular slot; reordered in place): keeps the
+    /// candidates without a regular slot, flagged by
+    /// [`Optimistic::flags`]; reordered in place): keeps the
     /// current holders found there unless a redraw is due, then draws the
     /// free slots without replacement. Appends the holders to `unchoked`.
     pub fn choose(
@@ -78,22 +91,20 @@ impl Optimistic {
         unchoked: &mut Vec<u64>,
     ) {
         let count = draw.count.min(OPTIMISTIC_MAX);
-        if draw.now >= self.next_draw {
+        let redraw = draw.now >= self.next_draw;
+        if redraw {
             self.holders.clear();
             self.next_draw = draw.now.saturating_add(draw.interval);
         }
         let peer_of = |key: &u128| candidates.get(index_of(*key)).map(|c| c.peer);
         // Keep the holders still in the pool: move them to its front.
         let mut front = 0;
-        if !self.holders.is_empty() {
+        if !redraw && !self.holders.is_empty() {
             for i in 0..pool.len() {
                 if front >= count {
                     break;
                 }
-                let Some(peer) = pool.get(i).and_then(peer_of) else {
-                    continue;
-                };
-                if self.holders.binary_search(&peer).is_ok() {
+                if pool.get(i).is_some_and(|k| flags_of(*k) & FLAG_HOLDER != 0) {
                     pool.swap(front, i);
                     front += 1;
                 }
@@ -111,8 +122,7 @@ impl Optimistic {
         for i in 0..rest.len() {
             let new = rest
                 .get(i)
-                .and_then(|k| candidates.get(index_of(*k)))
-                .is_some_and(|c| c.is_newcomer(draw.now, draw.newcomer_window));
+                .is_some_and(|k| flags_of(*k) & FLAG_NEWCOMER != 0);
             if new {
                 rest.swap(newcomers, i);
                 newcomers += 1;
@@ -168,8 +178,12 @@ mod tests {
         }
     }
 
-    fn pool_of(c: &[SlotCandidate]) -> Vec<u128> {
-        (0..c.len()).map(|i| key(0, 0, 0, i)).collect()
+    /// The pool the allocator would hand in at `now`.
+    fn pool(o: &Optimistic, c: &[SlotCandidate], now: Duration) -> Vec<u128> {
+        c.iter()
+            .enumerate()
+            .map(|(i, c)| key(0, 0, 0, o.flags(c, now, S(120)), i))
+            .collect()
     }
 
     fn cands(n: u64) -> Vec<SlotCandidate> {
@@ -192,14 +206,20 @@ mod tests {
         for period in 0..40u64 {
             let start = S(period * 30);
             out.clear();
-            o.choose(draw(start, 2), &mut pool_of(&c), &c, &mut rng, &mut out);
+            o.choose(
+                draw(start, 2),
+                &mut pool(&o, &c, start),
+                &c,
+                &mut rng,
+                &mut out,
+            );
             assert_eq!(out.len(), 2);
             assert_ne!(out[0], out[1]);
             let held = o.holders().to_vec();
             for offset in [10, 20] {
                 out.clear();
                 let now = start + S(offset);
-                o.choose(draw(now, 2), &mut pool_of(&c), &c, &mut rng, &mut out);
+                o.choose(draw(now, 2), &mut pool(&o, &c, now), &c, &mut rng, &mut out);
                 assert_eq!(o.holders(), held, "period {period}");
             }
             seen.extend(held);
@@ -216,13 +236,19 @@ mod tests {
         let mut o = Optimistic::new();
         let mut rng = Rng::new(9);
         let mut out = Vec::new();
-        o.choose(draw(S(0), 1), &mut pool_of(&c), &c, &mut rng, &mut out);
+        o.choose(
+            draw(S(0), 1),
+            &mut pool(&o, &c, S(0)),
+            &c,
+            &mut rng,
+            &mut out,
+        );
         let held = o.holders()[0];
         let rest: Vec<_> = c.iter().copied().filter(|x| x.peer != held).collect();
         out.clear();
         o.choose(
             draw(S(10), 1),
-            &mut pool_of(&rest),
+            &mut pool(&o, &rest, S(10)),
             &rest,
             &mut rng,
             &mut out,
@@ -235,7 +261,7 @@ mod tests {
         assert!(out.is_empty() && o.holders().is_empty());
         o.choose(
             draw(S(30), 0),
-            &mut pool_of(&rest),
+            &mut pool(&o, &rest, S(30)),
             &rest,
             &mut rng,
             &mut out,
@@ -265,7 +291,7 @@ mod tests {
                 })
                 .collect();
             out.clear();
-            o.choose(draw(now, 1), &mut pool_of(&c), &c, &mut rng, &mut out);
+            o.choose(draw(now, 1), &mut pool(&o, &c, now), &c, &mut rng, &mut out);
             if out.first().is_some_and(|&p| p >= 10) {
                 wins += 1;
             }

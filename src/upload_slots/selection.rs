@@ -4,11 +4,19 @@
 //! Boundary: works on a caller-owned scratch of `u128` keys, so a round
 //! allocates nothing once the scratch has grown to the candidate count.
 //! A key packs, from the top: priority (8 bits), the algorithm's score
-//! (64 bits), a random tie-breaker (24 bits) and the candidate's index in
-//! the caller's slice (32 bits). Larger keys rank first.
+//! (64 bits), a random tie-breaker (22 bits), two flags for the
+//! optimistic draw (so it need not look the candidates up again) and the
+//! candidate's index in the caller's slice (32 bits). Larger keys rank
+//! first.
 
-/// Bits of the random tie-breaker.
+/// Bits of the random tie-breaker and the flags together.
 const TIE_BITS: u32 = 24;
+/// Bits of the flags, the low bits of the tie-breaker field.
+const FLAG_BITS: u32 = 2;
+/// Flag: the candidate is a newcomer.
+pub const FLAG_NEWCOMER: u8 = 1;
+/// Flag: the candidate held an optimistic slot after the last round.
+pub const FLAG_HOLDER: u8 = 2;
 /// Bits of the candidate index.
 const INDEX_BITS: u32 = 32;
 
@@ -16,9 +24,11 @@ const INDEX_BITS: u32 = 32;
 pub const INDEX_LIMIT: usize = 1 << INDEX_BITS;
 
 /// Packs a rank key. `index` must be below [`INDEX_LIMIT`] (higher bits
-/// are cut); `tie` keeps its low 24 bits.
-pub fn key(priority: u8, score: u64, tie: u64, index: usize) -> u128 {
-    let tie = u128::from(tie) & ((1 << TIE_BITS) - 1);
+/// are cut); `tie` keeps its low 22 bits, `flags` its low 2.
+pub fn key(priority: u8, score: u64, tie: u64, flags: u8, index: usize) -> u128 {
+    let flag_mask = (1u128 << FLAG_BITS) - 1;
+    let tie =
+        ((u128::from(tie) << FLAG_BITS) | (u128::from(flags) & flag_mask)) & ((1 << TIE_BITS) - 1);
     let index = (index as u128) & ((1 << INDEX_BITS) - 1);
     (u128::from(priority) << 120)
         | (u128::from(score) << (TIE_BITS + INDEX_BITS))
@@ -29,6 +39,11 @@ pub fn key(priority: u8, score: u64, tie: u64, index: usize) -> u128 {
 /// The candidate index packed in `key`.
 pub fn index_of(key: u128) -> usize {
     (key & ((1 << INDEX_BITS) - 1)) as usize
+}
+
+/// The flags packed in `key`.
+pub fn flags_of(key: u128) -> u8 {
+    ((key >> INDEX_BITS) as u8) & ((1 << FLAG_BITS) - 1)
 }
 
 /// The score packed in `key`.
@@ -60,18 +75,23 @@ mod tests {
 
     #[test]
     fn key_orders_by_priority_then_score_then_tie() {
-        let a = key(0, u64::MAX, u64::MAX, 5);
-        let b = key(1, 0, 0, 6);
+        let a = key(0, u64::MAX, u64::MAX, 3, 5);
+        let b = key(1, 0, 0, 0, 6);
         assert!(b > a, "priority first");
-        assert!(key(0, 2, 0, 1) > key(0, 1, u64::MAX, 2), "score before tie");
-        assert!(key(0, 1, 2, 1) > key(0, 1, 1, 2), "tie before index");
-        assert_eq!(index_of(key(9, 77, 3, 123_456)), 123_456);
-        assert_eq!(score_of(key(9, 77, 3, 123_456)), 77);
-        assert_eq!(
-            score_of(key(0, u64::MAX, u64::MAX, INDEX_LIMIT - 1)),
-            u64::MAX
+        assert!(
+            key(0, 2, 0, 0, 1) > key(0, 1, u64::MAX, 3, 2),
+            "score before tie"
         );
-        assert_eq!(index_of(key(0, 0, 0, INDEX_LIMIT - 1)), INDEX_LIMIT - 1);
+        assert!(key(0, 1, 2, 0, 1) > key(0, 1, 1, 3, 2), "tie before index");
+        let k = key(9, 77, 3, FLAG_HOLDER, 123_456);
+        assert_eq!(index_of(k), 123_456);
+        assert_eq!(score_of(k), 77);
+        assert_eq!(flags_of(k), FLAG_HOLDER);
+        let k = key(0, u64::MAX, u64::MAX, u8::MAX, INDEX_LIMIT - 1);
+        assert_eq!(score_of(k), u64::MAX);
+        assert_eq!(flags_of(k), FLAG_NEWCOMER | FLAG_HOLDER);
+        assert_eq!(index_of(k), INDEX_LIMIT - 1);
+        assert_eq!(flags_of(key(0, u64::MAX, u64::MAX, 0, 0)), 0);
     }
 
     #[test]
@@ -80,7 +100,7 @@ mod tests {
         for n in [0usize, 1, 2, 5, 100, 1000] {
             for k in [0usize, 1, 3, n / 2, n, n + 4] {
                 let keys: Vec<u128> = (0..n)
-                    .map(|i| key(0, rng.below(50), rng.next_u64(), i))
+                    .map(|i| key(0, rng.below(50), rng.next_u64(), 0, i))
                     .collect();
                 let mut full = keys.clone();
                 full.sort_unstable_by(|a, b| b.cmp(a));
