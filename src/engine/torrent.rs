@@ -161,6 +161,8 @@ pub struct TorrentStats {
     pub uploaded: u64,
     pub downloaded: u64,
     pub peers: usize,
+    /// Peers we have unchoked now.
+    pub unchoked: usize,
     pub rate_up: u64,
     pub rate_down: u64,
     pub hash_failures: u64,
@@ -1242,6 +1244,7 @@ impl Torrent {
             uploaded: self.uploaded(),
             downloaded: self.downloaded,
             peers: self.peer_count,
+            unchoked: self.unchoked_count(),
             rate_up: self.rate_up,
             rate_down: self.rate_down,
             hash_failures: self.hash_failures,

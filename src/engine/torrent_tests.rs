@@ -400,3 +400,83 @@ fn a_stalled_disk_stops_requests_at_the_memory_limit() {
     s.run_until_finished(1, 60);
     assert_eq!(s.nodes[1].disk, d);
 }
+
+/// One seed (node 0) and `downloaders` downloaders connected to it, after
+/// the first rechoke. The downloaders' writes are held, so they stay
+/// interested until [`release_writes`].
+fn seed_with_downloaders(
+    settings: EngineSettings,
+    downloaders: usize,
+    base: u16,
+) -> (Swarm, Vec<u8>) {
+    let d = data(PIECE as usize * 8, 9);
+    let mut nodes = vec![node_with(&d, true, base, 1, false, settings)];
+    for i in 1..=downloaders {
+        nodes.push(node(&d, false, base + i as u16, i as u64 + 1, false));
+    }
+    let mut s = swarm(nodes);
+    s.hold_writes = true;
+    for i in 1..=downloaders {
+        s.connect(i, 0);
+    }
+    s.settle();
+    s.nodes[0].t.tick(s.now);
+    s.settle();
+    (s, d)
+}
+
+/// The disks catch up: held writes complete, later ones at once.
+fn release_writes(s: &mut Swarm, d: &[u8]) {
+    s.hold_writes = false;
+    let now = s.now;
+    for (n, piece, _) in std::mem::take(&mut s.held) {
+        let start = piece as usize * PIECE as usize;
+        let end = (start + PIECE as usize).min(d.len());
+        s.nodes[n].disk[start..end].copy_from_slice(&d[start..end]);
+        s.nodes[n].t.on_piece_written(now, piece, true);
+    }
+}
+
+#[test]
+fn default_slots_unchoke_four_plus_one_optimistic() {
+    let (s, _) = seed_with_downloaders(EngineSettings::default(), 8, 5000);
+    let seed = &s.nodes[0].t;
+    assert_eq!(seed.stats().unchoked, 5);
+    assert_eq!(seed.slot_demand(), 4, "8 interested, capped by 4 slots");
+}
+
+#[test]
+fn unlimited_slots_unchoke_every_interested_peer() {
+    let mut settings = EngineSettings::default();
+    settings.slots.slots = crate::upload_slots::SlotLimit::Unlimited;
+    let (mut s, d) = seed_with_downloaders(settings, 8, 5100);
+    assert_eq!(s.nodes[0].t.stats().unchoked, 8);
+    assert_eq!(s.nodes[0].t.slot_demand(), 8);
+    release_writes(&mut s, &d);
+    for i in 1..=8 {
+        s.run_until_finished(i, 60);
+        assert_eq!(s.nodes[i].disk, d, "node {i}");
+    }
+}
+
+#[test]
+fn a_slot_quota_caps_the_next_rechoke_but_never_starves() {
+    let (mut s, d) = seed_with_downloaders(EngineSettings::default(), 6, 5200);
+    assert_eq!(s.nodes[0].t.slot_quota(), None);
+    s.nodes[0].t.set_slot_quota(Some(0));
+    assert_eq!(s.nodes[0].t.slot_quota(), Some(0));
+    s.now += Duration::from_secs(10);
+    let now = s.now;
+    s.nodes[0].t.tick(now);
+    s.settle();
+    // One regular slot (a quota of 0 still leaves one) and one optimistic.
+    assert_eq!(s.nodes[0].t.stats().unchoked, 2);
+    // The demand does not depend on the quota.
+    assert_eq!(s.nodes[0].t.slot_demand(), 4);
+    // Everyone still finishes, through the rotating optimistic slot.
+    release_writes(&mut s, &d);
+    for i in 1..=6 {
+        s.run_until_finished(i, 600);
+        assert_eq!(s.nodes[i].disk, d, "node {i}");
+    }
+}
