@@ -961,9 +961,9 @@ impl Torrent {
             .filter(|p| p.conn.peer_interested())
             .filter(|p| {
                 seeding
-                    || !p
+                    || p
                         .waiting_since()
-                        .is_some_and(|t| now.saturating_sub(t) >= snub_time)
+                        .is_none_or(|t| now.saturating_sub(t) < snub_time)
             })
             .count();
         match self.choker.slot_limit() {
