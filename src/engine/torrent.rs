@@ -961,8 +961,7 @@ impl Torrent {
             .filter(|p| p.conn.peer_interested())
             .filter(|p| {
                 seeding
-                    || p
-                        .waiting_since()
+                    || p.waiting_since()
                         .is_none_or(|t| now.saturating_sub(t) < snub_time)
             })
             .count();

@@ -45,11 +45,33 @@ fn node_with(
     settings: EngineSettings,
 ) -> Node {
     let pieces = d.len().div_ceil(PIECE as usize);
-    let have = if have_all {
-        Bitfield::full(pieces).unwrap()
+    let have: Vec<usize> = if have_all {
+        (0..pieces).collect()
     } else {
-        Bitfield::new(pieces).unwrap()
+        Vec::new()
     };
+    node_having(d, &have, port, seed, liar, settings)
+}
+
+/// A node with the pieces `have` on disk; it downloads the rest.
+fn node_having(
+    d: &[u8],
+    pieces_have: &[usize],
+    port: u16,
+    seed: u64,
+    liar: bool,
+    settings: EngineSettings,
+) -> Node {
+    let pieces = d.len().div_ceil(PIECE as usize);
+    let mut have = Bitfield::new(pieces).unwrap();
+    let mut disk = vec![0; d.len()];
+    for &i in pieces_have {
+        have.set(i).unwrap();
+        let start = i * PIECE as usize;
+        let end = (start + PIECE as usize).min(d.len());
+        disk[start..end].copy_from_slice(&d[start..end]);
+    }
+    let have_all = pieces_have.len() == pieces;
     let mut peer_id = [b'x'; 20];
     peer_id[..2].copy_from_slice(&port.to_be_bytes());
     let addr: SocketAddr = format!("127.0.0.{}:{port}", port % 200 + 1)
@@ -69,11 +91,6 @@ fn node_with(
         rng_seed: seed,
     };
     let t = Torrent::new(setup, settings, Duration::ZERO).unwrap();
-    let disk = if have_all {
-        d.to_vec()
-    } else {
-        vec![0; d.len()]
-    };
     Node {
         t,
         addr,
@@ -91,6 +108,8 @@ struct Swarm {
     /// Writes are held (a stalled disk) instead of completing at once.
     hold_writes: bool,
     held: Vec<(usize, u32, usize)>,
+    /// Nodes whose disk reads never complete: they send no blocks.
+    stalled_reads: Vec<usize>,
     /// Bytes in flight towards (node, peer).
     pipes: HashMap<(usize, PeerId), Vec<u8>>,
     now: Duration,
@@ -167,6 +186,7 @@ impl Swarm {
                     self.pipes.entry(dst).or_default().extend(bytes);
                 }
             }
+            Output::Read { .. } if self.stalled_reads.contains(&n) => {}
             Output::Read {
                 peer,
                 piece,
@@ -234,6 +254,7 @@ fn swarm(nodes: Vec<Node>) -> Swarm {
         nodes,
         links: Vec::new(),
         hold_writes: false,
+        stalled_reads: Vec::new(),
         held: Vec::new(),
         pipes: HashMap::new(),
         now: Duration::ZERO,
@@ -479,4 +500,36 @@ fn a_slot_quota_caps_the_next_rechoke_but_never_starves() {
         s.run_until_finished(i, 600);
         assert_eq!(s.nodes[i].disk, d, "node {i}");
     }
+}
+
+#[test]
+fn a_peer_that_sends_nothing_for_a_minute_is_snubbed() {
+    // Node 0 has pieces 0..4, node 1 has 4..8: each wants the other's.
+    // Neither disk answers, so neither ever sends a block (and both stay
+    // interested).
+    let d = data(PIECE as usize * 8, 13);
+    let low: Vec<usize> = (0..4).collect();
+    let high: Vec<usize> = (4..8).collect();
+    let mut s = swarm(vec![
+        node_having(&d, &low, 5300, 1, false, EngineSettings::default()),
+        node_having(&d, &high, 5301, 2, false, EngineSettings::default()),
+    ]);
+    s.stalled_reads.extend([0, 1]);
+    s.connect(0, 1);
+    let mut demand = Vec::new();
+    for second in 0..=70u64 {
+        s.now = Duration::from_secs(second);
+        let now = s.now;
+        for n in 0..2 {
+            s.nodes[n].t.tick(now);
+        }
+        s.settle();
+        demand.push(s.nodes[0].t.slot_demand());
+    }
+    // Node 1 is interested in node 0 and counts towards its demand while
+    // node 0's requests are young; 60 s without a block snubs it.
+    assert_eq!(demand[5], 1, "{demand:?}");
+    assert_eq!(demand[50], 1, "{demand:?}");
+    assert_eq!(demand[70], 0, "{demand:?}");
+    assert_eq!(s.nodes[0].t.stats().peers, 1, "still connected");
 }
