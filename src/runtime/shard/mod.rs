@@ -23,6 +23,7 @@
 //! closed once the last of them completes, so no op ever names a reused fd.
 
 pub mod conn;
+pub mod quota_board;
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
