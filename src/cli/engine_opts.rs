@@ -10,7 +10,8 @@ use clap::{Args, ValueEnum};
 use ringseed::engine::settings::PEERS_PER_TORRENT_LIMIT;
 use ringseed::engine::EngineSettings;
 use ringseed::metainfo::Metainfo;
-use ringseed::runtime::session::{available_cpus, SessionConfig, SHARDS_MAX};
+use ringseed::rate_limit::RATE_MAX;
+use ringseed::runtime::session::{available_cpus, LimitsConfig, SessionConfig, SHARDS_MAX};
 use ringseed::runtime::sockets::BindOptions;
 use ringseed::runtime::{hash_pieces, HashOptions};
 use ringseed::torrent::Bitfield;
@@ -55,6 +56,63 @@ pub struct EngineOpts {
     #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=ROUND_ROBIN_PIECES_MAX as i64))]
     pub round_robin_pieces: Option<u32>,
+    /// Upload limit of all torrents together, bytes per second (500K,
+    /// 10M; binary suffixes; 0 = unlimited) [default: unlimited].
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub upload_limit: Option<u64>,
+    /// Download limit of all torrents together, bytes per second [default: unlimited].
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub download_limit: Option<u64>,
+    /// Upload limit of each torrent, bytes per second [default: unlimited].
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub torrent_upload_limit: Option<u64>,
+    /// Download limit of each torrent, bytes per second [default: unlimited].
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub torrent_download_limit: Option<u64>,
+    /// Upload slots of all torrents together, shared among shards by
+    /// demand (0 = no global cap) [default: 0].
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=GLOBAL_UPLOAD_SLOTS_MAX as i64))]
+    pub global_upload_slots: Option<u32>,
+}
+
+/// Most `--global-upload-slots`.
+pub const GLOBAL_UPLOAD_SLOTS_MAX: u32 = 1_000_000;
+/// Longest RATE text looked at, in characters.
+const RATE_ARG_CHARS_MAX: usize = 32;
+
+/// Parses a RATE in bytes per second: `0` (unlimited), `123456`, `500K`,
+/// `10M`, `1G` (binary: K = 1024), an optional `B`, `iB`, `/s` after the
+/// unit; at most `rate_limit::RATE_MAX`.
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    if t.len() > RATE_ARG_CHARS_MAX {
+        return Err(format!(
+            "rate {t:?} is too long (at most {RATE_ARG_CHARS_MAX} characters)"
+        ));
+    }
+    let t = t.strip_suffix("/s").unwrap_or(t);
+    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, suffix) = t.split_at(digits_end);
+    let number: u64 = digits.parse().map_err(|_| {
+        format!("rate {text:?} is not a rate: expected bytes per second (500000, 500K, 10M)")
+    })?;
+    let unit: u64 = match suffix.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "rate {text:?} has an unknown unit {suffix:?}: use K, M or G (binary)"
+            ))
+        }
+    };
+    let bytes = number
+        .checked_mul(unit)
+        .filter(|&b| b <= RATE_MAX)
+        .ok_or_else(|| format!("rate {text:?} is over the most accepted, {RATE_MAX} bytes/s"))?;
+    Ok(bytes)
 }
 
 /// `--seed-choking` values.
@@ -110,8 +168,16 @@ impl EngineOpts {
         if let Some(n) = self.round_robin_pieces {
             settings.slots.round_robin_pieces = n;
         }
+        let limits = LimitsConfig {
+            upload_rate: self.upload_limit.unwrap_or(0),
+            download_rate: self.download_limit.unwrap_or(0),
+            torrent_upload_rate: self.torrent_upload_limit.unwrap_or(0),
+            torrent_download_rate: self.torrent_download_limit.unwrap_or(0),
+            upload_slots: u64::from(self.global_upload_slots.unwrap_or(0)),
+        };
         SessionConfig {
             settings,
+            limits,
             shards: self.shards.map_or_else(available_cpus, usize::from),
             listen: self.listen,
             bind: BindOptions {
@@ -202,5 +268,29 @@ mod tests {
         assert!(parse(&["--seed-choking", "fair"]).is_err());
         assert!(parse(&["--optimistic-slots", "101"]).is_err());
         assert!(parse(&["--round-robin-pieces", "0"]).is_err());
+    }
+}
+
+#[cfg(test)]
+mod rate_arg_tests {
+    use super::*;
+
+    #[test]
+    fn rates_parse_with_binary_suffixes() {
+        assert_eq!(parse_rate("0"), Ok(0));
+        assert_eq!(parse_rate("123456"), Ok(123_456));
+        assert_eq!(parse_rate("500K"), Ok(500 * 1024));
+        assert_eq!(parse_rate("10M"), Ok(10 << 20));
+        assert_eq!(parse_rate("4MiB/s"), Ok(4 << 20));
+        assert_eq!(parse_rate(" 1g "), Ok(1 << 30));
+    }
+
+    #[test]
+    fn bad_rates_are_refused_with_the_reason() {
+        assert!(parse_rate("").unwrap_err().contains("not a rate"));
+        assert!(parse_rate("fast").unwrap_err().contains("not a rate"));
+        assert!(parse_rate("10X").unwrap_err().contains("unknown unit"));
+        assert!(parse_rate("99999999999G").unwrap_err().contains("over the most"));
+        assert!(parse_rate(&"9".repeat(40)).unwrap_err().contains("too long"));
     }
 }

@@ -20,7 +20,9 @@ use thiserror::Error;
 
 use super::disk::{DiskError, TorrentStorage};
 use super::event_loop::LoopConfig;
+use super::shard::quota_board::QuotaBoard;
 use super::shard::{self, shard_of, SessionEvent, ShardMsg, ShardSpec, ShardTorrent};
+pub use super::shard::limits::LimitsConfig;
 use super::sockets::{self, BindOptions, SocketError};
 use super::tracker_worker::{TrackerWorker, TrackerWorkerConfig};
 use super::uring::{check_usable, UringError};
@@ -50,6 +52,9 @@ pub struct SessionConfig {
     /// Default off: measured no faster for page-cache reads, and it keeps
     /// the whole pool resident.
     pub register_buffers: bool,
+    /// Rate limits (global and per torrent) and the global upload-slot
+    /// budget; default: none.
+    pub limits: LimitsConfig,
 }
 
 impl Default for SessionConfig {
@@ -67,6 +72,7 @@ impl Default for SessionConfig {
             },
             pin: true,
             register_buffers: false,
+            limits: LimitsConfig::default(),
         }
     }
 }
@@ -273,6 +279,7 @@ impl Session {
             inboxes.push(rx);
         }
         let (events_tx, events) = crossbeam_channel::unbounded();
+        let board = QuotaBoard::new(n);
         let cpus = cpu_list();
         let mut threads = Vec::with_capacity(n);
         let mut parts = per_shard.into_iter();
@@ -296,6 +303,8 @@ impl Session {
                 loop_config: config.loop_config,
                 register_buffers: config.register_buffers,
                 epoch,
+                limits: config.limits,
+                board: board.clone(),
             };
             let cpu = (config.pin && !cpus.is_empty()).then(|| cpus[index % cpus.len()]);
             let handle = std::thread::Builder::new()

@@ -23,6 +23,7 @@
 //! closed once the last of them completes, so no op ever names a reused fd.
 
 pub mod conn;
+pub mod limits;
 pub mod quota_board;
 
 use std::collections::{HashMap, VecDeque};
@@ -35,9 +36,12 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use self::conn::{BlocksOut, ConnId, ConnState, Conns, OutItem, Sending};
+use self::limits::{LimitsConfig, ShardLimits};
+use self::quota_board::QuotaBoard;
 use crate::engine::{Output, PeerId, Torrent, TorrentStats};
 use crate::info_hash::InfoHash;
 use crate::peer::Direction;
+use crate::rate_limit::FairQueue;
 use crate::runtime::disk::TorrentStorage;
 use crate::runtime::event_loop::{
     BlockSegment, BufferId, Completion, EventLoop, LoopConfig, LoopError, OpId, OpKind,
@@ -147,6 +151,11 @@ pub struct ShardSpec {
     /// Register the buffer pool with the ring (READ_FIXED reads).
     pub register_buffers: bool,
     pub epoch: Instant,
+    /// Rate limits and the global slot budget.
+    pub limits: LimitsConfig,
+    /// Where the shards report demand for the global budgets (one board
+    /// shared by all shards).
+    pub board: QuotaBoard,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -242,6 +251,11 @@ struct Shard {
     deferred_reads: VecDeque<ReadJob>,
     deferred_recv: VecDeque<ConnId>,
     deferred_send: VecDeque<ConnId>,
+    limits: ShardLimits,
+    /// Reads waiting for upload tokens (rate limits only).
+    throttled_reads: FairQueue<ReadJob>,
+    /// Peers whose receive waits for download tokens (rate limits only).
+    throttled_recv: FairQueue<ConnId>,
     epoch: Instant,
     handoffs: u64,
     stopping: Option<Duration>,
@@ -316,6 +330,13 @@ impl Shard {
         let (stopped_tx, _) = crossbeam_channel::bounded(1);
         let now = spec.epoch.elapsed();
         let conn_of = spec.torrents.iter().map(|_| HashMap::new()).collect();
+        let limits = ShardLimits::new(
+            &spec.limits,
+            spec.board,
+            spec.index,
+            spec.torrents.len(),
+            now,
+        );
         Ok(Shard {
             index: spec.index,
             shards: spec.shards,
@@ -342,6 +363,9 @@ impl Shard {
             deferred_reads: VecDeque::new(),
             deferred_recv: VecDeque::new(),
             deferred_send: VecDeque::new(),
+            limits,
+            throttled_reads: FairQueue::default(),
+            throttled_recv: FairQueue::default(),
             epoch: spec.epoch,
             handoffs: 0,
             stopping: None,
@@ -410,6 +434,10 @@ impl Shard {
                 .map(|t| t.torrent.next_tick())
                 .min()
                 .unwrap_or(now + WAIT_MAX);
+            let next = match self.limits_wake(now) {
+                Some(at) => next.min(at),
+                None => next,
+            };
             let wait = next
                 .saturating_sub(now)
                 .clamp(Duration::from_millis(1), WAIT_MAX);
@@ -423,6 +451,7 @@ impl Shard {
             self.handle_replies();
             self.run_deferred();
             let now = self.now();
+            self.limits.round(now, &mut self.torrents);
             for t in 0..self.torrents.len() {
                 if now >= self.torrents[t].torrent.next_tick() {
                     self.torrents[t].torrent.tick(now);
@@ -585,7 +614,22 @@ impl Shard {
         // buffer is taken only when bytes arrive). A connection still being
         // routed uses one pool buffer: it may move to another shard, and a
         // multishot op would stay armed on this ring.
-        if self.multishot && matches!(c.state, ConnState::Peer { .. }) {
+        let multishot = self.recv_multishot(c);
+        if let ConnState::Peer { torrent, .. } = c.state {
+            if self.limits.down.is_limited(torrent) {
+                // Download limited: receive only with tokens; else wait
+                // unarmed, and TCP flow control slows the sender.
+                let now = self.epoch.elapsed();
+                if !self.limits.down.ready(now, torrent) {
+                    let key = conn_key(id);
+                    if !self.throttled_recv.has(torrent, key) {
+                        let _ = self.throttled_recv.push(torrent, key, id);
+                    }
+                    return;
+                }
+            }
+        }
+        if multishot {
             match self.queue(OpCtx::Recv { conn: id }, |ev| ev.recv_multi(fd)) {
                 Ok(op) => {
                     if let Some(c) = self.conns.get_mut(id) {
@@ -668,6 +712,15 @@ impl Shard {
             self.deferred_recv.push_back(id);
             return;
         }
+        if let ConnState::Peer { torrent, .. } = conn.state {
+            if n > 0 && self.limits.down.is_limited(torrent) {
+                let now = self.epoch.elapsed();
+                self.limits.down.charge(now, torrent, n as u64);
+            }
+        }
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
         if conn.inbuf.len() > INBUF_BYTES_MAX {
             let addr = conn.addr;
             self.log(format!(
@@ -824,11 +877,8 @@ impl Shard {
             let Some(id) = self.deferred_recv.pop_front() else {
                 break;
             };
-            let peer = self
-                .conns
-                .get(id)
-                .is_some_and(|c| matches!(c.state, ConnState::Peer { .. }));
-            if !(self.multishot && peer) && self.ev.buffer_pool().available() == 0 {
+            let multishot = self.conns.get(id).is_some_and(|c| self.recv_multishot(c));
+            if !multishot && self.ev.buffer_pool().available() == 0 {
                 self.deferred_recv.push_front(id);
                 break;
             }
@@ -849,6 +899,95 @@ impl Shard {
                 break;
             }
             self.start_read(r);
+        }
+        self.run_throttled();
+    }
+
+    // ---- rate limits ----
+
+    /// Whether a connection receives multishot: a peer of a torrent with
+    /// no download limit (a limited one receives one buffer at a time, so
+    /// each receive can wait for tokens).
+    fn recv_multishot(&self, c: &conn::Conn) -> bool {
+        match c.state {
+            ConnState::Peer { torrent, .. } => {
+                self.multishot && !self.limits.down.is_limited(torrent)
+            }
+            _ => false,
+        }
+    }
+
+    /// When tokens return for someone waiting, or the next quota round is
+    /// due; `None` when nobody waits and there is no global budget.
+    fn limits_wake(&mut self, now: Duration) -> Option<Duration> {
+        let mut at = self.limits.next_round();
+        let mut earliest = |t: Option<Duration>| {
+            if let Some(t) = t {
+                at = Some(at.map_or(t, |a| a.min(t)));
+            }
+        };
+        for t in self.throttled_reads.torrents() {
+            earliest(Some(now + self.limits.up.wait(now, t)));
+        }
+        for t in self.throttled_recv.torrents() {
+            earliest(Some(now + self.limits.down.wait(now, t)));
+        }
+        at
+    }
+
+    /// Bytes a read job puts on the wire (blocks and their headers).
+    fn job_wire_bytes(job: &ReadJob) -> u64 {
+        u64::from(job.total()) + (job.n * HEADER_BYTES) as u64
+    }
+
+    /// Starts a read now if its torrent is unlimited or its tokens allow;
+    /// else it waits its turn in `throttled_reads`.
+    fn admit_read(&mut self, job: ReadJob) {
+        let t = job.torrent;
+        if !self.limits.up.is_limited(t) {
+            self.start_read(job);
+            return;
+        }
+        let key = conn_key(job.conn);
+        let now = self.now();
+        let bytes = Self::job_wire_bytes(&job);
+        if !self.throttled_reads.has(t, key) && self.limits.up.admit(now, t, bytes) {
+            self.start_read(job);
+            return;
+        }
+        if let Err((_, job)) = self.throttled_reads.push(t, key, job) {
+            // The queue is full (far past any real load): send unthrottled.
+            self.limits.up.charge(now, t, bytes);
+            self.start_read(job);
+        }
+    }
+
+    /// Gives returned tokens to those waiting, round-robin.
+    fn run_throttled(&mut self) {
+        if self.throttled_reads.is_empty() && self.throttled_recv.is_empty() {
+            return;
+        }
+        let now = self.now();
+        loop {
+            let up = &mut self.limits.up;
+            let Some((t, _, job)) = self.throttled_reads.pop(|t| up.ready(now, t)) else {
+                break;
+            };
+            let alive = self
+                .conns
+                .get(job.conn)
+                .is_some_and(|c| c.state != ConnState::Closing);
+            if alive {
+                self.limits.up.charge(now, t, Self::job_wire_bytes(&job));
+                self.start_read(job);
+            }
+        }
+        loop {
+            let down = &mut self.limits.down;
+            let Some((_, _, id)) = self.throttled_recv.pop(|t| down.ready(now, t)) else {
+                break;
+            };
+            self.start_recv(id);
         }
     }
 
@@ -943,7 +1082,7 @@ impl Shard {
                 }
             }
             if let Some(j) = job.take() {
-                self.start_read(j);
+                self.admit_read(j);
             }
             let Some(&conn) = self.conn_of[t].get(&peer) else {
                 continue;
@@ -961,7 +1100,7 @@ impl Shard {
             });
         }
         if let Some(j) = job {
-            self.start_read(j);
+            self.admit_read(j);
         }
     }
 
@@ -1501,6 +1640,11 @@ impl Shard {
             .on_piece_written(now, piece, !w.failed);
         self.pump(t);
     }
+}
+
+/// A connection's key in the wait queues.
+fn conn_key(id: ConnId) -> u64 {
+    (u64::from(id.slot) << 32) | u64::from(id.generation)
 }
 
 fn peer_addr(fd: &OwnedFd) -> Option<SocketAddr> {

@@ -1,0 +1,194 @@
+//! A shard's side of the rate limits and the global slot budget: the
+//! settings ([`LimitsConfig`]), its upload and download [`Limiter`]s, and
+//! the round in which it reports its demand on the [`QuotaBoard`], reads
+//! everyone's, and sets its share of the global budgets: the global
+//! buckets' rates, and its torrents' slot quotas (its slot share split by
+//! their `slot_demand`). The queues of peers waiting for tokens live in the
+//! shard (they hold its IO types); the policy is in `rate_limit` and
+//! `slot_quota`.
+
+use std::time::Duration;
+
+use super::quota_board::QuotaBoard;
+use super::ShardTorrent;
+use crate::rate_limit::Limiter;
+use crate::slot_quota::{shard_quota, split, GlobalBudget, ShardDemand};
+
+/// How often a shard reports its demand and takes its share. Short, so a
+/// shard whose torrents get busy gets its share soon; each round is a few
+/// atomic loads and one split per budget.
+pub const QUOTA_ROUND: Duration = Duration::from_millis(500);
+
+/// Rate limits and the global slot budget. Every rate in bytes per second,
+/// 0 = unlimited (no bucket, no cost); slots 0 = no global cap.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// All torrents' upload together (shared among shards by demand).
+    pub upload_rate: u64,
+    /// All torrents' download together (shared among shards by demand).
+    pub download_rate: u64,
+    /// Each torrent's upload.
+    pub torrent_upload_rate: u64,
+    /// Each torrent's download.
+    pub torrent_download_rate: u64,
+    /// Regular upload slots of all torrents together.
+    pub upload_slots: u64,
+}
+
+impl LimitsConfig {
+    fn budget(&self) -> GlobalBudget {
+        GlobalBudget {
+            upload_slots: self.upload_slots,
+            upload_rate: self.upload_rate,
+            download_rate: self.download_rate,
+        }
+    }
+}
+
+/// One shard's limiters and its place on the board.
+pub struct ShardLimits {
+    budget: GlobalBudget,
+    board: QuotaBoard,
+    index: usize,
+    pub up: Limiter,
+    pub down: Limiter,
+    next_round: Duration,
+}
+
+impl ShardLimits {
+    /// Before the first round each shard takes an equal share of the
+    /// global rates.
+    pub fn new(
+        config: &LimitsConfig,
+        board: QuotaBoard,
+        index: usize,
+        torrents: usize,
+        now: Duration,
+    ) -> ShardLimits {
+        let shards = board.shards().max(1) as u64;
+        let share = |rate: u64| if rate == 0 { 0 } else { (rate / shards).max(1) };
+        ShardLimits {
+            budget: config.budget(),
+            index,
+            up: Limiter::new(
+                share(config.upload_rate),
+                config.torrent_upload_rate,
+                torrents,
+                now,
+            ),
+            down: Limiter::new(
+                share(config.download_rate),
+                config.torrent_download_rate,
+                torrents,
+                now,
+            ),
+            board,
+            next_round: now,
+        }
+    }
+
+    /// Nothing global to share: no round is needed.
+    pub fn has_global(&self) -> bool {
+        !self.budget.is_unlimited()
+    }
+
+    /// Runs a round if one is due: report, read, apply.
+    pub fn round(&mut self, now: Duration, torrents: &mut [ShardTorrent]) {
+        if !self.has_global() || now < self.next_round {
+            return;
+        }
+        self.next_round = now + QUOTA_ROUND;
+        let demands: Vec<u64> = torrents
+            .iter()
+            .map(|t| t.torrent.slot_demand() as u64)
+            .collect();
+        let downloading = torrents
+            .iter()
+            .filter(|t| !t.torrent.is_finished())
+            .map(|t| t.torrent.stats().peers as u64)
+            .sum::<u64>();
+        let mine = ShardDemand {
+            upload: demands.iter().sum::<u64>().min(u64::from(u32::MAX)) as u32,
+            download: downloading.min(u64::from(u32::MAX)) as u32,
+        };
+        self.board.publish(self.index, mine);
+        let quota = shard_quota(&self.budget, &self.board.read(), self.index);
+        if let Some(rate) = quota.upload_rate {
+            self.up.set_global_rate(now, rate.max(1));
+        }
+        if let Some(rate) = quota.download_rate {
+            self.down.set_global_rate(now, rate.max(1));
+        }
+        if let Some(slots) = quota.upload_slots {
+            for (t, q) in torrents.iter_mut().zip(split(slots, &demands)) {
+                t.torrent.set_slot_quota(Some(q as usize));
+            }
+        }
+    }
+
+    /// When the next round is due (`None`: never).
+    pub fn next_round(&self) -> Option<Duration> {
+        self.has_global().then_some(self.next_round)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unlimited_config_has_no_buckets_and_no_rounds() {
+        let l = ShardLimits::new(
+            &LimitsConfig::default(),
+            QuotaBoard::new(2),
+            0,
+            3,
+            Duration::ZERO,
+        );
+        assert!(l.up.is_unlimited());
+        assert!(l.down.is_unlimited());
+        assert!(!l.has_global());
+        assert_eq!(l.next_round(), None);
+    }
+
+    #[test]
+    fn global_rates_start_split_equally_among_shards() {
+        let config = LimitsConfig {
+            upload_rate: 4_000_000,
+            download_rate: 1_000_000,
+            torrent_upload_rate: 500_000,
+            ..LimitsConfig::default()
+        };
+        let l = ShardLimits::new(&config, QuotaBoard::new(4), 1, 2, Duration::ZERO);
+        assert_eq!(l.up.global_rate(), Some(1_000_000));
+        assert_eq!(l.down.global_rate(), Some(250_000));
+        assert!(l.up.is_limited(1));
+        assert!(l.has_global());
+        assert_eq!(l.next_round(), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_round_with_no_torrents_takes_a_share_of_an_idle_board() {
+        let config = LimitsConfig {
+            upload_rate: 3_000_000,
+            ..LimitsConfig::default()
+        };
+        let board = QuotaBoard::new(2);
+        board.publish(
+            1,
+            ShardDemand {
+                upload: 5,
+                download: 0,
+            },
+        );
+        let mut l = ShardLimits::new(&config, board, 0, 0, Duration::ZERO);
+        l.round(Duration::ZERO, &mut []);
+        // Shard 0 reports no demand; shard 1 wants 5: shard 0 keeps the
+        // floor of 1 byte/s.
+        assert_eq!(l.up.global_rate(), Some(1));
+        assert_eq!(l.next_round(), Some(QUOTA_ROUND));
+        // Not due yet: nothing changes.
+        l.round(Duration::from_millis(10), &mut []);
+        assert_eq!(l.next_round(), Some(QUOTA_ROUND));
+    }
+}
