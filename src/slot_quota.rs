@@ -140,9 +140,8 @@ impl GlobalBudget {
 pub fn shard_quota(budget: &GlobalBudget, demands: &[ShardDemand], me: usize) -> ShardQuota {
     let up: Vec<u64> = demands.iter().map(|d| u64::from(d.upload)).collect();
     let down: Vec<u64> = demands.iter().map(|d| u64::from(d.download)).collect();
-    let mine = |total: u64, d: &[u64]| {
-        (total > 0).then(|| split(total, d).get(me).copied().unwrap_or(0))
-    };
+    let mine =
+        |total: u64, d: &[u64]| (total > 0).then(|| split(total, d).get(me).copied().unwrap_or(0));
     ShardQuota {
         upload_slots: mine(budget.upload_slots, &up),
         upload_rate: mine(budget.upload_rate, &up),

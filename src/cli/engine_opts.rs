@@ -290,7 +290,11 @@ mod rate_arg_tests {
         assert!(parse_rate("").unwrap_err().contains("not a rate"));
         assert!(parse_rate("fast").unwrap_err().contains("not a rate"));
         assert!(parse_rate("10X").unwrap_err().contains("unknown unit"));
-        assert!(parse_rate("99999999999G").unwrap_err().contains("over the most"));
-        assert!(parse_rate(&"9".repeat(40)).unwrap_err().contains("too long"));
+        assert!(parse_rate("99999999999G")
+            .unwrap_err()
+            .contains("over the most"));
+        assert!(parse_rate(&"9".repeat(40))
+            .unwrap_err()
+            .contains("too long"));
     }
 }

@@ -81,7 +81,11 @@ fn set_rate_keeps_what_was_earned_and_changes_the_burst() {
     let mut b = TokenBucket::for_rate(10_000_000, ms(0));
     b.take(ms(0), 1_000_000);
     b.set_rate(ms(50), 1_000_000);
-    assert_eq!(b.tokens(), 100_000, "500 kB earned, capped by the new burst");
+    assert_eq!(
+        b.tokens(),
+        100_000,
+        "500 kB earned, capped by the new burst"
+    );
     assert_eq!(b.rate(), 1_000_000);
     b.refill(ms(1050));
     assert_eq!(b.burst(), 100_000);
@@ -169,7 +173,9 @@ fn fair_queue_keeps_each_peers_order() {
     for i in 0..4 {
         q.push(2, 9, i).unwrap();
     }
-    let got: Vec<u32> = std::iter::from_fn(|| q.pop(|_| true)).map(|x| x.2).collect();
+    let got: Vec<u32> = std::iter::from_fn(|| q.pop(|_| true))
+        .map(|x| x.2)
+        .collect();
     assert_eq!(got, vec![0, 1, 2, 3]);
 }
 
@@ -180,7 +186,10 @@ fn fair_queue_rotates_over_torrents_whatever_their_peer_counts() {
         q.push(0, p, 0).unwrap();
     }
     q.push(1, 0, 1).unwrap();
-    let first: Vec<usize> = (0..4).filter_map(|_| q.pop(|_| true)).map(|x| x.0).collect();
+    let first: Vec<usize> = (0..4)
+        .filter_map(|_| q.pop(|_| true))
+        .map(|x| x.0)
+        .collect();
     assert_eq!(first, vec![0, 1, 0, 0]);
 }
 
@@ -265,5 +274,9 @@ fn many_peers_share_a_limit_fairly_and_a_slow_peer_still_gets_blocks() {
     let greedy = &got[1..];
     let (lo, hi) = (greedy.iter().min().unwrap(), greedy.iter().max().unwrap());
     assert!(hi - lo <= 1, "greedy peers within one block: {lo}..{hi}");
-    assert!(got[0] + 1 >= slow_asks, "slow peer: {} of {slow_asks}", got[0]);
+    assert!(
+        got[0] + 1 >= slow_asks,
+        "slow peer: {} of {slow_asks}",
+        got[0]
+    );
 }

@@ -20,9 +20,9 @@ use thiserror::Error;
 
 use super::disk::{DiskError, TorrentStorage};
 use super::event_loop::LoopConfig;
+pub use super::shard::limits::LimitsConfig;
 use super::shard::quota_board::QuotaBoard;
 use super::shard::{self, shard_of, SessionEvent, ShardMsg, ShardSpec, ShardTorrent};
-pub use super::shard::limits::LimitsConfig;
 use super::sockets::{self, BindOptions, SocketError};
 use super::tracker_worker::{TrackerWorker, TrackerWorkerConfig};
 use super::uring::{check_usable, UringError};

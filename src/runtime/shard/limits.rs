@@ -17,7 +17,7 @@ use crate::slot_quota::{shard_quota, split, GlobalBudget, ShardDemand};
 /// How often a shard reports its demand and takes its share. Short, so a
 /// shard whose torrents get busy gets its share soon; each round is a few
 /// atomic loads and one split per budget.
-pub const QUOTA_ROUND: Duration = Duration::from_millis(500);
+pub const QUOTA_ROUND: Duration = Duration::from_millis(200);
 
 /// Rate limits and the global slot budget. Every rate in bytes per second,
 /// 0 = unlimited (no bucket, no cost); slots 0 = no global cap.
