@@ -240,3 +240,49 @@ fn per_torrent_upload_limit_holds_each_torrent() {
     }
     seed.terminate_cleanly();
 }
+
+/// `--global-upload-slots 2` with `--upload-slots 8`: the global budget
+/// caps the torrent's slots, so of 8 leechers only the 2 regular slots and
+/// the optimistic one get bytes (Jain's index about 3/8); without it all 8
+/// do. A slot cap, not a rate, so no limit on bytes here.
+#[test]
+fn global_upload_slots_cap_a_torrents_slots() {
+    let dir = tempdir();
+    let torrents = make_torrents(dir.path(), 1, 16 << 20);
+    let ip = Ipv4Addr::new(127, 0, 50, 8);
+    for global in ["0", "2"] {
+        let (mut seed, addr) = start_ringseed_seed(
+            &format!("seed --global-upload-slots {global}"),
+            &torrents[0],
+            &dir.path().join("data"),
+            ip,
+            &[
+                "--upload-slots",
+                "8",
+                "--global-upload-slots",
+                global,
+                "--shards",
+                "1",
+            ],
+        );
+        let r = leech(&torrents, addr);
+        let peers = &r["peers"];
+        let jain = peers["jain_index"].as_f64().unwrap_or(1.0);
+        let median = peers["rate_median_mb_per_s"].as_f64().unwrap_or(-1.0);
+        let min = peers["rate_min_mb_per_s"].as_f64().unwrap_or(0.0);
+        eprintln!("global slots {global}: jain {jain:.3}, median {median:.2} MB/s");
+        if global == "0" {
+            assert!(
+                min > 0.0,
+                "without a global cap every peer gets bytes\n{r:#}"
+            );
+        } else {
+            assert!(
+                median == 0.0 && jain <= 0.5,
+                "at most 4 of 8 peers served\n{r:#}"
+            );
+            assert!(r["bytes"].as_u64().unwrap_or(0) > 0, "{r:#}");
+        }
+        seed.terminate_cleanly();
+    }
+}
