@@ -97,7 +97,9 @@ fn shard_of(torrent: &Path, shards: usize) -> usize {
     ringseed::runtime::shard::shard_of(&hash, shards)
 }
 
-/// `--upload-limit 4M`: 8 synthetic leechers get 4 MiB/s together.
+/// `--upload-limit 4M`: 8 synthetic leechers get 4 MiB/s together, and
+/// with every peer unchoked (`--upload-slots unlimited`) the limit is
+/// shared fairly: every peer gets bytes, Jain's index at least 0.9.
 #[test]
 fn upload_limit_caps_what_a_seed_sends() {
     let dir = tempdir();
@@ -108,16 +110,28 @@ fn upload_limit_caps_what_a_seed_sends() {
         &torrents[0],
         &dir.path().join("data"),
         ip,
-        &["--upload-limit", "4M", "--shards", "1"],
+        &[
+            "--upload-limit",
+            "4M",
+            "--upload-slots",
+            "unlimited",
+            "--shards",
+            "1",
+        ],
     );
     let r = leech(&torrents, addr);
     let rate = leech_rate(&r);
     assert_near("upload limit", rate, LIMIT_4M, &seed.describe());
+    let jain = r["peers"]["jain_index"].as_f64().unwrap_or(0.0);
+    let min = r["peers"]["rate_min_mb_per_s"].as_f64().unwrap_or(0.0);
+    eprintln!("upload limit: Jain's index {jain:.3}, slowest peer {min:.3} MB/s");
+    assert!(min > 0.0 && jain >= 0.9, "unfair share of the limit\n{r:#}");
     seed.terminate_cleanly();
 }
 
 /// `--download-limit 4M`: a 12 MiB download from an unlimited seed takes
-/// about 3 s (unlimited, it takes well under one on loopback).
+/// about 3 s (unlimited, it takes well under one on loopback), timed from
+/// when the downloader listens to its `complete:` line.
 #[test]
 fn download_limit_caps_what_a_download_receives() {
     let dir = tempdir();
@@ -132,7 +146,6 @@ fn download_limit_caps_what_a_download_receives() {
     );
     let out = dir.path().join("out");
     let peer = addr.to_string();
-    let started = Instant::now();
     let mut dl = start_ringseed_download(
         "download --download-limit 4M",
         &torrents[0],
@@ -140,8 +153,15 @@ fn download_limit_caps_what_a_download_receives() {
         Ipv4Addr::new(127, 0, 50, 4),
         &["--peer", &peer, "--download-limit", "4M", "--shards", "1"],
     );
-    let status = dl.wait_exit(DOWNLOAD_TIMEOUT);
+    // Timed from when it listens: its start-up (the data check, the ring)
+    // is not part of the download.
+    let dl_ip = Ipv4Addr::new(127, 0, 50, 4);
+    dl.wait_listening("ringseed", SocketAddr::from((dl_ip, 0)));
+    let started = Instant::now();
+    let complete = dl.wait_line(DOWNLOAD_TIMEOUT, |l| l.contains("complete:"));
     let elapsed = started.elapsed().as_secs_f64();
+    assert!(complete.is_ok(), "{complete:?}\n{}", dl.describe());
+    let status = dl.wait_exit(DOWNLOAD_TIMEOUT);
     assert!(
         status.is_some_and(|s| s.success()),
         "download did not finish in {DOWNLOAD_TIMEOUT:?}\n{}\n{}",
