@@ -20,6 +20,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use ringseed::loadgen::leecher::REQUESTS_MAX_DEFAULT;
 use ringseed::loadgen::payload::Payload;
+use ringseed::loadgen::payload_cache::CACHE_BYTES_MAX_DEFAULT;
 use ringseed::loadgen::report::{PeerSample, Report, ReportInput};
 use ringseed::metainfo::Metainfo;
 use ringseed::peer::TorrentShape;
@@ -111,6 +112,10 @@ enum Command {
         /// Seconds to run (default: until SIGINT/SIGTERM).
         #[arg(long)]
         duration: Option<f64>,
+        /// Bytes of generated pieces kept in memory (K, M, G suffixes); 0:
+        /// no cache, every block generated as it is sent.
+        #[arg(long, default_value_t = CACHE_BYTES_MAX_DEFAULT, value_parser = parse_size)]
+        cache_bytes_max: u64,
     },
     /// Writes the .torrent of a payload (and, with --data-dir, its bytes).
     MakeTorrent {
@@ -227,6 +232,7 @@ fn run() -> Result<()> {
             threads,
             conns_per_thread,
             duration,
+            cache_bytes_max,
         } => {
             let listen = expand_seeds(listen, seeds)?;
             let first = listen.first().copied().context("no --listen address")?;
@@ -243,6 +249,7 @@ fn run() -> Result<()> {
                 threads,
                 conns_per_thread,
                 duration: duration.map(|d| seconds("--duration", d)).transpose()?,
+                cache_bytes_max,
             };
             let all: Vec<String> = opts.listen.iter().map(|a| a.to_string()).collect();
             eprintln!(
@@ -279,6 +286,11 @@ fn run() -> Result<()> {
                 out.refused,
                 secs,
                 out.stats.block_bytes_sent as f64 / 1e6 / secs
+            );
+            let c = out.cache;
+            eprintln!(
+                "ringseed-bench: piece cache: {} hits, {} misses, {} evictions, {} bytes generated",
+                c.hits, c.misses, c.evictions, c.bytes_generated
             );
             Ok(())
         }
