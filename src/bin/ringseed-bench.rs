@@ -3,6 +3,7 @@
 //! - `leech`: K synthetic leechers against a seeder; prints the report
 //!   (goodput, good/bad blocks, per-peer rates and fairness, latency, CPU).
 //! - `serve`: the trivial seeder of a deterministic payload.
+//! - `plot`: an SVG of `benches/swarm/run.sh` results.
 //! - `make-torrent`: the .torrent of a payload, and optionally the payload
 //!   itself as a file, so `ringseed seed` can serve it.
 //!
@@ -21,6 +22,7 @@ use clap::{Parser, Subcommand};
 use ringseed::loadgen::leecher::REQUESTS_MAX_DEFAULT;
 use ringseed::loadgen::payload::Payload;
 use ringseed::loadgen::payload_cache::CACHE_BYTES_MAX_DEFAULT;
+use ringseed::loadgen::plot::plot_results;
 use ringseed::loadgen::report::{PeerSample, Report, ReportInput};
 use ringseed::metainfo::Metainfo;
 use ringseed::peer::TorrentShape;
@@ -34,6 +36,8 @@ const TORRENT_BYTES_MAX: u64 = 64 << 20;
 /// How often, and how many times, serve looks whether it listens yet.
 const READY_POLL: Duration = Duration::from_millis(10);
 const READY_POLLS_MAX: u32 = 6000;
+/// Largest results file plotted, in bytes.
+const RESULTS_BYTES_MAX: u64 = 256 << 20;
 /// Bytes generated and written at a time by make-torrent.
 const WRITE_CHUNK_BYTES: usize = 4 << 20;
 
@@ -116,6 +120,20 @@ enum Command {
         /// no cache, every block generated as it is sent.
         #[arg(long, default_value_t = CACHE_BYTES_MAX_DEFAULT, value_parser = parse_size)]
         cache_bytes_max: u64,
+    },
+    /// Draws benches/swarm/run.sh results (JSON lines) as an SVG: goodput,
+    /// seeder CPU per GiB and seeder peak RSS against the peer count.
+    Plot {
+        /// The results file (one JSON object a line).
+        #[arg(long)]
+        results: PathBuf,
+        #[arg(short = 'o', long)]
+        output: PathBuf,
+        #[arg(
+            long,
+            default_value = "Swarm bench: seeders under K synthetic leechers"
+        )]
+        title: String,
     },
     /// Writes the .torrent of a payload (and, with --data-dir, its bytes).
     MakeTorrent {
@@ -292,6 +310,29 @@ fn run() -> Result<()> {
                 "ringseed-bench: piece cache: {} hits, {} misses, {} evictions, {} bytes generated",
                 c.hits, c.misses, c.evictions, c.bytes_generated
             );
+            Ok(())
+        }
+        Command::Plot {
+            results,
+            output,
+            title,
+        } => {
+            let len = std::fs::metadata(&results)
+                .with_context(|| format!("reading {}", results.display()))?
+                .len();
+            if len > RESULTS_BYTES_MAX {
+                bail!(
+                    "{}: {len} bytes, over the limit of {RESULTS_BYTES_MAX}",
+                    results.display()
+                );
+            }
+            let text = std::fs::read_to_string(&results)
+                .with_context(|| format!("reading {}", results.display()))?;
+            let svg = plot_results(&text, &title)
+                .with_context(|| format!("plotting {}", results.display()))?;
+            std::fs::write(&output, svg)
+                .with_context(|| format!("writing {}", output.display()))?;
+            eprintln!("ringseed-bench: wrote {}", output.display());
             Ok(())
         }
         Command::MakeTorrent {
