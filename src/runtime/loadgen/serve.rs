@@ -718,3 +718,114 @@ impl Thread<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    use super::*;
+    use crate::loadgen::leecher::{Leecher, LeecherConfig};
+    use crate::InfoHash;
+
+    const PIECE: u64 = 64 * 1024;
+    /// 6 pieces and a short seventh.
+    const SIZE: u64 = 6 * PIECE + 5000;
+    const RUN: Duration = Duration::from_secs(2);
+    const READS_MAX: usize = 100_000;
+
+    fn options(addr: &str, cache_bytes_max: u64) -> ServeOptions {
+        let payload = Payload::new(3, SIZE, PIECE).unwrap();
+        ServeOptions {
+            listen: vec![addr.parse().unwrap()],
+            shape: TorrentShape::new(InfoHash([9; 20]), PIECE, SIZE).unwrap(),
+            payload,
+            threads: 2,
+            conns_per_thread: 8,
+            duration: Some(RUN),
+            cache_bytes_max,
+        }
+    }
+
+    /// One blocking leecher downloads the whole torrent from `opts`'s
+    /// address and checks every block.
+    fn download(opts: &ServeOptions) {
+        let mut sock = TcpStream::connect(opts.listen[0]).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let start = Instant::now();
+        let mut l = Leecher::new(LeecherConfig::default(), opts.shape, Duration::ZERO).unwrap();
+        let p = opts.payload;
+        let check = |piece, offset, data: &[u8]| p.check_block(piece, offset, data);
+        let mut buf = vec![0u8; 1 << 16];
+        let mut out = Vec::new();
+        for _ in 0..READS_MAX {
+            out.clear();
+            l.take_output(&mut out);
+            sock.write_all(&out).unwrap();
+            let n = sock.read(&mut buf).unwrap();
+            assert!(n > 0, "serve closed the connection");
+            l.receive(start.elapsed(), &buf[..n], &check).unwrap();
+            if l.is_done() {
+                break;
+            }
+        }
+        assert!(l.is_done());
+        assert_eq!(l.stats().bytes_good, SIZE);
+        assert_eq!(l.stats().blocks_bad, 0);
+    }
+
+    fn serve_and_download(opts: ServeOptions) -> ServeOutcome {
+        let ready = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let h = s.spawn(|| run_serve(&opts, &ready));
+            for _ in 0..500 {
+                if ready.load(Ordering::SeqCst) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            download(&opts);
+            download(&opts);
+            h.join().unwrap().unwrap()
+        })
+    }
+
+    #[test]
+    fn a_shared_cache_serves_everything_from_memory() {
+        let out = serve_and_download(options("127.0.40.11:17391", 1 << 20));
+        assert_eq!(out.connections, 2);
+        assert_eq!(out.stats.block_bytes_sent, 2 * SIZE);
+        assert_eq!(out.cache.bytes_generated, SIZE, "generated once, up front");
+        assert_eq!(out.cache.misses, 0);
+        assert!(out.cache.hits > 0);
+    }
+
+    #[test]
+    fn per_thread_caches_fill_on_demand_and_evict() {
+        // Two threads, one piece each: every new piece evicts.
+        let out = serve_and_download(options("127.0.40.12:17392", 2 * PIECE));
+        assert_eq!(out.stats.block_bytes_sent, 2 * SIZE);
+        assert!(out.cache.misses >= 7, "{:?}", out.cache);
+        assert!(out.cache.evictions > 0, "{:?}", out.cache);
+    }
+
+    #[test]
+    fn without_a_cache_blocks_are_generated_in_place() {
+        let out = serve_and_download(options("127.0.40.13:17393", 0));
+        assert_eq!(out.stats.block_bytes_sent, 2 * SIZE);
+        assert_eq!(out.cache, CacheStats::default());
+    }
+
+    #[test]
+    fn a_cache_smaller_than_a_piece_is_refused() {
+        let ready = AtomicBool::new(false);
+        let r = run_serve(&options("127.0.40.14:17394", PIECE - 1), &ready);
+        assert!(matches!(
+            r,
+            Err(LoadgenError::Range {
+                what: "cache bytes",
+                ..
+            })
+        ));
+    }
+}
