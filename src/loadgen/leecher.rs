@@ -56,10 +56,6 @@ pub const LATENCY_PENDING_MAX: usize = 4096;
 pub const CHECK_EVERY_MAX: u32 = 1_000_000;
 /// Default (and largest) block size asked for, in bytes.
 pub const BLOCK_BYTES_DEFAULT: u32 = 16 * 1024;
-/// New requests go out once this fraction (1 / N) of the window is free,
-/// not after every block: fewer, larger request sends (each send on
-/// loopback also runs the seeder's receive path in our context).
-pub const REFILL_FRACTION: u32 = 4;
 
 /// Checks one received block: the caller knows what the bytes must be.
 pub trait BlockCheck {
@@ -233,9 +229,6 @@ pub struct Leecher {
     done_at: Option<Duration>,
     /// When bytes were last queued for sending.
     last_output_at: Duration,
-    /// Free request slots that trigger a refill (1 to a quarter of the
-    /// window, see [`REFILL_FRACTION`]).
-    refill_slots: usize,
     /// Whether a block can be asked for while a copy is outstanding: only
     /// when the torrent has few blocks more than the window.
     duplicates_possible: bool,
@@ -292,7 +285,6 @@ impl Leecher {
             interested_at: None,
             done_at: None,
             last_output_at: now,
-            refill_slots: (config.requests_max / REFILL_FRACTION).max(1) as usize,
             // The order walks every block before it repeats one, and retried
             // blocks were outstanding: a copy can only be outstanding when
             // the torrent has no more blocks than twice the window.
@@ -683,11 +675,6 @@ impl Leecher {
             return;
         }
         let window = self.config.requests_max as usize;
-        let free = window.saturating_sub(self.outstanding.len());
-        if free < self.refill_slots && !self.outstanding.is_empty() {
-            // Enough in flight; ask for more in one batch later.
-            return;
-        }
         while self.outstanding.len() < window && self.budget_left() {
             let Some(b) = self.next_block() else { break };
             if self.duplicates_possible && self.outstanding.iter().any(|p| p.block == b) {
@@ -898,25 +885,22 @@ mod tests {
     }
 
     #[test]
-    fn requests_are_refilled_in_batches_of_a_quarter_window() {
+    fn every_block_in_frees_a_slot_that_is_asked_again_at_once() {
         let p = Payload::new(5, 64 << 20, 1 << 20).unwrap();
         let (mut l, mut s) = started_with_seed(&p, 8);
         let ok = |_: u32, _: u32, _: &[u8]| true;
         assert_eq!(l.outstanding(), 8);
         assert_eq!(s.requests_queued(), 8);
-        // One block in: 1 slot free, under a quarter of 8: nothing asked.
-        let m = next_piece_message(&p, &mut s);
-        l.receive(T0, &m, &ok).unwrap();
-        assert_eq!((l.outstanding(), l.output_len()), (7, 0));
-        // Two free: both asked at once (17 bytes a request).
-        let m = next_piece_message(&p, &mut s);
-        l.receive(T0, &m, &ok).unwrap();
-        assert_eq!((l.outstanding(), l.output_len()), (8, 2 * 17));
-        // A window of 1 refills after every block.
-        let (mut l, mut s) = started_with_seed(&p, 1);
-        let m = next_piece_message(&p, &mut s);
-        l.receive(T0, &m, &ok).unwrap();
-        assert_eq!((l.outstanding(), l.output_len()), (1, 17));
+        for _ in 0..3 {
+            let m = next_piece_message(&p, &mut s);
+            l.receive(T0, &m, &ok).unwrap();
+            // One request of 17 bytes per block received.
+            assert_eq!((l.outstanding(), l.output_len()), (8, 17));
+            let mut a = Vec::new();
+            l.take_output(&mut a);
+            s.receive(&a).unwrap();
+        }
+        assert_eq!(l.stats().blocks_good + l.stats().blocks_unchecked, 3);
     }
 
     #[test]
