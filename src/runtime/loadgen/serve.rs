@@ -816,6 +816,89 @@ mod tests {
         assert_eq!(out.cache, CacheStats::default());
     }
 
+    /// `EventLoop::send_blocks_shared`, the op serve's cached path uses:
+    /// header and block pairs straight from shared bytes, a skip resumes a
+    /// short send, and bad segments are refused.
+    #[test]
+    fn shared_bytes_go_out_as_piece_messages() {
+        use std::os::unix::net::UnixStream;
+        let mut ev = EventLoop::new(LoopConfig {
+            ring_entries: 8,
+            ops_in_flight_max: 8,
+            buffers: 2,
+            buffer_bytes: 4096,
+        })
+        .unwrap();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let data: Arc<[u8]> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let segs: Vec<BlockSegment> = (0..3)
+            .map(|i| BlockSegment {
+                header: [i as u8 + 1; 13],
+                start: 1000 + i * 20_000,
+                len: 16_384 - i,
+            })
+            .collect();
+        let expected: Vec<u8> = segs
+            .iter()
+            .flat_map(|s| {
+                s.header
+                    .iter()
+                    .chain(&data[s.start..s.start + s.len])
+                    .copied()
+            })
+            .collect();
+        for skip in [0, 7, 13 + 500] {
+            let id = ev
+                .send_blocks_shared(a.as_raw_fd(), Arc::clone(&data), &segs, skip)
+                .unwrap();
+            let mut got = vec![0u8; expected.len() - skip];
+            let mut done = None;
+            let mut comps = Vec::new();
+            for _ in 0..500 {
+                ev.submit_and_wait(1, Some(Duration::from_millis(10)))
+                    .unwrap();
+                ev.drain_completions(&mut comps);
+                if let Some(c) = comps.iter().find(|c| c.op == id) {
+                    done = Some(*c);
+                    break;
+                }
+            }
+            let c = done.expect("the send completes");
+            assert_eq!(c.result, Ok((expected.len() - skip) as u32));
+            assert_eq!(c.buffer, None);
+            b.read_exact(&mut got).unwrap();
+            assert_eq!(got, expected[skip..], "skip {skip}");
+        }
+        assert_eq!(
+            Arc::strong_count(&data),
+            1,
+            "the op let go of its reference"
+        );
+        let fd = a.as_raw_fd();
+        let past = BlockSegment {
+            header: [0; 13],
+            start: 99_990,
+            len: 11,
+        };
+        assert!(matches!(
+            ev.send_blocks_shared(fd, Arc::clone(&data), &[], 0),
+            Err(LoopError::Segments { count: 0, .. })
+        ));
+        assert!(matches!(
+            ev.send_blocks_shared(fd, Arc::clone(&data), &[segs[0]; 5], 0),
+            Err(LoopError::Segments { count: 5, .. })
+        ));
+        assert!(matches!(
+            ev.send_blocks_shared(fd, Arc::clone(&data), &[past], 0),
+            Err(LoopError::Range { .. })
+        ));
+        assert!(matches!(
+            ev.send_blocks_shared(fd, Arc::clone(&data), &segs[..1], 13 + 16_384),
+            Err(LoopError::Length { .. })
+        ));
+    }
+
     #[test]
     fn a_cache_smaller_than_a_piece_is_refused() {
         let ready = AtomicBool::new(false);
