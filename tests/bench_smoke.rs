@@ -1,12 +1,15 @@
 //! Smoke runs of `ringseed-bench` (issue 4): a few seconds of 8 synthetic
 //! leechers against the trivial seeder (`ringseed-bench serve`) and against
-//! `ringseed seed` serving a payload written by `make-torrent`. Each must
-//! move bytes (nonzero goodput) and never see a bad block.
+//! `ringseed seed` serving a payload written by `make-torrent`, on one
+//! torrent and spread over two (`make-torrent --count 2`, `leech
+//! --torrent-dir`). Each must move bytes (nonzero goodput) and never see a
+//! bad block.
 //!
 //! Every child is killed by pid on drop; every wait is bounded.
 
 mod common;
 
+use std::ffi::OsStr;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::process::Command;
@@ -45,11 +48,20 @@ fn make_torrent(dir: &Path) -> std::path::PathBuf {
 
 /// Runs 8 leechers for 2 s against `target`; returns the JSON report.
 fn leech(torrent: &Path, target: SocketAddr, seeder_pid: u32) -> serde_json::Value {
+    leech_with(
+        &[OsStr::new("--torrent"), torrent.as_os_str()],
+        target,
+        seeder_pid,
+    )
+}
+
+/// Runs 8 leechers for 2 s against `target` on the torrents `which` names
+/// (--torrent / --torrent-dir arguments); returns the JSON report.
+fn leech_with(which: &[&OsStr], target: SocketAddr, seeder_pid: u32) -> serde_json::Value {
     let out = run_with_timeout(
         bench_bin()
             .arg("leech")
-            .arg("--torrent")
-            .arg(torrent)
+            .args(which)
             .args(["--target", &target.to_string()])
             .args(["--peers", "8", "--duration", "2", "--payload-seed", SEED])
             .args(["--seeder-pid", &seeder_pid.to_string(), "--json"]),
@@ -116,6 +128,60 @@ fn leechers_against_ringseed_seed() {
         r["seeder"]["cpu_user_s"].as_f64().is_some(),
         "seeder CPU measured\n{r:#}"
     );
+    seed.terminate_cleanly();
+}
+
+/// Two torrents (`make-torrent --count 2`, payload seeds 11 and 12) seeded
+/// by one `ringseed seed`; 8 leechers from `--torrent-dir`, 4 per torrent.
+/// Both torrents must move good bytes.
+#[test]
+fn leechers_spread_over_two_torrents() {
+    let dir = tempfile::tempdir().unwrap();
+    let tdir = dir.path().join("torrents");
+    let out = run_with_timeout(
+        bench_bin()
+            .arg("make-torrent")
+            .args(["--count", "2", "--payload-seed", SEED, "--size", SIZE])
+            .args(["--piece-length", PIECE_LENGTH])
+            .arg("-o")
+            .arg(&tdir)
+            .arg("--data-dir")
+            .arg(dir.path().join("data")),
+        RINGSEED_TIMEOUT,
+    );
+    out.assert_code(0);
+    let names = [11, 12].map(|s| format!("ringseed-bench-{s}-{SIZE}"));
+    let torrents = names.clone().map(|n| tdir.join(format!("{n}.torrent")));
+    for n in &names {
+        assert!(
+            dir.path().join("data").join(n).is_file(),
+            "{n}\n{}",
+            out.describe()
+        );
+    }
+    let ip = Ipv4Addr::new(127, 0, 9, 52);
+    let second = torrents[1].to_string_lossy().into_owned();
+    let (mut seed, addr) = start_ringseed_seed(
+        "ringseed seed (2 torrents)",
+        &torrents[0],
+        &dir.path().join("data"),
+        ip,
+        &[second.as_str()],
+    );
+    let pid = pid_of(&torrents[0].to_string_lossy());
+    let r = leech_with(&[OsStr::new("--torrent-dir"), tdir.as_os_str()], addr, pid);
+    check_report(&r, "two torrents");
+    assert_eq!(r["torrents"].as_u64(), Some(2), "{r:#}");
+    let per = r["per_torrent"].as_array().expect("per_torrent list");
+    assert_eq!(per.len(), 2, "{r:#}");
+    for (t, (name, seed)) in per.iter().zip(names.iter().zip([11, 12])) {
+        assert_eq!(t["name"].as_str(), Some(name.as_str()), "{r:#}");
+        assert_eq!(t["payload_seed"].as_u64(), Some(seed), "{r:#}");
+        assert_eq!(t["peers"].as_u64(), Some(4), "{r:#}");
+        assert_eq!(t["peers_connected"].as_u64(), Some(4), "{r:#}");
+        assert!(t["bytes"].as_u64().unwrap_or(0) > 0, "{r:#}");
+        assert_eq!(t["blocks_bad"].as_u64(), Some(0), "{r:#}");
+    }
     seed.terminate_cleanly();
 }
 

@@ -1,40 +1,61 @@
 #!/usr/bin/python3
-"""A libtorrent (python3-libtorrent 2.x) seed for the swarm bench.
+"""The libtorrent (python3-libtorrent 2.x) seeder adapter of the swarm bench.
 
-  lt_seed.py TORRENT DATA_DIR IP PORT --connections N [--ready-timeout S]
+  lt_seed.py --ip IP --port PORT --connections N --ready-timeout SECONDS \\
+             --data DATA_DIR TORRENT [TORRENT...]
 
-Adds TORRENT with its data in DATA_DIR (the save directory), checks it,
-listens on IP:PORT and prints "lt_seed: ready" on stderr once it seeds,
-then seeds until SIGTERM/SIGINT; on exit prints "lt_seed: uploaded BYTES"
-(payload bytes sent) on stderr. Exit 2 when it is not seeding within the
-ready timeout or the listen socket fails.
+The adapter contract of benches/swarm/run.sh (docs/swarm_bench.md): adds
+every TORRENT with its data in DATA_DIR (the save directory), checks them,
+listens on IP:PORT, and prints on stdout
 
-Settings: lt.high_performance_seed(), connections_limit N, no tracker,
-DHT, LSD, UPnP, NAT-PMP and uTP off. Loopback addresses only.
+  libtorrent: pid PID      (this process: its /proc/PID/stat is the seeder's CPU)
+  libtorrent: ready        (every torrent is seeding and the socket listens)
+
+then seeds until SIGTERM/SIGINT and exits 0; before it exits it prints
+"libtorrent: uploaded BYTES" (payload bytes sent, all torrents) on stderr.
+Exit 2 when it is not ready within the timeout or the listen socket fails.
+
+Settings: lt.high_performance_seed(), connections_limit N (all torrents
+together), every torrent active (not auto-managed), no tracker, DHT, LSD,
+UPnP, NAT-PMP or uTP. Loopback addresses only.
 """
 
 import argparse
+import os
 import signal
 import sys
 import time
 
 import libtorrent as lt
 
+NAME = "libtorrent"
 POLL_S = 0.05
 IDLE_POLL_S = 0.2
 CONNECTIONS_MAX = 100_000
+TORRENTS_MAX = 10_000
+READY_TIMEOUT_MAX_S = 3600.0
+HASHING_THREADS = max(1, min(os.cpu_count() or 1, 16))
 
 
 def log(msg):
-    print(f"lt_seed: {msg}", file=sys.stderr, flush=True)
+    print(f"{NAME}: {msg}", file=sys.stderr, flush=True)
 
 
-def settings_for(ip, port, connections):
+def say(msg):
+    print(f"{NAME}: {msg}", flush=True)
+
+
+def settings_for(ip, port, connections, torrents):
     settings = lt.high_performance_seed()
     settings.update({
         "listen_interfaces": f"{ip}:{port}",
         "outgoing_interfaces": ip,
         "connections_limit": connections,
+        # Every torrent seeds at once (the queue would leave most inactive).
+        "active_limit": torrents + 16,
+        "active_seeds": torrents + 16,
+        "active_checking": HASHING_THREADS,
+        "hashing_threads": HASHING_THREADS,
         "enable_dht": False,
         "enable_lsd": False,
         "enable_upnp": False,
@@ -49,28 +70,40 @@ def settings_for(ip, port, connections):
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("torrent")
-    p.add_argument("data")
-    p.add_argument("ip")
-    p.add_argument("port", type=int)
+    p.add_argument("--ip", required=True)
+    p.add_argument("--port", type=int, required=True)
     p.add_argument("--connections", type=int, required=True)
-    p.add_argument("--ready-timeout", type=float, default=120.0)
+    p.add_argument("--ready-timeout", type=float, required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("torrents", nargs="+", metavar="TORRENT")
     args = p.parse_args()
     if not args.ip.startswith("127."):
         p.error(f"{args.ip} is not a loopback address")
+    if not 1 <= args.port <= 65535:
+        p.error(f"--port must be 1..65535, got {args.port}")
     if not 1 <= args.connections <= CONNECTIONS_MAX:
         p.error(f"--connections must be 1..{CONNECTIONS_MAX}, got {args.connections}")
+    if not 0 < args.ready_timeout <= READY_TIMEOUT_MAX_S:
+        p.error(f"--ready-timeout must be over 0 and at most {READY_TIMEOUT_MAX_S}")
+    if len(args.torrents) > TORRENTS_MAX:
+        p.error(f"{len(args.torrents)} torrents: at most {TORRENTS_MAX}")
 
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+    say(f"pid {os.getpid()}")
 
-    ses = lt.session(settings_for(args.ip, args.port, args.connections))
-    params = lt.add_torrent_params()
-    params.ti = lt.torrent_info(args.torrent)
-    params.save_path = args.data
-    handle = ses.add_torrent(params)
-    handle.replace_trackers([])
+    ses = lt.session(settings_for(args.ip, args.port, args.connections, len(args.torrents)))
+    handles = []
+    for path in args.torrents:
+        params = lt.add_torrent_params()
+        params.ti = lt.torrent_info(path)
+        params.save_path = args.data
+        params.flags &= ~lt.torrent_flags.auto_managed
+        params.flags &= ~lt.torrent_flags.paused
+        handle = ses.add_torrent(params)
+        handle.replace_trackers([])
+        handles.append(handle)
 
     deadline = time.monotonic() + args.ready_timeout
     listening = False
@@ -81,21 +114,22 @@ def main():
             elif isinstance(a, (lt.listen_failed_alert, lt.file_error_alert)):
                 log(a.message())
                 return 2
-        if handle.status().is_seeding and listening:
+        seeding = sum(1 for h in handles if h.status().is_seeding)
+        if seeding == len(handles) and listening:
             break
         if time.monotonic() > deadline:
-            st = handle.status()
-            log(f"not seeding after {args.ready_timeout} s: state {st.state}, "
-                f"progress {st.progress * 100:.1f}%, listening {listening}")
+            log(f"not ready after {args.ready_timeout} s: {seeding} of {len(handles)} "
+                f"torrents seeding, listening {listening}")
             return 2
         time.sleep(POLL_S)
     if stop:
         return 0
-    log(f"ready on {args.ip}:{args.port}")
+    log(f"{len(handles)} torrents seeding on {args.ip}:{args.port}")
+    say("ready")
     while not stop:
         time.sleep(IDLE_POLL_S)
         ses.pop_alerts()
-    log(f"uploaded {handle.status().total_payload_upload}")
+    log(f"uploaded {sum(h.status().total_payload_upload for h in handles)}")
     return 0
 
 

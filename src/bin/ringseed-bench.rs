@@ -1,11 +1,13 @@
 //! `ringseed-bench`: the swarm load generator's command line (issue 4).
 //!
-//! - `leech`: K synthetic leechers against a seeder; prints the report
-//!   (goodput, good/bad blocks, per-peer rates and fairness, latency, CPU).
+//! - `leech`: K synthetic leechers against a seeder, on one torrent or
+//!   spread over several; prints the report (goodput, good/bad blocks,
+//!   per-peer rates and fairness, latency, CPU, per-torrent counts).
 //! - `serve`: the trivial seeder of a deterministic payload.
 //! - `plot`: an SVG of `benches/swarm/run.sh` results.
-//! - `make-torrent`: the .torrent of a payload, and optionally the payload
-//!   itself as a file, so `ringseed seed` can serve it.
+//! - `make-torrent`: the .torrent of a payload (or of `--count` payloads),
+//!   and optionally the payload itself as a file, so `ringseed seed` can
+//!   serve it.
 //!
 //! Boundary: argument parsing, files and printing; the work is in
 //! `ringseed::runtime::loadgen` and `ringseed::loadgen`.
@@ -13,22 +15,23 @@
 use std::fs::File;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use ringseed::loadgen::leecher::REQUESTS_MAX_DEFAULT;
-use ringseed::loadgen::payload::Payload;
+use ringseed::loadgen::payload::{Payload, TOTAL_LENGTH_MAX_BYTES};
 use ringseed::loadgen::payload_cache::CACHE_BYTES_MAX_DEFAULT;
 use ringseed::loadgen::plot::plot_results;
 use ringseed::loadgen::report::{PeerSample, Report, ReportInput};
+use ringseed::loadgen::torrent_set::{self, PeerFigures, TORRENTS_MAX};
 use ringseed::metainfo::Metainfo;
 use ringseed::peer::TorrentShape;
-use ringseed::runtime::loadgen::leech::{run_leech, LeechOptions};
+use ringseed::runtime::loadgen::leech::{run_leech, LeechOptions, LeechTorrent};
 use ringseed::runtime::loadgen::serve::{run_serve, ServeOptions, LISTENS_MAX};
-use ringseed::runtime::loadgen::{default_threads, install_stop_signals};
+use ringseed::runtime::loadgen::{default_threads, install_stop_signals, PEERS_MAX};
 use ringseed::runtime::proc_stats;
 
 /// Largest .torrent read, in bytes.
@@ -55,20 +58,37 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// K synthetic leechers download from a seeder and check every block.
+    ///
+    /// Several torrents (--torrent repeated and/or --torrent-dir): peer i
+    /// downloads torrent i % T, in the order given (--torrent first, then
+    /// the directory's files by name). A torrent named
+    /// ringseed-bench-SEED-SIZE (as make-torrent names them) is checked
+    /// against payload SEED; any other name against --payload-seed plus its
+    /// index in that order.
     Leech {
+        /// A .torrent to download; repeatable.
         #[arg(long)]
-        torrent: PathBuf,
+        torrent: Vec<PathBuf>,
+        /// Every *.torrent file in this directory too (sorted by file name).
+        #[arg(long, value_name = "DIR")]
+        torrent_dir: Option<PathBuf>,
         #[arg(long)]
         target: SocketAddr,
-        #[arg(long, default_value_t = 1)]
-        peers: u32,
+        /// Synthetic peers in all, spread evenly over the torrents
+        /// [default: one per torrent].
+        #[arg(long, conflicts_with = "peers_per_torrent")]
+        peers: Option<u32>,
+        /// Synthetic peers per torrent (instead of --peers).
+        #[arg(long)]
+        peers_per_torrent: Option<u32>,
         /// Requests each peer keeps outstanding.
         #[arg(long, default_value_t = REQUESTS_MAX_DEFAULT)]
         requests: u32,
         /// Seconds to run.
         #[arg(long, default_value_t = 10.0)]
         duration: f64,
-        /// Seed of the payload the torrent was made from.
+        /// Seed of the payload of a torrent whose name does not say it
+        /// (plus the torrent's index when there are several).
         #[arg(long, default_value_t = 1)]
         payload_seed: u64,
         /// Threads (default: the CPUs).
@@ -136,20 +156,28 @@ enum Command {
         title: String,
     },
     /// Writes the .torrent of a payload (and, with --data-dir, its bytes).
+    ///
+    /// With --count T: T payloads of --size bytes each, seeds S, S+1, ...,
+    /// S+T-1, named ringseed-bench-SEED-SIZE; -o is then a directory that
+    /// receives NAME.torrent for each.
     MakeTorrent {
         #[arg(long, default_value_t = 1)]
         payload_seed: u64,
+        /// Number of torrents (payload seeds counting up from --payload-seed).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=TORRENTS_MAX as i64))]
+        count: Option<u32>,
         /// Payload bytes: a number, or with a K, M or G suffix (binary).
         #[arg(long, value_parser = parse_size)]
         size: u64,
         /// Piece length in bytes (K and M suffixes accepted).
         #[arg(long, default_value = "256K", value_parser = parse_size)]
         piece_length: u64,
+        /// The .torrent to write (with --count: the directory to write them in).
         #[arg(short = 'o', long)]
         output: PathBuf,
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "count")]
         name: Option<String>,
         #[arg(long)]
         tracker: Option<String>,
@@ -178,7 +206,7 @@ fn expand_seeds(listen: Vec<SocketAddr>, seeds: Option<u32>) -> Result<Vec<Socke
 }
 
 fn default_name(seed: u64, size: u64) -> String {
-    format!("ringseed-bench-{seed}-{size}")
+    torrent_set::bench_name(seed, size)
 }
 
 fn seconds(what: &str, s: f64) -> Result<Duration> {
@@ -217,8 +245,10 @@ fn run() -> Result<()> {
     match cli.command {
         Command::Leech {
             torrent,
+            torrent_dir,
             target,
             peers,
+            peers_per_torrent,
             requests,
             duration,
             payload_seed,
@@ -228,9 +258,10 @@ fn run() -> Result<()> {
             check_every,
             json,
         } => leech(LeechArgs {
-            torrent,
+            torrents: torrent_paths(torrent, torrent_dir.as_deref())?,
             target,
             peers,
+            peers_per_torrent,
             requests,
             duration: seconds("--duration", duration)?,
             payload_seed,
@@ -337,6 +368,7 @@ fn run() -> Result<()> {
         }
         Command::MakeTorrent {
             payload_seed,
+            count,
             size,
             piece_length,
             output,
@@ -344,41 +376,167 @@ fn run() -> Result<()> {
             name,
             tracker,
         } => {
-            let payload = Payload::new(payload_seed, size, piece_length)?;
-            let name = name.unwrap_or_else(|| default_name(payload_seed, size));
-            let hashes = payload.piece_hashes_threads(default_threads());
-            let bytes = payload.torrent_bytes_with(&name, tracker.as_deref(), &hashes)?;
-            std::fs::write(&output, &bytes)
-                .with_context(|| format!("writing {}", output.display()))?;
-            if let Some(dir) = data_dir {
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("creating {}", dir.display()))?;
-                let path = dir.join(&name);
-                let mut f =
-                    File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-                let mut buf = vec![0u8; WRITE_CHUNK_BYTES];
-                let mut at = 0u64;
-                while at < size {
-                    let n = (size - at).min(WRITE_CHUNK_BYTES as u64) as usize;
-                    let chunk = buf.get_mut(..n).unwrap_or(&mut []);
-                    payload.fill(at, chunk);
-                    f.write_all(chunk)
-                        .with_context(|| format!("writing {}", path.display()))?;
-                    at += n as u64;
-                }
-                f.sync_all().ok();
+            let tracker = tracker.as_deref();
+            let Some(count) = count else {
+                let name = name.unwrap_or_else(|| default_name(payload_seed, size));
+                let info_hash = make_torrent(
+                    payload_seed,
+                    size,
+                    piece_length,
+                    &name,
+                    tracker,
+                    &output,
+                    data_dir.as_deref(),
+                )?;
+                println!("{info_hash} {}", output.display());
+                return Ok(());
+            };
+            let seeds = torrent_set::make_seeds(payload_seed, count as usize)?;
+            if size
+                .checked_mul(u64::from(count))
+                .is_none_or(|b| b > TOTAL_LENGTH_MAX_BYTES)
+            {
+                bail!("{count} torrents of {size} bytes: over the limit of {TOTAL_LENGTH_MAX_BYTES} bytes in all");
             }
-            let meta = Metainfo::from_bytes(&bytes)?;
-            println!("{} {}", meta.info_hash, output.display());
+            std::fs::create_dir_all(&output)
+                .with_context(|| format!("creating {}", output.display()))?;
+            for seed in seeds {
+                let name = default_name(seed, size);
+                let path = output.join(format!("{name}.torrent"));
+                let info_hash = make_torrent(
+                    seed,
+                    size,
+                    piece_length,
+                    &name,
+                    tracker,
+                    &path,
+                    data_dir.as_deref(),
+                )?;
+                println!("{info_hash} {}", path.display());
+            }
             Ok(())
         }
     }
 }
 
+/// Writes the .torrent of payload `seed` to `output` and, with `data_dir`,
+/// the payload as `data_dir/name`; the torrent's info-hash.
+fn make_torrent(
+    seed: u64,
+    size: u64,
+    piece_length: u64,
+    name: &str,
+    tracker: Option<&str>,
+    output: &Path,
+    data_dir: Option<&Path>,
+) -> Result<ringseed::InfoHash> {
+    let payload = Payload::new(seed, size, piece_length)?;
+    let hashes = payload.piece_hashes_threads(default_threads());
+    let bytes = payload.torrent_bytes_with(name, tracker, &hashes)?;
+    std::fs::write(output, &bytes).with_context(|| format!("writing {}", output.display()))?;
+    if let Some(dir) = data_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(name);
+        let mut f = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let mut buf = vec![0u8; WRITE_CHUNK_BYTES];
+        let mut at = 0u64;
+        while at < size {
+            let n = (size - at).min(WRITE_CHUNK_BYTES as u64) as usize;
+            let chunk = buf.get_mut(..n).unwrap_or(&mut []);
+            payload.fill(at, chunk);
+            f.write_all(chunk)
+                .with_context(|| format!("writing {}", path.display()))?;
+            at += n as u64;
+        }
+        f.sync_all().ok();
+    }
+    Ok(Metainfo::from_bytes(&bytes)?.info_hash)
+}
+
+/// The --torrent paths, then the *.torrent files of `dir` sorted by file
+/// name; at least one and at most [`TORRENTS_MAX`].
+fn torrent_paths(mut paths: Vec<PathBuf>, dir: Option<&Path>) -> Result<Vec<PathBuf>> {
+    if let Some(dir) = dir {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            let path = entry
+                .with_context(|| format!("reading {}", dir.display()))?
+                .path();
+            if path.extension().is_some_and(|e| e == "torrent") && path.is_file() {
+                if paths.len() + found.len() >= TORRENTS_MAX {
+                    bail!(
+                        "{}: more than {TORRENTS_MAX} torrents in all",
+                        dir.display()
+                    );
+                }
+                found.push(path);
+            }
+        }
+        if found.is_empty() {
+            bail!("{}: no *.torrent file", dir.display());
+        }
+        found.sort();
+        paths.extend(found);
+    }
+    if paths.is_empty() {
+        bail!("no torrent: give --torrent FILE or --torrent-dir DIR");
+    }
+    torrent_set::check_count(paths.len())?;
+    Ok(paths)
+}
+
+/// One torrent of a leech run, read and checked against its payload.
+struct Loaded {
+    name: String,
+    seed: u64,
+    torrent: LeechTorrent,
+}
+
+/// Reads `path` (torrent `index` of the run) and finds its payload seed
+/// (see [`torrent_set::payload_seed`]); fails when that payload does not
+/// give the torrent's first piece hash.
+fn load_torrent(path: &Path, index: usize, base_seed: u64) -> Result<Loaded> {
+    let len = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    if len > TORRENT_BYTES_MAX {
+        bail!(
+            "{}: {len} bytes, over the limit of {TORRENT_BYTES_MAX}",
+            path.display()
+        );
+    }
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let meta =
+        Metainfo::from_bytes(&bytes).with_context(|| format!("reading {}", path.display()))?;
+    let (piece_length, total) = (meta.info.piece_length, meta.info.total_length);
+    let seed =
+        torrent_set::payload_seed(&meta.info.name, total, base_seed, index).with_context(|| {
+            format!(
+                "{}: payload seed {base_seed} + {index} overflows",
+                path.display()
+            )
+        })?;
+    let payload = Payload::new(seed, total, piece_length)?;
+    // The payload must be the torrent's: compare the first piece's hash.
+    if payload.piece_hash(0) != meta.info.pieces.first().copied() {
+        bail!(
+            "payload seed {seed} does not generate {} (piece 0's hash differs)",
+            path.display()
+        );
+    }
+    let shape = TorrentShape::new(meta.info_hash, piece_length, total)?;
+    Ok(Loaded {
+        name: meta.info.name.clone(),
+        seed,
+        torrent: LeechTorrent { shape, payload },
+    })
+}
+
 struct LeechArgs {
-    torrent: PathBuf,
+    torrents: Vec<PathBuf>,
     target: SocketAddr,
-    peers: u32,
+    peers: Option<u32>,
+    peers_per_torrent: Option<u32>,
     requests: u32,
     duration: Duration,
     payload_seed: u64,
@@ -390,34 +548,15 @@ struct LeechArgs {
 }
 
 fn leech(a: LeechArgs) -> Result<()> {
-    let len = std::fs::metadata(&a.torrent)
-        .with_context(|| format!("reading {}", a.torrent.display()))?
-        .len();
-    if len > TORRENT_BYTES_MAX {
-        bail!(
-            "{}: {len} bytes, over the limit of {TORRENT_BYTES_MAX}",
-            a.torrent.display()
-        );
+    let mut loaded = Vec::with_capacity(a.torrents.len());
+    for (i, path) in a.torrents.iter().enumerate() {
+        loaded.push(load_torrent(path, i, a.payload_seed)?);
     }
-    let bytes =
-        std::fs::read(&a.torrent).with_context(|| format!("reading {}", a.torrent.display()))?;
-    let meta = Metainfo::from_bytes(&bytes)?;
-    let (piece_length, total) = (meta.info.piece_length, meta.info.total_length);
-    let payload = Payload::new(a.payload_seed, total, piece_length)?;
-    // The payload must be the torrent's: compare the first piece's hash.
-    if payload.piece_hash(0) != meta.info.pieces.first().copied() {
-        bail!(
-            "payload seed {} does not generate {} (piece 0's hash differs)",
-            a.payload_seed,
-            a.torrent.display()
-        );
-    }
-    let shape = TorrentShape::new(meta.info_hash, piece_length, total)?;
+    let peers = torrent_set::total_peers(loaded.len(), a.peers, a.peers_per_torrent, PEERS_MAX)?;
     let opts = LeechOptions {
         target: a.target,
-        shape,
-        payload,
-        peers: a.peers,
+        torrents: loaded.iter().map(|l| l.torrent).collect(),
+        peers,
         requests: a.requests,
         duration: a.duration,
         threads: a.threads,
@@ -456,6 +595,15 @@ fn leech(a: LeechArgs) -> Result<()> {
     let bytes_bad = sum(|s| s.bytes_bad);
     let blocks_unchecked = sum(|s| s.blocks_unchecked);
     let connected = out.peers.iter().filter(|p| p.connected).count();
+    let per_torrent = torrent_set::totals(
+        loaded.len(),
+        out.peers.iter().map(|p| PeerFigures {
+            torrent: p.torrent,
+            connected: p.connected,
+            bytes: p.stats.bytes_good + p.stats.bytes_unchecked,
+            blocks_bad: p.stats.blocks_bad,
+        }),
+    );
     let errors: Vec<String> = out
         .peers
         .iter()
@@ -471,6 +619,22 @@ fn leech(a: LeechArgs) -> Result<()> {
             o.insert("blocks_unchecked".into(), blocks_unchecked.into());
             o.insert("peers_connected".into(), connected.into());
             o.insert("errors".into(), errors.clone().into());
+            o.insert("torrents".into(), loaded.len().into());
+            let list: Vec<serde_json::Value> = loaded
+                .iter()
+                .zip(&per_torrent)
+                .map(|(l, t)| {
+                    serde_json::json!({
+                        "name": l.name,
+                        "payload_seed": l.seed,
+                        "peers": t.peers,
+                        "peers_connected": t.peers_connected,
+                        "bytes": t.bytes,
+                        "blocks_bad": t.blocks_bad,
+                    })
+                })
+                .collect();
+            o.insert("per_torrent".into(), list.into());
         }
         println!("{v}");
     } else {
@@ -484,9 +648,186 @@ fn leech(a: LeechArgs) -> Result<()> {
             "peers connected",
             out.peers.len()
         );
+        if let Some(line) = torrents_line(&per_torrent) {
+            println!("{:<24}{line}", "torrents");
+        }
         for e in &errors {
             println!("{:<24}{e}", "error");
         }
     }
     Ok(())
+}
+
+/// The text report's line for several torrents: their count and the
+/// spread of their bytes (`None` for one torrent).
+fn torrents_line(per_torrent: &[torrent_set::TorrentTotals]) -> Option<String> {
+    if per_torrent.len() < 2 {
+        return None;
+    }
+    let mut bytes: Vec<u64> = per_torrent.iter().map(|t| t.bytes).collect();
+    bytes.sort_unstable();
+    let mb = |b: Option<&u64>| b.map_or(0.0, |&b| b as f64 / 1e6);
+    let served = bytes.iter().filter(|&&b| b > 0).count();
+    Some(format!(
+        "{} ({served} got bytes); MB per torrent min / median / max {:.1} / {:.1} / {:.1}",
+        bytes.len(),
+        mb(bytes.first()),
+        mb(bytes.get(bytes.len() / 2)),
+        mb(bytes.last())
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("ringseed-bench").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn leech_takes_several_torrents_and_one_peer_option() {
+        let cli = parse(&[
+            "leech",
+            "--torrent",
+            "a",
+            "--torrent",
+            "b",
+            "--torrent-dir",
+            "d",
+            "--target",
+            "127.0.0.1:1",
+            "--peers-per-torrent",
+            "10",
+        ])
+        .unwrap();
+        let Command::Leech {
+            torrent,
+            torrent_dir,
+            peers,
+            peers_per_torrent,
+            ..
+        } = cli.command
+        else {
+            panic!("not leech");
+        };
+        assert_eq!(torrent, vec![PathBuf::from("a"), PathBuf::from("b")]);
+        assert_eq!(torrent_dir, Some(PathBuf::from("d")));
+        assert_eq!((peers, peers_per_torrent), (None, Some(10)));
+        assert!(parse(&[
+            "leech",
+            "--torrent",
+            "a",
+            "--target",
+            "127.0.0.1:1",
+            "--peers",
+            "4",
+            "--peers-per-torrent",
+            "2",
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn make_torrent_count_is_bounded_and_excludes_name() {
+        let ok = parse(&["make-torrent", "--size", "1M", "--count", "3", "-o", "d"]).unwrap();
+        assert!(matches!(
+            ok.command,
+            Command::MakeTorrent { count: Some(3), .. }
+        ));
+        for bad in [
+            vec!["make-torrent", "--size", "1M", "--count", "0", "-o", "d"],
+            vec![
+                "make-torrent",
+                "--size",
+                "1M",
+                "--count",
+                "10001",
+                "-o",
+                "d",
+            ],
+            vec![
+                "make-torrent",
+                "--size",
+                "1M",
+                "--count",
+                "2",
+                "--name",
+                "n",
+                "-o",
+                "d",
+            ],
+        ] {
+            assert!(parse(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn torrent_paths_lists_the_dir_sorted_after_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["b.torrent", "a.torrent", "notes.txt"] {
+            std::fs::write(dir.path().join(f), b"x").unwrap();
+        }
+        let got = torrent_paths(vec![PathBuf::from("z.torrent")], Some(dir.path())).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                PathBuf::from("z.torrent"),
+                dir.path().join("a.torrent"),
+                dir.path().join("b.torrent"),
+            ]
+        );
+        assert!(torrent_paths(Vec::new(), None).is_err());
+        let empty = tempfile::tempdir().unwrap();
+        assert!(torrent_paths(Vec::new(), Some(empty.path())).is_err());
+        assert!(torrent_paths(Vec::new(), Some(&empty.path().join("missing"))).is_err());
+    }
+
+    #[test]
+    fn made_torrents_load_with_their_seed_and_a_wrong_seed_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let size = 64 * 1024;
+        let piece = 16 * 1024;
+        let mut paths = Vec::new();
+        for seed in [5, 6] {
+            let path = dir.path().join(format!("{seed}.torrent"));
+            make_torrent(
+                seed,
+                size,
+                piece,
+                &default_name(seed, size),
+                None,
+                &path,
+                None,
+            )
+            .unwrap();
+            paths.push(path);
+        }
+        // Seeds come from the names, whatever the base.
+        for (i, p) in paths.iter().enumerate() {
+            let l = load_torrent(p, i, 1).unwrap();
+            assert_eq!(l.seed, 5 + i as u64);
+            assert_eq!(l.name, default_name(l.seed, size));
+        }
+        // A custom name: base + index, checked against the hashes.
+        let custom = dir.path().join("custom.torrent");
+        make_torrent(9, size, piece, "custom", None, &custom, None).unwrap();
+        assert_eq!(load_torrent(&custom, 2, 7).unwrap().seed, 9);
+        let err = load_torrent(&custom, 0, 7).err().unwrap().to_string();
+        assert!(err.contains("payload seed 7 does not generate"), "{err}");
+    }
+
+    #[test]
+    fn torrents_line_only_for_several() {
+        let t = |bytes| torrent_set::TorrentTotals {
+            bytes,
+            ..Default::default()
+        };
+        assert_eq!(torrents_line(&[t(5)]), None);
+        let line = torrents_line(&[t(0), t(2_000_000), t(4_000_000)]).unwrap();
+        assert_eq!(
+            line,
+            "3 (2 got bytes); MB per torrent min / median / max 0.0 / 2.0 / 4.0"
+        );
+    }
 }

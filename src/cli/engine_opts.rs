@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use ringseed::engine::settings::PEERS_PER_TORRENT_LIMIT;
 use ringseed::engine::EngineSettings;
 use ringseed::metainfo::Metainfo;
@@ -14,6 +14,8 @@ use ringseed::runtime::session::{available_cpus, SessionConfig, SHARDS_MAX};
 use ringseed::runtime::sockets::BindOptions;
 use ringseed::runtime::{hash_pieces, HashOptions};
 use ringseed::torrent::Bitfield;
+use ringseed::upload_slots::settings::{OPTIMISTIC_MAX, ROUND_ROBIN_PIECES_MAX, SLOTS_MAX};
+use ringseed::upload_slots::{SeedChoking, SlotLimit};
 
 use super::verify::disk_files;
 
@@ -37,6 +39,57 @@ pub struct EngineOpts {
     #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=PEERS_PER_TORRENT_LIMIT as i64))]
     pub peers_per_torrent: Option<u32>,
+    /// Upload slots per torrent: a count, `unlimited` (unchoke every
+    /// interested peer, for fast links) or `rate-based` (grow while the
+    /// slowest unchoked peer beats a rising threshold) [default: 4].
+    #[arg(long, value_name = "N|unlimited|rate-based", value_parser = parse_upload_slots)]
+    pub upload_slots: Option<SlotLimit>,
+    /// Who gets the upload slots while seeding [default: fastest].
+    #[arg(long, value_name = "ALGORITHM")]
+    pub seed_choking: Option<SeedChokingArg>,
+    /// Optimistic upload slots per torrent [default: one per 5 slots, at least 1].
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=OPTIMISTIC_MAX as i64))]
+    pub optimistic_slots: Option<u32>,
+    /// Round-robin seeding: pieces a peer takes before its turn may end [default: 10].
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=ROUND_ROBIN_PIECES_MAX as i64))]
+    pub round_robin_pieces: Option<u32>,
+}
+
+/// `--seed-choking` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SeedChokingArg {
+    /// The peers we upload to fastest.
+    Fastest,
+    /// Turns: a peer that had its slot for its piece quota and a minute makes room.
+    RoundRobin,
+    /// Peers just starting or nearly done first.
+    AntiLeech,
+}
+
+impl From<SeedChokingArg> for SeedChoking {
+    fn from(a: SeedChokingArg) -> Self {
+        match a {
+            SeedChokingArg::Fastest => SeedChoking::FastestUpload,
+            SeedChokingArg::RoundRobin => SeedChoking::RoundRobin,
+            SeedChokingArg::AntiLeech => SeedChoking::AntiLeech,
+        }
+    }
+}
+
+/// Parses `--upload-slots`: `0..=SLOTS_MAX`, `unlimited` or `rate-based`.
+fn parse_upload_slots(s: &str) -> Result<SlotLimit, String> {
+    match s {
+        "unlimited" => Ok(SlotLimit::Unlimited),
+        "rate-based" => Ok(SlotLimit::RateBased),
+        _ => match s.parse::<usize>() {
+            Ok(n) if n <= SLOTS_MAX => Ok(SlotLimit::Fixed(n)),
+            _ => Err(format!(
+                "expected a count from 0 to {SLOTS_MAX}, `unlimited` or `rate-based`, found `{s}`"
+            )),
+        },
+    }
 }
 
 impl EngineOpts {
@@ -44,6 +97,18 @@ impl EngineOpts {
         let mut settings = EngineSettings::default();
         if let Some(n) = self.peers_per_torrent {
             settings.peers_per_torrent_max = n as usize;
+        }
+        if let Some(limit) = self.upload_slots {
+            settings.slots.slots = limit;
+        }
+        if let Some(a) = self.seed_choking {
+            settings.slots.seed_choking = a.into();
+        }
+        if let Some(n) = self.optimistic_slots {
+            settings.slots.optimistic = Some(n as usize);
+        }
+        if let Some(n) = self.round_robin_pieces {
+            settings.slots.round_robin_pieces = n;
         }
         SessionConfig {
             settings,
@@ -79,4 +144,63 @@ pub fn check_data(m: &Metainfo, dir: &Path) -> Result<Bitfield> {
     })
     .with_context(|| format!("checking the data of {} in {}", m.info.name, dir.display()))?;
     Ok(have)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        opts: EngineOpts,
+    }
+
+    fn parse(args: &[&str]) -> Result<EngineOpts, clap::Error> {
+        Cli::try_parse_from(std::iter::once("ringseed").chain(args.iter().copied())).map(|c| c.opts)
+    }
+
+    #[test]
+    fn upload_slot_flags_reach_the_settings() {
+        let o = parse(&[
+            "--upload-slots",
+            "unlimited",
+            "--seed-choking",
+            "round-robin",
+            "--optimistic-slots",
+            "3",
+            "--round-robin-pieces",
+            "7",
+        ])
+        .map_err(|e| e.to_string());
+        let Ok(o) = o else {
+            panic!("{o:?}");
+        };
+        let s = o.session_config().settings.slots;
+        assert_eq!(s.slots, SlotLimit::Unlimited);
+        assert_eq!(s.seed_choking, SeedChoking::RoundRobin);
+        assert_eq!(s.optimistic, Some(3));
+        assert_eq!(s.round_robin_pieces, 7);
+        assert_eq!(s.validate(), Ok(()));
+        let d = parse(&[]).map_err(|e| e.to_string());
+        let Ok(d) = d else {
+            panic!("{d:?}");
+        };
+        assert_eq!(d.session_config().settings.slots, Default::default());
+    }
+
+    #[test]
+    fn upload_slots_values() {
+        assert_eq!(parse_upload_slots("4"), Ok(SlotLimit::Fixed(4)));
+        assert_eq!(parse_upload_slots("0"), Ok(SlotLimit::Fixed(0)));
+        assert_eq!(parse_upload_slots("rate-based"), Ok(SlotLimit::RateBased));
+        assert!(parse_upload_slots("10001").is_err());
+        assert!(parse_upload_slots("-1").is_err());
+        assert!(parse_upload_slots("lots").is_err());
+        assert!(parse(&["--seed-choking", "anti-leech"]).is_ok());
+        assert!(parse(&["--seed-choking", "fair"]).is_err());
+        assert!(parse(&["--optimistic-slots", "101"]).is_err());
+        assert!(parse(&["--round-robin-pieces", "0"]).is_err());
+    }
 }

@@ -41,12 +41,13 @@ use crate::rng::Rng;
 use crate::torrent::{Bitfield, BLOCK_BYTES};
 use crate::torrent::{BlockOutcome, BlockRequest, Geometry, PeerKey, PiecePicker};
 use crate::tracker::{AnnounceRequest, AnnounceResponse, Event};
-use crate::upload_slots::{SlotCandidate, UploadSlots};
+use crate::upload_slots::{Round, SlotCandidate, UploadSlots};
 use crate::wire::PIECE_HEADER_BYTES;
 
 /// Most addresses kept banned per torrent.
 pub const BANNED_MAX: usize = 10_000;
-/// Window of the per-peer rate meters.
+/// Window of the per-peer rate meters that size request queues and send
+/// watermarks (the allocator ranks on its own `rate_window`).
 const RATE_WINDOW: Duration = Duration::from_secs(5);
 
 /// Names one peer of a torrent: its slot and the slot's generation.
@@ -160,6 +161,8 @@ pub struct TorrentStats {
     pub uploaded: u64,
     pub downloaded: u64,
     pub peers: usize,
+    /// Peers we have unchoked now.
+    pub unchoked: usize,
     pub rate_up: u64,
     pub rate_down: u64,
     pub hash_failures: u64,
@@ -181,6 +184,34 @@ struct Peer {
     counted_up: u64,
     connected_at: Duration,
     hash_failures: u32,
+    /// Rates over the allocator's `rate_window`, for ranking.
+    rank_down: RateMeter,
+    rank_up: RateMeter,
+    /// When we last choked or unchoked the peer (connection time if never).
+    choke_changed_at: Duration,
+    /// `block_bytes_sent` when we last unchoked the peer.
+    sent_at_unchoke: u64,
+    /// Since when we have been asking the peer for blocks (interested and
+    /// unchoked by it); `None` while we do not ask.
+    asking_since: Option<Duration>,
+}
+
+impl Peer {
+    /// Chokes or unchokes, noting when the state changed.
+    fn set_choke(&mut self, now: Duration, choke: bool) {
+        if self.conn.am_choking() != choke {
+            self.choke_changed_at = now;
+            self.sent_at_unchoke = self.conn.counters().block_bytes_sent;
+        }
+        self.conn.set_choke(now, choke);
+    }
+
+    /// Since when the peer has sent no block while we asked (see
+    /// [`SlotCandidate::waiting_since`]).
+    fn waiting_since(&self) -> Option<Duration> {
+        self.asking_since
+            .map(|asked| asked.max(self.conn.last_block_received()))
+    }
 }
 
 /// One torrent's swarm state.
@@ -214,6 +245,12 @@ pub struct Torrent {
     choker: UploadSlots,
     unchoked_scratch: Vec<u64>,
     candidates_scratch: Vec<SlotCandidate>,
+    /// Cap on regular slots from the global budget (`None`: no cap).
+    slot_quota: Option<usize>,
+    /// Peer slots chosen by the last rechoke (indexed by slot), reused.
+    chosen_scratch: Vec<bool>,
+    /// The latest `now` seen by `tick` (for [`Torrent::slot_demand`]).
+    last_tick: Duration,
     picks: Vec<BlockRequest>,
     rng: Rng,
     outputs: VecDeque<Output>,
@@ -290,6 +327,9 @@ impl Torrent {
             choker,
             unchoked_scratch: Vec::new(),
             candidates_scratch: Vec::new(),
+            slot_quota: None,
+            chosen_scratch: Vec::new(),
+            last_tick: now,
             picks: Vec::new(),
             rng,
             outputs: VecDeque::new(),
@@ -419,6 +459,11 @@ impl Torrent {
             counted_up: 0,
             connected_at: now,
             hash_failures: 0,
+            rank_down: RateMeter::new(self.settings.slots.rate_window),
+            rank_up: RateMeter::new(self.settings.slots.rate_window),
+            choke_changed_at: now,
+            sent_at_unchoke: 0,
+            asking_since: None,
         };
         if let Some(s) = self.slots.get_mut(slot as usize) {
             *s = Some(peer);
@@ -901,6 +946,48 @@ impl Torrent {
 
     // ---- choking ----
 
+    /// How many regular upload slots this torrent would use now if the
+    /// global budget did not cap it: its interested, unsnubbed peers, capped
+    /// by its per-torrent slot setting (unchoke-all: every interested peer).
+    /// The shard reports this as the torrent's demand for global slots.
+    pub fn slot_demand(&self) -> usize {
+        let seeding = self.is_seeding();
+        let now = self.last_tick;
+        let snub_time = self.settings.slots.snub_time;
+        let wanting = self
+            .slots
+            .iter()
+            .flatten()
+            .filter(|p| p.conn.peer_interested())
+            .filter(|p| {
+                seeding
+                    || p.waiting_since()
+                        .is_none_or(|t| now.saturating_sub(t) < snub_time)
+            })
+            .count();
+        match self.choker.slot_limit() {
+            Some(limit) => wanting.min(limit),
+            None => wanting,
+        }
+    }
+
+    fn is_seeding(&self) -> bool {
+        self.finished || !self.download
+    }
+
+    /// Caps this torrent's regular slots at `quota` from the next rechoke on
+    /// (`None`: no global cap, only the per-torrent setting). A quota of 0
+    /// is treated as 1 while any peer is interested: a torrent's upload is
+    /// never starved completely.
+    pub fn set_slot_quota(&mut self, quota: Option<usize>) {
+        self.slot_quota = quota;
+    }
+
+    /// The cap set by [`Torrent::set_slot_quota`].
+    pub fn slot_quota(&self) -> Option<usize> {
+        self.slot_quota
+    }
+
     fn unchoked_count(&self) -> usize {
         self.slots
             .iter()
@@ -910,39 +997,67 @@ impl Torrent {
     }
 
     fn unchoke_if_room(&mut self, now: Duration, id: PeerId) {
-        let room = self.unchoked_count() < self.settings.slots.slots;
+        let room = self.unchoked_count() < self.choker.room(self.slot_quota);
         if let Some(p) = self.peer_mut(id) {
             if room && p.conn.am_choking() {
-                p.conn.set_choke(now, false);
+                p.set_choke(now, false);
             }
         }
     }
 
     fn rechoke(&mut self, now: Duration) {
-        let seeding = self.finished || !self.download;
+        let round = Round {
+            now,
+            seeding: self.is_seeding(),
+            quota: self.slot_quota,
+            piece_length: u64::from(self.geometry.piece_length()),
+            pieces_total: self.shape.pieces(),
+        };
         self.candidates_scratch.clear();
-        for (i, p) in self.slots.iter().enumerate() {
+        for (i, p) in self.slots.iter_mut().enumerate() {
             let Some(p) = p else { continue };
+            let unchoked = !p.conn.am_choking();
+            let sent = p.conn.counters().block_bytes_sent;
             self.candidates_scratch.push(SlotCandidate {
                 peer: i as u64,
                 interested: p.conn.peer_interested(),
-                rate_from_peer: p.down.rate(now),
-                rate_to_peer: p.up.rate(now),
-                snubbed: p.conn.is_snubbed(),
+                rate_from_peer: p.rank_down.rate(now),
+                rate_to_peer: p.rank_up.rate(now),
+                waiting_since: p.waiting_since(),
+                unchoked,
+                choke_changed_at: p.choke_changed_at,
+                bytes_sent_since_unchoke: if unchoked {
+                    sent.saturating_sub(p.sent_at_unchoke)
+                } else {
+                    0
+                },
+                pieces_have: p.bits.count_ones() as u32,
+                priority: 0,
                 connected_at: p.connected_at,
             });
         }
-        self.choker.rechoke(
-            now,
-            seeding,
-            &self.candidates_scratch,
-            &mut self.unchoked_scratch,
-        );
-        let chosen: HashSet<u64> = self.unchoked_scratch.iter().copied().collect();
-        for id in self.ids() {
-            if let Some(p) = self.peer_mut(id) {
-                p.conn.set_choke(now, !chosen.contains(&u64::from(id.slot)));
+        self.choker
+            .rechoke(&round, &self.candidates_scratch, &mut self.unchoked_scratch);
+        self.chosen_scratch.clear();
+        self.chosen_scratch.resize(self.slots.len(), false);
+        for &peer in &self.unchoked_scratch {
+            if let Some(c) = usize::try_from(peer)
+                .ok()
+                .and_then(|i| self.chosen_scratch.get_mut(i))
+            {
+                *c = true;
             }
+        }
+        for slot in 0..self.slots.len() {
+            let chosen = self.chosen_scratch.get(slot).copied().unwrap_or(false);
+            let Some(Some(p)) = self.slots.get_mut(slot) else {
+                continue;
+            };
+            p.set_choke(now, !chosen);
+            let id = PeerId {
+                slot: slot as u32,
+                generation: p.generation,
+            };
             self.drain(now, id, &[], 0);
         }
     }
@@ -957,6 +1072,7 @@ impl Torrent {
     /// Housekeeping: timeouts, rates, choking, announces, connects.
     pub fn tick(&mut self, now: Duration) {
         self.next_tick = now.saturating_add(self.settings.tick_interval);
+        self.last_tick = now;
         let mut up = 0;
         let mut down = 0;
         let watermark_ms = self.settings.send_watermark_time.as_millis();
@@ -967,6 +1083,16 @@ impl Torrent {
             p.down
                 .add(now, c.block_bytes_received.saturating_sub(p.counted_down));
             p.up.add(now, c.block_bytes_sent.saturating_sub(p.counted_up));
+            p.rank_down
+                .add(now, c.block_bytes_received.saturating_sub(p.counted_down));
+            p.rank_up
+                .add(now, c.block_bytes_sent.saturating_sub(p.counted_up));
+            let asking = p.conn.am_interested() && !p.conn.peer_choking();
+            p.asking_since = if asking {
+                p.asking_since.or(Some(now))
+            } else {
+                None
+            };
             p.counted_down = c.block_bytes_received;
             p.counted_up = c.block_bytes_sent;
             up += p.up.rate(now);
@@ -1117,6 +1243,7 @@ impl Torrent {
             uploaded: self.uploaded(),
             downloaded: self.downloaded,
             peers: self.peer_count,
+            unchoked: self.unchoked_count(),
             rate_up: self.rate_up,
             rate_down: self.rate_down,
             hash_failures: self.hash_failures,

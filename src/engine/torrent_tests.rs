@@ -45,11 +45,33 @@ fn node_with(
     settings: EngineSettings,
 ) -> Node {
     let pieces = d.len().div_ceil(PIECE as usize);
-    let have = if have_all {
-        Bitfield::full(pieces).unwrap()
+    let have: Vec<usize> = if have_all {
+        (0..pieces).collect()
     } else {
-        Bitfield::new(pieces).unwrap()
+        Vec::new()
     };
+    node_having(d, &have, port, seed, liar, settings)
+}
+
+/// A node with the pieces `have` on disk; it downloads the rest.
+fn node_having(
+    d: &[u8],
+    pieces_have: &[usize],
+    port: u16,
+    seed: u64,
+    liar: bool,
+    settings: EngineSettings,
+) -> Node {
+    let pieces = d.len().div_ceil(PIECE as usize);
+    let mut have = Bitfield::new(pieces).unwrap();
+    let mut disk = vec![0; d.len()];
+    for &i in pieces_have {
+        have.set(i).unwrap();
+        let start = i * PIECE as usize;
+        let end = (start + PIECE as usize).min(d.len());
+        disk[start..end].copy_from_slice(&d[start..end]);
+    }
+    let have_all = pieces_have.len() == pieces;
     let mut peer_id = [b'x'; 20];
     peer_id[..2].copy_from_slice(&port.to_be_bytes());
     let addr: SocketAddr = format!("127.0.0.{}:{port}", port % 200 + 1)
@@ -69,11 +91,6 @@ fn node_with(
         rng_seed: seed,
     };
     let t = Torrent::new(setup, settings, Duration::ZERO).unwrap();
-    let disk = if have_all {
-        d.to_vec()
-    } else {
-        vec![0; d.len()]
-    };
     Node {
         t,
         addr,
@@ -91,6 +108,8 @@ struct Swarm {
     /// Writes are held (a stalled disk) instead of completing at once.
     hold_writes: bool,
     held: Vec<(usize, u32, usize)>,
+    /// Nodes whose disk reads never complete: they send no blocks.
+    stalled_reads: Vec<usize>,
     /// Bytes in flight towards (node, peer).
     pipes: HashMap<(usize, PeerId), Vec<u8>>,
     now: Duration,
@@ -167,6 +186,7 @@ impl Swarm {
                     self.pipes.entry(dst).or_default().extend(bytes);
                 }
             }
+            Output::Read { .. } if self.stalled_reads.contains(&n) => {}
             Output::Read {
                 peer,
                 piece,
@@ -234,6 +254,7 @@ fn swarm(nodes: Vec<Node>) -> Swarm {
         nodes,
         links: Vec::new(),
         hold_writes: false,
+        stalled_reads: Vec::new(),
         held: Vec::new(),
         pipes: HashMap::new(),
         now: Duration::ZERO,
@@ -399,4 +420,116 @@ fn a_stalled_disk_stops_requests_at_the_memory_limit() {
     }
     s.run_until_finished(1, 60);
     assert_eq!(s.nodes[1].disk, d);
+}
+
+/// One seed (node 0) and `downloaders` downloaders connected to it, after
+/// the first rechoke. The downloaders' writes are held, so they stay
+/// interested until [`release_writes`].
+fn seed_with_downloaders(
+    settings: EngineSettings,
+    downloaders: usize,
+    base: u16,
+) -> (Swarm, Vec<u8>) {
+    let d = data(PIECE as usize * 8, 9);
+    let mut nodes = vec![node_with(&d, true, base, 1, false, settings)];
+    for i in 1..=downloaders {
+        nodes.push(node(&d, false, base + i as u16, i as u64 + 1, false));
+    }
+    let mut s = swarm(nodes);
+    s.hold_writes = true;
+    for i in 1..=downloaders {
+        s.connect(i, 0);
+    }
+    s.settle();
+    s.nodes[0].t.tick(s.now);
+    s.settle();
+    (s, d)
+}
+
+/// The disks catch up: held writes complete, later ones at once.
+fn release_writes(s: &mut Swarm, d: &[u8]) {
+    s.hold_writes = false;
+    let now = s.now;
+    for (n, piece, _) in std::mem::take(&mut s.held) {
+        let start = piece as usize * PIECE as usize;
+        let end = (start + PIECE as usize).min(d.len());
+        s.nodes[n].disk[start..end].copy_from_slice(&d[start..end]);
+        s.nodes[n].t.on_piece_written(now, piece, true);
+    }
+}
+
+#[test]
+fn default_slots_unchoke_four_plus_one_optimistic() {
+    let (s, _) = seed_with_downloaders(EngineSettings::default(), 8, 5000);
+    let seed = &s.nodes[0].t;
+    assert_eq!(seed.stats().unchoked, 5);
+    assert_eq!(seed.slot_demand(), 4, "8 interested, capped by 4 slots");
+}
+
+#[test]
+fn unlimited_slots_unchoke_every_interested_peer() {
+    let mut settings = EngineSettings::default();
+    settings.slots.slots = crate::upload_slots::SlotLimit::Unlimited;
+    let (mut s, d) = seed_with_downloaders(settings, 8, 5100);
+    assert_eq!(s.nodes[0].t.stats().unchoked, 8);
+    assert_eq!(s.nodes[0].t.slot_demand(), 8);
+    release_writes(&mut s, &d);
+    for i in 1..=8 {
+        s.run_until_finished(i, 60);
+        assert_eq!(s.nodes[i].disk, d, "node {i}");
+    }
+}
+
+#[test]
+fn a_slot_quota_caps_the_next_rechoke_but_never_starves() {
+    let (mut s, d) = seed_with_downloaders(EngineSettings::default(), 6, 5200);
+    assert_eq!(s.nodes[0].t.slot_quota(), None);
+    s.nodes[0].t.set_slot_quota(Some(0));
+    assert_eq!(s.nodes[0].t.slot_quota(), Some(0));
+    s.now += Duration::from_secs(10);
+    let now = s.now;
+    s.nodes[0].t.tick(now);
+    s.settle();
+    // One regular slot (a quota of 0 still leaves one) and one optimistic.
+    assert_eq!(s.nodes[0].t.stats().unchoked, 2);
+    // The demand does not depend on the quota.
+    assert_eq!(s.nodes[0].t.slot_demand(), 4);
+    // Everyone still finishes, through the rotating optimistic slot.
+    release_writes(&mut s, &d);
+    for i in 1..=6 {
+        s.run_until_finished(i, 600);
+        assert_eq!(s.nodes[i].disk, d, "node {i}");
+    }
+}
+
+#[test]
+fn a_peer_that_sends_nothing_for_a_minute_is_snubbed() {
+    // Node 0 has pieces 0..4, node 1 has 4..8: each wants the other's.
+    // Neither disk answers, so neither ever sends a block (and both stay
+    // interested).
+    let d = data(PIECE as usize * 8, 13);
+    let low: Vec<usize> = (0..4).collect();
+    let high: Vec<usize> = (4..8).collect();
+    let mut s = swarm(vec![
+        node_having(&d, &low, 5300, 1, false, EngineSettings::default()),
+        node_having(&d, &high, 5301, 2, false, EngineSettings::default()),
+    ]);
+    s.stalled_reads.extend([0, 1]);
+    s.connect(0, 1);
+    let mut demand = Vec::new();
+    for second in 0..=70u64 {
+        s.now = Duration::from_secs(second);
+        let now = s.now;
+        for n in 0..2 {
+            s.nodes[n].t.tick(now);
+        }
+        s.settle();
+        demand.push(s.nodes[0].t.slot_demand());
+    }
+    // Node 1 is interested in node 0 and counts towards its demand while
+    // node 0's requests are young; 60 s without a block snubs it.
+    assert_eq!(demand[5], 1, "{demand:?}");
+    assert_eq!(demand[50], 1, "{demand:?}");
+    assert_eq!(demand[70], 0, "{demand:?}");
+    assert_eq!(s.nodes[0].t.stats().peers, 1, "still connected");
 }

@@ -11,3 +11,4 @@ pub mod payload_cache;
 pub mod plot;
 pub mod report;
 pub mod seed;
+pub mod torrent_set;

@@ -1,4 +1,6 @@
-//! `run_leech`: K synthetic leechers against one seeder for a bounded time.
+//! `run_leech`: K synthetic leechers against one seeder for a bounded time,
+//! on one torrent or spread over several (peer i downloads torrent
+//! `i % T`, see [`crate::loadgen::torrent_set`]).
 //!
 //! Each of N threads owns an [`EventLoop`] and the connections whose index
 //! is congruent to its own modulo N. A connection: an unconnected socket
@@ -10,7 +12,8 @@
 //! the others go on. At the deadline (or on a stop signal) every socket is
 //! shut down, the loop drains (bounded) and the per-peer figures come back.
 //!
-//! Limits: peers ([`super::PEERS_MAX`]), threads ([`super::THREADS_MAX`]),
+//! Limits: peers ([`super::PEERS_MAX`]), torrents ([`TORRENTS_MAX`]),
+//! threads ([`super::THREADS_MAX`]),
 //! buffer memory per thread ([`POOL_BYTES_PER_THREAD`]), drain time
 //! ([`DRAIN_WAIT_MAX`]).
 
@@ -25,6 +28,7 @@ use super::{check_range, source_address, stop_requested, LoadgenError, PEERS_MAX
 use crate::loadgen::histogram::Histogram;
 use crate::loadgen::leecher::{Leecher, LeecherConfig, LeecherStats, REQUESTS_LIMIT};
 use crate::loadgen::payload::Payload;
+use crate::loadgen::torrent_set::{torrent_of_peer, TORRENTS_MAX};
 use crate::peer::TorrentShape;
 use crate::runtime::event_loop::{BufferId, Completion, EventLoop, LoopConfig, LoopError};
 use crate::runtime::sockets::{self, BindOptions};
@@ -45,14 +49,22 @@ pub const DURATION_MAX: Duration = Duration::from_secs(24 * 3600);
 /// Longest error text kept per connection.
 const ERROR_CHARS_MAX: usize = 200;
 
+/// One torrent of a leech run.
+#[derive(Debug, Clone, Copy)]
+pub struct LeechTorrent {
+    pub shape: TorrentShape,
+    /// The generator of the torrent's bytes (same seed as the seeder's).
+    pub payload: Payload,
+}
+
 /// What a leech run is asked to do.
 #[derive(Debug, Clone)]
 pub struct LeechOptions {
     pub target: SocketAddr,
-    pub shape: TorrentShape,
-    /// The generator of the torrent's bytes (same seed as the seeder's).
-    pub payload: Payload,
-    /// Synthetic peers, 1 to [`PEERS_MAX`].
+    /// The torrents, 1 to [`TORRENTS_MAX`]; peer i downloads torrent
+    /// `i % torrents.len()`.
+    pub torrents: Vec<LeechTorrent>,
+    /// Synthetic peers in all, 1 to [`PEERS_MAX`].
     pub peers: u32,
     /// Requests each keeps outstanding.
     pub requests: u32,
@@ -73,6 +85,8 @@ pub struct LeechOptions {
 #[derive(Debug, Clone)]
 pub struct PeerOutcome {
     pub index: u32,
+    /// Its torrent: an index into [`LeechOptions::torrents`].
+    pub torrent: usize,
     pub source: Option<std::net::IpAddr>,
     pub connected: bool,
     pub done: bool,
@@ -99,6 +113,8 @@ enum Tag {
 
 struct Conn {
     index: u32,
+    torrent: usize,
+    payload: Payload,
     source: Option<std::net::IpAddr>,
     fd: Option<OwnedFd>,
     leecher: Leecher,
@@ -130,6 +146,12 @@ impl Conn {
 /// Runs the leechers and returns what they did.
 pub fn run_leech(opts: &LeechOptions) -> Result<LeechOutcome, LoadgenError> {
     check_range("peers", opts.peers.into(), 1, PEERS_MAX.into())?;
+    check_range(
+        "torrents",
+        opts.torrents.len() as u64,
+        1,
+        TORRENTS_MAX as u64,
+    )?;
     check_range("requests", opts.requests.into(), 1, REQUESTS_LIMIT.into())?;
     check_range("threads", opts.threads as u64, 1, THREADS_MAX as u64)?;
     check_range(
@@ -197,6 +219,10 @@ fn run_thread(
     let mut conns: Vec<Conn> = Vec::with_capacity(n);
     let now = || start.elapsed();
     for &index in &indexes {
+        let torrent = torrent_of_peer(index, opts.torrents.len());
+        let Some(t) = opts.torrents.get(torrent).copied() else {
+            continue;
+        };
         let config = LeecherConfig {
             requests_max: opts.requests,
             bytes_budget: Some(opts.bytes_per_peer.unwrap_or(u64::MAX)),
@@ -205,10 +231,12 @@ fn run_thread(
             check_every: opts.check_every,
             ..LeecherConfig::default()
         };
-        let leecher = Leecher::new(config, opts.shape, now())?;
+        let leecher = Leecher::new(config, t.shape, now())?;
         let source = source_address(opts.target.ip(), index);
         let mut c = Conn {
             index,
+            torrent,
+            payload: t.payload,
             source,
             fd: None,
             leecher,
@@ -242,8 +270,6 @@ fn run_thread(
         }
         conns.push(c);
     }
-    let check =
-        |piece: u32, offset: u32, data: &[u8]| opts.payload.check_block(piece, offset, data);
     let mut completions: Vec<Completion> = Vec::new();
     let mut latency = Histogram::new();
     let mut stopping_since: Option<Instant> = None;
@@ -287,6 +313,9 @@ fn run_thread(
             };
             let Some(c) = conns.get_mut(ci) else { continue };
             c.ops = c.ops.saturating_sub(1);
+            let payload = c.payload;
+            let check =
+                |piece: u32, offset: u32, data: &[u8]| payload.check_block(piece, offset, data);
             on_completion(&mut ev, &mut ops, ci, c, tag, comp, t, &check);
             c.leecher.drain_latency(&mut latency);
             if c.closed && c.ops == 0 {
@@ -300,6 +329,7 @@ fn run_thread(
         .into_iter()
         .map(|c| PeerOutcome {
             index: c.index,
+            torrent: c.torrent,
             source: c.source,
             connected: c.connected,
             done: c.leecher.is_done(),
@@ -503,11 +533,9 @@ mod tests {
     use crate::InfoHash;
 
     fn opts() -> LeechOptions {
-        let payload = Payload::new(1, 1 << 20, 1 << 16).unwrap();
         LeechOptions {
             target: "127.0.0.1:1".parse().unwrap(),
-            shape: TorrentShape::new(InfoHash([1; 20]), 1 << 16, 1 << 20).unwrap(),
-            payload,
+            torrents: vec![torrent(1)],
             peers: 1,
             requests: 64,
             duration: Duration::from_millis(200),
@@ -518,9 +546,24 @@ mod tests {
         }
     }
 
+    fn torrent(seed: u8) -> LeechTorrent {
+        LeechTorrent {
+            shape: TorrentShape::new(InfoHash([seed; 20]), 1 << 16, 1 << 20).unwrap(),
+            payload: Payload::new(seed.into(), 1 << 20, 1 << 16).unwrap(),
+        }
+    }
+
     #[test]
     fn options_out_of_range_are_refused() {
         for o in [
+            LeechOptions {
+                torrents: Vec::new(),
+                ..opts()
+            },
+            LeechOptions {
+                torrents: vec![torrent(1); TORRENTS_MAX + 1],
+                ..opts()
+            },
             LeechOptions { peers: 0, ..opts() },
             LeechOptions {
                 peers: PEERS_MAX + 1,
@@ -541,6 +584,24 @@ mod tests {
         ] {
             assert!(matches!(run_leech(&o), Err(LoadgenError::Range { .. })));
         }
+    }
+
+    #[test]
+    fn peers_are_spread_over_the_torrents() {
+        // Nothing listens on port 1: every connect is refused at once.
+        let o = LeechOptions {
+            torrents: vec![torrent(1), torrent(2), torrent(3)],
+            peers: 7,
+            threads: 2,
+            ..opts()
+        };
+        let out = run_leech(&o).unwrap();
+        let got: Vec<(u32, usize)> = out.peers.iter().map(|p| (p.index, p.torrent)).collect();
+        assert_eq!(
+            got,
+            vec![(0, 0), (1, 1), (2, 2), (3, 0), (4, 1), (5, 2), (6, 0)]
+        );
+        assert!(out.peers.iter().all(|p| !p.connected));
     }
 
     #[test]
