@@ -6,8 +6,8 @@
 pub mod histogram;
 pub mod leecher;
 pub mod order;
+pub mod payload;
 pub mod payload_cache;
 pub mod plot;
-pub mod payload;
 pub mod report;
 pub mod seed;
