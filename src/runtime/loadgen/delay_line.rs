@@ -78,35 +78,28 @@ pub enum DelayLineError {
         name: String,
         why: &'static str,
     },
-    #[error("cannot open {path}: {source}")]
-    Open {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot enter network namespace {netns}: {source}")]
+    #[error("cannot open {path}: {error}")]
+    Open { path: String, error: std::io::Error },
+    #[error("cannot enter network namespace {netns}: {error}")]
     Netns {
         netns: String,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error(
-        "cannot attach to TUN device {device} (made with `ip tuntap add mode tun`?): {source}"
-    )]
+    #[error("cannot attach to TUN device {device} (made with `ip tuntap add mode tun`?): {error}")]
     Attach {
         device: String,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("{what} on {device}: {source}")]
+    #[error("{what} on {device}: {error}")]
     Io {
         what: &'static str,
         device: String,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("cannot start a thread: {0}")]
-    Spawn(#[source] std::io::Error),
+    Spawn(std::io::Error),
+    #[error("no network device {device} in {netns} (make it with `ip tuntap add mode tun name {device}`)")]
+    NoDevice { device: String, netns: String },
     #[error("a delay line thread panicked")]
     ThreadPanicked,
 }
@@ -318,9 +311,22 @@ struct IfReq {
 }
 
 /// Attaches to the persistent TUN device `name` of the calling thread's
-/// network namespace; the fd is non-blocking.
-pub fn open_tun(name: &str) -> Result<OwnedFd, DelayLineError> {
+/// network namespace (`netns` names it in errors); the fd is non-blocking.
+/// A missing device is an error: TUNSETIFF would make a transient one.
+pub fn open_tun(name: &str, netns: &str) -> Result<OwnedFd, DelayLineError> {
     check_device_name(name)?;
+    let cname = CString::new(name).map_err(|_| DelayLineError::Name {
+        what: "TUN device name",
+        name: name.into(),
+        why: "contains NUL",
+    })?;
+    // SAFETY: a valid NUL-terminated name; 0 means no such device.
+    if unsafe { libc::if_nametoindex(cname.as_ptr()) } == 0 {
+        return Err(DelayLineError::NoDevice {
+            device: name.into(),
+            netns: netns.into(),
+        });
+    }
     let path = CString::new("/dev/net/tun").map_err(|_| DelayLineError::Name {
         what: "path",
         name: "/dev/net/tun".into(),
@@ -331,7 +337,7 @@ pub fn open_tun(name: &str) -> Result<OwnedFd, DelayLineError> {
     if raw < 0 {
         return Err(DelayLineError::Open {
             path: "/dev/net/tun".into(),
-            source: std::io::Error::last_os_error(),
+            error: std::io::Error::last_os_error(),
         });
     }
     // SAFETY: `raw` was just opened and is owned by nobody else.
@@ -350,13 +356,13 @@ pub fn open_tun(name: &str) -> Result<OwnedFd, DelayLineError> {
     if rc < 0 {
         return Err(DelayLineError::Attach {
             device: name.into(),
-            source: std::io::Error::last_os_error(),
+            error: std::io::Error::last_os_error(),
         });
     }
-    set_nonblocking(fd.as_raw_fd()).map_err(|source| DelayLineError::Io {
+    set_nonblocking(fd.as_raw_fd()).map_err(|error| DelayLineError::Io {
         what: "fcntl O_NONBLOCK",
         device: name.into(),
-        source,
+        error,
     })?;
     Ok(fd)
 }
@@ -379,9 +385,9 @@ pub fn open_tun_in_netns(netns: &str, name: &str) -> Result<OwnedFd, DelayLineEr
     check_netns_name(netns)?;
     check_device_name(name)?;
     let path = format!("{NETNS_DIR}/{netns}");
-    let ns = File::open(&path).map_err(|source| DelayLineError::Open {
+    let ns = File::open(&path).map_err(|error| DelayLineError::Open {
         path: path.clone(),
-        source,
+        error,
     })?;
     let (netns, name) = (netns.to_owned(), name.to_owned());
     std::thread::Builder::new()
@@ -393,10 +399,10 @@ pub fn open_tun_in_netns(netns: &str, name: &str) -> Result<OwnedFd, DelayLineEr
             if rc < 0 {
                 return Err(DelayLineError::Netns {
                     netns,
-                    source: std::io::Error::last_os_error(),
+                    error: std::io::Error::last_os_error(),
                 });
             }
-            open_tun(&name)
+            open_tun(&name, &format!("network namespace {netns}"))
         })
         .map_err(DelayLineError::Spawn)?
         .join()
@@ -456,8 +462,8 @@ pub fn run_delay_line(
     // Both queues are checked before anything is opened.
     let queue = || DelayQueue::new(one_way, opts.queue_bytes, QUEUE_PACKETS_MAX);
     let (q_in, q_out) = (queue()?, queue()?);
-    let outer = open_tun(&opts.outer_tun)?;
     let inner = open_tun_in_netns(&opts.netns, &opts.inner_tun)?;
+    let outer = open_tun(&opts.outer_tun, "this network namespace")?;
     let start = Instant::now();
     ready.store(true, Ordering::SeqCst);
     let (inward, outward) = std::thread::scope(|s| {
@@ -557,7 +563,7 @@ fn forward(
                         return Err(DelayLineError::Io {
                             what: "read",
                             device: format!("the device writing to {dst_name}"),
-                            source: e,
+                            error: e,
                         });
                     }
                 }
