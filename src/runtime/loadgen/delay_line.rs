@@ -104,7 +104,8 @@ pub enum DelayLineError {
     ThreadPanicked,
 }
 
-/// What one queue saw.
+/// What one queue saw. `*_in` counts every packet offered, dropped ones
+/// included; `*_out` the ones that came out due.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct QueueStats {
     pub packets_in: u64,
@@ -726,6 +727,34 @@ mod tests {
                 "{n:?}"
             );
         }
+    }
+
+    #[test]
+    fn opening_checks_names_and_refuses_a_missing_device() {
+        assert!(matches!(
+            open_tun("a/b", "here"),
+            Err(DelayLineError::Name { .. })
+        ));
+        assert!(matches!(
+            open_tun_in_netns("../etc", "x"),
+            Err(DelayLineError::Name { .. })
+        ));
+        assert!(matches!(
+            open_tun_in_netns("delay-x", ""),
+            Err(DelayLineError::Name { .. })
+        ));
+        // No device of that name exists: refused before TUNSETIFF, which
+        // would make one.
+        match open_tun("rsdl-none-9z", "here") {
+            Err(DelayLineError::NoDevice { device, netns }) => {
+                assert_eq!((device.as_str(), netns.as_str()), ("rsdl-none-9z", "here"));
+            }
+            other => panic!("expected NoDevice, got {other:?}"),
+        }
+        assert!(matches!(
+            open_tun_in_netns("rsdl-no-such-netns", "x"),
+            Err(DelayLineError::Open { .. })
+        ));
     }
 
     #[test]
