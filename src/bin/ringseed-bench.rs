@@ -8,6 +8,8 @@
 //! - `make-torrent`: the .torrent of a payload (or of `--count` payloads),
 //!   and optionally the payload itself as a file, so `ringseed seed` can
 //!   serve it.
+//! - `delay-line`: forwards packets between two TUN devices with a fixed
+//!   delay (benches/swarm/netns.sh starts it; docs/swarm_delay.md).
 //!
 //! Boundary: argument parsing, files and printing; the work is in
 //! `ringseed::runtime::loadgen` and `ringseed::loadgen`.
@@ -29,6 +31,7 @@ use ringseed::loadgen::report::{PeerSample, Report, ReportInput};
 use ringseed::loadgen::torrent_set::{self, PeerFigures, TORRENTS_MAX};
 use ringseed::metainfo::Metainfo;
 use ringseed::peer::TorrentShape;
+use ringseed::runtime::loadgen::delay_line;
 use ringseed::runtime::loadgen::leech::{run_leech, LeechOptions, LeechTorrent};
 use ringseed::runtime::loadgen::serve::{run_serve, ServeOptions, LISTENS_MAX};
 use ringseed::runtime::loadgen::{default_threads, install_stop_signals, PEERS_MAX};
@@ -107,6 +110,10 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Peer i binds this IPv4 address plus i (default: its own 127.1.x.y
+        /// for a loopback target, else the kernel's choice).
+        #[arg(long)]
+        source_base: Option<std::net::Ipv4Addr>,
     },
     /// A trivial seeder of the deterministic payload, or K synthetic seeds.
     Serve {
@@ -154,6 +161,25 @@ enum Command {
             default_value = "Swarm bench: seeders under K synthetic leechers"
         )]
         title: String,
+    },
+    /// Forwards packets between a TUN device here and one in a network
+    /// namespace, adding --delay-ms to the round trip (half each way), until
+    /// SIGINT/SIGTERM.
+    DelayLine {
+        /// The TUN device in this namespace.
+        #[arg(long)]
+        outer_tun: String,
+        /// The namespace (as in `ip netns`) holding --inner-tun.
+        #[arg(long)]
+        netns: String,
+        #[arg(long)]
+        inner_tun: String,
+        /// Milliseconds added to the round-trip time (D/2 each direction).
+        #[arg(long)]
+        delay_ms: u64,
+        /// Bound of each direction's queue (K, M, G suffixes accepted).
+        #[arg(long, default_value_t = delay_line::QUEUE_BYTES_DEFAULT as u64, value_parser = parse_size)]
+        queue_bytes: u64,
     },
     /// Writes the .torrent of a payload (and, with --data-dir, its bytes).
     ///
@@ -257,6 +283,7 @@ fn run() -> Result<()> {
             seeder_pid,
             check_every,
             json,
+            source_base,
         } => leech(LeechArgs {
             torrents: torrent_paths(torrent, torrent_dir.as_deref())?,
             target,
@@ -270,6 +297,7 @@ fn run() -> Result<()> {
             seeder_pid,
             check_every,
             json,
+            source_base,
         }),
         Command::Serve {
             listen,
@@ -366,6 +394,19 @@ fn run() -> Result<()> {
             eprintln!("ringseed-bench: wrote {}", output.display());
             Ok(())
         }
+        Command::DelayLine {
+            outer_tun,
+            netns,
+            inner_tun,
+            delay_ms,
+            queue_bytes,
+        } => run_delay_line(delay_line::DelayLineOptions {
+            outer_tun,
+            netns,
+            inner_tun,
+            delay_rtt: Duration::from_millis(delay_ms),
+            queue_bytes: usize::try_from(queue_bytes).context("--queue-bytes")?,
+        }),
         Command::MakeTorrent {
             payload_seed,
             count,
@@ -545,6 +586,44 @@ struct LeechArgs {
     seeder_pid: Option<u32>,
     check_every: u32,
     json: bool,
+    source_base: Option<std::net::Ipv4Addr>,
+}
+
+fn run_delay_line(opts: delay_line::DelayLineOptions) -> Result<()> {
+    let ready = AtomicBool::new(false);
+    let stop = AtomicBool::new(false);
+    let out = std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..READY_POLLS_MAX {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                if ready.load(Ordering::SeqCst) {
+                    eprintln!("delay-line: ready");
+                    return;
+                }
+                std::thread::sleep(READY_POLL);
+            }
+        });
+        let out = delay_line::run_delay_line(&opts, &ready, &stop);
+        stop.store(true, Ordering::SeqCst);
+        out
+    })?;
+    let secs = out.wall.as_secs_f64().max(1e-9);
+    for (what, d) in [("inward", out.inward), ("outward", out.outward)] {
+        let q = d.queue;
+        eprintln!(
+            "delay-line: {what}: {} packets {} bytes forwarded ({:.1} MB/s), {} packets {} bytes dropped (queue full), {} write errors, {} left queued",
+            q.packets_out,
+            q.bytes_out,
+            q.bytes_out as f64 / 1e6 / secs,
+            q.packets_dropped,
+            q.bytes_dropped,
+            d.write_errors,
+            d.left_in_queue
+        );
+    }
+    Ok(())
 }
 
 fn leech(a: LeechArgs) -> Result<()> {
@@ -563,6 +642,7 @@ fn leech(a: LeechArgs) -> Result<()> {
         bytes_per_peer: a.bytes_per_peer,
         order_seed: a.payload_seed,
         check_every: a.check_every,
+        source_base: a.source_base,
     };
     let seeder_before = a.seeder_pid.and_then(|p| proc_stats::read(p).ok());
     let self_before = proc_stats::self_stats().ok();
