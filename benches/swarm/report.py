@@ -45,7 +45,9 @@ def mode_of(rec):
 
 def point_of(rec):
     """The point a run belongs to, within its mode (sortable)."""
-    delay = rec.get("delay_ms") or 0
+    # -1: on loopback (no delay line); 0 and up: through the delay line.
+    delay = rec.get("delay_ms")
+    delay = -1 if delay is None else delay
     mode = mode_of(rec)
     if mode == "scaling":
         return (delay, rec.get("shards") or 0, rec.get("torrents") or 1, rec["peers"])
@@ -59,7 +61,7 @@ def point_of(rec):
 
 def point_label(mode, point):
     delay = point[0]
-    extra = f", {delay} ms delay" if delay else ""
+    extra = f", +{delay} ms RTT (delay line)" if delay >= 0 else ""
     if mode == "scaling":
         _, shards, t, k = point
         return f"{shards} shard{'s' if shards != 1 else ''} ({t} torrents, {k} peers{extra})"

@@ -45,8 +45,15 @@
 #   REQUESTS []               requests each peer keeps outstanding (generator
 #                             default when empty)
 #   GEN_THREADS []            generator threads (generator default: the CPUs)
-#   DELAY_MS [0]              added one-way delay, recorded as delay_ms (only 0
-#                             until the delay line is wired in)
+#   DELAY_MS []               empty: everything on loopback. A number 0..10000:
+#                             the generator runs in network namespace NETNS_NAME
+#                             behind benches/swarm/netns.sh's userspace delay
+#                             line, which adds DELAY_MS to the round trip (half
+#                             each way); the seeders listen on 10.203.0.1, the
+#                             root side of its TUN pair, and the peers bind
+#                             10.204.0.1, .2, ... (docs/swarm_delay.md). Root only.
+#   NETNS_NAME [delay-swarm]  that namespace (must start with "delay")
+#   QUEUE_BYTES [256M]        the delay line's queue per direction
 #   RESULTS [./swarm-results-<UTC time>.jsonl]  raw JSON lines, appended
 #   READY_TIMEOUT_S [180]     limit on a seeder getting ready, in seconds
 #   LEECH_SLACK_S [60]        leech run limit beyond DURATION_S, in seconds
@@ -86,7 +93,9 @@ DURATION_S="${DURATION_S:-10}"
 CHECK_EVERY="${CHECK_EVERY:-16}"
 REQUESTS="${REQUESTS:-}"
 GEN_THREADS="${GEN_THREADS:-}"
-DELAY_MS="${DELAY_MS:-0}"
+DELAY_MS="${DELAY_MS:-}"
+NETNS_NAME="${NETNS_NAME:-delay-swarm}"
+QUEUE_BYTES="${QUEUE_BYTES:-256M}"
 RESULTS="${RESULTS:-$PWD/swarm-results-$(date -u +%Y%m%dT%H%M%SZ).jsonl}"
 READY_TIMEOUT_S="${READY_TIMEOUT_S:-180}"
 LEECH_SLACK_S="${LEECH_SLACK_S:-60}"
@@ -112,6 +121,9 @@ log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 
 # The address, adapter prefix and program of each seeder kind.
 kind_ip() {
+    # Behind the delay line every seeder listens on the root side of the TUN
+    # pair; they run one at a time, each on its own port.
+    [[ -n "$DELAY_MS" ]] && { echo "$DELAY_SEEDER_IP"; return 0; }
     case $1 in
     ringseed) echo 127.0.10.2 ;; libtorrent) echo 127.0.10.3 ;;
     transmission) echo 127.0.10.4 ;; rtorrent) echo 127.0.10.5 ;;
@@ -156,7 +168,13 @@ kind_unavailable() {
 [[ "$CHECK_EVERY" =~ ^[1-9][0-9]{0,5}$ ]] || die "CHECK_EVERY must be 1..999999, got '$CHECK_EVERY'"
 [[ -z "$REQUESTS" || "$REQUESTS" =~ ^[1-9][0-9]{0,4}$ ]] || die "REQUESTS must be empty or 1..99999"
 [[ -z "$GEN_THREADS" || "$GEN_THREADS" =~ ^[1-9][0-9]{0,2}$ ]] || die "GEN_THREADS must be empty or 1..999"
-[[ "$DELAY_MS" == 0 ]] || die "DELAY_MS: only 0 for now (the delay line is not wired in yet)"
+DELAY_SEEDER_IP=10.203.0.1   # netns.sh's root-side address
+DELAY_SOURCE_BASE=10.204.0.1 # netns.sh's AnyIP range inside the namespace
+if [[ -n "$DELAY_MS" ]]; then
+    [[ "$DELAY_MS" =~ ^[0-9]{1,5}$ && "$DELAY_MS" -le 10000 ]] || die "DELAY_MS must be empty or 0..10000, got '$DELAY_MS'"
+    [[ "$(id -u)" == 0 ]] || die "DELAY_MS needs root (network namespace, TUN devices)"
+    [[ "$QUEUE_BYTES" =~ $SIZE_RE ]] || die "QUEUE_BYTES must be a number with an optional K, M or G"
+fi
 for v in READY_TIMEOUT_S LEECH_SLACK_S STOP_WAIT_S; do
     [[ "${!v}" =~ ^[1-9][0-9]{0,3}$ ]] || die "$v must be 1..9999, got '${!v}'"
 done
@@ -243,6 +261,8 @@ if "$RINGSEED" seed --help 2>/dev/null | grep -q -- --peers-per-torrent; then PE
 WORK="$(mktemp -d "$TMP_PARENT/ringseed-swarm.XXXXXX")"
 PIDS=()          # every process started, for the exit trap
 SEEDER_PID=      # the seeder (or adapter) running now
+NETNS_UP=0       # 1 once netns.sh up ran (cleanup then runs netns.sh down)
+LEECH_PREFIX=()  # runs the generator inside the namespace when DELAY_MS is set
 kind=            # its kind
 
 # Whether process $1 runs (exists and is not a zombie).
@@ -274,6 +294,7 @@ cleanup() {
     local pid pids=("${PIDS[@]}")
     stop_seeder
     for pid in "${pids[@]}"; do stop_pid "$pid"; done
+    if ((NETNS_UP)); then BENCH="$BENCH" bash "$HERE/netns.sh" down "$NETNS_NAME" >&2 || true; fi
     if [[ "$KEEP" == 1 ]]; then log "work dir kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -394,10 +415,10 @@ stop_seeder() {
 # Appends one record to RESULTS: report JSON from file $7 or error text $6.
 record() {
     local kind=$1 t=$2 k=$3 shards=$4 round=$5 err=$6 report=${7:-} slots_json=null
-    local meta
+    local meta delay_json=${DELAY_MS:-null}
     [[ $kind == ringseed ]] && slots_json="\"$slots\""
-    meta="$(printf '{"seeder":"%s","mode":"%s","shards":%s,"slots":%s,"torrents":%d,"peers":%d,"delay_ms":%d,"round":%d,"duration_s":%d,"check_every":%d,"size":"%s","piece_length":"%s","utc":"%s"}' \
-        "$kind" "$MODE" "$shards" "$slots_json" "$t" "$k" "$DELAY_MS" "$round" "$DURATION_S" "$CHECK_EVERY" "$SIZE" "$PIECE_LENGTH" "$(date -u +%FT%TZ)")"
+    meta="$(printf '{"seeder":"%s","mode":"%s","shards":%s,"slots":%s,"torrents":%d,"peers":%d,"delay_ms":%s,"round":%d,"duration_s":%d,"check_every":%d,"size":"%s","piece_length":"%s","utc":"%s"}' \
+        "$kind" "$MODE" "$shards" "$slots_json" "$t" "$k" "$delay_json" "$round" "$DURATION_S" "$CHECK_EVERY" "$SIZE" "$PIECE_LENGTH" "$(date -u +%FT%TZ)")"
     if [[ -n "$report" ]]; then
         if ((JQ)); then
             jq -c --argjson m "$meta" '$m + {report: .}' "$report" >>"$RESULTS"
@@ -425,6 +446,13 @@ find "$WORK/data" -type f -exec cat {} + >/dev/null   # into the page cache
 gen_extra=(--check-every "$CHECK_EVERY")
 [[ -n "$REQUESTS" ]] && gen_extra+=(--requests "$REQUESTS")
 [[ -n "$GEN_THREADS" ]] && gen_extra+=(--threads "$GEN_THREADS")
+if [[ -n "$DELAY_MS" ]]; then
+    NETNS_UP=1
+    log "delay line: namespace $NETNS_NAME, +$DELAY_MS ms round trip, queue $QUEUE_BYTES per direction"
+    BENCH="$BENCH" QUEUE_BYTES="$QUEUE_BYTES" bash "$HERE/netns.sh" up "$NETNS_NAME" "$DELAY_MS" >&2
+    LEECH_PREFIX=(bash "$HERE/netns.sh" exec "$NETNS_NAME")
+    gen_extra+=(--source-base "$DELAY_SOURCE_BASE")
+fi
 
 : >>"$RESULTS"
 run_index=0
@@ -448,7 +476,7 @@ for point in "${POINTS[@]}"; do
             fi
             log "$tag: $kind ready on $SEEDER_ADDR (pid $CPU_PID); $k peers for $DURATION_S s"
             timeout --signal=TERM --kill-after="$KILL_AFTER_S" $((DURATION_S + LEECH_SLACK_S)) \
-                "$BENCH" leech --torrent-dir "$WORK/torrents" --payload-seed "$PAYLOAD_SEED" \
+                "${LEECH_PREFIX[@]}" "$BENCH" leech --torrent-dir "$WORK/torrents" --payload-seed "$PAYLOAD_SEED" \
                 --target "$SEEDER_ADDR" --peers "$k" --duration "$DURATION_S" \
                 --seeder-pid "$CPU_PID" --json "${gen_extra[@]}" \
                 >"$WORK/$tag.json" 2>"$WORK/$tag.leech.err" &
