@@ -8,6 +8,11 @@
 #   MODE=peers     one 1 GiB torrent, 16 / 256 / 2048 peers, 2 rounds A B A B, all seeders
 #   MODE=torrents  200 torrents x 10 peers (16 MiB each), 1 round, all seeders
 #   MODE=scaling   ringseed, 1, 2, 4, ... shards up to the CPU count, 16 torrents, 256 peers, 2 rounds
+#   MODE=slots     ringseed, --upload-slots 4 and unlimited, 16 / 256 peers, 1 round
+#   MODE=peers with DELAY_MS=20 and 100 (as root): ringseed and libtorrent,
+#                  256 peers behind the userspace delay line (netns.sh), 1 round
+# ringseed runs with --upload-slots unlimited (RINGSEED_SLOTS) outside the
+# slots mode, like libtorrent's high_performance_seed().
 # and writes into OUT_DIR: results.jsonl (one JSON line per run), results.md
 # (a header naming the date, machine, commit and command, then the tables),
 # run.log (progress) and, when `ringseed-bench plot` exists, swarm.svg.
@@ -22,6 +27,13 @@
 #   TORRENTS [200] PEERS_PER_TORRENT [10] TORRENTS_SIZE [16M]  MODE=torrents
 #   SCALING_SHARDS [1 2 4 ... up to the CPUs, and the CPU count]
 #   SCALING_TORRENTS [16] SCALING_PEERS [256] SCALING_SIZE [64M]  MODE=scaling
+#   SLOTS ["4 unlimited"] SLOTS_PEERS ["16 256"] SLOTS_SIZE [256M]  MODE=slots
+#   RINGSEED_SLOTS [unlimited]  ringseed's --upload-slots in the other modes
+#   DELAYS ["20 100"] DELAY_PEERS [256] DELAY_SIZE [256M] DELAY_REQUESTS [250]
+#                             the delayed runs ("" skips them; they need root):
+#                             round-trip delays in ms, peers, payload, and the
+#                             requests each peer keeps outstanding (64 would
+#                             cap a peer at 1 MiB per round trip)
 #   SEEDERS [run.sh's default: every kind whose adapter and program exist]
 #   RINGSEED, BENCH           binaries (set both to skip the build)
 #   TMP_PARENT                where run.sh makes its work dirs
@@ -37,7 +49,8 @@ START_UTC="$(date -u +%FT%TZ)"
 COMMAND="benches/swarm/all.sh${*:+ $*}"
 ENV_SET=""
 for v in DURATION_S PEERS ROUNDS TORRENTS_ROUNDS TORRENTS PEERS_PER_TORRENT TORRENTS_SIZE \
-    SCALING_SHARDS SCALING_TORRENTS SCALING_PEERS SCALING_SIZE SEEDERS RINGSEED BENCH TMP_PARENT; do
+    SCALING_SHARDS SCALING_TORRENTS SCALING_PEERS SCALING_SIZE SLOTS SLOTS_PEERS SLOTS_SIZE \
+    RINGSEED_SLOTS DELAYS DELAY_PEERS DELAY_SIZE DELAY_REQUESTS SEEDERS RINGSEED BENCH TMP_PARENT; do
     [[ -n "${!v+x}" ]] && ENV_SET+="$v=\"${!v}\" "
 done
 
@@ -56,6 +69,15 @@ TORRENTS_SIZE="${TORRENTS_SIZE:-16M}"
 SCALING_TORRENTS="${SCALING_TORRENTS:-16}"
 SCALING_PEERS="${SCALING_PEERS:-256}"
 SCALING_SIZE="${SCALING_SIZE:-64M}"
+SLOTS="${SLOTS:-4 unlimited}"
+SLOTS_PEERS="${SLOTS_PEERS:-16 256}"
+SLOTS_SIZE="${SLOTS_SIZE:-256M}"
+RINGSEED_SLOTS="${RINGSEED_SLOTS:-unlimited}"
+export RINGSEED_SLOTS
+DELAYS="${DELAYS-20 100}"
+DELAY_PEERS="${DELAY_PEERS:-256}"
+DELAY_SIZE="${DELAY_SIZE:-256M}"
+DELAY_REQUESTS="${DELAY_REQUESTS:-250}"
 SHARDS_MAX=256
 CPUS="$(nproc)"
 if [[ -z "${SCALING_SHARDS:-}" ]]; then
@@ -114,6 +136,18 @@ run_mode torrents TORRENTS="$TORRENTS" PEERS_PER_TORRENT="$PEERS_PER_TORRENT" \
     SIZE="$TORRENTS_SIZE" ROUNDS="$TORRENTS_ROUNDS" PORT_BASE=18300
 run_mode scaling SHARDS="$SCALING_SHARDS" TORRENTS="$SCALING_TORRENTS" PEERS="$SCALING_PEERS" \
     SIZE="$SCALING_SIZE" ROUNDS="$ROUNDS" PORT_BASE=19300
+run_mode slots SLOTS="$SLOTS" PEERS="$SLOTS_PEERS" SIZE="$SLOTS_SIZE" TORRENTS=1 ROUNDS=1 PORT_BASE=20300
+port=20600
+for d in $DELAYS; do
+    if [[ "$(id -u)" != 0 ]]; then
+        log "delayed runs skipped: they need root (network namespace, TUN devices)"
+        failed_modes+=("delay (not root)")
+        break
+    fi
+    run_mode peers DELAY_MS="$d" PEERS="$DELAY_PEERS" SIZE="$DELAY_SIZE" TORRENTS=1 ROUNDS=1 \
+        REQUESTS="$DELAY_REQUESTS" SEEDERS="ringseed libtorrent" PORT_BASE=$port
+    port=$((port + 100))
+done
 ELAPSED=$((SECONDS - START_S))
 LOAD_AFTER="$(cut -d' ' -f1-3 /proc/loadavg)"
 
@@ -155,7 +189,10 @@ print(" ".join(seen))' "$RESULTS")"
     echo "- Command: \`${ENV_SET}$COMMAND\`"
     echo "- Settings: ${DURATION_S} s per run; peers mode: 1 GiB torrent, peers $PEERS, $ROUNDS rounds;" \
         "torrents mode: $TORRENTS x $PEERS_PER_TORRENT peers, $TORRENTS_SIZE each, $TORRENTS_ROUNDS round(s);" \
-        "scaling mode: ringseed --shards $SCALING_SHARDS, $SCALING_TORRENTS torrents of $SCALING_SIZE, $SCALING_PEERS peers, $ROUNDS rounds"
+        "scaling mode: ringseed --shards $SCALING_SHARDS, $SCALING_TORRENTS torrents of $SCALING_SIZE, $SCALING_PEERS peers, $ROUNDS rounds;" \
+        "slots mode: ringseed --upload-slots $SLOTS, peers $SLOTS_PEERS, $SLOTS_SIZE, 1 round;" \
+        "delayed runs: +${DELAYS:-none} ms RTT, ringseed and libtorrent, $DELAY_PEERS peers, $DELAY_SIZE, $DELAY_REQUESTS requests per peer, 1 round;" \
+        "ringseed --upload-slots $RINGSEED_SLOTS outside the slots mode"
     echo "- Raw results: results.jsonl (fields in docs/swarm_bench.md); progress: run.log"
     ((${#failed_modes[@]} == 0)) || echo "- Modes with failed runs: ${failed_modes[*]}"
     echo

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Markdown tables from the swarm bench's results file.
 
-  report.py [--mode peers|torrents|scaling] RESULTS.jsonl
+  report.py [--mode peers|torrents|scaling|slots] RESULTS.jsonl
 
 Each line of RESULTS.jsonl is one run of benches/swarm/run.sh:
 {"seeder", "mode", "shards", "torrents", "peers", "delay_ms", "round", ...,
@@ -9,10 +9,11 @@ Each line of RESULTS.jsonl is one run of benches/swarm/run.sh:
 same with "error": TEXT instead of "report" (lines from before the modes
 existed count as mode peers, one torrent). For each mode present (or the
 one asked for) it prints one table per point (peers: per peer count;
-torrents: per torrents x peers; scaling: per shard count), rows seeder x
-round, then a summary of the medians over rounds: for peers and torrents
+torrents: per torrents x peers; scaling: per shard count; slots: per
+ringseed --upload-slots value and peer count), rows seeder x round, then a summary of the medians over rounds: for peers and torrents
 each seeder's goodput and CPU per GiB with its ratio to ringseed's, for
-scaling each shard count's goodput with its ratio to the first count's.
+scaling each shard count's goodput with its ratio to the first count's, for
+slots each setting's goodput, fairness and per-peer rates.
 """
 
 import argparse
@@ -21,7 +22,7 @@ import statistics
 import sys
 
 MIB = 1 << 20
-MODES = ("peers", "torrents", "scaling")
+MODES = ("peers", "torrents", "scaling", "slots")
 LINE_CHARS_MAX = 16 << 20
 
 
@@ -44,19 +45,29 @@ def mode_of(rec):
 
 def point_of(rec):
     """The point a run belongs to, within its mode (sortable)."""
-    delay = rec.get("delay_ms") or 0
+    # -1: on loopback (no delay line); 0 and up: through the delay line.
+    delay = rec.get("delay_ms")
+    delay = -1 if delay is None else delay
     mode = mode_of(rec)
     if mode == "scaling":
         return (delay, rec.get("shards") or 0, rec.get("torrents") or 1, rec["peers"])
+    if mode == "slots":
+        slots = str(rec.get("slots") or "?")
+        # Numbers first, in order, then the named settings.
+        key = (0, int(slots), slots) if slots.isdigit() else (1, 0, slots)
+        return (delay, key, rec.get("torrents") or 1, rec["peers"])
     return (delay, rec.get("torrents") or 1, rec["peers"])
 
 
 def point_label(mode, point):
     delay = point[0]
-    extra = f", {delay} ms delay" if delay else ""
+    extra = f", +{delay} ms RTT (delay line)" if delay >= 0 else ""
     if mode == "scaling":
         _, shards, t, k = point
         return f"{shards} shard{'s' if shards != 1 else ''} ({t} torrents, {k} peers{extra})"
+    if mode == "slots":
+        _, (_, _, slots), _, k = point
+        return f"--upload-slots {slots}, {k} peers{extra}"
     _, t, k = point
     if mode == "torrents":
         return f"{t} torrents x {k // t if t else k} peers ({k} peers{extra})"
@@ -124,6 +135,8 @@ def metric(rep, key):
         return (rep.get("peers") or {}).get("jain_index")
     if key == "p99":
         return (rep.get("latency") or {}).get("p99_ms")
+    if key in ("rate_min", "rate_median", "rate_max"):
+        return (rep.get("peers") or {}).get(key + "_mb_per_s")
     raise KeyError(key)
 
 
@@ -154,11 +167,12 @@ def seeders_in(recs):
 
 def print_mode(mode, recs):
     points = sorted({point_of(r) for r in recs})
-    multi = mode != "peers"
+    multi = mode not in ("peers", "slots")
     titles = {
         "peers": "one torrent, a peer count per table",
         "torrents": "many torrents, a few peers on each",
         "scaling": "ringseed with 1, 2, ... shards on the same load",
+        "slots": "ringseed's per-peer rates with a few upload slots and with unchoke-all",
     }
     print(f"## Mode {mode}: {titles.get(mode, '')}\n")
     for p in points:
@@ -168,6 +182,21 @@ def print_mode(mode, recs):
             print(row(r, multi))
         print()
     print(f"### Summary, mode {mode} (medians over rounds)\n")
+    if mode == "slots":
+        print("| upload slots | peers | goodput GB/s | Jain | per-peer MB/s min / median / max "
+              "| latency p99 ms | seeder CPU s/GiB | runs |")
+        print("|---|---|---|---|---|---|---|---|")
+        for p in points:
+            these = [r for r in recs if point_of(r) == p]
+            ok = sum(1 for r in these if r.get("report") is not None)
+            rates = " / ".join(fmt(median_of(these, "ringseed", k), 1)
+                               for k in ("rate_min", "rate_median", "rate_max"))
+            print(f"| {p[1][2]} | {p[3]} | {fmt(median_of(these, 'ringseed', 'goodput'))} "
+                  f"| {fmt(median_of(these, 'ringseed', 'jain'), 3)} | {rates} "
+                  f"| {fmt(median_of(these, 'ringseed', 'p99'), 2)} "
+                  f"| {fmt(median_of(these, 'ringseed', 'cpu'), 3)} | {ok}/{len(these)} |")
+        print()
+        return
     if mode == "scaling":
         print("| shards | torrents | peers | goodput GB/s | / first shard count "
               "| seeder CPU s/GiB | Jain | latency p99 ms | runs |")

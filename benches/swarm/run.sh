@@ -7,6 +7,9 @@
 #   MODE=torrents  TORRENTS torrents of SIZE each, PEERS_PER_TORRENT peers on each
 #   MODE=scaling   ringseed only, `--shards N` for each N in SHARDS, on
 #                  TORRENTS torrents with PEERS peers in all
+#   MODE=slots     ringseed only, `--upload-slots S` for each S in SLOTS, one
+#                  torrent, K peers for each K in PEERS (per-peer rates with
+#                  4 slots against unchoke-all)
 # Prints markdown tables per mode point and a summary (ratios against
 # ringseed) on stdout, progress on stderr, and appends one JSON line per run
 # to RESULTS. Exit 0 when every run gave a report, 1 otherwise (the tables
@@ -19,7 +22,7 @@
 # whatever is still running.
 #
 # Environment (defaults in brackets):
-#   MODE [peers]              peers | torrents | scaling
+#   MODE [peers]              peers | torrents | scaling | slots
 #   SIZE [peers: 1G, torrents: 16M, scaling: 64M]  payload bytes per torrent
 #   PIECE_LENGTH [1M]         piece length
 #   PAYLOAD_SEED [7]          payload seed of the first torrent (then +1 each)
@@ -28,6 +31,11 @@
 #   TORRENTS [torrents: 200, scaling: 16]  torrents (peers mode: always 1)
 #   PEERS_PER_TORRENT [10]    torrents mode: peers on each torrent
 #   SHARDS ["1 2"]            scaling mode: ringseed shard counts, in order
+#   RINGSEED_SLOTS [unlimited]  ringseed's `--upload-slots` in the other
+#                             modes: unlimited unchokes every interested peer,
+#                             as libtorrent's high_performance_seed() does
+#                             (ringseed's own default is 4 + 1 optimistic)
+#   SLOTS ["4 unlimited"]     slots mode: `--upload-slots` values, in order
 #   ROUNDS [2]                rounds per point
 #   SEEDERS [every kind whose adapter and program exist]  seeder kinds, in
 #                             order (A B A B): ringseed libtorrent
@@ -37,8 +45,15 @@
 #   REQUESTS []               requests each peer keeps outstanding (generator
 #                             default when empty)
 #   GEN_THREADS []            generator threads (generator default: the CPUs)
-#   DELAY_MS [0]              added one-way delay, recorded as delay_ms (only 0
-#                             until the delay line is wired in)
+#   DELAY_MS []               empty: everything on loopback. A number 0..10000:
+#                             the generator runs in network namespace NETNS_NAME
+#                             behind benches/swarm/netns.sh's userspace delay
+#                             line, which adds DELAY_MS to the round trip (half
+#                             each way); the seeders listen on 10.203.0.1, the
+#                             root side of its TUN pair, and the peers bind
+#                             10.204.0.1, .2, ... (docs/swarm_delay.md). Root only.
+#   NETNS_NAME [delay-swarm]  that namespace (must start with "delay")
+#   QUEUE_BYTES [256M]        the delay line's queue per direction
 #   RESULTS [./swarm-results-<UTC time>.jsonl]  raw JSON lines, appended
 #   READY_TIMEOUT_S [180]     limit on a seeder getting ready, in seconds
 #   LEECH_SLACK_S [60]        leech run limit beyond DURATION_S, in seconds
@@ -60,7 +75,8 @@ case "$MODE" in
 peers) def_size=1G def_peers="16 256 2048" def_torrents=1 ;;
 torrents) def_size=16M def_peers="" def_torrents=200 ;;
 scaling) def_size=64M def_peers=256 def_torrents=16 ;;
-*) echo "swarm bench: MODE must be peers, torrents or scaling, got '$MODE'" >&2; exit 1 ;;
+slots) def_size=256M def_peers="16 256" def_torrents=1 ;;
+*) echo "swarm bench: MODE must be peers, torrents, scaling or slots, got '$MODE'" >&2; exit 1 ;;
 esac
 SIZE="${SIZE:-$def_size}"
 PIECE_LENGTH="${PIECE_LENGTH:-1M}"
@@ -69,13 +85,17 @@ PEERS="${PEERS:-$def_peers}"
 TORRENTS="${TORRENTS:-$def_torrents}"
 PEERS_PER_TORRENT="${PEERS_PER_TORRENT:-10}"
 SHARDS="${SHARDS:-1 2}"
+RINGSEED_SLOTS="${RINGSEED_SLOTS:-unlimited}"
+SLOTS="${SLOTS:-4 unlimited}"
 ROUNDS="${ROUNDS:-2}"
 SEEDERS="${SEEDERS:-}"
 DURATION_S="${DURATION_S:-10}"
 CHECK_EVERY="${CHECK_EVERY:-16}"
 REQUESTS="${REQUESTS:-}"
 GEN_THREADS="${GEN_THREADS:-}"
-DELAY_MS="${DELAY_MS:-0}"
+DELAY_MS="${DELAY_MS:-}"
+NETNS_NAME="${NETNS_NAME:-delay-swarm}"
+QUEUE_BYTES="${QUEUE_BYTES:-256M}"
 RESULTS="${RESULTS:-$PWD/swarm-results-$(date -u +%Y%m%dT%H%M%SZ).jsonl}"
 READY_TIMEOUT_S="${READY_TIMEOUT_S:-180}"
 LEECH_SLACK_S="${LEECH_SLACK_S:-60}"
@@ -101,6 +121,9 @@ log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 
 # The address, adapter prefix and program of each seeder kind.
 kind_ip() {
+    # Behind the delay line every seeder listens on the root side of the TUN
+    # pair; they run one at a time, each on its own port.
+    [[ -n "$DELAY_MS" ]] && { echo "$DELAY_SEEDER_IP"; return 0; }
     case $1 in
     ringseed) echo 127.0.10.2 ;; libtorrent) echo 127.0.10.3 ;;
     transmission) echo 127.0.10.4 ;; rtorrent) echo 127.0.10.5 ;;
@@ -145,7 +168,13 @@ kind_unavailable() {
 [[ "$CHECK_EVERY" =~ ^[1-9][0-9]{0,5}$ ]] || die "CHECK_EVERY must be 1..999999, got '$CHECK_EVERY'"
 [[ -z "$REQUESTS" || "$REQUESTS" =~ ^[1-9][0-9]{0,4}$ ]] || die "REQUESTS must be empty or 1..99999"
 [[ -z "$GEN_THREADS" || "$GEN_THREADS" =~ ^[1-9][0-9]{0,2}$ ]] || die "GEN_THREADS must be empty or 1..999"
-[[ "$DELAY_MS" == 0 ]] || die "DELAY_MS: only 0 for now (the delay line is not wired in yet)"
+DELAY_SEEDER_IP=10.203.0.1   # netns.sh's root-side address
+DELAY_SOURCE_BASE=10.204.0.1 # netns.sh's AnyIP range inside the namespace
+if [[ -n "$DELAY_MS" ]]; then
+    [[ "$DELAY_MS" =~ ^[0-9]{1,5}$ && "$DELAY_MS" -le 10000 ]] || die "DELAY_MS must be empty or 0..10000, got '$DELAY_MS'"
+    [[ "$(id -u)" == 0 ]] || die "DELAY_MS needs root (network namespace, TUN devices)"
+    [[ "$QUEUE_BYTES" =~ $SIZE_RE ]] || die "QUEUE_BYTES must be a number with an optional K, M or G"
+fi
 for v in READY_TIMEOUT_S LEECH_SLACK_S STOP_WAIT_S; do
     [[ "${!v}" =~ ^[1-9][0-9]{0,3}$ ]] || die "$v must be 1..9999, got '${!v}'"
 done
@@ -153,17 +182,29 @@ done
 [[ "$TORRENTS" =~ ^[1-9][0-9]{0,4}$ && "$TORRENTS" -le $TORRENTS_MAX ]] ||
     die "TORRENTS must be 1..$TORRENTS_MAX, got '$TORRENTS'"
 
-# The points of this mode: "torrents peers shards" (shards "-": ringseed's default).
+SLOTS_RE='^([1-9][0-9]{0,3}|unlimited|rate-based)$'
+[[ "$RINGSEED_SLOTS" =~ $SLOTS_RE ]] || die "RINGSEED_SLOTS must be 1..9999, unlimited or rate-based, got '$RINGSEED_SLOTS'"
+
+# The points of this mode: "torrents peers shards slots" (shards "-":
+# ringseed's default; slots: ringseed's --upload-slots).
 POINTS=()
 case "$MODE" in
-peers)
-    [[ "$TORRENTS" == 1 ]] || die "MODE=peers uses one torrent (TORRENTS=$TORRENTS): use MODE=torrents"
+peers | slots)
+    [[ "$TORRENTS" == 1 ]] || die "MODE=$MODE uses one torrent (TORRENTS=$TORRENTS): use MODE=torrents"
     [[ -n "$PEERS" ]] || die "PEERS is empty"
-    for k in $PEERS; do POINTS+=("1 $k -"); done
+    if [[ $MODE == peers ]]; then
+        for k in $PEERS; do POINTS+=("1 $k - $RINGSEED_SLOTS"); done
+    else
+        [[ -n "$SLOTS" ]] || die "SLOTS is empty"
+        for s in $SLOTS; do
+            [[ "$s" =~ $SLOTS_RE ]] || die "SLOTS: each must be 1..9999, unlimited or rate-based, got '$s'"
+            for k in $PEERS; do POINTS+=("1 $k - $s"); done
+        done
+    fi
     ;;
 torrents)
     [[ "$PEERS_PER_TORRENT" =~ ^[1-9][0-9]{0,4}$ ]] || die "PEERS_PER_TORRENT must be 1..99999"
-    POINTS+=("$TORRENTS $((TORRENTS * PEERS_PER_TORRENT)) -")
+    POINTS+=("$TORRENTS $((TORRENTS * PEERS_PER_TORRENT)) - $RINGSEED_SLOTS")
     ;;
 scaling)
     [[ "$PEERS" =~ ^[1-9][0-9]{0,4}$ ]] || die "MODE=scaling takes one total peer count in PEERS, got '$PEERS'"
@@ -171,20 +212,20 @@ scaling)
     [[ -n "$SHARDS" ]] || die "SHARDS is empty"
     for n in $SHARDS; do
         [[ "$n" =~ ^[1-9][0-9]{0,2}$ && "$n" -le 256 ]] || die "shard count must be 1..256, got '$n'"
-        POINTS+=("$TORRENTS $PEERS $n")
+        POINTS+=("$TORRENTS $PEERS $n $RINGSEED_SLOTS")
     done
     ;;
 esac
 peers_top=0
 for p in "${POINTS[@]}"; do
-    read -r _ k _ <<<"$p"
+    read -r _ k _ _ <<<"$p"
     [[ "$k" =~ ^[1-9][0-9]*$ && "$k" -le $PEERS_MAX ]] || die "peer count must be 1..$PEERS_MAX, got '$k'"
     ((k > peers_top)) && peers_top=$k
 done
 
 # Seeder kinds: the ones asked for must all run; by default every one that can.
-if [[ "$MODE" == scaling ]]; then
-    [[ -z "$SEEDERS" || "$SEEDERS" == ringseed ]] || log "MODE=scaling runs ringseed only (SEEDERS='$SEEDERS' ignored)"
+if [[ "$MODE" == scaling || "$MODE" == slots ]]; then
+    [[ -z "$SEEDERS" || "$SEEDERS" == ringseed ]] || log "MODE=$MODE runs ringseed only (SEEDERS='$SEEDERS' ignored)"
     SEEDERS=ringseed
 fi
 if [[ -z "$SEEDERS" ]]; then
@@ -220,6 +261,8 @@ if "$RINGSEED" seed --help 2>/dev/null | grep -q -- --peers-per-torrent; then PE
 WORK="$(mktemp -d "$TMP_PARENT/ringseed-swarm.XXXXXX")"
 PIDS=()          # every process started, for the exit trap
 SEEDER_PID=      # the seeder (or adapter) running now
+NETNS_UP=0       # 1 once netns.sh up ran (cleanup then runs netns.sh down)
+LEECH_PREFIX=()  # runs the generator inside the namespace when DELAY_MS is set
 kind=            # its kind
 
 # Whether process $1 runs (exists and is not a zombie).
@@ -251,17 +294,18 @@ cleanup() {
     local pid pids=("${PIDS[@]}")
     stop_seeder
     for pid in "${pids[@]}"; do stop_pid "$pid"; done
+    if ((NETNS_UP)); then BENCH="$BENCH" bash "$HERE/netns.sh" down "$NETNS_NAME" >&2 || true; fi
     if [[ "$KEEP" == 1 ]]; then log "work dir kept: $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # Starts seeder KIND on PORT for T torrents, K peers, N shards ("-": the
-# default); sets SEEDER_PID (the process started), CPU_PID (the one whose
+# default), ringseed upload slots S; sets SEEDER_PID (the process started), CPU_PID (the one whose
 # CPU counts), SEEDER_ADDR and SEEDER_SHARDS, or returns 1 (reason in
 # SEEDER_ERR) when it is not ready in time.
 start_seeder() {
-    local kind=$1 port=$2 t=$3 k=$4 shards=$5 logf=$6 outf=$7 i
+    local kind=$1 port=$2 t=$3 k=$4 shards=$5 logf=$6 outf=$7 slots=$8 i
     local per_torrent=$(((k + t - 1) / t + PEER_SLACK)) conns=$((k + PEER_SLACK))
     SEEDER_ADDR="$(kind_ip "$kind"):$port"
     SEEDER_SHARDS=null
@@ -270,6 +314,7 @@ start_seeder() {
         local extra=()
         ((PEERS_FLAG)) && extra+=(--peers-per-torrent "$per_torrent")
         [[ "$shards" != - ]] && extra+=(--shards "$shards")
+        extra+=(--upload-slots "$slots")
         "$RINGSEED" seed "${TORRENT_FILES[@]}" --data "$WORK/data" --listen "$SEEDER_ADDR" \
             --bind-address "$(kind_ip "$kind")" "${extra[@]}" >"$outf" 2>"$logf" &
         SEEDER_PID=$!
@@ -369,10 +414,11 @@ stop_seeder() {
 
 # Appends one record to RESULTS: report JSON from file $7 or error text $6.
 record() {
-    local kind=$1 t=$2 k=$3 shards=$4 round=$5 err=$6 report=${7:-}
-    local meta
-    meta="$(printf '{"seeder":"%s","mode":"%s","shards":%s,"torrents":%d,"peers":%d,"delay_ms":%d,"round":%d,"duration_s":%d,"check_every":%d,"size":"%s","piece_length":"%s","utc":"%s"}' \
-        "$kind" "$MODE" "$shards" "$t" "$k" "$DELAY_MS" "$round" "$DURATION_S" "$CHECK_EVERY" "$SIZE" "$PIECE_LENGTH" "$(date -u +%FT%TZ)")"
+    local kind=$1 t=$2 k=$3 shards=$4 round=$5 err=$6 report=${7:-} slots_json=null
+    local meta delay_json=${DELAY_MS:-null}
+    [[ $kind == ringseed ]] && slots_json="\"$slots\""
+    meta="$(printf '{"seeder":"%s","mode":"%s","shards":%s,"slots":%s,"torrents":%d,"peers":%d,"delay_ms":%s,"round":%d,"duration_s":%d,"check_every":%d,"size":"%s","piece_length":"%s","utc":"%s"}' \
+        "$kind" "$MODE" "$shards" "$slots_json" "$t" "$k" "$delay_json" "$round" "$DURATION_S" "$CHECK_EVERY" "$SIZE" "$PIECE_LENGTH" "$(date -u +%FT%TZ)")"
     if [[ -n "$report" ]]; then
         if ((JQ)); then
             jq -c --argjson m "$meta" '$m + {report: .}' "$report" >>"$RESULTS"
@@ -386,7 +432,7 @@ record() {
     fi
 }
 
-log "mode $MODE; seeders: $SEEDERS; work dir $WORK; results $RESULTS"
+log "mode $MODE; seeders: $SEEDERS; ringseed --upload-slots $RINGSEED_SLOTS (slots mode: $SLOTS); work dir $WORK; results $RESULTS"
 log "ringseed --peers-per-torrent: $([[ $PEERS_FLAG == 1 ]] && echo passed || echo 'not supported, not passed')"
 log "making $TORRENTS payload(s) of $SIZE (seeds from $PAYLOAD_SEED, pieces $PIECE_LENGTH)"
 mkdir -p "$WORK/data"
@@ -400,21 +446,28 @@ find "$WORK/data" -type f -exec cat {} + >/dev/null   # into the page cache
 gen_extra=(--check-every "$CHECK_EVERY")
 [[ -n "$REQUESTS" ]] && gen_extra+=(--requests "$REQUESTS")
 [[ -n "$GEN_THREADS" ]] && gen_extra+=(--threads "$GEN_THREADS")
+if [[ -n "$DELAY_MS" ]]; then
+    NETNS_UP=1
+    log "delay line: namespace $NETNS_NAME, +$DELAY_MS ms round trip, queue $QUEUE_BYTES per direction"
+    BENCH="$BENCH" QUEUE_BYTES="$QUEUE_BYTES" bash "$HERE/netns.sh" up "$NETNS_NAME" "$DELAY_MS" >&2
+    LEECH_PREFIX=(bash "$HERE/netns.sh" exec "$NETNS_NAME")
+    gen_extra+=(--source-base "$DELAY_SOURCE_BASE")
+fi
 
 : >>"$RESULTS"
 run_index=0
 failed=0         # runs without a report
 start_s=$SECONDS
 for point in "${POINTS[@]}"; do
-    read -r t k shards <<<"$point"
+    read -r t k shards slots <<<"$point"
     for ((round = 1; round <= ROUNDS; round++)); do
         for kind in $SEEDERS; do
             port=$((PORT_BASE + run_index * PORT_STRIDE))
             ((port <= 65535 - PORT_STRIDE)) || die "out of ports: lower PORT_BASE"
-            tag="$kind-t$t-k$k-s${shards/#-/d}-r$round"
+            tag="$kind-t$t-k$k-s${shards/#-/d}-u$slots-r$round"
             run_index=$((run_index + 1))
             log "$tag: starting $kind ($t torrent(s), $k peers$([[ $shards != - ]] && echo ", $shards shards" || true))"
-            if ! start_seeder "$kind" "$port" "$t" "$k" "$shards" "$WORK/$tag.seeder.log" "$WORK/$tag.seeder.out"; then
+            if ! start_seeder "$kind" "$port" "$t" "$k" "$shards" "$WORK/$tag.seeder.log" "$WORK/$tag.seeder.out" "$slots"; then
                 log "$tag: $SEEDER_ERR"
                 stop_seeder
                 record "$kind" "$t" "$k" "$([[ $shards != - ]] && echo "$shards" || echo null)" "$round" "$SEEDER_ERR"
@@ -423,7 +476,7 @@ for point in "${POINTS[@]}"; do
             fi
             log "$tag: $kind ready on $SEEDER_ADDR (pid $CPU_PID); $k peers for $DURATION_S s"
             timeout --signal=TERM --kill-after="$KILL_AFTER_S" $((DURATION_S + LEECH_SLACK_S)) \
-                "$BENCH" leech --torrent-dir "$WORK/torrents" --payload-seed "$PAYLOAD_SEED" \
+                "${LEECH_PREFIX[@]}" "$BENCH" leech --torrent-dir "$WORK/torrents" --payload-seed "$PAYLOAD_SEED" \
                 --target "$SEEDER_ADDR" --peers "$k" --duration "$DURATION_S" \
                 --seeder-pid "$CPU_PID" --json "${gen_extra[@]}" \
                 >"$WORK/$tag.json" 2>"$WORK/$tag.leech.err" &

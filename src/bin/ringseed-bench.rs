@@ -4,9 +4,12 @@
 //!   spread over several; prints the report (goodput, good/bad blocks,
 //!   per-peer rates and fairness, latency, CPU, per-torrent counts).
 //! - `serve`: the trivial seeder of a deterministic payload.
+//! - `plot`: an SVG of `benches/swarm/run.sh` results.
 //! - `make-torrent`: the .torrent of a payload (or of `--count` payloads),
 //!   and optionally the payload itself as a file, so `ringseed seed` can
 //!   serve it.
+//! - `delay-line`: forwards packets between two TUN devices with a fixed
+//!   delay (benches/swarm/netns.sh starts it; docs/swarm_delay.md).
 //!
 //! Boundary: argument parsing, files and printing; the work is in
 //! `ringseed::runtime::loadgen` and `ringseed::loadgen`.
@@ -22,10 +25,13 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use ringseed::loadgen::leecher::REQUESTS_MAX_DEFAULT;
 use ringseed::loadgen::payload::{Payload, TOTAL_LENGTH_MAX_BYTES};
+use ringseed::loadgen::payload_cache::CACHE_BYTES_MAX_DEFAULT;
+use ringseed::loadgen::plot::plot_results;
 use ringseed::loadgen::report::{PeerSample, Report, ReportInput};
 use ringseed::loadgen::torrent_set::{self, PeerFigures, TORRENTS_MAX};
 use ringseed::metainfo::Metainfo;
 use ringseed::peer::TorrentShape;
+use ringseed::runtime::loadgen::delay_line;
 use ringseed::runtime::loadgen::leech::{run_leech, LeechOptions, LeechTorrent};
 use ringseed::runtime::loadgen::serve::{run_serve, ServeOptions, LISTENS_MAX};
 use ringseed::runtime::loadgen::{default_threads, install_stop_signals, PEERS_MAX};
@@ -36,6 +42,8 @@ const TORRENT_BYTES_MAX: u64 = 64 << 20;
 /// How often, and how many times, serve looks whether it listens yet.
 const READY_POLL: Duration = Duration::from_millis(10);
 const READY_POLLS_MAX: u32 = 6000;
+/// Largest results file plotted, in bytes.
+const RESULTS_BYTES_MAX: u64 = 256 << 20;
 /// Bytes generated and written at a time by make-torrent.
 const WRITE_CHUNK_BYTES: usize = 4 << 20;
 
@@ -102,6 +110,10 @@ enum Command {
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
+        /// Peer i binds this IPv4 address plus i (default: its own 127.1.x.y
+        /// for a loopback target, else the kernel's choice).
+        #[arg(long)]
+        source_base: Option<std::net::Ipv4Addr>,
     },
     /// A trivial seeder of the deterministic payload, or K synthetic seeds.
     Serve {
@@ -131,6 +143,43 @@ enum Command {
         /// Seconds to run (default: until SIGINT/SIGTERM).
         #[arg(long)]
         duration: Option<f64>,
+        /// Bytes of generated pieces kept in memory (K, M, G suffixes); 0:
+        /// no cache, every block generated as it is sent.
+        #[arg(long, default_value_t = CACHE_BYTES_MAX_DEFAULT, value_parser = parse_size)]
+        cache_bytes_max: u64,
+    },
+    /// Draws benches/swarm/run.sh results (JSON lines) as an SVG: goodput,
+    /// seeder CPU per GiB and seeder peak RSS against the peer count.
+    Plot {
+        /// The results file (one JSON object a line).
+        #[arg(long)]
+        results: PathBuf,
+        #[arg(short = 'o', long)]
+        output: PathBuf,
+        #[arg(
+            long,
+            default_value = "Swarm bench: seeders under K synthetic leechers"
+        )]
+        title: String,
+    },
+    /// Forwards packets between a TUN device here and one in a network
+    /// namespace, adding --delay-ms to the round trip (half each way), until
+    /// SIGINT/SIGTERM.
+    DelayLine {
+        /// The TUN device in this namespace.
+        #[arg(long)]
+        outer_tun: String,
+        /// The namespace (as in `ip netns`) holding --inner-tun.
+        #[arg(long)]
+        netns: String,
+        #[arg(long)]
+        inner_tun: String,
+        /// Milliseconds added to the round-trip time (D/2 each direction).
+        #[arg(long)]
+        delay_ms: u64,
+        /// Bound of each direction's queue (K, M, G suffixes accepted).
+        #[arg(long, default_value_t = delay_line::QUEUE_BYTES_DEFAULT as u64, value_parser = parse_size)]
+        queue_bytes: u64,
     },
     /// Writes the .torrent of a payload (and, with --data-dir, its bytes).
     ///
@@ -234,6 +283,7 @@ fn run() -> Result<()> {
             seeder_pid,
             check_every,
             json,
+            source_base,
         } => leech(LeechArgs {
             torrents: torrent_paths(torrent, torrent_dir.as_deref())?,
             target,
@@ -247,6 +297,7 @@ fn run() -> Result<()> {
             seeder_pid,
             check_every,
             json,
+            source_base,
         }),
         Command::Serve {
             listen,
@@ -258,6 +309,7 @@ fn run() -> Result<()> {
             threads,
             conns_per_thread,
             duration,
+            cache_bytes_max,
         } => {
             let listen = expand_seeds(listen, seeds)?;
             let first = listen.first().copied().context("no --listen address")?;
@@ -274,6 +326,7 @@ fn run() -> Result<()> {
                 threads,
                 conns_per_thread,
                 duration: duration.map(|d| seconds("--duration", d)).transpose()?,
+                cache_bytes_max,
             };
             let all: Vec<String> = opts.listen.iter().map(|a| a.to_string()).collect();
             eprintln!(
@@ -311,8 +364,49 @@ fn run() -> Result<()> {
                 secs,
                 out.stats.block_bytes_sent as f64 / 1e6 / secs
             );
+            let c = out.cache;
+            eprintln!(
+                "ringseed-bench: piece cache: {} hits, {} misses, {} evictions, {} bytes generated",
+                c.hits, c.misses, c.evictions, c.bytes_generated
+            );
             Ok(())
         }
+        Command::Plot {
+            results,
+            output,
+            title,
+        } => {
+            let len = std::fs::metadata(&results)
+                .with_context(|| format!("reading {}", results.display()))?
+                .len();
+            if len > RESULTS_BYTES_MAX {
+                bail!(
+                    "{}: {len} bytes, over the limit of {RESULTS_BYTES_MAX}",
+                    results.display()
+                );
+            }
+            let text = std::fs::read_to_string(&results)
+                .with_context(|| format!("reading {}", results.display()))?;
+            let svg = plot_results(&text, &title)
+                .with_context(|| format!("plotting {}", results.display()))?;
+            std::fs::write(&output, svg)
+                .with_context(|| format!("writing {}", output.display()))?;
+            eprintln!("ringseed-bench: wrote {}", output.display());
+            Ok(())
+        }
+        Command::DelayLine {
+            outer_tun,
+            netns,
+            inner_tun,
+            delay_ms,
+            queue_bytes,
+        } => run_delay_line(delay_line::DelayLineOptions {
+            outer_tun,
+            netns,
+            inner_tun,
+            delay_rtt: Duration::from_millis(delay_ms),
+            queue_bytes: usize::try_from(queue_bytes).context("--queue-bytes")?,
+        }),
         Command::MakeTorrent {
             payload_seed,
             count,
@@ -492,6 +586,44 @@ struct LeechArgs {
     seeder_pid: Option<u32>,
     check_every: u32,
     json: bool,
+    source_base: Option<std::net::Ipv4Addr>,
+}
+
+fn run_delay_line(opts: delay_line::DelayLineOptions) -> Result<()> {
+    let ready = AtomicBool::new(false);
+    let stop = AtomicBool::new(false);
+    let out = std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..READY_POLLS_MAX {
+                if stop.load(Ordering::SeqCst) {
+                    return;
+                }
+                if ready.load(Ordering::SeqCst) {
+                    eprintln!("delay-line: ready");
+                    return;
+                }
+                std::thread::sleep(READY_POLL);
+            }
+        });
+        let out = delay_line::run_delay_line(&opts, &ready, &stop);
+        stop.store(true, Ordering::SeqCst);
+        out
+    })?;
+    let secs = out.wall.as_secs_f64().max(1e-9);
+    for (what, d) in [("inward", out.inward), ("outward", out.outward)] {
+        let q = d.queue;
+        eprintln!(
+            "delay-line: {what}: {} packets {} bytes forwarded ({:.1} MB/s), {} packets {} bytes dropped (queue full), {} write errors, {} left queued",
+            q.packets_out,
+            q.bytes_out,
+            q.bytes_out as f64 / 1e6 / secs,
+            q.packets_dropped,
+            q.bytes_dropped,
+            d.write_errors,
+            d.left_in_queue
+        );
+    }
+    Ok(())
 }
 
 fn leech(a: LeechArgs) -> Result<()> {
@@ -510,6 +642,7 @@ fn leech(a: LeechArgs) -> Result<()> {
         bytes_per_peer: a.bytes_per_peer,
         order_seed: a.payload_seed,
         check_every: a.check_every,
+        source_base: a.source_base,
     };
     let seeder_before = a.seeder_pid.and_then(|p| proc_stats::read(p).ok());
     let self_before = proc_stats::self_stats().ok();

@@ -229,6 +229,9 @@ pub struct Leecher {
     done_at: Option<Duration>,
     /// When bytes were last queued for sending.
     last_output_at: Duration,
+    /// Whether a block can be asked for while a copy is outstanding: only
+    /// when the torrent has few blocks more than the window.
+    duplicates_possible: bool,
 }
 
 impl Leecher {
@@ -282,6 +285,13 @@ impl Leecher {
             interested_at: None,
             done_at: None,
             last_output_at: now,
+            // The order walks every block before it repeats one, and retried
+            // blocks were outstanding: a copy can only be outstanding when
+            // the torrent has no more blocks than twice the window.
+            // (Whole pieces but the last: a lower bound of the blocks.)
+            duplicates_possible: u64::from(shape.pieces().saturating_sub(1)) * shape.piece_length()
+                / u64::from(config.block_bytes)
+                <= 2 * u64::from(config.requests_max) + 2,
             phase: Phase::Handshake,
             config,
             shape,
@@ -664,9 +674,10 @@ impl Leecher {
         if matches!(self.peer_pieces, PeerPieces::Unknown) {
             return;
         }
-        while self.outstanding.len() < self.config.requests_max as usize && self.budget_left() {
+        let window = self.config.requests_max as usize;
+        while self.outstanding.len() < window && self.budget_left() {
             let Some(b) = self.next_block() else { break };
-            if self.outstanding.iter().any(|p| p.block == b) {
+            if self.duplicates_possible && self.outstanding.iter().any(|p| p.block == b) {
                 // A torrent smaller than the window, on a later round: a
                 // peer ignores a request it already holds, so this one
                 // waits until the first copy arrives.
@@ -835,6 +846,69 @@ mod tests {
         assert_eq!(l.stats().blocks_bad, 2);
         assert_eq!(l.stats().bytes_bad, 32768);
         assert_eq!(l.stats().bytes_good, p.total_length() - 32768);
+    }
+
+    /// A leecher with a window of `window` against a synthetic seed, after
+    /// the handshake: its first requests are with the seed.
+    fn started_with_seed(p: &Payload, window: u32) -> (Leecher, crate::loadgen::seed::Seed) {
+        use crate::loadgen::seed::{Seed, SeedConfig};
+        let cfg = LeecherConfig {
+            requests_max: window,
+            ..LeecherConfig::default()
+        };
+        let mut l = leecher(p, cfg);
+        let mut s = Seed::new(SeedConfig::default(), shape(p)).unwrap();
+        let ok = |_: u32, _: u32, _: &[u8]| true;
+        let mut ctl = vec![0u8; 1024];
+        for _ in 0..3 {
+            let mut a = Vec::new();
+            l.take_output(&mut a);
+            s.receive(&a).unwrap();
+            let n = s.produce_control(&mut ctl);
+            l.receive(T0, &ctl[..n], &ok).unwrap();
+        }
+        let mut a = Vec::new();
+        l.take_output(&mut a);
+        s.receive(&a).unwrap();
+        (l, s)
+    }
+
+    /// The seed's next block as a piece message.
+    fn next_piece_message(p: &Payload, s: &mut crate::loadgen::seed::Seed) -> Vec<u8> {
+        let mut blocks = Vec::new();
+        assert_eq!(s.take_blocks(1, &mut blocks), 1);
+        let b = blocks[0];
+        let piece = p.piece_bytes(b.piece).unwrap();
+        let mut m = b.header().to_vec();
+        m.extend_from_slice(&piece[b.offset as usize..(b.offset + b.length) as usize]);
+        m
+    }
+
+    #[test]
+    fn every_block_in_frees_a_slot_that_is_asked_again_at_once() {
+        let p = Payload::new(5, 64 << 20, 1 << 20).unwrap();
+        let (mut l, mut s) = started_with_seed(&p, 8);
+        let ok = |_: u32, _: u32, _: &[u8]| true;
+        assert_eq!(l.outstanding(), 8);
+        assert_eq!(s.requests_queued(), 8);
+        for _ in 0..3 {
+            let m = next_piece_message(&p, &mut s);
+            l.receive(T0, &m, &ok).unwrap();
+            // One request of 17 bytes per block received.
+            assert_eq!((l.outstanding(), l.output_len()), (8, 17));
+            let mut a = Vec::new();
+            l.take_output(&mut a);
+            s.receive(&a).unwrap();
+        }
+        assert_eq!(l.stats().blocks_good + l.stats().blocks_unchecked, 3);
+    }
+
+    #[test]
+    fn the_duplicate_guard_is_on_only_for_torrents_near_the_window() {
+        let big = Payload::new(5, 64 << 20, 1 << 20).unwrap();
+        assert!(!leecher(&big, LeecherConfig::default()).duplicates_possible);
+        let small = payload();
+        assert!(leecher(&small, LeecherConfig::default()).duplicates_possible);
     }
 
     #[test]

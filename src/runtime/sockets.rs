@@ -78,6 +78,7 @@ pub enum SocketOp {
     SetReusePort,
     SetOnlyV6,
     SetNonblocking,
+    SetNoDelay,
     Bind,
     Listen,
     Connect,
@@ -91,6 +92,7 @@ impl fmt::Display for SocketOp {
             SocketOp::SetReusePort => "setting SO_REUSEPORT",
             SocketOp::SetOnlyV6 => "setting IPV6_V6ONLY",
             SocketOp::SetNonblocking => "setting O_NONBLOCK",
+            SocketOp::SetNoDelay => "setting TCP_NODELAY",
             SocketOp::Bind => "bind",
             SocketOp::Listen => "listen",
             SocketOp::Connect => "connect",
@@ -317,7 +319,8 @@ fn bind(socket: &Socket, local: SocketAddr, opts: &BindOptions) -> Result<(), So
 /// A nonblocking TCP listener on `addr` (or on the bind address with `addr`'s
 /// port when `addr` is unspecified), with `SO_REUSEADDR`, and `SO_REUSEPORT`
 /// when `reuse_port` (so every shard can listen on the same port and the
-/// kernel spreads connections among them).
+/// kernel spreads connections among them). `TCP_NODELAY` is set on it, and
+/// Linux passes it on to every accepted connection (see [`set_no_delay`]).
 pub fn tcp_listener(
     addr: SocketAddr,
     opts: &BindOptions,
@@ -340,6 +343,7 @@ pub fn tcp_listener(
     socket
         .set_nonblocking(true)
         .map_err(|e| os_error(SocketOp::SetNonblocking, local, opts, e))?;
+    set_no_delay(&socket, local, opts)?;
     bind(&socket, local, opts)?;
     socket
         .listen(backlog)
@@ -348,7 +352,8 @@ pub fn tcp_listener(
 }
 
 /// An unconnected TCP socket for `remote`'s family, bound to the interface and
-/// to the bind address (port 0) as asked, nonblocking: for io_uring CONNECT.
+/// to the bind address (port 0) as asked, nonblocking, with `TCP_NODELAY`
+/// (see [`set_no_delay`]): for io_uring CONNECT.
 pub fn tcp_socket_for_connect(
     remote: SocketAddr,
     opts: &BindOptions,
@@ -357,7 +362,19 @@ pub fn tcp_socket_for_connect(
     socket
         .set_nonblocking(true)
         .map_err(|e| os_error(SocketOp::SetNonblocking, remote, opts, e))?;
+    set_no_delay(&socket, remote, opts)?;
     Ok(socket)
+}
+
+/// Turns Nagle's algorithm off. Peer connections write whole messages (a
+/// request, or a block with its header, in one vectored send), so there is
+/// nothing for Nagle to merge; it would only hold a message's last partial
+/// segment until the previous data is acknowledged, adding a round trip to
+/// small messages (requests, haves) and to the tail of each send.
+fn set_no_delay(socket: &Socket, addr: SocketAddr, opts: &BindOptions) -> Result<(), SocketError> {
+    socket
+        .set_tcp_nodelay(true)
+        .map_err(|e| os_error(SocketOp::SetNoDelay, addr, opts, e))
 }
 
 /// A blocking TCP connection to `remote`, bound as asked. `timeout` bounds the
@@ -486,6 +503,31 @@ mod tests {
             IpAddr::V4(Ipv4Addr::LOCALHOST)
         );
         assert!(accept_one(&listener).is_some());
+    }
+
+    #[test]
+    fn accepted_and_outgoing_peer_sockets_have_nagle_off() {
+        let opts = BindOptions::default();
+        let listener = tcp_listener(lo_v4(0), &opts, false, 16).unwrap();
+        assert!(Socket::from(listener.try_clone().unwrap())
+            .tcp_nodelay()
+            .unwrap());
+        let addr = listener.local_addr().unwrap();
+        let outgoing = tcp_socket_for_connect(addr, &opts).unwrap();
+        assert!(outgoing.tcp_nodelay().unwrap());
+        // A plain blocking client, Nagle on: only the accepted side is ours.
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        let start = Instant::now();
+        let accepted = loop {
+            match listener.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == ErrorKind::WouldBlock && start.elapsed() < WAIT_MAX => {
+                    sleep(Duration::from_millis(5))
+                }
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        assert!(accepted.nodelay().unwrap(), "TCP_NODELAY is inherited");
     }
 
     #[test]

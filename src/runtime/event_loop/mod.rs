@@ -878,6 +878,84 @@ impl EventLoop {
         })
     }
 
+    /// As [`EventLoop::send_blocks`], but the blocks lie in the caller's
+    /// shared bytes `data` (segment starts count from its first byte), not
+    /// in a pool buffer: one `sendmsg` straight from memory that many sends
+    /// share (the load generator's cached pieces). The op holds its own
+    /// reference to `data` until its completion is drained (leaked, not
+    /// freed, should the loop be dropped with it in flight). The completion
+    /// carries no buffer.
+    pub fn send_blocks_shared(
+        &mut self,
+        fd: RawFd,
+        data: Arc<[u8]>,
+        segments: &[BlockSegment],
+        skip: usize,
+    ) -> Result<OpId, LoopError> {
+        let size = data.len();
+        if segments.is_empty() || segments.len() > SEND_BLOCKS_MAX {
+            return Err(LoopError::Segments {
+                count: segments.len(),
+                max: SEND_BLOCKS_MAX,
+            });
+        }
+        let mut total = 0;
+        for seg in segments {
+            let fits = seg.len > 0 && seg.start.checked_add(seg.len).is_some_and(|e| e <= size);
+            if !fits {
+                return Err(LoopError::Range {
+                    start: seg.start,
+                    len: seg.len,
+                    size,
+                    max: size,
+                });
+            }
+            total += HEADER_BYTES + seg.len;
+        }
+        if skip >= total {
+            return Err(LoopError::Length {
+                len: skip,
+                max: total.saturating_sub(1),
+            });
+        }
+        let segs: [Option<BlockSegment>; SEND_BLOCKS_MAX] =
+            std::array::from_fn(|i| segments.get(i).copied());
+        // The kernel only reads through these pointers (a send).
+        let base = data.as_ptr().cast_mut();
+        self.queue(OpKind::SendBlocks, None, move |slot| {
+            let mut n = 0;
+            let mut to_skip = skip;
+            for (i, seg) in segs.iter().flatten().enumerate() {
+                slot.headers[i] = seg.header;
+                let parts: [(*mut u8, usize); 2] = [
+                    (slot.headers[i].as_mut_ptr(), HEADER_BYTES),
+                    (base.wrapping_add(seg.start), seg.len),
+                ];
+                for (ptr, len) in parts {
+                    if to_skip >= len {
+                        to_skip -= len;
+                        continue;
+                    }
+                    slot.iov[n] = libc::iovec {
+                        iov_base: ptr.wrapping_add(to_skip).cast(),
+                        iov_len: len - to_skip,
+                    };
+                    to_skip = 0;
+                    n += 1;
+                }
+            }
+            // The slot's reference keeps `base` valid: an Arc's bytes never move.
+            slot.shared = Some(data);
+            // SAFETY: all-zero bytes are a valid msghdr.
+            slot.msg = unsafe { mem::zeroed() };
+            slot.msg.msg_iov = slot.iov.as_mut_ptr();
+            slot.msg.msg_iovlen = n as _;
+            opcode::SendMsg::new(types::Fd(fd), &raw const slot.msg)
+                .flags((libc::MSG_NOSIGNAL | libc::MSG_WAITALL) as u32)
+                .build()
+        })
+    }
+
     /// Queues a connect of socket `fd` to `addr`.
     pub fn connect(&mut self, fd: RawFd, addr: SocketAddr) -> Result<OpId, LoopError> {
         self.queue(OpKind::Connect, None, |data| {

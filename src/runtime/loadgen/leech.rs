@@ -4,7 +4,8 @@
 //!
 //! Each of N threads owns an [`EventLoop`] and the connections whose index
 //! is congruent to its own modulo N. A connection: an unconnected socket
-//! bound to its own source address (see [`super::source_address`]), an
+//! bound to its own source address (see [`super::source_address`], or
+//! [`super::source_from_base`] with [`LeechOptions::source_base`]), an
 //! io_uring CONNECT, then one RECV always armed (its bytes go to the
 //! [`Leecher`], which checks every block with [`Payload::check_block`]) and
 //! at most one SEND in flight (the leecher's requests). A connection that
@@ -24,7 +25,10 @@ use std::time::{Duration, Instant};
 
 use socket2::SockRef;
 
-use super::{check_range, source_address, stop_requested, LoadgenError, PEERS_MAX, THREADS_MAX};
+use super::{
+    check_range, check_source_base, source_address, source_from_base, stop_requested, LoadgenError,
+    PEERS_MAX, THREADS_MAX,
+};
 use crate::loadgen::histogram::Histogram;
 use crate::loadgen::leecher::{Leecher, LeecherConfig, LeecherStats, REQUESTS_LIMIT};
 use crate::loadgen::payload::Payload;
@@ -79,6 +83,9 @@ pub struct LeechOptions {
     pub order_seed: u64,
     /// Check one block in this many (1: every block).
     pub check_every: u32,
+    /// Peer i binds `source_base + i` (IPv4); `None`: the default (its own
+    /// 127.1.x.y for a loopback target, else the kernel's choice).
+    pub source_base: Option<std::net::Ipv4Addr>,
 }
 
 /// What one synthetic peer did.
@@ -160,6 +167,9 @@ pub fn run_leech(opts: &LeechOptions) -> Result<LeechOutcome, LoadgenError> {
         1,
         DURATION_MAX.as_millis() as u64,
     )?;
+    if let Some(base) = opts.source_base {
+        check_source_base(base, opts.peers)?;
+    }
     let threads = opts.threads.min(opts.peers as usize);
     let start = Instant::now();
     let deadline = start + opts.duration;
@@ -232,7 +242,10 @@ fn run_thread(
             ..LeecherConfig::default()
         };
         let leecher = Leecher::new(config, t.shape, now())?;
-        let source = source_address(opts.target.ip(), index);
+        let source = match opts.source_base {
+            Some(base) => source_from_base(base, index),
+            None => source_address(opts.target.ip(), index),
+        };
         let mut c = Conn {
             index,
             torrent,
@@ -543,6 +556,7 @@ mod tests {
             bytes_per_peer: None,
             order_seed: 1,
             check_every: 1,
+            source_base: None,
         }
     }
 
@@ -584,6 +598,15 @@ mod tests {
         ] {
             assert!(matches!(run_leech(&o), Err(LoadgenError::Range { .. })));
         }
+        let o = LeechOptions {
+            peers: 3,
+            source_base: Some("255.255.255.253".parse().unwrap()),
+            ..opts()
+        };
+        assert!(matches!(
+            run_leech(&o),
+            Err(LoadgenError::SourceRange { peers: 3, .. })
+        ));
     }
 
     #[test]

@@ -4,7 +4,10 @@
 //! - [`leech`]: K synthetic leechers ([`crate::loadgen::leecher`]) against
 //!   one seeder, spread over N threads, each with its own [`EventLoop`];
 //!   every connection binds its own 127.1.x.y source address when the
-//!   target is on loopback (clients limit connections per IP).
+//!   target is on loopback (clients limit connections per IP), or the
+//!   consecutive addresses from a given base ([`source_from_base`]).
+//! - [`delay_line`]: a userspace delay line between two TUN devices (the
+//!   generator in its own network namespace, see benches/swarm/netns.sh).
 //! - [`serve`]: the trivial seeder: a listener per thread (SO_REUSEPORT)
 //!   and one [`crate::loadgen::seed`] per accepted connection.
 //!
@@ -61,6 +64,12 @@ pub enum LoadgenError {
     ThreadPanicked,
     #[error("cannot start a thread: {0}")]
     Spawn(#[source] std::io::Error),
+    #[error("source addresses from {base} for {peers} peers: {why}")]
+    SourceRange {
+        base: Ipv4Addr,
+        peers: u32,
+        why: &'static str,
+    },
 }
 
 pub(crate) fn check_range(
@@ -100,6 +109,28 @@ pub fn source_address(target: IpAddr, index: u32) -> Option<IpAddr> {
     )))
 }
 
+/// Checks that `peers` consecutive source addresses from `base` exist:
+/// `base` is not 0.0.0.0 and the last one is below 255.255.255.255.
+pub fn check_source_base(base: Ipv4Addr, peers: u32) -> Result<(), LoadgenError> {
+    let err = |why| Err(LoadgenError::SourceRange { base, peers, why });
+    if base.is_unspecified() {
+        return err("the base is 0.0.0.0");
+    }
+    match u32::from(base).checked_add(peers.saturating_sub(1)) {
+        Some(last) if last < u32::MAX => Ok(()),
+        _ => err("the range runs past 255.255.255.254"),
+    }
+}
+
+/// The source address of connection `index` when sources are given from
+/// `base`: `base + index`; `None` past the end of IPv4 (see
+/// [`check_source_base`]).
+pub fn source_from_base(base: Ipv4Addr, index: u32) -> Option<IpAddr> {
+    u32::from(base)
+        .checked_add(index)
+        .map(|a| IpAddr::V4(Ipv4Addr::from(a)))
+}
+
 /// The default thread count: the CPUs this process may run on.
 pub fn default_threads() -> usize {
     std::thread::available_parallelism()
@@ -128,6 +159,31 @@ mod tests {
         }
         assert_eq!(source_address("10.0.0.1".parse().unwrap(), 0), None);
         assert_eq!(source_address("::1".parse().unwrap(), 0), None);
+    }
+
+    #[test]
+    fn sources_from_a_base_are_consecutive_and_bounded() {
+        let base: Ipv4Addr = "10.204.0.1".parse().unwrap();
+        assert_eq!(
+            source_from_base(base, 0),
+            Some("10.204.0.1".parse().unwrap())
+        );
+        assert_eq!(
+            source_from_base(base, 255),
+            Some("10.204.1.0".parse().unwrap())
+        );
+        assert!(check_source_base(base, PEERS_MAX).is_ok());
+        let top: Ipv4Addr = "255.255.255.250".parse().unwrap();
+        assert!(check_source_base(top, 5).is_ok());
+        assert!(matches!(
+            check_source_base(top, 6),
+            Err(LoadgenError::SourceRange { peers: 6, .. })
+        ));
+        assert!(matches!(
+            check_source_base(Ipv4Addr::UNSPECIFIED, 1),
+            Err(LoadgenError::SourceRange { .. })
+        ));
+        assert_eq!(source_from_base(Ipv4Addr::BROADCAST, 1), None);
     }
 
     #[test]

@@ -2,10 +2,19 @@
 //! address each, for a leecher under test). Each of N threads listens on
 //! every address (SO_REUSEPORT, the kernel spreads connections) with its own
 //! [`EventLoop`], and runs one [`Seed`] per accepted connection: one RECV
-//! always armed, and one SEND in flight whose buffer the seed fills with
-//! whole piece messages, the blocks generated in place by the [`Payload`].
-//! No disk, no choker: the cheapest uploader there is, to measure what the
-//! load generator can take.
+//! always armed, and one SEND in flight.
+//!
+//! Blocks come from a [`PayloadCache`] of whole pieces
+//! ([`ServeOptions::cache_bytes_max`]): a payload that fits is generated
+//! once up front and shared read-only by every thread; a larger one gets a
+//! cache per thread (its share of the bytes) filled on demand. A send is
+//! then one vectored `sendmsg` of up to [`SEND_BLOCKS_MAX`] piece messages
+//! of one piece, the blocks sent straight from the cached piece (no copy,
+//! no generation); control bytes (handshake, bitfield, unchoke, rejects) go
+//! first from a pool buffer. With `cache_bytes_max` 0 the old path runs:
+//! the send buffer is filled with whole piece messages generated in place
+//! by the [`Payload`]. No disk, no choker: the cheapest uploader there is,
+//! to measure what the load generator can take.
 //!
 //! Runs until its duration is over or a stop signal arrives.
 //!
@@ -16,15 +25,19 @@ use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socket2::SockRef;
 
 use super::{check_range, stop_requested, LoadgenError, THREADS_MAX};
 use crate::loadgen::payload::Payload;
-use crate::loadgen::seed::{Seed, SeedConfig, SeedStats, OUTPUT_BYTES_MIN};
+use crate::loadgen::payload_cache::{CacheError, CacheStats, PayloadCache, CACHE_BYTES_LIMIT};
+use crate::loadgen::seed::{Block, Seed, SeedConfig, SeedStats, OUTPUT_BYTES_MIN};
 use crate::peer::TorrentShape;
-use crate::runtime::event_loop::{BufferId, Completion, EventLoop, LoopConfig, LoopError, OpId};
+use crate::runtime::event_loop::{
+    BlockSegment, BufferId, Completion, EventLoop, LoopConfig, LoopError, OpId, SEND_BLOCKS_MAX,
+};
 use crate::runtime::sockets::{self, BindOptions};
 
 /// Bytes of every pool buffer: 8 whole piece messages of 16 KiB.
@@ -53,6 +66,11 @@ pub struct ServeOptions {
     pub conns_per_thread: u32,
     /// Stop after this long; `None`: until a stop signal.
     pub duration: Option<Duration>,
+    /// Bytes of generated pieces kept in memory, 0 (no cache: every block
+    /// generated into the send buffer) or one piece to
+    /// [`CACHE_BYTES_LIMIT`]. A payload that fits is generated up front and
+    /// shared; otherwise each thread caches its share on demand.
+    pub cache_bytes_max: u64,
 }
 
 /// What a serve run did.
@@ -62,6 +80,55 @@ pub struct ServeOutcome {
     pub connections: u64,
     pub refused: u64,
     pub stats: SeedStats,
+    /// Cache lookups, fills and evictions, summed over threads (the up-front
+    /// fill of a shared cache included).
+    pub cache: CacheStats,
+}
+
+/// Where a thread's blocks come from.
+enum Pieces {
+    /// Generated into the send buffer per block.
+    Generate,
+    /// The whole payload, filled up front, shared read-only; the hits of
+    /// this thread.
+    Shared(Arc<PayloadCache>, u64),
+    /// This thread's own cache, filled on demand.
+    Own(PayloadCache),
+}
+
+impl Pieces {
+    fn piece(&mut self, piece: u32) -> Option<Arc<[u8]>> {
+        match self {
+            Pieces::Generate => None,
+            Pieces::Shared(c, hits) => {
+                let p = c.get(piece).cloned();
+                *hits += u64::from(p.is_some());
+                p
+            }
+            Pieces::Own(c) => c.piece(piece),
+        }
+    }
+
+    fn stats(&self) -> CacheStats {
+        match self {
+            Pieces::Generate => CacheStats::default(),
+            Pieces::Shared(_, hits) => CacheStats {
+                hits: *hits,
+                ..CacheStats::default()
+            },
+            Pieces::Own(c) => *c.stats(),
+        }
+    }
+}
+
+/// A send straight from a cached piece, kept until it is all out.
+struct SharedSend {
+    data: Arc<[u8]>,
+    segments: [BlockSegment; SEND_BLOCKS_MAX],
+    count: usize,
+    /// Bytes of the whole send (headers included) and those already sent.
+    total: usize,
+    sent: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,11 +140,14 @@ enum Tag {
         start: usize,
         len: usize,
     },
+    SendShared(usize),
 }
 
 struct Conn {
     fd: Option<OwnedFd>,
     seed: Seed,
+    /// The send from a cached piece in flight, if any.
+    shared: Option<SharedSend>,
     sending: bool,
     ops: u32,
     closed: bool,
@@ -110,6 +180,24 @@ pub fn run_serve(opts: &ServeOptions, ready: &AtomicBool) -> Result<ServeOutcome
         1,
         LISTENS_MAX as u64,
     )?;
+    let piece_length = opts.payload.piece_length();
+    if opts.cache_bytes_max != 0 {
+        let min = piece_length.min(opts.payload.total_length());
+        check_range("cache bytes", opts.cache_bytes_max, min, CACHE_BYTES_LIMIT)?;
+    }
+    let mut prefill = CacheStats::default();
+    let shared = if opts.cache_bytes_max != 0 && opts.payload.total_length() <= opts.cache_bytes_max
+    {
+        let mut c = PayloadCache::new(opts.payload, opts.cache_bytes_max).map_err(cache_error)?;
+        c.prefill();
+        prefill = *c.stats();
+        Some(Arc::new(c))
+    } else {
+        None
+    };
+    // Each thread's share of a cache that cannot hold everything.
+    let own_bytes = (opts.cache_bytes_max / opts.threads as u64)
+        .max(piece_length.min(opts.payload.total_length()));
     let mut listeners: Vec<Vec<OwnedFd>> = Vec::with_capacity(opts.threads);
     for _ in 0..opts.threads {
         let mut mine = Vec::with_capacity(opts.listen.len());
@@ -126,9 +214,19 @@ pub fn run_serve(opts: &ServeOptions, ready: &AtomicBool) -> Result<ServeOutcome
             .enumerate()
             .map(|(t, l)| {
                 let fds: Vec<RawFd> = l.iter().map(|f| f.as_raw_fd()).collect();
+                let shared = shared.clone();
                 std::thread::Builder::new()
                     .name(format!("serve-{t}"))
-                    .spawn_scoped(s, move || serve_thread(opts, &fds, start))
+                    .spawn_scoped(s, move || {
+                        let pieces = match shared {
+                            Some(c) => Pieces::Shared(c, 0),
+                            None if opts.cache_bytes_max == 0 => Pieces::Generate,
+                            None => Pieces::Own(
+                                PayloadCache::new(opts.payload, own_bytes).map_err(cache_error)?,
+                            ),
+                        };
+                        serve_thread(opts, &fds, start, pieces)
+                    })
             })
             .collect();
         ready.store(true, Ordering::SeqCst);
@@ -142,12 +240,18 @@ pub fn run_serve(opts: &ServeOptions, ready: &AtomicBool) -> Result<ServeOutcome
     });
     let mut total = ServeOutcome {
         wall: start.elapsed(),
+        cache: prefill,
         ..ServeOutcome::default()
     };
     for r in results {
         let r = r?;
         total.connections += r.connections;
         total.refused += r.refused;
+        let (a, b) = (&mut total.cache, r.cache);
+        a.hits += b.hits;
+        a.misses += b.misses;
+        a.evictions += b.evictions;
+        a.bytes_generated += b.bytes_generated;
         let (a, b) = (&mut total.stats, r.stats);
         a.requests += b.requests;
         a.rejected += b.rejected;
@@ -158,6 +262,17 @@ pub fn run_serve(opts: &ServeOptions, ready: &AtomicBool) -> Result<ServeOutcome
         a.wire_bytes_sent += b.wire_bytes_sent;
     }
     Ok(total)
+}
+
+fn cache_error(e: CacheError) -> LoadgenError {
+    match e {
+        CacheError::BytesMax { found, min, max } => LoadgenError::Range {
+            what: "cache bytes",
+            found,
+            min,
+            max,
+        },
+    }
 }
 
 /// Queues an op (see [`EventLoop::queue_or_flush`]); its `user_data`.
@@ -175,12 +290,16 @@ struct Thread<'a> {
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     out: ServeOutcome,
+    pieces: Pieces,
+    /// Scratch list of the blocks of one send.
+    blocks: Vec<Block>,
 }
 
 fn serve_thread(
     opts: &ServeOptions,
     listeners: &[RawFd],
     start: Instant,
+    pieces: Pieces,
 ) -> Result<ServeOutcome, LoadgenError> {
     let conns = opts.conns_per_thread;
     let ev = EventLoop::new(LoopConfig {
@@ -196,6 +315,8 @@ fn serve_thread(
         conns: Vec::new(),
         free: Vec::new(),
         out: ServeOutcome::default(),
+        pieces,
+        blocks: Vec::with_capacity(SEND_BLOCKS_MAX),
     };
     for (i, &l) in listeners.iter().enumerate() {
         let id = queue(&mut t.ev, |ev| ev.accept(l))?;
@@ -238,6 +359,7 @@ fn serve_thread(
         a.wire_bytes_sent += s.wire_bytes_sent;
     }
     t.out.wall = start.elapsed();
+    t.out.cache = t.pieces.stats();
     Ok(t.out)
 }
 
@@ -325,6 +447,33 @@ impl Thread<'_> {
                 }
                 self.reap(ci);
             }
+            Tag::SendShared(ci) => {
+                self.op_done(ci);
+                if let Some(b) = c.buffer {
+                    let _ = self.ev.buffers().release(b);
+                }
+                if let Some(Some(conn)) = self.conns.get_mut(ci) {
+                    conn.sending = false;
+                    let more = match (c.result, conn.shared.as_mut(), conn.closed) {
+                        (Ok(n), Some(s), false) if n > 0 => {
+                            s.sent += n as usize;
+                            s.sent < s.total
+                        }
+                        (_, _, true) => false,
+                        _ => {
+                            conn.end();
+                            false
+                        }
+                    };
+                    if more {
+                        self.send_shared(ci);
+                    } else {
+                        conn.shared = None;
+                        self.pump(ci, None);
+                    }
+                }
+                self.reap(ci);
+            }
         }
     }
 
@@ -372,6 +521,7 @@ impl Thread<'_> {
         let conn = Conn {
             fd: Some(fd),
             seed,
+            shared: None,
             sending: false,
             ops: 0,
             closed: false,
@@ -428,9 +578,30 @@ impl Thread<'_> {
             }
             return;
         }
+        let cached = !matches!(self.pieces, Pieces::Generate);
+        if cached && !conn.seed.has_control() {
+            if let Some(b) = held {
+                let _ = self.ev.buffers().release(b);
+            }
+            self.pump_cached(ci);
+            return;
+        }
         let Some(buf) = held.or_else(|| self.ev.buffers().acquire()) else {
             return;
         };
+        if cached {
+            // Control bytes alone; the blocks follow from the cache.
+            let n = match self.ev.buffers().get_mut(buf) {
+                Some(dst) => conn.seed.produce_control(dst),
+                None => 0,
+            };
+            if n == 0 {
+                let _ = self.ev.buffers().release(buf);
+                return;
+            }
+            self.send(ci, buf, 0, n);
+            return;
+        }
         let payload = self.opts.payload;
         let piece_length = payload.piece_length();
         let fill = move |piece: u32, offset: u32, out: &mut [u8]| {
@@ -445,6 +616,77 @@ impl Thread<'_> {
             return;
         }
         self.send(ci, buf, 0, n);
+    }
+
+    /// Takes the next blocks of one piece from the seed and sends them
+    /// straight from the cached piece.
+    fn pump_cached(&mut self, ci: usize) {
+        let Some(Some(conn)) = self.conns.get_mut(ci) else {
+            return;
+        };
+        self.blocks.clear();
+        if conn.seed.take_blocks(SEND_BLOCKS_MAX, &mut self.blocks) == 0 {
+            return;
+        }
+        let Some(first) = self.blocks.first().map(|b| b.piece) else {
+            return;
+        };
+        let Some(data) = self.pieces.piece(first) else {
+            // The seed checked the request against the torrent: not reached.
+            conn.end();
+            return;
+        };
+        let empty = BlockSegment {
+            header: [0; 13],
+            start: 0,
+            len: 0,
+        };
+        let mut segments = [empty; SEND_BLOCKS_MAX];
+        let mut total = 0;
+        for (seg, b) in segments.iter_mut().zip(&self.blocks) {
+            *seg = BlockSegment {
+                header: b.header(),
+                start: b.offset as usize,
+                len: b.length as usize,
+            };
+            total += seg.header.len() + seg.len;
+        }
+        conn.shared = Some(SharedSend {
+            data,
+            segments,
+            count: self.blocks.len().min(SEND_BLOCKS_MAX),
+            total,
+            sent: 0,
+        });
+        self.send_shared(ci);
+    }
+
+    /// Sends what is left of the connection's send from a cached piece.
+    fn send_shared(&mut self, ci: usize) {
+        let Some(Some(conn)) = self.conns.get_mut(ci) else {
+            return;
+        };
+        let (Some(fd), Some(s)) = (
+            conn.fd.as_ref().map(|f| f.as_raw_fd()),
+            conn.shared.as_ref(),
+        ) else {
+            return;
+        };
+        let segs = s.segments.get(..s.count).unwrap_or(&[]);
+        let queued = queue(&mut self.ev, |ev| {
+            ev.send_blocks_shared(fd, Arc::clone(&s.data), segs, s.sent)
+        });
+        match queued {
+            Ok(id) => {
+                self.ops.insert(id, Tag::SendShared(ci));
+                conn.ops += 1;
+                conn.sending = true;
+            }
+            Err(_) => {
+                conn.shared = None;
+                conn.end();
+            }
+        }
     }
 
     fn send(&mut self, ci: usize, buf: BufferId, start: usize, len: usize) {
@@ -474,5 +716,199 @@ impl Thread<'_> {
                 conn.end();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    use super::*;
+    use crate::loadgen::leecher::{Leecher, LeecherConfig};
+    use crate::InfoHash;
+
+    const PIECE: u64 = 64 * 1024;
+    /// 6 pieces and a short seventh.
+    const SIZE: u64 = 6 * PIECE + 5000;
+    const RUN: Duration = Duration::from_secs(2);
+    const READS_MAX: usize = 100_000;
+
+    fn options(addr: &str, cache_bytes_max: u64) -> ServeOptions {
+        let payload = Payload::new(3, SIZE, PIECE).unwrap();
+        ServeOptions {
+            listen: vec![addr.parse().unwrap()],
+            shape: TorrentShape::new(InfoHash([9; 20]), PIECE, SIZE).unwrap(),
+            payload,
+            threads: 2,
+            conns_per_thread: 8,
+            duration: Some(RUN),
+            cache_bytes_max,
+        }
+    }
+
+    /// One blocking leecher downloads the whole torrent from `opts`'s
+    /// address and checks every block.
+    fn download(opts: &ServeOptions) {
+        let mut sock = TcpStream::connect(opts.listen[0]).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let start = Instant::now();
+        let mut l = Leecher::new(LeecherConfig::default(), opts.shape, Duration::ZERO).unwrap();
+        let p = opts.payload;
+        let check = |piece, offset, data: &[u8]| p.check_block(piece, offset, data);
+        let mut buf = vec![0u8; 1 << 16];
+        let mut out = Vec::new();
+        for _ in 0..READS_MAX {
+            out.clear();
+            l.take_output(&mut out);
+            sock.write_all(&out).unwrap();
+            let n = sock.read(&mut buf).unwrap();
+            assert!(n > 0, "serve closed the connection");
+            l.receive(start.elapsed(), &buf[..n], &check).unwrap();
+            if l.is_done() {
+                break;
+            }
+        }
+        assert!(l.is_done());
+        assert_eq!(l.stats().bytes_good, SIZE);
+        assert_eq!(l.stats().blocks_bad, 0);
+    }
+
+    fn serve_and_download(opts: ServeOptions) -> ServeOutcome {
+        let ready = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let h = s.spawn(|| run_serve(&opts, &ready));
+            for _ in 0..500 {
+                if ready.load(Ordering::SeqCst) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            download(&opts);
+            download(&opts);
+            h.join().unwrap().unwrap()
+        })
+    }
+
+    #[test]
+    fn a_shared_cache_serves_everything_from_memory() {
+        let out = serve_and_download(options("127.0.40.11:17391", 1 << 20));
+        assert_eq!(out.connections, 2);
+        assert_eq!(out.stats.block_bytes_sent, 2 * SIZE);
+        assert_eq!(out.cache.bytes_generated, SIZE, "generated once, up front");
+        assert_eq!(out.cache.misses, 0);
+        assert!(out.cache.hits > 0);
+    }
+
+    #[test]
+    fn per_thread_caches_fill_on_demand_and_evict() {
+        // Two threads, one piece each: every new piece evicts.
+        let out = serve_and_download(options("127.0.40.12:17392", 2 * PIECE));
+        assert_eq!(out.stats.block_bytes_sent, 2 * SIZE);
+        assert!(out.cache.misses >= 7, "{:?}", out.cache);
+        assert!(out.cache.evictions > 0, "{:?}", out.cache);
+    }
+
+    #[test]
+    fn without_a_cache_blocks_are_generated_in_place() {
+        let out = serve_and_download(options("127.0.40.13:17393", 0));
+        assert_eq!(out.stats.block_bytes_sent, 2 * SIZE);
+        assert_eq!(out.cache, CacheStats::default());
+    }
+
+    /// `EventLoop::send_blocks_shared`, the op serve's cached path uses:
+    /// header and block pairs straight from shared bytes, a skip resumes a
+    /// short send, and bad segments are refused.
+    #[test]
+    fn shared_bytes_go_out_as_piece_messages() {
+        use std::os::unix::net::UnixStream;
+        let mut ev = EventLoop::new(LoopConfig {
+            ring_entries: 8,
+            ops_in_flight_max: 8,
+            buffers: 2,
+            buffer_bytes: 4096,
+        })
+        .unwrap();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let data: Arc<[u8]> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let segs: Vec<BlockSegment> = (0..3)
+            .map(|i| BlockSegment {
+                header: [i as u8 + 1; 13],
+                start: 1000 + i * 20_000,
+                len: 16_384 - i,
+            })
+            .collect();
+        let expected: Vec<u8> = segs
+            .iter()
+            .flat_map(|s| {
+                s.header
+                    .iter()
+                    .chain(&data[s.start..s.start + s.len])
+                    .copied()
+            })
+            .collect();
+        for skip in [0, 7, 13 + 500] {
+            let id = ev
+                .send_blocks_shared(a.as_raw_fd(), Arc::clone(&data), &segs, skip)
+                .unwrap();
+            let mut got = vec![0u8; expected.len() - skip];
+            let mut done = None;
+            let mut comps = Vec::new();
+            for _ in 0..500 {
+                ev.submit_and_wait(1, Some(Duration::from_millis(10)))
+                    .unwrap();
+                ev.drain_completions(&mut comps);
+                if let Some(c) = comps.iter().find(|c| c.op == id) {
+                    done = Some(*c);
+                    break;
+                }
+            }
+            let c = done.expect("the send completes");
+            assert_eq!(c.result, Ok((expected.len() - skip) as u32));
+            assert_eq!(c.buffer, None);
+            b.read_exact(&mut got).unwrap();
+            assert_eq!(got, expected[skip..], "skip {skip}");
+        }
+        assert_eq!(
+            Arc::strong_count(&data),
+            1,
+            "the op let go of its reference"
+        );
+        let fd = a.as_raw_fd();
+        let past = BlockSegment {
+            header: [0; 13],
+            start: 99_990,
+            len: 11,
+        };
+        assert!(matches!(
+            ev.send_blocks_shared(fd, Arc::clone(&data), &[], 0),
+            Err(LoopError::Segments { count: 0, .. })
+        ));
+        assert!(matches!(
+            ev.send_blocks_shared(fd, Arc::clone(&data), &[segs[0]; 5], 0),
+            Err(LoopError::Segments { count: 5, .. })
+        ));
+        assert!(matches!(
+            ev.send_blocks_shared(fd, Arc::clone(&data), &[past], 0),
+            Err(LoopError::Range { .. })
+        ));
+        assert!(matches!(
+            ev.send_blocks_shared(fd, Arc::clone(&data), &segs[..1], 13 + 16_384),
+            Err(LoopError::Length { .. })
+        ));
+    }
+
+    #[test]
+    fn a_cache_smaller_than_a_piece_is_refused() {
+        let ready = AtomicBool::new(false);
+        let r = run_serve(&options("127.0.40.14:17394", PIECE - 1), &ready);
+        assert!(matches!(
+            r,
+            Err(LoadgenError::Range {
+                what: "cache bytes",
+                ..
+            })
+        ));
     }
 }
