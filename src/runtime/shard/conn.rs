@@ -77,6 +77,9 @@ pub struct Conn {
     pub state: ConnState,
     pub inbuf: Vec<u8>,
     pub recv_op: Option<OpId>,
+    /// Receiving stopped for want of download tokens (a cancelled
+    /// multishot's ECANCELED is then expected).
+    pub recv_paused: bool,
     pub send_op: Option<OpId>,
     /// What the send in flight carries, for short counts and accounting.
     pub sending: Option<Sending>,
@@ -153,6 +156,7 @@ impl Conns {
                 state,
                 inbuf: Vec::new(),
                 recv_op: None,
+                recv_paused: false,
                 send_op: None,
                 sending: None,
                 out: VecDeque::new(),

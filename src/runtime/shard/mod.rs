@@ -618,14 +618,21 @@ impl Shard {
         if let ConnState::Peer { torrent, .. } = c.state {
             if self.limits.down.is_limited(torrent) {
                 // Download limited: receive only with tokens; else wait
-                // unarmed, and TCP flow control slows the sender.
+                // unarmed (holding no buffer), and TCP flow control slows
+                // the sender.
                 let now = self.epoch.elapsed();
                 if !self.limits.down.ready(now, torrent) {
+                    if let Some(c) = self.conns.get_mut(id) {
+                        c.recv_paused = true;
+                    }
                     let key = conn_key(id);
                     if !self.throttled_recv.has(torrent, key) {
                         let _ = self.throttled_recv.push(torrent, key, id);
                     }
                     return;
+                }
+                if let Some(c) = self.conns.get_mut(id) {
+                    c.recv_paused = false;
                 }
             }
         }
@@ -668,6 +675,8 @@ impl Shard {
             Ok(k) => n = k as usize,
             // The recv ring ran dry: arm again once buffers come back.
             Err(libc::ENOBUFS) if c.kind == OpKind::RecvMulti => rearm_later = true,
+            // Cancelled by `pause_recv`: armed again when tokens return.
+            Err(libc::ECANCELED) if self.conns.get(id).is_some_and(|c| c.recv_paused) => {}
             Err(e) => failed = Some(errno_text(e)),
         }
         let ring_bid = EventLoop::ring_buffer_of(&c);
@@ -716,6 +725,9 @@ impl Shard {
             if n > 0 && self.limits.down.is_limited(torrent) {
                 let now = self.epoch.elapsed();
                 self.limits.down.charge(now, torrent, n as u64);
+                if !self.limits.down.ready(now, torrent) {
+                    self.pause_recv(id);
+                }
             }
         }
         let Some(conn) = self.conns.get_mut(id) else {
@@ -905,15 +917,29 @@ impl Shard {
 
     // ---- rate limits ----
 
-    /// Whether a connection receives multishot: a peer of a torrent with
-    /// no download limit (a limited one receives one buffer at a time, so
-    /// each receive can wait for tokens).
+    /// Whether a connection receives multishot: a peer, when the kernel
+    /// has provided-buffer rings. A download-limited peer too: its op is
+    /// cancelled when the tokens run out ([`Self::pause_recv`]), so an
+    /// idle peer holds no buffer while it waits.
     fn recv_multishot(&self, c: &conn::Conn) -> bool {
-        match c.state {
-            ConnState::Peer { torrent, .. } => {
-                self.multishot && !self.limits.down.is_limited(torrent)
+        self.multishot && matches!(c.state, ConnState::Peer { .. })
+    }
+
+    /// Download tokens ran out: stop receiving from this peer until they
+    /// return. A multishot op is cancelled (its last completion, ECANCELED,
+    /// is not a failure); a single recv simply is not re-armed.
+    fn pause_recv(&mut self, id: ConnId) {
+        let Some(c) = self.conns.get_mut(id) else {
+            return;
+        };
+        if c.recv_paused {
+            return;
+        }
+        c.recv_paused = true;
+        if let Some(op) = c.recv_op {
+            if self.multishot {
+                let _ = self.ev.cancel(op);
             }
-            _ => false,
         }
     }
 
