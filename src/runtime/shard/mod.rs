@@ -929,17 +929,21 @@ impl Shard {
     /// return. A multishot op is cancelled (its last completion, ECANCELED,
     /// is not a failure); a single recv simply is not re-armed.
     fn pause_recv(&mut self, id: ConnId) {
-        let Some(c) = self.conns.get_mut(id) else {
+        let Some(c) = self.conns.get(id) else {
             return;
         };
         if c.recv_paused {
             return;
         }
-        c.recv_paused = true;
-        if let Some(op) = c.recv_op {
-            if self.multishot {
-                let _ = self.ev.cancel(op);
+        // A cancel that cannot be queued now is tried again on the next
+        // completion (the flag stays down).
+        if let (Some(op), true) = (c.recv_op, self.multishot) {
+            if self.ev.cancel(op).is_err() {
+                return;
             }
+        }
+        if let Some(c) = self.conns.get_mut(id) {
+            c.recv_paused = true;
         }
     }
 
