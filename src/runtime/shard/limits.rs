@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use super::quota_board::QuotaBoard;
-use super::ShardTorrent;
+use crate::engine::Torrent;
 use crate::rate_limit::Limiter;
 use crate::slot_quota::{shard_quota, split, GlobalBudget, ShardDemand};
 
@@ -92,20 +92,24 @@ impl ShardLimits {
         !self.budget.is_unlimited()
     }
 
-    /// Runs a round if one is due: report, read, apply.
-    pub fn round(&mut self, now: Duration, torrents: &mut [ShardTorrent]) {
-        if !self.has_global() || now < self.next_round {
+    /// Whether a round is due at `now`.
+    pub fn due(&self, now: Duration) -> bool {
+        self.has_global() && now >= self.next_round
+    }
+
+    /// Runs a round if one is due: report this shard's demand, read
+    /// everyone's, apply its shares to the global buckets and to
+    /// `torrents`' slot quotas (split by their slot demand).
+    pub fn round(&mut self, now: Duration, torrents: &mut [&mut Torrent]) {
+        if !self.due(now) {
             return;
         }
         self.next_round = now + QUOTA_ROUND;
-        let demands: Vec<u64> = torrents
-            .iter()
-            .map(|t| t.torrent.slot_demand() as u64)
-            .collect();
+        let demands: Vec<u64> = torrents.iter().map(|t| t.slot_demand() as u64).collect();
         let downloading = torrents
             .iter()
-            .filter(|t| !t.torrent.is_finished())
-            .map(|t| t.torrent.stats().peers as u64)
+            .filter(|t| !t.is_finished())
+            .map(|t| t.stats().peers as u64)
             .sum::<u64>();
         let mine = ShardDemand {
             upload: demands.iter().sum::<u64>().min(u64::from(u32::MAX)) as u32,
@@ -121,7 +125,7 @@ impl ShardLimits {
         }
         if let Some(slots) = quota.upload_slots {
             for (t, q) in torrents.iter_mut().zip(split(slots, &demands)) {
-                t.torrent.set_slot_quota(Some(q as usize));
+                t.set_slot_quota(Some(q as usize));
             }
         }
     }
@@ -135,6 +139,71 @@ impl ShardLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::{EngineSettings, TorrentSetup};
+    use crate::info_hash::InfoHash;
+    use crate::torrent::Bitfield;
+
+    /// A seeding torrent of 4 pieces with no peers.
+    fn torrent(n: u8) -> Torrent {
+        let mut have = Bitfield::new(4).unwrap();
+        for i in 0..4 {
+            have.set(i).unwrap();
+        }
+        let setup = TorrentSetup {
+            info_hash: InfoHash([n; 20]),
+            piece_length: 16 * 1024,
+            total_length: 64 * 1024,
+            piece_hashes: vec![[0u8; 20]; 4].into(),
+            have,
+            peer_id: [1; 20],
+            listen_port: 6881,
+            listen_addr: None,
+            has_trackers: false,
+            download: false,
+            rng_seed: u64::from(n),
+        };
+        Torrent::new(setup, EngineSettings::default(), Duration::ZERO).unwrap()
+    }
+
+    #[test]
+    fn a_round_splits_the_shards_slots_among_its_torrents() {
+        let config = LimitsConfig {
+            upload_slots: 10,
+            ..LimitsConfig::default()
+        };
+        let (mut a, mut b) = (torrent(1), torrent(2));
+        assert_eq!(a.slot_quota(), None);
+        let board = QuotaBoard::new(1);
+        let mut l = ShardLimits::new(&config, board.clone(), 0, 2, Duration::ZERO);
+        assert!(l.due(Duration::ZERO));
+        l.round(Duration::ZERO, &mut [&mut a, &mut b]);
+        // Nobody asks: the one shard takes all 10, its two torrents 5 each.
+        assert_eq!(a.slot_quota(), Some(5));
+        assert_eq!(b.slot_quota(), Some(5));
+        assert_eq!(board.read()[0], ShardDemand::default());
+        assert!(!l.due(Duration::from_millis(100)));
+    }
+
+    #[test]
+    fn a_shard_without_demand_gets_no_slots_while_another_asks() {
+        let config = LimitsConfig {
+            upload_slots: 10,
+            ..LimitsConfig::default()
+        };
+        let board = QuotaBoard::new(2);
+        board.publish(
+            1,
+            ShardDemand {
+                upload: 5,
+                download: 0,
+            },
+        );
+        let mut a = torrent(1);
+        let mut l = ShardLimits::new(&config, board, 0, 1, Duration::ZERO);
+        l.round(Duration::ZERO, &mut [&mut a]);
+        // A quota of 0 is a floor of 1 in the torrent once a peer asks.
+        assert_eq!(a.slot_quota(), Some(0));
+    }
 
     #[test]
     fn unlimited_config_has_no_buckets_and_no_rounds() {

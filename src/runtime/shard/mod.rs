@@ -451,7 +451,11 @@ impl Shard {
             self.handle_replies();
             self.run_deferred();
             let now = self.now();
-            self.limits.round(now, &mut self.torrents);
+            if self.limits.due(now) {
+                let mut ts: Vec<&mut Torrent> =
+                    self.torrents.iter_mut().map(|t| &mut t.torrent).collect();
+                self.limits.round(now, &mut ts);
+            }
             for t in 0..self.torrents.len() {
                 if now >= self.torrents[t].torrent.next_tick() {
                     self.torrents[t].torrent.tick(now);
