@@ -19,6 +19,13 @@
 //! and a good piece is written with one op per file run from a shared
 //! buffer. Sends on one connection go one at a time, in queue order.
 //!
+//! Rate limits (only when set; [`limits`]): a block read waits for upload
+//! tokens in a round-robin queue before it starts; a download-limited peer
+//! stops receiving (its recv is cancelled or not re-armed) while the
+//! download tokens are spent. Every `limits::QUOTA_ROUND` the shard reports
+//! its demand on the [`quota_board`] and takes its share of the global
+//! rates and upload slots.
+//!
 //! Closing: `shutdown(2)` wakes the connection's pending ops; the fd is
 //! closed once the last of them completes, so no op ever names a reused fd.
 
