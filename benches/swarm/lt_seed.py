@@ -18,6 +18,13 @@ Exit 2 when it is not ready within the timeout or the listen socket fails.
 Settings: lt.high_performance_seed(), connections_limit N (all torrents
 together), every torrent active (not auto-managed), no tracker, DHT, LSD,
 UPnP, NAT-PMP or uTP. Loopback addresses only.
+
+The "local" peer class (libtorrent puts 127.0.0.0/8 and the private
+networks in it) has connection_limit_factor 150 by default, and libtorrent
+divides the limit by it for those peers: incoming loopback peers are
+refused ("too many connections") beyond connections_limit * 100 / 150 +
+connections_slack, 1,375 of 2,048. The adapter sets that factor to 100 so
+that N loopback peers fit under connections_limit N.
 """
 
 import argparse
@@ -35,6 +42,9 @@ CONNECTIONS_MAX = 100_000
 TORRENTS_MAX = 10_000
 READY_TIMEOUT_MAX_S = 3600.0
 HASHING_THREADS = max(1, min(os.cpu_count() or 1, 16))
+# Percent; libtorrent's default for the local class is 150, which lowers the
+# limit for loopback peers to two thirds (see the module text).
+LOCAL_CONNECTION_LIMIT_FACTOR = 100
 
 
 def log(msg):
@@ -67,6 +77,16 @@ def settings_for(ip, port, connections, torrents):
     return settings
 
 
+def set_local_connection_limit_factor(ses):
+    """Give loopback peers the whole connections_limit (see the module text).
+
+    set_peer_class replaces every field, so the class is read, changed and
+    written back whole."""
+    local = ses.get_peer_class(lt.session.local_peer_class_id)
+    local["connection_limit_factor"] = LOCAL_CONNECTION_LIMIT_FACTOR
+    ses.set_peer_class(lt.session.local_peer_class_id, local)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -96,6 +116,7 @@ def main():
     say(f"pid {os.getpid()}")
 
     ses = lt.session(settings_for(args.ip, args.port, args.connections, len(args.torrents)))
+    set_local_connection_limit_factor(ses)
     handles = []
     for path in args.torrents:
         params = lt.add_torrent_params()
