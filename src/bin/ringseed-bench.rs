@@ -32,7 +32,7 @@ use ringseed::loadgen::torrent_set::{self, PeerFigures, TORRENTS_MAX};
 use ringseed::metainfo::Metainfo;
 use ringseed::peer::TorrentShape;
 use ringseed::runtime::loadgen::delay_line;
-use ringseed::runtime::loadgen::leech::{run_leech, LeechOptions, LeechTorrent};
+use ringseed::runtime::loadgen::leech::{run_leech_with, LeechOptions, LeechTorrent};
 use ringseed::runtime::loadgen::serve::{run_serve, ServeOptions, LISTENS_MAX};
 use ringseed::runtime::loadgen::{default_threads, install_stop_signals, PEERS_MAX};
 use ringseed::runtime::proc_stats;
@@ -114,6 +114,12 @@ enum Command {
         /// for a loopback target, else the kernel's choice).
         #[arg(long)]
         source_base: Option<std::net::Ipv4Addr>,
+        /// Longest warm-up in seconds: peers connect, handshake and say they
+        /// are interested but ask for nothing until every peer has the
+        /// seeder's handshake (or this time passed); the --duration window,
+        /// and the CPU figures, start after it. 0: no warm-up.
+        #[arg(long, default_value_t = 30.0)]
+        warmup_max: f64,
     },
     /// A trivial seeder of the deterministic payload, or K synthetic seeds.
     Serve {
@@ -284,6 +290,7 @@ fn run() -> Result<()> {
             check_every,
             json,
             source_base,
+            warmup_max,
         } => leech(LeechArgs {
             torrents: torrent_paths(torrent, torrent_dir.as_deref())?,
             target,
@@ -298,6 +305,7 @@ fn run() -> Result<()> {
             check_every,
             json,
             source_base,
+            warmup_max: seconds("--warmup-max", warmup_max)?,
         }),
         Command::Serve {
             listen,
@@ -587,6 +595,7 @@ struct LeechArgs {
     check_every: u32,
     json: bool,
     source_base: Option<std::net::Ipv4Addr>,
+    warmup_max: Duration,
 }
 
 fn run_delay_line(opts: delay_line::DelayLineOptions) -> Result<()> {
@@ -643,10 +652,21 @@ fn leech(a: LeechArgs) -> Result<()> {
         order_seed: a.payload_seed,
         check_every: a.check_every,
         source_base: a.source_base,
+        warmup_max: a.warmup_max,
     };
-    let seeder_before = a.seeder_pid.and_then(|p| proc_stats::read(p).ok());
-    let self_before = proc_stats::self_stats().ok();
-    let out = run_leech(&opts)?;
+    // CPU is counted over the measured window: sampled when it starts
+    // (after the warm-up), by whichever leech thread starts it.
+    let before = std::sync::Mutex::new(None);
+    let out = run_leech_with(&opts, &|| {
+        let sample = (
+            a.seeder_pid.and_then(|p| proc_stats::read(p).ok()),
+            proc_stats::self_stats().ok(),
+        );
+        if let Ok(mut b) = before.lock() {
+            *b = Some(sample);
+        }
+    })?;
+    let (seeder_before, self_before) = before.into_inner().ok().flatten().unwrap_or((None, None));
     let self_after = proc_stats::self_stats().ok();
     let seeder_after = a.seeder_pid.and_then(|p| proc_stats::read(p).ok());
     let delta = |b: Option<proc_stats::ProcStats>, a: Option<proc_stats::ProcStats>| {
@@ -698,6 +718,11 @@ fn leech(a: LeechArgs) -> Result<()> {
             o.insert("bytes_bad".into(), bytes_bad.into());
             o.insert("blocks_unchecked".into(), blocks_unchecked.into());
             o.insert("peers_connected".into(), connected.into());
+            o.insert("warmup_s".into(), out.warmup.as_secs_f64().into());
+            o.insert(
+                "peers_ready_at_start".into(),
+                out.peers_ready_at_start.into(),
+            );
             o.insert("errors".into(), errors.clone().into());
             o.insert("torrents".into(), loaded.len().into());
             let list: Vec<serde_json::Value> = loaded
@@ -724,9 +749,15 @@ fn leech(a: LeechArgs) -> Result<()> {
             "blocks"
         );
         println!(
-            "{:<24}{connected} of {}",
+            "{:<24}{connected} of {} (handshake received)",
             "peers connected",
             out.peers.len()
+        );
+        println!(
+            "{:<24}{:.2} s, {} peers ready when the window started",
+            "warm-up",
+            out.warmup.as_secs_f64(),
+            out.peers_ready_at_start
         );
         if let Some(line) = torrents_line(&per_torrent) {
             println!("{:<24}{line}", "torrents");

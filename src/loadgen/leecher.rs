@@ -232,6 +232,9 @@ pub struct Leecher {
     /// Whether a block can be asked for while a copy is outstanding: only
     /// when the torrent has few blocks more than the window.
     duplicates_possible: bool,
+    /// Requests are held back (the harness's warm-up: every peer
+    /// handshakes before any asks for data).
+    held: bool,
 }
 
 impl Leecher {
@@ -293,6 +296,7 @@ impl Leecher {
                 / u64::from(config.block_bytes)
                 <= 2 * u64::from(config.requests_max) + 2,
             phase: Phase::Handshake,
+            held: false,
             config,
             shape,
         };
@@ -327,6 +331,33 @@ impl Leecher {
     /// Latency samples lost because nobody drained them in time.
     pub fn latency_dropped(&self) -> u64 {
         self.latency_dropped
+    }
+
+    /// Holds requests back (`true`) or lets them go (`false`). While held
+    /// the leecher still handshakes and says it is interested, and answers
+    /// the peer, but asks for no block. Letting go asks at once (when
+    /// unchoked) and starts [`active`](Self::active) time from `now`, so a
+    /// warm-up is not counted in the per-peer rate.
+    pub fn hold_requests(&mut self, held: bool, now: Duration) {
+        if self.held == held {
+            return;
+        }
+        self.held = held;
+        if !held {
+            if let Some(t) = self.interested_at.as_mut() {
+                *t = (*t).max(now);
+            }
+            let queued_before = self.out.len();
+            self.fill_requests(now);
+            if self.out.len() > queued_before {
+                self.last_output_at = now;
+            }
+        }
+    }
+
+    /// Whether the peer's handshake has arrived (and matched).
+    pub fn handshake_done(&self) -> bool {
+        self.phase != Phase::Handshake
     }
 
     /// Whether every piece arrived (or the byte budget was reached).
@@ -668,7 +699,7 @@ impl Leecher {
     }
 
     fn fill_requests(&mut self, now: Duration) {
-        if self.phase != Phase::Messages || self.peer_choking {
+        if self.phase != Phase::Messages || self.peer_choking || self.held {
             return;
         }
         if matches!(self.peer_pieces, PeerPieces::Unknown) {
@@ -832,6 +863,44 @@ mod tests {
             assert_eq!(st.unchokes, 1);
             assert!(l.active(T0 + Duration::from_secs(1000)) > Duration::ZERO);
         }
+    }
+
+    #[test]
+    fn held_requests_wait_for_the_release_and_active_time_starts_there() {
+        let p = payload();
+        let mut l = leecher(&p, LeecherConfig::default());
+        l.hold_requests(true, T0);
+        let mut s = Real::new(p, PeerConfig::default());
+        let check = |piece, offset, data: &[u8]| p.check_block(piece, offset, data);
+        run(&mut l, &mut s, 1 << 20, &check);
+        assert!(l.handshake_done());
+        assert!(!l.is_choked(), "unchoked while held");
+        assert_eq!(l.stats().requests_sent, 0, "no request while held");
+        assert_eq!(l.outstanding(), 0);
+        let release = T0 + Duration::from_secs(50);
+        l.hold_requests(false, release);
+        assert!(l.outstanding() > 0, "the release asks at once");
+        assert!(l.output_len() > 0);
+        assert_eq!(
+            l.active(release + Duration::from_secs(1)),
+            Duration::from_secs(1)
+        );
+        // And it then downloads everything.
+        let mut now = release;
+        for _ in 0..TURNS_MAX {
+            if l.is_done() {
+                break;
+            }
+            now += Duration::from_micros(100);
+            let mut to_seed = Vec::new();
+            l.take_output(&mut to_seed);
+            s.feed(now, &to_seed);
+            let mut to_leech = Vec::new();
+            s.pump(now, &mut to_leech);
+            l.receive(now, &to_leech, &check).unwrap();
+        }
+        assert!(l.is_done(), "{:?}", l.stats());
+        assert_eq!(l.stats().bytes_good, p.total_length());
     }
 
     #[test]

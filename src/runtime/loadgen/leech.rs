@@ -13,6 +13,16 @@
 //! the others go on. At the deadline (or on a stop signal) every socket is
 //! shut down, the loop drains (bounded) and the per-peer figures come back.
 //!
+//! Warm-up ([`LeechOptions::warmup_max`]): every peer connects, handshakes
+//! and says it is interested, but holds its requests until every peer has
+//! the seeder's handshake (or has failed), or until `warmup_max` passed.
+//! Then all threads let their requests go and the measured window of
+//! [`LeechOptions::duration`] starts there, so a seeder that is slow to
+//! accept many connections is measured serving them, not accepting them.
+//! The threads agree through two atomics (peers ready, window start); the
+//! one that starts the window calls the caller's `on_window_start` (the
+//! bench samples the seeder's CPU there).
+//!
 //! Limits: peers ([`super::PEERS_MAX`]), torrents ([`TORRENTS_MAX`]),
 //! threads ([`super::THREADS_MAX`]),
 //! buffer memory per thread ([`POOL_BYTES_PER_THREAD`]), drain time
@@ -21,6 +31,7 @@
 use std::collections::HashMap;
 use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use socket2::SockRef;
@@ -50,6 +61,11 @@ const WAIT_MAX: Duration = Duration::from_millis(50);
 const TIMER_INTERVAL: Duration = Duration::from_secs(5);
 /// Longest run accepted.
 pub const DURATION_MAX: Duration = Duration::from_secs(24 * 3600);
+/// Longest warm-up accepted.
+pub const WARMUP_MAX: Duration = Duration::from_secs(600);
+/// Longest single wait of the loop during the warm-up (another thread may
+/// start the window).
+const WARMUP_POLL: Duration = Duration::from_millis(5);
 /// Longest error text kept per connection.
 const ERROR_CHARS_MAX: usize = 200;
 
@@ -86,6 +102,10 @@ pub struct LeechOptions {
     /// Peer i binds `source_base + i` (IPv4); `None`: the default (its own
     /// 127.1.x.y for a loopback target, else the kernel's choice).
     pub source_base: Option<std::net::Ipv4Addr>,
+    /// Longest warm-up (see the module header), up to [`WARMUP_MAX`]; zero:
+    /// none, every peer asks for blocks as soon as it is unchoked and the
+    /// window starts at once.
+    pub warmup_max: Duration,
 }
 
 /// What one synthetic peer did.
@@ -95,6 +115,7 @@ pub struct PeerOutcome {
     /// Its torrent: an index into [`LeechOptions::torrents`].
     pub torrent: usize,
     pub source: Option<std::net::IpAddr>,
+    /// The seeder's handshake arrived (and named the torrent).
     pub connected: bool,
     pub done: bool,
     pub stats: LeecherStats,
@@ -106,7 +127,12 @@ pub struct PeerOutcome {
 /// What a leech run measured.
 #[derive(Debug, Clone)]
 pub struct LeechOutcome {
+    /// The measured window: from the end of the warm-up to the end.
     pub wall: Duration,
+    /// How long the warm-up took (zero without one).
+    pub warmup: Duration,
+    /// Peers that had the seeder's handshake when the window started.
+    pub peers_ready_at_start: u32,
     pub peers: Vec<PeerOutcome>,
     pub latency: Histogram,
 }
@@ -131,7 +157,65 @@ struct Conn {
     ops: u32,
     connected: bool,
     closed: bool,
+    /// Counted in [`Warmup::ready`] (handshake arrived, or ended).
+    ready: bool,
     error: Option<String>,
+}
+
+/// What the threads share for the warm-up.
+struct Warmup {
+    /// Peers whose handshake arrived or that ended.
+    ready: AtomicU32,
+    /// Peers whose handshake arrived.
+    handshaken: AtomicU32,
+    /// Nanoseconds from the start to the window's start; `u64::MAX` while
+    /// warming up.
+    window_start_ns: AtomicU64,
+    /// `handshaken` when the window started.
+    handshaken_at_start: AtomicU32,
+}
+
+impl Warmup {
+    fn window_start(&self) -> Option<Duration> {
+        match self.window_start_ns.load(Ordering::Acquire) {
+            u64::MAX => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
+    }
+
+    /// Starts the window at `at` unless another thread did; calls
+    /// `on_start` when this call started it.
+    fn start_window(&self, at: Duration, on_start: &(dyn Fn() + Sync)) {
+        let ns = u64::try_from(at.as_nanos()).unwrap_or(u64::MAX - 1);
+        if self
+            .window_start_ns
+            .compare_exchange(u64::MAX, ns, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.handshaken_at_start
+                .store(self.handshaken.load(Ordering::Acquire), Ordering::Release);
+            on_start();
+        }
+    }
+
+    fn handshaken_at_start(&self) -> u32 {
+        self.handshaken_at_start.load(Ordering::Acquire)
+    }
+
+    /// Counts `c` once it is ready.
+    fn note(&self, c: &mut Conn) {
+        if c.ready {
+            return;
+        }
+        let handshaken = c.leecher.handshake_done();
+        if handshaken || c.closed {
+            c.ready = true;
+            self.ready.fetch_add(1, Ordering::AcqRel);
+            if handshaken {
+                self.handshaken.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+    }
 }
 
 impl Conn {
@@ -152,6 +236,15 @@ impl Conn {
 
 /// Runs the leechers and returns what they did.
 pub fn run_leech(opts: &LeechOptions) -> Result<LeechOutcome, LoadgenError> {
+    run_leech_with(opts, &|| {})
+}
+
+/// [`run_leech`], calling `on_window_start` once when the measured window
+/// starts (at once without a warm-up).
+pub fn run_leech_with(
+    opts: &LeechOptions,
+    on_window_start: &(dyn Fn() + Sync),
+) -> Result<LeechOutcome, LoadgenError> {
     check_range("peers", opts.peers.into(), 1, PEERS_MAX.into())?;
     check_range(
         "torrents",
@@ -167,19 +260,36 @@ pub fn run_leech(opts: &LeechOptions) -> Result<LeechOutcome, LoadgenError> {
         1,
         DURATION_MAX.as_millis() as u64,
     )?;
+    check_range(
+        "warm-up (ms)",
+        opts.warmup_max.as_millis().min(u128::from(u64::MAX)) as u64,
+        0,
+        WARMUP_MAX.as_millis() as u64,
+    )?;
     if let Some(base) = opts.source_base {
         check_source_base(base, opts.peers)?;
     }
     let threads = opts.threads.min(opts.peers as usize);
+    let warmup = Warmup {
+        ready: AtomicU32::new(0),
+        handshaken: AtomicU32::new(0),
+        window_start_ns: AtomicU64::new(u64::MAX),
+        handshaken_at_start: AtomicU32::new(0),
+    };
     let start = Instant::now();
-    let deadline = start + opts.duration;
+    if opts.warmup_max.is_zero() {
+        warmup.start_window(Duration::ZERO, on_window_start);
+    }
+    let warmup = &warmup;
     let results: Vec<Result<(Vec<PeerOutcome>, Histogram), LoadgenError>> =
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..threads)
                 .map(|t| {
                     std::thread::Builder::new()
                         .name(format!("leech-{t}"))
-                        .spawn_scoped(s, move || run_thread(opts, t, threads, start, deadline))
+                        .spawn_scoped(s, move || {
+                            run_thread(opts, t, threads, start, warmup, on_window_start)
+                        })
                 })
                 .collect();
             handles
@@ -190,7 +300,10 @@ pub fn run_leech(opts: &LeechOptions) -> Result<LeechOutcome, LoadgenError> {
                 })
                 .collect()
         });
-    let wall = start.elapsed().min(opts.duration);
+    let end = start.elapsed();
+    // Never started (every thread failed before): the window is the run.
+    let window_start = warmup.window_start().unwrap_or(Duration::ZERO).min(end);
+    let wall = end.saturating_sub(window_start).min(opts.duration);
     let mut peers = Vec::with_capacity(opts.peers as usize);
     let mut latency = Histogram::new();
     for r in results {
@@ -201,6 +314,8 @@ pub fn run_leech(opts: &LeechOptions) -> Result<LeechOutcome, LoadgenError> {
     peers.sort_by_key(|p| p.index);
     Ok(LeechOutcome {
         wall,
+        warmup: window_start,
+        peers_ready_at_start: warmup.handshaken_at_start(),
         peers,
         latency,
     })
@@ -211,8 +326,10 @@ fn run_thread(
     thread: usize,
     threads: usize,
     start: Instant,
-    deadline: Instant,
+    warmup: &Warmup,
+    on_window_start: &(dyn Fn() + Sync),
 ) -> Result<(Vec<PeerOutcome>, Histogram), LoadgenError> {
+    let mut released = warmup.window_start().is_some();
     let indexes: Vec<u32> = (0..opts.peers)
         .filter(|i| *i as usize % threads == thread)
         .collect();
@@ -241,7 +358,10 @@ fn run_thread(
             check_every: opts.check_every,
             ..LeecherConfig::default()
         };
-        let leecher = Leecher::new(config, t.shape, now())?;
+        let mut leecher = Leecher::new(config, t.shape, now())?;
+        if !released {
+            leecher.hold_requests(true, now());
+        }
         let source = match opts.source_base {
             Some(base) => source_from_base(base, index),
             None => source_address(opts.target.ip(), index),
@@ -259,6 +379,7 @@ fn run_thread(
             ops: 0,
             connected: false,
             closed: false,
+            ready: false,
             error: None,
         };
         let bind = BindOptions {
@@ -281,6 +402,7 @@ fn run_thread(
                 }
             }
         }
+        warmup.note(&mut c);
         conns.push(c);
     }
     let mut completions: Vec<Completion> = Vec::new();
@@ -289,6 +411,25 @@ fn run_thread(
     let mut next_timer = Instant::now() + TIMER_INTERVAL;
     loop {
         let wall = Instant::now();
+        if !released {
+            if warmup.window_start().is_none()
+                && (warmup.ready.load(Ordering::Acquire) >= opts.peers
+                    || wall.duration_since(start) >= opts.warmup_max)
+            {
+                warmup.start_window(wall.duration_since(start), on_window_start);
+            }
+            if warmup.window_start().is_some() {
+                released = true;
+                let t = now();
+                for (ci, c) in conns.iter_mut().enumerate() {
+                    if !c.closed {
+                        c.leecher.hold_requests(false, t);
+                        flush(&mut ev, &mut ops, ci, c);
+                    }
+                }
+            }
+        }
+        let deadline = start + warmup.window_start().unwrap_or(opts.warmup_max) + opts.duration;
         if stopping_since.is_none() && (wall >= deadline || stop_requested() || all_done(&conns)) {
             stopping_since = Some(wall);
             for c in &mut conns {
@@ -310,9 +451,10 @@ fn run_thread(
                 }
             }
         }
-        let wait = deadline
-            .saturating_duration_since(wall)
-            .clamp(Duration::from_millis(1), WAIT_MAX);
+        let wait = deadline.saturating_duration_since(wall).clamp(
+            Duration::from_millis(1),
+            if released { WAIT_MAX } else { WARMUP_POLL },
+        );
         ev.submit_and_wait(1, Some(wait))?;
         completions.clear();
         ev.drain_completions(&mut completions);
@@ -330,6 +472,7 @@ fn run_thread(
             let check =
                 |piece: u32, offset: u32, data: &[u8]| payload.check_block(piece, offset, data);
             on_completion(&mut ev, &mut ops, ci, c, tag, comp, t, &check);
+            warmup.note(c);
             c.leecher.drain_latency(&mut latency);
             if c.closed && c.ops == 0 {
                 c.fd = None;
@@ -344,7 +487,7 @@ fn run_thread(
             index: c.index,
             torrent: c.torrent,
             source: c.source,
-            connected: c.connected,
+            connected: c.leecher.handshake_done(),
             done: c.leecher.is_done(),
             stats: *c.leecher.stats(),
             active: c.leecher.active(end),
@@ -557,6 +700,7 @@ mod tests {
             order_seed: 1,
             check_every: 1,
             source_base: None,
+            warmup_max: Duration::ZERO,
         }
     }
 
@@ -595,6 +739,10 @@ mod tests {
                 duration: Duration::ZERO,
                 ..opts()
             },
+            LeechOptions {
+                warmup_max: WARMUP_MAX + Duration::from_millis(1),
+                ..opts()
+            },
         ] {
             assert!(matches!(run_leech(&o), Err(LoadgenError::Range { .. })));
         }
@@ -607,6 +755,40 @@ mod tests {
             run_leech(&o),
             Err(LoadgenError::SourceRange { peers: 3, .. })
         ));
+    }
+
+    #[test]
+    fn a_warm_up_ends_once_every_peer_is_ready_or_failed() {
+        // Every connect is refused at once: all peers end, so the warm-up
+        // ends long before its limit, and the window callback runs once.
+        let calls = AtomicU32::new(0);
+        let o = LeechOptions {
+            peers: 6,
+            threads: 2,
+            warmup_max: Duration::from_secs(20),
+            ..opts()
+        };
+        let t0 = Instant::now();
+        let out = run_leech_with(&o, &|| {
+            calls.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(out.warmup < Duration::from_secs(5), "{:?}", out.warmup);
+        assert_eq!(out.peers_ready_at_start, 0, "no handshake arrived");
+        assert!(out.peers.iter().all(|p| !p.connected && p.error.is_some()));
+    }
+
+    #[test]
+    fn without_a_warm_up_the_window_starts_at_once() {
+        let calls = AtomicU32::new(0);
+        let out = run_leech_with(&opts(), &|| {
+            calls.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(out.warmup, Duration::ZERO);
     }
 
     #[test]

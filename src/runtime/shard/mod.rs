@@ -255,7 +255,10 @@ struct Shard {
     bind: BindOptions,
     ops: HashMap<u64, OpCtx>,
     writes: HashMap<(usize, u32), PendingWrite>,
-    deferred_reads: VecDeque<ReadJob>,
+    /// Reads waiting for a pool buffer, served round-robin over torrents
+    /// and peers (one read per turn), so under load every peer gets the same
+    /// share of the disk and the pool, whatever its send window.
+    deferred_reads: FairQueue<ReadJob>,
     deferred_recv: VecDeque<ConnId>,
     deferred_send: VecDeque<ConnId>,
     limits: ShardLimits,
@@ -367,7 +370,7 @@ impl Shard {
             bind: spec.bind,
             ops: HashMap::new(),
             writes: HashMap::new(),
-            deferred_reads: VecDeque::new(),
+            deferred_reads: FairQueue::default(),
             deferred_recv: VecDeque::new(),
             deferred_send: VecDeque::new(),
             limits,
@@ -913,15 +916,11 @@ impl Shard {
             };
             self.try_send(id);
         }
-        for _ in 0..self.deferred_reads.len() {
-            let Some(r) = self.deferred_reads.pop_front() else {
+        while self.ev.buffer_pool().available() > 0 {
+            let Some((_, _, r)) = self.deferred_reads.pop(|_| true) else {
                 break;
             };
-            if self.ev.buffer_pool().available() == 0 {
-                self.deferred_reads.push_front(r);
-                break;
-            }
-            self.start_read(r);
+            self.read_now(r);
         }
         self.run_throttled();
     }
@@ -1420,12 +1419,35 @@ impl Shard {
 
     // ---- disk ----
 
+    /// Starts a read, or queues it behind the reads already waiting for a
+    /// buffer (its turn comes round-robin, see `deferred_reads`).
     fn start_read(&mut self, job: ReadJob) {
+        if self.deferred_reads.is_empty() {
+            self.read_now(job);
+            return;
+        }
+        self.defer_read(job);
+    }
+
+    fn read_now(&mut self, job: ReadJob) {
         let Some(buffer) = self.ev.buffers().acquire() else {
-            self.deferred_reads.push_back(job);
+            self.defer_read(job);
             return;
         };
         self.read_span(job, buffer, 0);
+    }
+
+    fn defer_read(&mut self, job: ReadJob) {
+        let (t, key, conn) = (job.torrent, conn_key(job.conn), job.conn);
+        if self.deferred_reads.push(t, key, job).is_err() {
+            // Past WAITING_MAX reads waiting (far beyond peers x windows):
+            // this peer asks for more than the shard can hold.
+            self.log(format!(
+                "peer dropped: over {} reads wait for a buffer",
+                self.deferred_reads.len()
+            ));
+            self.drop_conn(conn, true);
+        }
     }
 
     fn read_failed(&mut self, job: ReadJob, buffer: BufferId) {
