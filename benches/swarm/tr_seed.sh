@@ -20,7 +20,7 @@ PY=/usr/bin/python3
 DAEMON=transmission-daemon
 CONNECTIONS_MAX=100000     # largest --connections accepted
 READY_TIMEOUT_MAX_S=3600   # largest --ready-timeout accepted
-STOP_WAIT_S=10             # SIGTERM grace before SIGKILL, in seconds
+STOP_WAIT_S=5              # SIGTERM grace before SIGKILL, in seconds (within run.sh's 10)
 RPC_UP_S=30                # limit on the RPC port answering, in seconds
 CURL_TIMEOUT_S=10          # limit on one RPC request, in seconds
 POLL_S=0.2                 # wait-loop period, in seconds
@@ -59,9 +59,15 @@ done
 [[ "$IP" =~ ^127\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$ ]] || die "--ip must be a 127.x.y.z loopback address, got '$IP'"
 IP_OCTETS=(127 "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" "${BASH_REMATCH[3]}")
 for o in "${IP_OCTETS[@]}"; do ((10#$o <= 255)) || die "bad address '$IP'"; done
-[[ "$PORT" =~ ^[1-9][0-9]{0,4}$ ]] && ((PORT <= 65534)) || die "--port must be 1..65534 (RPC uses PORT+1), got '$PORT'"
-[[ "$CONNS" =~ ^[1-9][0-9]{0,5}$ ]] && ((CONNS <= CONNECTIONS_MAX)) || die "--connections must be 1..$CONNECTIONS_MAX, got '$CONNS'"
-[[ "$READY_S" =~ ^[1-9][0-9]{0,3}$ ]] && ((READY_S <= READY_TIMEOUT_MAX_S)) || die "--ready-timeout must be 1..$READY_TIMEOUT_MAX_S seconds, got '$READY_S'"
+if ! [[ "$PORT" =~ ^[1-9][0-9]{0,4}$ ]] || ((PORT > 65534)); then
+    die "--port must be 1..65534 (RPC uses PORT+1), got '$PORT'"
+fi
+if ! [[ "$CONNS" =~ ^[1-9][0-9]{0,5}$ ]] || ((CONNS > CONNECTIONS_MAX)); then
+    die "--connections must be 1..$CONNECTIONS_MAX, got '$CONNS'"
+fi
+if ! [[ "$READY_S" =~ ^[1-9][0-9]{0,3}$ ]] || ((READY_S > READY_TIMEOUT_MAX_S)); then
+    die "--ready-timeout must be 1..$READY_TIMEOUT_MAX_S seconds, got '$READY_S'"
+fi
 [[ -d "$DATA" ]] || die "data dir '$DATA' not found"
 DATA="$(cd "$DATA" && pwd)"
 for t in "${TORRENTS[@]}"; do [[ -f "$t" && -r "$t" ]] || die "torrent '$t' not found"; done
@@ -80,6 +86,7 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/tr_seed.XXXXXX")"
 DPID=""
 STOP=0
 
+# shellcheck disable=SC2317  # called from the EXIT trap
 stop_daemon() {
     local i
     [[ -n "$DPID" ]] || return 0
@@ -97,6 +104,7 @@ stop_daemon() {
     wait "$DPID" 2>/dev/null || true
     DPID=""
 }
+# shellcheck disable=SC2317  # the EXIT trap
 cleanup() {
     stop_daemon
     rm -rf "$WORK"
@@ -163,8 +171,8 @@ SID=""
 # rpc JSON: one RPC request; prints the reply body. Handles the session id
 # handshake (409 + X-Transmission-Session-Id). Returns 1 when it cannot.
 rpc() {
-    local body=$1 try code
-    for try in 1 2; do
+    local body=$1 code _
+    for _ in 1 2; do
         code="$(curl -sS -o "$WORK/rpc.body" -D "$WORK/rpc.head" -w '%{http_code}' \
             --max-time "$CURL_TIMEOUT_S" -H "X-Transmission-Session-Id: $SID" \
             --data-binary "$body" "$RPC_URL" 2>"$WORK/rpc.err")" || return 1
