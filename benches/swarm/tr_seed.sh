@@ -25,6 +25,9 @@ RPC_UP_S=30                # limit on the RPC port answering, in seconds
 CURL_TIMEOUT_S=10          # limit on one RPC request, in seconds
 POLL_S=0.2                 # wait-loop period, in seconds
 CACHE_MB=64                # transmission's block cache (default 4 MiB)
+FD_CAP=1024                # transmission 3.00 lowers its own soft open-file
+                           # limit to FD_SETSIZE (1024) whatever ulimit says
+FD_RESERVE=64              # of those, kept for files, listen/RPC sockets, epoll
 
 die() {
     echo "$NAME: $*" >&2
@@ -82,6 +85,15 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 fds="$(ulimit -n)"
 [[ "$fds" == unlimited || "$fds" -ge $((CONNS + 256)) ]] || die "open-file limit $fds is too low for $CONNS connections (raise ulimit -Hn)"
 
+# Peers beyond FD_CAP - FD_RESERVE would starve transmission of descriptors:
+# accept() and the payload's open() then fail with EMFILE, it spins and
+# uploads nothing. So the limits are clamped and the clamp is reported.
+PEER_LIMIT=$CONNS
+if ((CONNS > FD_CAP - FD_RESERVE)); then
+    PEER_LIMIT=$((FD_CAP - FD_RESERVE))
+    echo "$NAME: --connections $CONNS clamped to $PEER_LIMIT: transmission-daemon 3.00 caps its open-file limit at $FD_CAP" >&2
+fi
+
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/tr_seed.XXXXXX")"
 DPID=""
 STOP=0
@@ -129,8 +141,8 @@ cat >"$WORK/config/settings.json" <<EOF
     "incomplete-dir-enabled": false,
     "lpd-enabled": false,
     "message-level": 1,
-    "peer-limit-global": $CONNS,
-    "peer-limit-per-torrent": $CONNS,
+    "peer-limit-global": $PEER_LIMIT,
+    "peer-limit-per-torrent": $PEER_LIMIT,
     "peer-port": $PORT,
     "peer-port-random-on-start": false,
     "pex-enabled": false,
@@ -151,7 +163,7 @@ cat >"$WORK/config/settings.json" <<EOF
     "start-added-torrents": false,
     "trash-original-torrent-files": false,
     "umask": 18,
-    "upload-slots-per-torrent": $CONNS,
+    "upload-slots-per-torrent": $PEER_LIMIT,
     "utp-enabled": false,
     "watch-dir-enabled": false
 }
