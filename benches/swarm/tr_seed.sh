@@ -94,7 +94,7 @@ if ((CONNS > FD_CAP - FD_RESERVE)); then
     echo "$NAME: --connections $CONNS clamped to $PEER_LIMIT: transmission-daemon 3.00 caps its open-file limit at $FD_CAP" >&2
 fi
 
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/tr_seed.XXXXXX")"
+WORK=""
 DPID=""
 STOP=0
 
@@ -119,10 +119,11 @@ stop_daemon() {
 # shellcheck disable=SC2317  # the EXIT trap
 cleanup() {
     stop_daemon
-    rm -rf "$WORK"
+    [[ -z "$WORK" ]] || rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'STOP=1' INT TERM
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/tr_seed.XXXXXX")"
 
 # settings.json: see docs/swarm_seeders.md for each choice.
 mkdir -p "$WORK/config"
