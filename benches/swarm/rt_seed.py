@@ -276,9 +276,9 @@ def run(args, work, stop, state):
     rpc = Rpc(sock)
     deadline = time.monotonic() + RPC_UP_S
     while True:
-        alive()
         if stop:
             return 0
+        alive()
         try:
             rpc("system.client_version")
             break
@@ -293,9 +293,9 @@ def run(args, work, stop, state):
         rpc("load.verbose", "", path)
         deadline = time.monotonic() + LOAD_WAIT_S
         while h not in (x.upper() for x in rpc("download_list", "")):
-            alive()
             if stop:
                 return 0
+            alive()
             if time.monotonic() > deadline:
                 raise Failure(f"{orig} not loaded after {LOAD_WAIT_S} s: {log_tail(work, 'rtorrent.log')}")
             time.sleep(POLL_S)
@@ -305,9 +305,9 @@ def run(args, work, stop, state):
     deadline = time.monotonic() + args.ready_timeout
     why = "no reply yet"
     while True:
-        alive()
         if stop:
             return 0
+        alive()
         rows = {r[0].upper(): r for r in rpc(
             "d.multicall2", "", "main", "d.hash=", "d.name=", "d.complete=",
             "d.hashing=", "d.is_active=", "d.state=", "d.message=")}
@@ -331,8 +331,9 @@ def run(args, work, stop, state):
     print(f"{NAME}: pid {proc.pid}", flush=True)
     print(f"{NAME}: ready", flush=True)
     while not stop:
-        alive()
         time.sleep(POLL_S)
+        if not stop:
+            alive()
     return 0
 
 

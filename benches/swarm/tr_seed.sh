@@ -75,6 +75,7 @@ fi
 DATA="$(cd "$DATA" && pwd)"
 for t in "${TORRENTS[@]}"; do [[ -f "$t" && -r "$t" ]] || die "torrent '$t' not found"; done
 command -v "$DAEMON" >/dev/null || die "$DAEMON not found: apt-get install transmission-daemon"
+command -v setsid >/dev/null || die "setsid not found: apt-get install util-linux"
 command -v curl >/dev/null || die "curl not found: apt-get install curl"
 [[ -x "$PY" ]] || die "$PY not found: apt-get install python3"
 RPC_PORT=$((PORT + 1))
@@ -106,7 +107,7 @@ stop_daemon() {
         kill -TERM "$DPID" 2>/dev/null || true
         for ((i = 0; i < STOP_WAIT_S * 5; i++)); do
             kill -0 "$DPID" 2>/dev/null || break
-            sleep "$POLL_S"
+            sleep "$POLL_S" || true
         done
         if kill -0 "$DPID" 2>/dev/null; then
             echo "$NAME: daemon pid $DPID still running after $STOP_WAIT_S s: SIGKILL" >&2
@@ -171,7 +172,11 @@ cat >"$WORK/config/settings.json" <<EOF
 EOF
 
 # -f: foreground, so $! is the daemon itself (the process that moves bytes).
-"$DAEMON" -f -g "$WORK/config" --logfile "$WORK/daemon.log" >"$WORK/daemon.out" 2>&1 &
+# setsid: its own session, so a Ctrl-C to the caller's process group reaches
+# only this adapter, which then stops the daemon with SIGTERM (transmission
+# aborts on a SIGINT). A background child is no group leader, so setsid
+# execs the daemon in place: $! stays its pid (checked below).
+setsid "$DAEMON" -f -g "$WORK/config" --logfile "$WORK/daemon.log" >"$WORK/daemon.out" 2>&1 &
 DPID=$!
 
 daemon_died() {
@@ -204,15 +209,17 @@ rpc() {
 # RPC up: bounded.
 up=0
 for ((i = 0; i < RPC_UP_S * 5; i++)); do
-    kill -0 "$DPID" 2>/dev/null || daemon_died
     ((STOP)) && exit 0
+    kill -0 "$DPID" 2>/dev/null || daemon_died
     if rpc '{"method":"session-get"}' >/dev/null 2>&1; then
         up=1
         break
     fi
-    sleep "$POLL_S"
+    sleep "$POLL_S" || true
 done
 ((up)) || die "RPC on $IP:$RPC_PORT not answering after $RPC_UP_S s: $(tail -c 300 "$WORK/rpc.err" 2>/dev/null)"
+comm="$(cat "/proc/$DPID/comm" 2>/dev/null || true)"
+[[ "$comm" == transmission-da* ]] || die "pid $DPID is '$comm', not $DAEMON"
 
 # py SCRIPT ARGS...: JSON glue on the reply in $WORK/reply.json.
 py() { "$PY" -c "$@"; }
@@ -260,8 +267,8 @@ ready=0
 state="no reply yet"
 deadline=$((SECONDS + READY_S))
 while ((SECONDS < deadline)); do
-    kill -0 "$DPID" 2>/dev/null || daemon_died
     ((STOP)) && exit 0
+    kill -0 "$DPID" 2>/dev/null || daemon_died
     if rpc "{\"method\":\"torrent-get\",\"arguments\":{\"ids\":$ids_json,\"fields\":[\"id\",\"name\",\"status\",\"percentDone\",\"error\",\"errorString\"]}}" >"$WORK/reply.json"; then
         if state="$(py 'import json,sys
 ts = json.load(open(sys.argv[1]))["arguments"]["torrents"]
@@ -281,7 +288,7 @@ sys.exit(1 if notyet or len(ts) != int(sys.argv[2]) else 0)' "$WORK/reply.json" 
             die "torrent $state"
         fi
     fi
-    sleep "$POLL_S"
+    sleep "$POLL_S" || true
 done
 ((ready)) || die "not ready after $READY_S s: $state"
 
@@ -290,7 +297,7 @@ echo "$NAME: ready"
 
 # Seed until SIGTERM/SIGINT (the trap sets STOP; sleep is short so it is seen).
 while ((!STOP)); do
-    kill -0 "$DPID" 2>/dev/null || daemon_died
-    sleep "$POLL_S"
+    sleep "$POLL_S" || true
+    ((STOP)) || kill -0 "$DPID" 2>/dev/null || daemon_died
 done
 exit 0
