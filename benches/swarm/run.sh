@@ -45,6 +45,13 @@
 #   REQUESTS []               requests each peer keeps outstanding (generator
 #                             default when empty)
 #   GEN_THREADS []            generator threads (generator default: the CPUs)
+#   WARMUP_UNTIL [unchoke; slots mode: handshake]  the generator's warm-up
+#                             ends when every peer has the seeder's handshake
+#                             and, with unchoke, its unchoke (transmission
+#                             unchokes on a 10 s timer); with 4 upload slots
+#                             most peers stay choked, so the slots mode waits
+#                             for handshakes only
+#   WARMUP_MAX_S [30]         longest warm-up, in seconds
 #   DELAY_MS []               empty: everything on loopback. A number 0..10000:
 #                             the generator runs in network namespace NETNS_NAME
 #                             behind benches/swarm/netns.sh's userspace delay
@@ -93,6 +100,10 @@ DURATION_S="${DURATION_S:-10}"
 CHECK_EVERY="${CHECK_EVERY:-16}"
 REQUESTS="${REQUESTS:-}"
 GEN_THREADS="${GEN_THREADS:-}"
+def_warmup=unchoke
+[[ "$MODE" == slots ]] && def_warmup=handshake
+WARMUP_UNTIL="${WARMUP_UNTIL:-$def_warmup}"
+WARMUP_MAX_S="${WARMUP_MAX_S:-30}"
 DELAY_MS="${DELAY_MS:-}"
 NETNS_NAME="${NETNS_NAME:-delay-swarm}"
 QUEUE_BYTES="${QUEUE_BYTES:-256M}"
@@ -168,6 +179,8 @@ kind_unavailable() {
 [[ "$CHECK_EVERY" =~ ^[1-9][0-9]{0,5}$ ]] || die "CHECK_EVERY must be 1..999999, got '$CHECK_EVERY'"
 [[ -z "$REQUESTS" || "$REQUESTS" =~ ^[1-9][0-9]{0,4}$ ]] || die "REQUESTS must be empty or 1..99999"
 [[ -z "$GEN_THREADS" || "$GEN_THREADS" =~ ^[1-9][0-9]{0,2}$ ]] || die "GEN_THREADS must be empty or 1..999"
+[[ "$WARMUP_UNTIL" == handshake || "$WARMUP_UNTIL" == unchoke ]] || die "WARMUP_UNTIL must be handshake or unchoke, got '$WARMUP_UNTIL'"
+[[ "$WARMUP_MAX_S" =~ ^[0-9]{1,3}$ && "$WARMUP_MAX_S" -le 600 ]] || die "WARMUP_MAX_S must be 0..600, got '$WARMUP_MAX_S'"
 DELAY_SEEDER_IP=10.203.0.1   # netns.sh's root-side address
 DELAY_SOURCE_BASE=10.204.0.1 # netns.sh's AnyIP range inside the namespace
 if [[ -n "$DELAY_MS" ]]; then
@@ -443,7 +456,7 @@ while read -r _ path; do TORRENT_FILES+=("$path"); done <"$WORK/torrents.txt"
 ((${#TORRENT_FILES[@]} == TORRENTS)) || die "make-torrent wrote ${#TORRENT_FILES[@]} torrents, not $TORRENTS"
 find "$WORK/data" -type f -exec cat {} + >/dev/null   # into the page cache
 
-gen_extra=(--check-every "$CHECK_EVERY")
+gen_extra=(--check-every "$CHECK_EVERY" --warmup-until "$WARMUP_UNTIL" --warmup-max "$WARMUP_MAX_S")
 [[ -n "$REQUESTS" ]] && gen_extra+=(--requests "$REQUESTS")
 [[ -n "$GEN_THREADS" ]] && gen_extra+=(--threads "$GEN_THREADS")
 if [[ -n "$DELAY_MS" ]]; then
@@ -475,7 +488,7 @@ for point in "${POINTS[@]}"; do
                 continue
             fi
             log "$tag: $kind ready on $SEEDER_ADDR (pid $CPU_PID); $k peers for $DURATION_S s"
-            timeout --signal=TERM --kill-after="$KILL_AFTER_S" $((DURATION_S + LEECH_SLACK_S)) \
+            timeout --signal=TERM --kill-after="$KILL_AFTER_S" $((DURATION_S + WARMUP_MAX_S + LEECH_SLACK_S)) \
                 "${LEECH_PREFIX[@]}" "$BENCH" leech --torrent-dir "$WORK/torrents" --payload-seed "$PAYLOAD_SEED" \
                 --target "$SEEDER_ADDR" --peers "$k" --duration "$DURATION_S" \
                 --seeder-pid "$CPU_PID" --json "${gen_extra[@]}" \

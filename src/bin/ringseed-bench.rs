@@ -32,7 +32,7 @@ use ringseed::loadgen::torrent_set::{self, PeerFigures, TORRENTS_MAX};
 use ringseed::metainfo::Metainfo;
 use ringseed::peer::TorrentShape;
 use ringseed::runtime::loadgen::delay_line;
-use ringseed::runtime::loadgen::leech::{run_leech_with, LeechOptions, LeechTorrent};
+use ringseed::runtime::loadgen::leech::{run_leech_with, LeechOptions, LeechTorrent, WarmupUntil};
 use ringseed::runtime::loadgen::serve::{run_serve, ServeOptions, LISTENS_MAX};
 use ringseed::runtime::loadgen::{default_threads, install_stop_signals, PEERS_MAX};
 use ringseed::runtime::proc_stats;
@@ -120,6 +120,11 @@ enum Command {
         /// and the CPU figures, start after it. 0: no warm-up.
         #[arg(long, default_value_t = 30.0)]
         warmup_max: f64,
+        /// What each peer waits for in the warm-up: `handshake`, or
+        /// `unchoke` (its handshake and an unchoke, for seeders that unchoke
+        /// every peer but only on a timer).
+        #[arg(long, default_value = "handshake", value_parser = parse_warmup_until)]
+        warmup_until: WarmupUntil,
     },
     /// A trivial seeder of the deterministic payload, or K synthetic seeds.
     Serve {
@@ -241,6 +246,14 @@ fn default_name(seed: u64, size: u64) -> String {
     torrent_set::bench_name(seed, size)
 }
 
+fn parse_warmup_until(text: &str) -> Result<WarmupUntil, String> {
+    match text {
+        "handshake" => Ok(WarmupUntil::Handshake),
+        "unchoke" => Ok(WarmupUntil::Unchoke),
+        other => Err(format!("expected handshake or unchoke, got {other:?}")),
+    }
+}
+
 fn seconds(what: &str, s: f64) -> Result<Duration> {
     Duration::try_from_secs_f64(s).with_context(|| format!("{what} {s}: expected seconds >= 0"))
 }
@@ -291,6 +304,7 @@ fn run() -> Result<()> {
             json,
             source_base,
             warmup_max,
+            warmup_until,
         } => leech(LeechArgs {
             torrents: torrent_paths(torrent, torrent_dir.as_deref())?,
             target,
@@ -306,6 +320,7 @@ fn run() -> Result<()> {
             json,
             source_base,
             warmup_max: seconds("--warmup-max", warmup_max)?,
+            warmup_until,
         }),
         Command::Serve {
             listen,
@@ -596,6 +611,7 @@ struct LeechArgs {
     json: bool,
     source_base: Option<std::net::Ipv4Addr>,
     warmup_max: Duration,
+    warmup_until: WarmupUntil,
 }
 
 fn run_delay_line(opts: delay_line::DelayLineOptions) -> Result<()> {
@@ -653,6 +669,7 @@ fn leech(a: LeechArgs) -> Result<()> {
         check_every: a.check_every,
         source_base: a.source_base,
         warmup_max: a.warmup_max,
+        warmup_until: a.warmup_until,
     };
     // CPU is counted over the measured window: sampled when it starts
     // (after the warm-up), by whichever leech thread starts it.

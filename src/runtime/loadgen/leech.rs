@@ -15,7 +15,8 @@
 //!
 //! Warm-up ([`LeechOptions::warmup_max`]): every peer connects, handshakes
 //! and says it is interested, but holds its requests until every peer has
-//! the seeder's handshake (or has failed), or until `warmup_max` passed.
+//! the seeder's handshake ([`WarmupUntil::Handshake`]) or also its unchoke
+//! ([`WarmupUntil::Unchoke`]), or has failed, or until `warmup_max` passed.
 //! Then all threads let their requests go and the measured window of
 //! [`LeechOptions::duration`] starts there, so a seeder that is slow to
 //! accept many connections is measured serving them, not accepting them.
@@ -69,6 +70,17 @@ const WARMUP_POLL: Duration = Duration::from_millis(5);
 /// Longest error text kept per connection.
 const ERROR_CHARS_MAX: usize = 200;
 
+/// What ends the warm-up for one peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WarmupUntil {
+    /// The seeder's handshake arrived.
+    #[default]
+    Handshake,
+    /// The handshake arrived and the seeder unchoked us (for seeders that
+    /// unchoke every peer, but only on a timer: transmission's is 10 s).
+    Unchoke,
+}
+
 /// One torrent of a leech run.
 #[derive(Debug, Clone, Copy)]
 pub struct LeechTorrent {
@@ -106,6 +118,8 @@ pub struct LeechOptions {
     /// none, every peer asks for blocks as soon as it is unchoked and the
     /// window starts at once.
     pub warmup_max: Duration,
+    /// What a peer waits for in the warm-up.
+    pub warmup_until: WarmupUntil,
 }
 
 /// What one synthetic peer did.
@@ -164,9 +178,11 @@ struct Conn {
 
 /// What the threads share for the warm-up.
 struct Warmup {
-    /// Peers whose handshake arrived or that ended.
+    /// What a peer waits for.
+    until: WarmupUntil,
+    /// Peers that are ready (see `until`) or that ended.
     ready: AtomicU32,
-    /// Peers whose handshake arrived.
+    /// Peers that are ready (and alive when they became so).
     handshaken: AtomicU32,
     /// Nanoseconds from the start to the window's start; `u64::MAX` while
     /// warming up.
@@ -207,7 +223,8 @@ impl Warmup {
         if c.ready {
             return;
         }
-        let handshaken = c.leecher.handshake_done();
+        let handshaken = c.leecher.handshake_done()
+            && (self.until == WarmupUntil::Handshake || !c.leecher.is_choked());
         if handshaken || c.closed {
             c.ready = true;
             self.ready.fetch_add(1, Ordering::AcqRel);
@@ -271,6 +288,7 @@ pub fn run_leech_with(
     }
     let threads = opts.threads.min(opts.peers as usize);
     let warmup = Warmup {
+        until: opts.warmup_until,
         ready: AtomicU32::new(0),
         handshaken: AtomicU32::new(0),
         window_start_ns: AtomicU64::new(u64::MAX),
@@ -701,6 +719,7 @@ mod tests {
             check_every: 1,
             source_base: None,
             warmup_max: Duration::ZERO,
+            warmup_until: WarmupUntil::Handshake,
         }
     }
 
