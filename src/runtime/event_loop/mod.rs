@@ -265,6 +265,84 @@ pub struct BlockSegment {
     pub len: usize,
 }
 
+/// Checks the segments of a block send over `size` bytes of source, and
+/// that `skip` leaves something to send; returns the end of the last byte
+/// used.
+fn check_block_segments(
+    segments: &[BlockSegment],
+    size: usize,
+    skip: usize,
+) -> Result<usize, LoopError> {
+    if segments.is_empty() || segments.len() > SEND_BLOCKS_MAX {
+        return Err(LoopError::Segments {
+            count: segments.len(),
+            max: SEND_BLOCKS_MAX,
+        });
+    }
+    let mut end = 0;
+    let mut total = 0;
+    for seg in segments {
+        let fits = seg.len > 0 && seg.start.checked_add(seg.len).is_some_and(|e| e <= size);
+        if !fits {
+            return Err(LoopError::Range {
+                start: seg.start,
+                len: seg.len,
+                size,
+                max: size,
+            });
+        }
+        end = end.max(seg.start + seg.len);
+        total += HEADER_BYTES + seg.len;
+    }
+    if skip >= total {
+        return Err(LoopError::Length {
+            len: skip,
+            max: total.saturating_sub(1),
+        });
+    }
+    Ok(end)
+}
+
+/// Fills the slot's headers, iovecs (header, block, header, block, ...,
+/// the first `skip` bytes left out) and msghdr for blocks at `base`, and
+/// returns the SENDMSG entry.
+fn block_sendmsg(
+    slot: &mut SlotData,
+    fd: RawFd,
+    segs: &[Option<BlockSegment>; SEND_BLOCKS_MAX],
+    base: *mut u8,
+    skip: usize,
+) -> squeue::Entry {
+    let mut n = 0;
+    let mut to_skip = skip;
+    for (i, seg) in segs.iter().flatten().enumerate() {
+        slot.headers[i] = seg.header;
+        let parts: [(*mut u8, usize); 2] = [
+            (slot.headers[i].as_mut_ptr(), HEADER_BYTES),
+            (base.wrapping_add(seg.start), seg.len),
+        ];
+        for (ptr, len) in parts {
+            if to_skip >= len {
+                to_skip -= len;
+                continue;
+            }
+            slot.iov[n] = libc::iovec {
+                iov_base: ptr.wrapping_add(to_skip).cast(),
+                iov_len: len - to_skip,
+            };
+            to_skip = 0;
+            n += 1;
+        }
+    }
+    // SAFETY: all-zero bytes are a valid msghdr.
+    slot.msg = unsafe { mem::zeroed() };
+    slot.msg.msg_iov = slot.iov.as_mut_ptr();
+    slot.msg.msg_iovlen = n as _;
+    opcode::SendMsg::new(types::Fd(fd), &raw const slot.msg)
+        .flags((libc::MSG_NOSIGNAL | libc::MSG_WAITALL) as u32)
+        .build()
+}
+
 /// What the kernel may read through pointers while an op is in flight.
 struct SlotData {
     timespec: types::Timespec,
@@ -559,65 +637,11 @@ impl EventLoop {
         segments: &[BlockSegment],
         skip: usize,
     ) -> Result<OpId, LoopError> {
-        let size = self.buffers.buffer_bytes();
-        if segments.is_empty() || segments.len() > SEND_BLOCKS_MAX {
-            return Err(LoopError::Segments {
-                count: segments.len(),
-                max: SEND_BLOCKS_MAX,
-            });
-        }
-        let mut end = 0;
-        let mut total = 0;
-        for seg in segments {
-            let fits = seg.len > 0 && seg.start.checked_add(seg.len).is_some_and(|e| e <= size);
-            if !fits {
-                return Err(LoopError::Range {
-                    start: seg.start,
-                    len: seg.len,
-                    size,
-                    max: size,
-                });
-            }
-            end = end.max(seg.start + seg.len);
-            total += HEADER_BYTES + seg.len;
-        }
-        if skip >= total {
-            return Err(LoopError::Length {
-                len: skip,
-                max: total.saturating_sub(1),
-            });
-        }
+        let end = check_block_segments(segments, self.buffers.buffer_bytes(), skip)?;
         let segs: [Option<BlockSegment>; SEND_BLOCKS_MAX] =
             std::array::from_fn(|i| segments.get(i).copied());
         self.queue_with_buffer(OpKind::SendBlocks, buffer, 0, end, move |data, ptr, _| {
-            let mut n = 0;
-            let mut to_skip = skip;
-            for (i, seg) in segs.iter().flatten().enumerate() {
-                data.headers[i] = seg.header;
-                let parts: [(*mut u8, usize); 2] = [
-                    (data.headers[i].as_mut_ptr(), HEADER_BYTES),
-                    (ptr.wrapping_add(seg.start), seg.len),
-                ];
-                for (base, len) in parts {
-                    if to_skip >= len {
-                        to_skip -= len;
-                        continue;
-                    }
-                    data.iov[n] = libc::iovec {
-                        iov_base: base.wrapping_add(to_skip).cast(),
-                        iov_len: len - to_skip,
-                    };
-                    to_skip = 0;
-                    n += 1;
-                }
-            }
-            // SAFETY: all-zero bytes are a valid msghdr.
-            data.msg = unsafe { mem::zeroed() };
-            data.msg.msg_iov = data.iov.as_mut_ptr();
-            data.msg.msg_iovlen = n as _;
-            opcode::SendMsg::new(types::Fd(fd), &raw const data.msg)
-                .flags((libc::MSG_NOSIGNAL | libc::MSG_WAITALL) as u32)
-                .build()
+            block_sendmsg(data, fd, &segs, ptr, skip)
         })
     }
 
@@ -892,67 +916,15 @@ impl EventLoop {
         segments: &[BlockSegment],
         skip: usize,
     ) -> Result<OpId, LoopError> {
-        let size = data.len();
-        if segments.is_empty() || segments.len() > SEND_BLOCKS_MAX {
-            return Err(LoopError::Segments {
-                count: segments.len(),
-                max: SEND_BLOCKS_MAX,
-            });
-        }
-        let mut total = 0;
-        for seg in segments {
-            let fits = seg.len > 0 && seg.start.checked_add(seg.len).is_some_and(|e| e <= size);
-            if !fits {
-                return Err(LoopError::Range {
-                    start: seg.start,
-                    len: seg.len,
-                    size,
-                    max: size,
-                });
-            }
-            total += HEADER_BYTES + seg.len;
-        }
-        if skip >= total {
-            return Err(LoopError::Length {
-                len: skip,
-                max: total.saturating_sub(1),
-            });
-        }
+        check_block_segments(segments, data.len(), skip)?;
         let segs: [Option<BlockSegment>; SEND_BLOCKS_MAX] =
             std::array::from_fn(|i| segments.get(i).copied());
         // The kernel only reads through these pointers (a send).
         let base = data.as_ptr().cast_mut();
         self.queue(OpKind::SendBlocks, None, move |slot| {
-            let mut n = 0;
-            let mut to_skip = skip;
-            for (i, seg) in segs.iter().flatten().enumerate() {
-                slot.headers[i] = seg.header;
-                let parts: [(*mut u8, usize); 2] = [
-                    (slot.headers[i].as_mut_ptr(), HEADER_BYTES),
-                    (base.wrapping_add(seg.start), seg.len),
-                ];
-                for (ptr, len) in parts {
-                    if to_skip >= len {
-                        to_skip -= len;
-                        continue;
-                    }
-                    slot.iov[n] = libc::iovec {
-                        iov_base: ptr.wrapping_add(to_skip).cast(),
-                        iov_len: len - to_skip,
-                    };
-                    to_skip = 0;
-                    n += 1;
-                }
-            }
             // The slot's reference keeps `base` valid: an Arc's bytes never move.
             slot.shared = Some(data);
-            // SAFETY: all-zero bytes are a valid msghdr.
-            slot.msg = unsafe { mem::zeroed() };
-            slot.msg.msg_iov = slot.iov.as_mut_ptr();
-            slot.msg.msg_iovlen = n as _;
-            opcode::SendMsg::new(types::Fd(fd), &raw const slot.msg)
-                .flags((libc::MSG_NOSIGNAL | libc::MSG_WAITALL) as u32)
-                .build()
+            block_sendmsg(slot, fd, &segs, base, skip)
         })
     }
 
