@@ -97,16 +97,10 @@ pub fn parse_rate(text: &str) -> Result<u64, String> {
     let number: u64 = digits.parse().map_err(|_| {
         format!("rate {text:?} is not a rate: expected bytes per second (500000, 500K, 10M)")
     })?;
-    let unit: u64 = match suffix.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "rate {text:?} has an unknown unit {suffix:?}: use K, M or G (binary)"
-            ))
-        }
+    let Some(unit) = super::units::binary_unit(suffix) else {
+        return Err(format!(
+            "rate {text:?} has an unknown unit {suffix:?}: use K, M or G (binary)"
+        ));
     };
     let bytes = number
         .checked_mul(unit)

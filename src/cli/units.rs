@@ -7,6 +7,18 @@ use ringseed::limits::PIECE_LENGTH_BYTES_MAX;
 /// torrent builder refuses less as well).
 pub const PIECE_LENGTH_MIN_BYTES: u64 = 16 * 1024;
 
+/// The multiplier of a binary size suffix: none or `b` 1, `k`/`kb`/`kib`
+/// 1024, `m`... 2^20, `g`... 2^30 (any case); `None` for anything else.
+pub fn binary_unit(suffix: &str) -> Option<u64> {
+    match suffix.to_ascii_lowercase().as_str() {
+        "" | "b" => Some(1),
+        "k" | "kb" | "kib" => Some(1 << 10),
+        "m" | "mb" | "mib" => Some(1 << 20),
+        "g" | "gb" | "gib" => Some(1 << 30),
+        _ => None,
+    }
+}
+
 /// The `--piece-length` argument.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PieceLength {
@@ -42,17 +54,11 @@ pub fn parse_piece_length(text: &str) -> Result<PieceLength, String> {
     let number: u64 = digits
         .parse()
         .map_err(|_| format!("piece length {t:?} is too large"))?;
-    let unit: u64 = match suffix.to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "piece length {t:?} has an unknown unit {suffix:?}: use K, M or G (binary), \
-                 e.g. 16K or 1M"
-            ))
-        }
+    let Some(unit) = binary_unit(suffix) else {
+        return Err(format!(
+            "piece length {t:?} has an unknown unit {suffix:?}: use K, M or G (binary), \
+             e.g. 16K or 1M"
+        ));
     };
     let bytes = number
         .checked_mul(unit)
