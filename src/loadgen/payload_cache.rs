@@ -43,6 +43,16 @@ pub struct CacheStats {
     pub bytes_generated: u64,
 }
 
+impl CacheStats {
+    /// Adds `other`'s counts to these (totals over threads).
+    pub fn add(&mut self, other: &CacheStats) {
+        self.hits += other.hits;
+        self.misses += other.misses;
+        self.evictions += other.evictions;
+        self.bytes_generated += other.bytes_generated;
+    }
+}
+
 /// A bounded cache of generated pieces.
 #[derive(Debug, Clone)]
 pub struct PayloadCache {

@@ -247,19 +247,8 @@ pub fn run_serve(opts: &ServeOptions, ready: &AtomicBool) -> Result<ServeOutcome
         let r = r?;
         total.connections += r.connections;
         total.refused += r.refused;
-        let (a, b) = (&mut total.cache, r.cache);
-        a.hits += b.hits;
-        a.misses += b.misses;
-        a.evictions += b.evictions;
-        a.bytes_generated += b.bytes_generated;
-        let (a, b) = (&mut total.stats, r.stats);
-        a.requests += b.requests;
-        a.rejected += b.rejected;
-        a.cancelled += b.cancelled;
-        a.blocks_sent += b.blocks_sent;
-        a.block_bytes_sent += b.block_bytes_sent;
-        a.wire_bytes_received += b.wire_bytes_received;
-        a.wire_bytes_sent += b.wire_bytes_sent;
+        total.cache.add(&r.cache);
+        total.stats.add(&r.stats);
     }
     Ok(total)
 }
@@ -348,15 +337,7 @@ fn serve_thread(
     }
     t.ev.shutdown();
     for c in t.conns.iter().flatten() {
-        let s = c.seed.stats();
-        let a = &mut t.out.stats;
-        a.requests += s.requests;
-        a.rejected += s.rejected;
-        a.cancelled += s.cancelled;
-        a.blocks_sent += s.blocks_sent;
-        a.block_bytes_sent += s.block_bytes_sent;
-        a.wire_bytes_received += s.wire_bytes_received;
-        a.wire_bytes_sent += s.wire_bytes_sent;
+        t.out.stats.add(c.seed.stats());
     }
     t.out.wall = start.elapsed();
     t.out.cache = t.pieces.stats();
@@ -489,15 +470,7 @@ impl Thread<'_> {
         if done {
             if let Some(slot) = self.conns.get_mut(ci) {
                 if let Some(c) = slot.take() {
-                    let s = c.seed.stats();
-                    let a = &mut self.out.stats;
-                    a.requests += s.requests;
-                    a.rejected += s.rejected;
-                    a.cancelled += s.cancelled;
-                    a.blocks_sent += s.blocks_sent;
-                    a.block_bytes_sent += s.block_bytes_sent;
-                    a.wire_bytes_received += s.wire_bytes_received;
-                    a.wire_bytes_sent += s.wire_bytes_sent;
+                    self.out.stats.add(c.seed.stats());
                 }
             }
             self.free.push(ci);
