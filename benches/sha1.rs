@@ -56,7 +56,7 @@ fn batch(c: &mut Criterion) {
         })
         .collect();
     let blocks: Vec<&[u8]> = owned.iter().map(|b| b.as_slice()).collect();
-    let all = hash::available_threads();
+    let all = ringseed::runtime::available_threads();
 
     let mut group = c.benchmark_group("hash_batch_64x1MiB");
     group.measurement_time(Duration::from_secs(3));
@@ -69,7 +69,7 @@ fn batch(c: &mut Criterion) {
     }
     for threads in counts {
         group.bench_with_input(BenchmarkId::new("threads", threads), &threads, |b, &t| {
-            b.iter(|| hash::hash_batch(black_box(&blocks), t))
+            b.iter(|| ringseed::runtime::hash_batch::hash_batch(black_box(&blocks), t))
         });
     }
     group.finish();
@@ -81,7 +81,7 @@ fn main() {
     eprintln!(
         "sha_ni_available={} available_threads={}",
         hash::sha_ni_available(),
-        hash::available_threads()
+        ringseed::runtime::available_threads()
     );
     benches();
     Criterion::default().configure_from_args().final_summary();

@@ -5,8 +5,9 @@
 #    libtorrent's Python binding (for /usr/bin/python3), mktorrent, aria2c,
 #    opentracker, and iproute2's `ip` (the interface-binding test creates a
 #    throw-away network interface) (Debian/Ubuntu packages).
-# 2. Runs `cargo test --release --all-targets --no-fail-fast` (benches compile
-#    too; every test binary runs even after a failure) and prints
+# 2. Builds every binary, then runs `cargo test --release --workspace
+#    --all-targets --no-fail-fast` (benches compile too; every test binary
+#    runs even after a failure) and prints
 #    the summary lines. Any failure fails the script.
 set -euo pipefail
 
@@ -40,7 +41,10 @@ log="$(mktemp -t ringseed-test.XXXXXX)"
 trap 'rm -f "$log"' EXIT
 
 status=0
-cargo test --release --all-targets --no-fail-fast 2>&1 | tee "$log" || status=$?
+# Every binary of the workspace first: tests run `ringseed` and the swarm
+# bench's `ringseed-bench`, and cargo builds a test only its own package's.
+{ cargo build --release --workspace --bins &&
+    cargo test --release --workspace --all-targets --no-fail-fast; } 2>&1 | tee "$log" || status=$?
 
 echo
 echo "=== cargo test summary ==="

@@ -26,7 +26,7 @@ const PIECE_LENGTH: &str = "262144";
 const LEECH_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn bench_bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ringseed-bench"))
+    Command::new(common::bench_bin_path())
 }
 
 fn make_torrent(dir: &Path) -> std::path::PathBuf {

@@ -32,7 +32,7 @@ const LEECH_TIMEOUT: Duration = Duration::from_secs(30);
 const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(20);
 
 fn bench_bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ringseed-bench"))
+    Command::new(common::bench_bin_path())
 }
 
 /// `count` torrents of `size` bytes (payload seeds 11, 12, ...) with their

@@ -39,6 +39,22 @@ pub fn ringseed_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ringseed"))
 }
 
+/// Path to the swarm bench's binary (`ringseed-bench`, crate
+/// `crates/bench`). Cargo gives a test only its own package's binaries, so
+/// it is found beside `ringseed` in the same target folder; `scripts/test.sh`
+/// builds every binary of the workspace before the tests run. Panics with
+/// the command to build it when it is missing.
+pub fn bench_bin_path() -> PathBuf {
+    let path = ringseed_bin().with_file_name("ringseed-bench");
+    assert!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build --release --workspace --bins` \
+         (scripts/test.sh does), then run the tests again",
+        path.display()
+    );
+    path
+}
+
 /// Path to a helper script in tests/support/.
 pub fn support_script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

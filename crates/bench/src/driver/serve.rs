@@ -34,11 +34,11 @@ use super::{check_range, stop_requested, LoadgenError, THREADS_MAX};
 use crate::loadgen::payload::Payload;
 use crate::loadgen::payload_cache::{CacheError, CacheStats, PayloadCache, CACHE_BYTES_LIMIT};
 use crate::loadgen::seed::{Block, Seed, SeedConfig, SeedStats, OUTPUT_BYTES_MIN};
-use crate::peer::TorrentShape;
-use crate::runtime::event_loop::{
+use ringseed::peer::TorrentShape;
+use ringseed::runtime::event_loop::{
     BlockSegment, BufferId, Completion, EventLoop, LoopConfig, LoopError, OpId, SEND_BLOCKS_MAX,
 };
-use crate::runtime::sockets::{self, BindOptions};
+use ringseed::runtime::sockets::{self, BindOptions};
 
 /// Bytes of every pool buffer: 8 whole piece messages of 16 KiB.
 pub const SEND_BUFFER_BYTES: usize = 8 * OUTPUT_BYTES_MIN;
@@ -699,7 +699,7 @@ mod tests {
 
     use super::*;
     use crate::loadgen::leecher::{Leecher, LeecherConfig};
-    use crate::InfoHash;
+    use ringseed::InfoHash;
 
     const PIECE: u64 = 64 * 1024;
     /// 6 pieces and a short seventh.

@@ -8,8 +8,10 @@
 //! allocation, and a single-file .torrent describing the data. Pure: no file
 //! IO (callers that write the data to disk use `fill`).
 
-use crate::hash::{available_threads, hash_batch, Sha1Hasher, SHA1_BYTES};
-use crate::metainfo::{BuildError, NewFile, TorrentBuilder};
+use ringseed::hash::{Sha1Hasher, SHA1_BYTES};
+use ringseed::metainfo::{BuildError, NewFile, TorrentBuilder};
+use ringseed::runtime::available_threads;
+use ringseed::runtime::hash_batch::hash_batch;
 
 /// Smallest piece length accepted, in bytes (one BitTorrent block).
 pub const PIECE_LENGTH_MIN_BYTES: u64 = 16 * 1024;
@@ -322,8 +324,8 @@ impl Payload {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::sha1;
-    use crate::metainfo::Metainfo;
+    use ringseed::hash::sha1;
+    use ringseed::metainfo::Metainfo;
 
     const KIB16: u64 = 16 * 1024;
 

@@ -11,16 +11,17 @@
 //! - [`serve`]: the trivial seeder: a listener per thread (SO_REUSEPORT)
 //!   and one [`crate::loadgen::seed`] per accepted connection.
 //!
-//! CPU figures come from `crate::runtime::proc_stats`.
+//! CPU figures come from [`proc_stats`].
 //!
 //! Boundary: only plumbing lives here (sockets, rings, threads, clock,
 //! /proc); what is sent and how blocks are checked is decided by the
 //! sans-IO machines.
 //!
-//! [`EventLoop`]: crate::runtime::event_loop::EventLoop
+//! [`EventLoop`]: ringseed::runtime::event_loop::EventLoop
 
 pub mod delay_line;
 pub mod leech;
+pub mod proc_stats;
 pub mod serve;
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -30,8 +31,8 @@ use thiserror::Error;
 use crate::loadgen::leecher::LeecherError;
 use crate::loadgen::order::OrderError;
 use crate::loadgen::seed::SeedError;
-use crate::runtime::event_loop::LoopError;
-use crate::runtime::sockets::SocketError;
+use ringseed::runtime::event_loop::LoopError;
+use ringseed::runtime::sockets::SocketError;
 
 /// Most threads a run may use.
 pub const THREADS_MAX: usize = 256;
@@ -141,8 +142,8 @@ pub fn default_threads() -> usize {
 
 /// Makes SIGINT and SIGTERM ask the running driver to stop (it then
 /// reports), and ignores SIGPIPE.
-pub use crate::runtime::signals::install as install_stop_signals;
-pub use crate::runtime::signals::stop_requested;
+pub use ringseed::runtime::signals::install as install_stop_signals;
+pub use ringseed::runtime::signals::stop_requested;
 
 #[cfg(test)]
 mod tests {

@@ -175,7 +175,7 @@ impl Histogram {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::Rng;
+    use ringseed::rng::Rng;
 
     #[test]
     fn layout_constants() {

@@ -35,12 +35,12 @@ use std::time::Duration;
 
 use super::histogram::Histogram;
 use super::order::{OrderError, PieceOrder};
-use crate::peer::TorrentShape;
-use crate::wire::{
+use ringseed::peer::TorrentShape;
+use ringseed::wire::{
     encode, reserved_bits, Handshake, HandshakeError, Limits, Message, MessageDecoder, WireError,
     HANDSHAKE_BYTES,
 };
-use crate::InfoHash;
+use ringseed::InfoHash;
 
 /// Default requests kept outstanding.
 pub const REQUESTS_MAX_DEFAULT: u32 = 64;
@@ -738,7 +738,7 @@ impl Leecher {
 mod tests {
     use super::*;
     use crate::loadgen::payload::Payload;
-    use crate::peer::{Action, Direction, PeerConfig, PeerConnection, PieceBits};
+    use ringseed::peer::{Action, Direction, PeerConfig, PeerConnection, PieceBits};
 
     const IH: InfoHash = InfoHash([9; 20]);
     const T0: Duration = Duration::from_secs(100);

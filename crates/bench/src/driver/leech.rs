@@ -45,9 +45,9 @@ use crate::loadgen::histogram::Histogram;
 use crate::loadgen::leecher::{Leecher, LeecherConfig, LeecherStats, REQUESTS_LIMIT};
 use crate::loadgen::payload::Payload;
 use crate::loadgen::torrent_set::{torrent_of_peer, TORRENTS_MAX};
-use crate::peer::TorrentShape;
-use crate::runtime::event_loop::{BufferId, Completion, EventLoop, LoopConfig, LoopError};
-use crate::runtime::sockets::{self, BindOptions};
+use ringseed::peer::TorrentShape;
+use ringseed::runtime::event_loop::{BufferId, Completion, EventLoop, LoopConfig, LoopError};
+use ringseed::runtime::sockets::{self, BindOptions};
 
 /// Buffer memory of one thread's pool, in bytes (two buffers a connection).
 pub const POOL_BYTES_PER_THREAD: usize = 128 * 1024 * 1024;
@@ -532,7 +532,7 @@ fn peer_id(index: u32) -> [u8; 20] {
 /// Queues an op (see [`EventLoop::queue_or_flush`]); its `user_data`.
 fn queue(
     ev: &mut EventLoop,
-    f: impl Fn(&mut EventLoop) -> Result<crate::runtime::event_loop::OpId, LoopError>,
+    f: impl Fn(&mut EventLoop) -> Result<ringseed::runtime::event_loop::OpId, LoopError>,
 ) -> Result<u64, LoopError> {
     Ok(ev.queue_or_flush(f)?.user_data())
 }
@@ -704,7 +704,7 @@ fn flush(ev: &mut EventLoop, ops: &mut HashMap<u64, (usize, Tag)>, ci: usize, c:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::InfoHash;
+    use ringseed::InfoHash;
 
     fn opts() -> LeechOptions {
         LeechOptions {

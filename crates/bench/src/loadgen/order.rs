@@ -6,8 +6,8 @@
 //!
 //! Boundary: pure; a seed in, piece indices out.
 
-use crate::limits::PIECES_PER_TORRENT_MAX;
-use crate::rng::Rng;
+use ringseed::limits::PIECES_PER_TORRENT_MAX;
+use ringseed::rng::Rng;
 
 /// Why an order cannot be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -22,12 +22,12 @@
 
 use std::collections::VecDeque;
 
-use crate::peer::TorrentShape;
-use crate::wire::{
+use ringseed::peer::TorrentShape;
+use ringseed::wire::{
     encode, piece_header, reserved_bits, Handshake, HandshakeError, Limits, Message,
     MessageDecoder, WireError, HANDSHAKE_BYTES, PIECE_HEADER_BYTES,
 };
-use crate::InfoHash;
+use ringseed::InfoHash;
 
 /// Default most requests held at once.
 pub const REQUESTS_QUEUED_MAX_DEFAULT: u32 = 512;

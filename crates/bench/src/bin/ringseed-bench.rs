@@ -12,7 +12,7 @@
 //!   delay (benches/swarm/netns.sh starts it; docs/swarm_delay.md).
 //!
 //! Boundary: argument parsing, files and printing; the work is in
-//! `ringseed::runtime::loadgen` and `ringseed::loadgen`.
+//! `ringseed_bench::driver` and `ringseed_bench::loadgen`.
 
 use std::fs::File;
 use std::io::Write;
@@ -23,19 +23,19 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use ringseed::loadgen::leecher::REQUESTS_MAX_DEFAULT;
-use ringseed::loadgen::payload::{Payload, TOTAL_LENGTH_MAX_BYTES};
-use ringseed::loadgen::payload_cache::CACHE_BYTES_MAX_DEFAULT;
-use ringseed::loadgen::plot::plot_results;
-use ringseed::loadgen::report::{PeerSample, Report, ReportInput};
-use ringseed::loadgen::torrent_set::{self, PeerFigures, TORRENTS_MAX};
 use ringseed::metainfo::Metainfo;
 use ringseed::peer::TorrentShape;
-use ringseed::runtime::loadgen::delay_line;
-use ringseed::runtime::loadgen::leech::{run_leech_with, LeechOptions, LeechTorrent, WarmupUntil};
-use ringseed::runtime::loadgen::serve::{run_serve, ServeOptions, LISTENS_MAX};
-use ringseed::runtime::loadgen::{default_threads, install_stop_signals, PEERS_MAX};
-use ringseed::runtime::proc_stats;
+use ringseed_bench::driver::delay_line;
+use ringseed_bench::driver::leech::{run_leech_with, LeechOptions, LeechTorrent, WarmupUntil};
+use ringseed_bench::driver::proc_stats;
+use ringseed_bench::driver::serve::{run_serve, ServeOptions, LISTENS_MAX};
+use ringseed_bench::driver::{default_threads, install_stop_signals, PEERS_MAX};
+use ringseed_bench::loadgen::leecher::REQUESTS_MAX_DEFAULT;
+use ringseed_bench::loadgen::payload::{Payload, TOTAL_LENGTH_MAX_BYTES};
+use ringseed_bench::loadgen::payload_cache::CACHE_BYTES_MAX_DEFAULT;
+use ringseed_bench::loadgen::plot::plot_results;
+use ringseed_bench::loadgen::report::{PeerSample, Report, ReportInput};
+use ringseed_bench::loadgen::torrent_set::{self, PeerFigures, TORRENTS_MAX};
 
 /// Largest .torrent read, in bytes.
 const TORRENT_BYTES_MAX: u64 = 64 << 20;
@@ -704,7 +704,7 @@ fn leech(a: LeechArgs) -> Result<()> {
         seeder: delta(seeder_before, seeder_after),
         loadgen: delta(self_before, self_after),
     });
-    let sum = |f: fn(&ringseed::loadgen::leecher::LeecherStats) -> u64| {
+    let sum = |f: fn(&ringseed_bench::loadgen::leecher::LeecherStats) -> u64| {
         out.peers.iter().map(|p| f(&p.stats)).sum::<u64>()
     };
     let blocks_good = sum(|s| s.blocks_good);
