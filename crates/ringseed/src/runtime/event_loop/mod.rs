@@ -8,7 +8,10 @@
 //! BitTorrent.
 //!
 //! Ops in flight live in a slab of fixed capacity. An [`OpId`] is the slot
-//! index and the slot's generation, packed into the SQE's `user_data`; a
+//! index and the slot's generation, packed into the SQE's `user_data`. The
+//! slot also holds the caller's context for the op (`C`, given to
+//! [`EventLoop::queue_with`]), which comes back in [`Completion::ctx`]: the
+//! caller needs no table of its own from op to meaning. A
 //! completion whose generation does not match its slot (or whose slot is out
 //! of range or empty) is stale: it is counted
 //! ([`EventLoop::stale_completions`]) and dropped, never matched to a newer op.
@@ -192,8 +195,11 @@ pub enum OpKind {
 
 /// One finished op, handed to the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Completion {
+pub struct Completion<C = ()> {
     pub op: OpId,
+    /// What the caller said the op was for (see [`EventLoop::queue_with`]);
+    /// `C::default()` for ops queued without one.
+    pub ctx: C,
     pub kind: OpKind,
     /// The kernel's answer: a count or fd, or an errno.
     pub result: Result<u32, i32>,
@@ -389,18 +395,24 @@ struct Pending {
     zc_first: Option<(i32, u32)>,
 }
 
-struct Slot {
+struct Slot<C> {
     generation: u32,
     pending: Option<Pending>,
+    /// The caller's context of the op in flight.
+    ctx: C,
     data: SlotData,
 }
 
-/// One shard's ring, its ops in flight and its buffers.
-pub struct EventLoop {
+/// One shard's ring, its ops in flight and its buffers. `C` is the
+/// caller's per-op context, kept in the op's slot.
+pub struct EventLoop<C: Copy + Default = ()> {
     ring: IoUring,
     mode: RingMode,
     /// Never resized after `new`: slot addresses are stable.
-    slots: Box<[Slot]>,
+    slots: Box<[Slot<C>]>,
+    /// The context the next queued op takes (set by `queue_with`, reset
+    /// to the default as the op takes it).
+    staged_ctx: C,
     free_slots: Vec<u32>,
     ops_in_flight_max: u32,
     ops_in_flight: u32,
@@ -435,9 +447,18 @@ fn check_range(what: &'static str, value: u64, min: u64, max: u64) -> Result<(),
     }
 }
 
-impl EventLoop {
-    /// Builds the ring, the slab and the buffer pool, all at their full size.
+impl EventLoop<()> {
+    /// Builds the ring, the slab and the buffer pool, all at their full
+    /// size, for a caller that keeps no per-op context.
     pub fn new(config: LoopConfig) -> Result<Self, LoopError> {
+        Self::with_context(config)
+    }
+}
+
+impl<C: Copy + Default> EventLoop<C> {
+    /// Builds the ring, the slab and the buffer pool, all at their full
+    /// size; each op carries a context of type `C`.
+    pub fn with_context(config: LoopConfig) -> Result<Self, LoopError> {
         let LoopConfig {
             ring_entries,
             ops_in_flight_max,
@@ -477,16 +498,18 @@ impl EventLoop {
         }
         // Regular ops and cancels each have `ops_in_flight_max` slots.
         let slot_count = ops_in_flight_max.saturating_mul(2);
-        let slots: Box<[Slot]> = (0..slot_count)
+        let slots: Box<[Slot<C>]> = (0..slot_count)
             .map(|_| Slot {
                 generation: 0,
                 pending: None,
+                ctx: C::default(),
                 data: SlotData::new(),
             })
             .collect();
         Ok(Self {
             mode,
             slots,
+            staged_ctx: C::default(),
             free_slots: (0..slot_count).rev().collect(),
             ops_in_flight_max,
             ops_in_flight: 0,
@@ -813,7 +836,7 @@ impl EventLoop {
     }
 
     /// The recv-ring buffer a completion filled, if any.
-    pub fn ring_buffer_of(c: &Completion) -> Option<u16> {
+    pub fn ring_buffer_of(c: &Completion<C>) -> Option<u16> {
         if c.kind == OpKind::RecvMulti {
             cqueue::buffer_select(c.flags)
         } else {
@@ -836,7 +859,7 @@ impl EventLoop {
     /// waiting). Other errors come back as they are.
     pub fn queue_or_flush(
         &mut self,
-        f: impl Fn(&mut EventLoop) -> Result<OpId, LoopError>,
+        f: impl Fn(&mut Self) -> Result<OpId, LoopError>,
     ) -> Result<OpId, LoopError> {
         match f(self) {
             Err(LoopError::QueueFull { .. }) => {
@@ -845,6 +868,28 @@ impl EventLoop {
             }
             other => other,
         }
+    }
+
+    /// [`Self::queue_or_flush`] for an op that carries `ctx`: the op queued
+    /// by `f` (its one op) keeps `ctx` in its slot, and every completion of
+    /// it returns it in [`Completion::ctx`].
+    pub fn queue_with(
+        &mut self,
+        ctx: C,
+        f: impl Fn(&mut Self) -> Result<OpId, LoopError>,
+    ) -> Result<OpId, LoopError> {
+        let result = self.queue_or_flush(|ev| {
+            ev.staged_ctx = ctx;
+            f(ev)
+        });
+        self.staged_ctx = C::default();
+        result
+    }
+
+    /// The context of an op in flight (`None` when `op` names none).
+    pub fn ctx(&self, op: OpId) -> Option<C> {
+        let slot = self.slots.get(op.index())?;
+        (slot.generation == op.generation() && slot.pending.is_some()).then_some(slot.ctx)
     }
 
     /// Whether the pool is registered (see [`EventLoop::register_buffers`]).
@@ -1016,7 +1061,7 @@ impl EventLoop {
     /// Moves every completion that arrived into `out` (appended), frees the
     /// ops' slots and hands their buffers to the caller. Returns how many
     /// were appended.
-    pub fn drain_completions(&mut self, out: &mut Vec<Completion>) -> usize {
+    pub fn drain_completions(&mut self, out: &mut Vec<Completion<C>>) -> usize {
         let before = out.len();
         // Collected first (the completion queue borrows the ring), into a
         // scratch list kept between calls.
@@ -1049,6 +1094,7 @@ impl EventLoop {
                 }
                 flags &= !CQE_F_MORE;
             }
+            let ctx = self.ctx(id).unwrap_or_default();
             let pending = if more {
                 self.pending(id).copied()
             } else {
@@ -1082,6 +1128,7 @@ impl EventLoop {
             }
             out.push(Completion {
                 op: id,
+                ctx,
                 kind: pending.kind,
                 result,
                 buffer: if more { None } else { pending.buffer },
@@ -1118,6 +1165,7 @@ impl EventLoop {
             return None;
         }
         let pending = slot.pending.take()?;
+        slot.ctx = C::default();
         // The kernel is done with the write's bytes.
         slot.data.shared = None;
         self.free_slots.push(id.index() as u32);
@@ -1202,6 +1250,7 @@ impl EventLoop {
             return Err(LoopError::SlabFull { what, in_flight });
         };
         slot.generation = slot.generation.wrapping_add(1);
+        slot.ctx = mem::take(&mut self.staged_ctx);
         let id = OpId::new(index, slot.generation);
         let entry = build(&mut slot.data).user_data(id.user_data());
         // SAFETY: every pointer in `entry` points into this slot's data (which
@@ -1210,6 +1259,7 @@ impl EventLoop {
         // a loop dropped with ops in flight leaks them rather than free them.
         if unsafe { self.ring.submission().push(&entry) }.is_err() {
             slot.data.shared = None;
+            slot.ctx = C::default();
             self.free_slots.push(index);
             return Err(LoopError::QueueFull {
                 entries: self.ring.submission().capacity(),
@@ -1230,7 +1280,7 @@ impl EventLoop {
     }
 }
 
-impl EventLoop {
+impl<C: Copy + Default> EventLoop<C> {
     /// Cancels every op in flight and waits for their completions (at most
     /// about a second), dropping those completions and returning their
     /// buffers to the pool. Returns the ops still in flight after that (0
@@ -1272,7 +1322,7 @@ impl EventLoop {
 
     /// Drains completions nobody will handle, returning their buffers to
     /// the pool.
-    fn drain_and_release(&mut self, sink: &mut Vec<Completion>) -> usize {
+    fn drain_and_release(&mut self, sink: &mut Vec<Completion<C>>) -> usize {
         sink.clear();
         let n = self.drain_completions(sink);
         for buffer in sink.iter().filter_map(|c| c.buffer) {
@@ -1282,7 +1332,7 @@ impl EventLoop {
     }
 }
 
-impl EventLoop {
+impl<C: Copy + Default> EventLoop<C> {
     /// Leaks what the kernel may still use (the pool, and the slab with the
     /// slots' data and the shared bytes of writes): never freed.
     fn leak_in_flight(&mut self) {
@@ -1292,7 +1342,7 @@ impl EventLoop {
     }
 }
 
-impl Drop for EventLoop {
+impl<C: Copy + Default> Drop for EventLoop<C> {
     fn drop(&mut self) {
         if self.shutdown() > 0 {
             self.leak_in_flight();

@@ -382,6 +382,41 @@ fn a_timeout_fires() {
 }
 
 #[test]
+fn each_op_keeps_its_context_in_its_slot() {
+    let mut ev: EventLoop<Option<u32>> = EventLoop::with_context(LoopConfig {
+        ring_entries: 16,
+        ops_in_flight_max: 16,
+        buffers: 8,
+        buffer_bytes: 16 * 1024,
+    })
+    .unwrap_or_else(|e| panic!("event loop: {e}"));
+    let d = Duration::from_millis(5);
+    let a = ev
+        .queue_with(Some(7), |ev| ev.timeout(d))
+        .unwrap_or_else(|e| panic!("{e}"));
+    // An op queued without a context gets the default, not a leftover.
+    let b = ev.timeout(d).unwrap_or_else(|e| panic!("{e}"));
+    let c = ev
+        .queue_with(Some(9), |ev| ev.timeout(d))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((ev.ctx(a), ev.ctx(b), ev.ctx(c)), (Some(Some(7)), Some(None), Some(Some(9))));
+    let mut seen = Vec::new();
+    let start = Instant::now();
+    while seen.len() < 3 {
+        assert!(start.elapsed() < WAIT_MAX, "timeouts did not fire");
+        ev.submit_and_wait(1, Some(Duration::from_millis(50)))
+            .unwrap_or_else(|e| panic!("submit: {e}"));
+        ev.drain_completions(&mut seen);
+    }
+    let ctx_of = |op| seen.iter().find(|x| x.op == op).map(|x| x.ctx);
+    assert_eq!((ctx_of(a), ctx_of(b), ctx_of(c)), (Some(Some(7)), Some(None), Some(Some(9))));
+    // Completed ops no longer have a context; a reused slot starts clean.
+    assert_eq!(ev.ctx(a), None);
+    let again = ev.timeout(d).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ev.ctx(again), Some(None));
+}
+
+#[test]
 fn a_wait_with_timeout_returns_when_nothing_completes() {
     let mut ev = small_loop();
     let start = Instant::now();
