@@ -209,6 +209,27 @@ impl Limiter {
         self.global.as_ref().map(TokenBucket::rate)
     }
 
+    /// Sets torrent `t`'s own limit (bytes per second, 0 = unlimited),
+    /// with a fresh bucket: a torrent added, or re-limited, starts with a
+    /// full burst. Slots past the end are added (torrents are named by
+    /// their slot, at most `t + 1` of them).
+    pub fn set_torrent_rate(&mut self, now: Duration, t: usize, rate: u64) {
+        if self.torrents.len() <= t {
+            if rate == 0 {
+                return;
+            }
+            self.torrents.resize_with(t + 1, || None);
+        }
+        if let Some(b) = self.torrents.get_mut(t) {
+            *b = (rate > 0).then(|| TokenBucket::for_rate(rate, now));
+        }
+    }
+
+    /// Torrent `t`'s own limit, if it has one.
+    pub fn torrent_rate(&self, t: usize) -> Option<u64> {
+        self.torrents.get(t)?.as_ref().map(TokenBucket::rate)
+    }
+
     /// Whether torrent `t` may be granted bytes now: both levels ready.
     pub fn ready(&mut self, now: Duration, t: usize) -> bool {
         let global = self.global.as_mut().is_none_or(|b| b.ready(now));
@@ -372,6 +393,20 @@ impl<T> FairQueue<T> {
             return Some((t, peer, item));
         }
         None
+    }
+
+    /// Takes out every item of torrent `t` (it was paused or removed).
+    pub fn remove_torrent(&mut self, t: usize) -> Vec<T> {
+        let peers = self.peers.remove(&t).unwrap_or_default();
+        self.torrents.retain(|&x| x != t);
+        let mut out = Vec::new();
+        for peer in peers {
+            if let Some(q) = self.items.remove(&(t, peer)) {
+                self.len -= q.len();
+                out.extend(q);
+            }
+        }
+        out
     }
 
     /// Takes out every item of `peer` of torrent `t` (it went away).

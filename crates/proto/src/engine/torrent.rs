@@ -1196,6 +1196,25 @@ impl Torrent {
         self.announce.last_error()
     }
 
+    /// The settings in force.
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
+    }
+
+    /// New settings, in force from now: limits and timings at once (a
+    /// lower peer limit refuses new peers; connected ones stay), the
+    /// per-connection protocol settings for peers that connect from now on,
+    /// and a changed choker policy with a fresh allocator whose first round
+    /// is the next tick. Refused whole when a value is out of range.
+    pub fn apply_settings(&mut self, settings: EngineSettings) -> Result<(), TorrentError> {
+        settings.validate()?;
+        if settings.slots != self.settings.slots {
+            self.choker = UploadSlots::new(settings.slots.clone(), self.rng.next_u64())?;
+        }
+        self.settings = settings;
+        Ok(())
+    }
+
     /// Stops the torrent: no new connections or requests; returns the
     /// `stopped` announce to send, if one is due. The shard closes the
     /// sockets and calls [`Torrent::peer_removed`] for each.

@@ -481,6 +481,38 @@ fn unlimited_slots_unchoke_every_interested_peer() {
 }
 
 #[test]
+fn settings_change_while_peers_are_connected() {
+    let (mut s, _) = seed_with_downloaders(EngineSettings::default(), 8, 5150);
+    assert_eq!(s.nodes[0].t.stats().unchoked, 5);
+    // Unchoke-all from now on: the next rechoke (the next tick) applies it.
+    let mut settings = s.nodes[0].t.settings().clone();
+    settings.slots.slots = crate::upload_slots::SlotLimit::Unlimited;
+    s.nodes[0].t.apply_settings(settings).unwrap();
+    s.now += Duration::from_secs(1);
+    let now = s.now;
+    s.nodes[0].t.tick(now);
+    s.settle();
+    assert_eq!(s.nodes[0].t.stats().unchoked, 8);
+    // Out of range: refused whole, the old settings stay.
+    let mut bad = s.nodes[0].t.settings().clone();
+    bad.peers_per_torrent_max = 0;
+    bad.announce_numwant = 7;
+    assert!(s.nodes[0].t.apply_settings(bad).is_err());
+    assert_eq!(s.nodes[0].t.settings().announce_numwant, 200);
+    // A lower peer limit refuses newcomers and keeps those connected.
+    let mut fewer = s.nodes[0].t.settings().clone();
+    fewer.peers_per_torrent_max = 2;
+    s.nodes[0].t.apply_settings(fewer).unwrap();
+    assert_eq!(s.nodes[0].t.stats().peers, 8);
+    let refused = s.nodes[0].t.add_peer(
+        now,
+        "127.0.0.99:6881".parse().unwrap(),
+        crate::peer::Direction::Incoming,
+    );
+    assert!(matches!(refused, Err(AddPeerError::TooMany { count: 8 })));
+}
+
+#[test]
 fn a_slot_quota_caps_the_next_rechoke_but_never_starves() {
     let (mut s, d) = seed_with_downloaders(EngineSettings::default(), 6, 5200);
     assert_eq!(s.nodes[0].t.slot_quota(), None);

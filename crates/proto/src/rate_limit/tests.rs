@@ -280,3 +280,38 @@ fn many_peers_share_a_limit_fairly_and_a_slow_peer_still_gets_blocks() {
         got[0]
     );
 }
+
+#[test]
+fn a_torrent_limit_set_later_grows_the_table_and_zero_removes_it() {
+    let now = Duration::ZERO;
+    let mut l = Limiter::new(0, 0, 0, now);
+    assert!(l.is_unlimited());
+    l.set_torrent_rate(now, 5, 0);
+    assert!(l.is_unlimited(), "0 on a missing slot adds nothing");
+    l.set_torrent_rate(now, 5, 1000);
+    assert_eq!(l.torrent_rate(5), Some(1000));
+    assert!(l.is_limited(5) && !l.is_limited(4) && !l.is_limited(6));
+    l.set_torrent_rate(now, 5, 0);
+    assert_eq!(l.torrent_rate(5), None);
+    assert!(l.is_unlimited());
+}
+
+#[test]
+fn removing_a_torrent_takes_all_its_items_and_keeps_the_others_in_turn() {
+    let mut q: FairQueue<u32> = FairQueue::new(100);
+    q.push(1, 10, 1).unwrap();
+    q.push(2, 20, 2).unwrap();
+    q.push(1, 11, 3).unwrap();
+    q.push(1, 10, 4).unwrap();
+    q.push(3, 30, 5).unwrap();
+    let mut gone = q.remove_torrent(1);
+    gone.sort_unstable();
+    assert_eq!(gone, vec![1, 3, 4]);
+    assert_eq!(q.len(), 2);
+    assert!(!q.has(1, 10));
+    assert_eq!(q.torrents().collect::<Vec<_>>(), vec![2, 3]);
+    assert_eq!(q.pop(|_| true).map(|x| x.2), Some(2));
+    assert_eq!(q.pop(|_| true).map(|x| x.2), Some(5));
+    assert!(q.is_empty());
+    assert!(q.remove_torrent(9).is_empty());
+}

@@ -153,6 +153,8 @@ pub enum HashError {
     Internal(&'static str),
     #[error("a hashing worker panicked")]
     WorkerPanicked,
+    #[error("the check was cancelled")]
+    Cancelled,
 }
 
 /// What a finished run did.
@@ -185,6 +187,20 @@ pub fn hash_pieces(
     files: &[DiskFile],
     piece_length: u64,
     options: &HashOptions,
+    on_piece: impl FnMut(PieceResult),
+) -> Result<HashStats, HashError> {
+    hash_pieces_until(files, piece_length, options, &AtomicBool::new(false), on_piece)
+}
+
+/// [`hash_pieces`] that stops soon after `cancel` is set: no lane plans
+/// another chunk, the reads in flight (at most lanes x depth chunks per
+/// worker) complete, and it returns [`HashError::Cancelled`]. Pieces
+/// reported before that were hashed whole.
+pub fn hash_pieces_until(
+    files: &[DiskFile],
+    piece_length: u64,
+    options: &HashOptions,
+    cancel: &AtomicBool,
     mut on_piece: impl FnMut(PieceResult),
 ) -> Result<HashStats, HashError> {
     check_range("thread count", options.threads, 1, THREADS_MAX)?;
@@ -222,6 +238,7 @@ pub fn hash_pieces(
         claim: per_target.min(per_share),
         next: AtomicU64::new(0),
         stop: AtomicBool::new(false),
+        cancel,
         options: *options,
     };
     let (tx, rx) = sync_channel::<PieceResult>(RESULTS_QUEUE_MAX);
@@ -252,6 +269,7 @@ pub fn hash_pieces(
     });
     match outcome {
         Some(e) => Err(e),
+        None if cancel.load(Ordering::Relaxed) => Err(HashError::Cancelled),
         None => Ok(HashStats {
             pieces: num_pieces,
             bytes: total,
@@ -270,13 +288,19 @@ struct Shared<'a> {
     next: AtomicU64,
     /// Set by a worker that failed, so the others stop claiming.
     stop: AtomicBool,
+    /// Set by the caller to stop early.
+    cancel: &'a AtomicBool,
     options: HashOptions,
 }
 
 impl Shared<'_> {
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
     /// The next batch of pieces `[start, end)`, or `None` when all are taken.
     fn claim(&self) -> Option<(u64, u64)> {
-        if self.stop.load(Ordering::Relaxed) {
+        if self.stop.load(Ordering::Relaxed) || self.cancelled() {
             return None;
         }
         let start = self.next.fetch_add(self.claim, Ordering::Relaxed);
@@ -491,6 +515,11 @@ impl<'s, 'a> Worker<'s, 'a> {
         let Some(lane) = self.lanes.get_mut(lane_index) else {
             return Err(HashError::Internal("lane index out of range"));
         };
+        if shared.cancelled() {
+            lane.cursor = None;
+            lane.exhausted = true;
+            return Ok(false);
+        }
         let cursor = match lane.cursor {
             Some(c) if c.piece < c.batch_end => c,
             _ => match shared.claim() {
