@@ -18,6 +18,7 @@ mod cli {
     pub mod load;
     pub mod progress;
     pub mod seed;
+    pub mod session_run;
     pub mod tuning;
     pub mod units;
     pub mod verify;

@@ -1,21 +1,22 @@
-//! `ringseed download TORRENT -o DIR [--seed]`: downloads, verifying each
-//! piece before it is written, then checks the whole download on disk.
+//! `ringseed download TORRENT -o DIR [--seed]`: a client of the engine's
+//! session: adds the torrent (data already there is checked and kept),
+//! downloads, verifying each piece before it is written, then checks the
+//! whole download on disk.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use ringseed::runtime::session::{Session, TorrentSpec};
-use ringseed::runtime::shard::SessionEvent;
+use ringseed::runtime::session::{AddTorrent, Mode, Session, TorrentId, TorrentState};
+use ringseed::runtime::signals;
 
 use super::engine_opts::{check_data, EngineOpts};
 use super::load::load_torrent;
 use super::progress;
-use ringseed::runtime::signals;
+use super::session_run;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
@@ -38,77 +39,39 @@ pub struct DownloadArgs {
     pub engine: EngineOpts,
 }
 
+/// How the session part of a download ended.
+enum Ended {
+    Finished,
+    Stopped,
+    Failed(String),
+}
+
 pub fn run(args: &DownloadArgs) -> Result<ExitCode> {
     signals::install();
-    let m = load_torrent(&args.torrent)?;
+    let m = Arc::new(load_torrent(&args.torrent)?);
     std::fs::create_dir_all(&args.output)?;
-    let have = check_data(&m, &args.output)?;
     let name = m.info.name.clone();
-    let total = m.info.total_length;
-    let pieces = have.len();
-    let mut finished = have.all();
-    if finished && !args.seed {
-        eprintln!("ringseed: {name}: already complete ({pieces} pieces)");
-        return Ok(ExitCode::SUCCESS);
-    }
+    let pieces = m.info.pieces.len();
     if m.trackers.is_empty() && args.peers.is_empty() {
         eprintln!("ringseed: {name}: no tracker and no --peer: waiting for incoming peers");
     }
-    let m = Arc::new(m);
-    let spec = TorrentSpec {
-        metainfo: m.clone(),
-        save_dir: args.output.clone(),
-        have,
-        download: true,
-        peers: args.peers.clone(),
-    };
-    let session = Session::start(args.engine.session_config(), vec![spec])?;
-    eprintln!(
-        "ringseed: listening on {} ({} shards)",
-        session.local_addr(),
-        session.shards()
-    );
-    let bar = progress::bytes_bar(total, &name);
-    let mut failed = None;
-    let mut last_error: Option<String> = None;
-    while !signals::stop_requested() {
-        match session.events().recv_timeout(Duration::from_millis(200)) {
-            Ok(SessionEvent::Stats { torrents, .. }) => {
-                for (_, s, err) in torrents {
-                    bar.set_position(s.total_length - s.bytes_left);
-                    bar.set_message(format!("{name} peers {}", s.peers));
-                    if err.is_some() && err != last_error {
-                        last_error = err;
-                    }
-                }
-            }
-            Ok(SessionEvent::Finished { .. }) => {
-                finished = true;
-                bar.set_position(total);
-                if !args.seed {
-                    break;
-                }
-                progress::println(&bar, &format!("ringseed: {name}: complete; seeding"));
-            }
-            Ok(SessionEvent::Failed { shard, error }) => {
-                failed = Some(format!("shard {shard}: {error}"));
-                break;
-            }
-            Ok(SessionEvent::Stopped { .. }) => {}
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+    let session = session_run::start(&args.engine)?;
+    let mut add = AddTorrent::new(m.clone(), args.output.clone(), Mode::Download);
+    add.peers = args.peers.clone();
+    let id = match session.add_torrent(add) {
+        Ok(id) => id,
+        Err(e) => {
+            session_run::stop(session);
+            return Err(e.into());
         }
-    }
-    bar.finish_and_clear();
-    let report = session.stop();
-    eprintln!("ringseed: shard handoffs: {}", report.handoffs);
-    eprintln!(
-        "ringseed: uploaded {} bytes, downloaded {} bytes",
-        report.uploaded, report.downloaded
-    );
-    if let Some(e) = failed {
-        bail!(e);
-    }
+    };
+    let ended = follow(&session, id, args.seed, &name);
+    session_run::stop(session);
+    let finished = match ended {
+        Ended::Failed(e) => bail!(e),
+        Ended::Stopped => false,
+        Ended::Finished => true,
+    };
     if !finished {
         eprintln!("ringseed: {name}: stopped before the download completed");
         return Ok(ExitCode::from(1));
@@ -122,4 +85,71 @@ pub fn run(args: &DownloadArgs) -> Result<ExitCode> {
     }
     eprintln!("ringseed: complete: {name} ({pieces} pieces verified on disk)");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Follows the download until it completes (then, with `seed`, until
+/// stopped), the user stops it, or it fails.
+fn follow(session: &Session, id: TorrentId, seed: bool, name: &str) -> Ended {
+    let mut already = false;
+    let checked = session_run::wait_checked(session, &[id], |s| {
+        already = s.is_complete();
+        eprintln!(
+            "ringseed: {name}: {} of {} pieces on disk already",
+            s.pieces_have, s.pieces
+        );
+    });
+    match checked {
+        Ok(true) => {}
+        Ok(false) => return Ended::Stopped,
+        Err(e) => return Ended::Failed(e.to_string()),
+    }
+    if already && !seed {
+        eprintln!("ringseed: {name}: already complete");
+        return Ended::Finished;
+    }
+    eprintln!(
+        "ringseed: listening on {} ({} shards)",
+        session.local_addr(),
+        session.shards()
+    );
+    let total = session.torrent(id).map_or(0, |s| s.total_length);
+    let bar = progress::bytes_bar(total, name);
+    let mut finished = already;
+    let mut last_error: Option<String> = None;
+    let ended = loop {
+        if signals::stop_requested() {
+            break if finished {
+                Ended::Finished
+            } else {
+                Ended::Stopped
+            };
+        }
+        if let Some(why) = session.failure() {
+            break Ended::Failed(why);
+        }
+        session_run::wait_for_news(session);
+        let s = match session.torrent(id) {
+            Ok(s) => s,
+            Err(e) => break Ended::Failed(e.to_string()),
+        };
+        bar.set_position(s.total_length - s.bytes_left);
+        bar.set_message(format!("{name} peers {}", s.peers));
+        if s.tracker_error.is_some() && s.tracker_error != last_error {
+            last_error = s.tracker_error.clone();
+        }
+        if s.state == TorrentState::Error {
+            let why = s.error.unwrap_or_default();
+            break Ended::Failed(format!("{name}: {why}"));
+        }
+        if s.is_complete() && !finished {
+            finished = true;
+            bar.set_position(s.total_length);
+            if !seed {
+                break Ended::Finished;
+            }
+            progress::println(&bar, &format!("ringseed: {name}: complete; seeding"));
+        }
+    };
+    bar.finish_and_clear();
+    ended
 }

@@ -11,14 +11,15 @@ use ringseed::engine::settings::PEERS_PER_TORRENT_LIMIT;
 use ringseed::engine::EngineSettings;
 use ringseed::metainfo::Metainfo;
 use ringseed::rate_limit::RATE_MAX;
-use ringseed::runtime::session::{available_cpus, LimitsConfig, SessionConfig, SHARDS_MAX};
+use ringseed::runtime::available_threads;
+use ringseed::runtime::checker::{hash_have, CheckProgress};
+use ringseed::runtime::session::{
+    available_cpus, LimitsConfig, SessionConfig, Settings, SettingsRaw, SHARDS_MAX,
+};
 use ringseed::runtime::sockets::BindOptions;
-use ringseed::runtime::{hash_pieces, HashOptions};
 use ringseed::torrent::Bitfield;
 use ringseed::upload_slots::settings::{OPTIMISTIC_MAX, ROUND_ROBIN_PIECES_MAX, SLOTS_MAX};
 use ringseed::upload_slots::{SeedChoking, SlotLimit};
-
-use super::verify::disk_files;
 
 /// Network and thread options of `seed` and `download`.
 #[derive(Debug, Clone, Args)]
@@ -145,33 +146,9 @@ fn parse_upload_slots(s: &str) -> Result<SlotLimit, String> {
 }
 
 impl EngineOpts {
+    /// What is fixed for the session's life: threads, listener, binding.
     pub fn session_config(&self) -> SessionConfig {
-        let mut settings = EngineSettings::default();
-        if let Some(n) = self.peers_per_torrent {
-            settings.peers_per_torrent_max = n as usize;
-        }
-        if let Some(limit) = self.upload_slots {
-            settings.slots.slots = limit;
-        }
-        if let Some(a) = self.seed_choking {
-            settings.slots.seed_choking = a.into();
-        }
-        if let Some(n) = self.optimistic_slots {
-            settings.slots.optimistic = Some(n as usize);
-        }
-        if let Some(n) = self.round_robin_pieces {
-            settings.slots.round_robin_pieces = n;
-        }
-        let limits = LimitsConfig {
-            upload_rate: self.upload_limit.unwrap_or(0),
-            download_rate: self.download_limit.unwrap_or(0),
-            torrent_upload_rate: self.torrent_upload_limit.unwrap_or(0),
-            torrent_download_rate: self.torrent_download_limit.unwrap_or(0),
-            upload_slots: u64::from(self.global_upload_slots.unwrap_or(0)),
-        };
         SessionConfig {
-            settings,
-            limits,
             shards: self.shards.map_or_else(available_cpus, usize::from),
             listen: self.listen,
             bind: BindOptions {
@@ -181,29 +158,47 @@ impl EngineOpts {
             ..SessionConfig::default()
         }
     }
+
+    /// The settings the flags ask for, unchecked.
+    pub fn settings_raw(&self) -> SettingsRaw {
+        let mut engine = EngineSettings::default();
+        if let Some(n) = self.peers_per_torrent {
+            engine.peers_per_torrent_max = n as usize;
+        }
+        if let Some(limit) = self.upload_slots {
+            engine.slots.slots = limit;
+        }
+        if let Some(a) = self.seed_choking {
+            engine.slots.seed_choking = a.into();
+        }
+        if let Some(n) = self.optimistic_slots {
+            engine.slots.optimistic = Some(n as usize);
+        }
+        if let Some(n) = self.round_robin_pieces {
+            engine.slots.round_robin_pieces = n;
+        }
+        let limits = LimitsConfig {
+            upload_rate: self.upload_limit.unwrap_or(0),
+            download_rate: self.download_limit.unwrap_or(0),
+            torrent_upload_rate: self.torrent_upload_limit.unwrap_or(0),
+            torrent_download_rate: self.torrent_download_limit.unwrap_or(0),
+            upload_slots: u64::from(self.global_upload_slots.unwrap_or(0)),
+        };
+        SettingsRaw { engine, limits }
+    }
+
+    /// The settings, checked (the same path a config reload or an API
+    /// call takes).
+    pub fn settings(&self) -> Result<Settings> {
+        Settings::check(self.settings_raw()).context("the engine options")
+    }
 }
 
 /// Hashes what is on disk under `dir`: the pieces that match. Missing or
 /// short files only make their pieces missing.
 pub fn check_data(m: &Metainfo, dir: &Path) -> Result<Bitfield> {
-    let files = disk_files(m, dir);
-    let pieces = m.info.pieces.len();
-    let mut have = Bitfield::new(pieces).context("piece count")?;
-    let any_present = files
-        .iter()
-        .any(|f| f.path.as_ref().is_some_and(|p| p.exists()));
-    if !any_present {
-        return Ok(have);
-    }
-    hash_pieces(&files, m.info.piece_length, &HashOptions::default(), |r| {
-        let good = r.hash.as_ref().ok().copied();
-        let i = r.index as usize;
-        if good.is_some() && good == m.info.pieces.get(i).copied() {
-            let _ = have.set(i);
-        }
-    })
-    .with_context(|| format!("checking the data of {} in {}", m.info.name, dir.display()))?;
-    Ok(have)
+    hash_have(m, dir, available_threads(), &CheckProgress::default())
+        .with_context(|| format!("checking the data of {} in {}", m.info.name, dir.display()))
 }
 
 #[cfg(test)]
@@ -237,7 +232,7 @@ mod tests {
         let Ok(o) = o else {
             panic!("{o:?}");
         };
-        let s = o.session_config().settings.slots;
+        let s = o.settings_raw().engine.slots;
         assert_eq!(s.slots, SlotLimit::Unlimited);
         assert_eq!(s.seed_choking, SeedChoking::RoundRobin);
         assert_eq!(s.optimistic, Some(3));
@@ -247,7 +242,7 @@ mod tests {
         let Ok(d) = d else {
             panic!("{d:?}");
         };
-        assert_eq!(d.session_config().settings.slots, Default::default());
+        assert_eq!(d.settings_raw().engine.slots, Default::default());
     }
 
     #[test]

@@ -1,27 +1,28 @@
-//! `ringseed seed TORRENT... --data DIR`: checks each torrent's data, then
-//! seeds until Ctrl-C or SIGTERM.
+//! `ringseed seed TORRENT... --data DIR`: a client of the engine's session:
+//! adds each torrent (its data is checked on the checker pool), reports
+//! each check, seeds until Ctrl-C or SIGTERM.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use ringseed::runtime::session::{Session, TorrentSpec};
-use ringseed::runtime::shard::SessionEvent;
-
-use super::engine_opts::{check_data, EngineOpts};
-use super::load::load_torrent;
+use ringseed::runtime::session::{AddTorrent, Mode, TorrentState};
 use ringseed::runtime::signals;
+
+use super::engine_opts::EngineOpts;
+use super::load::load_torrent;
+use super::session_run;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
 DIR is the save directory, as in libtorrent: a multi-file torrent's files are \
 read from DIR/<name>/..., a single-file torrent from DIR/<name>. Every piece is \
-checked first; pieces that do not match are not offered. Ctrl-C or SIGTERM \
-stops cleanly: trackers get a `stopped` announce. Exit status 0 after a clean \
-stop, 2 on errors.")]
+checked first; pieces that do not match are not offered, and a torrent with no \
+good piece (or a missing file) is reported and left out. Ctrl-C or SIGTERM \
+stops cleanly (also during the checks): trackers get a `stopped` announce. \
+Exit status 0 after a clean stop, 2 on errors or when no torrent can be seeded.")]
 pub struct SeedArgs {
     /// The .torrent files.
     #[arg(required = true)]
@@ -38,53 +39,68 @@ pub fn run(args: &SeedArgs) -> Result<ExitCode> {
     if !args.data.is_dir() {
         bail!("{} is not a directory", args.data.display());
     }
-    let mut specs = Vec::new();
+    let mut torrents = Vec::with_capacity(args.torrents.len());
     for path in &args.torrents {
-        let m = load_torrent(path)?;
-        let have = check_data(&m, &args.data)?;
-        let good = have.count_ones();
-        let total = have.len();
-        eprintln!("ringseed: {}: {good} of {total} pieces good", m.info.name);
-        if good == 0 {
-            bail!(
-                "{}: no piece of the data in {} matches the torrent",
-                m.info.name,
-                args.data.display()
+        torrents.push(Arc::new(load_torrent(path)?));
+    }
+    let session = session_run::start(&args.engine)?;
+    let mut ids = Vec::with_capacity(torrents.len());
+    for m in torrents {
+        let name = m.info.name.clone();
+        let pieces = m.info.pieces.len();
+        let added = session.add_torrent(AddTorrent::new(m, args.data.clone(), Mode::Seed));
+        match added {
+            Ok(id) => {
+                eprintln!("ringseed: {name}: checking {pieces} pieces");
+                ids.push(id);
+            }
+            Err(e) => {
+                session_run::stop(session);
+                return Err(e.into());
+            }
+        }
+    }
+    let mut seeding = 0;
+    let checked = session_run::wait_checked(&session, &ids, |s| {
+        if s.state == TorrentState::Error {
+            let why = s.error.as_deref().unwrap_or("failed");
+            eprintln!("ringseed: {}: {why}", s.name);
+        } else {
+            seeding += 1;
+            eprintln!(
+                "ringseed: {}: {} of {} pieces good",
+                s.name, s.pieces_have, s.pieces
             );
         }
-        specs.push(TorrentSpec {
-            metainfo: Arc::new(m),
-            save_dir: args.data.clone(),
-            have,
-            download: false,
-            peers: Vec::new(),
-        });
+    });
+    let checked = match checked {
+        Ok(c) => c,
+        Err(e) => {
+            session_run::stop(session);
+            return Err(e);
+        }
+    };
+    if checked && seeding == 0 {
+        session_run::stop(session);
+        bail!("no torrent can be seeded from {}", args.data.display());
     }
-    let config = args.engine.session_config();
-    let session = Session::start(config, specs)?;
-    eprintln!(
-        "ringseed: listening on {} ({} shards)",
-        session.local_addr(),
-        session.shards()
-    );
+    if checked {
+        eprintln!(
+            "ringseed: listening on {} ({} shards)",
+            session.local_addr(),
+            session.shards()
+        );
+    }
     let mut failed = None;
     while !signals::stop_requested() {
-        match session.events().recv_timeout(Duration::from_millis(200)) {
-            Ok(SessionEvent::Failed { shard, error }) => {
-                failed = Some(format!("shard {shard}: {error}"));
-                break;
-            }
-            Ok(_) | Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        if let Some(why) = session.failure() {
+            failed = Some(why);
+            break;
         }
+        session_run::wait_for_news(&session);
     }
     eprintln!("ringseed: stopping");
-    let report = session.stop();
-    eprintln!("ringseed: shard handoffs: {}", report.handoffs);
-    eprintln!(
-        "ringseed: uploaded {} bytes, downloaded {} bytes",
-        report.uploaded, report.downloaded
-    );
+    session_run::stop(session);
     match failed {
         Some(e) => bail!(e),
         None => Ok(ExitCode::SUCCESS),

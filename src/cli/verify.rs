@@ -9,7 +9,8 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use ringseed::metainfo::Metainfo;
-use ringseed::runtime::{hash_pieces, DiskFile, PieceError};
+use ringseed::runtime::disk::disk_files;
+use ringseed::runtime::{hash_pieces, PieceError};
 
 use super::load::load_torrent;
 use super::progress;
@@ -32,18 +33,6 @@ pub struct VerifyArgs {
     pub dir: PathBuf,
     #[command(flatten)]
     pub tuning: Tuning,
-}
-
-/// Where each file of `m` lives under `dir` (pad files: nowhere).
-pub fn disk_files(m: &Metainfo, dir: &std::path::Path) -> Vec<DiskFile> {
-    m.info
-        .files
-        .iter()
-        .map(|f| DiskFile {
-            path: (!f.attr.pad).then(|| dir.join(f.relative_path())),
-            length: f.length,
-        })
-        .collect()
 }
 
 /// The reason shown for a piece that could not be read.

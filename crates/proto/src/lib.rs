@@ -19,6 +19,7 @@ pub mod metainfo;
 pub mod peer;
 pub mod rate_limit;
 pub mod rng;
+pub mod slab;
 pub mod slot_quota;
 pub mod storage;
 pub mod torrent;

@@ -225,6 +225,11 @@ impl Limiter {
         }
     }
 
+    /// Takes `other`'s global bucket, keeping the torrents' own.
+    pub fn replace_global(&mut self, other: Limiter) {
+        self.global = other.global;
+    }
+
     /// Torrent `t`'s own limit, if it has one.
     pub fn torrent_rate(&self, t: usize) -> Option<u64> {
         self.torrents.get(t)?.as_ref().map(TokenBucket::rate)

@@ -14,7 +14,7 @@ pub const PEERS_PER_TORRENT_LIMIT: usize = 10_000;
 pub const PEER_ADDRESSES_LIMIT: usize = 100_000;
 
 /// The torrent engine's settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineSettings {
     /// Per-connection protocol settings.
     pub peer: PeerConfig,

@@ -1142,8 +1142,10 @@ impl Torrent {
         }
     }
 
-    /// Adds addresses to dial (from a tracker or the command line).
-    pub fn add_addresses(&mut self, addrs: &[SocketAddr]) {
+    /// Adds addresses to dial (from a tracker, the user, later DHT and
+    /// PEX); returns how many were new.
+    pub fn add_addresses(&mut self, addrs: &[SocketAddr]) -> usize {
+        let mut added = 0;
         for &a in addrs {
             if self.known.len() >= self.settings.peer_addresses_max {
                 break;
@@ -1153,9 +1155,11 @@ impl Torrent {
             }
             if self.known.insert(a) {
                 self.candidates.push_back(a);
+                added += 1;
             }
         }
         self.connect_more();
+        added
     }
 
     fn announce_request(&self, event: Option<Event>) -> AnnounceRequest {
@@ -1194,6 +1198,11 @@ impl Torrent {
     /// The last tracker failure, until a tracker answers again.
     pub fn tracker_error(&self) -> Option<&str> {
         self.announce.last_error()
+    }
+
+    /// The pieces verified and written.
+    pub fn have(&self) -> &Bitfield {
+        self.picker.have()
     }
 
     /// The settings in force.

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use super::piece_hash::DiskFile;
 use crate::metainfo::Metainfo;
 use crate::storage::{FileSpan, Layout, LayoutError};
 
@@ -42,6 +43,19 @@ pub enum DiskError {
         found: u64,
         expected: u64,
     },
+}
+
+/// The files of `m` under `save_dir`, as the hashing reader takes them
+/// (pad files have no path: they read as zeros).
+pub fn disk_files(m: &Metainfo, save_dir: &Path) -> Vec<DiskFile> {
+    m.info
+        .files
+        .iter()
+        .map(|f| DiskFile {
+            path: (!f.attr.pad).then(|| save_dir.join(f.relative_path())),
+            length: f.length,
+        })
+        .collect()
 }
 
 /// One torrent's open files.

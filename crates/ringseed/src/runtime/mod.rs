@@ -2,6 +2,7 @@
 //! touches the kernel lives here; the format and protocol code elsewhere in the
 //! crate stays pure.
 
+pub mod checker;
 pub mod disk;
 pub mod event_loop;
 pub mod fd_cache;
@@ -18,7 +19,7 @@ pub mod uring;
 pub mod waker;
 
 pub use piece_hash::{
-    available_threads, hash_pieces, hash_pieces_until, DiskFile, HashError, HashOptions, HashStats, PieceError,
-    PieceResult,
+    available_threads, hash_pieces, hash_pieces_until, DiskFile, HashError, HashOptions, HashStats,
+    PieceError, PieceResult,
 };
 pub use uring::{check_usable, UringError};

@@ -189,7 +189,13 @@ pub fn hash_pieces(
     options: &HashOptions,
     on_piece: impl FnMut(PieceResult),
 ) -> Result<HashStats, HashError> {
-    hash_pieces_until(files, piece_length, options, &AtomicBool::new(false), on_piece)
+    hash_pieces_until(
+        files,
+        piece_length,
+        options,
+        &AtomicBool::new(false),
+        on_piece,
+    )
 }
 
 /// [`hash_pieces`] that stops soon after `cancel` is set: no lane plans

@@ -399,7 +399,10 @@ fn each_op_keeps_its_context_in_its_slot() {
     let c = ev
         .queue_with(Some(9), |ev| ev.timeout(d))
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((ev.ctx(a), ev.ctx(b), ev.ctx(c)), (Some(Some(7)), Some(None), Some(Some(9))));
+    assert_eq!(
+        (ev.ctx(a), ev.ctx(b), ev.ctx(c)),
+        (Some(Some(7)), Some(None), Some(Some(9)))
+    );
     let mut seen = Vec::new();
     let start = Instant::now();
     while seen.len() < 3 {
@@ -409,7 +412,10 @@ fn each_op_keeps_its_context_in_its_slot() {
         ev.drain_completions(&mut seen);
     }
     let ctx_of = |op| seen.iter().find(|x| x.op == op).map(|x| x.ctx);
-    assert_eq!((ctx_of(a), ctx_of(b), ctx_of(c)), (Some(Some(7)), Some(None), Some(Some(9))));
+    assert_eq!(
+        (ctx_of(a), ctx_of(b), ctx_of(c)),
+        (Some(Some(7)), Some(None), Some(Some(9)))
+    );
     // Completed ops no longer have a context; a reused slot starts clean.
     assert_eq!(ev.ctx(a), None);
     let again = ev.timeout(d).unwrap_or_else(|e| panic!("{e}"));

@@ -9,6 +9,8 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use crate::engine::PeerId;
 use crate::runtime::event_loop::{BlockSegment, BufferId, OpId, HEADER_BYTES, SEND_BLOCKS_MAX};
+use crate::runtime::session::types::TorrentId;
+use crate::slab::{Slab, SlabKey};
 
 /// Names one connection of a shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -21,11 +23,11 @@ pub struct ConnId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnState {
     /// Outgoing, connect in flight, for this torrent.
-    Connecting { torrent: usize },
+    Connecting { torrent: TorrentId },
     /// Incoming, waiting for the handshake's first 48 bytes.
     Routing,
     /// Attached to a torrent's peer.
-    Peer { torrent: usize, peer: PeerId },
+    Peer { torrent: TorrentId, peer: PeerId },
     /// Being torn down: waiting for its ops to complete.
     Closing,
 }
@@ -71,7 +73,6 @@ pub enum Sending {
 /// One connection's IO state.
 #[derive(Debug)]
 pub struct Conn {
-    pub generation: u32,
     pub fd: Option<OwnedFd>,
     pub addr: SocketAddr,
     pub state: ConnState,
@@ -88,6 +89,18 @@ pub struct Conn {
     pub ops: u32,
     /// When the connection was accepted, adopted or dialled.
     pub since: std::time::Duration,
+}
+
+impl SlabKey for ConnId {
+    fn from_parts(slot: u32, generation: u32) -> Self {
+        ConnId { slot, generation }
+    }
+    fn slot(&self) -> u32 {
+        self.slot
+    }
+    fn generation(&self) -> u32 {
+        self.generation
+    }
 }
 
 impl Conn {
@@ -108,49 +121,39 @@ impl Conn {
     }
 }
 
-/// The connections of one shard.
-#[derive(Debug, Default)]
+/// The connections of one shard, named by [`ConnId`].
+#[derive(Debug)]
 pub struct Conns {
-    slots: Vec<Option<Conn>>,
-    generations: Vec<u32>,
-    free: Vec<u32>,
-    count: usize,
+    slab: Slab<ConnId, Conn>,
+}
+
+impl Default for Conns {
+    fn default() -> Self {
+        Conns {
+            slab: Slab::new(super::CONNS_PER_SHARD_MAX),
+        }
+    }
 }
 
 impl Conns {
     pub fn len(&self) -> usize {
-        self.count
+        self.slab.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.slab.is_empty()
     }
 
+    /// A new connection; `None` when the shard holds the most it may.
     pub fn insert(
         &mut self,
         fd: OwnedFd,
         addr: SocketAddr,
         state: ConnState,
         since: std::time::Duration,
-    ) -> ConnId {
-        let slot = self.free.pop().unwrap_or_else(|| {
-            self.slots.push(None);
-            self.generations.push(0);
-            (self.slots.len() - 1) as u32
-        });
-        let i = slot as usize;
-        let generation = self
-            .generations
-            .get(i)
-            .copied()
-            .unwrap_or(0)
-            .wrapping_add(1);
-        if let Some(g) = self.generations.get_mut(i) {
-            *g = generation;
-        }
-        if let Some(s) = self.slots.get_mut(i) {
-            *s = Some(Conn {
-                generation,
+    ) -> Option<ConnId> {
+        self.slab
+            .insert(Conn {
                 fd: Some(fd),
                 addr,
                 state,
@@ -162,47 +165,27 @@ impl Conns {
                 out: VecDeque::new(),
                 ops: 0,
                 since,
-            });
-        }
-        self.count += 1;
-        ConnId { slot, generation }
+            })
+            .ok()
     }
 
     pub fn get(&self, id: ConnId) -> Option<&Conn> {
-        self.slots
-            .get(id.slot as usize)?
-            .as_ref()
-            .filter(|c| c.generation == id.generation)
+        self.slab.get(id)
     }
 
     pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Conn> {
-        self.slots
-            .get_mut(id.slot as usize)?
-            .as_mut()
-            .filter(|c| c.generation == id.generation)
+        self.slab.get_mut(id)
     }
 
     pub fn remove(&mut self, id: ConnId) -> Option<Conn> {
-        let s = self.slots.get_mut(id.slot as usize)?;
-        if s.as_ref().map(|c| c.generation) != Some(id.generation) {
-            return None;
-        }
-        let c = s.take()?;
-        self.free.push(id.slot);
-        self.count -= 1;
-        Some(c)
+        self.slab.remove(id)
     }
 
     pub fn ids(&self) -> Vec<ConnId> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| {
-                c.as_ref().map(|c| ConnId {
-                    slot: i as u32,
-                    generation: c.generation,
-                })
-            })
-            .collect()
+        self.slab.keys()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn)> + '_ {
+        self.slab.iter()
     }
 }

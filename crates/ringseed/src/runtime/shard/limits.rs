@@ -58,11 +58,11 @@ pub struct ShardLimits {
 impl ShardLimits {
     /// Before the first round each shard takes an equal share of the
     /// global rates.
+    /// Torrents get their own buckets as they start (`set_torrent_rate`).
     pub fn new(
         config: &LimitsConfig,
         board: QuotaBoard,
         index: usize,
-        torrents: usize,
         now: Duration,
     ) -> ShardLimits {
         let shards = board.shards().max(1) as u64;
@@ -70,21 +70,22 @@ impl ShardLimits {
         ShardLimits {
             budget: config.budget(),
             index,
-            up: Limiter::new(
-                share(config.upload_rate),
-                config.torrent_upload_rate,
-                torrents,
-                now,
-            ),
-            down: Limiter::new(
-                share(config.download_rate),
-                config.torrent_download_rate,
-                torrents,
-                now,
-            ),
+            up: Limiter::new(share(config.upload_rate), 0, 0, now),
+            down: Limiter::new(share(config.download_rate), 0, 0, now),
             board,
             next_round: now,
         }
+    }
+
+    /// New global limits at run time: the global buckets are made again
+    /// (an equal share until the next round); the per-torrent buckets are
+    /// set by the shard, torrent by torrent.
+    pub fn apply(&mut self, config: &LimitsConfig, now: Duration) {
+        let fresh = ShardLimits::new(config, self.board.clone(), self.index, now);
+        self.budget = fresh.budget;
+        self.up.replace_global(fresh.up);
+        self.down.replace_global(fresh.down);
+        self.next_round = now;
     }
 
     /// Nothing global to share: no round is needed.
@@ -174,7 +175,7 @@ mod tests {
         let (mut a, mut b) = (torrent(1), torrent(2));
         assert_eq!(a.slot_quota(), None);
         let board = QuotaBoard::new(1);
-        let mut l = ShardLimits::new(&config, board.clone(), 0, 2, Duration::ZERO);
+        let mut l = ShardLimits::new(&config, board.clone(), 0, Duration::ZERO);
         assert!(l.due(Duration::ZERO));
         l.round(Duration::ZERO, &mut [&mut a, &mut b]);
         // Nobody asks: the one shard takes all 10, its two torrents 5 each.
@@ -199,7 +200,7 @@ mod tests {
             },
         );
         let mut a = torrent(1);
-        let mut l = ShardLimits::new(&config, board, 0, 1, Duration::ZERO);
+        let mut l = ShardLimits::new(&config, board, 0, Duration::ZERO);
         l.round(Duration::ZERO, &mut [&mut a]);
         // A quota of 0 is a floor of 1 in the torrent once a peer asks.
         assert_eq!(a.slot_quota(), Some(0));
@@ -211,7 +212,6 @@ mod tests {
             &LimitsConfig::default(),
             QuotaBoard::new(2),
             0,
-            3,
             Duration::ZERO,
         );
         assert!(l.up.is_unlimited());
@@ -228,10 +228,15 @@ mod tests {
             torrent_upload_rate: 500_000,
             ..LimitsConfig::default()
         };
-        let l = ShardLimits::new(&config, QuotaBoard::new(4), 1, 2, Duration::ZERO);
+        let mut l = ShardLimits::new(&config, QuotaBoard::new(4), 1, Duration::ZERO);
         assert_eq!(l.up.global_rate(), Some(1_000_000));
         assert_eq!(l.down.global_rate(), Some(250_000));
         assert!(l.up.is_limited(1));
+        // New limits at run time: off, then on again.
+        l.apply(&LimitsConfig::default(), Duration::ZERO);
+        assert!(!l.has_global() && l.up.is_unlimited());
+        l.apply(&config, Duration::ZERO);
+        assert_eq!(l.up.global_rate(), Some(1_000_000));
         assert!(l.has_global());
         assert_eq!(l.next_round(), Some(Duration::ZERO));
     }
@@ -250,7 +255,7 @@ mod tests {
                 download: 0,
             },
         );
-        let mut l = ShardLimits::new(&config, board, 0, 0, Duration::ZERO);
+        let mut l = ShardLimits::new(&config, board, 0, Duration::ZERO);
         l.round(Duration::ZERO, &mut []);
         // Shard 0 reports no demand; shard 1 wants 5: shard 0 keeps the
         // floor of 1 byte/s.

@@ -1,0 +1,620 @@
+//! `Session`: the running engine, and the handle every client uses (the
+//! command line, later the daemon and its API, and the tests).
+//!
+//! Start-up does everything that can fail with a clear message before any
+//! thread starts: the settings, the interface check, the listeners (every
+//! shard listens on the same port with SO_REUSEPORT; port 0 is resolved by
+//! the first), the wakers. Then one shard thread per core, the tracker
+//! worker and the checker pool.
+//!
+//! While it runs, torrents are added, removed, paused, resumed, checked
+//! again, limited and fed peer addresses through the owning shard's bounded
+//! control queue ([`control`]); settings change through one checked type
+//! ([`Settings`]). Each operation answers with a typed result: a full queue
+//! is [`SessionError::Busy`] at once, never a wait or a lost request. Numbers
+//! are pulled ([`Session::snapshot`]); news comes on a bounded event channel
+//! ([`Session::events`]).
+//!
+//! The session's own table (which id is which torrent, on which shard) is
+//! control-plane state behind a mutex; the shards never touch it.
+//! [`Session::stop`] cancels the checks, asks every shard to stop (they
+//! send `stopped` announces, close connections, flush files), joins them,
+//! then gives the tracker worker a deadline to finish the announces.
+
+pub mod control;
+pub mod registry;
+pub mod settings;
+pub mod types;
+
+#[cfg(test)]
+mod tests;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use thiserror::Error;
+
+use self::control::{Control, ControlTx, Pending, Removed, SendError, ShardAdd, WaitError};
+use self::registry::Registry;
+pub use self::settings::{available_cpus, SessionConfig, Settings, SettingsRaw, SHARDS_MAX};
+pub use self::types::{
+    AddTorrent, Event, Have, Mode, StopReport, TorrentId, TorrentLimits, TorrentSnapshot,
+    TorrentState,
+};
+use super::checker::Checker;
+use super::disk::{DiskError, TorrentStorage};
+use super::shard::quota_board::QuotaBoard;
+use super::shard::{self, shard_of, EventSink, Route, ShardSpec};
+use super::sockets::{self, SocketError};
+use super::tracker_worker::{TrackerWorker, TrackerWorkerConfig};
+use super::uring::{check_usable, UringError};
+use super::waker::Waker;
+pub use crate::runtime::shard::limits::LimitsConfig;
+use crate::InfoHash;
+
+/// Listen backlog of each shard's listener.
+const BACKLOG: i32 = 1024;
+/// How long `stop` gives the trackers to take the `stopped` announces.
+const TRACKER_STOP_DEADLINE: Duration = Duration::from_secs(5);
+/// Longest an operation waits for its shard's answer. A removal waits for
+/// the torrent's disk ops (bounded by the shard's own limits), so this is
+/// generous; a shard that does not answer in it is stuck.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why the session could not start.
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Uring(#[from] UringError),
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+    #[error(transparent)]
+    Config(#[from] settings::ConfigRangeError),
+    #[error("cannot read the listener's address: {0}")]
+    LocalAddr(#[source] std::io::Error),
+    #[error("cannot start a thread: {0}")]
+    Thread(#[source] std::io::Error),
+    #[error("cannot set up a waker: {0}")]
+    Waker(String),
+    #[error("cannot start the tracker worker: {0}")]
+    Tracker(String),
+    #[error(transparent)]
+    Checker(#[from] super::checker::CheckerStartError),
+}
+
+/// Why an operation failed.
+#[derive(Debug, Error)]
+pub enum SessionError {
+    #[error("{name}: the torrent is in the session already, as {id}")]
+    Duplicate { name: String, id: TorrentId },
+    #[error("no torrent {0} in the session")]
+    UnknownTorrent(TorrentId),
+    #[error("{name}: {source}")]
+    Disk {
+        name: String,
+        #[source]
+        source: DiskError,
+    },
+    #[error("the session holds {0} torrents, the most allowed")]
+    Full(usize),
+    /// The owning shard's control queue is full: try again later.
+    #[error("busy: {0}")]
+    Busy(#[source] SendError),
+    #[error(transparent)]
+    Send(SendError),
+    #[error(transparent)]
+    Answer(#[from] WaitError),
+    #[error("cannot delete {}: {source}", path.display())]
+    Delete {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<SendError> for SessionError {
+    fn from(e: SendError) -> Self {
+        match e {
+            SendError::Full { .. } => SessionError::Busy(e),
+            SendError::Gone { .. } => SessionError::Send(e),
+        }
+    }
+}
+
+/// A random peer id: our client prefix, then 12 random bytes.
+fn new_peer_id(seed: u64) -> [u8; 20] {
+    let mut id = *b"-RS0100-000000000000";
+    let mut rng = crate::rng::Rng::new(seed);
+    for b in id.iter_mut().skip(8) {
+        *b = b"0123456789abcdefghijklmnopqrstuvwxyz"[rng.below_usize(36)];
+    }
+    id
+}
+
+fn time_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1);
+    t ^ (u64::from(std::process::id()) << 32) | 1
+}
+
+fn cpu_list() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is valid; sched_getaffinity fills it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
+}
+
+fn pin_to(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is valid; we set one bit and apply it to
+    // the calling thread only.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+/// The running engine.
+pub struct Session {
+    threads: Vec<JoinHandle<StopReport>>,
+    routes: Vec<Route>,
+    events: Receiver<Event>,
+    events_dropped: Arc<AtomicU64>,
+    registry: Mutex<Registry>,
+    settings: Mutex<Arc<Settings>>,
+    tracker: Option<TrackerWorker>,
+    checker: Option<Checker>,
+    local_addr: SocketAddr,
+}
+
+impl Session {
+    /// Starts the shards with no torrents; add them with
+    /// [`Session::add_torrent`].
+    pub fn start(config: SessionConfig, settings: Settings) -> Result<Session, StartError> {
+        config.validate()?;
+        check_usable()?;
+        config.bind.validate()?;
+        let n = config.shards;
+        // Listeners: the first resolves port 0; the rest share its port.
+        let first = sockets::tcp_listener(config.listen, &config.bind, n > 1, BACKLOG)?;
+        let local_addr = first.local_addr().map_err(StartError::LocalAddr)?;
+        let mut listeners: Vec<Option<TcpListener>> = vec![Some(first)];
+        for _ in 1..n {
+            let addr = SocketAddr::new(config.listen.ip(), local_addr.port());
+            listeners.push(Some(sockets::tcp_listener(
+                addr,
+                &config.bind,
+                true,
+                BACKLOG,
+            )?));
+        }
+        let seed = time_seed();
+        let peer_id = new_peer_id(seed);
+        let epoch = Instant::now();
+        let tracker = TrackerWorker::start(TrackerWorkerConfig {
+            bind: config.bind.clone(),
+            ..TrackerWorkerConfig::default()
+        })
+        .map_err(|e| StartError::Tracker(e.to_string()))?;
+        let checker = Checker::start(config.checker_threads, config.check_hash_threads)?;
+        let mut wakers = Vec::with_capacity(n);
+        let mut inboxes = Vec::with_capacity(n);
+        let mut routes = Vec::with_capacity(n);
+        for shard in 0..n {
+            let w = Waker::new().map_err(|e| StartError::Waker(e.to_string()))?;
+            let (handoff_tx, handoff_rx) = crossbeam_channel::bounded(shard::HANDOFF_QUEUE_MAX);
+            let (control_tx, control_rx) = crossbeam_channel::bounded(config.control_queue_max);
+            routes.push(Route {
+                handoff: handoff_tx,
+                control: ControlTx {
+                    shard,
+                    tx: control_tx,
+                    wake: w.handle(),
+                    max: config.control_queue_max,
+                },
+            });
+            wakers.push(w);
+            inboxes.push((handoff_rx, control_rx));
+        }
+        let (events_tx, events) = crossbeam_channel::bounded(config.events_max);
+        let events_dropped = Arc::new(AtomicU64::new(0));
+        let sink = EventSink {
+            tx: events_tx,
+            dropped: events_dropped.clone(),
+        };
+        let settings = Arc::new(settings);
+        let board = QuotaBoard::new(n);
+        let cpus = cpu_list();
+        let mut threads = Vec::with_capacity(n);
+        for (index, ((waker, (handoff, control)), listener)) in wakers
+            .into_iter()
+            .zip(inboxes)
+            .zip(listeners.iter_mut())
+            .enumerate()
+        {
+            let spec = ShardSpec {
+                index,
+                shards: n,
+                listener: listener.take(),
+                handoff,
+                control,
+                waker,
+                routes: routes.clone(),
+                tracker: tracker.handle(),
+                checker: checker.handle(),
+                events: sink.clone(),
+                bind: config.bind.clone(),
+                loop_config: config.loop_config,
+                register_buffers: config.register_buffers,
+                epoch,
+                settings: settings.clone(),
+                peer_id,
+                listen_addr: local_addr,
+                rng_seed: seed.wrapping_add(index as u64 + 1),
+                board: board.clone(),
+            };
+            let cpu = (config.pin && !cpus.is_empty()).then(|| cpus[index % cpus.len()]);
+            let handle = std::thread::Builder::new()
+                .name(format!("shard-{index}"))
+                .spawn(move || {
+                    if let Some(cpu) = cpu {
+                        pin_to(cpu);
+                    }
+                    shard::run(spec)
+                })
+                .map_err(StartError::Thread)?;
+            threads.push(handle);
+        }
+        Ok(Session {
+            threads,
+            routes,
+            events,
+            events_dropped,
+            registry: Mutex::new(Registry::default()),
+            settings: Mutex::new(settings),
+            tracker: Some(tracker),
+            checker: Some(checker),
+            local_addr,
+        })
+    }
+
+    /// The address the shards listen on (port 0 resolved).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn shards(&self) -> usize {
+        self.routes.len()
+    }
+
+    /// News from the shards (bounded; see [`Event`]).
+    pub fn events(&self) -> &Receiver<Event> {
+        &self.events
+    }
+
+    /// Events dropped because the reader fell behind.
+    pub fn events_dropped(&self) -> u64 {
+        self.events_dropped.load(Ordering::Relaxed)
+    }
+
+    /// A shard that stopped although nobody asked, with why if it said.
+    pub fn failure(&self) -> Option<String> {
+        self.threads
+            .iter()
+            .position(|t| t.is_finished())
+            .map(|i| format!("shard {i} stopped unexpectedly"))
+    }
+
+    fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        // A panic while holding the lock leaves the table consistent (every
+        // change to it is one call), so a poisoned lock is still usable.
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn route_of(&self, id: TorrentId) -> Result<&ControlTx, SessionError> {
+        let shard = self
+            .registry()
+            .shard_of(id)
+            .ok_or(SessionError::UnknownTorrent(id))?;
+        self.routes
+            .get(shard)
+            .map(|r| &r.control)
+            .ok_or(SessionError::UnknownTorrent(id))
+    }
+
+    /// The torrent with this info-hash, if it is in the session.
+    pub fn find(&self, info_hash: &InfoHash) -> Option<TorrentId> {
+        self.registry().by_hash(info_hash)
+    }
+
+    /// Every torrent's id.
+    pub fn torrent_ids(&self) -> Vec<TorrentId> {
+        self.registry().ids()
+    }
+
+    /// Adds a torrent and returns its id once its shard has it: checking
+    /// (`Have::Check`), paused, or serving (`Have::Known`).
+    pub fn add_torrent(&self, add: AddTorrent) -> Result<TorrentId, SessionError> {
+        self.send_add(add)?.wait(ANSWER_TIMEOUT)
+    }
+
+    /// [`Session::add_torrent`] without waiting for the shard's answer.
+    pub fn send_add(&self, add: AddTorrent) -> Result<AddPending, SessionError> {
+        let m = add.metainfo.clone();
+        let name = m.info.name.clone();
+        // Known pieces serve at once: the files are opened here, off the
+        // shard. A torrent to check has them opened by the checker.
+        let storage = match &add.have {
+            Have::Known(_) => Some(
+                TorrentStorage::open(&m, &add.save_dir, add.mode == Mode::Download).map_err(
+                    |source| SessionError::Disk {
+                        name: name.clone(),
+                        source,
+                    },
+                )?,
+            ),
+            Have::Check => None,
+        };
+        let shard = shard_of(&m.info_hash, self.routes.len());
+        let id = self
+            .registry()
+            .reserve(m.info_hash, shard, add.save_dir.clone())
+            .map_err(|e| match e {
+                registry::ReserveError::Duplicate(id) => SessionError::Duplicate { name, id },
+                registry::ReserveError::Full(n) => SessionError::Full(n),
+            })?;
+        let msg = ShardAdd {
+            id,
+            metainfo: m,
+            save_dir: add.save_dir,
+            mode: add.mode,
+            have: add.have,
+            storage,
+            paused: add.paused,
+            peers: add.peers,
+            limits: add.limits,
+            uploaded_before: add.uploaded_before,
+            downloaded_before: add.downloaded_before,
+        };
+        let sent = self.routes[shard].control.request(|reply| Control::Add {
+            add: Box::new(msg),
+            reply,
+        });
+        match sent {
+            Ok(pending) => Ok(AddPending { id, pending }),
+            Err(e) => {
+                self.registry().release(id);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Removes a torrent: its peers are closed, its disk ops finish, its
+    /// files close; with `delete_files`, its files are deleted (and the
+    /// folders the torrent made, once empty). Returns once it is gone.
+    pub fn remove(&self, id: TorrentId, delete_files: bool) -> Result<Removed, SessionError> {
+        let removed = self
+            .route_of(id)?
+            .request(|reply| Control::Remove { id, reply })?
+            .wait(ANSWER_TIMEOUT);
+        let removed = match removed {
+            Ok(r) => r,
+            Err(WaitError::Refused(control::ControlError::UnknownTorrent(_))) => {
+                self.registry().release(id);
+                return Err(SessionError::UnknownTorrent(id));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let save_dir = self.registry().release(id);
+        if delete_files {
+            delete(&removed.files, save_dir.as_deref())?;
+        }
+        Ok(removed)
+    }
+
+    pub fn pause(&self, id: TorrentId) -> Result<(), SessionError> {
+        self.ask(id, |reply| Control::Pause { id, reply })
+    }
+
+    pub fn resume(&self, id: TorrentId) -> Result<(), SessionError> {
+        self.ask(id, |reply| Control::Resume { id, reply })
+    }
+
+    /// Checks the torrent's data again (it stops serving meanwhile).
+    pub fn recheck(&self, id: TorrentId) -> Result<(), SessionError> {
+        self.ask(id, |reply| Control::Recheck { id, reply })
+    }
+
+    pub fn set_limits(&self, id: TorrentId, limits: TorrentLimits) -> Result<(), SessionError> {
+        self.ask(id, |reply| Control::SetLimits { id, limits, reply })
+    }
+
+    /// Addresses to dial; returns how many were new to the torrent.
+    pub fn add_peers(&self, id: TorrentId, peers: Vec<SocketAddr>) -> Result<usize, SessionError> {
+        self.send_add_peers(id, peers)?
+            .wait(ANSWER_TIMEOUT)
+            .map_err(Into::into)
+    }
+
+    /// [`Session::add_peers`] without waiting.
+    pub fn send_add_peers(
+        &self,
+        id: TorrentId,
+        peers: Vec<SocketAddr>,
+    ) -> Result<Pending<usize>, SessionError> {
+        Ok(self
+            .route_of(id)?
+            .request(|reply| Control::AddPeers { id, peers, reply })?)
+    }
+
+    fn ask(
+        &self,
+        id: TorrentId,
+        build: impl FnOnce(control::Reply<()>) -> Control,
+    ) -> Result<(), SessionError> {
+        self.route_of(id)?
+            .request(build)?
+            .wait(ANSWER_TIMEOUT)
+            .map_err(Into::into)
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> Arc<Settings> {
+        self.settings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// New settings for every shard and torrent. Returns the names of what
+    /// changed. Shards that got them keep them even if a later shard's
+    /// queue was full (the error says which); apply again to finish.
+    pub fn apply_settings(&self, settings: Settings) -> Result<Vec<&'static str>, SessionError> {
+        let settings = Arc::new(settings);
+        let changed = settings.changes_from(&self.settings());
+        let mut pending = Vec::with_capacity(self.routes.len());
+        for r in &self.routes {
+            let s = settings.clone();
+            pending.push(
+                r.control
+                    .request(|reply| Control::ApplySettings { settings: s, reply })?,
+            );
+        }
+        for p in pending {
+            p.wait(ANSWER_TIMEOUT)?;
+        }
+        *self.settings.lock().unwrap_or_else(|e| e.into_inner()) = settings;
+        Ok(changed)
+    }
+
+    /// Every torrent's numbers, from every shard.
+    pub fn snapshot(&self) -> Result<Vec<TorrentSnapshot>, SessionError> {
+        let mut pending = Vec::with_capacity(self.routes.len());
+        for r in &self.routes {
+            pending.push(
+                r.control
+                    .request(|reply| Control::Snapshot { id: None, reply })?,
+            );
+        }
+        let mut out = Vec::new();
+        for p in pending {
+            out.extend(p.wait(ANSWER_TIMEOUT)?);
+        }
+        out.sort_by_key(|s| s.id);
+        Ok(out)
+    }
+
+    /// One torrent's numbers.
+    pub fn torrent(&self, id: TorrentId) -> Result<TorrentSnapshot, SessionError> {
+        let mut v = self
+            .route_of(id)?
+            .request(|reply| Control::Snapshot {
+                id: Some(id),
+                reply,
+            })?
+            .wait(ANSWER_TIMEOUT)?;
+        v.pop().ok_or(SessionError::UnknownTorrent(id))
+    }
+
+    /// Tests only: makes a shard sleep for `d` before its next turn, so
+    /// its control queue fills.
+    #[cfg(test)]
+    pub(crate) fn stall_shard(&self, shard: usize, d: Duration) {
+        let _ = self.routes[shard].control.send(Control::Stall(d));
+    }
+
+    /// Cancels the checks, stops every shard, waits for them, then for the
+    /// tracker worker (bounded). Returns the hand-offs and the bytes moved.
+    pub fn stop(mut self) -> StopReport {
+        // Checks first: a shard waiting on nothing exits at once, and a
+        // cancelled check ends within a few reads.
+        if let Some(c) = self.checker.as_ref() {
+            c.cancel_all();
+        }
+        for r in &self.routes {
+            // A full queue: the shard is behind; a blocking send waits
+            // for it (the Stop must arrive).
+            if r.control.send(Control::Stop).is_err() {
+                let _ = r.control.tx.send_timeout(Control::Stop, ANSWER_TIMEOUT);
+                r.wake().wake();
+            }
+        }
+        let mut report = StopReport::default();
+        for t in self.threads.drain(..) {
+            if let Ok(r) = t.join() {
+                report.add(&r);
+            }
+        }
+        self.routes.clear();
+        if let Some(c) = self.checker.take() {
+            c.stop();
+        }
+        if let Some(t) = self.tracker.take() {
+            t.shutdown(TRACKER_STOP_DEADLINE);
+        }
+        report
+    }
+}
+
+/// The answer to an add, on its way.
+pub struct AddPending {
+    pub id: TorrentId,
+    pending: Pending<()>,
+}
+
+impl AddPending {
+    /// Waits for the shard; the id is valid once this returns it.
+    pub fn wait(self, timeout: Duration) -> Result<TorrentId, SessionError> {
+        self.pending.wait(timeout)?;
+        Ok(self.id)
+    }
+}
+
+/// Deletes a removed torrent's files, then the folders under `save_dir`
+/// they leave empty. A file already gone is no error.
+fn delete(
+    files: &[std::path::PathBuf],
+    save_dir: Option<&std::path::Path>,
+) -> Result<(), SessionError> {
+    for f in files {
+        match std::fs::remove_file(f) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(SessionError::Delete {
+                    path: f.clone(),
+                    source,
+                })
+            }
+        }
+    }
+    let Some(save_dir) = save_dir else {
+        return Ok(());
+    };
+    // Parents of the files, deepest first, never the save directory itself
+    // nor anything outside it.
+    let mut dirs: Vec<&std::path::Path> = files
+        .iter()
+        .flat_map(|f| f.ancestors().skip(1))
+        .filter(|d| d.starts_with(save_dir) && *d != save_dir)
+        .collect();
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    dirs.dedup();
+    for d in dirs {
+        // Not empty (the user's own files) or gone: left alone.
+        let _ = std::fs::remove_dir(d);
+    }
+    Ok(())
+}

@@ -1,0 +1,296 @@
+//! How a session runs: [`SessionConfig`], fixed at start (threads,
+//! listeners, buffers, queue depths), and [`Settings`], which change while
+//! it runs.
+//!
+//! Settings come in raw ([`SettingsRaw`]: plain public fields, as the
+//! command line, a config file or an API call fill them) and are checked
+//! once into [`Settings`], the only form the session accepts, at start and
+//! at run time alike. So one path validates every source, and a shard
+//! never sees a value out of range.
+
+use std::net::SocketAddr;
+
+use thiserror::Error;
+
+use crate::engine::{EngineSettings, SettingError};
+use crate::peer::config::ConfigError;
+use crate::rate_limit::RATE_MAX;
+use crate::runtime::event_loop::LoopConfig;
+use crate::runtime::shard::limits::LimitsConfig;
+use crate::runtime::sockets::BindOptions;
+use crate::upload_slots::SlotsError;
+
+/// Most shards.
+pub const SHARDS_MAX: usize = 256;
+/// Most torrents one session holds (ids are slots up to this).
+pub const TORRENTS_MAX: usize = 1_000_000;
+/// Most control messages waiting in one shard's queue.
+pub const CONTROL_QUEUE_LIMIT: usize = 65_536;
+/// Most events waiting for the session's reader.
+pub const EVENTS_LIMIT: usize = 1_000_000;
+/// Most checker threads.
+pub const CHECKER_THREADS_MAX: usize = 64;
+/// Most global upload slots.
+pub const GLOBAL_UPLOAD_SLOTS_MAX: u64 = 1_000_000;
+
+/// What is fixed for the session's life.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub shards: usize,
+    pub listen: SocketAddr,
+    pub bind: BindOptions,
+    pub loop_config: LoopConfig,
+    /// Pin shard i to the i-th CPU this process may run on.
+    pub pin: bool,
+    /// Register each shard's buffer pool with its ring (READ_FIXED reads).
+    /// Default off: measured no faster for page-cache reads, and it keeps
+    /// the whole pool resident.
+    pub register_buffers: bool,
+    /// Control messages waiting per shard. Default 1,024: a burst of adds
+    /// from automation; a full queue is an error to the caller, not a wait.
+    pub control_queue_max: usize,
+    /// Events waiting for the reader. Default 4,096; past it events are
+    /// counted and dropped (the state is in snapshots).
+    pub events_max: usize,
+    /// Data checks run at once. Default 1, as qBittorrent: checks of
+    /// several torrents on one disk slow each other down.
+    pub checker_threads: usize,
+    /// Hashing threads of each check. Default: half the CPUs (at least
+    /// one), so the shards keep serving while a check runs.
+    pub check_hash_threads: usize,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        let cpus = available_cpus();
+        Self {
+            shards: cpus,
+            listen: SocketAddr::from(([0, 0, 0, 0], 6881)),
+            bind: BindOptions::default(),
+            loop_config: LoopConfig {
+                ring_entries: 1024,
+                ops_in_flight_max: 8192,
+                buffers: 512,
+                buffer_bytes: 64 * 1024,
+            },
+            pin: true,
+            register_buffers: false,
+            control_queue_max: 1024,
+            events_max: 4096,
+            checker_threads: 1,
+            check_hash_threads: (cpus / 2).max(1),
+        }
+    }
+}
+
+/// CPUs this process may run on.
+pub fn available_cpus() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(SHARDS_MAX)
+}
+
+/// A start-up value out of range.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("{name} = {value} is out of range: expected {min} to {max}")]
+pub struct ConfigRangeError {
+    pub name: &'static str,
+    pub value: u64,
+    pub min: u64,
+    pub max: u64,
+}
+
+fn range(name: &'static str, value: u64, min: u64, max: u64) -> Result<(), ConfigRangeError> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(ConfigRangeError {
+            name,
+            value,
+            min,
+            max,
+        })
+    }
+}
+
+impl SessionConfig {
+    /// Checks every range (the loop checks its own when it is built).
+    pub fn validate(&self) -> Result<(), ConfigRangeError> {
+        range("shards", self.shards as u64, 1, SHARDS_MAX as u64)?;
+        range(
+            "control_queue_max",
+            self.control_queue_max as u64,
+            1,
+            CONTROL_QUEUE_LIMIT as u64,
+        )?;
+        range("events_max", self.events_max as u64, 1, EVENTS_LIMIT as u64)?;
+        range(
+            "checker_threads",
+            self.checker_threads as u64,
+            1,
+            CHECKER_THREADS_MAX as u64,
+        )?;
+        range(
+            "check_hash_threads",
+            self.check_hash_threads as u64,
+            1,
+            crate::runtime::piece_hash::THREADS_MAX as u64,
+        )
+    }
+}
+
+/// Settings that may change while the session runs, unchecked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SettingsRaw {
+    /// Every torrent's engine: peers, choker, requests, timings.
+    pub engine: EngineSettings,
+    /// Rate limits and the global upload-slot budget.
+    pub limits: LimitsConfig,
+}
+
+/// Why settings were refused; names the setting.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SettingsError {
+    #[error(transparent)]
+    Engine(#[from] SettingError),
+    #[error("peer setting: {0}")]
+    Peer(#[from] ConfigError),
+    #[error("upload slots: {0}")]
+    Slots(#[from] SlotsError),
+    #[error("{name} = {value} is over the most allowed, {max}")]
+    TooLarge {
+        name: &'static str,
+        value: u64,
+        max: u64,
+    },
+}
+
+/// Checked settings: made only by [`Settings::check`], so every value is in
+/// range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    raw: SettingsRaw,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            raw: SettingsRaw::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Checks `raw` whole: every range, and the rules across settings.
+    pub fn check(raw: SettingsRaw) -> Result<Settings, SettingsError> {
+        raw.engine.validate()?;
+        raw.engine.peer.validate()?;
+        raw.engine.slots.validate()?;
+        let l = &raw.limits;
+        for (name, value) in [
+            ("upload_rate", l.upload_rate),
+            ("download_rate", l.download_rate),
+            ("torrent_upload_rate", l.torrent_upload_rate),
+            ("torrent_download_rate", l.torrent_download_rate),
+        ] {
+            if value > RATE_MAX {
+                return Err(SettingsError::TooLarge {
+                    name,
+                    value,
+                    max: RATE_MAX,
+                });
+            }
+        }
+        if l.upload_slots > GLOBAL_UPLOAD_SLOTS_MAX {
+            return Err(SettingsError::TooLarge {
+                name: "global upload_slots",
+                value: l.upload_slots,
+                max: GLOBAL_UPLOAD_SLOTS_MAX,
+            });
+        }
+        Ok(Settings { raw })
+    }
+
+    pub fn engine(&self) -> &EngineSettings {
+        &self.raw.engine
+    }
+
+    pub fn limits(&self) -> &LimitsConfig {
+        &self.raw.limits
+    }
+
+    /// The raw form, to change and check again.
+    pub fn to_raw(&self) -> SettingsRaw {
+        self.raw.clone()
+    }
+
+    /// Names of the groups that differ from `other` (for "what changed"
+    /// messages).
+    pub fn changes_from(&self, other: &Settings) -> Vec<&'static str> {
+        let (a, b) = (&self.raw, &other.raw);
+        let mut out = Vec::new();
+        if a.engine.peer != b.engine.peer {
+            out.push("peer connections");
+        }
+        if a.engine.slots != b.engine.slots {
+            out.push("upload slots");
+        }
+        let (mut ea, mut eb) = (a.engine.clone(), b.engine.clone());
+        (ea.peer, ea.slots) = (Default::default(), Default::default());
+        (eb.peer, eb.slots) = (Default::default(), Default::default());
+        if ea != eb {
+            out.push("torrent engine");
+        }
+        if a.limits != b.limits {
+            out.push("rate limits");
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_check_and_ranges_are_refused_by_name() {
+        assert!(Settings::check(SettingsRaw::default()).is_ok());
+        assert_eq!(
+            Settings::default(),
+            Settings::check(Default::default()).unwrap()
+        );
+        let mut raw = SettingsRaw::default();
+        raw.engine.peers_per_torrent_max = 0;
+        let e = Settings::check(raw).unwrap_err().to_string();
+        assert!(e.contains("peers_per_torrent_max"), "{e}");
+        let mut raw = SettingsRaw::default();
+        raw.limits.upload_rate = RATE_MAX + 1;
+        let e = Settings::check(raw).unwrap_err().to_string();
+        assert!(e.contains("upload_rate"), "{e}");
+        let mut raw = SettingsRaw::default();
+        raw.limits.upload_slots = GLOBAL_UPLOAD_SLOTS_MAX + 1;
+        assert!(Settings::check(raw).is_err());
+    }
+
+    #[test]
+    fn changes_are_named() {
+        let a = Settings::default();
+        let mut raw = a.to_raw();
+        raw.limits.upload_rate = 1000;
+        raw.engine.announce_numwant = 50;
+        let b = Settings::check(raw).unwrap();
+        assert_eq!(b.changes_from(&a), vec!["torrent engine", "rate limits"]);
+        assert!(a.changes_from(&a).is_empty());
+    }
+
+    #[test]
+    fn config_ranges() {
+        assert!(SessionConfig::default().validate().is_ok());
+        let c = SessionConfig {
+            control_queue_max: 0,
+            ..SessionConfig::default()
+        };
+        assert_eq!(c.validate().unwrap_err().name, "control_queue_max");
+    }
+}

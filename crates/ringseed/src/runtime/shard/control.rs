@@ -1,0 +1,535 @@
+//! The session's requests, as a shard carries them out, and each torrent's
+//! lifecycle: start (an engine is made from the pieces on disk), drain
+//! (peers closed, disk ops waited for), pause, check again, remove.
+//!
+//! Every request is answered (see `session::control`); the state machine
+//! itself is in [`super::torrents`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::torrents::{Entry, Next, Phase, Running, WAITING_PEERS_MAX};
+use super::Shard;
+use crate::engine::{Torrent, TorrentSetup};
+use crate::runtime::checker::{CheckJob, CheckOutcome, CheckProgress};
+use crate::runtime::disk::disk_files;
+use crate::runtime::session::control::{answer, Control, ControlError, Removed, ShardAdd};
+use crate::runtime::session::types::{Event, Have, Mode, TorrentId, TorrentLimits};
+use crate::runtime::tracker_worker::TrackerJob;
+
+impl Shard {
+    /// Handles what waits in the control queue (a bounded number per turn).
+    pub(super) fn handle_control(&mut self) {
+        for _ in 0..super::CONTROL_PER_TURN_MAX {
+            let Ok(msg) = self.control.try_recv() else {
+                return;
+            };
+            self.on_control(msg);
+        }
+        // More is waiting: come back at once rather than after a wait.
+        if !self.control.is_empty() {
+            self.waker.handle().wake();
+        }
+    }
+
+    pub(super) fn on_control(&mut self, msg: Control) {
+        if self.stopping.is_some() {
+            self.refuse_stopping(msg);
+            return;
+        }
+        match msg {
+            Control::Add { add, reply } => answer(&reply, self.add(*add)),
+            Control::Remove { id, reply } => match self.torrents.get_mut(id) {
+                None => answer(&reply, Err(ControlError::UnknownTorrent(id))),
+                Some(e) => match &mut e.phase {
+                    Phase::Draining(Next::Remove { .. }) => {
+                        answer(&reply, Err(ControlError::Removing(id)))
+                    }
+                    Phase::Draining(next) => *next = Next::Remove { reply },
+                    Phase::Active => self.begin_drain(id, Next::Remove { reply }),
+                    Phase::Checking | Phase::Paused | Phase::Error => {
+                        if let Some(c) = e.check.take() {
+                            c.cancel();
+                        }
+                        let removed = self.forget(id);
+                        answer(&reply, Ok(removed));
+                    }
+                },
+            },
+            Control::Pause { id, reply } => answer(&reply, self.pause(id)),
+            Control::Resume { id, reply } => answer(&reply, self.resume(id)),
+            Control::Recheck { id, reply } => answer(&reply, self.recheck(id)),
+            Control::SetLimits { id, limits, reply } => answer(&reply, self.set_limits(id, limits)),
+            Control::ApplySettings { settings, reply } => {
+                self.apply_settings(settings);
+                answer(&reply, Ok(()));
+            }
+            Control::AddPeers { id, peers, reply } => answer(&reply, self.add_peers(id, &peers)),
+            Control::Snapshot { id, reply } => {
+                let r = match id {
+                    Some(id) => self
+                        .torrents
+                        .get(id)
+                        .map(|e| vec![e.snapshot()])
+                        .ok_or(ControlError::UnknownTorrent(id)),
+                    None => Ok(self.torrents.iter().map(|(_, e)| e.snapshot()).collect()),
+                };
+                answer(&reply, r);
+            }
+            Control::Checked(outcome) => self.on_checked(*outcome),
+            Control::Stop => self.stop(),
+            #[cfg(test)]
+            Control::Stall(d) => self.stall = Some(d),
+        }
+    }
+
+    /// While stopping, requests are answered with `Stopping` (snapshots
+    /// still work: the CLI reads final numbers).
+    pub(super) fn refuse_stopping(&mut self, msg: Control) {
+        let no = ControlError::Stopping;
+        match msg {
+            Control::Add { reply, .. } => answer(&reply, Err(no)),
+            Control::Remove { reply, .. } => answer(&reply, Err(no)),
+            Control::Pause { reply, .. }
+            | Control::Resume { reply, .. }
+            | Control::Recheck { reply, .. }
+            | Control::SetLimits { reply, .. }
+            | Control::ApplySettings { reply, .. } => answer(&reply, Err(no)),
+            Control::AddPeers { reply, .. } => answer(&reply, Err(no)),
+            Control::Snapshot { id, reply } => {
+                let all = self.torrents.iter().map(|(_, e)| e.snapshot());
+                answer(
+                    &reply,
+                    Ok(all.filter(|s| id.is_none_or(|i| i == s.id)).collect()),
+                );
+            }
+            Control::Checked(_) | Control::Stop => {}
+            #[cfg(test)]
+            Control::Stall(_) => {}
+        }
+    }
+
+    fn add(&mut self, add: ShardAdd) -> Result<(), ControlError> {
+        let ShardAdd {
+            id,
+            metainfo,
+            save_dir,
+            mode,
+            have,
+            storage,
+            paused,
+            peers,
+            limits,
+            uploaded_before,
+            downloaded_before,
+        } = add;
+        let pieces = metainfo.info.pieces.len();
+        let bad = |reason: String| ControlError::BadId { id, reason };
+        let known = match have {
+            Have::Known(b) if b.len() == pieces => Some(b),
+            Have::Known(b) => {
+                return Err(bad(format!("{} have-bits for {pieces} pieces", b.len())));
+            }
+            Have::Check => None,
+        };
+        let empty = crate::torrent::Bitfield::new(pieces).map_err(|e| bad(e.to_string()))?;
+        let mut waiting_peers = peers;
+        waiting_peers.truncate(WAITING_PEERS_MAX);
+        let entry = Entry {
+            id,
+            info_hash: metainfo.info_hash,
+            name: metainfo.info.name.clone(),
+            trackers: metainfo.trackers.clone(),
+            metainfo,
+            save_dir,
+            mode,
+            phase: Phase::Paused,
+            run: None,
+            storage,
+            have: known.clone().unwrap_or(empty),
+            paused,
+            limits,
+            waiting_peers,
+            uploaded_before,
+            downloaded_before,
+            uploaded_here: 0,
+            downloaded_here: 0,
+            hash_failures_here: 0,
+            io_ops: 0,
+            check: None,
+            error: None,
+        };
+        self.torrents
+            .insert(entry)
+            .map_err(|e| bad(e.to_string()))?;
+        if known.is_none() || self.torrents.get(id).is_some_and(|e| e.storage.is_none()) {
+            self.submit_check(id);
+        } else if !paused {
+            self.start(id);
+        }
+        Ok(())
+    }
+
+    /// Queues a data check of `id` (the torrent is `Checking` meanwhile).
+    fn submit_check(&mut self, id: TorrentId) {
+        let Some(route) = self.routes.get(self.index).map(|r| r.control.clone()) else {
+            return;
+        };
+        let Some(e) = self.torrents.get_mut(id) else {
+            return;
+        };
+        let progress = CheckProgress::new();
+        e.check = Some(progress.clone());
+        e.phase = Phase::Checking;
+        e.error = None;
+        let job = CheckJob {
+            id,
+            metainfo: e.metainfo.clone(),
+            save_dir: e.save_dir.clone(),
+            open: e.storage.is_none().then_some(e.mode),
+            progress,
+            reply: route,
+        };
+        if self.checker.submit(job).is_err() {
+            self.fail(id, "the checker's queue is full".to_owned());
+        }
+    }
+
+    fn on_checked(&mut self, outcome: CheckOutcome) {
+        let id = outcome.id;
+        let Some(e) = self.torrents.get_mut(id) else {
+            return;
+        };
+        // A stale result (the torrent was checked again since): ignored.
+        let current = e
+            .check
+            .as_ref()
+            .is_some_and(|c| Arc::ptr_eq(c, &outcome.progress));
+        if !current || !matches!(e.phase, Phase::Checking) {
+            return;
+        }
+        e.check = None;
+        match outcome.result {
+            Ok(checked) => {
+                e.have = checked.have;
+                if checked.storage.is_some() {
+                    e.storage = checked.storage;
+                }
+                let pieces_have = e.have.count_ones() as u32;
+                let pieces = e.have.len() as u32;
+                let paused = e.paused;
+                e.phase = Phase::Paused;
+                self.events.send(Event::Checked {
+                    id,
+                    pieces_have,
+                    pieces,
+                });
+                if !paused {
+                    self.start(id);
+                }
+            }
+            Err(err) => self.fail(id, err.to_string()),
+        }
+    }
+
+    /// The torrent stops on an error (kept, with the reason, until the user
+    /// resumes, checks or removes it).
+    fn fail(&mut self, id: TorrentId, error: String) {
+        if let Some(e) = self.torrents.get_mut(id) {
+            e.phase = Phase::Error;
+            e.error = Some(error.clone());
+            e.check = None;
+        }
+        self.events.send(Event::Error { id, error });
+    }
+
+    /// Makes the engine of a checked torrent and starts serving.
+    fn start(&mut self, id: TorrentId) {
+        let now = self.now;
+        let seed = self.rng_seed ^ id.to_u64().wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let engine_settings = self.settings.engine().clone();
+        let listen_addr = self.listen_addr;
+        let peer_id = self.peer_id;
+        let Some(e) = self.torrents.get_mut(id) else {
+            return;
+        };
+        if e.storage.is_none() {
+            return;
+        }
+        let info = &e.metainfo.info;
+        let setup = TorrentSetup {
+            info_hash: e.info_hash,
+            piece_length: info.piece_length,
+            total_length: info.total_length,
+            piece_hashes: Arc::from(info.pieces.clone()),
+            have: e.have.clone(),
+            peer_id,
+            listen_port: listen_addr.port(),
+            listen_addr: Some(listen_addr),
+            has_trackers: !e.trackers.is_empty(),
+            download: e.mode == Mode::Download,
+            rng_seed: seed,
+        };
+        let torrent = match Torrent::new(setup, engine_settings, now) {
+            Ok(t) => t,
+            Err(err) => {
+                let reason = err.to_string();
+                self.fail(id, reason);
+                return;
+            }
+        };
+        let peers = std::mem::take(&mut e.waiting_peers);
+        e.run = Some(Running {
+            torrent,
+            conn_of: HashMap::new(),
+        });
+        e.phase = Phase::Active;
+        e.error = None;
+        let limits = e.limits;
+        self.apply_torrent_limits(id, limits);
+        if let Some(t) = self.torrents.engine_mut(id) {
+            t.add_addresses(&peers);
+            t.tick(now);
+        }
+        self.pump(id);
+    }
+
+    fn pause(&mut self, id: TorrentId) -> Result<(), ControlError> {
+        let e = self
+            .torrents
+            .get_mut(id)
+            .ok_or(ControlError::UnknownTorrent(id))?;
+        e.paused = true;
+        match e.phase {
+            Phase::Active => self.begin_drain(id, Next::Pause),
+            Phase::Draining(Next::Remove { .. }) => return Err(ControlError::Removing(id)),
+            Phase::Checking | Phase::Paused | Phase::Error | Phase::Draining(_) => {}
+        }
+        Ok(())
+    }
+
+    fn resume(&mut self, id: TorrentId) -> Result<(), ControlError> {
+        let e = self
+            .torrents
+            .get_mut(id)
+            .ok_or(ControlError::UnknownTorrent(id))?;
+        e.paused = false;
+        match e.phase {
+            Phase::Paused => self.start(id),
+            // Try again: the files may be back.
+            Phase::Error => self.submit_check(id),
+            Phase::Draining(Next::Remove { .. }) => return Err(ControlError::Removing(id)),
+            Phase::Checking | Phase::Active | Phase::Draining(_) => {}
+        }
+        Ok(())
+    }
+
+    fn recheck(&mut self, id: TorrentId) -> Result<(), ControlError> {
+        let e = self
+            .torrents
+            .get_mut(id)
+            .ok_or(ControlError::UnknownTorrent(id))?;
+        match &mut e.phase {
+            Phase::Active => self.begin_drain(id, Next::Recheck),
+            Phase::Paused | Phase::Error => self.submit_check(id),
+            Phase::Draining(Next::Remove { .. }) => return Err(ControlError::Removing(id)),
+            Phase::Draining(next) => *next = Next::Recheck,
+            Phase::Checking => {}
+        }
+        Ok(())
+    }
+
+    fn set_limits(&mut self, id: TorrentId, limits: TorrentLimits) -> Result<(), ControlError> {
+        let e = self
+            .torrents
+            .get_mut(id)
+            .ok_or(ControlError::UnknownTorrent(id))?;
+        e.limits = limits;
+        if e.is_active() {
+            self.apply_torrent_limits(id, limits);
+        }
+        Ok(())
+    }
+
+    /// Sets the torrent's buckets: its own limit, else the session's
+    /// default per torrent.
+    fn apply_torrent_limits(&mut self, id: TorrentId, limits: TorrentLimits) {
+        let defaults = *self.settings.limits();
+        let now = self.now;
+        let t = id.slot as usize;
+        let up = limits.upload_rate.unwrap_or(defaults.torrent_upload_rate);
+        let down = limits
+            .download_rate
+            .unwrap_or(defaults.torrent_download_rate);
+        self.limits.up.set_torrent_rate(now, t, up);
+        self.limits.down.set_torrent_rate(now, t, down);
+    }
+
+    fn apply_settings(&mut self, settings: Arc<crate::runtime::session::settings::Settings>) {
+        let now = self.now;
+        self.limits.apply(settings.limits(), now);
+        self.settings = settings;
+        for id in self.torrents.ids() {
+            let limits = match self.torrents.get(id) {
+                Some(e) if e.is_active() => e.limits,
+                _ => continue,
+            };
+            self.apply_torrent_limits(id, limits);
+            let engine = self.settings.engine().clone();
+            if let Some(t) = self.torrents.engine_mut(id) {
+                // Checked by the session: cannot fail.
+                let _ = t.apply_settings(engine);
+            }
+        }
+    }
+
+    fn add_peers(
+        &mut self,
+        id: TorrentId,
+        peers: &[std::net::SocketAddr],
+    ) -> Result<usize, ControlError> {
+        let e = self
+            .torrents
+            .get_mut(id)
+            .ok_or(ControlError::UnknownTorrent(id))?;
+        if let (Phase::Active, Some(r)) = (&e.phase, e.run.as_mut()) {
+            let added = r.torrent.add_addresses(peers);
+            self.pump(id);
+            return Ok(added);
+        }
+        let room = WAITING_PEERS_MAX.saturating_sub(e.waiting_peers.len());
+        let mut added = 0;
+        for p in peers.iter().take(room) {
+            if !e.waiting_peers.contains(p) {
+                e.waiting_peers.push(*p);
+                added += 1;
+            }
+        }
+        Ok(added)
+    }
+
+    /// Stops serving `id`: a `stopped` announce, every peer closed; the
+    /// rest waits in `finish_drains` until no disk op names it.
+    fn begin_drain(&mut self, id: TorrentId, next: Next) {
+        let Some(e) = self.torrents.get_mut(id) else {
+            return;
+        };
+        e.phase = Phase::Draining(next);
+        let trackers = e.trackers.clone();
+        let Some(run) = e.run.as_mut() else {
+            return;
+        };
+        if let Some(request) = run.torrent.stop() {
+            let job = TrackerJob {
+                token: id.to_u64(),
+                tiers: trackers,
+                request,
+                reply: self.stopped_tx.clone(),
+                wake: None,
+            };
+            let _ = self.tracker.submit(job);
+        }
+        let conns: Vec<_> = run.conn_of.drain().map(|(_, c)| c).collect();
+        for c in conns {
+            self.drop_conn(c, false);
+        }
+        self.drop_connecting(id);
+        let t = id.slot as usize;
+        self.deferred_reads.remove_torrent(t);
+        self.throttled_reads.remove_torrent(t);
+        self.throttled_recv.remove_torrent(t);
+        self.limits.up.set_torrent_rate(self.now, t, 0);
+        self.limits.down.set_torrent_rate(self.now, t, 0);
+        self.finish_drains();
+    }
+
+    /// Completes the drains whose disk ops are done.
+    pub(super) fn finish_drains(&mut self) {
+        let ready: Vec<TorrentId> = self
+            .torrents
+            .iter()
+            .filter(|(_, e)| e.is_draining() && e.io_ops == 0)
+            .map(|(id, _)| id)
+            .collect();
+        for id in ready {
+            let Some(e) = self.torrents.get_mut(id) else {
+                continue;
+            };
+            let next = std::mem::replace(&mut e.phase, Phase::Paused);
+            e.retire_engine();
+            match next {
+                Phase::Draining(Next::Pause) => {
+                    if !e.paused {
+                        self.start(id);
+                    }
+                }
+                Phase::Draining(Next::Recheck) => self.submit_check(id),
+                Phase::Draining(Next::Remove { reply }) => {
+                    let removed = self.forget(id);
+                    answer(&reply, Ok(removed));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Forgets a torrent that holds no engine and no op; its files close.
+    fn forget(&mut self, id: TorrentId) -> Removed {
+        let Some(e) = self.torrents.remove(id) else {
+            return Removed::default();
+        };
+        debug_assert_eq!(e.io_ops, 0, "a torrent forgotten with disk ops in flight");
+        debug_assert!(e.run.is_none(), "a torrent forgotten with its engine");
+        let t = id.slot as usize;
+        self.deferred_reads.remove_torrent(t);
+        self.throttled_reads.remove_torrent(t);
+        self.throttled_recv.remove_torrent(t);
+        self.limits.up.set_torrent_rate(self.now, t, 0);
+        self.limits.down.set_torrent_rate(self.now, t, 0);
+        self.gone.uploaded += e.uploaded_here;
+        self.gone.downloaded += e.downloaded_here;
+        self.events.send(Event::Removed { id });
+        Removed {
+            files: disk_files(&e.metainfo, &e.save_dir)
+                .into_iter()
+                .filter_map(|f| f.path)
+                .collect(),
+            uploaded: e.uploaded_here,
+            downloaded: e.downloaded_here,
+        }
+    }
+
+    /// Stop: `stopped` announces, close connections, then exit once idle.
+    pub(super) fn stop(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
+        self.stopping = Some(self.now);
+        if let Some(op) = self.accept_op.take() {
+            let _ = self.ev.cancel(op);
+        }
+        for id in self.torrents.ids() {
+            let Some(e) = self.torrents.get_mut(id) else {
+                continue;
+            };
+            if let Some(c) = e.check.take() {
+                c.cancel();
+            }
+            let trackers = e.trackers.clone();
+            let request = e.run.as_mut().and_then(|r| r.torrent.stop());
+            if let Some(request) = request {
+                let job = TrackerJob {
+                    token: id.to_u64(),
+                    tiers: trackers,
+                    request,
+                    reply: self.stopped_tx.clone(),
+                    wake: None,
+                };
+                let _ = self.tracker.submit(job);
+            }
+        }
+        for id in self.conns.ids() {
+            self.drop_conn(id, true);
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! Connections coming and going: accepting, reading until the handshake's
+//! first 48 bytes name an info-hash, handing a connection to the shard that
+//! owns that torrent (the fd and the bytes read so far travel over the
+//! owner's hand-off queue, and its waker is poked), dialling, attaching a
+//! connection to its torrent's engine, and tearing it down.
+
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use super::conn::{ConnId, ConnState, OutItem};
+use super::{OpCtx, Shard, CONNS_PER_SHARD_MAX, HANDOFF_QUEUE_MAX, ROUTING_TIMEOUT};
+use crate::peer::Direction;
+use crate::runtime::event_loop::Completion;
+use crate::runtime::session::control::Adopt;
+use crate::runtime::session::types::TorrentId;
+use crate::runtime::sockets;
+use crate::wire::HandshakePrefix;
+
+impl Shard {
+    pub(super) fn on_accept(&mut self, c: Completion<Option<OpCtx>>) {
+        if !c.more {
+            self.accept_op = None;
+            if c.result.is_err() {
+                // EMFILE and friends: try again soon rather than spin.
+                self.accept_retry_at = Some(self.now + super::ACCEPT_RETRY);
+            } else {
+                self.arm_accept();
+            }
+        }
+        let Ok(fd) = c.result else {
+            return;
+        };
+        // SAFETY: the kernel just gave us this new fd; nobody else owns it.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        if self.stopping.is_some() || self.conns.len() >= CONNS_PER_SHARD_MAX {
+            return;
+        }
+        let addr = c
+            .peer
+            .or_else(|| peer_addr(&fd))
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let Some(id) = self.conns.insert(fd, addr, ConnState::Routing, self.now) else {
+            return;
+        };
+        self.start_recv(id);
+    }
+
+    /// An incoming connection: find the torrent its handshake names.
+    pub(super) fn route(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get(id) else {
+            return;
+        };
+        let addr = conn.addr;
+        let hash = match HandshakePrefix::decode(&conn.inbuf) {
+            Ok(Some(p)) => p.info_hash,
+            Ok(None) => {
+                self.start_recv(id);
+                return;
+            }
+            Err(e) => {
+                self.log.line(self.now, format!("peer {addr} dropped: {e}"));
+                self.drop_conn(id, false);
+                return;
+            }
+        };
+        let owner = super::shard_of(&hash, self.shards);
+        if owner != self.index {
+            self.hand_off(id, owner);
+            return;
+        }
+        let Some(t) = self.torrents.by_hash(&hash) else {
+            self.log.line(
+                self.now,
+                format!("peer {addr} dropped: unknown info-hash {hash}"),
+            );
+            self.drop_conn(id, false);
+            return;
+        };
+        if !self.torrents.get(t).is_some_and(|e| e.is_active()) {
+            let state = self.torrents.get(t).map_or("gone", |e| e.state().name());
+            self.log.line(
+                self.now,
+                format!("peer {addr} dropped: torrent {hash} is {state}"),
+            );
+            self.drop_conn(id, false);
+            return;
+        }
+        if let Err(e) = self.attach(id, t, addr, Direction::Incoming) {
+            self.log.line(self.now, format!("peer {addr} refused: {e}"));
+        }
+    }
+
+    /// Moves a connection to the shard that owns its torrent.
+    fn hand_off(&mut self, id: ConnId, owner: usize) {
+        let Some(mut conn) = self.conns.remove(id) else {
+            return;
+        };
+        let addr = conn.addr;
+        let (Some(fd), Some(route)) = (conn.fd.take(), self.routes.get(owner)) else {
+            return;
+        };
+        let received = std::mem::take(&mut conn.inbuf);
+        // A full queue (the owner is far behind) drops the connection: the
+        // fd is closed with the message; the peer may retry.
+        match route.handoff.try_send(Adopt { fd, addr, received }) {
+            Ok(()) => {
+                self.handoffs += 1;
+                route.wake().wake();
+            }
+            Err(_) => {
+                self.log.line(
+                    self.now,
+                    format!(
+                        "peer {addr} dropped: shard {owner} is far behind \
+                         ({HANDOFF_QUEUE_MAX} connections wait for it)"
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Connections other shards handed to us.
+    pub(super) fn handle_handoffs(&mut self) {
+        while let Ok(Adopt { fd, addr, received }) = self.handoff.try_recv() {
+            if self.stopping.is_some() {
+                continue;
+            }
+            let Some(id) = self.conns.insert(fd, addr, ConnState::Routing, self.now) else {
+                continue;
+            };
+            if let Some(c) = self.conns.get_mut(id) {
+                c.inbuf = received;
+            }
+            self.route(id);
+        }
+    }
+
+    pub(super) fn start_connect(&mut self, t: TorrentId, addr: SocketAddr) {
+        let socket = match sockets::tcp_socket_for_connect(addr, &self.bind) {
+            Ok(s) => s,
+            Err(e) => {
+                self.log
+                    .line(self.now, format!("cannot connect to {addr}: {e}"));
+                if let Some(t) = self.torrents.engine_mut(t) {
+                    t.connect_failed(addr);
+                }
+                return;
+            }
+        };
+        let fd: OwnedFd = socket.into();
+        let raw = fd.as_raw_fd();
+        let Some(id) = self
+            .conns
+            .insert(fd, addr, ConnState::Connecting { torrent: t }, self.now)
+        else {
+            if let Some(t) = self.torrents.engine_mut(t) {
+                t.connect_failed(addr);
+            }
+            return;
+        };
+        match self.queue(OpCtx::Connect { conn: id }, |ev| ev.connect(raw, addr)) {
+            Ok(_) => {
+                if let Some(c) = self.conns.get_mut(id) {
+                    c.ops += 1;
+                }
+            }
+            Err(_) => {
+                self.conns.remove(id);
+                if let Some(t) = self.torrents.engine_mut(t) {
+                    t.connect_failed(addr);
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_connect(&mut self, id: ConnId, c: Completion<Option<OpCtx>>) {
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        conn.ops = conn.ops.saturating_sub(1);
+        let addr = conn.addr;
+        let ConnState::Connecting { torrent: t } = conn.state else {
+            self.maybe_reap(id);
+            return;
+        };
+        let active = self.torrents.get(t).is_some_and(|e| e.is_active());
+        if c.result.is_err() || !active {
+            if let Some(t) = self.torrents.engine_mut(t) {
+                t.connect_failed(addr);
+            }
+            self.drop_conn(id, false);
+            return;
+        }
+        let _ = self.attach(id, t, addr, Direction::Outgoing);
+    }
+
+    /// Drops connections that did not name a torrent, or connect, in time.
+    pub(super) fn sweep(&mut self, now: std::time::Duration) {
+        let slow: Vec<(ConnId, ConnState, SocketAddr)> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                matches!(c.state, ConnState::Routing | ConnState::Connecting { .. })
+                    && now.saturating_sub(c.since) >= ROUTING_TIMEOUT
+            })
+            .map(|(id, c)| (id, c.state, c.addr))
+            .collect();
+        for (id, state, addr) in slow {
+            if state == ConnState::Routing {
+                self.log.line(
+                    now,
+                    format!(
+                        "peer {addr} dropped: no handshake within {} s",
+                        ROUTING_TIMEOUT.as_secs()
+                    ),
+                );
+            }
+            self.drop_conn(id, false);
+        }
+    }
+
+    /// Makes a connection a peer of torrent `t`, feeds it what it received
+    /// so far and starts receiving; on refusal the connection is dropped.
+    fn attach(
+        &mut self,
+        id: ConnId,
+        t: TorrentId,
+        addr: SocketAddr,
+        direction: Direction,
+    ) -> Result<(), crate::engine::AddPeerError> {
+        let now = self.now;
+        let Some(run) = self.torrents.running_mut(t) else {
+            self.drop_conn(id, false);
+            return Err(crate::engine::AddPeerError::Stopping);
+        };
+        match run.torrent.add_peer(now, addr, direction) {
+            Ok(peer) => {
+                run.conn_of.insert(peer, id);
+                if let Some(c) = self.conns.get_mut(id) {
+                    c.state = ConnState::Peer { torrent: t, peer };
+                }
+                self.feed(id, t, peer);
+                self.start_recv(id);
+                Ok(())
+            }
+            Err(e) => {
+                self.drop_conn(id, false);
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts tearing a connection down; `notify`: tell its torrent.
+    pub(super) fn drop_conn(&mut self, id: ConnId, notify: bool) {
+        let now = self.now;
+        let Some(conn) = self.conns.get_mut(id) else {
+            return;
+        };
+        if conn.state == ConnState::Closing {
+            return;
+        }
+        let state = conn.state;
+        let addr = conn.addr;
+        conn.state = ConnState::Closing;
+        if let Some(fd) = conn.raw_fd() {
+            // SAFETY: shutdown on an fd we own; it only wakes pending ops.
+            unsafe {
+                libc::shutdown(fd, libc::SHUT_RDWR);
+            }
+        }
+        let items: Vec<OutItem> = conn.out.drain(..).collect();
+        match state {
+            ConnState::Peer { torrent, peer } => {
+                if let Some(run) = self.torrents.running_mut(torrent) {
+                    run.conn_of.remove(&peer);
+                    if notify {
+                        run.torrent.peer_removed(now, peer);
+                    }
+                }
+            }
+            ConnState::Connecting { torrent } => {
+                if let Some(t) = self.torrents.engine_mut(torrent) {
+                    t.connect_failed(addr);
+                }
+            }
+            ConnState::Routing | ConnState::Closing => {}
+        }
+        for item in items {
+            if let OutItem::Blocks(b) = item {
+                let _ = self.ev.buffers().release(b.buffer);
+            }
+        }
+        self.maybe_reap(id);
+    }
+
+    /// Drops the dials in flight for torrent `t` (it stops serving).
+    pub(super) fn drop_connecting(&mut self, t: TorrentId) {
+        let dialling: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| c.state == ConnState::Connecting { torrent: t })
+            .map(|(id, _)| id)
+            .collect();
+        for id in dialling {
+            self.drop_conn(id, false);
+        }
+    }
+
+    /// Frees a closing connection once no op names it.
+    pub(super) fn maybe_reap(&mut self, id: ConnId) {
+        let ready = self
+            .conns
+            .get(id)
+            .is_some_and(|c| c.state == ConnState::Closing && c.ops == 0);
+        if ready {
+            // Dropping the OwnedFd closes it.
+            self.conns.remove(id);
+        }
+    }
+}
+
+fn peer_addr(fd: &OwnedFd) -> Option<SocketAddr> {
+    let s = socket2::SockRef::from(fd);
+    s.peer_addr().ok()?.as_socket()
+}
