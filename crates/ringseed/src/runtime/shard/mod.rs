@@ -60,9 +60,14 @@ use crate::runtime::waker::{Waker, WakerHandle};
 use crate::storage::FileSpan;
 use crate::wire::HandshakePrefix;
 
-/// Most bytes kept received and unconsumed per connection (a whole piece
-/// message, or a bitfield of a 2^20-piece torrent, fits).
-pub const INBUF_BYTES_MAX: usize = 256 * 1024;
+/// Most bytes kept received and unconsumed per connection, whatever its
+/// torrent. A peer's connection keeps at most its torrent's
+/// `Torrent::receive_buffer_bytes_max` (room for the largest message it may
+/// send, e.g. the bitfield of a torrent of many pieces, plus one receive);
+/// one not yet attached to a torrent, `limits::RECEIVE_BUFFER_BYTES_MIN`.
+pub const INBUF_BYTES_MAX: usize = crate::limits::RECEIVE_BUFFER_BYTES_MAX;
+// One receive (a recv-ring buffer) must fit in the room those bounds leave.
+const _: () = assert!(RECV_RING_BUFFER_BYTES <= crate::limits::RECEIVE_CHUNK_BYTES_MAX);
 /// Buffers in each shard's recv ring (multishot receives). Completions are
 /// handled and buffers given back every turn, so the ring only needs to
 /// cover one turn's bytes; a dry ring costs a re-arm, not data.
@@ -747,10 +752,20 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        if conn.inbuf.len() > INBUF_BYTES_MAX {
+        let inbuf_max = match conn.state {
+            ConnState::Peer { torrent, .. } => self
+                .torrents
+                .get(torrent)
+                .map_or(crate::limits::RECEIVE_BUFFER_BYTES_MIN, |t| {
+                    t.torrent.receive_buffer_bytes_max()
+                }),
+            _ => crate::limits::RECEIVE_BUFFER_BYTES_MIN,
+        }
+        .min(INBUF_BYTES_MAX);
+        if conn.inbuf.len() > inbuf_max {
             let addr = conn.addr;
             self.log(format!(
-                "peer {addr} dropped: over {INBUF_BYTES_MAX} bytes unconsumed"
+                "peer {addr} dropped: over {inbuf_max} bytes unconsumed"
             ));
             self.drop_conn(id, true);
             return;
