@@ -14,8 +14,13 @@
 //!   of one connection, from its decoder limits.
 //! - `peer::config`: `block_bytes_max` and the client name against the
 //!   decoder's limits and the extension handshake's.
-//! - In the runtime (`ringseed::runtime`): the shard's recv-ring buffers
-//!   against [`RECEIVE_CHUNK_BYTES_MAX`].
+//! - `rate_limit`: its block is the picker's block.
+//! - `tracker::http::response`: the bencode limits of a tracker's answer
+//!   against the peers and scrape entries it may hold.
+//! - In the runtime (`ringseed::runtime`): the shard's receive buffers
+//!   against [`RECEIVE_CHUNK_BYTES_MAX`], the pool buffer against the block
+//!   sizes, the largest write against [`PIECE_LENGTH_BYTES_MAX`], and the
+//!   connections of one shard against the peers of one torrent.
 //!
 //! [`Limits::receive_buffer_bytes_max`]: crate::wire::Limits::receive_buffer_bytes_max
 

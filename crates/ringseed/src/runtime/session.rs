@@ -19,7 +19,7 @@ use crossbeam_channel::{Receiver, Sender};
 use thiserror::Error;
 
 use super::disk::{DiskError, TorrentStorage};
-use super::event_loop::LoopConfig;
+use super::event_loop::{LoopConfig, SEND_BLOCKS_MAX};
 pub use super::shard::limits::LimitsConfig;
 use super::shard::quota_board::QuotaBoard;
 use super::shard::{self, shard_of, SessionEvent, ShardMsg, ShardSpec, ShardTorrent};
@@ -27,7 +27,9 @@ use super::sockets::{self, BindOptions, SocketError};
 use super::tracker_worker::{TrackerWorker, TrackerWorkerConfig};
 use super::uring::{check_usable, UringError};
 use super::waker::Waker;
+use crate::engine::settings::PEERS_PER_TORRENT_LIMIT;
 use crate::engine::{EngineSettings, Torrent, TorrentError, TorrentSetup};
+use crate::limits::RECEIVE_CHUNK_BYTES_MAX;
 use crate::metainfo::Metainfo;
 use crate::torrent::Bitfield;
 
@@ -37,6 +39,22 @@ pub const SHARDS_MAX: usize = 256;
 const BACKLOG: i32 = 1024;
 /// How long `stop` gives the trackers to take the `stopped` announces.
 const TRACKER_STOP_DEADLINE: Duration = Duration::from_secs(5);
+/// Bytes of each pool buffer by default: `SEND_BLOCKS_MAX` blocks of 16 KiB
+/// (64 KiB), so a coalesced read of adjacent blocks fills one buffer and
+/// goes out in one send.
+pub const POOL_BUFFER_BYTES_DEFAULT: usize = SEND_BLOCKS_MAX * crate::torrent::BLOCK_BYTES as usize;
+
+// A shard receives into a whole pool buffer (while a connection is routed,
+// and on kernels without recv rings): one receive must fit in the room the
+// receive bounds leave (`limits::receive_buffer_bytes_max`).
+const _: () = assert!(POOL_BUFFER_BYTES_DEFAULT <= RECEIVE_CHUNK_BYTES_MAX);
+// A block read goes into one pool buffer: the largest block a peer may ask
+// for by default must fit.
+const _: () =
+    assert!(crate::wire::decoder::BLOCK_BYTES_MAX_DEFAULT as usize <= POOL_BUFFER_BYTES_DEFAULT);
+// Every peer of a torrent lives on the torrent's shard: one shard must be
+// able to hold the most peers one torrent may be configured for.
+const _: () = assert!(PEERS_PER_TORRENT_LIMIT <= super::shard::CONNS_PER_SHARD_MAX);
 
 /// How the session runs.
 #[derive(Debug, Clone)]
@@ -68,7 +86,7 @@ impl Default for SessionConfig {
                 ring_entries: 1024,
                 ops_in_flight_max: 8192,
                 buffers: 512,
-                buffer_bytes: 64 * 1024,
+                buffer_bytes: POOL_BUFFER_BYTES_DEFAULT,
             },
             pin: true,
             register_buffers: false,
@@ -110,6 +128,15 @@ pub enum SessionError {
     },
     #[error("shard count {0} is out of range: expected 1 to {SHARDS_MAX}")]
     Shards(usize),
+    #[error(
+        "pool buffers of {bytes} bytes: expected {min} (the largest block a peer may \
+         request) to {max} (the most one receive may add to a connection's buffer)"
+    )]
+    PoolBufferBytes {
+        bytes: usize,
+        min: usize,
+        max: usize,
+    },
     #[error("the same torrent ({0}) is given twice")]
     Duplicate(String),
     #[error("cannot read the listener's address: {0}")]
@@ -120,6 +147,20 @@ pub enum SessionError {
     Waker(String),
     #[error("cannot start the tracker worker: {0}")]
     Tracker(String),
+}
+
+/// The pool buffers must hold the largest block a peer may request (a block
+/// read fills one buffer) and be no larger than one receive may be (a shard
+/// receives into a whole buffer on kernels without recv rings).
+fn check_pool_buffer(config: &SessionConfig) -> Result<(), SessionError> {
+    let bytes = config.loop_config.buffer_bytes;
+    let min = config.settings.peer.block_bytes_max as usize;
+    let max = RECEIVE_CHUNK_BYTES_MAX;
+    if (min..=max).contains(&bytes) {
+        Ok(())
+    } else {
+        Err(SessionError::PoolBufferBytes { bytes, min, max })
+    }
 }
 
 /// CPUs this process may run on.
@@ -203,6 +244,7 @@ impl Session {
         if !(1..=SHARDS_MAX).contains(&n) {
             return Err(SessionError::Shards(n));
         }
+        check_pool_buffer(&config)?;
         // Listeners: the first resolves port 0; the rest share its port.
         let first = sockets::tcp_listener(config.listen, &config.bind, n > 1, BACKLOG)?;
         let local_addr = first.local_addr().map_err(SessionError::LocalAddr)?;
@@ -376,5 +418,29 @@ impl Session {
             t.shutdown(TRACKER_STOP_DEADLINE);
         }
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_buffers_must_hold_a_block_and_fit_a_receive() {
+        let mut c = SessionConfig::default();
+        assert!(check_pool_buffer(&c).is_ok());
+        c.loop_config.buffer_bytes = RECEIVE_CHUNK_BYTES_MAX + 1;
+        assert!(matches!(
+            check_pool_buffer(&c),
+            Err(SessionError::PoolBufferBytes { max, .. }) if max == RECEIVE_CHUNK_BYTES_MAX
+        ));
+        c.loop_config.buffer_bytes = 32 * 1024;
+        c.settings.peer.block_bytes_max = 64 * 1024;
+        let e = check_pool_buffer(&c).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("pool buffers of 32768 bytes: expected 65536"),
+            "{e}"
+        );
     }
 }
