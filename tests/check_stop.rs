@@ -55,13 +55,25 @@ fn sigterm_during_a_4_gib_check_exits_within_a_second_while_others_serve() {
     std::fs::write(data_dir.join("small.bin"), &small).unwrap_or_else(|e| panic!("{e}"));
     let small_hashes: Vec<[u8; 20]> = small.chunks(32 * 1024).map(sha1).collect();
     let small_torrent = dir.path().join("small.torrent");
-    write_torrent(&small_torrent, "small.bin", small.len() as u64, 32 * 1024, &small_hashes);
+    write_torrent(
+        &small_torrent,
+        "small.bin",
+        small.len() as u64,
+        32 * 1024,
+        &small_hashes,
+    );
     // The big one: holes, and hashes that never match (the check reads all).
     let big = std::fs::File::create(data_dir.join("big.bin")).unwrap_or_else(|e| panic!("{e}"));
     big.set_len(BIG_BYTES).unwrap_or_else(|e| panic!("{e}"));
     let big_torrent = dir.path().join("big.torrent");
     let big_hashes = vec![[1u8; 20]; (BIG_BYTES / BIG_PIECE_BYTES) as usize];
-    write_torrent(&big_torrent, "big.bin", BIG_BYTES, BIG_PIECE_BYTES, &big_hashes);
+    write_torrent(
+        &big_torrent,
+        "big.bin",
+        BIG_BYTES,
+        BIG_PIECE_BYTES,
+        &big_hashes,
+    );
 
     let listen = SocketAddr::from((SEEDER_IP, free_port(SEEDER_IP)));
     let args: Vec<OsString> = vec![
@@ -78,8 +90,13 @@ fn sigterm_during_a_4_gib_check_exits_within_a_second_while_others_serve() {
     let mut seeder = Daemon::spawn("seeder", &args);
     // The small torrent is checked first (one check at a time, in order)
     // and served while the big one is checked.
-    if let Err(why) = seeder.wait_line(READY_WAIT_MAX, |l| l.contains("small.bin: 3 of 3 pieces good")) {
-        panic!("the small torrent was not checked: {why}\n{}", seeder.describe());
+    if let Err(why) = seeder.wait_line(READY_WAIT_MAX, |l| {
+        l.contains("small.bin: 3 of 3 pieces good")
+    }) {
+        panic!(
+            "the small torrent was not checked: {why}\n{}",
+            seeder.describe()
+        );
     }
     let m = Metainfo::from_bytes(&std::fs::read(&small_torrent).unwrap_or_default())
         .unwrap_or_else(|e| panic!("{e}"));

@@ -80,7 +80,11 @@ impl RawPeer {
             .map_err(|e| format!("bind {from}: {e}"))?;
         sock.connect_timeout(&dst.into(), CONNECT_WAIT_MAX)
             .map_err(|e| format!("connect {src} -> {dst}: {e}"))?;
-        let stream: TcpStream = sock.into();
+        RawPeer::from_stream(sock.into(), pieces)
+    }
+
+    /// A raw peer on a connection the other side opened (accepted here).
+    pub fn from_stream(stream: TcpStream, pieces: u32) -> Result<RawPeer, String> {
         stream
             .set_read_timeout(Some(READ_SLICE))
             .and_then(|()| stream.set_write_timeout(Some(CONNECT_WAIT_MAX)))

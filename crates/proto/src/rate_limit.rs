@@ -18,8 +18,10 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-/// Bytes of one block: the smallest grant worth making.
-pub const BLOCK_BYTES: u64 = 16 * 1024;
+/// Bytes of one block: the smallest grant worth making. The picker's block
+/// ([`torrent::BLOCK_BYTES`](crate::torrent::BLOCK_BYTES)), so a grant of one
+/// block covers one block we send or receive.
+pub const BLOCK_BYTES: u64 = crate::torrent::BLOCK_BYTES as u64;
 /// Highest rate a bucket takes (bytes per second); higher is clamped.
 pub const RATE_MAX: u64 = 1 << 40;
 /// Saved tokens of a bucket made by [`TokenBucket::for_rate`]: this much

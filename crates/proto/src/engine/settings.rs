@@ -8,8 +8,10 @@ use thiserror::Error;
 use crate::peer::PeerConfig;
 use crate::upload_slots::SlotSettings;
 
-/// Most peers one torrent may be configured for.
-pub const PEERS_PER_TORRENT_LIMIT: usize = 10_000;
+/// Most peers one torrent may be configured for. All of a torrent's peers
+/// live on its shard, so this is at most a shard's connections (the
+/// runtime asserts it).
+pub const PEERS_PER_TORRENT_LIMIT: usize = 4_000;
 /// Most known (not connected) addresses one torrent may keep.
 pub const PEER_ADDRESSES_LIMIT: usize = 100_000;
 

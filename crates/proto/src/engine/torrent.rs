@@ -90,6 +90,8 @@ pub enum TorrentError {
     Picker(#[from] crate::torrent::PickerError),
     #[error(transparent)]
     Settings(#[from] super::settings::SettingError),
+    #[error("peer settings: {0}")]
+    PeerConfig(#[from] crate::peer::ConfigError),
     #[error(transparent)]
     Slots(#[from] crate::upload_slots::SlotsError),
     #[error("{found} piece hashes for {expected} pieces")]
@@ -270,6 +272,7 @@ impl Torrent {
         now: Duration,
     ) -> Result<Torrent, TorrentError> {
         settings.validate()?;
+        settings.peer.validate()?;
         let shape = TorrentShape::new(setup.info_hash, setup.piece_length, setup.total_length)?;
         let geometry = Geometry::new(setup.total_length, setup.piece_length)?;
         if setup.piece_hashes.len() != shape.pieces() as usize {
@@ -345,6 +348,18 @@ impl Torrent {
 
     pub fn info_hash(&self) -> InfoHash {
         self.shape.info_hash()
+    }
+
+    /// Most bytes the runtime may keep received from one of this torrent's
+    /// peers and not yet consumed by [`Torrent::receive`]: room for the
+    /// largest message its connections decode (its bitfield, for a torrent of
+    /// many pieces) and one receive on top, never less than
+    /// [`RECEIVE_BUFFER_BYTES_MIN`](crate::limits::RECEIVE_BUFFER_BYTES_MIN)
+    /// and never more than
+    /// [`RECEIVE_BUFFER_BYTES_MAX`](crate::limits::RECEIVE_BUFFER_BYTES_MAX).
+    /// A peer with more waiting broke the limits and should be dropped.
+    pub fn receive_buffer_bytes_max(&self) -> usize {
+        self.settings.peer.receive_buffer_bytes_max(&self.shape)
     }
 
     /// Every piece is ours.

@@ -565,3 +565,89 @@ fn a_peer_that_sends_nothing_for_a_minute_is_snubbed() {
     assert_eq!(demand[70], 0, "{demand:?}");
     assert_eq!(s.nodes[0].t.stats().peers, 1, "still connected");
 }
+
+/// Issue 9's boundary: a peer of the largest torrent allowed
+/// (`PIECES_PER_TORRENT_MAX` pieces) sends its handshake and its 262,149-byte
+/// bitfield, received the way the runtime receives (one chunk of
+/// `RECEIVE_CHUNK_BYTES_MAX` at a time, checked against the torrent's receive
+/// bound before it is fed). The unconsumed bytes go past the old fixed bound
+/// of 256 KiB, which dropped such a peer, and stay within
+/// `receive_buffer_bytes_max`; the bitfield is accepted and we become
+/// interested.
+#[test]
+fn the_largest_torrents_bitfield_fits_its_receive_bound() {
+    use crate::limits::{
+        bitfield_message_bytes, PIECES_PER_TORRENT_MAX, RECEIVE_BUFFER_BYTES_MAX,
+        RECEIVE_BUFFER_BYTES_MIN, RECEIVE_CHUNK_BYTES_MAX,
+    };
+    use crate::wire::{encode, Handshake, Limits, Message, MessageDecoder, HANDSHAKE_BYTES};
+
+    let pieces = PIECES_PER_TORRENT_MAX as usize;
+    let piece_length = 16;
+    let setup = TorrentSetup {
+        info_hash: InfoHash([9; 20]),
+        piece_length,
+        total_length: pieces as u64 * piece_length,
+        piece_hashes: vec![[0u8; 20]; pieces].into(),
+        have: Bitfield::new(pieces).unwrap(),
+        peer_id: [b'r'; 20],
+        listen_port: 6881,
+        listen_addr: None,
+        has_trackers: false,
+        download: true,
+        rng_seed: 1,
+    };
+    let mut t = Torrent::new(setup, EngineSettings::default(), Duration::ZERO).unwrap();
+    let bound = t.receive_buffer_bytes_max();
+    assert!(bound <= RECEIVE_BUFFER_BYTES_MAX, "{bound}");
+    assert!(bound > RECEIVE_BUFFER_BYTES_MIN, "{bound}");
+
+    let now = Duration::from_secs(1);
+    let addr: SocketAddr = "127.0.0.9:6881".parse().unwrap();
+    let peer = t.add_peer(now, addr, Direction::Incoming).unwrap();
+    let mut wire = Handshake {
+        info_hash: InfoHash([9; 20]),
+        peer_id: [b'p'; 20],
+        reserved: [0; 8],
+    }
+    .encode()
+    .to_vec();
+    let bits = vec![0xaa; pieces / 8];
+    encode(&Message::Bitfield(&bits), &mut wire);
+    assert_eq!(
+        wire.len() as u64,
+        HANDSHAKE_BYTES as u64 + bitfield_message_bytes(PIECES_PER_TORRENT_MAX)
+    );
+
+    let mut inbuf: Vec<u8> = Vec::new();
+    let mut most = 0;
+    for chunk in wire.chunks(RECEIVE_CHUNK_BYTES_MAX) {
+        inbuf.extend_from_slice(chunk);
+        most = most.max(inbuf.len());
+        assert!(inbuf.len() <= bound, "{} bytes over the bound", inbuf.len());
+        let used = t.receive(now, peer, &inbuf);
+        inbuf.drain(..used);
+    }
+    assert!(inbuf.is_empty(), "{} bytes left", inbuf.len());
+    assert!(
+        most > 256 * 1024,
+        "the old bound would have held {most} bytes"
+    );
+    assert!(t.has_peer(peer), "the peer was dropped");
+
+    // We answered with our handshake and `interested`.
+    let mut out = Vec::new();
+    while let Some(o) = t.poll_output() {
+        if let Output::Flush { peer: p } = o {
+            t.take_outgoing(p, &mut out);
+        }
+    }
+    let mut rest = out.get(HANDSHAKE_BYTES..).unwrap_or_default();
+    let mut decoder = MessageDecoder::new(Limits::for_pieces(pieces as u32));
+    let mut names = Vec::new();
+    while let Ok(Some((m, n))) = decoder.decode(rest) {
+        names.push(m.name());
+        rest = &rest[n..];
+    }
+    assert!(names.contains(&"interested"), "{names:?}");
+}

@@ -52,6 +52,8 @@ pub enum MetainfoError {
     TooManyFiles { count: usize, limit: usize },
     #[error("file {index}: 'path' is missing")]
     MissingPath { index: usize },
+    #[error("file {index}: 'path' is an empty list, expected at least one component (only a pad file may go without)")]
+    EmptyPath { index: usize },
     #[error("file {index}: path has {count} components, over the limit of {limit}")]
     PathTooDeep {
         index: usize,

@@ -15,6 +15,9 @@ const URLS_MAX: usize = 1024;
 
 /// BitComet-style pad files carry no attribute, only this name prefix.
 const OLD_PAD_PREFIX: &str = "_____padding_file_";
+/// The folder of a pad file that names no path (`.pad/<length>`, as
+/// libtorrent names them when it loads and when it creates torrents).
+const PAD_DIR: &str = ".pad";
 
 impl Metainfo {
     /// Loads a .torrent file from its bytes. Bytes after the top-level
@@ -256,15 +259,15 @@ fn parse_files(list: &Value<'_>, name: &str) -> Result<Vec<FileEntry>, MetainfoE
         })?;
         let mut attr = parse_attr(fd);
         let length = parse_length(fd, index, &attr)?;
-        let path_value = fd
-            .get(b"path.utf-8")
-            .or_else(|| fd.get(b"path"))
-            .ok_or(MetainfoError::MissingPath { index })?;
-        let parts = path_value.as_list().ok_or(MetainfoError::WrongType {
-            key: format!("path of file {index}"),
-            expected: "a list of strings",
-            found: path_value.type_name(),
-        })?;
+        let path_value = fd.get(b"path.utf-8").or_else(|| fd.get(b"path"));
+        let parts = match path_value {
+            None => &[][..],
+            Some(v) => v.as_list().ok_or(MetainfoError::WrongType {
+                key: format!("path of file {index}"),
+                expected: "a list of strings",
+                found: v.type_name(),
+            })?,
+        };
         if parts.len() > PATH_COMPONENTS_MAX {
             return Err(MetainfoError::PathTooDeep {
                 index,
@@ -272,16 +275,28 @@ fn parse_files(list: &Value<'_>, name: &str) -> Result<Vec<FileEntry>, MetainfoE
                 limit: PATH_COMPONENTS_MAX,
             });
         }
-        let mut raw = Vec::with_capacity(parts.len());
-        for part in parts {
-            raw.push(part.as_bytes().ok_or_else(|| MetainfoError::WrongType {
-                key: format!("path of file {index}"),
-                expected: "a list of strings",
-                found: part.type_name(),
-            })?);
-        }
         let mut path = vec![name.to_string()];
-        path.extend(sanitize_path(raw.iter().copied()));
+        if parts.is_empty() {
+            // As libtorrent: a pad file needs no path (it is never written)
+            // and goes under `.pad/<length>`; any other file must name one.
+            if !attr.pad {
+                return Err(match path_value {
+                    None => MetainfoError::MissingPath { index },
+                    Some(_) => MetainfoError::EmptyPath { index },
+                });
+            }
+            path.extend([PAD_DIR.to_string(), length.to_string()]);
+        } else {
+            let mut raw = Vec::with_capacity(parts.len());
+            for part in parts {
+                raw.push(part.as_bytes().ok_or_else(|| MetainfoError::WrongType {
+                    key: format!("path of file {index}"),
+                    expected: "a list of strings",
+                    found: part.type_name(),
+                })?);
+            }
+            path.extend(sanitize_path(raw.iter().copied()));
+        }
         if path
             .last()
             .is_some_and(|last| last.starts_with(OLD_PAD_PREFIX))
@@ -663,6 +678,92 @@ mod tests {
         assert_eq!(m.info.total_length, 16386);
         let extents = m.info.extents();
         assert!(extents[1].pad && extents[1].length == 16379);
+    }
+
+    /// BEP 47 pad files without a path load, as libtorrent loads them, under
+    /// `.pad/<length>`: with no `path` key, or with an empty one.
+    #[test]
+    fn pad_file_without_a_path_loads() {
+        let pad = |len: i64, path: Option<O>| {
+            let mut entries = vec![("attr", s("p")), ("length", O::Int(len))];
+            if let Some(p) = path {
+                entries.push(("path", p));
+            }
+            dict(&entries)
+        };
+        let m = load(multi(
+            vec![
+                file(5, &["a"]),
+                pad(16379, None),
+                file(3, &["b"]),
+                pad(16381, Some(list(&[]))),
+                file(2, &["c"]),
+                pad(16382, None),
+                file(2, &["d"]),
+                pad(16382, None),
+            ],
+            4,
+        ))
+        .unwrap();
+        let f = &m.info.files;
+        let paths: Vec<String> = f.iter().map(|f| f.display_path()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                "t/a",
+                "t/.pad/16379",
+                "t/b",
+                "t/.pad/16381",
+                "t/c",
+                "t/.pad/16382",
+                "t/d",
+                "t/.pad/16382.1"
+            ]
+        );
+        assert!(f[1].attr.pad && f[3].attr.pad && f[5].attr.pad && f[7].attr.pad);
+        assert_eq!(f[1].length, 16379);
+        assert_eq!(
+            m.info.total_length,
+            5 + 16379 + 3 + 16381 + 2 + 16382 + 2 + 16382
+        );
+        let extents = m.info.extents();
+        assert!(extents[1].pad && extents[3].pad && !extents[2].pad);
+    }
+
+    /// A file that is not a pad file must name a path: an empty `path` list
+    /// is refused, as libtorrent refuses it, naming the file.
+    #[test]
+    fn empty_path_list_is_refused() {
+        let empty = dict(&[("length", O::Int(3)), ("path", list(&[]))]);
+        let e = load(multi(vec![file(5, &["a"]), empty], 1)).unwrap_err();
+        assert_eq!(e, MetainfoError::EmptyPath { index: 1 });
+        assert!(
+            e.to_string().starts_with("file 1: 'path' is an empty list"),
+            "{e}"
+        );
+        // `path.utf-8` is preferred when present, an empty one too.
+        let utf8_empty = dict(&[
+            ("length", O::Int(3)),
+            ("path", list(&[s("x")])),
+            ("path.utf-8", list(&[])),
+        ]);
+        assert_eq!(
+            load(multi(vec![utf8_empty], 1)),
+            Err(MetainfoError::EmptyPath { index: 0 })
+        );
+        // A symlink is not a pad file: it must name a path too.
+        let link = dict(&[
+            ("attr", s("l")),
+            ("path", list(&[])),
+            ("symlink path", list(&[s("a")])),
+        ]);
+        assert_eq!(
+            load(multi(vec![file(5, &["a"]), link], 1)),
+            Err(MetainfoError::EmptyPath { index: 1 })
+        );
+        // A path whose components are all dropped is not empty: it becomes `_`.
+        let m = load(multi(vec![file(5, &[".."])], 1)).unwrap();
+        assert_eq!(m.info.files[0].display_path(), "t/_");
     }
 
     #[test]

@@ -6,7 +6,22 @@
 
 use std::time::Duration;
 
+use super::connection::ACTIONS_PER_MESSAGE_MAX;
+use super::shape::TorrentShape;
+use crate::torrent::BLOCK_BYTES;
 use crate::wire::decoder::BLOCK_BYTES_MAX_DEFAULT;
+use crate::wire::Limits;
+
+/// Largest `block_bytes_max` accepted, in bytes: the decoder's
+/// [`BLOCK_BYTES_MAX_LIMIT`](crate::wire::decoder::BLOCK_BYTES_MAX_LIMIT)
+/// (128 KiB), so every valid configuration decodes within
+/// [`Limits::LARGEST`] and keeps within its receive bound.
+pub use crate::wire::decoder::BLOCK_BYTES_MAX_LIMIT;
+/// Longest client name sent in the extension handshake, in bytes: the
+/// longest the extension handshake keeps from a peer
+/// ([`wire::extension::CLIENT_NAME_BYTES_MAX`](crate::wire::extension::CLIENT_NAME_BYTES_MAX)),
+/// so what we send is what a peer like us reads back.
+pub use crate::wire::extension::CLIENT_NAME_BYTES_MAX;
 
 /// Default [`PeerConfig::handshake_timeout`]: 10 s.
 pub const HANDSHAKE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
@@ -30,17 +45,34 @@ pub const REQUEST_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
 /// Largest `requests_queued_max` accepted, in requests: 4096 × 16 KiB is
 /// 64 MiB of promised upload per peer, far past any sane pipeline.
 pub const REQUESTS_QUEUED_MAX_LIMIT: u32 = 4096;
-/// Largest `block_bytes_max` accepted, in bytes (128 KiB: the largest block
-/// any deployed client has been seen to request; 16 KiB is the norm).
-pub const BLOCK_BYTES_MAX_LIMIT: u32 = 128 * 1024;
 /// Largest `actions_max` accepted, in actions.
 pub const ACTIONS_MAX_LIMIT: u32 = 65_536;
 /// Fewest `actions_max` accepted: one input message may queue up to
 /// [`ACTIONS_PER_MESSAGE_MAX`](super::connection::ACTIONS_PER_MESSAGE_MAX)
 /// actions, and the queue must hold at least that.
 pub const ACTIONS_MAX_MIN: u32 = 8;
-/// Longest client name sent in the extension handshake, in bytes.
-pub const CLIENT_NAME_BYTES_MAX: usize = 128;
+/// Smallest `block_bytes_max` accepted, in bytes: the blocks we request are
+/// [`BLOCK_BYTES`] long, and the decoder must accept the piece messages that
+/// answer them.
+pub const BLOCK_BYTES_MAX_MIN: u32 = BLOCK_BYTES;
+
+// One message may queue `ACTIONS_PER_MESSAGE_MAX` actions: the smallest
+// action queue must hold them, or a single message could overflow it.
+const _: () = assert!(ACTIONS_MAX_MIN as usize >= ACTIONS_PER_MESSAGE_MAX);
+// The default action queue is a valid one.
+const _: () =
+    assert!(ACTIONS_MAX_MIN <= ACTIONS_MAX_DEFAULT && ACTIONS_MAX_DEFAULT <= ACTIONS_MAX_LIMIT);
+// The default block size is a valid one.
+const _: () = assert!(
+    BLOCK_BYTES_MAX_MIN <= BLOCK_BYTES_MAX_DEFAULT
+        && BLOCK_BYTES_MAX_DEFAULT <= BLOCK_BYTES_MAX_LIMIT
+);
+// The send watermark's ceiling and the requests held are valid by default.
+const _: () = assert!(
+    READS_IN_FLIGHT_MAX_DEFAULT <= REQUESTS_QUEUED_MAX_LIMIT
+        && REQUESTS_QUEUED_MAX_DEFAULT <= REQUESTS_QUEUED_MAX_LIMIT
+        && REQUESTS_OUT_MAX_DEFAULT <= REQUESTS_OUT_MAX_LIMIT
+);
 
 /// The tunables of one peer connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +169,10 @@ pub enum ConfigError {
     #[error("actions_max is {value}, expected at least {minimum}")]
     ActionsTooFew { value: u32, minimum: u32 },
     #[error(
+        "block_bytes_max is {value} bytes, expected at least {minimum} (the blocks we request)"
+    )]
+    BlockTooSmall { value: u32, minimum: u32 },
+    #[error(
         "keepalive_interval {keepalive:?} is not shorter than inactivity_timeout {inactivity:?}"
     )]
     KeepaliveNotShorter {
@@ -198,6 +234,12 @@ impl PeerConfig {
                 });
             }
         }
+        if self.block_bytes_max < BLOCK_BYTES_MAX_MIN {
+            return Err(ConfigError::BlockTooSmall {
+                value: self.block_bytes_max,
+                minimum: BLOCK_BYTES_MAX_MIN,
+            });
+        }
         if self.actions_max < ACTIONS_MAX_MIN {
             return Err(ConfigError::ActionsTooFew {
                 value: self.actions_max,
@@ -212,6 +254,27 @@ impl PeerConfig {
             });
         }
         Ok(())
+    }
+
+    /// The decoder limits of a connection with this configuration to a
+    /// torrent of `shape`. The connection decodes with them and the engine
+    /// bounds its receive buffer by them, so the two cannot disagree.
+    pub fn wire_limits(&self, shape: &TorrentShape) -> Limits {
+        Limits {
+            block_bytes_max: self.block_bytes_max,
+            ..Limits::for_pieces(shape.pieces())
+        }
+    }
+
+    /// Most bytes a connection with this configuration to a torrent of
+    /// `shape` may keep received and not yet consumed: room for the largest
+    /// message its decoder accepts (the bitfield, for a torrent of more than
+    /// 524,288 pieces) and one receive, at least
+    /// [`RECEIVE_BUFFER_BYTES_MIN`](crate::limits::RECEIVE_BUFFER_BYTES_MIN).
+    /// For a valid configuration it is at most
+    /// [`RECEIVE_BUFFER_BYTES_MAX`](crate::limits::RECEIVE_BUFFER_BYTES_MAX).
+    pub fn receive_buffer_bytes_max(&self, shape: &TorrentShape) -> usize {
+        self.wire_limits(shape).receive_buffer_bytes_max()
     }
 }
 
@@ -277,7 +340,65 @@ mod tests {
                 ..
             }
         ));
+        assert_eq!(
+            bad(|c| c.block_bytes_max = 1024),
+            ConfigError::BlockTooSmall {
+                value: 1024,
+                minimum: 16 * 1024
+            }
+        );
         let e = bad(|c| c.reads_in_flight_max = 0);
         assert_eq!(e.to_string(), "reads_in_flight_max is 0, expected more");
+    }
+
+    /// The receive bound follows the decoder's limits: the floor for an
+    /// ordinary torrent, room for the bitfield of a large one, and never
+    /// more than the global bound for any valid configuration.
+    #[test]
+    fn receive_bound_follows_the_decoder_limits() {
+        use crate::limits::{
+            bitfield_message_bytes, PIECES_PER_TORRENT_MAX, RECEIVE_BUFFER_BYTES_MAX,
+            RECEIVE_BUFFER_BYTES_MIN, RECEIVE_CHUNK_BYTES_MAX,
+        };
+        use crate::InfoHash;
+        let shape =
+            |pieces: u64| TorrentShape::new(InfoHash([1; 20]), 16384, pieces * 16384).unwrap();
+        let c = PeerConfig::default();
+        assert_eq!(
+            c.receive_buffer_bytes_max(&shape(1)),
+            RECEIVE_BUFFER_BYTES_MIN
+        );
+        assert_eq!(
+            c.receive_buffer_bytes_max(&shape(1_000_000)),
+            RECEIVE_BUFFER_BYTES_MIN
+        );
+        let largest = shape(PIECES_PER_TORRENT_MAX);
+        assert_eq!(
+            c.receive_buffer_bytes_max(&largest),
+            bitfield_message_bytes(PIECES_PER_TORRENT_MAX) as usize + RECEIVE_CHUNK_BYTES_MAX
+        );
+        let limits = c.wire_limits(&largest);
+        assert_eq!(limits.pieces, Some(PIECES_PER_TORRENT_MAX as u32));
+        assert_eq!(limits.block_bytes_max, c.block_bytes_max);
+        for block in [
+            BLOCK_BYTES_MAX_MIN,
+            BLOCK_BYTES_MAX_DEFAULT,
+            BLOCK_BYTES_MAX_LIMIT,
+        ] {
+            for pieces in [1, 8 * 64 * 1024, PIECES_PER_TORRENT_MAX] {
+                let c = PeerConfig {
+                    block_bytes_max: block,
+                    ..PeerConfig::default()
+                };
+                assert_eq!(c.validate(), Ok(()));
+                let bound = c.receive_buffer_bytes_max(&shape(pieces));
+                let message = 4 + c.wire_limits(&shape(pieces)).message_bytes_max() as usize;
+                assert!(
+                    bound >= message + RECEIVE_CHUNK_BYTES_MAX,
+                    "{block} {pieces}"
+                );
+                assert!(bound <= RECEIVE_BUFFER_BYTES_MAX, "{block} {pieces}");
+            }
+        }
     }
 }

@@ -60,8 +60,8 @@ use super::error::{PeerError, SetupError};
 use super::pieces::PieceBits;
 use super::shape::TorrentShape;
 use crate::wire::{
-    encode, piece_header, reserved_bits, ExtensionHandshake, Handshake, HandshakePrefix, Limits,
-    Message, MessageDecoder, HANDSHAKE_BYTES, PIECE_HEADER_BYTES,
+    encode, piece_header, reserved_bits, ExtensionHandshake, Handshake, HandshakePrefix, Message,
+    MessageDecoder, HANDSHAKE_BYTES, PIECE_HEADER_BYTES,
 };
 
 /// First send watermark of a connection, in blocks (256 KiB), before the
@@ -197,10 +197,7 @@ impl PeerConnection {
             ..ExtensionHandshake::default()
         }
         .encode();
-        let limits = Limits {
-            block_bytes_max: config.block_bytes_max,
-            ..Limits::for_pieces(shape.pieces())
-        };
+        let limits = config.wire_limits(&shape);
         let read_window = config.reads_in_flight_max.min(READ_WINDOW_INITIAL);
         let mut conn = PeerConnection {
             our_reserved: reserved_bits(

@@ -1,4 +1,5 @@
 use super::*;
+use crate::wire::Limits;
 use crate::InfoHash;
 
 const IH: InfoHash = InfoHash([7; 20]);

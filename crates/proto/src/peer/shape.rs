@@ -121,7 +121,7 @@ mod tests {
         );
         let e = TorrentShape::new(InfoHash([1; 20]), 1, u64::MAX).unwrap_err();
         assert!(matches!(e, ShapeError::TooManyPieces { .. }));
-        assert!(e.to_string().contains("10000000"));
+        assert!(e.to_string().contains(&PIECES_PER_TORRENT_MAX.to_string()));
     }
 
     #[test]

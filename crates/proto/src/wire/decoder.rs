@@ -16,6 +16,7 @@
 use super::error::WireError;
 use super::message::{id, name_of, Message};
 use crate::limits;
+use crate::torrent::BLOCK_BYTES;
 
 /// Default largest block in a request or piece message, in bytes (16 KiB, the
 /// size every client requests).
@@ -28,6 +29,24 @@ pub const UNKNOWN_BYTES_MAX_DEFAULT: u32 = 32 * 1024;
 /// Largest bitfield accepted while the piece count is unknown, in bytes (one bit
 /// for each of the most pieces a torrent may have).
 pub const BITFIELD_BYTES_MAX_DEFAULT: u32 = limits::PIECES_PER_TORRENT_MAX.div_ceil(8) as u32;
+/// Largest `block_bytes_max` any configuration may set, in bytes (128 KiB: the
+/// largest block any deployed client has been seen to request; 16 KiB is the
+/// norm). `PeerConfig::validate` holds a connection's block to it.
+pub const BLOCK_BYTES_MAX_LIMIT: u32 = 128 * 1024;
+
+// We request blocks of `BLOCK_BYTES`: the piece messages that answer them
+// must pass the decoder with its default limits, and a configuration may
+// only raise the block size up to the limit.
+const _: () = assert!(BLOCK_BYTES <= BLOCK_BYTES_MAX_DEFAULT);
+const _: () = assert!(BLOCK_BYTES_MAX_DEFAULT <= BLOCK_BYTES_MAX_LIMIT);
+// A piece message's length prefix (id, index, begin and block) is a u32.
+const _: () = assert!(BLOCK_BYTES_MAX_LIMIT <= u32::MAX - 9);
+// The largest limits are those of the largest torrent: its bitfield is
+// exactly the bitfield accepted while the piece count is unknown.
+const _: () = assert!(
+    Limits::LARGEST.bitfield_bytes() == BITFIELD_BYTES_MAX_DEFAULT
+        && Limits::DEFAULT.bitfield_bytes() == BITFIELD_BYTES_MAX_DEFAULT
+);
 
 /// What the decoder accepts. All sizes are payload bytes (after the id byte).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,26 +66,40 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            block_bytes_max: BLOCK_BYTES_MAX_DEFAULT,
-            pieces: None,
-            bitfield_bytes_max: BITFIELD_BYTES_MAX_DEFAULT,
-            extended_bytes_max: EXTENDED_BYTES_MAX_DEFAULT,
-            unknown_bytes_max: UNKNOWN_BYTES_MAX_DEFAULT,
-        }
+        Limits::DEFAULT
     }
 }
 
 impl Limits {
+    /// The default limits, piece count unknown.
+    pub const DEFAULT: Limits = Limits {
+        block_bytes_max: BLOCK_BYTES_MAX_DEFAULT,
+        pieces: None,
+        bitfield_bytes_max: BITFIELD_BYTES_MAX_DEFAULT,
+        extended_bytes_max: EXTENDED_BYTES_MAX_DEFAULT,
+        unknown_bytes_max: UNKNOWN_BYTES_MAX_DEFAULT,
+    };
+
+    /// The largest limits a peer connection can have: blocks of
+    /// [`BLOCK_BYTES_MAX_LIMIT`], a torrent of
+    /// [`PIECES_PER_TORRENT_MAX`](limits::PIECES_PER_TORRENT_MAX) pieces.
+    /// [`RECEIVE_BUFFER_BYTES_MAX`](limits::RECEIVE_BUFFER_BYTES_MAX) is its
+    /// receive bound.
+    pub const LARGEST: Limits = Limits {
+        block_bytes_max: BLOCK_BYTES_MAX_LIMIT,
+        pieces: Some(limits::PIECES_PER_TORRENT_MAX as u32),
+        ..Limits::DEFAULT
+    };
+
     /// The default limits for a torrent of `pieces` pieces.
-    pub fn for_pieces(pieces: u32) -> Limits {
+    pub const fn for_pieces(pieces: u32) -> Limits {
         Limits {
             pieces: Some(pieces),
-            ..Limits::default()
+            ..Limits::DEFAULT
         }
     }
 
-    fn bitfield_bytes(&self) -> u32 {
+    const fn bitfield_bytes(&self) -> u32 {
         match self.pieces {
             Some(n) => n.div_ceil(8),
             None => self.bitfield_bytes_max,
@@ -74,18 +107,31 @@ impl Limits {
     }
 
     /// The largest length prefix (id plus payload) any message may have.
-    pub fn message_bytes_max(&self) -> u32 {
-        let payload = [
+    pub const fn message_bytes_max(&self) -> u32 {
+        let mut payload = 12;
+        let sizes = [
             self.block_bytes_max.saturating_add(8),
             self.bitfield_bytes(),
             self.extended_bytes_max,
             self.unknown_bytes_max,
-            12,
-        ]
-        .into_iter()
-        .max()
-        .unwrap_or(12);
+        ];
+        let mut i = 0;
+        while i < sizes.len() {
+            if sizes[i] > payload {
+                payload = sizes[i];
+            }
+            i += 1;
+        }
         payload.saturating_add(1)
+    }
+
+    /// Most bytes a connection decoding with these limits may keep received
+    /// and not yet consumed: the largest message it accepts (for a large
+    /// torrent, its bitfield) less one byte, plus one receive, and never
+    /// less than [`RECEIVE_BUFFER_BYTES_MIN`](limits::RECEIVE_BUFFER_BYTES_MIN).
+    /// See [`limits::receive_buffer_bytes_max`].
+    pub const fn receive_buffer_bytes_max(&self) -> usize {
+        limits::receive_buffer_bytes_max(self.message_bytes_max())
     }
 }
 
@@ -98,7 +144,7 @@ pub struct MessageDecoder {
 }
 
 /// Bytes of the length prefix.
-const PREFIX_BYTES: usize = 4;
+const PREFIX_BYTES: usize = limits::MESSAGE_PREFIX_BYTES;
 
 impl MessageDecoder {
     pub fn new(limits: Limits) -> MessageDecoder {

@@ -72,8 +72,34 @@ pub fn parse_announce_response(body: &[u8]) -> Result<AnnounceResponse, TrackerE
 /// Deepest nesting in a tracker's answer (a peer list of dictionaries is 3).
 const BODY_DEPTH_MAX: usize = 8;
 /// Most bencode values in a tracker's answer: room for the peer and scrape
-/// limits several times over, far below the crate-wide default.
+/// limits, far below the crate-wide default.
 const BODY_TOKENS_MAX: usize = 50_000;
+/// Bencode tokens of one peer in a list of dictionaries: the dictionary,
+/// and `ip`, `peer id` and `port` with their values.
+const DICT_PEER_TOKENS: usize = 7;
+/// Bencode tokens of one torrent in a scrape's `files`: its key, its
+/// dictionary, and `complete`, `downloaded`, `incomplete` and `name` with
+/// their values.
+const SCRAPE_FILE_TOKENS: usize = 10;
+/// Bencode tokens of an answer besides its peer or file list (the top
+/// dictionary, `interval`, `min interval`, counts, `tracker id`, warnings).
+const BODY_REST_TOKENS: usize = 100;
+
+// An answer that lists the most peers we keep, as dictionaries (the
+// largest form), must decode: otherwise a tracker that sends a full answer
+// gets an error instead of its peers.
+const _: () = assert!(
+    crate::tracker::PEERS_PER_RESPONSE_MAX * DICT_PEER_TOKENS + BODY_REST_TOKENS <= BODY_TOKENS_MAX
+);
+// A scrape of the most torrents we keep must decode too.
+const _: () = assert!(
+    super::scrape::SCRAPE_FILES_MAX * SCRAPE_FILE_TOKENS + BODY_REST_TOKENS <= BODY_TOKENS_MAX
+);
+// The answer's own limits are tighter than the crate-wide ones.
+const _: () = assert!(
+    BODY_DEPTH_MAX <= crate::limits::BENCODE_DEPTH_MAX
+        && BODY_TOKENS_MAX <= crate::limits::BENCODE_TOKENS_MAX
+);
 
 /// The body decoded, under the size limit; its top value is returned as is.
 pub(super) fn top_dict(body: &[u8]) -> Result<Value<'_>, TrackerError> {

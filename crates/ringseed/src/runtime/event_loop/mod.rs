@@ -96,8 +96,17 @@ const DROP_DRAIN_ROUNDS_MAX: u32 = 100;
 const DROP_DRAIN_WAIT: Duration = Duration::from_millis(10);
 /// Bits of `user_data` that hold the slot index; the generation is above.
 const INDEX_BITS: u32 = 32;
-/// Largest write by [`EventLoop::write_at_shared`], in bytes.
-pub const WRITE_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Largest write by [`EventLoop::write_at_shared`], in bytes: a verified piece
+/// is written with one op per file it touches, so one write may be a whole
+/// piece. (It was 64 MiB, under the largest piece: such a piece's write
+/// failed.)
+pub const WRITE_BYTES_MAX: usize = crate::limits::PIECE_LENGTH_BYTES_MAX as usize;
+// A write of one whole piece must be accepted...
+const _: () = assert!(WRITE_BYTES_MAX as u64 >= crate::limits::PIECE_LENGTH_BYTES_MAX);
+// ...and its length fits the op's u32.
+const _: () = assert!(WRITE_BYTES_MAX <= u32::MAX as usize);
+// A piece message's header is the wire codec's.
+const _: () = assert!(HEADER_BYTES == crate::wire::PIECE_HEADER_BYTES);
 /// IORING_CQE_F_MORE: more completions of this op will follow.
 const CQE_F_MORE: u32 = 1 << 1;
 /// Opcodes the probe bitmap covers (io_uring opcodes are a `u8`).

@@ -108,6 +108,8 @@ pub enum SessionError {
     Send(SendError),
     #[error(transparent)]
     Answer(#[from] WaitError),
+    #[error("these settings do not fit the running session: {0}")]
+    Settings(#[source] settings::ConfigRangeError),
     #[error("cannot delete {}: {source}", path.display())]
     Delete {
         path: std::path::PathBuf,
@@ -174,6 +176,8 @@ pub struct Session {
     events_dropped: Arc<AtomicU64>,
     registry: Mutex<Registry>,
     settings: Mutex<Arc<Settings>>,
+    /// The start-up values (settings are checked against them).
+    config: SessionConfig,
     tracker: Option<TrackerWorker>,
     checker: Option<Checker>,
     local_addr: SocketAddr,
@@ -184,6 +188,7 @@ impl Session {
     /// [`Session::add_torrent`].
     pub fn start(config: SessionConfig, settings: Settings) -> Result<Session, StartError> {
         config.validate()?;
+        config.validate_with(&settings)?;
         check_usable()?;
         config.bind.validate()?;
         let n = config.shards;
@@ -284,6 +289,7 @@ impl Session {
             events_dropped,
             registry: Mutex::new(Registry::default()),
             settings: Mutex::new(settings),
+            config,
             tracker: Some(tracker),
             checker: Some(checker),
             local_addr,
@@ -482,6 +488,9 @@ impl Session {
     /// changed. Shards that got them keep them even if a later shard's
     /// queue was full (the error says which); apply again to finish.
     pub fn apply_settings(&self, settings: Settings) -> Result<Vec<&'static str>, SessionError> {
+        self.config
+            .validate_with(&settings)
+            .map_err(SessionError::Settings)?;
         let settings = Arc::new(settings);
         let changed = settings.changes_from(&self.settings());
         let mut pending = Vec::with_capacity(self.routes.len());

@@ -12,10 +12,13 @@ use std::net::SocketAddr;
 
 use thiserror::Error;
 
+use crate::engine::settings::PEERS_PER_TORRENT_LIMIT;
 use crate::engine::{EngineSettings, SettingError};
+use crate::limits::RECEIVE_CHUNK_BYTES_MAX;
 use crate::peer::config::ConfigError;
 use crate::rate_limit::RATE_MAX;
 use crate::runtime::event_loop::LoopConfig;
+use crate::runtime::event_loop::SEND_BLOCKS_MAX;
 use crate::runtime::shard::limits::LimitsConfig;
 use crate::runtime::sockets::BindOptions;
 use crate::upload_slots::SlotsError;
@@ -32,6 +35,32 @@ pub const EVENTS_LIMIT: usize = 1_000_000;
 pub const CHECKER_THREADS_MAX: usize = 64;
 /// Most global upload slots.
 pub const GLOBAL_UPLOAD_SLOTS_MAX: u64 = 1_000_000;
+
+/// Bytes of each pool buffer by default: `SEND_BLOCKS_MAX` blocks of 16 KiB
+/// (64 KiB), so a coalesced read of adjacent blocks fills one buffer and
+/// goes out in one send.
+pub const POOL_BUFFER_BYTES_DEFAULT: usize = SEND_BLOCKS_MAX * crate::torrent::BLOCK_BYTES as usize;
+
+// A shard receives into a whole pool buffer (while a connection is routed,
+// and on kernels without recv rings): one receive must fit in the room the
+// receive bounds leave (`limits::receive_buffer_bytes_max`).
+const _: () = assert!(POOL_BUFFER_BYTES_DEFAULT <= RECEIVE_CHUNK_BYTES_MAX);
+// A block read goes into one pool buffer: the largest block a peer may ask
+// for by default must fit.
+const _: () =
+    assert!(crate::wire::decoder::BLOCK_BYTES_MAX_DEFAULT as usize <= POOL_BUFFER_BYTES_DEFAULT);
+// Every peer of a torrent lives on the torrent's shard: one shard must be
+// able to hold the most peers one torrent may be configured for.
+const _: () = assert!(PEERS_PER_TORRENT_LIMIT <= crate::runtime::shard::CONNS_PER_SHARD_MAX);
+// Each connection of a shard keeps a receive armed, and has at most one
+// send in flight: the default op budget must cover both for the most
+// connections a shard holds, or receives could never be armed again.
+const _: () =
+    assert!(2 * crate::runtime::shard::CONNS_PER_SHARD_MAX as u32 <= OPS_IN_FLIGHT_DEFAULT);
+
+/// Ops in flight per shard by default (the slab holds as many again for
+/// cancels).
+pub const OPS_IN_FLIGHT_DEFAULT: u32 = 8192;
 
 /// What is fixed for the session's life.
 #[derive(Debug, Clone)]
@@ -69,9 +98,9 @@ impl Default for SessionConfig {
             bind: BindOptions::default(),
             loop_config: LoopConfig {
                 ring_entries: 1024,
-                ops_in_flight_max: 8192,
+                ops_in_flight_max: OPS_IN_FLIGHT_DEFAULT,
                 buffers: 512,
-                buffer_bytes: 64 * 1024,
+                buffer_bytes: POOL_BUFFER_BYTES_DEFAULT,
             },
             pin: true,
             register_buffers: false,
@@ -93,8 +122,9 @@ pub fn available_cpus() -> usize {
 
 /// A start-up value out of range.
 #[derive(Debug, Error, PartialEq, Eq)]
-#[error("{name} = {value} is out of range: expected {min} to {max}")]
+#[error("{name} = {value} is out of range: expected {min} to {max} ({why})")]
 pub struct ConfigRangeError {
+    pub why: &'static str,
     pub name: &'static str,
     pub value: u64,
     pub min: u64,
@@ -102,10 +132,21 @@ pub struct ConfigRangeError {
 }
 
 fn range(name: &'static str, value: u64, min: u64, max: u64) -> Result<(), ConfigRangeError> {
+    range_why(name, value, min, max, "the allowed range")
+}
+
+fn range_why(
+    name: &'static str,
+    value: u64,
+    min: u64,
+    max: u64,
+    why: &'static str,
+) -> Result<(), ConfigRangeError> {
     if (min..=max).contains(&value) {
         Ok(())
     } else {
         Err(ConfigRangeError {
+            why,
             name,
             value,
             min,
@@ -136,6 +177,20 @@ impl SessionConfig {
             self.check_hash_threads as u64,
             1,
             crate::runtime::piece_hash::THREADS_MAX as u64,
+        )
+    }
+
+    /// Checks what ties the start-up values to the settings: the pool
+    /// buffers must hold the largest block a peer may request (a block read
+    /// fills one buffer) and be no larger than one receive may be (a shard
+    /// receives into a whole buffer on kernels without recv rings).
+    pub fn validate_with(&self, settings: &Settings) -> Result<(), ConfigRangeError> {
+        range_why(
+            "pool buffer bytes",
+            self.loop_config.buffer_bytes as u64,
+            u64::from(settings.engine().peer.block_bytes_max),
+            RECEIVE_CHUNK_BYTES_MAX as u64,
+            "from the largest block a peer may request to the most one receive may add",
         )
     }
 }
@@ -282,6 +337,27 @@ mod tests {
         let b = Settings::check(raw).unwrap();
         assert_eq!(b.changes_from(&a), vec!["torrent engine", "rate limits"]);
         assert!(a.changes_from(&a).is_empty());
+    }
+
+    #[test]
+    fn pool_buffers_must_hold_a_block_and_fit_a_receive() {
+        let mut c = SessionConfig::default();
+        let s = Settings::default();
+        assert!(c.validate_with(&s).is_ok());
+        c.loop_config.buffer_bytes = RECEIVE_CHUNK_BYTES_MAX + 1;
+        assert_eq!(
+            c.validate_with(&s).unwrap_err().max,
+            RECEIVE_CHUNK_BYTES_MAX as u64
+        );
+        c.loop_config.buffer_bytes = 32 * 1024;
+        let mut raw = s.to_raw();
+        raw.engine.peer.block_bytes_max = 64 * 1024;
+        let e = c.validate_with(&Settings::check(raw).unwrap()).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("pool buffer bytes = 32768 is out of range: expected 65536"),
+            "{e}"
+        );
     }
 
     #[test]

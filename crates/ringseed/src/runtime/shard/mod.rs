@@ -71,9 +71,14 @@ use crate::runtime::sockets::BindOptions;
 use crate::runtime::tracker_worker::{TrackerHandle, TrackerReply};
 use crate::runtime::waker::{Waker, WakerHandle};
 
-/// Most bytes kept received and unconsumed per connection (a whole piece
-/// message, or a bitfield of a 2^20-piece torrent, fits).
-pub const INBUF_BYTES_MAX: usize = 256 * 1024;
+/// Most bytes kept received and unconsumed per connection, whatever its
+/// torrent. A peer's connection keeps at most its torrent's
+/// `Torrent::receive_buffer_bytes_max` (room for the largest message it may
+/// send, e.g. the bitfield of a torrent of many pieces, plus one receive);
+/// one not yet attached to a torrent, `limits::RECEIVE_BUFFER_BYTES_MIN`.
+pub const INBUF_BYTES_MAX: usize = crate::limits::RECEIVE_BUFFER_BYTES_MAX;
+// One receive (a recv-ring buffer) must fit in the room those bounds leave.
+const _: () = assert!(RECV_RING_BUFFER_BYTES <= crate::limits::RECEIVE_CHUNK_BYTES_MAX);
 /// Buffers in each shard's recv ring (multishot receives). Completions are
 /// handled and buffers given back every turn, so the ring only needs to
 /// cover one turn's bytes; a dry ring costs a re-arm, not data.
@@ -82,8 +87,11 @@ const RECV_RING_ENTRIES: u16 = 512;
 const RECV_RING_BUFFER_BYTES: usize = 16 * 1024 + 64;
 /// Most connections waiting in a shard's hand-off queue.
 pub const HANDOFF_QUEUE_MAX: usize = 4096;
-/// Most connections one shard holds.
-pub const CONNS_PER_SHARD_MAX: usize = 20_000;
+/// Most connections one shard holds. Each keeps a receive armed and may
+/// have a send in flight, so the shard's op budget must hold two per
+/// connection (tied in `session::settings`); 4,000 per core is far past
+/// what one torrent's swarm or a seedbox's connection limit asks.
+pub const CONNS_PER_SHARD_MAX: usize = 4_000;
 /// Longest wait in the loop, so the queues and stop requests are seen even
 /// if a wake-up were lost.
 const WAIT_MAX: Duration = Duration::from_millis(50);

@@ -157,11 +157,23 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(id) else {
             return;
         };
-        if conn.inbuf.len() > INBUF_BYTES_MAX {
+        // Room for the largest message the peer's torrent allows (its
+        // bitfield may be larger than a block), plus one receive.
+        let inbuf_max = match conn.state {
+            ConnState::Peer { torrent, .. } => self
+                .torrents
+                .running(torrent)
+                .map_or(crate::limits::RECEIVE_BUFFER_BYTES_MIN, |r| {
+                    r.torrent.receive_buffer_bytes_max()
+                }),
+            _ => crate::limits::RECEIVE_BUFFER_BYTES_MIN,
+        }
+        .min(INBUF_BYTES_MAX);
+        if conn.inbuf.len() > inbuf_max {
             let addr = conn.addr;
             self.log.line(
                 self.now,
-                format!("peer {addr} dropped: over {INBUF_BYTES_MAX} bytes unconsumed"),
+                format!("peer {addr} dropped: over {inbuf_max} bytes unconsumed"),
             );
             self.drop_conn(id, true);
             return;

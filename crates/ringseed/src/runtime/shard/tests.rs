@@ -34,7 +34,6 @@ struct Rig {
     tracker: Option<TrackerWorker>,
     dir: tempfile::TempDir,
     metainfo: Arc<Metainfo>,
-    data: Vec<u8>,
     next_id: u32,
 }
 
@@ -131,7 +130,6 @@ fn rig() -> Rig {
         tracker: Some(tracker),
         dir,
         metainfo,
-        data,
         next_id: 0,
     }
 }
@@ -218,7 +216,9 @@ fn a_torrent_goes_through_its_phases() {
     let id = r.add(Have::Check, false);
     assert_eq!(r.phase(id), Some("checking"));
     assert!(r.shard.torrents.get(id).unwrap().run.is_none());
-    r.until("checked", |s| s.torrents.get(id).is_some_and(|e| e.is_active()));
+    r.until("checked", |s| {
+        s.torrents.get(id).is_some_and(|e| e.is_active())
+    });
     assert_eq!(r.shard.torrents.get(id).unwrap().snapshot().pieces_have, 6);
     // Pause with nothing in flight: paused at once.
     let (msg, rx) = ask(|reply| Control::Pause { id, reply });
@@ -235,14 +235,18 @@ fn a_torrent_goes_through_its_phases() {
     let (msg, _rx) = ask(|reply| Control::Recheck { id, reply });
     r.shard.on_control(msg);
     assert_eq!(r.phase(id), Some("checking"));
-    r.until("rechecked", |s| s.torrents.get(id).is_some_and(|e| e.is_active()));
+    r.until("rechecked", |s| {
+        s.torrents.get(id).is_some_and(|e| e.is_active())
+    });
     // Paused while checking: paused once checked, not serving.
     let (msg, _rx) = ask(|reply| Control::Recheck { id, reply });
     r.shard.on_control(msg);
     let (msg, _rx) = ask(|reply| Control::Pause { id, reply });
     r.shard.on_control(msg);
     r.until("checked, paused", |s| {
-        s.torrents.get(id).is_some_and(|e| matches!(e.phase, Phase::Paused))
+        s.torrents
+            .get(id)
+            .is_some_and(|e| matches!(e.phase, Phase::Paused))
     });
     // Removed: gone, routed nowhere, and its id refused from now on.
     let (msg, rx) = ask(|reply| Control::Remove { id, reply });
@@ -274,7 +278,9 @@ fn a_stale_check_result_is_ignored() {
     r.shard.on_control(Control::Checked(Box::new(old)));
     assert_eq!(r.phase(id), Some("checking"));
     r.until("checked", |s| {
-        s.torrents.get(id).is_some_and(|e| matches!(e.phase, Phase::Paused))
+        s.torrents
+            .get(id)
+            .is_some_and(|e| matches!(e.phase, Phase::Paused))
     });
 }
 
@@ -314,7 +320,9 @@ fn a_removal_waits_for_the_reads_in_flight() {
     let mut peer = connect_and_request(&mut r, 10);
     // Requests before the unchoke are refused; ask again once unchoked.
     r.until("a peer attached", |s| {
-        s.torrents.running(id).is_some_and(|run| !run.conn_of.is_empty())
+        s.torrents
+            .running(id)
+            .is_some_and(|run| !run.conn_of.is_empty())
     });
     let mut more = Vec::new();
     for i in 0..10u32 {
@@ -328,7 +336,9 @@ fn a_removal_waits_for_the_reads_in_flight() {
         );
     }
     peer.write_all(&more).unwrap();
-    r.until("reads in flight", |s| s.torrents.get(id).is_some_and(|e| e.io_ops > 0));
+    r.until("reads in flight", |s| {
+        s.torrents.get(id).is_some_and(|e| e.io_ops > 0)
+    });
     let (msg, rx) = ask(|reply| Control::Remove { id, reply });
     r.shard.on_control(msg);
     // Its files stay open until the reads complete.
