@@ -460,7 +460,8 @@ pub fn require_libtorrent_python() {
 }
 
 /// Starts tests/support/lt_peer.py (libtorrent) in `mode` (`seed` or
-/// `download`) on `ip`.
+/// `download`) on `ip`. libtorrent picks its own free port (port 0): a port
+/// chosen here and freed again could be taken before Python has started.
 pub fn start_libtorrent(
     label: &str,
     mode: &str,
@@ -476,7 +477,7 @@ pub fn start_libtorrent(
         .arg(torrent)
         .arg(save)
         .arg(ip.to_string())
-        .arg(free_port(ip).to_string())
+        .arg("0")
         .args(["--timeout", &timeout.as_secs().to_string()]);
     Daemon::spawn_command(label, cmd)
 }

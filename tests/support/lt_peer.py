@@ -10,7 +10,8 @@ check. download: downloads into SAVE_PATH, exits 0 once every piece is
 checked (libtorrent verifies each piece), 1 on a libtorrent error, 2 on a
 timeout, 143 on SIGTERM. Both announce to the torrent's trackers; `--peer`
 also connects directly. No DHT, LSD, UPnP or NAT-PMP: nothing leaves
-loopback.
+loopback. PORT 0 lets the system pick a free port (no race with another
+process for a port chosen beforehand).
 
 Every exit goes through lt_exit (os._exit after flushing the output), so
 libtorrent's objects are never torn down: that could crash (signal 11).
