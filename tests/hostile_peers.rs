@@ -513,7 +513,10 @@ fn protocol_breakers_are_dropped_while_good_peers_are_served() {
                 failures.push(format!("FAIL ringseed download: data differs: {diffs:#?}"));
             }
         }
-        Some(code) => failures.push(format!("FAIL ringseed download exited with {code:?}")),
+        Some(_) => failures.push(format!(
+            "FAIL ringseed download ended with {}",
+            exit_text(status)
+        )),
         None => failures.push(format!(
             "FAIL ringseed download did not finish within {DOWNLOAD_WAIT_MAX:?}"
         )),
@@ -813,7 +816,8 @@ fn check_ban_outcome(
     assert_eq!(
         status.and_then(|s| s.code()),
         Some(0),
-        "the download failed\n{}",
+        "the download failed ({})\n{}",
+        exit_text(status),
         context()
     );
     let diffs = compare_tree(&fx.tree, out);

@@ -15,14 +15,24 @@
 
 DHT, LSD, UPnP and NAT-PMP are off; the session listens on IP:PORT and
 makes its outgoing connections from IP. Only for loopback benches.
+
+Every exit goes through lt_exit (os._exit after flushing the output), so
+libtorrent's objects are never torn down: that could crash (signal 11).
+A SIGTERM before the seed is ready, or to a leecher, exits 143.
 """
 
 import argparse
+import os
 import signal
 import sys
 import time
 
 import libtorrent as lt
+
+# lt_exit (the one way out of a libtorrent script) lives in tests/support.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "tests", "support"))
+import lt_exit  # noqa: E402 (needs the sys.path entry above)
 
 POLL_S = 0.05
 RECONNECT_S = 1.0
@@ -59,7 +69,8 @@ def log(msg):
 def seed(args):
     settings = lt.high_performance_seed()
     settings.update(base_settings(args.ip, args.port))
-    ses = lt.session(settings)
+    # Held until the process ends: destroying it could crash (see lt_exit).
+    ses = lt_exit.keep(lt.session(settings))
     handle = add(ses, args.torrent, args.data)
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
@@ -94,7 +105,7 @@ def leech(args):
     settings["unchoke_slots_limit"] = 0
     settings["allowed_fast_set_size"] = 0
     settings["enable_incoming_tcp"] = False
-    ses = lt.session(settings)
+    ses = lt_exit.keep(lt.session(settings))
     handle = add(ses, args.torrent, args.save)
     handle.replace_trackers([])
     peers = []
@@ -152,4 +163,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    lt_exit.run(main)

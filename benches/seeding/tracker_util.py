@@ -6,14 +6,24 @@
   tracker_util.py wait-seeders TORRENT TRACKER_BASE COUNT TIMEOUT_S
       Polls TRACKER_BASE/scrape (e.g. http://127.0.6.1:6969) until the
       torrent has at least COUNT seeders; exit 0, or 3 on timeout.
+
+It makes no libtorrent session, but ends through lt_exit all the same, as
+every script that loads libtorrent does (no libtorrent object is destroyed
+at interpreter shutdown).
 """
 
+import os
 import sys
 import time
 import urllib.parse
 import urllib.request
 
 import libtorrent as lt
+
+# lt_exit (the one way out of a libtorrent script) lives in tests/support.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "tests", "support"))
+import lt_exit  # noqa: E402 (needs the sys.path entry above)
 
 POLL_S = 0.2
 HTTP_TIMEOUT_S = 2.0
@@ -61,4 +71,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    lt_exit.run(lambda: main(sys.argv))

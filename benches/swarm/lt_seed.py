@@ -25,6 +25,9 @@ divides the limit by it for those peers: incoming loopback peers are
 refused ("too many connections") beyond connections_limit * 100 / 150 +
 connections_slack, 1,375 of 2,048. The adapter sets that factor to 100 so
 that N loopback peers fit under connections_limit N.
+
+Every exit goes through lt_exit (os._exit after flushing the output), so
+libtorrent's objects are never torn down: that could crash (signal 11).
 """
 
 import argparse
@@ -34,6 +37,11 @@ import sys
 import time
 
 import libtorrent as lt
+
+# lt_exit (the one way out of a libtorrent script) lives in tests/support.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "..", "tests", "support"))
+import lt_exit  # noqa: E402 (needs the sys.path entry above)
 
 NAME = "libtorrent"
 POLL_S = 0.05
@@ -115,7 +123,9 @@ def main():
     signal.signal(signal.SIGINT, lambda *_: stop.append(1))
     say(f"pid {os.getpid()}")
 
-    ses = lt.session(settings_for(args.ip, args.port, args.connections, len(args.torrents)))
+    # Held until the process ends: destroying it could crash (see lt_exit).
+    ses = lt_exit.keep(lt.session(settings_for(args.ip, args.port, args.connections,
+                                               len(args.torrents))))
     set_local_connection_limit_factor(ses)
     handles = []
     for path in args.torrents:
@@ -157,4 +167,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    lt_exit.run(main)

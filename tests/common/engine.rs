@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{ringseed_bin, support_script, Tree, INSTALL_HINT, SYSTEM_PYTHON};
+use super::{
+    exit_text, output_tail, ringseed_bin, support_script, Tree, INSTALL_HINT, SYSTEM_PYTHON,
+};
 
 /// Most bytes of a child's output kept for the failure message.
 const LOG_BYTES_MAX: usize = 8 << 20;
@@ -96,7 +98,14 @@ impl Daemon {
             .clone()
     }
 
-    /// Everything known about the child, for failure messages.
+    /// How the child ended (`killed by signal: ...` for a crash), or
+    /// `still running`.
+    pub fn exit_text(&self) -> String {
+        exit_text(self.status)
+    }
+
+    /// Everything known about the child, for failure messages: how it
+    /// ended and the ends of its stdout and stderr.
     pub fn describe(&self) -> String {
         let out = self
             .stdout
@@ -104,12 +113,12 @@ impl Daemon {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         format!(
-            "=== {} ===\ncommand: {}\nexit: {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
+            "=== {} ===\ncommand: {}\nexit: {}\n--- stdout ---\n{}--- stderr ---\n{}",
             self.label,
             self.cmdline,
-            self.status,
-            out,
-            self.stderr()
+            self.exit_text(),
+            output_tail(&out),
+            output_tail(&self.stderr())
         )
     }
 
@@ -141,7 +150,11 @@ impl Daemon {
                 if let Some(line) = self.stderr().lines().find(|l| matches(l)) {
                     return Ok(line.to_string());
                 }
-                return Err(format!("{} exited ({s}) first", self.label));
+                return Err(format!(
+                    "{} ended first ({})",
+                    self.label,
+                    exit_text(Some(s))
+                ));
             }
             if Instant::now() >= deadline {
                 return Err(format!("not within {timeout:?}"));
@@ -207,8 +220,9 @@ impl Daemon {
         assert_eq!(
             status.and_then(|s| s.code()),
             Some(0),
-            "{} did not exit with status 0 after SIGTERM\n{}",
+            "{} did not exit with status 0 after SIGTERM ({})\n{}",
             self.label,
+            exit_text(status),
             self.describe()
         );
     }
@@ -446,7 +460,8 @@ pub fn require_libtorrent_python() {
 }
 
 /// Starts tests/support/lt_peer.py (libtorrent) in `mode` (`seed` or
-/// `download`) on `ip`.
+/// `download`) on `ip`. libtorrent picks its own free port (port 0): a port
+/// chosen here and freed again could be taken before Python has started.
 pub fn start_libtorrent(
     label: &str,
     mode: &str,
@@ -462,7 +477,7 @@ pub fn start_libtorrent(
         .arg(torrent)
         .arg(save)
         .arg(ip.to_string())
-        .arg(free_port(ip).to_string())
+        .arg("0")
         .args(["--timeout", &timeout.as_secs().to_string()]);
     Daemon::spawn_command(label, cmd)
 }
@@ -535,14 +550,14 @@ pub fn wait_all_ok(list: &mut [&mut Daemon], timeout: Duration, context: &str) {
         for d in list.iter_mut() {
             match d.poll_exit() {
                 Some(s) if s.success() => {}
-                Some(_) => failed = Some(d.label.clone()),
+                Some(s) => failed = Some(format!("{} failed ({})", d.label, exit_text(Some(s)))),
                 None => running = true,
             }
         }
-        if let Some(who) = failed {
+        if let Some(what) = failed {
             thread::sleep(Duration::from_millis(100));
             let all: Vec<String> = list.iter().map(|d| d.describe()).collect();
-            panic!("{who} failed\n{context}\n{}", all.join("\n"));
+            panic!("{what}\n{context}\n{}", all.join("\n"));
         }
         if !running {
             return;

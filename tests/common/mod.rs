@@ -13,8 +13,9 @@ pub mod raw_peer;
 use std::ffi::OsStr;
 use std::fs;
 use std::io::Read;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,9 @@ pub const PYTHON_TIMEOUT: Duration = Duration::from_secs(150);
 pub const MKTORRENT_TIMEOUT: Duration = Duration::from_secs(120);
 /// How often a running child is polled for exit.
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
+/// Most bytes of a child's stdout or stderr shown in a failure message: the
+/// end of it, where a crash or an error is.
+pub const OUTPUT_TAIL_BYTES: usize = 64 * 1024;
 
 /// The only interpreter that can import the Debian `python3-libtorrent` module.
 pub const SYSTEM_PYTHON: &str = "/usr/bin/python3";
@@ -63,11 +67,39 @@ pub fn support_script(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// How a child ended, for failure messages: `exit status: 1`, `killed by
+/// signal: 11 (SIGSEGV) (core dumped)` (a crash, which no exit code shows),
+/// or `still running`.
+pub fn exit_text(status: Option<ExitStatus>) -> String {
+    match status {
+        None => "still running".to_string(),
+        Some(s) if s.signal().is_some() => format!("killed by {s}"),
+        Some(s) => s.to_string(),
+    }
+}
+
+/// The last `OUTPUT_TAIL_BYTES` of a child's output, saying how much was cut.
+pub fn output_tail(text: &str) -> String {
+    if text.len() <= OUTPUT_TAIL_BYTES {
+        return text.to_string();
+    }
+    let mut start = text.len() - OUTPUT_TAIL_BYTES;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!(
+        "[... {start} bytes before this cut ...]\n{}",
+        &text[start..]
+    )
+}
+
 /// What a finished child produced.
 #[derive(Debug)]
 pub struct RunOutput {
     /// Exit code; `None` when killed by a signal.
     pub code: Option<i32>,
+    /// How it ended (the signal, when there is no code).
+    pub status: ExitStatus,
     pub stdout: String,
     pub stderr: String,
     /// The command line, for messages.
@@ -80,11 +112,14 @@ impl RunOutput {
         format!("{}\n{}", self.stdout, self.stderr)
     }
 
-    /// A readable dump for assertion messages.
+    /// A readable dump for assertion messages (the ends of long outputs).
     pub fn describe(&self) -> String {
         format!(
-            "command: {}\nexit: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.cmdline, self.code, self.stdout, self.stderr
+            "command: {}\nexit: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.cmdline,
+            exit_text(Some(self.status)),
+            output_tail(&self.stdout),
+            output_tail(&self.stderr)
         )
     }
 
@@ -93,7 +128,8 @@ impl RunOutput {
         assert_eq!(
             self.code,
             Some(expected),
-            "unexpected exit code\n{}",
+            "unexpected exit ({})\n{}",
+            exit_text(Some(self.status)),
             self.describe()
         );
         self
@@ -110,25 +146,27 @@ fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> thread::JoinHandle<String
     })
 }
 
-fn wait_bounded(child: &mut Child, timeout: Duration, cmdline: &str) -> Option<i32> {
+/// The child's exit status, or `None` when it ran past `timeout` (then it
+/// is killed and reaped).
+fn wait_bounded(child: &mut Child, timeout: Duration, cmdline: &str) -> Option<ExitStatus> {
     let deadline = Instant::now() + timeout;
     loop {
         match child.try_wait() {
-            Ok(Some(status)) => return status.code(),
+            Ok(Some(status)) => return Some(status),
             Ok(None) => {}
             Err(e) => panic!("waiting for `{cmdline}` failed: {e}"),
         }
         if Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("`{cmdline}` did not finish within {timeout:?}; killed it");
+            return None;
         }
         thread::sleep(POLL_INTERVAL);
     }
 }
 
-/// Runs `cmd` with stdin closed, capturing its output; panics (failing the test)
-/// if it cannot start or runs longer than `timeout`.
+/// Runs `cmd` with stdin closed, capturing its output; panics (failing the test,
+/// with what it printed) if it cannot start or runs longer than `timeout`.
 pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> RunOutput {
     let cmdline = format!("{cmd:?}");
     let mut child = cmd
@@ -139,11 +177,23 @@ pub fn run_with_timeout(cmd: &mut Command, timeout: Duration) -> RunOutput {
         .unwrap_or_else(|e| panic!("cannot start `{cmdline}`: {e}"));
     let out = drain(child.stdout.take());
     let err = drain(child.stderr.take());
-    let code = wait_bounded(&mut child, timeout, &cmdline);
+    let status = wait_bounded(&mut child, timeout, &cmdline);
+    // The pipes close when the child is gone, killed or not.
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    let Some(status) = status else {
+        panic!(
+            "`{cmdline}` did not finish within {timeout:?}; killed it\n\
+             --- stdout ---\n{}\n--- stderr ---\n{}",
+            output_tail(&stdout),
+            output_tail(&stderr)
+        );
+    };
     RunOutput {
-        code,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
+        code: status.code(),
+        status,
+        stdout,
+        stderr,
         cmdline,
     }
 }

@@ -10,7 +10,9 @@ UPnP or NAT-PMP; listening on 127.0.0.1 only) with seed mode off, libtorrent
 rechecks the data in DIR, and the script adds: checked, pieces_have,
 missing_pieces, is_seeding.
 
-Exit status: 0 on a report, 1 on a libtorrent error, 2 on a timeout.
+Exit status: 0 on a report, 1 on a libtorrent error, 2 on a timeout, 143
+when stopped by SIGTERM. The script ends through lt_exit (os._exit after
+flushing its output), so libtorrent's objects are never torn down.
 """
 
 import argparse
@@ -19,6 +21,8 @@ import sys
 import time
 
 import libtorrent as lt
+
+import lt_exit
 
 # How long one libtorrent call to wait_for_alert may block, in milliseconds.
 ALERT_WAIT_MS = 200
@@ -55,7 +59,8 @@ def recheck(ti, save_path, timeout_s):
         | lt.alert.category_t.error_notification
         | lt.alert.category_t.storage_notification,
     }
-    ses = lt.session(settings)
+    # Held until the process ends: destroying it could crash (see lt_exit).
+    ses = lt_exit.keep(lt.session(settings))
     atp = lt.add_torrent_params()
     atp.ti = ti
     atp.save_path = save_path
@@ -90,7 +95,6 @@ def recheck(ti, save_path, timeout_s):
         "is_seeding": bool(status.is_seeding),
         "errors": errors,
     }
-    ses.remove_torrent(handle)
     return report, errors
 
 
@@ -122,4 +126,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    lt_exit.run(main)

@@ -5,11 +5,16 @@ Usage: /usr/bin/python3 lt_peer.py seed|download TORRENT SAVE_PATH IP PORT
            [--peer IP:PORT]... [--timeout SECONDS]
 
 seed: checks the data, prints `lt_peer: seeding on IP:PORT` on stderr, then
-seeds until killed or the timeout passes (exit 0), 1 if the data does not
+seeds until SIGTERM or the timeout passes (exit 0), 1 if the data does not
 check. download: downloads into SAVE_PATH, exits 0 once every piece is
 checked (libtorrent verifies each piece), 1 on a libtorrent error, 2 on a
-timeout. Both announce to the torrent's trackers; `--peer` also connects
-directly. No DHT, LSD, UPnP or NAT-PMP: nothing leaves loopback.
+timeout, 143 on SIGTERM. Both announce to the torrent's trackers; `--peer`
+also connects directly. No DHT, LSD, UPnP or NAT-PMP: nothing leaves
+loopback. PORT 0 lets the system pick a free port (no race with another
+process for a port chosen beforehand).
+
+Every exit goes through lt_exit (os._exit after flushing the output), so
+libtorrent's objects are never torn down: that could crash (signal 11).
 """
 
 import argparse
@@ -17,6 +22,8 @@ import sys
 import time
 
 import libtorrent as lt
+
+import lt_exit
 
 ALERT_WAIT_MS = 200
 
@@ -35,8 +42,11 @@ def main():
     ap.add_argument("--peer", action="append", default=[])
     ap.add_argument("--timeout", type=float, default=120.0)
     args = ap.parse_args()
+    if args.mode == "seed":
+        lt_exit.on_signal(0)
 
-    ses = lt.session({
+    # Held until the process ends: destroying it could crash (see lt_exit).
+    ses = lt_exit.keep(lt.session({
         "listen_interfaces": f"{args.ip}:{args.port}",
         "outgoing_interfaces": args.ip,
         "enable_dht": False,
@@ -48,7 +58,7 @@ def main():
         "alert_mask": lt.alert.category_t.error_notification
         | lt.alert.category_t.status_notification
         | lt.alert.category_t.tracker_notification,
-    })
+    }))
     ti = lt.torrent_info(args.torrent)
     h = ses.add_torrent({"ti": ti, "save_path": args.save_path})
     end = time.monotonic() + args.timeout
@@ -84,4 +94,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    lt_exit.run(main)

@@ -13,14 +13,21 @@ peers given first surely get requests.
 Prints `lt_download: banned IP:PORT` for each banned peer and
 `lt_download: hash failed PIECE` for each failed piece on stderr, and exits 0
 once every piece is downloaded and verified; 1 on a libtorrent error, 2 on a
-timeout. No DHT, LSD, UPnP or NAT-PMP: nothing leaves loopback.
+timeout, 143 on SIGTERM. No DHT, LSD, UPnP or NAT-PMP: nothing leaves
+loopback. Every exit goes through lt_exit (os._exit after flushing the
+output), so libtorrent's objects are never torn down: that could crash.
 """
 
 import argparse
+import os
 import sys
 import time
 
 import libtorrent as lt
+
+# lt_exit lives in tests/support, one folder up.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import lt_exit  # noqa: E402 (needs the sys.path entry above)
 
 # How long one wait for alerts may block, in milliseconds.
 ALERT_WAIT_MS = 200
@@ -54,7 +61,8 @@ def main():
         | lt.alert.category_t.status_notification
         | lt.alert.category_t.peer_notification,
     }
-    ses = lt.session(settings)
+    # Held until the process ends: destroying it could crash (see lt_exit).
+    ses = lt_exit.keep(lt.session(settings))
     ti = lt.torrent_info(args.torrent)
     h = ses.add_torrent({"ti": ti, "save_path": args.out_dir})
     def connect(peers):
@@ -101,4 +109,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    lt_exit.run(main)

@@ -6,15 +6,22 @@ Usage: /usr/bin/python3 lt_seed.py TORRENT SAVE_PATH LISTEN_IP [--timeout SECOND
 
 Prints `lt_seed: listening on IP:PORT` on stderr once the data is checked and
 the torrent is seeding, then seeds until it is killed or the timeout passes. No DHT, LSD, UPnP or NAT-PMP: nothing leaves loopback.
-Exit status: 0 after seeding, 1 on a libtorrent error or if the data does not
-check, 2 on a timeout before seeding.
+Exit status: 0 after seeding (the timeout passed, or SIGTERM), 1 on a
+libtorrent error or if the data does not check, 2 on a timeout before
+seeding. Every exit goes through lt_exit (os._exit after flushing the
+output), so libtorrent's objects are never torn down: that could crash.
 """
 
 import argparse
+import os
 import sys
 import time
 
 import libtorrent as lt
+
+# lt_exit lives in tests/support, one folder up.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import lt_exit  # noqa: E402 (needs the sys.path entry above)
 
 # How long one wait for alerts may block, in milliseconds.
 ALERT_WAIT_MS = 200
@@ -29,6 +36,7 @@ def main():
     ap.add_argument("listen_ip")
     ap.add_argument("--timeout", type=float, default=300.0)
     args = ap.parse_args()
+    lt_exit.on_signal(0)
 
     settings = {
         "listen_interfaces": f"{args.listen_ip}:0",
@@ -41,7 +49,8 @@ def main():
         "alert_mask": lt.alert.category_t.error_notification
         | lt.alert.category_t.status_notification,
     }
-    ses = lt.session(settings)
+    # Held until the process ends: destroying it could crash (see lt_exit).
+    ses = lt_exit.keep(lt.session(settings))
     ti = lt.torrent_info(args.torrent)
     h = ses.add_torrent({"ti": ti, "save_path": args.save_path})
 
@@ -74,4 +83,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    lt_exit.run(main)
