@@ -287,6 +287,9 @@ impl Shard {
         e.error = None;
         let limits = e.limits;
         self.apply_torrent_limits(id, limits);
+        // Its share of the global slots before any peer can be unchoked.
+        self.limits.round_due_now(now);
+        self.quota_round();
         if let Some(t) = self.torrents.engine_mut(id) {
             t.add_addresses(&peers);
             t.tick(now);
@@ -294,45 +297,49 @@ impl Shard {
         self.pump(id);
     }
 
-    fn pause(&mut self, id: TorrentId) -> Result<(), ControlError> {
-        let e = self
-            .torrents
+    /// The torrent `id` names, if it is here.
+    fn entry(&mut self, id: TorrentId) -> Result<&mut Entry, ControlError> {
+        self.torrents
             .get_mut(id)
-            .ok_or(ControlError::UnknownTorrent(id))?;
+            .ok_or(ControlError::UnknownTorrent(id))
+    }
+
+    /// The torrent `id` names, if it is here and not being removed (its
+    /// state can still change).
+    fn changeable(&mut self, id: TorrentId) -> Result<&mut Entry, ControlError> {
+        let e = self.entry(id)?;
+        if matches!(e.phase, Phase::Draining(Next::Remove { .. })) {
+            return Err(ControlError::Removing(id));
+        }
+        Ok(e)
+    }
+
+    fn pause(&mut self, id: TorrentId) -> Result<(), ControlError> {
+        let e = self.changeable(id)?;
         e.paused = true;
-        match e.phase {
-            Phase::Active => self.begin_drain(id, Next::Pause),
-            Phase::Draining(Next::Remove { .. }) => return Err(ControlError::Removing(id)),
-            Phase::Checking | Phase::Paused | Phase::Error | Phase::Draining(_) => {}
+        if e.is_active() {
+            self.begin_drain(id, Next::Pause);
         }
         Ok(())
     }
 
     fn resume(&mut self, id: TorrentId) -> Result<(), ControlError> {
-        let e = self
-            .torrents
-            .get_mut(id)
-            .ok_or(ControlError::UnknownTorrent(id))?;
+        let e = self.changeable(id)?;
         e.paused = false;
         match e.phase {
             Phase::Paused => self.start(id),
             // Try again: the files may be back.
             Phase::Error => self.submit_check(id),
-            Phase::Draining(Next::Remove { .. }) => return Err(ControlError::Removing(id)),
             Phase::Checking | Phase::Active | Phase::Draining(_) => {}
         }
         Ok(())
     }
 
     fn recheck(&mut self, id: TorrentId) -> Result<(), ControlError> {
-        let e = self
-            .torrents
-            .get_mut(id)
-            .ok_or(ControlError::UnknownTorrent(id))?;
+        let e = self.changeable(id)?;
         match &mut e.phase {
             Phase::Active => self.begin_drain(id, Next::Recheck),
             Phase::Paused | Phase::Error => self.submit_check(id),
-            Phase::Draining(Next::Remove { .. }) => return Err(ControlError::Removing(id)),
             Phase::Draining(next) => *next = Next::Recheck,
             Phase::Checking => {}
         }
@@ -340,10 +347,7 @@ impl Shard {
     }
 
     fn set_limits(&mut self, id: TorrentId, limits: TorrentLimits) -> Result<(), ControlError> {
-        let e = self
-            .torrents
-            .get_mut(id)
-            .ok_or(ControlError::UnknownTorrent(id))?;
+        let e = self.entry(id)?;
         e.limits = limits;
         if e.is_active() {
             self.apply_torrent_limits(id, limits);
@@ -388,10 +392,7 @@ impl Shard {
         id: TorrentId,
         peers: &[std::net::SocketAddr],
     ) -> Result<usize, ControlError> {
-        let e = self
-            .torrents
-            .get_mut(id)
-            .ok_or(ControlError::UnknownTorrent(id))?;
+        let e = self.entry(id)?;
         if let (Phase::Active, Some(r)) = (&e.phase, e.run.as_mut()) {
             let added = r.torrent.add_addresses(peers);
             self.pump(id);
@@ -434,12 +435,7 @@ impl Shard {
             self.drop_conn(c, false);
         }
         self.drop_connecting(id);
-        let t = id.slot as usize;
-        self.deferred_reads.remove_torrent(t);
-        self.throttled_reads.remove_torrent(t);
-        self.throttled_recv.remove_torrent(t);
-        self.limits.up.set_torrent_rate(self.now, t, 0);
-        self.limits.down.set_torrent_rate(self.now, t, 0);
+        self.release_waits(id);
         self.finish_drains();
     }
 
@@ -473,6 +469,17 @@ impl Shard {
         }
     }
 
+    /// Drops the torrent's work waiting for buffers or tokens, and its
+    /// buckets (its slot may serve another torrent next).
+    fn release_waits(&mut self, id: TorrentId) {
+        let t = id.slot as usize;
+        self.deferred_reads.remove_torrent(t);
+        self.throttled_reads.remove_torrent(t);
+        self.throttled_recv.remove_torrent(t);
+        self.limits.up.set_torrent_rate(self.now, t, 0);
+        self.limits.down.set_torrent_rate(self.now, t, 0);
+    }
+
     /// Forgets a torrent that holds no engine and no op; its files close.
     fn forget(&mut self, id: TorrentId) -> Removed {
         let Some(e) = self.torrents.remove(id) else {
@@ -480,12 +487,7 @@ impl Shard {
         };
         debug_assert_eq!(e.io_ops, 0, "a torrent forgotten with disk ops in flight");
         debug_assert!(e.run.is_none(), "a torrent forgotten with its engine");
-        let t = id.slot as usize;
-        self.deferred_reads.remove_torrent(t);
-        self.throttled_reads.remove_torrent(t);
-        self.throttled_recv.remove_torrent(t);
-        self.limits.up.set_torrent_rate(self.now, t, 0);
-        self.limits.down.set_torrent_rate(self.now, t, 0);
+        self.release_waits(id);
         self.gone.uploaded += e.uploaded_here;
         self.gone.downloaded += e.downloaded_here;
         self.events.send(Event::Removed { id });

@@ -131,6 +131,12 @@ impl ShardLimits {
         }
     }
 
+    /// Makes the next round due now (a torrent started: it takes its share
+    /// of the global slots before any peer can be unchoked without one).
+    pub fn round_due_now(&mut self, now: Duration) {
+        self.next_round = self.next_round.min(now);
+    }
+
     /// When the next round is due (`None`: never).
     pub fn next_round(&self) -> Option<Duration> {
         self.has_global().then_some(self.next_round)

@@ -406,10 +406,7 @@ impl Shard {
         self.handle_replies();
         self.run_deferred();
         let now = self.now;
-        if self.limits.due(now) {
-            let mut engines = self.torrents.engines_mut();
-            self.limits.round(now, &mut engines);
-        }
+        self.quota_round();
         for id in self.torrents.due(now) {
             if let Some(t) = self.torrents.engine_mut(id) {
                 t.tick(now);

@@ -51,6 +51,10 @@ impl Drop for Rig {
 }
 
 fn rig() -> Rig {
+    rig_with(Settings::default())
+}
+
+fn rig_with(settings: Settings) -> Rig {
     let listener = crate::runtime::sockets::tcp_listener(
         "127.0.0.1:0".parse().unwrap(),
         &BindOptions::default(),
@@ -97,7 +101,7 @@ fn rig() -> Rig {
         },
         register_buffers: false,
         epoch: Instant::now(),
-        settings: Arc::new(Settings::default()),
+        settings: Arc::new(settings),
         peer_id: *b"-RS0100-shardtest000",
         listen_addr: addr,
         rng_seed: 1,
@@ -385,4 +389,17 @@ fn a_connection_for_a_paused_torrent_is_refused() {
         }
     }
     r.until("no connection left", |s| s.conns.is_empty());
+}
+
+#[test]
+fn a_started_torrent_takes_its_share_of_the_global_slots_at_once() {
+    let mut raw = Settings::default().to_raw();
+    raw.limits.upload_slots = 2;
+    let mut r = rig_with(Settings::check(raw).unwrap());
+    r.turn();
+    let have = r.all_have();
+    let id = r.add(Have::Known(have), false);
+    // No turn in between: a peer arriving now must already meet the cap.
+    let quota = r.shard.torrents.running(id).unwrap().torrent.slot_quota();
+    assert_eq!(quota, Some(2));
 }

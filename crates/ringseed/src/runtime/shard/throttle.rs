@@ -44,6 +44,16 @@ impl Shard {
         self.run_throttled();
     }
 
+    /// Reports demand and takes this shard's share of the global budgets,
+    /// when a round is due (see `limits`).
+    pub(super) fn quota_round(&mut self) {
+        let now = self.now;
+        if self.limits.due(now) {
+            let mut engines = self.torrents.engines_mut();
+            self.limits.round(now, &mut engines);
+        }
+    }
+
     /// When tokens return for someone waiting, or the next quota round is
     /// due; `None` when nobody waits and there is no global budget.
     pub(super) fn limits_wake(&mut self, now: Duration) -> Option<Duration> {
