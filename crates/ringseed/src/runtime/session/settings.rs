@@ -221,19 +221,11 @@ pub enum SettingsError {
     },
 }
 
-/// Checked settings: made only by [`Settings::check`], so every value is in
-/// range.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Checked settings: made only by [`Settings::check`] (or the defaults,
+/// which check), so every value is in range.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Settings {
     raw: SettingsRaw,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            raw: SettingsRaw::default(),
-        }
-    }
 }
 
 impl Settings {

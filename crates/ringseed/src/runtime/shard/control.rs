@@ -454,11 +454,9 @@ impl Shard {
             let next = std::mem::replace(&mut e.phase, Phase::Paused);
             e.retire_engine();
             match next {
-                Phase::Draining(Next::Pause) => {
-                    if !e.paused {
-                        self.start(id);
-                    }
-                }
+                // Resumed while it drained: running again.
+                Phase::Draining(Next::Pause) if !e.paused => self.start(id),
+                Phase::Draining(Next::Pause) => {}
                 Phase::Draining(Next::Recheck) => self.submit_check(id),
                 Phase::Draining(Next::Remove { reply }) => {
                     let removed = self.forget(id);
