@@ -353,7 +353,7 @@ impl Session {
     /// Adds a torrent and returns its id once its shard has it: checking
     /// (`Have::Check`), paused, or serving (`Have::Known`).
     pub fn add_torrent(&self, add: AddTorrent) -> Result<TorrentId, SessionError> {
-        self.send_add(add)?.wait(ANSWER_TIMEOUT)
+        self.send_add(add)?.wait(self, ANSWER_TIMEOUT)
     }
 
     /// [`Session::add_torrent`] without waiting for the shard's answer.
@@ -584,10 +584,18 @@ pub struct AddPending {
 }
 
 impl AddPending {
-    /// Waits for the shard; the id is valid once this returns it.
-    pub fn wait(self, timeout: Duration) -> Result<TorrentId, SessionError> {
-        self.pending.wait(timeout)?;
-        Ok(self.id)
+    /// Waits for the shard; the id is valid once this returns it. A refusal
+    /// gives the id back to `session`.
+    pub fn wait(self, session: &Session, timeout: Duration) -> Result<TorrentId, SessionError> {
+        match self.pending.wait(timeout) {
+            Ok(()) => Ok(self.id),
+            Err(e @ (WaitError::Refused(_) | WaitError::Gone { .. })) => {
+                session.registry().release(self.id);
+                Err(e.into())
+            }
+            // No answer yet: the shard may still take it; the id stays.
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
