@@ -416,20 +416,10 @@ impl Shard {
             return;
         };
         e.phase = Phase::Draining(next);
-        let trackers = e.trackers.clone();
-        let Some(run) = e.run.as_mut() else {
+        self.stop_engine(id);
+        let Some(run) = self.torrents.running_mut(id) else {
             return;
         };
-        if let Some(request) = run.torrent.stop() {
-            let job = TrackerJob {
-                token: id.to_u64(),
-                tiers: trackers,
-                request,
-                reply: self.stopped_tx.clone(),
-                wake: None,
-            };
-            let _ = self.tracker.submit(job);
-        }
         let conns: Vec<_> = run.conn_of.drain().map(|(_, c)| c).collect();
         for c in conns {
             self.drop_conn(c, false);
@@ -465,6 +455,26 @@ impl Shard {
                 _ => {}
             }
         }
+    }
+
+    /// Stops the torrent's engine (no new peers or requests) and hands its
+    /// `stopped` announce, if one is due, to the tracker worker (its answer
+    /// is not waited for).
+    fn stop_engine(&mut self, id: TorrentId) {
+        let Some(e) = self.torrents.get_mut(id) else {
+            return;
+        };
+        let Some(request) = e.run.as_mut().and_then(|r| r.torrent.stop()) else {
+            return;
+        };
+        let job = TrackerJob {
+            token: id.to_u64(),
+            tiers: e.trackers.clone(),
+            request,
+            reply: self.stopped_tx.clone(),
+            wake: None,
+        };
+        let _ = self.tracker.submit(job);
     }
 
     /// Drops the torrent's work waiting for buffers or tokens, and its
@@ -515,18 +525,7 @@ impl Shard {
             if let Some(c) = e.check.take() {
                 c.cancel();
             }
-            let trackers = e.trackers.clone();
-            let request = e.run.as_mut().and_then(|r| r.torrent.stop());
-            if let Some(request) = request {
-                let job = TrackerJob {
-                    token: id.to_u64(),
-                    tiers: trackers,
-                    request,
-                    reply: self.stopped_tx.clone(),
-                    wake: None,
-                };
-                let _ = self.tracker.submit(job);
-            }
+            self.stop_engine(id);
         }
         for id in self.conns.ids() {
             self.drop_conn(id, true);
