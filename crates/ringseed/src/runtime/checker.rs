@@ -27,7 +27,10 @@ use super::session::types::{Mode, TorrentId};
 use crate::metainfo::Metainfo;
 use crate::torrent::Bitfield;
 
-/// Most checks waiting for a thread.
+/// Most checks waiting for a thread: one per torrent of the session at
+/// most. The queue is a linked (unbounded) channel held to this length by
+/// `submit`: a bounded channel of this capacity would allocate and touch
+/// all of it up front (about 100 MiB).
 pub const CHECK_QUEUE_MAX: usize = super::session::settings::TORRENTS_MAX;
 /// How long a finished check waits for room in a full control queue
 /// before it looks again whether the session is stopping.
@@ -120,6 +123,9 @@ impl CheckerHandle {
     /// Queues a check. The queue holds one job per torrent of the session;
     /// a refusal gives the job back.
     pub fn submit(&self, job: CheckJob) -> Result<(), Box<CheckJob>> {
+        if self.jobs.len() >= CHECK_QUEUE_MAX {
+            return Err(Box::new(job));
+        }
         self.jobs
             .try_send(job)
             .map_err(|e| Box::new(e.into_inner()))
@@ -138,7 +144,7 @@ pub struct Checker {
 impl Checker {
     /// Starts `threads` checkers, each hashing with `hash_threads` threads.
     pub fn start(threads: usize, hash_threads: usize) -> Result<Checker, CheckerStartError> {
-        let (tx, rx) = crossbeam_channel::bounded(CHECK_QUEUE_MAX);
+        let (tx, rx) = crossbeam_channel::unbounded();
         let stop = Arc::new(AtomicBool::new(false));
         let running = Arc::new(Mutex::new(vec![None; threads]));
         let mut handles = Vec::with_capacity(threads);
