@@ -107,7 +107,33 @@ fn start_opentracker(dir: &Path, hash: &InfoHash) -> (TrackerGuard, String) {
         );
         thread::sleep(STARTUP_POLL);
     }
-    (guard, format!("http://{addr}/announce"))
+    let url = format!("http://{addr}/announce");
+    // opentracker loads its whitelist in the background just after it
+    // starts: until then even the listed hash is "not authorized". A
+    // `stopped` announce registers nobody; once it is answered without that
+    // refusal, the list is loaded.
+    let probe = b"-PROBE-0000000000000";
+    loop {
+        let r = announce(
+            &url,
+            &request(*hash, probe, 1, Some(Event::Stopped)),
+            &default_connect,
+            &limits(),
+        );
+        match r {
+            Ok(_) => break,
+            Err(AnnounceError::Tracker(TrackerError::Failure(w)))
+                if w.contains("not authorized") => {}
+            Err(e) => panic!("probing opentracker at {url}: {e}: {}", read_log(&log)),
+        }
+        assert!(
+            start.elapsed() < STARTUP_WAIT,
+            "opentracker did not load its whitelist within {STARTUP_WAIT:?}: {}",
+            read_log(&log)
+        );
+        thread::sleep(STARTUP_POLL);
+    }
+    (guard, url)
 }
 
 fn random_hash() -> InfoHash {
