@@ -16,6 +16,7 @@ mod cli {
     pub mod info;
     pub mod info_magnet;
     pub mod load;
+    pub mod logging;
     pub mod progress;
     pub mod seed;
     pub mod session_run;
@@ -89,6 +90,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    cli::logging::init();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {

@@ -233,7 +233,7 @@ fn two_shards_serve_every_torrent_through_the_shared_port() {
     let log = seeder.stderr();
     let handoffs = log
         .lines()
-        .find_map(|l| l.split("ringseed: shard handoffs:").nth(1))
+        .find_map(|l| l.split("INFO shard handoffs:").nth(1))
         .map(|rest| rest.trim().parse::<u64>());
     match handoffs {
         Some(Ok(n)) => {
@@ -255,11 +255,11 @@ fn two_shards_serve_every_torrent_through_the_shared_port() {
             );
         }
         Some(Err(e)) => panic!(
-            "`ringseed: shard handoffs:` is not followed by a number ({e})\n{}",
+            "`INFO shard handoffs:` is not followed by a number ({e})\n{}",
             seeder.describe()
         ),
         None => panic!(
-            "no `ringseed: shard handoffs: N` line after SIGTERM\n{}",
+            "no `INFO shard handoffs: N` line after SIGTERM\n{}",
             seeder.describe()
         ),
     }

@@ -53,7 +53,7 @@ pub fn run(args: &DownloadArgs) -> Result<ExitCode> {
     let name = m.info.name.clone();
     let pieces = m.info.pieces.len();
     if m.trackers.is_empty() && args.peers.is_empty() {
-        eprintln!("ringseed: {name}: no tracker and no --peer: waiting for incoming peers");
+        tracing::info!("{name}: no tracker and no --peer: waiting for incoming peers");
     }
     let session = session_run::start(&args.engine)?;
     let mut add = AddTorrent::new(m.clone(), args.output.clone(), Mode::Download);
@@ -73,17 +73,17 @@ pub fn run(args: &DownloadArgs) -> Result<ExitCode> {
         Ended::Finished => true,
     };
     if !finished {
-        eprintln!("ringseed: {name}: stopped before the download completed");
+        tracing::info!("{name}: stopped before the download completed");
         return Ok(ExitCode::from(1));
     }
     // Every piece was checked before it was written; check the disk too.
     let on_disk = check_data(&m, &args.output)?;
     let good = on_disk.count_ones();
     if good != pieces {
-        eprintln!("ringseed: {name}: only {good} of {pieces} pieces verify on disk");
+        tracing::info!("{name}: only {good} of {pieces} pieces verify on disk");
         return Ok(ExitCode::from(1));
     }
-    eprintln!("ringseed: complete: {name} ({pieces} pieces verified on disk)");
+    tracing::info!("complete: {name} ({pieces} pieces verified on disk)");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -93,9 +93,10 @@ fn follow(session: &Session, id: TorrentId, seed: bool, name: &str) -> Ended {
     let mut already = false;
     let checked = session_run::wait_checked(session, &[id], |s| {
         already = s.is_complete();
-        eprintln!(
-            "ringseed: {name}: {} of {} pieces on disk already",
-            s.pieces_have, s.pieces
+        tracing::info!(
+            "{name}: {} of {} pieces on disk already",
+            s.pieces_have,
+            s.pieces
         );
     });
     match checked {
@@ -104,11 +105,11 @@ fn follow(session: &Session, id: TorrentId, seed: bool, name: &str) -> Ended {
         Err(e) => return Ended::Failed(e.to_string()),
     }
     if already && !seed {
-        eprintln!("ringseed: {name}: already complete");
+        tracing::info!("{name}: already complete");
         return Ended::Finished;
     }
-    eprintln!(
-        "ringseed: listening on {} ({} shards)",
+    tracing::info!(
+        "listening on {} ({} shards)",
         session.local_addr(),
         session.shards()
     );

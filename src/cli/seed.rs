@@ -51,7 +51,7 @@ pub fn run(args: &SeedArgs) -> Result<ExitCode> {
         let added = session.add_torrent(AddTorrent::new(m, args.data.clone(), Mode::Seed));
         match added {
             Ok(id) => {
-                eprintln!("ringseed: {name}: checking {pieces} pieces");
+                tracing::info!("{name}: checking {pieces} pieces");
                 ids.push(id);
             }
             Err(e) => {
@@ -64,13 +64,10 @@ pub fn run(args: &SeedArgs) -> Result<ExitCode> {
     let checked = session_run::wait_checked(&session, &ids, |s| {
         if s.state == TorrentState::Error {
             let why = s.error.as_deref().unwrap_or("failed");
-            eprintln!("ringseed: {}: {why}", s.name);
+            tracing::warn!("{}: {why}", s.name);
         } else {
             seeding += 1;
-            eprintln!(
-                "ringseed: {}: {} of {} pieces good",
-                s.name, s.pieces_have, s.pieces
-            );
+            tracing::info!("{}: {} of {} pieces good", s.name, s.pieces_have, s.pieces);
         }
     });
     let checked = match checked {
@@ -85,8 +82,8 @@ pub fn run(args: &SeedArgs) -> Result<ExitCode> {
         bail!("no torrent can be seeded from {}", args.data.display());
     }
     if checked {
-        eprintln!(
-            "ringseed: listening on {} ({} shards)",
+        tracing::info!(
+            "listening on {} ({} shards)",
             session.local_addr(),
             session.shards()
         );
@@ -99,7 +96,7 @@ pub fn run(args: &SeedArgs) -> Result<ExitCode> {
         }
         session_run::wait_for_news(&session);
     }
-    eprintln!("ringseed: stopping");
+    tracing::info!("stopping");
     session_run::stop(session);
     match failed {
         Some(e) => bail!(e),

@@ -66,10 +66,11 @@ pub fn wait_for_news(session: &Session) {
 /// Stops the session and prints what it moved.
 pub fn stop(session: Session) -> StopReport {
     let report = session.stop();
-    eprintln!("ringseed: shard handoffs: {}", report.handoffs);
-    eprintln!(
-        "ringseed: uploaded {} bytes, downloaded {} bytes",
-        report.uploaded, report.downloaded
+    tracing::info!("shard handoffs: {}", report.handoffs);
+    tracing::info!(
+        "uploaded {} bytes, downloaded {} bytes",
+        report.uploaded,
+        report.downloaded
     );
     report
 }

@@ -163,10 +163,15 @@ impl Daemon {
         }
     }
 
-    /// Waits for `WHO: listening on ADDR` and returns ADDR (or `fallback` if
-    /// the printed address does not parse).
+    /// Waits for `WHO: listening on ADDR` (ringseed's own log line: `TIME
+    /// LEVEL listening on ADDR`) and returns ADDR (or `fallback` if the
+    /// printed address does not parse).
     pub fn wait_listening(&mut self, who: &str, fallback: SocketAddr) -> SocketAddr {
-        let needle = format!("{who}: listening on");
+        let needle = if who == "ringseed" {
+            "INFO listening on".to_string()
+        } else {
+            format!("{who}: listening on")
+        };
         match self.wait_line(LISTEN_WAIT_MAX, |l| l.contains(&needle)) {
             Ok(line) => line
                 .split("listening on")

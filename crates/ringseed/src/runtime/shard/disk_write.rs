@@ -154,7 +154,7 @@ impl Shard {
                     Err(e) => errno_text(e),
                     _ => "nothing written".into(),
                 };
-                eprintln!("ringseed: cannot write {path}: {why}");
+                tracing::error!("cannot write {path}: {why}");
                 if let Some(w) = self.writes.get_mut(&(t, piece)) {
                     w.failed = true;
                 }

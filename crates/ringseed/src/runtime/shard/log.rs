@@ -32,14 +32,11 @@ impl PeerLog {
     /// was printed.
     pub fn line(&mut self, now: Duration, line: String) -> bool {
         if let Some(dropped) = self.roll(now) {
-            eprintln!(
-                "ringseed: shard {}: {dropped} peer log lines left out",
-                self.shard
-            );
+            tracing::info!("shard {}: {dropped} peer log lines left out", self.shard);
         }
         if self.lines < LOG_LINES_MAX {
             self.lines += 1;
-            eprintln!("ringseed: {line}");
+            tracing::info!("{line}");
             true
         } else {
             self.dropped += 1;

@@ -441,7 +441,7 @@ impl Shard {
             report.downloaded += down;
             if let Some(s) = e.storage.as_ref() {
                 if let Err(err) = s.sync() {
-                    eprintln!("ringseed: {}: {err}", e.name);
+                    tracing::error!("{}: {err}", e.name);
                 }
             }
         }
@@ -464,7 +464,7 @@ impl Shard {
         };
         match self.queue(OpCtx::Accept, |ev| ev.accept_multi(fd)) {
             Ok(op) => self.accept_op = Some(op),
-            Err(e) => eprintln!("ringseed: shard {}: cannot accept: {e}", self.index),
+            Err(e) => tracing::error!("shard {}: cannot accept connections: {e}", self.index),
         }
     }
 

@@ -59,7 +59,7 @@ impl Shard {
                 Output::Finished => {
                     if let Some(e) = self.torrents.get(t) {
                         if let Some(Err(err)) = e.storage.as_ref().map(|s| s.sync()) {
-                            eprintln!("ringseed: {}: {err}", e.name);
+                            tracing::error!("{}: {err}", e.name);
                         }
                     }
                     self.events.send(Event::Finished { id: t });
