@@ -16,6 +16,12 @@
 //!   search (as libtorrent does, the next tracker is tried), but when no
 //!   tracker answers with peers, the reply is the last refusal, in the
 //!   tracker's words, if there was one, else the last error;
+//! - jobs of one token (one torrent) run one at a time, in the order they
+//!   were submitted: a torrent's `completed` then `stopped` reach the tracker
+//!   in that order, and never before an announce of it already running. A job
+//!   whose token has one queued or running waits behind it (at most
+//!   `queue_max` such jobs wait in all); the thread that ran the earlier job
+//!   runs it next;
 //! - each attempt is bounded by [`TrackerWorkerConfig::timeout`] (plus name
 //!   resolution, which the system cannot interrupt);
 //! - [`TrackerWorker::shutdown`] stops taking jobs, lets queued and running
@@ -29,6 +35,7 @@ pub mod attempt;
 mod tests;
 pub mod tiers;
 
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -166,6 +173,11 @@ struct Counters {
     accepting: bool,
     /// Jobs queued or running.
     pending: usize,
+    /// Tokens with a job queued or running, each with the jobs that wait
+    /// behind it, in order.
+    busy: HashMap<u64, VecDeque<TrackerJob>>,
+    /// Jobs waiting in `busy`.
+    waiting: usize,
 }
 
 struct Shared {
@@ -193,6 +205,22 @@ impl Shared {
         drop(c);
         self.finished.notify_all();
     }
+
+    /// The job waiting behind `token`'s, if any; else `token` is free.
+    fn next_of(&self, token: u64) -> Option<TrackerJob> {
+        let mut c = self.counters();
+        let next = c.busy.get_mut(&token).and_then(VecDeque::pop_front);
+        match next {
+            Some(job) => {
+                c.waiting = c.waiting.saturating_sub(1);
+                Some(job)
+            }
+            None => {
+                c.busy.remove(&token);
+                None
+            }
+        }
+    }
 }
 
 /// Submits jobs; cheap to clone, usable from any thread.
@@ -209,7 +237,8 @@ impl fmt::Debug for TrackerHandle {
 }
 
 impl TrackerHandle {
-    /// Queues `job`; gives it back when the queue is full or the worker stopped.
+    /// Queues `job` (behind the job of the same token queued or running, if
+    /// any); gives it back when the queue is full or the worker stopped.
     // The job comes back by value on purpose: the caller retries or drops it,
     // and a refusal is rare, so its size does not matter.
     #[allow(clippy::result_large_err)]
@@ -218,8 +247,21 @@ impl TrackerHandle {
         if !c.accepting {
             return Err(job);
         }
+        let token = job.token;
+        if c.busy.contains_key(&token) {
+            if c.waiting >= self.shared.config.queue_max {
+                return Err(job);
+            }
+            c.waiting += 1;
+            c.pending = c.pending.saturating_add(1);
+            if let Some(q) = c.busy.get_mut(&token) {
+                q.push_back(job);
+            }
+            return Ok(());
+        }
         match self.jobs.try_send(job) {
             Ok(()) => {
+                c.busy.insert(token, VecDeque::new());
                 c.pending = c.pending.saturating_add(1);
                 Ok(())
             }
@@ -268,7 +310,7 @@ impl TrackerWorker {
         let shared = Arc::new(Shared {
             counters: Mutex::new(Counters {
                 accepting: true,
-                pending: 0,
+                ..Counters::default()
             }),
             finished: Condvar::new(),
             abandon: AtomicBool::new(false),
@@ -350,8 +392,14 @@ impl TrackerWorker {
         shared.abandon.store(true, Ordering::Relaxed);
         self.stop = None;
         while let Ok(job) = self.jobs.try_recv() {
+            // The jobs waiting behind it are answered too, in order.
+            let token = job.token;
             send_reply(job, None, Err(not_run()), Duration::ZERO);
             shared.job_done();
+            while let Some(next) = shared.next_of(token) {
+                send_reply(next, None, Err(not_run()), Duration::ZERO);
+                shared.job_done();
+            }
         }
         for t in std::mem::take(&mut self.threads) {
             if t.is_finished() {
@@ -376,27 +424,38 @@ fn run_thread(shared: &Shared, jobs: &Receiver<TrackerJob>, stop: &Receiver<()>,
             recv(stop) -> _ => return,
         };
         let Ok(job) = job else { return };
-        if shared.abandon.load(Ordering::Relaxed) {
-            send_reply(job, None, Err(not_run()), Duration::ZERO);
-        } else {
+        // Then the jobs of the same token that waited behind it, in order.
+        let mut next = Some(job);
+        while let Some(job) = next.take() {
             let token = job.token;
-            let reply = job.reply.clone();
-            let ran = panic::catch_unwind(AssertUnwindSafe(|| run_job(shared, job, &mut rng)));
-            if ran.is_err() {
-                let _ = reply.send_timeout(
-                    TrackerReply {
-                        token,
-                        url: None,
-                        outcome: Err(TrackerFailure {
-                            url: String::new(),
-                            message: "internal error in the tracker worker (a bug)".to_owned(),
-                        }),
-                    },
-                    REPLY_SEND_WAIT,
-                );
-            }
+            run_one(shared, job, &mut rng);
+            next = shared.next_of(token);
+            shared.job_done();
         }
-        shared.job_done();
+    }
+}
+
+/// Runs one job (or answers it, when told to abandon), catching a panic.
+fn run_one(shared: &Shared, job: TrackerJob, rng: &mut Rng) {
+    if shared.abandon.load(Ordering::Relaxed) {
+        send_reply(job, None, Err(not_run()), Duration::ZERO);
+        return;
+    }
+    let token = job.token;
+    let reply = job.reply.clone();
+    let ran = panic::catch_unwind(AssertUnwindSafe(|| run_job(shared, job, rng)));
+    if ran.is_err() {
+        let _ = reply.send_timeout(
+            TrackerReply {
+                token,
+                url: None,
+                outcome: Err(TrackerFailure {
+                    url: String::new(),
+                    message: "internal error in the tracker worker (a bug)".to_owned(),
+                }),
+            },
+            REPLY_SEND_WAIT,
+        );
     }
 }
 

@@ -459,3 +459,103 @@ fn a_full_reply_channel_costs_at_most_the_reply_wait() {
     assert_eq!(rx.try_recv().unwrap().token, 0);
     assert!(rx.try_recv().is_err());
 }
+
+/// An HTTP tracker that records the `event=` of each request (or
+/// "regular") in arrival order, answering each `delay` after reading it.
+fn recording_http(n: u8, delay: Duration) -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind((ip(n), 0)).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&events);
+    thread::spawn(move || {
+        let start = Instant::now();
+        while start.elapsed() < WAIT_MAX {
+            let Ok((mut s, _)) = listener.accept() else {
+                thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            let _ = s.set_nonblocking(false);
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut got = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") && got.len() < 16 * 1024 {
+                match s.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(k) => got.extend_from_slice(&buf[..k]),
+                }
+            }
+            let text = String::from_utf8_lossy(&got);
+            let event = ["started", "completed", "stopped"]
+                .into_iter()
+                .find(|e| text.contains(&format!("event={e}")))
+                .unwrap_or("regular");
+            seen.lock().unwrap().push(event.to_owned());
+            thread::sleep(delay);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                GOOD_BODY.len()
+            );
+            let _ = s.write_all(head.as_bytes());
+            let _ = s.write_all(GOOD_BODY);
+        }
+    });
+    (format!("http://{addr}/announce"), events)
+}
+
+#[test]
+fn one_tokens_jobs_run_in_order_whatever_the_threads() {
+    // A slow tracker and four threads: without ordering, `completed` and
+    // `stopped` would be sent while the regular announce still runs.
+    let (url, events) = recording_http(16, Duration::from_millis(300));
+    let (other_url, _) = recording_http(18, Duration::ZERO);
+    let w = TrackerWorker::start(config(4, 8, Duration::from_secs(5))).unwrap();
+    let mut receivers = Vec::new();
+    for event in [None, Some(Event::Completed), Some(Event::Stopped)] {
+        let (mut j, rx) = job(9, &[&[&url]]);
+        j.request.event = event;
+        w.handle().submit(j).unwrap();
+        receivers.push(rx);
+    }
+    // Another torrent is not held up behind them.
+    let (other, other_rx) = job(10, &[&[&other_url]]);
+    let submitted = Instant::now();
+    w.handle().submit(other).unwrap();
+    let r = wait_reply(&other_rx);
+    assert!(r.outcome.is_ok(), "{r:?}");
+    assert!(
+        submitted.elapsed() < Duration::from_millis(600),
+        "token 10 waited for token 9: {:?}",
+        submitted.elapsed()
+    );
+    for rx in &receivers {
+        assert!(wait_reply(rx).outcome.is_ok());
+    }
+    assert_eq!(*events.lock().unwrap(), ["regular", "completed", "stopped"]);
+    let report = w.shutdown(WAIT_MAX);
+    assert_eq!(report.abandoned, 0);
+}
+
+#[test]
+fn shutdown_answers_the_jobs_waiting_behind_a_queued_one() {
+    let hole = UdpSocket::bind((ip(17), 0)).unwrap();
+    hole.set_read_timeout(Some(WAIT_MAX)).unwrap();
+    let hole_url = format!("udp://{}", hole.local_addr().unwrap());
+    let w = TrackerWorker::start(config(1, 4, Duration::from_secs(30))).unwrap();
+    let h = w.handle();
+    // Job 1 occupies the only thread; jobs 2 and 2' queue behind it.
+    let (j1, _rx1) = job(1, &[&[&hole_url]]);
+    h.submit(j1).unwrap();
+    let mut buf = [0u8; 64];
+    hole.recv_from(&mut buf).expect("the connect request");
+    let (j2, rx2) = job(2, &[&[&hole_url]]);
+    let (j2b, rx2b) = job(2, &[&[&hole_url]]);
+    h.submit(j2).unwrap();
+    h.submit(j2b).unwrap();
+    let report = w.shutdown(Duration::from_millis(200));
+    assert_eq!(report.abandoned, 3);
+    for rx in [&rx2, &rx2b] {
+        let failure = wait_reply(rx).outcome.unwrap_err();
+        assert!(failure.message.contains("shut down"), "{failure}");
+    }
+}
