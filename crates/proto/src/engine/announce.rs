@@ -3,12 +3,21 @@
 //! `started` first (retried until a tracker answers), `completed` once when
 //! the download finishes after a `started`, regular announces at the
 //! tracker's interval (never below its minimum), failures retried with a
-//! doubling delay. `stopped` is sent by [`AnnounceSchedule::stop`] and
-//! needs no answer. At most one announce is in flight.
+//! doubling delay. At most one announce is in flight. [`AnnounceSchedule::stop`]
+//! says what stopping still owes the trackers, in order: `completed` if the
+//! download finished and no tracker has taken it yet (and it is not in
+//! flight), then `stopped`; neither needs an answer.
 
 use std::time::Duration;
 
 use crate::tracker::Event;
+
+/// The announces stopping still owes, in this order.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StopAnnounces {
+    pub completed: bool,
+    pub stopped: bool,
+}
 
 /// One torrent's announce timing.
 #[derive(Debug, Clone)]
@@ -18,6 +27,8 @@ pub struct AnnounceSchedule {
     in_flight: bool,
     started_done: bool,
     completed_due: bool,
+    /// The announce in flight is the `completed` one.
+    completed_in_flight: bool,
     failures: u32,
     retry_min: Duration,
     retry_max: Duration,
@@ -34,6 +45,7 @@ impl AnnounceSchedule {
             in_flight: false,
             started_done: false,
             completed_due: false,
+            completed_in_flight: false,
             failures: 0,
             retry_min,
             retry_max,
@@ -49,18 +61,21 @@ impl AnnounceSchedule {
             return None;
         }
         self.in_flight = true;
-        Some(if !self.started_done {
+        let event = if !self.started_done {
             Some(Event::Started)
         } else if self.completed_due {
             Some(Event::Completed)
         } else {
             None
-        })
+        };
+        self.completed_in_flight = event == Some(Event::Completed);
+        Some(event)
     }
 
     /// A tracker answered; the next regular announce is `next_in` away.
     pub fn on_success(&mut self, now: Duration, event: Option<Event>, next_in: Duration) {
         self.in_flight = false;
+        self.completed_in_flight = false;
         self.failures = 0;
         self.last_error = None;
         match event {
@@ -77,6 +92,7 @@ impl AnnounceSchedule {
     /// Every tracker failed; retry later with the same event.
     pub fn on_failure(&mut self, now: Duration, message: String) {
         self.in_flight = false;
+        self.completed_in_flight = false;
         self.failures = self.failures.saturating_add(1);
         let shift = self.failures.saturating_sub(1).min(16);
         let wait = self
@@ -99,12 +115,20 @@ impl AnnounceSchedule {
         }
     }
 
-    /// Stops announcing. Returns true when a `stopped` announce should be
-    /// sent (a `started` reached a tracker, or one is in flight).
-    pub fn stop(&mut self) -> bool {
-        let send = self.enabled && !self.stopped && (self.started_done || self.in_flight);
+    /// Stops announcing; returns what is still owed to the trackers, to be
+    /// sent in order: `completed` when the download finished and no tracker
+    /// has taken that yet (one in flight counts as sent: it goes first),
+    /// then `stopped` when a `started` reached a tracker or one is in flight.
+    pub fn stop(&mut self) -> StopAnnounces {
+        if !self.enabled || self.stopped {
+            self.stopped = true;
+            return StopAnnounces::default();
+        }
         self.stopped = true;
-        send
+        StopAnnounces {
+            completed: self.completed_due && !self.completed_in_flight,
+            stopped: self.started_done || self.in_flight,
+        }
     }
 
     /// The last failure, until a tracker answers again.
@@ -168,16 +192,71 @@ mod tests {
         assert_eq!(a.due(1006 * S), Some(None));
     }
 
+    const STOPPED: StopAnnounces = StopAnnounces {
+        completed: false,
+        stopped: true,
+    };
+    const BOTH: StopAnnounces = StopAnnounces {
+        completed: true,
+        stopped: true,
+    };
+
     #[test]
     fn stop_sends_stopped_only_after_a_start() {
         let mut fresh = sched();
-        assert!(!fresh.stop());
+        assert_eq!(fresh.stop(), StopAnnounces::default());
         let mut a = sched();
         a.due(Duration::ZERO);
-        assert!(a.stop(), "a started announce is in flight");
+        assert_eq!(a.stop(), STOPPED, "a started announce is in flight");
         assert_eq!(a.due(1000 * S), None);
+        assert_eq!(a.stop(), StopAnnounces::default(), "once");
         let mut off = AnnounceSchedule::new(false, Duration::ZERO, S, S);
         assert_eq!(off.due(Duration::ZERO), None);
-        assert!(!off.stop());
+        assert_eq!(off.stop(), StopAnnounces::default());
+    }
+
+    #[test]
+    fn stopping_right_after_finishing_owes_completed_then_stopped() {
+        let mut a = sched();
+        a.due(Duration::ZERO);
+        a.on_success(S, Some(Event::Started), 1000 * S);
+        a.completed(5 * S);
+        // Stopped before the tick that would have sent `completed`.
+        assert_eq!(a.stop(), BOTH);
+    }
+
+    #[test]
+    fn a_completed_in_flight_or_taken_is_not_owed_again() {
+        let mut a = sched();
+        a.due(Duration::ZERO);
+        a.on_success(S, Some(Event::Started), 1000 * S);
+        a.completed(5 * S);
+        assert_eq!(a.due(5 * S), Some(Some(Event::Completed)));
+        assert_eq!(a.stop(), STOPPED, "completed is in flight: it goes first");
+        let mut b = sched();
+        b.due(Duration::ZERO);
+        b.on_success(S, Some(Event::Started), 1000 * S);
+        b.completed(5 * S);
+        b.due(5 * S);
+        b.on_success(6 * S, Some(Event::Completed), 1000 * S);
+        assert_eq!(b.stop(), STOPPED);
+        // A failed `completed` is owed again.
+        let mut c = sched();
+        c.due(Duration::ZERO);
+        c.on_success(S, Some(Event::Started), 1000 * S);
+        c.completed(5 * S);
+        c.due(5 * S);
+        c.on_failure(6 * S, "down".into());
+        assert_eq!(c.stop(), BOTH);
+    }
+
+    #[test]
+    fn finishing_while_a_regular_announce_is_in_flight_still_owes_completed() {
+        let mut a = sched();
+        a.due(Duration::ZERO);
+        a.on_success(S, Some(Event::Started), 10 * S);
+        assert_eq!(a.due(11 * S), Some(None));
+        a.completed(12 * S);
+        assert_eq!(a.stop(), BOTH);
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use super::peer_list::RetryPolicy;
 use crate::peer::PeerConfig;
 use crate::upload_slots::SlotSettings;
 
@@ -29,8 +30,24 @@ pub struct EngineSettings {
     /// Outgoing connection attempts in flight per torrent. Default 16: a
     /// burst after an announce, without a SYN flood.
     pub connects_in_flight_max: usize,
-    /// Known addresses kept per torrent for later connects. Default 2,000.
+    /// Known addresses kept per torrent for later connects (the peer
+    /// list). Default 2,000.
     pub peer_addresses_max: usize,
+    /// Failures in a row (a dial that failed, a connection that moved no
+    /// block) after which an address is forgotten; addresses the user gave
+    /// are kept and dialled every `peer_retry_delay_max` instead. Default
+    /// 3, libtorrent's `max_failcount`: a peer that is gone is tried three
+    /// times, and a tracker may list it again.
+    pub peer_connect_failures_max: u32,
+    /// Wait before dialling an address again after its first failure, or
+    /// after a connection that moved blocks ended; doubles with each
+    /// further failure. Default 10 s: a peer that starts a few seconds after
+    /// us is reached soon, and a dead one costs one SYN per 10 s at most
+    /// (libtorrent waits 60 s, `min_reconnect_time`).
+    pub peer_retry_delay_min: Duration,
+    /// Longest wait between dials of one address. Default 5 min (about
+    /// libtorrent's (`max_failcount` + 1) × `min_reconnect_time`).
+    pub peer_retry_delay_max: Duration,
     /// Requests kept outstanding per peer, as seconds of its download rate
     /// (libtorrent's `request_queue_time` is 3 s).
     pub request_queue_time: Duration,
@@ -77,6 +94,9 @@ impl Default for EngineSettings {
             peers_per_torrent_max: 200,
             connects_in_flight_max: 16,
             peer_addresses_max: 2_000,
+            peer_connect_failures_max: 3,
+            peer_retry_delay_min: Duration::from_secs(10),
+            peer_retry_delay_max: Duration::from_secs(5 * 60),
             request_queue_time: Duration::from_secs(3),
             requests_per_peer_min: 16,
             announce_numwant: 200,
@@ -116,6 +136,16 @@ fn check(name: &'static str, value: u64, min: u64, max: u64) -> Result<(), Setti
 }
 
 impl EngineSettings {
+    /// The peer list's retry policy.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            addresses_max: self.peer_addresses_max,
+            failures_max: self.peer_connect_failures_max,
+            retry_delay_min: self.peer_retry_delay_min,
+            retry_delay_max: self.peer_retry_delay_max,
+        }
+    }
+
     /// Checks every range this struct owns (the peer settings check their own).
     pub fn validate(&self) -> Result<(), SettingError> {
         check(
@@ -135,6 +165,24 @@ impl EngineSettings {
             self.peer_addresses_max as u64,
             1,
             PEER_ADDRESSES_LIMIT as u64,
+        )?;
+        check(
+            "peer_connect_failures_max",
+            u64::from(self.peer_connect_failures_max),
+            1,
+            1_000,
+        )?;
+        check(
+            "peer_retry_delay_min (ms)",
+            self.peer_retry_delay_min.as_millis() as u64,
+            100,
+            3_600_000,
+        )?;
+        check(
+            "peer_retry_delay_max (ms)",
+            self.peer_retry_delay_max.as_millis() as u64,
+            self.peer_retry_delay_min.as_millis() as u64,
+            86_400_000,
         )?;
         check(
             "requests_per_peer_min",

@@ -13,6 +13,12 @@
 //! error) is reported with [`Torrent::peer_removed`]. Calls naming a
 //! peer that no longer exists are ignored, so late completions are harmless.
 //!
+//! Dialling: every address learnt (the user, trackers, later PEX and DHT)
+//! goes into the [`PeerList`], which says when each may be dialled again
+//! after a failure. Downloading or seeding, the torrent dials listed
+//! addresses while it has room under `peers_per_torrent_max` and
+//! `connects_in_flight_max`; a seeding torrent skips known seeds.
+//!
 //! Downloading: blocks are assembled in memory ([`PieceBuffers`]); a
 //! complete piece is hashed here (SHA-1, a few hundred microseconds per
 //! MiB) and only a good piece is written ([`Output::WritePiece`]); it counts
@@ -29,6 +35,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use super::announce::AnnounceSchedule;
+use super::peer_list::{Added, PeerList, PeerSource, Retry};
 use super::piece_buffers::{AssembledPiece, PieceBuffers};
 use super::settings::EngineSettings;
 use crate::hash::sha1;
@@ -237,9 +244,8 @@ pub struct Torrent {
     free_slots: Vec<u32>,
     generations: Vec<u32>,
     peer_count: usize,
-    connecting: HashSet<SocketAddr>,
-    candidates: VecDeque<SocketAddr>,
-    known: HashSet<SocketAddr>,
+    /// Every address known, with its failures and state.
+    peers: PeerList,
     banned: HashSet<IpAddr>,
     announce: AnnounceSchedule,
     announce_event: Option<Event>,
@@ -320,9 +326,7 @@ impl Torrent {
             free_slots: Vec::new(),
             generations: Vec::new(),
             peer_count: 0,
-            connecting: HashSet::new(),
-            candidates: VecDeque::new(),
-            known: HashSet::new(),
+            peers: PeerList::new(),
             banned: HashSet::new(),
             announce,
             announce_event: None,
@@ -415,9 +419,21 @@ impl Torrent {
         addr: SocketAddr,
         direction: Direction,
     ) -> Result<PeerId, AddPeerError> {
-        if direction == Direction::Outgoing {
-            self.connecting.remove(&addr);
+        let added = self.add_peer_inner(now, addr, direction);
+        match &added {
+            Ok(_) => self.peers.connected(&addr),
+            Err(_) if direction == Direction::Outgoing => self.peers.dial_abandoned(&addr),
+            Err(_) => {}
         }
+        added
+    }
+
+    fn add_peer_inner(
+        &mut self,
+        now: Duration,
+        addr: SocketAddr,
+        direction: Direction,
+    ) -> Result<PeerId, AddPeerError> {
         if self.stopping {
             return Err(AddPeerError::Stopping);
         }
@@ -490,23 +506,44 @@ impl Torrent {
         Ok(id)
     }
 
-    /// An outgoing connect failed.
-    pub fn connect_failed(&mut self, addr: SocketAddr) {
-        self.connecting.remove(&addr);
+    /// An outgoing connect failed at `now`: returns when the address will
+    /// be dialled again (for the log). A report about an address that was
+    /// not being dialled (late, or after a stop) is ignored.
+    pub fn connect_failed(&mut self, now: Duration, addr: SocketAddr) -> Retry {
+        if self.stopping {
+            self.peers.dial_abandoned(&addr);
+            return Retry::Unknown;
+        }
+        let policy = self.settings.retry_policy();
+        let retry = self.peers.dial_failed(&addr, now, &policy);
+        self.connect_more(now);
+        retry
     }
 
     /// The shard found `peer` gone (EOF, socket error, shutdown).
     pub fn peer_removed(&mut self, now: Duration, peer: PeerId) {
-        let _ = now;
-        self.forget(peer);
+        self.forget(now, peer, false);
     }
 
-    fn forget(&mut self, id: PeerId) -> Option<Peer> {
+    /// The known address list (for tests and displays).
+    pub fn peer_list(&self) -> &PeerList {
+        &self.peers
+    }
+
+    /// Drops `id` from the tables; its address goes back to the peer list
+    /// (`routine`: a normal end, not counted as a failure).
+    fn forget(&mut self, now: Duration, id: PeerId, routine: bool) -> Option<Peer> {
         let slot = self.slots.get_mut(id.slot as usize)?;
         if slot.as_ref().map(|p| p.generation) != Some(id.generation) {
             return None;
         }
         let p = slot.take()?;
+        let counters = p.conn.counters();
+        let useful = counters.block_bytes_sent > 0 || counters.block_bytes_received > 0;
+        let seed = p.bits.all() || p.conn.peer_pieces().is_all();
+        let policy = self.settings.retry_policy();
+        self.peers
+            .disconnected(&p.addr, now, seed, useful, routine, &policy);
         self.free_slots.push(id.slot);
         self.peer_count = self.peer_count.saturating_sub(1);
         self.uploaded_closed += p.conn.counters().block_bytes_sent;
@@ -520,16 +557,19 @@ impl Torrent {
         Some(p)
     }
 
-    fn close(&mut self, id: PeerId, text: String, ban: bool) {
-        self.close_with(id, text, ban, false);
+    fn close(&mut self, now: Duration, id: PeerId, text: String, ban: bool) {
+        self.close_with(now, id, text, ban, false);
     }
 
-    fn close_with(&mut self, id: PeerId, text: String, ban: bool, routine: bool) {
-        let Some(p) = self.forget(id) else {
+    fn close_with(&mut self, now: Duration, id: PeerId, text: String, ban: bool, routine: bool) {
+        let Some(p) = self.forget(now, id, routine) else {
             return;
         };
-        if ban && self.banned.len() < BANNED_MAX {
-            self.banned.insert(p.addr.ip());
+        if ban {
+            self.peers.remove_ip(p.addr.ip());
+            if self.banned.len() < BANNED_MAX {
+                self.banned.insert(p.addr.ip());
+            }
         }
         self.outputs.push_back(Output::Close {
             peer: id,
@@ -577,7 +617,7 @@ impl Torrent {
                 }
                 Err(e) => {
                     self.drain(now, peer, bytes, consumed);
-                    self.close(peer, e.to_string(), false);
+                    self.close(now, peer, e.to_string(), false);
                     break;
                 }
             }
@@ -626,7 +666,7 @@ impl Torrent {
                     fill = true;
                 }
                 Action::Disconnect(reason) => {
-                    self.close_with(id, format!("{reason:?}"), false, true);
+                    self.close_with(now, id, format!("{reason:?}"), false, true);
                     return;
                 }
                 Action::BlockReceived {
@@ -774,7 +814,7 @@ impl Torrent {
         let expected = self.piece_hashes.get(piece as usize).copied();
         if Some(sha1(&assembled.data)) == expected {
             for bad in self.buffers.proven_bad(piece, &assembled.data) {
-                self.ban_slot(bad.0, format!("sent bad data in piece {piece}"));
+                self.ban_slot(now, bad.0, format!("sent bad data in piece {piece}"));
             }
             self.writing.insert(piece);
             self.writing_bytes += assembled.data.len() as u64;
@@ -790,13 +830,14 @@ impl Torrent {
         self.buffers.remember_failure(&assembled);
     }
 
-    fn blame(&mut self, _now: Duration, failed: &AssembledPiece) {
+    fn blame(&mut self, now: Duration, failed: &AssembledPiece) {
         let mut senders: Vec<u32> = failed.senders.iter().flatten().map(|k| k.0).collect();
         senders.sort_unstable();
         senders.dedup();
         let piece = failed.piece;
         if let [only] = senders[..] {
             self.ban_slot(
+                now,
                 only,
                 format!("sent piece {piece}, which failed its hash check"),
             );
@@ -811,6 +852,7 @@ impl Torrent {
             if p.hash_failures >= max {
                 let n = p.hash_failures;
                 self.ban_slot(
+                    now,
                     slot,
                     format!("took part in {n} pieces that failed their hash check"),
                 );
@@ -818,7 +860,7 @@ impl Torrent {
         }
     }
 
-    fn ban_slot(&mut self, slot: u32, why: String) {
+    fn ban_slot(&mut self, now: Duration, slot: u32, why: String) {
         let Some(generation) = self
             .slots
             .get(slot as usize)
@@ -826,7 +868,7 @@ impl Torrent {
         else {
             return;
         };
-        self.close(PeerId { slot, generation }, why, true);
+        self.close(now, PeerId { slot, generation }, why, true);
     }
 
     /// The disk read of a block `peer` asked for is done: returns the piece
@@ -891,7 +933,10 @@ impl Torrent {
         let finished = self.picker.is_finished();
         if finished && !self.finished {
             self.finished = true;
+            // `completed` goes out now, before the shard hears `Finished`
+            // (a download that stops at once still owes it: see `stop`).
             self.announce.completed(now);
+            self.announce_if_due(now);
             self.outputs.push_back(Output::Finished);
         }
         for id in self.ids() {
@@ -1118,7 +1163,7 @@ impl Torrent {
             p.conn.set_read_window(window.max(watermark_min));
             if let Err(e) = p.conn.on_timer(now) {
                 self.drain(now, id, &[], 0);
-                self.close(id, e.to_string(), false);
+                self.close(now, id, e.to_string(), false);
                 continue;
             }
             self.drain(now, id, &[], 0);
@@ -1129,52 +1174,85 @@ impl Torrent {
         if now >= self.choker.next_rechoke() {
             self.rechoke(now);
         }
+        self.announce_if_due(now);
+        self.connect_more(now);
+    }
+
+    fn announce_if_due(&mut self, now: Duration) {
         if let Some(event) = self.announce.due(now) {
             self.announce_event = event;
             let request = self.announce_request(event);
             self.outputs.push_back(Output::Announce { request });
         }
-        self.connect_more();
     }
 
-    fn connect_more(&mut self) {
-        if self.stopping || !self.download || self.finished {
+    /// Dials listed addresses while there is room: downloading or seeding
+    /// (a seeding torrent skips known seeds), at most
+    /// `connects_in_flight_max` dials at once and `peers_per_torrent_max`
+    /// peers and dials together.
+    fn connect_more(&mut self, now: Duration) {
+        if self.stopping {
             return;
         }
-        while self.connecting.len() < self.settings.connects_in_flight_max
-            && self.peer_count + self.connecting.len() < self.settings.peers_per_torrent_max
+        let seeding = self.is_seeding();
+        while self.peers.connecting() < self.settings.connects_in_flight_max
+            && self.peer_count + self.peers.connecting() < self.settings.peers_per_torrent_max
         {
-            let Some(addr) = self.candidates.pop_front() else {
+            let Some(addr) = self.peers.next_to_dial(now, seeding) else {
                 break;
             };
-            self.known.remove(&addr);
-            let connected = self.slots.iter().flatten().any(|p| p.addr == addr);
-            if connected || self.banned.contains(&addr.ip()) || Some(addr) == self.listen_addr {
-                continue;
-            }
-            self.connecting.insert(addr);
             self.outputs.push_back(Output::Connect { addr });
         }
     }
 
-    /// Adds addresses to dial (from a tracker, the user, later DHT and
-    /// PEX); returns how many were new.
-    pub fn add_addresses(&mut self, addrs: &[SocketAddr]) -> usize {
+    /// Adds addresses to dial, learnt from `source` (a tracker, the user,
+    /// later DHT and PEX); returns how many were new. Our own address,
+    /// banned addresses and addresses past `peer_addresses_max` are left
+    /// out.
+    pub fn add_addresses(
+        &mut self,
+        now: Duration,
+        addrs: &[SocketAddr],
+        source: PeerSource,
+    ) -> usize {
         let mut added = 0;
         for &a in addrs {
-            if self.known.len() >= self.settings.peer_addresses_max {
-                break;
-            }
-            if Some(a) == self.listen_addr || self.banned.contains(&a.ip()) {
-                continue;
-            }
-            if self.known.insert(a) {
-                self.candidates.push_back(a);
-                added += 1;
+            match self.learn(now, a, source, false) {
+                Some(Added::New) => added += 1,
+                Some(Added::Full) => break,
+                Some(Added::Known) | None => {}
             }
         }
-        self.connect_more();
+        self.connect_more(now);
         added
+    }
+
+    /// Adds one address that `source` says is (`seed`) or is not a seed;
+    /// a seeding torrent never dials a seed. Returns whether it was new.
+    pub fn add_address(
+        &mut self,
+        now: Duration,
+        addr: SocketAddr,
+        source: PeerSource,
+        seed: bool,
+    ) -> bool {
+        let added = self.learn(now, addr, source, seed) == Some(Added::New);
+        self.connect_more(now);
+        added
+    }
+
+    fn learn(
+        &mut self,
+        now: Duration,
+        addr: SocketAddr,
+        source: PeerSource,
+        seed: bool,
+    ) -> Option<Added> {
+        if self.stopping || Some(addr) == self.listen_addr || self.banned.contains(&addr.ip()) {
+            return None;
+        }
+        let policy = self.settings.retry_policy();
+        Some(self.peers.add(addr, source, seed, now, &policy))
     }
 
     fn announce_request(&self, event: Option<Event>) -> AnnounceRequest {
@@ -1204,7 +1282,7 @@ impl Torrent {
                 if r.tracker_id.is_some() {
                     self.tracker_id = r.tracker_id.clone();
                 }
-                self.add_addresses(&r.peers);
+                self.add_addresses(now, &r.peers, PeerSource::Tracker);
             }
             Err(message) => self.announce.on_failure(now, message),
         }
@@ -1240,15 +1318,22 @@ impl Torrent {
     }
 
     /// Stops the torrent: no new connections or requests; returns the
-    /// `stopped` announce to send, if one is due. The shard closes the
-    /// sockets and calls [`Torrent::peer_removed`] for each.
-    pub fn stop(&mut self) -> Option<AnnounceRequest> {
+    /// announces still owed, to be sent in this order and answered by
+    /// nobody: `completed` when the download finished and no tracker has it
+    /// yet, then `stopped`. The shard closes the sockets and calls
+    /// [`Torrent::peer_removed`] for each.
+    pub fn stop(&mut self) -> Vec<AnnounceRequest> {
         self.stopping = true;
-        self.candidates.clear();
-        self.known.clear();
-        self.announce
-            .stop()
-            .then(|| self.announce_request(Some(Event::Stopped)))
+        self.peers.clear();
+        let owed = self.announce.stop();
+        let mut out = Vec::new();
+        if owed.completed {
+            out.push(self.announce_request(Some(Event::Completed)));
+        }
+        if owed.stopped {
+            out.push(self.announce_request(Some(Event::Stopped)));
+        }
+        out
     }
 
     /// Ids of every connected peer (for shutdown).

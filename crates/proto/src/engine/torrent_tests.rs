@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::*;
+use crate::engine::peer_list::PeerState;
 use crate::engine::EngineSettings;
 use crate::rng::Rng;
 
@@ -114,6 +115,12 @@ struct Swarm {
     pipes: HashMap<(usize, PeerId), Vec<u8>>,
     now: Duration,
     closed: Vec<(usize, SocketAddr, CloseReason)>,
+    /// Dials asked for: (node, address, when).
+    dials: Vec<(usize, SocketAddr, Duration)>,
+    /// Addresses whose dials are refused (nobody listens there yet).
+    refused: Vec<SocketAddr>,
+    /// Every announce asked for: (node, event).
+    announces: Vec<(usize, Option<Event>)>,
 }
 
 impl Swarm {
@@ -225,7 +232,30 @@ impl Swarm {
                     self.nodes[m].t.peer_removed(now, p);
                 }
             }
-            Output::Connect { .. } | Output::Announce { .. } | Output::Finished => {}
+            Output::Connect { addr } => {
+                self.dials.push((n, addr, now));
+                let target = self.nodes.iter().position(|x| x.addr == addr);
+                match target {
+                    Some(m) if !self.refused.contains(&addr) => {
+                        let from_addr = self.nodes[n].addr;
+                        let a = self.nodes[n].t.add_peer(now, addr, Direction::Outgoing);
+                        let b = self.nodes[m]
+                            .t
+                            .add_peer(now, from_addr, Direction::Incoming);
+                        match (a, b) {
+                            (Ok(a), Ok(b)) => self.links.push(((n, a), (m, b))),
+                            (Ok(a), Err(_)) => self.nodes[n].t.peer_removed(now, a),
+                            (Err(_), Ok(b)) => self.nodes[m].t.peer_removed(now, b),
+                            (Err(_), Err(_)) => {}
+                        }
+                    }
+                    _ => {
+                        self.nodes[n].t.connect_failed(now, addr);
+                    }
+                }
+            }
+            Output::Announce { request } => self.announces.push((n, request.event)),
+            Output::Finished => {}
         }
     }
 
@@ -259,6 +289,9 @@ fn swarm(nodes: Vec<Node>) -> Swarm {
         pipes: HashMap::new(),
         now: Duration::ZERO,
         closed: Vec::new(),
+        dials: Vec::new(),
+        refused: Vec::new(),
+        announces: Vec::new(),
     }
 }
 
@@ -650,4 +683,197 @@ fn the_largest_torrents_bitfield_fits_its_receive_bound() {
         rest = &rest[n..];
     }
     assert!(names.contains(&"interested"), "{names:?}");
+}
+
+/// Ticks every node once per virtual second for `seconds`, settling after
+/// each.
+fn run_for(s: &mut Swarm, seconds: u64) {
+    for _ in 0..seconds {
+        s.now += Duration::from_secs(1);
+        for n in 0..s.nodes.len() {
+            s.nodes[n].t.tick(s.now);
+        }
+        s.settle();
+    }
+}
+
+#[test]
+fn a_seed_dials_the_downloaders_a_tracker_gives_and_serves_them() {
+    let d = data(PIECE as usize * 6 + 99, 21);
+    let mut s = swarm(vec![
+        node(&d, true, 7000, 1, false),
+        node(&d, false, 7001, 2, false),
+        node(&d, false, 7002, 3, false),
+    ]);
+    // The downloaders know nobody: only the seed can start a connection.
+    let leechers = [s.nodes[1].addr, s.nodes[2].addr];
+    let added = s.nodes[0]
+        .t
+        .add_addresses(s.now, &leechers, PeerSource::Tracker);
+    assert_eq!(added, 2);
+    s.settle();
+    let dialled: Vec<SocketAddr> = s.dials.iter().map(|d| d.1).collect();
+    assert_eq!(dialled, leechers, "the seed dials both downloaders");
+    s.run_until_finished(1, 60);
+    s.run_until_finished(2, 60);
+    assert_eq!(s.nodes[1].disk, d);
+    assert_eq!(s.nodes[2].disk, d);
+}
+
+#[test]
+fn two_seeds_meet_once_and_never_dial_each_other_again() {
+    let d = data(PIECE as usize * 3, 22);
+    let mut s = swarm(vec![
+        node(&d, true, 7100, 1, false),
+        node(&d, true, 7101, 2, false),
+    ]);
+    let (a, b) = (s.nodes[0].addr, s.nodes[1].addr);
+    // A tracker lists each to the other on every (re-)announce.
+    for round in 0..20 {
+        s.nodes[0].t.add_addresses(s.now, &[b], PeerSource::Tracker);
+        s.nodes[1].t.add_addresses(s.now, &[a], PeerSource::Tracker);
+        s.settle();
+        run_for(&mut s, 60);
+        assert!(s.dials.len() <= 2, "round {round}: dials {:?}", s.dials);
+    }
+    assert!(
+        !s.dials.is_empty(),
+        "a seed dials an address it does not know as a seed"
+    );
+    assert!(
+        s.closed.iter().all(|c| c.2.text == "BothSeeds"),
+        "{:?}",
+        s.closed
+    );
+    assert!(s.nodes[0].t.peer_list().get(&b).is_some_and(|e| e.seed));
+    assert_eq!(s.nodes[0].t.stats().peers, 0);
+}
+
+#[test]
+fn a_refused_dial_is_retried_with_a_growing_wait() {
+    let d = data(PIECE as usize * 4, 23);
+    let mut s = swarm(vec![
+        node(&d, true, 7200, 1, false),
+        node(&d, false, 7201, 2, false),
+    ]);
+    let seed = s.nodes[0].addr;
+    s.refused.push(seed);
+    s.nodes[1].t.add_addresses(s.now, &[seed], PeerSource::User);
+    s.settle();
+    run_for(&mut s, 40);
+    let times: Vec<u64> = s.dials.iter().map(|d| d.2.as_secs()).collect();
+    // Refused at 0 s, again after 10 s, then after 20 s more.
+    assert_eq!(times, [0, 10, 30], "{:?}", s.dials);
+    assert_eq!(s.nodes[1].t.peer_list().get(&seed).unwrap().failures, 3);
+    // The seed starts listening: the next retry (the user's address is
+    // kept, at the longest wait) reaches it and the download completes.
+    s.refused.clear();
+    s.run_until_finished(1, 400);
+    assert_eq!(s.nodes[1].disk, d);
+    let last = s.dials.last().unwrap().2.as_secs();
+    assert_eq!(last, 30 + 300, "{:?}", s.dials);
+}
+
+#[test]
+fn a_tracker_address_that_keeps_failing_is_forgotten() {
+    let d = data(PIECE as usize * 2, 24);
+    let mut n = node(&d, false, 7300, 1, false);
+    let gone: SocketAddr = "127.0.0.77:7301".parse().unwrap();
+    n.t.add_addresses(Duration::ZERO, &[gone], PeerSource::Tracker);
+    let mut dials = Vec::new();
+    for sec in 0..200u64 {
+        let now = Duration::from_secs(sec);
+        n.t.tick(now);
+        while let Some(o) = n.t.poll_output() {
+            if let Output::Connect { addr } = o {
+                dials.push(sec);
+                let retry = n.t.connect_failed(now, addr);
+                if dials.len() < 3 {
+                    assert!(matches!(retry, Retry::In(_)), "{retry:?}");
+                } else {
+                    assert_eq!(retry, Retry::Forgotten { failures: 3 });
+                }
+            }
+        }
+    }
+    assert_eq!(dials, [0, 10, 30]);
+    assert!(n.t.peer_list().is_empty());
+}
+
+#[test]
+fn dials_stay_within_the_per_torrent_limits() {
+    let d = data(PIECE as usize * 2, 25);
+    let settings = EngineSettings {
+        connects_in_flight_max: 3,
+        peers_per_torrent_max: 5,
+        ..EngineSettings::default()
+    };
+    let mut n = node_with(&d, true, 7400, 1, false, settings);
+    let addrs: Vec<SocketAddr> = (1..=20)
+        .map(|i| SocketAddr::from(([127, 0, 1, i], 6881)))
+        .collect();
+    n.t.add_addresses(Duration::ZERO, &addrs, PeerSource::Tracker);
+    let mut dialled = Vec::new();
+    while let Some(o) = n.t.poll_output() {
+        if let Output::Connect { addr } = o {
+            dialled.push(addr);
+        }
+    }
+    assert_eq!(dialled.len(), 3, "connects in flight");
+    for a in &dialled[..3] {
+        n.t.add_peer(Duration::ZERO, *a, Direction::Outgoing)
+            .unwrap();
+    }
+    assert_eq!(
+        n.t.peer_list().get(&dialled[0]).unwrap().state,
+        PeerState::Connected
+    );
+    n.t.tick(Duration::from_secs(1));
+    let more = std::iter::from_fn(|| n.t.poll_output())
+        .filter(|o| matches!(o, Output::Connect { .. }))
+        .count();
+    assert_eq!(more, 2, "3 connected + 2 dialling = peers_per_torrent_max");
+}
+
+#[test]
+fn a_download_stopped_as_it_finishes_owes_completed_then_stopped() {
+    let d = data(PIECE as usize * 3, 26);
+    let mut s = swarm(vec![
+        node(&d, true, 7500, 1, false),
+        node(&d, false, 7501, 2, false),
+    ]);
+    // A downloader with a tracker: `started` is answered first.
+    let setup_have = Bitfield::new(3).unwrap();
+    let node1 = &mut s.nodes[1];
+    let setup = TorrentSetup {
+        info_hash: InfoHash([7; 20]),
+        piece_length: PIECE,
+        total_length: d.len() as u64,
+        piece_hashes: hashes(&d),
+        have: setup_have,
+        peer_id: [b'y'; 20],
+        listen_port: 7501,
+        listen_addr: Some(node1.addr),
+        has_trackers: true,
+        download: true,
+        rng_seed: 5,
+    };
+    node1.t = Torrent::new(setup, EngineSettings::default(), Duration::ZERO).unwrap();
+    s.nodes[1].t.tick(Duration::ZERO);
+    s.settle();
+    assert_eq!(s.announces, [(1, Some(Event::Started))]);
+    let answer = AnnounceResponse {
+        interval: Duration::from_secs(1800),
+        ..AnnounceResponse::default()
+    };
+    s.nodes[1].t.on_announce(Duration::ZERO, Ok(answer));
+    s.connect(1, 0);
+    s.run_until_finished(1, 60);
+    // `completed` went out as the last piece was written, before
+    // `Finished`: the torrent does not wait for its next tick.
+    assert_eq!(s.announces.last(), Some(&(1, Some(Event::Completed))));
+    // The shard stopped at once: nobody answered `completed` yet, and it is
+    // in flight, so only `stopped` is owed (sent after it).
+    let owed: Vec<_> = s.nodes[1].t.stop().iter().map(|r| r.event).collect();
+    assert_eq!(owed, [Some(Event::Stopped)]);
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::torrents::{Entry, Next, Phase, Running, WAITING_PEERS_MAX};
 use super::Shard;
-use crate::engine::{Torrent, TorrentSetup};
+use crate::engine::{PeerSource, Torrent, TorrentSetup};
 use crate::runtime::checker::{CheckJob, CheckOutcome, CheckProgress};
 use crate::runtime::disk::disk_files;
 use crate::runtime::session::control::{answer, Control, ControlError, Removed, ShardAdd};
@@ -291,7 +291,7 @@ impl Shard {
         self.limits.round_due_now(now);
         self.quota_round();
         if let Some(t) = self.torrents.engine_mut(id) {
-            t.add_addresses(&peers);
+            t.add_addresses(now, &peers, PeerSource::User);
             t.tick(now);
         }
         self.pump(id);
@@ -392,9 +392,10 @@ impl Shard {
         id: TorrentId,
         peers: &[std::net::SocketAddr],
     ) -> Result<usize, ControlError> {
+        let now = self.now;
         let e = self.entry(id)?;
         if let (Phase::Active, Some(r)) = (&e.phase, e.run.as_mut()) {
-            let added = r.torrent.add_addresses(peers);
+            let added = r.torrent.add_addresses(now, peers, PeerSource::User);
             self.pump(id);
             return Ok(added);
         }
@@ -457,24 +458,34 @@ impl Shard {
         }
     }
 
-    /// Stops the torrent's engine (no new peers or requests) and hands its
-    /// `stopped` announce, if one is due, to the tracker worker (its answer
-    /// is not waited for).
+    /// Stops the torrent's engine (no new peers or requests) and hands the
+    /// announces it still owes (`completed` for a download that just
+    /// finished, then `stopped`) to the tracker worker, which runs one
+    /// torrent's announces in the order given, after any in flight (their
+    /// answers are not waited for).
     fn stop_engine(&mut self, id: TorrentId) {
         let Some(e) = self.torrents.get_mut(id) else {
             return;
         };
-        let Some(request) = e.run.as_mut().and_then(|r| r.torrent.stop()) else {
+        let Some(owed) = e.run.as_mut().map(|r| r.torrent.stop()) else {
             return;
         };
-        let job = TrackerJob {
-            token: id.to_u64(),
-            tiers: e.trackers.clone(),
-            request,
-            reply: self.stopped_tx.clone(),
-            wake: None,
-        };
-        let _ = self.tracker.submit(job);
+        for request in owed {
+            let job = TrackerJob {
+                token: id.to_u64(),
+                tiers: e.trackers.clone(),
+                request,
+                reply: self.stopped_tx.clone(),
+                wake: None,
+            };
+            if let Err(job) = self.tracker.submit(job) {
+                tracing::warn!(
+                    "{}: the tracker queue is full: {} announce not sent",
+                    e.name,
+                    job.request.event.map_or("regular", |ev| ev.as_str())
+                );
+            }
+        }
     }
 
     /// Drops the torrent's work waiting for buffers or tokens, and its

@@ -1,14 +1,18 @@
 //! Connections coming and going: accepting, reading until the handshake's
 //! first 48 bytes name an info-hash, handing a connection to the shard that
 //! owns that torrent (the fd and the bytes read so far travel over the
-//! owner's hand-off queue, and its waker is poked), dialling, attaching a
-//! connection to its torrent's engine, and tearing it down.
+//! owner's hand-off queue, and its waker is poked), dialling (a failed dial
+//! is reported to the engine's peer list, which says when it is retried, and
+//! logged with the reason), attaching a connection to its torrent's engine,
+//! and tearing it down.
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
 
 use super::conn::{ConnId, ConnState, OutItem};
 use super::{OpCtx, Shard, CONNS_PER_SHARD_MAX, HANDOFF_QUEUE_MAX, ROUTING_TIMEOUT};
+use crate::engine::Retry;
 use crate::peer::Direction;
 use crate::runtime::event_loop::Completion;
 use crate::runtime::session::control::Adopt;
@@ -139,11 +143,7 @@ impl Shard {
         let socket = match sockets::tcp_socket_for_connect(addr, &self.bind) {
             Ok(s) => s,
             Err(e) => {
-                self.log
-                    .line(self.now, format!("cannot connect to {addr}: {e}"));
-                if let Some(t) = self.torrents.engine_mut(t) {
-                    t.connect_failed(addr);
-                }
+                self.dial_failed(t, addr, &e.to_string());
                 return;
             }
         };
@@ -153,9 +153,7 @@ impl Shard {
             .conns
             .insert(fd, addr, ConnState::Connecting { torrent: t }, self.now)
         else {
-            if let Some(t) = self.torrents.engine_mut(t) {
-                t.connect_failed(addr);
-            }
+            self.dial_failed(t, addr, "too many connections on this shard");
             return;
         };
         match self.queue(OpCtx::Connect { conn: id }, |ev| ev.connect(raw, addr)) {
@@ -164,11 +162,9 @@ impl Shard {
                     c.ops += 1;
                 }
             }
-            Err(_) => {
+            Err(e) => {
                 self.conns.remove(id);
-                if let Some(t) = self.torrents.engine_mut(t) {
-                    t.connect_failed(addr);
-                }
+                self.dial_failed(t, addr, &e.to_string());
             }
         }
     }
@@ -184,10 +180,14 @@ impl Shard {
             return;
         };
         let active = self.torrents.get(t).is_some_and(|e| e.is_active());
-        if c.result.is_err() || !active {
-            if let Some(t) = self.torrents.engine_mut(t) {
-                t.connect_failed(addr);
-            }
+        if let Err(errno) = c.result {
+            self.dial_failed(t, addr, &os_error_text(errno));
+            self.drop_conn(id, false);
+            self.pump(t);
+            return;
+        }
+        if !active {
+            // Dropping a connecting conn tells the engine (which is stopping).
             self.drop_conn(id, false);
             return;
         }
@@ -206,6 +206,13 @@ impl Shard {
             .map(|(id, c)| (id, c.state, c.addr))
             .collect();
         for (id, state, addr) in slow {
+            if let ConnState::Connecting { torrent } = state {
+                let why = format!("no answer within {} s", ROUTING_TIMEOUT.as_secs());
+                self.dial_failed(torrent, addr, &why);
+                self.drop_conn(id, false);
+                self.pump(torrent);
+                continue;
+            }
             if state == ConnState::Routing {
                 self.log.line(
                     now,
@@ -279,8 +286,10 @@ impl Shard {
                 }
             }
             ConnState::Connecting { torrent } => {
+                // Dials dropped because the torrent stops (a failure that
+                // was reported already is ignored by the engine).
                 if let Some(t) = self.torrents.engine_mut(torrent) {
-                    t.connect_failed(addr);
+                    t.connect_failed(now, addr);
                 }
             }
             ConnState::Routing | ConnState::Closing => {}
@@ -291,6 +300,28 @@ impl Shard {
             }
         }
         self.maybe_reap(id);
+    }
+
+    /// A dial of `addr` for torrent `t` failed: the engine's peer list
+    /// counts it and says when the address is dialled again; the reason and
+    /// that go to the peer log. The engine's new outputs (the next dials)
+    /// are left for the caller's pump.
+    fn dial_failed(&mut self, t: TorrentId, addr: SocketAddr, why: &str) {
+        let now = self.now;
+        let Some(engine) = self.torrents.engine_mut(t) else {
+            return;
+        };
+        let next = match engine.connect_failed(now, addr) {
+            Retry::In(wait) => format!("retry in {}", wait_text(wait)),
+            Retry::Forgotten { failures } => {
+                format!("{failures} failures in a row: address forgotten")
+            }
+            Retry::NotWhileSeeding => "not retried while seeding".to_owned(),
+            // The torrent stops, or the report is late: nothing to say.
+            Retry::Unknown => return,
+        };
+        self.log
+            .line(now, format!("connect to {addr} failed: {why} ({next})"));
     }
 
     /// Drops the dials in flight for torrent `t` (it stops serving).
@@ -322,4 +353,39 @@ impl Shard {
 fn peer_addr(fd: &OwnedFd) -> Option<SocketAddr> {
     let s = socket2::SockRef::from(fd);
     s.peer_addr().ok()?.as_socket()
+}
+
+/// An errno as words, without Rust's " (os error N)" suffix.
+fn os_error_text(errno: i32) -> String {
+    let text = std::io::Error::from_raw_os_error(errno).to_string();
+    match text.find(" (os error ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
+/// A wait as an operator reads it: "10 s", "5 min", "250 ms".
+fn wait_text(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs >= 120 && secs % 60 == 0 {
+        format!("{} min", secs / 60)
+    } else if secs >= 1 {
+        format!("{secs} s")
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod text_tests {
+    use super::*;
+
+    #[test]
+    fn waits_and_errors_read_as_words() {
+        assert_eq!(wait_text(Duration::from_secs(10)), "10 s");
+        assert_eq!(wait_text(Duration::from_secs(300)), "5 min");
+        assert_eq!(wait_text(Duration::from_secs(90)), "90 s");
+        assert_eq!(wait_text(Duration::from_millis(250)), "250 ms");
+        assert_eq!(os_error_text(libc::ECONNREFUSED), "Connection refused");
+    }
 }
