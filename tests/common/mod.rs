@@ -8,6 +8,9 @@
 #![allow(dead_code)]
 
 pub mod engine;
+pub mod http_tracker;
+pub mod listening_leecher;
+pub mod payload;
 pub mod raw_peer;
 
 use std::ffi::OsStr;
