@@ -22,7 +22,9 @@ use super::session_run;
 #[command(after_help = "\
 Files go to DIR/<name>/... (multi-file) or DIR/<name> (single file). Data \
 already there is checked first and kept. Exit status: 0 when every piece is \
-verified on disk, 1 when stopped or failed before that, 2 on errors.")]
+verified on disk, 1 when stopped or failed before that, 2 on errors. The \
+trackers are told `completed` when the download finishes, with or without \
+--seed.")]
 pub struct DownloadArgs {
     /// The .torrent file.
     pub torrent: PathBuf,
@@ -32,7 +34,8 @@ pub struct DownloadArgs {
     /// Keep seeding after the download completes, until Ctrl-C or SIGTERM.
     #[arg(long)]
     pub seed: bool,
-    /// Also connect to this peer (besides the trackers'); repeatable.
+    /// Also connect to this peer (besides the trackers'); repeatable. Retried
+    /// while it does not answer (after 10 s, then a growing wait up to 5 min).
     #[arg(long = "peer", value_name = "IP:PORT")]
     pub peers: Vec<SocketAddr>,
     #[command(flatten)]
