@@ -316,6 +316,20 @@ impl PeerList {
         }
     }
 
+    /// An incoming connection is from `addr`'s peer: if `addr` is listed
+    /// and idle it is marked connected (and not dialled meanwhile). Returns
+    /// whether it was; the caller then reports its end with
+    /// [`PeerList::disconnected`].
+    pub fn claim(&mut self, addr: &SocketAddr) -> bool {
+        match self.entry_mut(addr) {
+            Some(e) if e.state == PeerState::Idle => {
+                e.state = PeerState::Connected;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// A dial that did not become a connection for a reason of ours (the
     /// torrent is full or stopping): idle again, no failure counted.
     pub fn dial_abandoned(&mut self, addr: &SocketAddr) {
@@ -531,6 +545,21 @@ mod tests {
             l.disconnected(&a(1), 61 * S, false, false, false, &p),
             Retry::In(20 * S)
         );
+        l.check().unwrap();
+    }
+
+    #[test]
+    fn an_incoming_peer_holds_its_listed_address_until_it_goes() {
+        let p = policy();
+        let mut l = PeerList::new();
+        l.add(a(1), PeerSource::Tracker, false, Z, &p);
+        assert!(l.claim(&a(1)));
+        assert!(!l.claim(&a(1)), "held already");
+        assert!(!l.claim(&a(2)), "not listed");
+        assert_eq!(l.next_to_dial(Z, false), None, "connected: not dialled");
+        l.disconnected(&a(1), S, false, true, false, &p);
+        assert_eq!(l.next_to_dial(20 * S, false), Some(a(1)));
+        assert!(!l.claim(&a(1)), "being dialled");
         l.check().unwrap();
     }
 

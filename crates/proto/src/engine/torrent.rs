@@ -184,6 +184,10 @@ struct Peer {
     generation: u32,
     conn: PeerConnection,
     addr: SocketAddr,
+    /// The peer-list address this connection holds (marked connected there,
+    /// released when it ends): the dialled address, or for an incoming peer
+    /// its listening address once its extension handshake names the port.
+    listed_as: Option<SocketAddr>,
     bits: Bitfield,
     registered: bool,
     out: Vec<u8>,
@@ -420,10 +424,22 @@ impl Torrent {
         direction: Direction,
     ) -> Result<PeerId, AddPeerError> {
         let added = self.add_peer_inner(now, addr, direction);
-        match &added {
-            Ok(_) => self.peers.connected(&addr),
-            Err(_) if direction == Direction::Outgoing => self.peers.dial_abandoned(&addr),
-            Err(_) => {}
+        match (&added, direction) {
+            (Ok(id), Direction::Outgoing) => {
+                self.peers.connected(&addr);
+                if let Some(p) = self.peer_mut(*id) {
+                    p.listed_as = Some(addr);
+                }
+            }
+            (Ok(id), Direction::Incoming) => {
+                if self.peers.claim(&addr) {
+                    if let Some(p) = self.peer_mut(*id) {
+                        p.listed_as = Some(addr);
+                    }
+                }
+            }
+            (Err(_), Direction::Outgoing) => self.peers.dial_abandoned(&addr),
+            (Err(_), Direction::Incoming) => {}
         }
         added
     }
@@ -481,6 +497,7 @@ impl Torrent {
             generation,
             conn,
             addr,
+            listed_as: None,
             bits,
             registered: false,
             out: Vec::new(),
@@ -542,8 +559,10 @@ impl Torrent {
         let useful = counters.block_bytes_sent > 0 || counters.block_bytes_received > 0;
         let seed = p.bits.all() || p.conn.peer_pieces().is_all();
         let policy = self.settings.retry_policy();
-        self.peers
-            .disconnected(&p.addr, now, seed, useful, routine, &policy);
+        if let Some(listed) = p.listed_as {
+            self.peers
+                .disconnected(&listed, now, seed, useful, routine, &policy);
+        }
         self.free_slots.push(id.slot);
         self.peer_count = self.peer_count.saturating_sub(1);
         self.uploaded_closed += p.conn.counters().block_bytes_sent;
@@ -655,7 +674,8 @@ impl Torrent {
                     offset,
                     length,
                 }),
-                Action::HandshakeDone { .. } | Action::ExtensionHandshake => {}
+                Action::HandshakeDone { .. } => {}
+                Action::ExtensionHandshake => self.on_listen_port(now, id),
                 Action::PeerInterested(on) => {
                     if on {
                         self.unchoke_if_room(now, id);
@@ -701,6 +721,39 @@ impl Torrent {
         }
         if fill {
             self.fill_requests(now, id);
+        }
+    }
+
+    /// An incoming peer named its listening port (extension handshake `p`):
+    /// its listening address is listed and held as connected, so it is not
+    /// dialled while this connection lasts, and learnt for later.
+    fn on_listen_port(&mut self, now: Duration, id: PeerId) {
+        let Some(p) = self.peer(id) else {
+            return;
+        };
+        if p.listed_as.is_some() {
+            return;
+        }
+        let port = p
+            .conn
+            .peer_extensions()
+            .and_then(|e| e.p)
+            .filter(|&p| p != 0);
+        let Some(port) = port else {
+            return;
+        };
+        let listen = SocketAddr::new(p.addr.ip(), port);
+        if Some(listen) == self.listen_addr || self.stopping {
+            return;
+        }
+        let policy = self.settings.retry_policy();
+        let _ = self
+            .peers
+            .add(listen, PeerSource::Incoming, false, now, &policy);
+        if self.peers.claim(&listen) {
+            if let Some(p) = self.peer_mut(id) {
+                p.listed_as = Some(listen);
+            }
         }
     }
 

@@ -877,3 +877,36 @@ fn a_download_stopped_as_it_finishes_owes_completed_then_stopped() {
     let owed: Vec<_> = s.nodes[1].t.stop().iter().map(|r| r.event).collect();
     assert_eq!(owed, [Some(Event::Stopped)]);
 }
+
+#[test]
+fn a_seed_does_not_dial_a_leecher_already_connected_to_it() {
+    let d = data(PIECE as usize * 4, 27);
+    let mut s = swarm(vec![
+        node(&d, true, 7600, 1, false),
+        node(&d, false, 7601, 2, false),
+    ]);
+    s.hold_writes = true;
+    // The leecher dials the seed from an ephemeral port; its extension
+    // handshake names its listening port.
+    let now = s.now;
+    let (seed, leecher) = (s.nodes[0].addr, s.nodes[1].addr);
+    let ephemeral = SocketAddr::new(leecher.ip(), 50_000);
+    let a = s.nodes[1]
+        .t
+        .add_peer(now, seed, Direction::Outgoing)
+        .unwrap();
+    let b = s.nodes[0]
+        .t
+        .add_peer(now, ephemeral, Direction::Incoming)
+        .unwrap();
+    s.links.push(((1, a), (0, b)));
+    s.settle();
+    let listed = s.nodes[0].t.peer_list().get(&leecher).cloned();
+    assert_eq!(listed.map(|e| e.state), Some(PeerState::Connected));
+    // A tracker lists the leecher's listening address: no second connection.
+    s.nodes[0]
+        .t
+        .add_addresses(now, &[leecher], PeerSource::Tracker);
+    run_for(&mut s, 5);
+    assert!(s.dials.is_empty(), "{:?}", s.dials);
+}
