@@ -82,11 +82,7 @@ pub fn run(args: &SeedArgs) -> Result<ExitCode> {
         bail!("no torrent can be seeded from {}", args.data.display());
     }
     if checked {
-        tracing::info!(
-            "listening on {} ({} shards)",
-            session.local_addr(),
-            session.shards()
-        );
+        session_run::log_listening(&session);
     }
     let mut failed = None;
     while !signals::stop_requested() {

@@ -21,6 +21,22 @@ pub fn start(opts: &EngineOpts) -> Result<Session> {
     Ok(Session::start(opts.session_config(), settings)?)
 }
 
+/// Logs `listening on A and B (N shards)`: every listen address, the
+/// first (the announced one) first, separated by spaces so a reader can
+/// take the first word after `listening on`.
+pub fn log_listening(session: &Session) {
+    let addrs: Vec<String> = session
+        .local_addrs()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    tracing::info!(
+        "listening on {} ({} shards)",
+        addrs.join(" and "),
+        session.shards()
+    );
+}
+
 /// The snapshots of `ids` (a torrent the session no longer has is left
 /// out).
 pub fn snapshots(session: &Session, ids: &[TorrentId]) -> Result<Vec<TorrentSnapshot>> {

@@ -69,8 +69,11 @@ pub struct TorrentSetup {
     pub peer_id: [u8; 20],
     /// Our listening port, for announces.
     pub listen_port: u16,
-    /// Our listening address, never dialled (a tracker lists us too).
-    pub listen_addr: Option<SocketAddr>,
+    /// The addresses we listen on and may be known by (every family, the
+    /// unspecified ones expanded by the runtime to the machine's
+    /// addresses): never dialled (a tracker lists us too). Kept short by
+    /// the runtime; checked by a scan.
+    pub listen_addrs: Vec<SocketAddr>,
     /// The torrent has trackers to announce to.
     pub has_trackers: bool,
     /// Download missing pieces (false: only seed what we have).
@@ -229,7 +232,7 @@ pub struct Torrent {
     writing_bytes: u64,
     peer_id: [u8; 20],
     listen_port: u16,
-    listen_addr: Option<SocketAddr>,
+    listen_addrs: Vec<SocketAddr>,
     download: bool,
     finished: bool,
     stopping: bool,
@@ -312,7 +315,7 @@ impl Torrent {
             writing_bytes: 0,
             peer_id: setup.peer_id,
             listen_port: setup.listen_port,
-            listen_addr: setup.listen_addr,
+            listen_addrs: setup.listen_addrs,
             download: setup.download,
             finished,
             stopping: false,
@@ -1149,12 +1152,17 @@ impl Torrent {
             };
             self.known.remove(&addr);
             let connected = self.slots.iter().flatten().any(|p| p.addr == addr);
-            if connected || self.banned.contains(&addr.ip()) || Some(addr) == self.listen_addr {
+            if connected || self.banned.contains(&addr.ip()) || self.is_own_address(addr) {
                 continue;
             }
             self.connecting.insert(addr);
             self.outputs.push_back(Output::Connect { addr });
         }
+    }
+
+    /// One of the addresses we listen on (we would dial ourselves).
+    fn is_own_address(&self, addr: SocketAddr) -> bool {
+        self.listen_addrs.contains(&addr)
     }
 
     /// Adds addresses to dial (from a tracker, the user, later DHT and
@@ -1165,7 +1173,7 @@ impl Torrent {
             if self.known.len() >= self.settings.peer_addresses_max {
                 break;
             }
-            if Some(a) == self.listen_addr || self.banned.contains(&a.ip()) {
+            if self.is_own_address(a) || self.banned.contains(&a.ip()) {
                 continue;
             }
             if self.known.insert(a) {
