@@ -43,6 +43,7 @@ pub fn run(args: &SeedArgs) -> Result<ExitCode> {
     for path in &args.torrents {
         torrents.push(Arc::new(load_torrent(path)?));
     }
+    session_run::reject_duplicates(&args.torrents, &torrents)?;
     let session = session_run::start(&args.engine)?;
     let mut ids = Vec::with_capacity(torrents.len());
     for m in torrents {
