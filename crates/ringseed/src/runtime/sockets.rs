@@ -541,7 +541,9 @@ fn interface_addresses(only: Option<&str>) -> Vec<IpAddr> {
             match i32::from((*ifa.ifa_addr).sa_family) {
                 libc::AF_INET => {
                     let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                    Some(IpAddr::from(u32::from_be(sin.sin_addr.s_addr).to_be_bytes()))
+                    Some(IpAddr::from(
+                        u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+                    ))
                 }
                 libc::AF_INET6 => {
                     let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
@@ -824,7 +826,10 @@ mod tests {
         }
         // A listener of the other family sends nothing unasked: as given.
         let l = tcp_listener(lo_v4(0), &v6, false, 16).unwrap();
-        assert_eq!(l.local_addr().unwrap().ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(
+            l.local_addr().unwrap().ip(),
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        );
     }
 
     #[test]
@@ -869,7 +874,10 @@ mod tests {
             own.contains(&SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 7003)),
             "{own:?}"
         );
-        assert!(own.iter().all(|a| a.is_ipv6() && a.port() == 7003), "{own:?}");
+        assert!(
+            own.iter().all(|a| a.is_ipv6() && a.port() == 7003),
+            "{own:?}"
+        );
         assert!(own.len() <= OWN_ADDRESSES_MAX);
     }
 

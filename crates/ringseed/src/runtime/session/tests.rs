@@ -177,7 +177,10 @@ fn overlapping_listen_addresses_are_refused() {
         ["127.0.0.1:7", "127.0.0.1:7"],
     ] {
         let err = two_shards(&pair).err().unwrap();
-        assert!(matches!(err, StartError::ListenOverlap { .. }), "{pair:?}: {err:?}");
+        assert!(
+            matches!(err, StartError::ListenOverlap { .. }),
+            "{pair:?}: {err:?}"
+        );
     }
     let err = two_shards(&[]).err().unwrap();
     assert!(matches!(err, StartError::Config(_)), "{err:?}");

@@ -516,8 +516,10 @@ impl Shard {
             return;
         }
         self.stopping = Some(self.now);
-        for op in self.accept_ops.iter_mut().filter_map(Option::take).collect::<Vec<_>>() {
-            let _ = self.ev.cancel(op);
+        for slot in &mut self.accept_ops {
+            if let Some(op) = slot.take() {
+                let _ = self.ev.cancel(op);
+            }
         }
         for id in self.torrents.ids() {
             let Some(e) = self.torrents.get_mut(id) else {

@@ -489,7 +489,10 @@ impl Shard {
                     }
                 }
                 Err(e) => {
-                    let addr = self.listeners.get(listener).and_then(|l| l.local_addr().ok());
+                    let addr = self
+                        .listeners
+                        .get(listener)
+                        .and_then(|l| l.local_addr().ok());
                     let addr = addr.map_or_else(|| "?".to_owned(), |a| a.to_string());
                     tracing::error!(
                         "shard {}: cannot accept connections on {addr}: {e}",
