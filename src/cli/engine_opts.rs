@@ -36,9 +36,9 @@ pub struct EngineOpts {
     #[arg(long, value_name = "NAME")]
     pub interface: Option<String>,
     /// Use this local address for every socket of its family (peers and
-    /// trackers). Peers and trackers of the other family are reached only
-    /// with --interface too (through that interface alone); without it
-    /// they are not contacted.
+    /// trackers; trackers are reached over this family only). Peers of the
+    /// other family are dialled only with --interface too (through that
+    /// interface alone); without it they are not contacted.
     #[arg(long, value_name = "IP")]
     pub bind_address: Option<IpAddr>,
     /// Shards (threads with their own io_uring, one per core) [default: online CPUs].

@@ -20,7 +20,9 @@ use super::session_run;
 DIR is the save directory, as in libtorrent: a multi-file torrent's files are \
 read from DIR/<name>/..., a single-file torrent from DIR/<name>. Every piece is \
 checked first; pieces that do not match are not offered, and a torrent with no \
-good piece (or a missing file) is reported and left out. Ctrl-C or SIGTERM \
+good piece (or a missing file) is reported and left out. Options are checked \
+first: a missing interface, a listen address in use or a torrent given twice \
+is an error before any piece is hashed. Ctrl-C or SIGTERM \
 stops cleanly (also during the checks): trackers get a `stopped` announce. \
 Exit status 0 after a clean stop, 2 on errors or when no torrent can be seeded.")]
 pub struct SeedArgs {
