@@ -8,7 +8,7 @@
 //!
 //! Listeners: one socket per listen address, opened here without
 //! SO_REUSEPORT and shared by every shard (each shard's ring keeps a
-//! multishot accept on its own dup of the fd). So the port is ours from the
+//! accept on its own dup of the fd). So the port is ours from the
 //! first bind: another process asking for it, even one that sets
 //! SO_REUSEPORT, is refused, and if another process holds it we are
 //! refused ([`SocketError::AddressInUse`]) before anything else starts. A

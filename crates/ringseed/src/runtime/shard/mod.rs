@@ -1,5 +1,5 @@
 //! A shard: one thread, pinned to one core, with its own io_uring event
-//! loop, a multishot accept on each of the session's listening sockets
+//! loop, an accept on each of the session's listening sockets
 //! (one per listen address, shared by every shard: whichever shard's ring
 //! takes a connection routes it), connections and the torrents whose
 //! info-hash maps to it ([`shard_of`]).
@@ -183,7 +183,7 @@ pub struct ShardSpec {
 /// What an op was for; kept in the op's slot of the event loop.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum OpCtx {
-    /// A multishot accept on `listeners[listener]`.
+    /// An accept on `listeners[listener]`.
     Accept {
         listener: usize,
     },
@@ -470,7 +470,12 @@ impl Shard {
     // ---- arming ----
 
     /// Arms an accept on every listener that has none (after a failed
-    /// accept, only once its retry time has come).
+    /// accept, only once its retry time has come). Single-shot, re-armed
+    /// after each connection: every shard waits on the same shared socket,
+    /// and a re-armed accept queues behind the other shards' waiting ones,
+    /// so connections go round the shards (a multishot accept stays first
+    /// in line and one shard took them all). It also gives the peer's
+    /// address with the fd.
     fn arm_accept(&mut self) {
         if self.stopping.is_some() || self.accept_retry_at.is_some() {
             return;
@@ -482,7 +487,7 @@ impl Shard {
             let Some(fd) = self.listeners.get(listener).map(|l| l.as_raw_fd()) else {
                 continue;
             };
-            match self.queue(OpCtx::Accept { listener }, |ev| ev.accept_multi(fd)) {
+            match self.queue(OpCtx::Accept { listener }, |ev| ev.accept(fd)) {
                 Ok(op) => {
                     if let Some(slot) = self.accept_ops.get_mut(listener) {
                         *slot = Some(op);
