@@ -5,7 +5,8 @@
 //! given twice, and contradictory upload-slot settings. Each is refused with
 //! exit status 2 and a message naming what is wrong, and no `checking` line
 //! (the line each torrent gets as its check is queued) comes before it.
-//! SIGTERM during a check is tests/check_stop.rs.
+//! `download` with the port in use is refused the same way. SIGTERM during
+//! a check is tests/check_stop.rs.
 //!
 //! Addresses: 127.0.42.1. Every run is bounded by a timeout and killed past
 //! it.
@@ -117,6 +118,33 @@ fn bad_options_are_reported_before_any_piece_is_hashed() {
         listen,
         &["--shards", "2"],
         &format!("cannot listen on {listen}: address already in use (another program holds it)"),
+    );
+    // `download` starts its session the same way: refused before its
+    // check of the data already there.
+    let mut cmd = Command::new(ringseed_bin());
+    cmd.args([
+        os("download"),
+        os(&torrent),
+        os("-o"),
+        os(&data),
+        os("--listen"),
+        os(listen.to_string()),
+        os("--shards"),
+        os("2"),
+    ]);
+    let out = run_with_timeout(&mut cmd, REFUSAL_WAIT_MAX);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains(&format!(
+            "cannot listen on {listen}: address already in use"
+        )),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        !out.stderr.contains("on disk already"),
+        "the data was checked first\n{}",
+        out.describe()
     );
     drop(other);
 
