@@ -2,9 +2,9 @@
 //! two owned by each shard (the owner of a torrent is shard
 //! `u64::from_le_bytes(info_hash[0..8]) % shards`). Sixty-four connections,
 //! sixteen per torrent, each from its own loopback address, arrive on the
-//! one shared port; the kernel spreads them over both shards' SO_REUSEPORT
-//! listeners, so about half land on the shard that does not own their
-//! torrent and must be handed over. Every connection must get a handshake
+//! one shared port; every shard accepts on the one listening socket, so
+//! connections land on a shard whatever their torrent, and those for the
+//! other shard's torrents must be handed over. Every connection must get a handshake
 //! naming its own torrent and be served block 0 of piece 0 with the right
 //! bytes; after SIGTERM the seeder must exit 0 and report
 //! `ringseed: shard handoffs: N` with N > 0.

@@ -111,11 +111,7 @@ fn follow(session: &Session, id: TorrentId, seed: bool, name: &str) -> Ended {
         tracing::info!("{name}: already complete");
         return Ended::Finished;
     }
-    tracing::info!(
-        "listening on {} ({} shards)",
-        session.local_addr(),
-        session.shards()
-    );
+    session_run::log_listening(session);
     let total = session.torrent(id).map_or(0, |s| s.total_length);
     let bar = progress::bytes_bar(total, name);
     let mut finished = already;

@@ -24,14 +24,21 @@ use ringseed::upload_slots::{SeedChoking, SlotLimit};
 /// Network and thread options of `seed` and `download`.
 #[derive(Debug, Clone, Args)]
 pub struct EngineOpts {
-    /// Address and port to accept peers on.
+    /// Address and port to accept peers on; repeatable, e.g. `--listen
+    /// 0.0.0.0:6881 --listen [::]:6881` for IPv4 and IPv6 (IPv6 sockets
+    /// are IPv6-only). The first address's port is announced; port 0 picks
+    /// one free port for every address. An address another program holds
+    /// is an error.
     #[arg(long, value_name = "IP:PORT", default_value = "0.0.0.0:6881")]
-    pub listen: SocketAddr,
+    pub listen: Vec<SocketAddr>,
     /// Bind every socket (peers and trackers) to this network interface;
     /// ringseed refuses to start if it does not exist.
     #[arg(long, value_name = "NAME")]
     pub interface: Option<String>,
-    /// Use this local address for every socket (peers and trackers).
+    /// Use this local address for every socket of its family (peers and
+    /// trackers; trackers are reached over this family only). Peers of the
+    /// other family are dialled only with --interface too (through that
+    /// interface alone); without it they are not contacted.
     #[arg(long, value_name = "IP")]
     pub bind_address: Option<IpAddr>,
     /// Shards (threads with their own io_uring, one per core) [default: online CPUs].
@@ -150,7 +157,7 @@ impl EngineOpts {
     pub fn session_config(&self) -> SessionConfig {
         SessionConfig {
             shards: self.shards.map_or_else(available_cpus, usize::from),
-            listen: self.listen,
+            listen: self.listen.clone(),
             bind: BindOptions {
                 interface: self.interface.clone(),
                 address: self.bind_address,
@@ -243,6 +250,26 @@ mod tests {
             panic!("{d:?}");
         };
         assert_eq!(d.settings_raw().engine.slots, Default::default());
+    }
+
+    #[test]
+    fn listen_is_repeatable_and_defaults_to_one_ipv4_address() {
+        let d = parse(&[]).map_err(|e| e.to_string());
+        let Ok(d) = d else {
+            panic!("{d:?}");
+        };
+        let any: SocketAddr = "0.0.0.0:6881".parse().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(d.session_config().listen, vec![any]);
+        let o = parse(&["--listen", "0.0.0.0:7000", "--listen", "[::]:7000"])
+            .map_err(|e| e.to_string());
+        let Ok(o) = o else {
+            panic!("{o:?}");
+        };
+        let want: Vec<SocketAddr> = ["0.0.0.0:7000", "[::]:7000"]
+            .iter()
+            .map(|a| a.parse().unwrap_or_else(|e| panic!("{e}")))
+            .collect();
+        assert_eq!(o.session_config().listen, want);
     }
 
     #[test]

@@ -20,7 +20,9 @@ use super::session_run;
 DIR is the save directory, as in libtorrent: a multi-file torrent's files are \
 read from DIR/<name>/..., a single-file torrent from DIR/<name>. Every piece is \
 checked first; pieces that do not match are not offered, and a torrent with no \
-good piece (or a missing file) is reported and left out. Ctrl-C or SIGTERM \
+good piece (or a missing file) is reported and left out. Options are checked \
+first: a missing interface, a listen address in use or a torrent given twice \
+is an error before any piece is hashed. Ctrl-C or SIGTERM \
 stops cleanly (also during the checks): trackers get a `stopped` announce. \
 Exit status 0 after a clean stop, 2 on errors or when no torrent can be seeded.")]
 pub struct SeedArgs {
@@ -43,6 +45,7 @@ pub fn run(args: &SeedArgs) -> Result<ExitCode> {
     for path in &args.torrents {
         torrents.push(Arc::new(load_torrent(path)?));
     }
+    session_run::reject_duplicates(&args.torrents, &torrents)?;
     let session = session_run::start(&args.engine)?;
     let mut ids = Vec::with_capacity(torrents.len());
     for m in torrents {
@@ -82,11 +85,7 @@ pub fn run(args: &SeedArgs) -> Result<ExitCode> {
         bail!("no torrent can be seeded from {}", args.data.display());
     }
     if checked {
-        tracing::info!(
-            "listening on {} ({} shards)",
-            session.local_addr(),
-            session.shards()
-        );
+        session_run::log_listening(&session);
     }
     let mut failed = None;
     while !signals::stop_requested() {

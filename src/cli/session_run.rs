@@ -2,12 +2,16 @@
 //! starting it from the engine options, adding their torrents, waiting for
 //! the first checks, and stopping with a report.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
+use ringseed::metainfo::Metainfo;
 use ringseed::runtime::session::{Session, StopReport, TorrentId, TorrentSnapshot, TorrentState};
 use ringseed::runtime::signals;
+use ringseed::InfoHash;
 
 use super::engine_opts::EngineOpts;
 
@@ -15,10 +19,48 @@ use super::engine_opts::EngineOpts;
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Starts a session from the options: settings are checked first, so a bad
-/// value is reported before any thread or socket exists.
+/// value is reported before any thread or socket exists; then
+/// `Session::start` checks the interface and opens the listeners (a port
+/// in use is an error) before any torrent is added, so every option is
+/// checked before any data is hashed.
 pub fn start(opts: &EngineOpts) -> Result<Session> {
     let settings = opts.settings()?;
     Ok(Session::start(opts.session_config(), settings)?)
+}
+
+/// Refuses a torrent given twice (the same info-hash from two arguments,
+/// be they the same file or copies), naming both arguments: checked before
+/// the session starts, so nothing is hashed first.
+pub fn reject_duplicates(paths: &[PathBuf], torrents: &[Arc<Metainfo>]) -> Result<()> {
+    let mut seen: HashMap<InfoHash, &PathBuf> = HashMap::with_capacity(torrents.len());
+    for (path, m) in paths.iter().zip(torrents) {
+        if let Some(first) = seen.insert(m.info_hash, path) {
+            bail!(
+                "{} and {} are the same torrent ({}, info-hash {}): give each torrent once",
+                first.display(),
+                path.display(),
+                m.info.name,
+                m.info_hash
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Logs `listening on A and B (N shards)`: every listen address, the
+/// first (the announced one) first, separated by spaces so a reader can
+/// take the first word after `listening on`.
+pub fn log_listening(session: &Session) {
+    let addrs: Vec<String> = session
+        .local_addrs()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    tracing::info!(
+        "listening on {} ({} shards)",
+        addrs.join(" and "),
+        session.shards()
+    );
 }
 
 /// The snapshots of `ids` (a torrent the session no longer has is left

@@ -30,7 +30,7 @@ const BLOCK: u32 = 16 * 1024;
 fn session(shards: usize) -> Session {
     let config = SessionConfig {
         shards,
-        listen: "127.0.0.1:0".parse().unwrap(),
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
         pin: false,
         check_hash_threads: 1,
         ..SessionConfig::default()

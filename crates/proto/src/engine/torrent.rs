@@ -76,8 +76,11 @@ pub struct TorrentSetup {
     pub peer_id: [u8; 20],
     /// Our listening port, for announces.
     pub listen_port: u16,
-    /// Our listening address, never dialled (a tracker lists us too).
-    pub listen_addr: Option<SocketAddr>,
+    /// The addresses we listen on and may be known by (every family, the
+    /// unspecified ones expanded by the runtime to the machine's
+    /// addresses): never dialled (a tracker lists us too). Kept short by
+    /// the runtime; checked by a scan.
+    pub listen_addrs: Vec<SocketAddr>,
     /// The torrent has trackers to announce to.
     pub has_trackers: bool,
     /// Download missing pieces (false: only seed what we have).
@@ -240,7 +243,7 @@ pub struct Torrent {
     writing_bytes: u64,
     peer_id: [u8; 20],
     listen_port: u16,
-    listen_addr: Option<SocketAddr>,
+    listen_addrs: Vec<SocketAddr>,
     download: bool,
     finished: bool,
     stopping: bool,
@@ -322,7 +325,7 @@ impl Torrent {
             writing_bytes: 0,
             peer_id: setup.peer_id,
             listen_port: setup.listen_port,
-            listen_addr: setup.listen_addr,
+            listen_addrs: setup.listen_addrs,
             download: setup.download,
             finished,
             stopping: false,
@@ -743,7 +746,7 @@ impl Torrent {
             return;
         };
         let listen = SocketAddr::new(p.addr.ip(), port);
-        if Some(listen) == self.listen_addr || self.stopping {
+        if self.is_own_address(listen) || self.stopping {
             return;
         }
         let policy = self.settings.retry_policy();
@@ -1258,6 +1261,11 @@ impl Torrent {
         }
     }
 
+    /// One of the addresses we listen on (we would dial ourselves).
+    fn is_own_address(&self, addr: SocketAddr) -> bool {
+        self.listen_addrs.contains(&addr)
+    }
+
     /// Adds addresses to dial, learnt from `source` (a tracker, the user,
     /// later DHT and PEX); returns how many were new. Our own address,
     /// banned addresses and addresses past `peer_addresses_max` are left
@@ -1301,7 +1309,7 @@ impl Torrent {
         source: PeerSource,
         seed: bool,
     ) -> Option<Added> {
-        if self.stopping || Some(addr) == self.listen_addr || self.banned.contains(&addr.ip()) {
+        if self.stopping || self.is_own_address(addr) || self.banned.contains(&addr.ip()) {
             return None;
         }
         let policy = self.settings.retry_policy();

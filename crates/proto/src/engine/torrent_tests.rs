@@ -86,7 +86,7 @@ fn node_having(
         have,
         peer_id,
         listen_port: port,
-        listen_addr: Some(addr),
+        listen_addrs: vec![addr],
         has_trackers: false,
         download: !have_all,
         rng_seed: seed,
@@ -599,6 +599,47 @@ fn a_peer_that_sends_nothing_for_a_minute_is_snubbed() {
     assert_eq!(s.nodes[0].t.stats().peers, 1, "still connected");
 }
 
+/// A downloading torrent never dials an address it listens on, of either
+/// family, however a tracker lists it; other IPv4 and IPv6 peers are
+/// dialled.
+#[test]
+fn own_listen_addresses_of_both_families_are_never_dialled() {
+    let own_v4: SocketAddr = "192.0.2.1:6881".parse().unwrap();
+    let own_v6: SocketAddr = "[2001:db8::1]:6881".parse().unwrap();
+    let setup = TorrentSetup {
+        info_hash: InfoHash([8; 20]),
+        piece_length: PIECE,
+        total_length: 4 * PIECE,
+        piece_hashes: vec![[0u8; 20]; 4].into(),
+        have: Bitfield::new(4).unwrap(),
+        peer_id: [b'o'; 20],
+        listen_port: 6881,
+        listen_addrs: vec![own_v4, own_v6],
+        has_trackers: false,
+        download: true,
+        rng_seed: 3,
+    };
+    let mut t = Torrent::new(setup, EngineSettings::default(), Duration::ZERO).unwrap();
+    let other_v4: SocketAddr = "192.0.2.2:6881".parse().unwrap();
+    let other_v6: SocketAddr = "[2001:db8::2]:6881".parse().unwrap();
+    let added = t.add_addresses(
+        Duration::ZERO,
+        &[own_v4, other_v6, own_v6, other_v4],
+        PeerSource::Tracker,
+    );
+    assert_eq!(added, 2);
+    let mut dialled = Vec::new();
+    while let Some(o) = t.poll_output() {
+        if let Output::Connect { addr } = o {
+            dialled.push(addr);
+        }
+    }
+    dialled.sort();
+    let mut want = vec![other_v4, other_v6];
+    want.sort();
+    assert_eq!(dialled, want);
+}
+
 /// Issue 9's boundary: a peer of the largest torrent allowed
 /// (`PIECES_PER_TORRENT_MAX` pieces) sends its handshake and its 262,149-byte
 /// bitfield, received the way the runtime receives (one chunk of
@@ -625,7 +666,7 @@ fn the_largest_torrents_bitfield_fits_its_receive_bound() {
         have: Bitfield::new(pieces).unwrap(),
         peer_id: [b'r'; 20],
         listen_port: 6881,
-        listen_addr: None,
+        listen_addrs: Vec::new(),
         has_trackers: false,
         download: true,
         rng_seed: 1,
@@ -853,7 +894,7 @@ fn a_download_stopped_as_it_finishes_owes_completed_then_stopped() {
         have: setup_have,
         peer_id: [b'y'; 20],
         listen_port: 7501,
-        listen_addr: Some(node1.addr),
+        listen_addrs: vec![node1.addr],
         has_trackers: true,
         download: true,
         rng_seed: 5,

@@ -10,9 +10,20 @@
 //! - `--interface NAME` is applied with `SO_BINDTODEVICE` on every socket, so if
 //!   the interface goes away traffic stops instead of leaving by another route.
 //!   A name the kernel does not know is [`SocketError::NoSuchInterface`].
-//! - `--bind-address IP` is the local side of every socket: listeners on an
-//!   unspecified address listen on it instead; outgoing sockets bind it with
-//!   port 0 (the kernel picks the port). Its family must match the remote's.
+//! - `--bind-address IP` is the local side of every socket of its family:
+//!   listeners on the unspecified address of that family listen on it
+//!   instead; outgoing sockets bind it with port 0 (the kernel picks the
+//!   port). A socket of the other family (an IPv6 peer or tracker when the
+//!   bind address is IPv4) is made only when `--interface` is given too,
+//!   bound to that interface alone (traffic still cannot leave elsewhere);
+//!   without an interface it is refused with [`SocketError::FamilyMismatch`],
+//!   since nothing would then keep that traffic off the other routes.
+//!   Listeners of the other family are used as given (they send nothing
+//!   unasked).
+//! - A listener owns its address: no `SO_REUSEPORT` in the engine, so a
+//!   second process asking for an address we hold (or we asking for one
+//!   another process holds) gets [`SocketError::AddressInUse`]. The
+//!   session's shards share one listening socket per address instead.
 //! - Listeners and UDP sockets are returned nonblocking (the event loop drives
 //!   them; a caller wanting blocking accept calls `set_nonblocking(false)`).
 //!   [`tcp_connect`] returns a blocking stream (control thread);
@@ -128,9 +139,11 @@ pub enum SocketError {
         source: io::Error,
     },
     #[error(
-        "bind address {bind} is {} but {what} {addr} is {}; give a bind address of the \
-         same family",
+        "bind address {bind} is {} but {what} {addr} is {}: without --interface nothing \
+         would keep that traffic off other routes; give --interface as well (then {} \
+         traffic leaves through that interface only) or a bind address of the same family",
         family(.bind),
+        family(&.addr.ip()),
         family(&.addr.ip())
     )]
     FamilyMismatch {
@@ -143,6 +156,8 @@ pub enum SocketError {
          unspecified address or on the bind address itself"
     )]
     ListenAddressConflict { listen: SocketAddr, bind: IpAddr },
+    #[error("cannot listen on {addr}: address already in use (another program holds it)")]
+    AddressInUse { addr: SocketAddr },
     #[error("listen backlog {found} is outside 1..={LISTEN_BACKLOG_MAX}")]
     BadBacklog { found: i32 },
     #[error("connect timeout to {remote} must be more than zero")]
@@ -284,20 +299,17 @@ fn bind_device_error(name: &str, addr: SocketAddr, source: io::Error) -> SocketE
     }
 }
 
-fn check_family(bind: IpAddr, what: &'static str, addr: SocketAddr) -> Result<(), SocketError> {
-    if bind.is_ipv4() != addr.is_ipv4() {
-        return Err(SocketError::FamilyMismatch { bind, what, addr });
-    }
-    Ok(())
-}
-
-/// The local address a listening or UDP socket binds: `local` itself, or the
-/// bind address with `local`'s port when `local` is unspecified.
-fn local_address(local: SocketAddr, opts: &BindOptions) -> Result<SocketAddr, SocketError> {
+/// The address a listener on `local` binds: `local` itself, or the bind
+/// address with `local`'s port when `local` is the unspecified address of
+/// the bind address's family. A listen address of the other family is used
+/// as given.
+pub fn listen_address(local: SocketAddr, opts: &BindOptions) -> Result<SocketAddr, SocketError> {
     let Some(bind) = opts.address else {
         return Ok(local);
     };
-    check_family(bind, "the local address", local)?;
+    if bind.is_ipv4() != local.is_ipv4() {
+        return Ok(local);
+    }
     if local.ip().is_unspecified() {
         Ok(SocketAddr::new(bind, local.port()))
     } else if local.ip() == bind {
@@ -316,10 +328,13 @@ fn bind(socket: &Socket, local: SocketAddr, opts: &BindOptions) -> Result<(), So
         .map_err(|e| os_error(SocketOp::Bind, local, opts, e))
 }
 
-/// A nonblocking TCP listener on `addr` (or on the bind address with `addr`'s
-/// port when `addr` is unspecified), with `SO_REUSEADDR`, and `SO_REUSEPORT`
-/// when `reuse_port` (so every shard can listen on the same port and the
-/// kernel spreads connections among them). `TCP_NODELAY` is set on it, and
+/// A nonblocking TCP listener on `addr` (see [`listen_address`]), with
+/// `SO_REUSEADDR` (a restart may bind while old connections linger in
+/// TIME_WAIT; Linux still refuses a second *listener*), and `SO_REUSEPORT`
+/// when `reuse_port` (for the load generator's synthetic seeds only: it lets
+/// any process of the same user join the port, so the engine never sets
+/// it). An address another socket listens on is
+/// [`SocketError::AddressInUse`]. `TCP_NODELAY` is set on it, and
 /// Linux passes it on to every accepted connection (see [`set_no_delay`]).
 pub fn tcp_listener(
     addr: SocketAddr,
@@ -330,7 +345,7 @@ pub fn tcp_listener(
     if !(1..=LISTEN_BACKLOG_MAX).contains(&backlog) {
         return Err(SocketError::BadBacklog { found: backlog });
     }
-    let local = local_address(addr, opts)?;
+    let local = listen_address(addr, opts)?;
     let socket = new_socket(local, Type::STREAM, Protocol::TCP, opts)?;
     socket
         .set_reuse_address(true)
@@ -344,7 +359,13 @@ pub fn tcp_listener(
         .set_nonblocking(true)
         .map_err(|e| os_error(SocketOp::SetNonblocking, local, opts, e))?;
     set_no_delay(&socket, local, opts)?;
-    bind(&socket, local, opts)?;
+    socket.bind(&SockAddr::from(local)).map_err(|e| {
+        if e.kind() == io::ErrorKind::AddrInUse {
+            SocketError::AddressInUse { addr: local }
+        } else {
+            os_error(SocketOp::Bind, local, opts, e)
+        }
+    })?;
     socket
         .listen(backlog)
         .map_err(|e| os_error(SocketOp::Listen, local, opts, e))?;
@@ -398,9 +419,16 @@ pub fn tcp_connect(
 }
 
 /// A nonblocking UDP socket on `local` (or on the bind address with `local`'s
-/// port when `local` is unspecified), bound to the interface as asked.
+/// port when `local` is unspecified), bound to the interface as asked. It
+/// sends, so a `local` of the bind address's other family follows the rule
+/// of outgoing sockets (see [`other_family_allowed`]).
 pub fn udp_socket(local: SocketAddr, opts: &BindOptions) -> Result<UdpSocket, SocketError> {
-    let local = local_address(local, opts)?;
+    if let Some(bind_ip) = opts.address {
+        if bind_ip.is_ipv4() != local.is_ipv4() {
+            other_family_allowed(bind_ip, "the local address", local, opts)?;
+        }
+    }
+    let local = listen_address(local, opts)?;
     let socket = new_socket(local, Type::DGRAM, Protocol::UDP, opts)?;
     socket
         .set_nonblocking(true)
@@ -417,14 +445,122 @@ fn outgoing_socket(
     protocol: Protocol,
     opts: &BindOptions,
 ) -> Result<Socket, SocketError> {
-    if let Some(bind_ip) = opts.address {
-        check_family(bind_ip, "the remote", remote)?;
-    }
+    let bind_ip = match opts.address {
+        Some(ip) if ip.is_ipv4() != remote.is_ipv4() => {
+            other_family_allowed(ip, "the remote", remote, opts)?;
+            None
+        }
+        other => other,
+    };
     let socket = new_socket(remote, ty, protocol, opts)?;
-    if let Some(bind_ip) = opts.address {
+    if let Some(bind_ip) = bind_ip {
         bind(&socket, SocketAddr::new(bind_ip, 0), opts)?;
     }
     Ok(socket)
+}
+
+/// Whether a socket sending to or from `addr`, of the other family than the
+/// bind address, may be made: only when an interface pins it (it is then
+/// bound to the interface and not to an address). Without one, nothing would
+/// keep its traffic off other routes: [`SocketError::FamilyMismatch`].
+fn other_family_allowed(
+    bind: IpAddr,
+    what: &'static str,
+    addr: SocketAddr,
+    opts: &BindOptions,
+) -> Result<(), SocketError> {
+    if opts.interface.is_some() {
+        Ok(())
+    } else {
+        Err(SocketError::FamilyMismatch { bind, what, addr })
+    }
+}
+
+/// Most addresses [`own_addresses`] returns (a machine with more interface
+/// addresses than this is not protected against dialling itself past them;
+/// the engine checks each candidate against the list, so it stays short).
+pub const OWN_ADDRESSES_MAX: usize = 256;
+
+/// The addresses peers (and trackers) may name us by: each listening
+/// address as it is, and for an unspecified one (`0.0.0.0:P`, `[::]:P`)
+/// every address of its family on this machine's interfaces (only the
+/// interface's with `--interface`) with port P. At most
+/// [`OWN_ADDRESSES_MAX`]; without the interface list (getifaddrs failed)
+/// just the listening addresses.
+pub fn own_addresses(listening: &[SocketAddr], opts: &BindOptions) -> Vec<SocketAddr> {
+    let mut out: Vec<SocketAddr> = Vec::new();
+    let push = |out: &mut Vec<SocketAddr>, a: SocketAddr| {
+        if out.len() < OWN_ADDRESSES_MAX && !out.contains(&a) {
+            out.push(a);
+        }
+    };
+    let local_ips = if listening.iter().any(|a| a.ip().is_unspecified()) {
+        interface_addresses(opts.interface.as_deref())
+    } else {
+        Vec::new()
+    };
+    for &addr in listening {
+        push(&mut out, addr);
+        if addr.ip().is_unspecified() {
+            for ip in local_ips.iter().filter(|ip| ip.is_ipv4() == addr.is_ipv4()) {
+                push(&mut out, SocketAddr::new(*ip, addr.port()));
+            }
+        }
+    }
+    out
+}
+
+/// The IPv4 and IPv6 addresses of this machine's interfaces (of `only`
+/// when given), from getifaddrs; empty when it fails.
+fn interface_addresses(only: Option<&str>) -> Vec<IpAddr> {
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list we free below.
+    if unsafe { libc::getifaddrs(&mut list) } != 0 {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut cur = list;
+    while !cur.is_null() && out.len() < OWN_ADDRESSES_MAX {
+        // SAFETY: `cur` is a node of the list getifaddrs returned, not yet
+        // freed; its fields are valid for reading.
+        let ifa = unsafe { &*cur };
+        cur = ifa.ifa_next;
+        if ifa.ifa_addr.is_null() {
+            continue;
+        }
+        if let Some(name) = only {
+            // SAFETY: ifa_name is a NUL-terminated string owned by the list.
+            let this = unsafe { std::ffi::CStr::from_ptr(ifa.ifa_name) };
+            if this.to_bytes() != name.as_bytes() {
+                continue;
+            }
+        }
+        // SAFETY: ifa_addr is non-null and points at a sockaddr whose family
+        // says which struct it is; we read only that struct.
+        let ip = unsafe {
+            match i32::from((*ifa.ifa_addr).sa_family) {
+                libc::AF_INET => {
+                    let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
+                    Some(IpAddr::from(
+                        u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+                    ))
+                }
+                libc::AF_INET6 => {
+                    let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
+                    Some(IpAddr::from(sin6.sin6_addr.s6_addr))
+                }
+                _ => None,
+            }
+        };
+        if let Some(ip) = ip {
+            if !out.contains(&ip) {
+                out.push(ip);
+            }
+        }
+    }
+    // SAFETY: `list` came from getifaddrs and is freed once.
+    unsafe { libc::freeifaddrs(list) };
+    out
 }
 
 #[cfg(test)]
@@ -552,13 +688,56 @@ mod tests {
         let first = tcp_listener(lo_v4(0), &opts, false, 16).unwrap();
         let port = first.local_addr().unwrap().port();
         let err = tcp_listener(lo_v4(port), &opts, false, 16).unwrap_err();
-        match err {
-            SocketError::Os { op, source, .. } => {
-                assert_eq!(op, SocketOp::Bind);
-                assert_eq!(source.kind(), ErrorKind::AddrInUse);
-            }
-            other => panic!("expected a bind error, got {other:?}"),
-        }
+        assert!(
+            matches!(err, SocketError::AddressInUse { addr } if addr == lo_v4(port)),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot listen on 127.0.0.1:{port}: address already in use \
+                 (another program holds it)"
+            )
+        );
+        // The unspecified address overlaps it too.
+        let any = SocketAddr::from(([0, 0, 0, 0], port));
+        let err = tcp_listener(any, &opts, false, 16).unwrap_err();
+        assert!(matches!(err, SocketError::AddressInUse { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn a_port_another_program_shares_with_reuse_port_is_refused_to_us() {
+        // Another program that set SO_REUSEPORT would let any process of
+        // the same user join; we never set it, so we are refused.
+        let other = tcp_listener(lo_v4(0), &BindOptions::default(), true, 16).unwrap();
+        let port = other.local_addr().unwrap().port();
+        let err = tcp_listener(lo_v4(port), &BindOptions::default(), false, 16).unwrap_err();
+        assert!(matches!(err, SocketError::AddressInUse { .. }), "{err:?}");
+        // And the other way round: ours held, theirs with SO_REUSEPORT refused.
+        let ours = tcp_listener(lo_v4(0), &BindOptions::default(), false, 16).unwrap();
+        let port = ours.local_addr().unwrap().port();
+        let err = tcp_listener(lo_v4(port), &BindOptions::default(), true, 16).unwrap_err();
+        assert!(matches!(err, SocketError::AddressInUse { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn ipv4_and_ipv6_listeners_share_a_port() {
+        let opts = BindOptions::default();
+        let v4 = tcp_listener(SocketAddr::from(([0, 0, 0, 0], 0)), &opts, false, 16).unwrap();
+        let port = v4.local_addr().unwrap().port();
+        let v6 = tcp_listener(
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+            &opts,
+            false,
+            16,
+        )
+        .unwrap();
+        assert_eq!(v6.local_addr().unwrap().port(), port);
+        let to_v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port);
+        let stream = tcp_connect(to_v6, &opts, Some(Duration::from_secs(2))).unwrap();
+        assert_eq!(accept_one(&v6), Some(stream.local_addr().unwrap()));
+        let stream = tcp_connect(lo_v4(port), &opts, Some(Duration::from_secs(2))).unwrap();
+        assert_eq!(accept_one(&v4), Some(stream.local_addr().unwrap()));
     }
 
     #[test]
@@ -630,7 +809,7 @@ mod tests {
     }
 
     #[test]
-    fn address_family_mismatch_is_refused() {
+    fn address_family_mismatch_is_refused_without_an_interface() {
         let v6 = BindOptions {
             interface: None,
             address: Some(IpAddr::V6(Ipv6Addr::LOCALHOST)),
@@ -638,13 +817,68 @@ mod tests {
         for err in [
             tcp_connect(lo_v4(9), &v6, Some(Duration::from_secs(1))).unwrap_err(),
             tcp_socket_for_connect(lo_v4(9), &v6).unwrap_err(),
-            tcp_listener(lo_v4(0), &v6, false, 16).unwrap_err(),
             udp_socket(lo_v4(0), &v6).unwrap_err(),
         ] {
             assert!(matches!(err, SocketError::FamilyMismatch { .. }), "{err:?}");
             let msg = err.to_string();
             assert!(msg.contains("IPv6") && msg.contains("IPv4"), "{msg}");
+            assert!(msg.contains("--interface"), "{msg}");
         }
+        // A listener of the other family sends nothing unasked: as given.
+        let l = tcp_listener(lo_v4(0), &v6, false, 16).unwrap();
+        assert_eq!(
+            l.local_addr().unwrap().ip(),
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        );
+    }
+
+    #[test]
+    fn other_family_with_an_interface_is_bound_to_the_interface_only() {
+        // --interface lo --bind-address 127.0.0.1: an IPv6 peer is dialled
+        // through lo, from no particular address.
+        let opts = BindOptions {
+            interface: Some("lo".to_owned()),
+            address: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        };
+        let v6 = SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 0);
+        let listener = tcp_listener(v6, &opts, false, 16).unwrap();
+        let addr = listener.local_addr().unwrap();
+        assert!(addr.is_ipv6());
+        let socket = tcp_socket_for_connect(addr, &opts).unwrap();
+        assert_eq!(socket.device().unwrap().as_deref(), Some(&b"lo"[..]));
+        let stream = tcp_connect(addr, &opts, Some(Duration::from_secs(2))).unwrap();
+        assert!(stream.local_addr().unwrap().is_ipv6());
+        assert!(accept_one(&listener).is_some());
+        let udp = udp_socket(SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0), &opts);
+        assert!(udp.unwrap().local_addr().unwrap().is_ipv6());
+    }
+
+    #[test]
+    fn own_addresses_expand_the_unspecified_address() {
+        let opts = BindOptions::default();
+        let listening = [
+            SocketAddr::from(([0, 0, 0, 0], 7001)),
+            SocketAddr::from(([127, 0, 0, 2], 7002)),
+        ];
+        let own = own_addresses(&listening, &opts);
+        assert_eq!(own.first(), Some(&listening[0]));
+        assert!(own.contains(&listening[1]));
+        // lo's 127.0.0.1 is one of the machine's addresses.
+        assert!(own.contains(&lo_v4(7001)), "{own:?}");
+        assert!(!own.contains(&lo_v4(7002)), "{own:?}");
+        assert!(own.iter().all(|a| a.is_ipv4()), "{own:?}");
+        // Only the named interface's addresses.
+        let v6_any = [SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 7003)];
+        let own = own_addresses(&v6_any, &with_interface("lo"));
+        assert!(
+            own.contains(&SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), 7003)),
+            "{own:?}"
+        );
+        assert!(
+            own.iter().all(|a| a.is_ipv6() && a.port() == 7003),
+            "{own:?}"
+        );
+        assert!(own.len() <= OWN_ADDRESSES_MAX);
     }
 
     #[test]

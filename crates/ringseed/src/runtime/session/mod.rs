@@ -2,10 +2,18 @@
 //! command line, later the daemon and its API, and the tests).
 //!
 //! Start-up does everything that can fail with a clear message before any
-//! thread starts: the settings, the interface check, the listeners (every
-//! shard listens on the same port with SO_REUSEPORT; port 0 is resolved by
-//! the first), the wakers. Then one shard thread per core, the tracker
-//! worker and the checker pool.
+//! thread starts: the settings, the interface check, the listeners, the
+//! wakers. Then one shard thread per core, the tracker worker and the
+//! checker pool.
+//!
+//! Listeners: one socket per listen address, opened here without
+//! SO_REUSEPORT and shared by every shard (each shard's ring keeps a
+//! accept on its own dup of the fd). So the port is ours from the
+//! first bind: another process asking for it, even one that sets
+//! SO_REUSEPORT, is refused, and if another process holds it we are
+//! refused ([`SocketError::AddressInUse`]) before anything else starts. A
+//! connection accepted by one shard is handed to the torrent's owner after
+//! the handshake names it, as before.
 //!
 //! While it runs, torrents are added, removed, paused, resumed, checked
 //! again, limited and fed peer addresses through the owning shard's bounded
@@ -56,7 +64,7 @@ use super::waker::Waker;
 pub use crate::runtime::shard::limits::LimitsConfig;
 use crate::InfoHash;
 
-/// Listen backlog of each shard's listener.
+/// Listen backlog of each listening socket (shared by the shards).
 const BACKLOG: i32 = 1024;
 /// How long `stop` gives the trackers to take the `stopped` announces.
 const TRACKER_STOP_DEADLINE: Duration = Duration::from_secs(5);
@@ -76,6 +84,20 @@ pub enum StartError {
     Config(#[from] settings::ConfigRangeError),
     #[error("cannot read the listener's address: {0}")]
     LocalAddr(#[source] std::io::Error),
+    #[error(
+        "listen addresses {first} and {second} overlap (the same port on the same \
+         address, or on the unspecified address of the same family): give each once"
+    )]
+    ListenOverlap {
+        first: SocketAddr,
+        second: SocketAddr,
+    },
+    #[error("cannot share the listener on {addr} among the shards: {source}")]
+    ShareListener {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot start a thread: {0}")]
     Thread(#[source] std::io::Error),
     #[error("cannot set up a waker: {0}")]
@@ -168,6 +190,52 @@ fn pin_to(cpu: usize) {
     }
 }
 
+/// Whether two listen addresses (after the bind address is applied) would
+/// take the same port of the same family and address: equal, or one of
+/// them unspecified. Port 0 stands for the one port every port-0 address
+/// gets.
+fn overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    a.is_ipv4() == b.is_ipv4()
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+/// One listening socket per address, in order, with its address (port 0
+/// resolved: the first address with port 0 gets a port from the kernel,
+/// the others with port 0 take the same). No SO_REUSEPORT: see the module
+/// header. Addresses that would overlap are refused first, so a bind error
+/// always means another program.
+fn open_listeners(
+    addrs: &[SocketAddr],
+    bind: &sockets::BindOptions,
+) -> Result<Vec<(SocketAddr, TcpListener)>, StartError> {
+    let mut resolved = Vec::with_capacity(addrs.len());
+    for &a in addrs {
+        let local = sockets::listen_address(a, bind)?;
+        if let Some(&(first, _)) = resolved.iter().find(|&&(_, r)| overlap(r, local)) {
+            return Err(StartError::ListenOverlap { first, second: a });
+        }
+        resolved.push((a, local));
+    }
+    let mut port_zero = None;
+    let mut out = Vec::with_capacity(addrs.len());
+    for (asked, _) in resolved {
+        let mut addr = asked;
+        if addr.port() == 0 {
+            if let Some(p) = port_zero {
+                addr.set_port(p);
+            }
+        }
+        let listener = sockets::tcp_listener(addr, bind, false, BACKLOG)?;
+        let got = listener.local_addr().map_err(StartError::LocalAddr)?;
+        if asked.port() == 0 && port_zero.is_none() {
+            port_zero = Some(got.port());
+        }
+        out.push((got, listener));
+    }
+    Ok(out)
+}
+
 /// The running engine.
 pub struct Session {
     threads: Vec<JoinHandle<StopReport>>,
@@ -180,7 +248,8 @@ pub struct Session {
     config: SessionConfig,
     tracker: Option<TrackerWorker>,
     checker: Option<Checker>,
-    local_addr: SocketAddr,
+    /// Never empty (the config's list is checked).
+    local_addrs: Vec<SocketAddr>,
 }
 
 impl Session {
@@ -192,19 +261,23 @@ impl Session {
         check_usable()?;
         config.bind.validate()?;
         let n = config.shards;
-        // Listeners: the first resolves port 0; the rest share its port.
-        let first = sockets::tcp_listener(config.listen, &config.bind, n > 1, BACKLOG)?;
-        let local_addr = first.local_addr().map_err(StartError::LocalAddr)?;
-        let mut listeners: Vec<Option<TcpListener>> = vec![Some(first)];
-        for _ in 1..n {
-            let addr = SocketAddr::new(config.listen.ip(), local_addr.port());
-            listeners.push(Some(sockets::tcp_listener(
-                addr,
-                &config.bind,
-                true,
-                BACKLOG,
-            )?));
+        let listeners = open_listeners(&config.listen, &config.bind)?;
+        let local_addrs: Vec<SocketAddr> = listeners.iter().map(|(a, _)| *a).collect();
+        let own_addrs: Arc<[SocketAddr]> =
+            sockets::own_addresses(&local_addrs, &config.bind).into();
+        let mut shard_listeners = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut mine = Vec::with_capacity(listeners.len());
+            for (addr, l) in &listeners {
+                mine.push(l.try_clone().map_err(|source| StartError::ShareListener {
+                    addr: *addr,
+                    source,
+                })?);
+            }
+            shard_listeners.push(Some(mine));
         }
+        drop(listeners);
+        let listen_port = local_addrs.first().map_or(0, SocketAddr::port);
         let seed = time_seed();
         let peer_id = new_peer_id(seed);
         let epoch = Instant::now();
@@ -246,13 +319,13 @@ impl Session {
         for (index, ((waker, (handoff, control)), listener)) in wakers
             .into_iter()
             .zip(inboxes)
-            .zip(listeners.iter_mut())
+            .zip(shard_listeners.iter_mut())
             .enumerate()
         {
             let spec = ShardSpec {
                 index,
                 shards: n,
-                listener: listener.take(),
+                listeners: listener.take().unwrap_or_default(),
                 handoff,
                 control,
                 waker,
@@ -266,7 +339,8 @@ impl Session {
                 epoch,
                 settings: settings.clone(),
                 peer_id,
-                listen_addr: local_addr,
+                listen_port,
+                own_addrs: own_addrs.clone(),
                 rng_seed: seed.wrapping_add(index as u64 + 1),
                 board: board.clone(),
             };
@@ -292,13 +366,23 @@ impl Session {
             config,
             tracker: Some(tracker),
             checker: Some(checker),
-            local_addr,
+            local_addrs,
         })
     }
 
-    /// The address the shards listen on (port 0 resolved).
+    /// The first address the shards listen on (port 0 resolved): the one
+    /// whose port is announced.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.local_addrs
+            .first()
+            .copied()
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// Every address the shards listen on, in the order given (port 0
+    /// resolved).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
     }
 
     pub fn shards(&self) -> usize {

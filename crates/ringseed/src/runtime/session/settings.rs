@@ -31,6 +31,10 @@ pub const TORRENTS_MAX: usize = 1_000_000;
 pub const CONTROL_QUEUE_LIMIT: usize = 65_536;
 /// Most events waiting for the session's reader.
 pub const EVENTS_LIMIT: usize = 1_000_000;
+/// Most listen addresses (`--listen` given this many times at most): one
+/// per address family and interface address a seedbox serves on is a
+/// handful; every shard keeps an accept armed on each.
+pub const LISTEN_ADDRESSES_MAX: usize = 16;
 /// Most checker threads.
 pub const CHECKER_THREADS_MAX: usize = 64;
 /// Most global upload slots.
@@ -66,7 +70,16 @@ pub const OPS_IN_FLIGHT_DEFAULT: u32 = 8192;
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
     pub shards: usize,
-    pub listen: SocketAddr,
+    /// Where to accept peers, 1 to [`LISTEN_ADDRESSES_MAX`] addresses; the
+    /// first is the one announced to trackers (its port) and
+    /// [`Session::local_addr`](super::Session::local_addr). IPv6 sockets
+    /// are IPv6-only, so `0.0.0.0:P` and `[::]:P` together serve both
+    /// families. Port 0: the port the first listener got (the kernel picks
+    /// it for the first address with port 0), so every family is reached
+    /// on the announced port. Default: `0.0.0.0:6881` only (IPv4), since
+    /// binding `[::]` fails on hosts with IPv6 turned off; add
+    /// `[::]:6881` for dual stack.
+    pub listen: Vec<SocketAddr>,
     pub bind: BindOptions,
     pub loop_config: LoopConfig,
     /// Pin shard i to the i-th CPU this process may run on.
@@ -94,7 +107,7 @@ impl Default for SessionConfig {
         let cpus = available_cpus();
         Self {
             shards: cpus,
-            listen: SocketAddr::from(([0, 0, 0, 0], 6881)),
+            listen: vec![SocketAddr::from(([0, 0, 0, 0], 6881))],
             bind: BindOptions::default(),
             loop_config: LoopConfig {
                 ring_entries: 1024,
@@ -159,6 +172,12 @@ impl SessionConfig {
     /// Checks every range (the loop checks its own when it is built).
     pub fn validate(&self) -> Result<(), ConfigRangeError> {
         range("shards", self.shards as u64, 1, SHARDS_MAX as u64)?;
+        range(
+            "listen addresses",
+            self.listen.len() as u64,
+            1,
+            LISTEN_ADDRESSES_MAX as u64,
+        )?;
         range(
             "control_queue_max",
             self.control_queue_max as u64,

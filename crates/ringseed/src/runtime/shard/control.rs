@@ -248,7 +248,8 @@ impl Shard {
         let now = self.now;
         let seed = self.rng_seed ^ id.to_u64().wrapping_mul(0x9e37_79b9_7f4a_7c15);
         let engine_settings = self.settings.engine().clone();
-        let listen_addr = self.listen_addr;
+        let listen_port = self.listen_port;
+        let own_addrs = self.own_addrs.to_vec();
         let peer_id = self.peer_id;
         let Some(e) = self.torrents.get_mut(id) else {
             return;
@@ -264,8 +265,8 @@ impl Shard {
             piece_hashes: Arc::from(info.pieces.clone()),
             have: e.have.clone(),
             peer_id,
-            listen_port: listen_addr.port(),
-            listen_addr: Some(listen_addr),
+            listen_port,
+            listen_addrs: own_addrs,
             has_trackers: !e.trackers.is_empty(),
             download: e.mode == Mode::Download,
             rng_seed: seed,
@@ -526,8 +527,10 @@ impl Shard {
             return;
         }
         self.stopping = Some(self.now);
-        if let Some(op) = self.accept_op.take() {
-            let _ = self.ev.cancel(op);
+        for slot in &mut self.accept_ops {
+            if let Some(op) = slot.take() {
+                let _ = self.ev.cancel(op);
+            }
         }
         for id in self.torrents.ids() {
             let Some(e) = self.torrents.get_mut(id) else {

@@ -164,7 +164,7 @@ mod tests {
             have,
             peer_id: [1; 20],
             listen_port: 6881,
-            listen_addr: None,
+            listen_addrs: Vec::new(),
             has_trackers: false,
             download: false,
             rng_seed: u64::from(n),

@@ -1,6 +1,8 @@
 //! A shard: one thread, pinned to one core, with its own io_uring event
-//! loop, listener (SO_REUSEPORT on the shared port), connections and the
-//! torrents whose info-hash maps to it ([`shard_of`]).
+//! loop, an accept on each of the session's listening sockets
+//! (one per listen address, shared by every shard: whichever shard's ring
+//! takes a connection routes it), connections and the torrents whose
+//! info-hash maps to it ([`shard_of`]).
 //!
 //! This file holds the shard's state and its loop, which reads like a
 //! driver: wait for the ring (bounded by the next deadline), read the clock
@@ -149,7 +151,9 @@ impl EventSink {
 pub struct ShardSpec {
     pub index: usize,
     pub shards: usize,
-    pub listener: Option<TcpListener>,
+    /// This shard's dups of the session's listening sockets, one per
+    /// listen address (empty: the shard accepts nothing).
+    pub listeners: Vec<TcpListener>,
     pub handoff: Receiver<Adopt>,
     pub control: Receiver<Control>,
     pub waker: Waker,
@@ -164,9 +168,12 @@ pub struct ShardSpec {
     pub register_buffers: bool,
     pub epoch: Instant,
     pub settings: Arc<Settings>,
-    /// Our peer id and listening address, for every torrent's engine.
+    /// Our peer id and listening port, for every torrent's engine.
     pub peer_id: [u8; 20],
-    pub listen_addr: std::net::SocketAddr,
+    pub listen_port: u16,
+    /// The addresses we may be known by (the listening addresses, the
+    /// unspecified ones expanded to the machine's): never dialled.
+    pub own_addrs: Arc<[std::net::SocketAddr]>,
     pub rng_seed: u64,
     /// Where the shards report demand for the global budgets (one board
     /// shared by all shards).
@@ -176,7 +183,10 @@ pub struct ShardSpec {
 /// What an op was for; kept in the op's slot of the event loop.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum OpCtx {
-    Accept,
+    /// An accept on `listeners[listener]`.
+    Accept {
+        listener: usize,
+    },
     Wake,
     Recv {
         conn: ConnId,
@@ -212,8 +222,10 @@ pub(crate) struct Shard {
     multishot: bool,
     torrents: Torrents,
     conns: Conns,
-    listener: Option<TcpListener>,
-    accept_op: Option<OpId>,
+    listeners: Vec<TcpListener>,
+    /// The accept armed on each listener, by index.
+    accept_ops: Vec<Option<OpId>>,
+    /// When to re-arm the accepts that failed.
     accept_retry_at: Option<Duration>,
     waker: Waker,
     wake_buffer: Option<BufferId>,
@@ -229,7 +241,8 @@ pub(crate) struct Shard {
     bind: BindOptions,
     settings: Arc<Settings>,
     peer_id: [u8; 20],
-    listen_addr: std::net::SocketAddr,
+    listen_port: u16,
+    own_addrs: Arc<[std::net::SocketAddr]>,
     rng_seed: u64,
     /// Pieces being written: the data and the ops left.
     writes: HashMap<(TorrentId, u32), PendingWrite>,
@@ -311,8 +324,8 @@ impl Shard {
             multishot,
             torrents: Torrents::default(),
             conns: Conns::default(),
-            listener: spec.listener,
-            accept_op: None,
+            accept_ops: vec![None; spec.listeners.len()],
+            listeners: spec.listeners,
             accept_retry_at: None,
             waker: spec.waker,
             wake_buffer: None,
@@ -328,7 +341,8 @@ impl Shard {
             bind: spec.bind,
             settings: spec.settings,
             peer_id: spec.peer_id,
-            listen_addr: spec.listen_addr,
+            listen_port: spec.listen_port,
+            own_addrs: spec.own_addrs,
             rng_seed: spec.rng_seed,
             writes: HashMap::new(),
             deferred_reads: FairQueue::default(),
@@ -455,16 +469,42 @@ impl Shard {
 
     // ---- arming ----
 
+    /// Arms an accept on every listener that has none (after a failed
+    /// accept, only once its retry time has come). Single-shot, re-armed
+    /// after each connection: every shard waits on the same shared socket,
+    /// and a re-armed accept queues behind the other shards' waiting ones,
+    /// so connections go round the shards (a multishot accept stays first
+    /// in line and one shard took them all). It also gives the peer's
+    /// address with the fd.
     fn arm_accept(&mut self) {
-        if self.stopping.is_some() {
+        if self.stopping.is_some() || self.accept_retry_at.is_some() {
             return;
         }
-        let Some(fd) = self.listener.as_ref().map(|l| l.as_raw_fd()) else {
-            return;
-        };
-        match self.queue(OpCtx::Accept, |ev| ev.accept_multi(fd)) {
-            Ok(op) => self.accept_op = Some(op),
-            Err(e) => tracing::error!("shard {}: cannot accept connections: {e}", self.index),
+        for listener in 0..self.listeners.len() {
+            if self.accept_ops.get(listener).is_some_and(Option::is_some) {
+                continue;
+            }
+            let Some(fd) = self.listeners.get(listener).map(|l| l.as_raw_fd()) else {
+                continue;
+            };
+            match self.queue(OpCtx::Accept { listener }, |ev| ev.accept(fd)) {
+                Ok(op) => {
+                    if let Some(slot) = self.accept_ops.get_mut(listener) {
+                        *slot = Some(op);
+                    }
+                }
+                Err(e) => {
+                    let addr = self
+                        .listeners
+                        .get(listener)
+                        .and_then(|l| l.local_addr().ok());
+                    let addr = addr.map_or_else(|| "?".to_owned(), |a| a.to_string());
+                    tracing::error!(
+                        "shard {}: cannot accept connections on {addr}: {e}",
+                        self.index
+                    );
+                }
+            }
         }
     }
 
@@ -496,7 +536,7 @@ impl Shard {
             return;
         };
         match ctx {
-            OpCtx::Accept => self.on_accept(c),
+            OpCtx::Accept { listener } => self.on_accept(listener, c),
             OpCtx::Wake => {
                 self.wake_buffer = c.buffer;
                 self.arm_wake();

@@ -1,4 +1,5 @@
-//! Connections coming and going: accepting, reading until the handshake's
+//! Connections coming and going: accepting (on any of the listening
+//! sockets the shards share), reading until the handshake's
 //! first 48 bytes name an info-hash, handing a connection to the shard that
 //! owns that torrent (the fd and the bytes read so far travel over the
 //! owner's hand-off queue, and its waker is poked), dialling (a failed dial
@@ -21,9 +22,13 @@ use crate::runtime::sockets;
 use crate::wire::HandshakePrefix;
 
 impl Shard {
-    pub(super) fn on_accept(&mut self, c: Completion<Option<OpCtx>>) {
+    /// A connection accepted on `listeners[listener]` (every shard accepts
+    /// on every listening socket; the handshake decides whose it is).
+    pub(super) fn on_accept(&mut self, listener: usize, c: Completion<Option<OpCtx>>) {
         if !c.more {
-            self.accept_op = None;
+            if let Some(slot) = self.accept_ops.get_mut(listener) {
+                *slot = None;
+            }
             if c.result.is_err() {
                 // EMFILE and friends: try again soon rather than spin.
                 self.accept_retry_at = Some(self.now + super::ACCEPT_RETRY);

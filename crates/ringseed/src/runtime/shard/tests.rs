@@ -81,7 +81,7 @@ fn rig_with(settings: Settings) -> Rig {
     let spec = ShardSpec {
         index: 0,
         shards: 1,
-        listener: Some(listener),
+        listeners: vec![listener],
         handoff: handoff_rx,
         control: control_rx,
         waker,
@@ -103,7 +103,8 @@ fn rig_with(settings: Settings) -> Rig {
         epoch: Instant::now(),
         settings: Arc::new(settings),
         peer_id: *b"-RS0100-shardtest000",
-        listen_addr: addr,
+        listen_port: addr.port(),
+        own_addrs: vec![addr].into(),
         rng_seed: 1,
         board: QuotaBoard::new(1),
     };

@@ -559,3 +559,91 @@ fn shutdown_answers_the_jobs_waiting_behind_a_queued_one() {
         assert!(failure.message.contains("shut down"), "{failure}");
     }
 }
+
+/// BEP 7 through the worker: a UDP tracker reached over IPv6 (::1) answers
+/// with 18-byte peers, and they come back as IPv6 addresses.
+#[test]
+fn a_udp_tracker_over_ipv6_gives_ipv6_peers() {
+    let socket = UdpSocket::bind((std::net::Ipv6Addr::LOCALHOST, 0)).unwrap();
+    socket.set_read_timeout(Some(WAIT_MAX)).unwrap();
+    let addr = socket.local_addr().unwrap();
+    thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        let Ok((16, from)) = socket.recv_from(&mut buf) else {
+            return;
+        };
+        let mut connected = vec![0, 0, 0, 0];
+        connected.extend_from_slice(&buf[12..16]);
+        connected.extend_from_slice(&[0x42; 8]);
+        let _ = socket.send_to(&connected, from);
+        let Ok((98, from)) = socket.recv_from(&mut buf) else {
+            return;
+        };
+        let mut v = vec![0, 0, 0, 1];
+        v.extend_from_slice(&buf[12..16]);
+        v.extend_from_slice(&[0, 0, 7, 8, 0, 0, 0, 1, 0, 0, 0, 2]);
+        let peer: SocketAddr = "[2001:db8::7]:6882".parse().unwrap();
+        if let SocketAddr::V6(p) = peer {
+            v.extend_from_slice(&p.ip().octets());
+            v.extend_from_slice(&p.port().to_be_bytes());
+        }
+        let _ = socket.send_to(&v, from);
+    });
+    let w = TrackerWorker::start(config(1, 8, Duration::from_secs(5))).unwrap();
+    let url = format!("udp://{addr}/announce");
+    let (j, rx) = job(1, &[&[&url]]);
+    w.handle().submit(j).unwrap();
+    let response = wait_reply(&rx).outcome.unwrap();
+    assert_eq!(
+        response.peers,
+        vec!["[2001:db8::7]:6882".parse::<SocketAddr>().unwrap()]
+    );
+    w.shutdown(Duration::from_secs(1));
+}
+
+/// BEP 7 through the worker: an HTTP tracker at an IPv6 literal
+/// (`http://[::1]:P/announce`) answering with a compact `peers6`.
+#[test]
+fn an_http_tracker_over_ipv6_gives_its_peers6() {
+    let listener = TcpListener::bind((std::net::Ipv6Addr::LOCALHOST, 0)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") && got.len() < 16 * 1024 {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(k) => got.extend_from_slice(&buf[..k]),
+            }
+        }
+        let mut body = b"d8:intervali60e5:peers0:6:peers618:".to_vec();
+        body.extend_from_slice(
+            &"2001:db8::9"
+                .parse::<std::net::Ipv6Addr>()
+                .unwrap()
+                .octets(),
+        );
+        body.extend_from_slice(&6883u16.to_be_bytes());
+        body.push(b'e');
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = s.write_all(head.as_bytes());
+        let _ = s.write_all(&body);
+    });
+    let w = TrackerWorker::start(config(1, 8, Duration::from_secs(5))).unwrap();
+    let url = format!("http://{addr}/announce");
+    let (j, rx) = job(1, &[&[&url]]);
+    w.handle().submit(j).unwrap();
+    let response = wait_reply(&rx).outcome.unwrap();
+    assert_eq!(
+        response.peers,
+        vec!["[2001:db8::9]:6883".parse::<SocketAddr>().unwrap()]
+    );
+    w.shutdown(Duration::from_secs(1));
+}
