@@ -142,3 +142,89 @@ fn a_seed_dials_the_leechers_its_tracker_lists_and_serves_them() {
     );
     assert_eq!(seen.last().map(String::as_str), Some("stopped"), "{seen:?}");
 }
+
+/// Longest the seed may take to announce again (the tracker asks for
+/// `INTERVAL_SECS`; ringseed never announces sooner than 60 s).
+const REANNOUNCE_WAIT_MAX: Duration = Duration::from_secs(90);
+
+/// The "Done when" case exactly: a leecher that never dials registers with
+/// the tracker only after the seed's first announce was answered, so the seed
+/// can learn it only from a re-announce reply; it dials it and serves it.
+#[test]
+fn a_seed_learns_a_listen_only_leecher_from_its_re_announce() {
+    let dir = common::tempdir();
+    let tracker = HttpTracker::start(TRACKER_IP);
+    let len = 512 * 1024 + 777;
+    let p = single_file(
+        dir.path(),
+        "later.bin",
+        len,
+        62,
+        Some(&tracker.url),
+        64 * 1024,
+    );
+    let hash = InfoHash(p.info_hash);
+    let seed_ip = Ipv4Addr::new(127, 0, 62, 2);
+    let leecher_ip = Ipv4Addr::new(127, 0, 62, 3);
+    let (mut seed, _) = start_ringseed_seed("seed", &p.torrent, &p.data_dir, seed_ip, &[]);
+    let seed_announces = |t: &HttpTracker| -> Vec<String> {
+        t.announces()
+            .iter()
+            .filter(|x| x.addr.ip() == std::net::IpAddr::V4(seed_ip))
+            .map(|x| x.event.clone())
+            .collect()
+    };
+    // The seed's `started` was answered with an empty swarm.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while seed_announces(&tracker).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the seed never announced\n{}",
+            seed.describe()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Now the leecher listens and registers; it never dials.
+    let listener = TcpListener::bind((leecher_ip, 0)).expect("bind leecher");
+    let leecher = ListeningLeecher::start(
+        listener,
+        hash,
+        p.bytes.clone(),
+        p.piece_length,
+        b'c',
+        REANNOUNCE_WAIT_MAX + LEECH_TIME_MAX,
+    );
+    announce_from(
+        &tracker.url,
+        leecher_ip,
+        p.info_hash,
+        peer_id(b'c'),
+        leecher.addr.port(),
+        len as u64,
+        "started",
+    )
+    .unwrap_or_else(|e| panic!("leecher announce: {e}"));
+    let r = leecher.join();
+    assert!(
+        r.complete,
+        "the leecher did not get every byte ({} blocks missing, {} connections: {:?}); \
+         the seed announced {:?}\n{}",
+        r.missing,
+        r.connections,
+        r.notes,
+        seed_announces(&tracker),
+        seed.describe()
+    );
+    assert!(
+        r.from
+            .iter()
+            .all(|f| f.ip() == std::net::IpAddr::V4(seed_ip)),
+        "the leecher was reached by someone else: {:?}",
+        r.from
+    );
+    // It could only have learnt the leecher from a regular re-announce.
+    let seen = seed_announces(&tracker);
+    assert_eq!(seen.first().map(String::as_str), Some("started"), "{seen:?}");
+    assert!(seen.iter().skip(1).any(|e| e.is_empty()), "no re-announce: {seen:?}");
+    seed.terminate_cleanly();
+}
