@@ -44,11 +44,7 @@ pub struct VerifyArgs {
     /// The .torrent file.
     pub torrent: PathBuf,
     /// The save path (the same as --save-path DIR).
-    #[arg(
-        value_name = "DIR",
-        required_unless_present = "save_path",
-        conflicts_with = "save_path"
-    )]
+    #[arg(value_name = "DIR", conflicts_with = "save_path")]
     pub dir: Option<PathBuf>,
     /// The save path: the folder holding the torrent's data.
     #[arg(long = "save-path", value_name = "DIR")]
@@ -270,7 +266,7 @@ fn report_json(
 pub fn run(args: &VerifyArgs) -> Result<ExitCode> {
     let m = load_torrent(&args.torrent)?;
     let Some(dir) = args.save_path.as_ref().or(args.dir.as_ref()) else {
-        bail!("give the save path: --save-path DIR");
+        bail!("no save path: give --save-path DIR (or DIR after the torrent)");
     };
     let meta = std::fs::metadata(dir)
         .with_context(|| format!("cannot read the save path {}", dir.display()))?;
