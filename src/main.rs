@@ -122,7 +122,6 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use anyhow::Context;
 
     /// An error that prints its source in its own message, as several of
     /// the library's errors do.
