@@ -1,6 +1,6 @@
 //! The `ringseed` command line: `create`, `info` and `verify`. Parses
-//! arguments (clap), runs the subcommand, prints `error: ...` with the whole
-//! cause chain and exits with status 2 on failure.
+//! arguments (clap), runs the subcommand, prints `error: ...` with the
+//! cause chain (each cause once) and exits with status 2 on failure.
 
 use std::process::ExitCode;
 
@@ -88,14 +88,75 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The error and its causes joined by `: `, each said once: a cause whose
+/// text a message before it already holds (an error type that prints its
+/// source in its own message) is left out, and a message that the next
+/// cause repeats and extends gives way to that cause.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if part.is_empty() || parts.iter().any(|p| p.contains(&part)) {
+            continue;
+        }
+        match parts.last_mut() {
+            Some(last) if part.starts_with(last.as_str()) => *last = part,
+            _ => parts.push(part),
+        }
+    }
+    parts.join(": ")
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::logging::init();
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text(&e));
             ExitCode::from(EXIT_ERROR)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error that prints its source in its own message, as several of
+    /// the library's errors do.
+    #[derive(Debug)]
+    struct OpenError {
+        path: String,
+        source: std::io::Error,
+    }
+
+    impl std::fmt::Display for OpenError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "cannot open {}: {}", self.path, self.source)
+        }
+    }
+
+    impl std::error::Error for OpenError {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.source)
+        }
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::from_raw_os_error(libc::ENOENT);
+        let io_text = io.to_string();
+        let e = anyhow::Error::new(OpenError {
+            path: "x/y.bin".into(),
+            source: io,
+        })
+        .context("cannot open x/y.bin");
+        let text = error_text(&e);
+        assert_eq!(text, format!("cannot open x/y.bin: {io_text}"));
+        assert_eq!(text.matches("os error 2").count(), 1, "{text}");
+        // Distinct causes are all kept, in order.
+        let e = anyhow::anyhow!("inner").context("middle").context("outer");
+        assert_eq!(error_text(&e), "outer: middle: inner");
     }
 }

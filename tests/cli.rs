@@ -246,7 +246,7 @@ fn create_options_show_in_info() {
         .collect();
     assert_eq!(flat, vec![t1, t2]);
     assert_eq!(json_str(&v, "info_hash").len(), 40);
-    assert_eq!(v["url_list"], serde_json::json!([WEB_SEED]));
+    assert_eq!(v["web_seeds"], serde_json::json!([WEB_SEED]));
 
     // Without --no-date a date is written.
     let dated = create_torrent(&tree, "dated.torrent", &["--piece-length", "64K"]);
@@ -294,9 +294,8 @@ fn info_on_hex_and_base32_magnets() {
         assert_eq!(v["magnet"], serde_json::json!(true), "{v}");
         assert_eq!(json_str(&v, "info_hash"), HASH_HEX, "from xt {xt}");
         assert_eq!(json_str(&v, "name"), "Some Name");
-        let trackers = v["trackers"].to_string();
-        assert!(trackers.contains(tracker), "trackers: {trackers}");
-        for key in ["web_seeds", "peers", "exact_length", "select_only"] {
+        assert_eq!(v["trackers"], serde_json::json!([[tracker]]), "{v}");
+        for key in ["web_seeds", "peers", "total_size", "select_only"] {
             assert!(v.get(key).is_some(), "magnet JSON lacks {key}: {v}");
         }
 
@@ -322,7 +321,7 @@ fn magnet_peers_web_seeds_length_and_selection() {
         v["web_seeds"],
         serde_json::json!(["http://127.0.0.1:8080/"])
     );
-    assert_eq!(json_u64(&v, "exact_length"), 12345);
+    assert_eq!(json_u64(&v, "total_size"), 12345);
     // BEP 53 `so=0,2-4`: inclusive ranges.
     assert_eq!(v["select_only"], serde_json::json!([[0, 0], [2, 4]]));
 }
@@ -429,7 +428,11 @@ fn engine_commands_refuse_to_start_on_a_missing_interface_or_bad_input() {
         "127.0.0.1:0",
     ]);
     out.assert_code(2);
-    assert!(out.stderr.contains("no piece"), "{}", out.describe());
+    assert!(
+        out.stderr.contains("wrong save path?") && out.stderr.contains("no torrent can be seeded"),
+        "{}",
+        out.describe()
+    );
     // A file that is not a torrent.
     let bogus = dir.path().join("bogus.torrent");
     std::fs::write(&bogus, b"d4:spami3ee").unwrap_or_else(|e| panic!("{e}"));
@@ -442,4 +445,135 @@ fn engine_commands_refuse_to_start_on_a_missing_interface_or_bad_input() {
         "127.0.0.1:0",
     ]);
     out.assert_code(2);
+}
+
+/// `create` refuses every output that would destroy data (issue 10, item
+/// 9): the input file itself, a file inside the folder being hashed, and an
+/// existing file unless `--force`. The data stays byte for byte.
+#[test]
+fn create_never_destroys_data() {
+    let dir = tempdir();
+    let tree = make_tree(dir.path(), "keep", 0xc11_0009);
+    let data = tree.path_of("omega.bin");
+    let before = std::fs::read(&data).unwrap_or_else(|e| panic!("{e}"));
+    let d = |p: &std::path::Path| p.display().to_string();
+    let cases: [(std::path::PathBuf, std::path::PathBuf, bool, &str); 4] = [
+        (data.clone(), data.clone(), false, "data being hashed"),
+        (data.clone(), data.clone(), true, "data being hashed"),
+        (tree.root(), data.clone(), true, "inside"),
+        (
+            tree.root(),
+            tree.path_of("alpha/new.torrent"),
+            false,
+            "inside",
+        ),
+    ];
+    for (input, output, force, needle) in cases {
+        let mut args = vec!["create".to_string(), d(&input), "-o".into(), d(&output)];
+        if force {
+            args.push("--force".into());
+        }
+        let out = ringseed(&args);
+        out.assert_code(2);
+        assert!(
+            out.stderr.contains(needle) && out.stderr.contains(&d(&output)),
+            "`ringseed {}` should say why and name the output\n{}",
+            args.join(" "),
+            out.describe()
+        );
+    }
+    let after = std::fs::read(&data).unwrap_or_else(|e| panic!("{e}"));
+    assert!(before == after, "create changed the data it hashed");
+    assert!(!tree.path_of("alpha/new.torrent").exists());
+
+    // An existing file is replaced only with --force.
+    let other = dir.path().join("existing.torrent");
+    std::fs::write(&other, b"precious").unwrap_or_else(|e| panic!("{e}"));
+    let out = ringseed(["create", &d(&data), "-o", &d(&other)]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("--force") && out.stderr.contains(&d(&other)),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(std::fs::read(&other).unwrap_or_default(), b"precious");
+    ringseed(["create", &d(&data), "-o", &d(&other), "--force"]).assert_code(0);
+    assert_eq!(json_str(&info_json(&other), "name"), "omega.bin");
+}
+
+/// Error messages say each cause once and name the path (issue 10, item
+/// 12).
+#[test]
+fn errors_say_things_once_with_the_path() {
+    let dir = tempdir();
+    let tree = make_tree(dir.path(), "errs", 0xc11_0012);
+    let torrent = create_torrent(&tree, "errs.torrent", &["--piece-length", "32K"]);
+    let t = torrent.display().to_string();
+
+    // A library error that prints its own source: the cause comes once.
+    let held = std::net::TcpListener::bind("127.0.13.20:0").unwrap_or_else(|e| panic!("{e}"));
+    let addr = held.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let save = dir.path().display().to_string();
+    let out = ringseed([
+        "seed",
+        &t,
+        "--save-path",
+        &save,
+        "--listen",
+        &addr.to_string(),
+    ]);
+    out.assert_code(2);
+    let cause = std::io::Error::from_raw_os_error(libc::EADDRINUSE).to_string();
+    assert_eq!(
+        out.stderr.matches(&cause).count(),
+        1,
+        "the cause {cause:?} should be said once\n{}",
+        out.describe()
+    );
+    drop(held);
+
+    // create -o into a folder that does not exist names that folder.
+    let missing = dir.path().join("missing/dir/x.torrent");
+    let out = ringseed([
+        "create".as_ref(),
+        tree.root().as_os_str(),
+        "-o".as_ref(),
+        missing.as_os_str(),
+    ]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains("missing/dir does not exist") && !out.stderr.contains(".tmp"),
+        "{}",
+        out.describe()
+    );
+
+    // A magnet link given to download.
+    let magnet = "magnet:?xt=urn:btih:c12fe1c06bba254a9dc9f519b335aa7c1367a88a";
+    let out = ringseed(["download", magnet, "--save-path", &save]);
+    out.assert_code(2);
+    assert!(
+        out.stderr
+            .contains("magnet links are not supported by download yet; give a .torrent file"),
+        "{}",
+        out.describe()
+    );
+    assert!(!out.stderr.contains("cannot open"), "{}", out.describe());
+
+    // A save path that is a file: the path is named ("File exists" alone
+    // was printed before).
+    let out = ringseed([
+        "download",
+        &t,
+        "--save-path",
+        &t,
+        "--listen",
+        "127.0.13.21:0",
+    ]);
+    out.assert_code(2);
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("error:"))
+        .unwrap_or_default();
+    assert!(line.contains(&t), "{}", out.describe());
 }

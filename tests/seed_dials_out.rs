@@ -224,7 +224,14 @@ fn a_seed_learns_a_listen_only_leecher_from_its_re_announce() {
     );
     // It could only have learnt the leecher from a regular re-announce.
     let seen = seed_announces(&tracker);
-    assert_eq!(seen.first().map(String::as_str), Some("started"), "{seen:?}");
-    assert!(seen.iter().skip(1).any(|e| e.is_empty()), "no re-announce: {seen:?}");
+    assert_eq!(
+        seen.first().map(String::as_str),
+        Some("started"),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().skip(1).any(|e| e.is_empty()),
+        "no re-announce: {seen:?}"
+    );
     seed.terminate_cleanly();
 }

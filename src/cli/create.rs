@@ -25,13 +25,21 @@ multi-file torrent named after the directory). Inside a directory, every regular
 file is included, in a fixed order (sorted by path components, byte by byte), so \
 the same tree always gives the same info-hash. Symbolic links inside the directory \
 are NOT followed: they are skipped with a warning, as are sockets, FIFOs and \
-devices. File names must be valid UTF-8.")]
+devices. File names must be valid UTF-8.
+
+create never destroys data: it refuses an output that is PATH itself or \
+inside the directory PATH, and an output that exists already unless --force \
+is given. The torrent is written to a temporary file beside the output, then \
+moved into place.")]
 pub struct CreateArgs {
     /// File or directory to make a torrent of.
     pub path: PathBuf,
-    /// Where to write the .torrent file (overwritten if it exists).
+    /// Where to write the .torrent file (an existing file is kept unless --force).
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
+    /// Replace the output file if it exists (never the data being hashed).
+    #[arg(long)]
+    pub force: bool,
     /// Piece length: bytes (32768), a binary size (16K, 1M, 256KiB), or `auto`
     /// (about 1500 pieces, 16 KiB to 16 MiB). Must be a power of two, at least 16 KiB.
     #[arg(long, value_name = "N|auto", default_value = "auto", allow_hyphen_values = true,
@@ -80,10 +88,76 @@ fn torrent_name(path: &Path) -> Result<String> {
     })
 }
 
+/// Checks before any hashing that writing the torrent to `output` destroys
+/// nothing: not the input `path` itself, nothing inside it when it is a
+/// directory, and no existing file unless `force`. The output's folder
+/// must exist.
+fn check_output(path: &Path, output: &Path, force: bool) -> Result<()> {
+    let input =
+        fs::canonicalize(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file_name = output
+        .file_name()
+        .ok_or_else(|| anyhow!("{} is not a file path", output.display()))?;
+    let parent = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let parent_real = match fs::canonicalize(parent) {
+        Ok(p) => p,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+            "cannot write {}: the folder {} does not exist",
+            output.display(),
+            parent.display()
+        ),
+        Err(e) => {
+            return Err(anyhow!(e).context(format!(
+                "cannot write {}: cannot read the folder {}",
+                output.display(),
+                parent.display()
+            )))
+        }
+    };
+    if !parent_real.is_dir() {
+        bail!(
+            "cannot write {}: {} is not a folder",
+            output.display(),
+            parent.display()
+        );
+    }
+    // Where the output lands, a link at its place followed.
+    let target = match fs::canonicalize(output) {
+        Ok(t) => t,
+        Err(_) => parent_real.join(file_name),
+    };
+    if target == input {
+        bail!(
+            "refusing to write the torrent to {}: that is the data being hashed ({})",
+            output.display(),
+            path.display()
+        );
+    }
+    if input.is_dir() && (target.starts_with(&input) || parent_real.starts_with(&input)) {
+        bail!(
+            "refusing to write the torrent to {}: it is inside {}, the folder being hashed",
+            output.display(),
+            path.display()
+        );
+    }
+    match fs::symlink_metadata(output) {
+        Ok(m) if m.is_dir() => bail!("cannot write {}: it is a folder", output.display()),
+        Ok(_) if !force => bail!(
+            "{} exists already; give --force to replace it",
+            output.display()
+        ),
+        _ => Ok(()),
+    }
+}
+
 pub fn run(args: &CreateArgs) -> Result<()> {
     let path = &args.path;
     let meta = fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
     let name = torrent_name(path)?;
+    check_output(path, &args.output, args.force)?;
     let (new_files, disk_files, single_file) = if meta.is_dir() {
         let found = walk(path, &WalkLimits::default())?;
         for s in &found.skipped {
@@ -200,7 +274,7 @@ pub fn run(args: &CreateArgs) -> Result<()> {
         .collect::<Result<_>>()?;
     let info = builder.info_bytes(&pieces)?;
     let torrent = builder.build(&pieces)?;
-    write_atomically(&args.output, &torrent)?;
+    write_atomically(&args.output, &torrent, args.force)?;
     println!("info hash: {}", InfoHash::of_info_bytes(&info));
     println!(
         "{} pieces of {}, {} in {:.2} s ({})",
@@ -214,9 +288,12 @@ pub fn run(args: &CreateArgs) -> Result<()> {
     Ok(())
 }
 
-/// Writes `bytes` to a temporary file beside `dest`, then renames it over
-/// `dest`, so a failed run never leaves a half-written torrent.
-fn write_atomically(dest: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes `bytes` to a temporary file beside `dest`, then moves it to
+/// `dest`, so a failed run never leaves a half-written torrent. Without
+/// `replace`, a file that appeared at `dest` meanwhile is kept (the move is
+/// a hard link, which never replaces). Errors name `dest`, never the
+/// temporary file.
+fn write_atomically(dest: &Path, bytes: &[u8], replace: bool) -> Result<()> {
     let file_name = dest
         .file_name()
         .ok_or_else(|| anyhow!("{} is not a file path", dest.display()))?;
@@ -224,10 +301,23 @@ fn write_atomically(dest: &Path, bytes: &[u8]) -> Result<()> {
     tmp_name.push(file_name);
     tmp_name.push(format!(".{}.tmp", std::process::id()));
     let tmp = dest.with_file_name(tmp_name);
-    fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
-    fs::rename(&tmp, dest).map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        anyhow!(e).context(format!("cannot write {}", dest.display()))
+    let cannot = || format!("cannot write {}", dest.display());
+    fs::write(&tmp, bytes).with_context(cannot)?;
+    let moved = if replace {
+        fs::rename(&tmp, dest)
+    } else {
+        fs::hard_link(&tmp, dest)
+    };
+    let _ = fs::remove_file(&tmp);
+    moved.map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            anyhow!(
+                "{} exists already; give --force to replace it",
+                dest.display()
+            )
+        } else {
+            anyhow!(e).context(cannot())
+        }
     })
 }
 
@@ -248,13 +338,76 @@ mod tests {
     }
 
     #[test]
-    fn atomic_write_replaces_the_file() {
+    fn atomic_write_replaces_only_when_asked() {
         let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let dest = d.path().join("out.torrent");
         fs::write(&dest, b"old").unwrap_or_else(|e| panic!("{e}"));
-        write_atomically(&dest, b"new").unwrap_or_else(|e| panic!("{e}"));
+        let e = write_atomically(&dest, b"new", false)
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref().is_some_and(|e| e.contains("exists already")),
+            "{e:?}"
+        );
+        assert_eq!(fs::read(&dest).unwrap_or_default(), b"old");
+        write_atomically(&dest, b"new", true).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(fs::read(&dest).unwrap_or_default(), b"new");
         assert_eq!(fs::read_dir(d.path()).map(|r| r.count()).unwrap_or(0), 1);
-        assert!(write_atomically(&d.path().join("no/such/dir/x"), b"x").is_err());
+        let fresh = d.path().join("fresh.torrent");
+        write_atomically(&fresh, b"x", false).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(fs::read_dir(d.path()).map(|r| r.count()).unwrap_or(0), 2);
+        let e = write_atomically(&d.path().join("no/such/dir/x"), b"x", false)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(e.contains("no/such/dir/x") && !e.contains("/.x."), "{e}");
+    }
+
+    #[test]
+    fn outputs_that_would_destroy_data_are_refused() {
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let data = d.path().join("data");
+        fs::create_dir_all(data.join("sub")).unwrap_or_else(|e| panic!("{e}"));
+        let file = data.join("self.bin");
+        fs::write(&file, b"payload").unwrap_or_else(|e| panic!("{e}"));
+        let refused = |path: &Path, out: &Path, force: bool, needle: &str| {
+            let e = check_output(path, out, force)
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default();
+            assert!(
+                e.contains(needle) && e.contains(&out.display().to_string()),
+                "{} -> {}: {e:?}",
+                path.display(),
+                out.display()
+            );
+        };
+        // The input itself, with or without --force, and through `..`.
+        refused(&file, &file, true, "the data being hashed");
+        refused(
+            &file,
+            &data.join("sub/../self.bin"),
+            true,
+            "the data being hashed",
+        );
+        // Inside the folder being hashed, new file or not.
+        refused(&data, &data.join("x.torrent"), true, "inside");
+        refused(&data, &data.join("sub/x.torrent"), false, "inside");
+        refused(&data, &file, true, "inside");
+        // An existing file elsewhere needs --force.
+        let other = d.path().join("other.torrent");
+        fs::write(&other, b"keep").unwrap_or_else(|e| panic!("{e}"));
+        refused(&file, &other, false, "--force");
+        assert!(check_output(&file, &other, true).is_ok());
+        // A missing folder is named, not a temporary file.
+        refused(
+            &file,
+            &d.path().join("missing/dir/x.torrent"),
+            false,
+            "missing/dir does not exist",
+        );
+        refused(&file, &d.path().join("data"), true, "is a folder");
+        assert!(check_output(&file, &d.path().join("new.torrent"), false).is_ok());
+        assert!(check_output(&data, &d.path().join("data.torrent"), false).is_ok());
     }
 }

@@ -1,15 +1,20 @@
-//! `ringseed download TORRENT -o DIR [--seed]`: a client of the engine's
-//! session: adds the torrent (data already there is checked and kept),
-//! downloads, verifying each piece before it is written, then checks the
-//! whole download on disk.
+//! `ringseed download TORRENT... --save-path DIR [--seed]`: a client of the
+//! engine's session: adds each torrent (data already there is checked and
+//! kept), downloads, verifying each piece before it is written, then checks
+//! every download on disk: each piece hashed again and each file at the
+//! length the torrent says.
 
+use std::collections::HashSet;
+use std::ffi::OsStr;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
+use ringseed::metainfo::Metainfo;
+use ringseed::runtime::disk::files_on_disk;
 use ringseed::runtime::session::{AddTorrent, Mode, Session, TorrentId, TorrentState};
 use ringseed::runtime::signals;
 
@@ -20,17 +25,27 @@ use super::session_run;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Files go to DIR/<name>/... (multi-file) or DIR/<name> (single file). Data \
-already there is checked first and kept. Exit status: 0 when every piece is \
-verified on disk, 1 when stopped or failed before that, 2 on errors. The \
-trackers are told `completed` when the download finishes, with or without \
---seed.")]
+Files go to DIR/<name>/... (multi-file) or DIR/<name> (single file), DIR \
+being the save path (--save-path, or its older spellings -o and --output). \
+Several torrents go into the same save path, as with seed. Data already \
+there is checked first and kept. At the end every piece is hashed again from \
+disk and every file must have the length the torrent says. Magnet links are \
+not supported yet. The trackers are told `completed` when a download \
+finishes, with or without --seed. Exit status: 0 when every torrent is \
+complete and verified on disk, 1 when stopped or failed before that (or the \
+check on disk found a problem), 2 on errors.")]
 pub struct DownloadArgs {
-    /// The .torrent file.
-    pub torrent: PathBuf,
-    /// The save directory.
-    #[arg(short = 'o', long = "output", value_name = "DIR")]
-    pub output: PathBuf,
+    /// The .torrent files.
+    #[arg(required = true, value_name = "TORRENT")]
+    pub torrents: Vec<PathBuf>,
+    /// The save path: the folder the data goes into (aliases: -o, --output).
+    #[arg(
+        long = "save-path",
+        short = 'o',
+        visible_alias = "output",
+        value_name = "DIR"
+    )]
+    pub save_path: PathBuf,
     /// Keep seeding after the download completes, until Ctrl-C or SIGTERM.
     #[arg(long)]
     pub seed: bool,
@@ -42,6 +57,21 @@ pub struct DownloadArgs {
     pub engine: EngineOpts,
 }
 
+/// What `download` says for a magnet link until metadata exchange exists.
+pub const MAGNET_REFUSAL: &str =
+    "magnet links are not supported by download yet; give a .torrent file";
+
+/// Refuses a magnet link given where a .torrent file is expected.
+pub fn refuse_magnet(arg: &OsStr) -> Result<()> {
+    if arg
+        .to_str()
+        .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("magnet:"))
+    {
+        bail!(MAGNET_REFUSAL);
+    }
+    Ok(())
+}
+
 /// How the session part of a download ended.
 enum Ended {
     Finished,
@@ -51,24 +81,38 @@ enum Ended {
 
 pub fn run(args: &DownloadArgs) -> Result<ExitCode> {
     signals::install();
-    let m = Arc::new(load_torrent(&args.torrent)?);
-    std::fs::create_dir_all(&args.output)?;
-    let name = m.info.name.clone();
-    let pieces = m.info.pieces.len();
-    if m.trackers.is_empty() && args.peers.is_empty() {
-        tracing::info!("{name}: no tracker and no --peer: waiting for incoming peers");
+    let mut torrents = Vec::with_capacity(args.torrents.len());
+    for path in &args.torrents {
+        refuse_magnet(path.as_os_str())?;
+        torrents.push(Arc::new(load_torrent(path)?));
+    }
+    session_run::reject_duplicates(&args.torrents, &torrents)?;
+    let dir = &args.save_path;
+    if dir.exists() && !dir.is_dir() {
+        bail!("the save path {} is not a folder", dir.display());
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the save path {}", dir.display()))?;
+    for m in &torrents {
+        if m.trackers.is_empty() && args.peers.is_empty() {
+            let name = &m.info.name;
+            tracing::info!("{name}: no tracker and no --peer: waiting for incoming peers");
+        }
     }
     let session = session_run::start(&args.engine)?;
-    let mut add = AddTorrent::new(m.clone(), args.output.clone(), Mode::Download);
-    add.peers = args.peers.clone();
-    let id = match session.add_torrent(add) {
-        Ok(id) => id,
-        Err(e) => {
-            session_run::stop(session);
-            return Err(e.into());
+    let mut ids = Vec::with_capacity(torrents.len());
+    for m in &torrents {
+        let mut add = AddTorrent::new(m.clone(), dir.clone(), Mode::Download);
+        add.peers = args.peers.clone();
+        match session.add_torrent(add) {
+            Ok(id) => ids.push(id),
+            Err(e) => {
+                session_run::stop(session);
+                return Err(e.into());
+            }
         }
-    };
-    let ended = follow(&session, id, args.seed, &name);
+    }
+    let ended = follow(&session, &ids, args.seed);
     session_run::stop(session);
     let finished = match ended {
         Ended::Failed(e) => bail!(e),
@@ -76,28 +120,71 @@ pub fn run(args: &DownloadArgs) -> Result<ExitCode> {
         Ended::Finished => true,
     };
     if !finished {
-        tracing::info!("{name}: stopped before the download completed");
+        tracing::info!("stopped before the download completed");
         return Ok(ExitCode::from(1));
     }
     // Every piece was checked before it was written; check the disk too.
-    let on_disk = check_data(&m, &args.output)?;
-    let good = on_disk.count_ones();
-    if good != pieces {
-        tracing::info!("{name}: only {good} of {pieces} pieces verify on disk");
-        return Ok(ExitCode::from(1));
+    let mut all_good = true;
+    for m in &torrents {
+        let problems = check_on_disk(m, dir)?;
+        let (name, pieces) = (&m.info.name, m.info.pieces.len());
+        if problems.is_empty() {
+            tracing::info!("complete: {name} ({pieces} pieces verified on disk)");
+        } else {
+            all_good = false;
+            for p in problems {
+                tracing::warn!("{name}: {p}");
+            }
+        }
     }
-    tracing::info!("complete: {name} ({pieces} pieces verified on disk)");
-    Ok(ExitCode::SUCCESS)
+    Ok(if all_good {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
-/// Follows the download until it completes (then, with `seed`, until
-/// stopped), the user stops it, or it fails.
-fn follow(session: &Session, id: TorrentId, seed: bool, name: &str) -> Ended {
-    let mut already = false;
-    let checked = session_run::wait_checked(session, &[id], |s| {
-        already = s.is_complete();
+/// The final check of a finished download: every piece hashed from disk,
+/// every file at the length the torrent says. Returns what is wrong (empty
+/// when all is well).
+pub fn check_on_disk(m: &Metainfo, dir: &Path) -> Result<Vec<String>> {
+    let mut problems = size_problems(m, dir);
+    let good = check_data(m, dir)?.count_ones();
+    let pieces = m.info.pieces.len();
+    if good != pieces {
+        problems.push(format!("only {good} of {pieces} pieces verify on disk"));
+    }
+    Ok(problems)
+}
+
+/// Files under `dir` that are not at the torrent's length (a longer file
+/// hashes fine but is not the torrent's data).
+fn size_problems(m: &Metainfo, dir: &Path) -> Vec<String> {
+    files_on_disk(m, dir)
+        .into_iter()
+        .filter(|f| !f.size_ok())
+        .map(|f| match f.actual {
+            None => format!("{} is missing", f.path.display()),
+            Some(n) => format!(
+                "{} is {n} bytes, the torrent says {}",
+                f.path.display(),
+                f.expected
+            ),
+        })
+        .collect()
+}
+
+/// Follows the downloads until every torrent completes (then, with
+/// `seed`, until stopped), the user stops them, or one fails.
+fn follow(session: &Session, ids: &[TorrentId], seed: bool) -> Ended {
+    let mut done: HashSet<TorrentId> = HashSet::new();
+    let checked = session_run::wait_checked(session, ids, |s| {
+        if s.is_complete() {
+            done.insert(s.id);
+        }
         tracing::info!(
-            "{name}: {} of {} pieces on disk already",
+            "{}: {} of {} pieces on disk already",
+            s.name,
             s.pieces_have,
             s.pieces
         );
@@ -107,15 +194,21 @@ fn follow(session: &Session, id: TorrentId, seed: bool, name: &str) -> Ended {
         Ok(false) => return Ended::Stopped,
         Err(e) => return Ended::Failed(e.to_string()),
     }
-    if already && !seed {
-        tracing::info!("{name}: already complete");
+    let all_done = |done: &HashSet<TorrentId>| ids.iter().all(|id| done.contains(id));
+    if all_done(&done) && !seed {
+        tracing::info!("already complete");
         return Ended::Finished;
     }
     session_run::log_listening(session);
-    let total = session.torrent(id).map_or(0, |s| s.total_length);
-    let bar = progress::bytes_bar(total, name);
-    let mut finished = already;
-    let mut last_error: Option<String> = None;
+    let label = match session_run::snapshots(session, ids) {
+        Ok(s) if s.len() == 1 => s.first().map(|s| s.name.clone()).unwrap_or_default(),
+        _ => format!("{} torrents", ids.len()),
+    };
+    let total = session_run::snapshots(session, ids)
+        .map(|all| all.iter().map(|s| s.total_length).sum())
+        .unwrap_or(0);
+    let bar = progress::bytes_bar(total, &label);
+    let mut finished = all_done(&done);
     let ended = loop {
         if signals::stop_requested() {
             break if finished {
@@ -128,28 +221,89 @@ fn follow(session: &Session, id: TorrentId, seed: bool, name: &str) -> Ended {
             break Ended::Failed(why);
         }
         session_run::wait_for_news(session);
-        let s = match session.torrent(id) {
+        let all = match session_run::snapshots(session, ids) {
             Ok(s) => s,
             Err(e) => break Ended::Failed(e.to_string()),
         };
-        bar.set_position(s.total_length - s.bytes_left);
-        bar.set_message(format!("{name} peers {}", s.peers));
-        if s.tracker_error.is_some() && s.tracker_error != last_error {
-            last_error = s.tracker_error.clone();
+        if all.len() != ids.len() {
+            break Ended::Failed("a torrent left the session".to_string());
         }
-        if s.state == TorrentState::Error {
-            let why = s.error.unwrap_or_default();
-            break Ended::Failed(format!("{name}: {why}"));
+        let have: u64 = all.iter().map(|s| s.total_length - s.bytes_left).sum();
+        let peers: usize = all.iter().map(|s| s.peers).sum();
+        bar.set_position(have);
+        bar.set_message(format!("{label} peers {peers}"));
+        if let Some(s) = all.iter().find(|s| s.state == TorrentState::Error) {
+            let why = s.error.clone().unwrap_or_default();
+            break Ended::Failed(format!("{}: {why}", s.name));
         }
-        if s.is_complete() && !finished {
+        for s in &all {
+            if s.is_complete() && done.insert(s.id) && seed {
+                progress::println(&bar, &format!("complete: {}; seeding", s.name));
+            }
+        }
+        if all_done(&done) && !finished {
             finished = true;
-            bar.set_position(s.total_length);
+            bar.set_position(total);
             if !seed {
                 break Ended::Finished;
             }
-            progress::println(&bar, &format!("ringseed: {name}: complete; seeding"));
         }
     };
     bar.finish_and_clear();
     ended
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringseed::metainfo::{NewFile, TorrentBuilder};
+
+    fn torrent() -> Metainfo {
+        let b = TorrentBuilder {
+            name: "t".into(),
+            files: vec![
+                NewFile {
+                    path: vec!["a.bin".into()],
+                    length: 20_000,
+                },
+                NewFile {
+                    path: vec!["e.dat".into()],
+                    length: 0,
+                },
+            ],
+            piece_length: 16 * 1024,
+            ..TorrentBuilder::default()
+        };
+        let bytes = b.build(&[[0u8; 20]; 2]).unwrap_or_else(|e| panic!("{e}"));
+        Metainfo::from_bytes(&bytes).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_final_check_catches_longer_and_missing_files() {
+        let m = torrent();
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = d.path().join("t");
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join("a.bin"), vec![0u8; 20_000]).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.join("e.dat"), b"").unwrap_or_else(|e| panic!("{e}"));
+        assert!(size_problems(&m, d.path()).is_empty());
+        std::fs::write(dir.join("a.bin"), vec![0u8; 20_001]).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::remove_file(dir.join("e.dat")).unwrap_or_else(|e| panic!("{e}"));
+        let p = size_problems(&m, d.path());
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(
+            p[0].ends_with("a.bin is 20001 bytes, the torrent says 20000"),
+            "{p:?}"
+        );
+        assert!(p[1].ends_with("e.dat is missing"), "{p:?}");
+    }
+
+    #[test]
+    fn magnets_are_refused_with_a_hint() {
+        let e = refuse_magnet(OsStr::new("magnet:?xt=urn:btih:00"))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(e.as_deref(), Some(MAGNET_REFUSAL));
+        assert!(refuse_magnet(OsStr::new("x.torrent")).is_ok());
+    }
 }

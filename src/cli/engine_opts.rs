@@ -65,7 +65,7 @@ pub struct EngineOpts {
           value_parser = clap::value_parser!(u32).range(1..=ROUND_ROBIN_PIECES_MAX as i64))]
     pub round_robin_pieces: Option<u32>,
     /// Upload limit of all torrents together, bytes per second (500K,
-    /// 10M; binary suffixes; 0 = unlimited) [default: unlimited].
+    /// 1.5M, 10M; binary suffixes; 0 = unlimited) [default: unlimited].
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub upload_limit: Option<u64>,
     /// Download limit of all torrents together, bytes per second [default: unlimited].
@@ -90,9 +90,11 @@ pub const GLOBAL_UPLOAD_SLOTS_MAX: u32 = 1_000_000;
 const RATE_ARG_CHARS_MAX: usize = 32;
 
 /// Parses a RATE in bytes per second: `0` (unlimited), `123456`, `500K`,
-/// `10M`, `1G` (binary: K = 1024), an optional `B`, `iB`, `/s` after the
-/// unit; at most `rate_limit::RATE_MAX`.
+/// `10M`, `1.5M`, `1G` (binary: K = 1024; decimals allowed, rounded down
+/// to whole bytes), an optional `B`, `iB`, `/s` after the unit; at most
+/// `rate_limit::RATE_MAX`.
 pub fn parse_rate(text: &str) -> Result<u64, String> {
+    use super::units::{parse_binary_amount, AmountError, FRACTION_DIGITS_MAX};
     let t = text.trim();
     if t.len() > RATE_ARG_CHARS_MAX {
         return Err(format!(
@@ -100,21 +102,20 @@ pub fn parse_rate(text: &str) -> Result<u64, String> {
         ));
     }
     let t = t.strip_suffix("/s").unwrap_or(t);
-    let digits_end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, suffix) = t.split_at(digits_end);
-    let number: u64 = digits.parse().map_err(|_| {
-        format!("rate {text:?} is not a rate: expected bytes per second (500000, 500K, 10M)")
-    })?;
-    let Some(unit) = super::units::binary_unit(suffix) else {
-        return Err(format!(
+    let over = || format!("rate {text:?} is over the most accepted, {RATE_MAX} bytes/s");
+    match parse_binary_amount(t) {
+        Ok(bytes) if bytes <= RATE_MAX => Ok(bytes),
+        Ok(_) | Err(AmountError::TooLarge) => Err(over()),
+        Err(AmountError::NotANumber) => Err(format!(
+            "rate {text:?} is not a rate: expected bytes per second (500000, 500K, 1.5M)"
+        )),
+        Err(AmountError::TooPrecise) => Err(format!(
+            "rate {text:?} has more than {FRACTION_DIGITS_MAX} digits after the point"
+        )),
+        Err(AmountError::UnknownUnit(suffix)) => Err(format!(
             "rate {text:?} has an unknown unit {suffix:?}: use K, M or G (binary)"
-        ));
-    };
-    let bytes = number
-        .checked_mul(unit)
-        .filter(|&b| b <= RATE_MAX)
-        .ok_or_else(|| format!("rate {text:?} is over the most accepted, {RATE_MAX} bytes/s"))?;
-    Ok(bytes)
+        )),
+    }
 }
 
 /// `--seed-choking` values.
@@ -299,6 +300,8 @@ mod rate_arg_tests {
         assert_eq!(parse_rate("10M"), Ok(10 << 20));
         assert_eq!(parse_rate("4MiB/s"), Ok(4 << 20));
         assert_eq!(parse_rate(" 1g "), Ok(1 << 30));
+        assert_eq!(parse_rate("1.5M"), Ok(1_572_864));
+        assert_eq!(parse_rate("0.5K/s"), Ok(512));
     }
 
     #[test]

@@ -37,7 +37,33 @@ pub fn run(args: &InfoArgs) -> Result<()> {
     Ok(())
 }
 
-/// The JSON view; keys are fixed (tests and scripts rely on them).
+/// The keys of `info --json`, the same for a torrent and a magnet (a value
+/// a magnet does not carry is null); documented in README.md. The views
+/// are built with `json!`; the tests hold both to this list.
+#[cfg(test)]
+pub const JSON_KEYS: [&str; 18] = [
+    "magnet",
+    "info_hash",
+    "name",
+    "total_size",
+    "trackers",
+    "web_seeds",
+    "peers",
+    "select_only",
+    "piece_length",
+    "num_pieces",
+    "num_files",
+    "files",
+    "private",
+    "hybrid",
+    "comment",
+    "created_by",
+    "creation_date",
+    "source",
+];
+
+/// The JSON view; keys are fixed ([`JSON_KEYS`]: tests and scripts rely
+/// on them).
 pub fn torrent_json(m: &Metainfo) -> Value {
     let info = &m.info;
     let files: Vec<Value> = info
@@ -53,17 +79,20 @@ pub fn torrent_json(m: &Metainfo) -> Value {
         })
         .collect();
     json!({
-        "name": info.name,
+        "magnet": false,
         "info_hash": m.info_hash.to_hex(),
+        "name": info.name,
         "total_size": info.total_length,
+        "trackers": m.trackers,
+        "web_seeds": m.url_list,
+        "peers": [],
+        "select_only": null,
         "piece_length": info.piece_length,
         "num_pieces": info.num_pieces(),
         "num_files": info.files.len(),
+        "files": files,
         "private": info.private,
         "hybrid": m.hybrid,
-        "files": files,
-        "trackers": m.trackers,
-        "url_list": m.url_list,
         "comment": m.comment,
         "created_by": m.created_by,
         "creation_date": m.creation_date,
@@ -199,26 +228,11 @@ mod tests {
             .map(|o| o.keys().map(String::as_str).collect())
             .unwrap_or_default();
         keys.sort_unstable();
-        assert_eq!(
-            keys,
-            vec![
-                "comment",
-                "created_by",
-                "creation_date",
-                "files",
-                "hybrid",
-                "info_hash",
-                "name",
-                "num_files",
-                "num_pieces",
-                "piece_length",
-                "private",
-                "source",
-                "total_size",
-                "trackers",
-                "url_list"
-            ]
-        );
+        let mut want = JSON_KEYS.to_vec();
+        want.sort_unstable();
+        assert_eq!(keys, want);
+        assert_eq!(v["magnet"], json!(false));
+        assert_eq!(v["peers"], json!([]));
         assert_eq!(v["files"][0]["path"], json!("sample/a/b.bin"));
         assert_eq!(v["files"][1]["offset"], json!(30_000));
         assert_eq!(v["files"][1]["pad"], json!(false));
@@ -226,7 +240,7 @@ mod tests {
         assert_eq!(v["private"], json!(true));
         assert!(v["source"].is_null());
         assert_eq!(v["trackers"], json!([["http://127.0.0.1:1/a"]]));
-        assert_eq!(v["url_list"], json!([]));
+        assert_eq!(v["web_seeds"], json!([]));
     }
 
     #[test]

@@ -19,21 +19,35 @@ pub fn run(uri: &str, as_json: bool) -> Result<()> {
     Ok(())
 }
 
-/// The JSON view; keys are fixed (tests and scripts rely on them).
+/// The JSON view: the same keys as a torrent's (`info::JSON_KEYS`), fixed
+/// (tests and scripts rely on them).
 pub fn magnet_json(m: &Magnet) -> Value {
     let select_only: Option<Vec<[u32; 2]>> = m
         .select_only
         .as_ref()
         .map(|ranges| ranges.iter().map(|&(a, b)| [a, b]).collect());
+    // Each `tr` is a tier of its own, as libtorrent reads magnets.
+    let tiers: Vec<[&str; 1]> = m.trackers.iter().map(|t| [t.as_str()]).collect();
+    // The keys of a torrent's view; what only the metadata holds is null.
     json!({
         "magnet": true,
         "info_hash": m.info_hash.to_hex(),
         "name": m.display_name,
-        "trackers": m.trackers,
+        "total_size": m.exact_length,
+        "trackers": tiers,
         "web_seeds": m.web_seeds,
         "peers": m.peers,
-        "exact_length": m.exact_length,
         "select_only": select_only,
+        "piece_length": null,
+        "num_pieces": null,
+        "num_files": null,
+        "files": null,
+        "private": null,
+        "hybrid": null,
+        "comment": null,
+        "created_by": null,
+        "creation_date": null,
+        "source": null,
     })
 }
 
@@ -101,10 +115,18 @@ mod tests {
         assert_eq!(v["magnet"], json!(true));
         assert_eq!(v["info_hash"], json!(HASH));
         assert_eq!(v["name"], json!("A B"));
-        assert_eq!(v["trackers"], json!(["http://127.0.0.1:1/a"]));
+        assert_eq!(v["trackers"], json!([["http://127.0.0.1:1/a"]]));
         assert_eq!(v["web_seeds"], json!(["http://127.0.0.1/w"]));
         assert_eq!(v["peers"], json!(["127.0.0.1:6881"]));
-        assert_eq!(v["exact_length"], json!(10));
+        assert_eq!(v["total_size"], json!(10));
+        let mut keys: Vec<&str> = v
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        keys.sort_unstable();
+        let mut want = super::super::info::JSON_KEYS.to_vec();
+        want.sort_unstable();
+        assert_eq!(keys, want, "a magnet's keys are a torrent's");
         assert_eq!(v["select_only"], json!([[0, 2], [5, 5]]));
         let text = magnet_text(&m);
         assert!(
@@ -118,7 +140,7 @@ mod tests {
         let m =
             Magnet::parse(&format!("magnet:?xt=urn:btih:{HASH}")).unwrap_or_else(|e| panic!("{e}"));
         let v = magnet_json(&m);
-        for key in ["name", "exact_length", "select_only"] {
+        for key in ["name", "total_size", "select_only", "files", "private"] {
             assert!(v[key].is_null(), "{key}: {v}");
         }
         assert_eq!(v["trackers"], json!([]));

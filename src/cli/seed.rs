@@ -1,4 +1,4 @@
-//! `ringseed seed TORRENT... --data DIR`: a client of the engine's session:
+//! `ringseed seed TORRENT... --save-path DIR`: a client of the engine's session:
 //! adds each torrent (its data is checked on the checker pool), reports
 //! each check, seeds until Ctrl-C or SIGTERM.
 
@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use ringseed::runtime::session::{AddTorrent, Mode, TorrentState};
+use ringseed::runtime::checker::name_list;
+use ringseed::runtime::session::{AddTorrent, Mode, TorrentSnapshot, TorrentState};
 use ringseed::runtime::signals;
 
 use super::engine_opts::EngineOpts;
@@ -17,29 +18,35 @@ use super::session_run;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-DIR is the save directory, as in libtorrent: a multi-file torrent's files are \
-read from DIR/<name>/..., a single-file torrent from DIR/<name>. Every piece is \
-checked first; pieces that do not match are not offered, and a torrent with no \
-good piece (or a missing file) is reported and left out. Options are checked \
-first: a missing interface, a listen address in use or a torrent given twice \
-is an error before any piece is hashed. Ctrl-C or SIGTERM \
-stops cleanly (also during the checks): trackers get a `stopped` announce. \
-Exit status 0 after a clean stop, 2 on errors or when no torrent can be seeded.")]
+DIR is the save path, as in libtorrent and qBittorrent: a multi-file \
+torrent's files are read from DIR/<name>/..., a single-file torrent from \
+DIR/<name>. Options are checked first: a missing interface, a listen address \
+in use or a torrent given twice is an error before any piece is hashed. Every \
+piece is checked then; pieces that do not match are not offered. A torrent \
+with files missing is seeded from the files that are there \
+(`NAME: G of M pieces good; missing: ...`); a torrent with no good piece is \
+reported and left out, and the others are seeded. Files are only read: \
+nothing is created or truncated. Ctrl-C or SIGTERM stops cleanly (also during \
+the checks): trackers get a `stopped` announce. Exit status 0 after a clean \
+stop, 2 on errors or when no torrent can be seeded.
+
+--save-path DIR is the same option for seed, download and verify; --data DIR \
+still works.")]
 pub struct SeedArgs {
     /// The .torrent files.
     #[arg(required = true)]
     pub torrents: Vec<PathBuf>,
-    /// The save directory holding the data.
-    #[arg(long, value_name = "DIR")]
-    pub data: PathBuf,
+    /// The save path: the folder holding the torrents' data (alias: --data).
+    #[arg(long = "save-path", visible_alias = "data", value_name = "DIR")]
+    pub save_path: PathBuf,
     #[command(flatten)]
     pub engine: EngineOpts,
 }
 
 pub fn run(args: &SeedArgs) -> Result<ExitCode> {
     signals::install();
-    if !args.data.is_dir() {
-        bail!("{} is not a directory", args.data.display());
+    if !args.save_path.is_dir() {
+        bail!("{} is not a directory", args.save_path.display());
     }
     let mut torrents = Vec::with_capacity(args.torrents.len());
     for path in &args.torrents {
@@ -51,7 +58,7 @@ pub fn run(args: &SeedArgs) -> Result<ExitCode> {
     for m in torrents {
         let name = m.info.name.clone();
         let pieces = m.info.pieces.len();
-        let added = session.add_torrent(AddTorrent::new(m, args.data.clone(), Mode::Seed));
+        let added = session.add_torrent(AddTorrent::new(m, args.save_path.clone(), Mode::Seed));
         match added {
             Ok(id) => {
                 tracing::info!("{name}: checking {pieces} pieces");
@@ -70,7 +77,7 @@ pub fn run(args: &SeedArgs) -> Result<ExitCode> {
             tracing::warn!("{}: {why}", s.name);
         } else {
             seeding += 1;
-            tracing::info!("{}: {} of {} pieces good", s.name, s.pieces_have, s.pieces);
+            tracing::info!("{}", checked_line(s));
         }
     });
     let checked = match checked {
@@ -82,7 +89,7 @@ pub fn run(args: &SeedArgs) -> Result<ExitCode> {
     };
     if checked && seeding == 0 {
         session_run::stop(session);
-        bail!("no torrent can be seeded from {}", args.data.display());
+        bail!("no torrent can be seeded from {}", args.save_path.display());
     }
     if checked {
         session_run::log_listening(&session);
@@ -101,4 +108,15 @@ pub fn run(args: &SeedArgs) -> Result<ExitCode> {
         Some(e) => bail!(e),
         None => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// What a torrent's first check found: `NAME: G of M pieces good`, and the
+/// files that are not there (`; missing: a, b and 3 more`).
+pub fn checked_line(s: &TorrentSnapshot) -> String {
+    let mut line = format!("{}: {} of {} pieces good", s.name, s.pieces_have, s.pieces);
+    if !s.missing_files.is_empty() {
+        line.push_str("; missing: ");
+        line.push_str(&name_list(&s.missing_files));
+    }
+    line
 }

@@ -1,5 +1,6 @@
 //! Byte counts on the command line: parsing `--piece-length` (plain bytes or
-//! K/M/G suffixes, binary) and printing sizes, rates and dates for people.
+//! K/M/G suffixes, binary) and amounts such as rates (`1.5M`: decimals
+//! allowed), and printing sizes, rates and dates for people.
 
 use ringseed::limits::PIECE_LENGTH_BYTES_MAX;
 
@@ -17,6 +18,57 @@ pub fn binary_unit(suffix: &str) -> Option<u64> {
         "g" | "gb" | "gib" => Some(1 << 30),
         _ => None,
     }
+}
+
+/// Most digits after the decimal point in an amount (`1.5M`): more says
+/// nothing about whole bytes.
+pub const FRACTION_DIGITS_MAX: usize = 9;
+
+/// Why an amount did not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AmountError {
+    /// No digits, or something other than digits and one `.`.
+    NotANumber,
+    /// More than [`FRACTION_DIGITS_MAX`] digits after the point.
+    TooPrecise,
+    /// A suffix [`binary_unit`] does not know.
+    UnknownUnit(String),
+    /// Over `u64::MAX` bytes.
+    TooLarge,
+}
+
+/// Parses an amount of bytes: a decimal number (`10`, `1.5`, `.5`) and an
+/// optional binary unit (`K` = 1024, `M`, `G`, with or without `B`/`iB`),
+/// rounded down to whole bytes: `1.5M` is 1,572,864.
+pub fn parse_binary_amount(text: &str) -> Result<u64, AmountError> {
+    let t = text.trim();
+    let end = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
+    let (number, suffix) = t.split_at(end);
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
+        return Err(AmountError::NotANumber);
+    }
+    if fraction.len() > FRACTION_DIGITS_MAX {
+        return Err(AmountError::TooPrecise);
+    }
+    let unit = binary_unit(suffix).ok_or_else(|| AmountError::UnknownUnit(suffix.to_string()))?;
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().map_err(|_| AmountError::TooLarge)?
+    };
+    let mut bytes = whole.checked_mul(unit).ok_or(AmountError::TooLarge)?;
+    if !fraction.is_empty() {
+        // fraction < 10^9 and unit <= 2^30: the product fits in u128.
+        let digits: u128 = fraction.parse().map_err(|_| AmountError::NotANumber)?;
+        let scale = 10u128.pow(fraction.len() as u32);
+        let part =
+            u64::try_from(digits * u128::from(unit) / scale).map_err(|_| AmountError::TooLarge)?;
+        bytes = bytes.checked_add(part).ok_or(AmountError::TooLarge)?;
+    }
+    Ok(bytes)
 }
 
 /// The `--piece-length` argument.
@@ -188,6 +240,38 @@ mod tests {
             assert!(e.contains(needle), "{text}: {e}");
             assert!(e.contains("piece length"), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn amounts_take_decimals() {
+        assert_eq!(parse_binary_amount("1.5M"), Ok(1_572_864));
+        assert_eq!(parse_binary_amount("0.5K"), Ok(512));
+        assert_eq!(parse_binary_amount(".25k"), Ok(256));
+        assert_eq!(parse_binary_amount("2."), Ok(2));
+        assert_eq!(parse_binary_amount("10"), Ok(10));
+        assert_eq!(parse_binary_amount("1.5"), Ok(1));
+        assert_eq!(parse_binary_amount("1.1G"), Ok(1_181_116_006));
+        assert_eq!(parse_binary_amount("2.5MiB"), Ok(2_621_440));
+        assert_eq!(parse_binary_amount(""), Err(AmountError::NotANumber));
+        assert_eq!(parse_binary_amount("."), Err(AmountError::NotANumber));
+        assert_eq!(parse_binary_amount("1.2.3M"), Err(AmountError::NotANumber));
+        assert_eq!(parse_binary_amount("-1M"), Err(AmountError::NotANumber));
+        assert_eq!(
+            parse_binary_amount("1.5X"),
+            Err(AmountError::UnknownUnit("X".into()))
+        );
+        assert_eq!(
+            parse_binary_amount("1.0000000001M"),
+            Err(AmountError::TooPrecise)
+        );
+        assert_eq!(
+            parse_binary_amount("99999999999999999999"),
+            Err(AmountError::TooLarge)
+        );
+        assert_eq!(
+            parse_binary_amount("17179869184G"),
+            Err(AmountError::TooLarge)
+        );
     }
 
     #[test]

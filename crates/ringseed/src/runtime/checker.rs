@@ -104,8 +104,48 @@ pub enum CheckError {
     Disk(#[from] super::disk::DiskError),
     #[error("piece count: {0}")]
     Pieces(String),
-    #[error("no piece of the data in {} matches the torrent", dir.display())]
-    NothingToSeed { dir: PathBuf },
+    #[error("{}", nothing_to_seed(dir, missing, *files))]
+    NothingToSeed {
+        dir: PathBuf,
+        /// The torrent's paths of the files that are not there.
+        missing: Vec<String>,
+        /// Files of the torrent (pad files not counted).
+        files: usize,
+    },
+}
+
+/// Most missing file names one message lists; the rest are counted.
+pub const MISSING_NAMES_SHOWN_MAX: usize = 10;
+
+/// `a, b, c and 7 more`: at most [`MISSING_NAMES_SHOWN_MAX`] names.
+pub fn name_list(names: &[String]) -> String {
+    let shown: Vec<&str> = names
+        .iter()
+        .take(MISSING_NAMES_SHOWN_MAX)
+        .map(String::as_str)
+        .collect();
+    let mut text = shown.join(", ");
+    if names.len() > shown.len() {
+        text.push_str(&format!(" and {} more", names.len() - shown.len()));
+    }
+    text
+}
+
+fn nothing_to_seed(dir: &std::path::Path, missing: &[String], files: usize) -> String {
+    if files > 0 && missing.len() >= files {
+        return format!(
+            "nothing to seed: no file of the torrent is in {} (wrong save path?)",
+            dir.display()
+        );
+    }
+    let mut text = format!(
+        "nothing to seed: no piece of the data in {} matches the torrent",
+        dir.display()
+    );
+    if !missing.is_empty() {
+        text.push_str(&format!("; missing: {}", name_list(missing)));
+    }
+    text
 }
 
 /// Why the pool could not start.
@@ -265,11 +305,6 @@ fn check(job: &CheckJob, hash_threads: usize) -> Result<Checked, CheckError> {
     if p.is_cancelled() {
         return Err(CheckError::Cancelled);
     }
-    if job.open == Some(Mode::Seed) && have.count_ones() == 0 {
-        return Err(CheckError::NothingToSeed {
-            dir: job.save_dir.clone(),
-        });
-    }
     let storage = match job.open {
         Some(mode) => Some(TorrentStorage::open(
             m,
@@ -278,7 +313,27 @@ fn check(job: &CheckJob, hash_threads: usize) -> Result<Checked, CheckError> {
         )?),
         None => None,
     };
+    if job.open == Some(Mode::Seed) && have.count_ones() == 0 {
+        let missing = storage
+            .as_ref()
+            .map(|s| missing_names(m, s.missing_files()))
+            .unwrap_or_default();
+        return Err(CheckError::NothingToSeed {
+            dir: job.save_dir.clone(),
+            missing,
+            files: m.info.files.iter().filter(|f| !f.attr.pad).count(),
+        });
+    }
     Ok(Checked { have, storage })
+}
+
+/// The torrent's paths (as `info` shows them) of files `indexes`.
+pub fn missing_names(m: &Metainfo, indexes: &[usize]) -> Vec<String> {
+    indexes
+        .iter()
+        .filter_map(|&i| m.info.files.get(i))
+        .map(|f| f.display_path())
+        .collect()
 }
 
 /// The pieces of `m` whose data under `dir` matches.

@@ -1,9 +1,12 @@
 //! `TorrentStorage`: one torrent's files on disk, opened once, and the
 //! mapping of pieces and blocks to file runs.
 //!
-//! Seeding opens every file read-only and refuses to start if one is
-//! missing; downloading creates the folders and files under the save
-//! directory (sparse, at their full length) and opens them read-write.
+//! Seeding opens every file read-only and never creates, extends or
+//! truncates one; a file that is not there is left unopened and listed as
+//! missing (its pieces cannot be good, so they are never served: the
+//! torrent seeds what is there, as qBittorrent shows "missing files").
+//! Downloading creates the folders and files under the save directory
+//! (sparse, at their full length) and opens them read-write.
 //! Paths come from the metainfo, already sanitized (no `..`, no absolute
 //! paths), and are joined under the save directory, so nothing is written
 //! outside it. Pad files (BEP 47) are never on disk: their bytes are zeros.
@@ -58,6 +61,57 @@ pub fn disk_files(m: &Metainfo, save_dir: &Path) -> Vec<DiskFile> {
         .collect()
 }
 
+/// The open error of a file that is not there: no such file, or a path
+/// component that is not a folder.
+fn is_not_there(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR)
+}
+
+/// What is on disk for one file of a torrent, beside what the torrent says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileOnDisk {
+    /// Index in the torrent's file list.
+    pub index: usize,
+    /// Where it is looked for (under the save directory).
+    pub path: PathBuf,
+    /// Its length in the torrent, bytes.
+    pub expected: u64,
+    /// Its length on disk, bytes; `None` when there is no regular file
+    /// there (missing, a folder in its place, or unreadable metadata).
+    pub actual: Option<u64>,
+}
+
+impl FileOnDisk {
+    /// On disk at the length the torrent says.
+    pub fn size_ok(&self) -> bool {
+        self.actual == Some(self.expected)
+    }
+}
+
+/// Looks at each (non-pad) file of `m` under `save_dir`: there or not, and
+/// its length. Reads metadata only; creates nothing.
+pub fn files_on_disk(m: &Metainfo, save_dir: &Path) -> Vec<FileOnDisk> {
+    m.info
+        .files
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| !f.attr.pad)
+        .map(|(index, f)| {
+            let path = save_dir.join(f.relative_path());
+            let actual = fs::metadata(&path)
+                .ok()
+                .filter(|md| md.is_file())
+                .map(|md| md.len());
+            FileOnDisk {
+                index,
+                path,
+                expected: f.length,
+                actual,
+            }
+        })
+        .collect()
+}
+
 /// One torrent's open files.
 #[derive(Debug)]
 pub struct TorrentStorage {
@@ -65,12 +119,16 @@ pub struct TorrentStorage {
     /// By file index; `None` for pad files.
     files: Vec<Option<File>>,
     paths: Vec<Option<PathBuf>>,
+    /// Indexes of the files that were not there when opened read-only.
+    missing: Vec<usize>,
     writable: bool,
 }
 
 impl TorrentStorage {
     /// Opens the torrent's files under `save_dir`: read-only, or created
-    /// and read-write when `writable`.
+    /// and read-write when `writable`. Read-only, a file that is not there
+    /// (or whose folder is not) is left unopened and listed in
+    /// [`TorrentStorage::missing_files`]; any other failure is an error.
     pub fn open(m: &Metainfo, save_dir: &Path, writable: bool) -> Result<Self, DiskError> {
         let layout = Layout::new(m.info.piece_length, &m.info.extents())?;
         let real = m.info.files.iter().filter(|f| !f.attr.pad).count();
@@ -82,7 +140,8 @@ impl TorrentStorage {
         }
         let mut files = Vec::with_capacity(m.info.files.len());
         let mut paths = Vec::with_capacity(m.info.files.len());
-        for f in &m.info.files {
+        let mut missing = Vec::new();
+        for (index, f) in m.info.files.iter().enumerate() {
             if f.attr.pad {
                 files.push(None);
                 paths.push(None);
@@ -117,7 +176,16 @@ impl TorrentStorage {
                 }
                 file
             } else {
-                File::open(&path).map_err(io("open"))?
+                match File::open(&path) {
+                    Ok(file) => file,
+                    Err(e) if is_not_there(&e) => {
+                        missing.push(index);
+                        files.push(None);
+                        paths.push(Some(path));
+                        continue;
+                    }
+                    Err(e) => return Err(io("open")(e)),
+                }
             };
             files.push(Some(file));
             paths.push(Some(path));
@@ -126,8 +194,15 @@ impl TorrentStorage {
             layout,
             files,
             paths,
+            missing,
             writable,
         })
+    }
+
+    /// Indexes (in the torrent's file list) of the files that were not on
+    /// disk when the storage was opened read-only; empty when writable.
+    pub fn missing_files(&self) -> &[usize] {
+        &self.missing
     }
 
     pub fn layout(&self) -> &Layout {
@@ -227,11 +302,47 @@ mod tests {
     }
 
     #[test]
-    fn seeding_refuses_missing_files_and_download_refuses_longer_ones() {
+    fn seeding_lists_missing_files_and_creates_nothing() {
         let m = torrent();
         let dir = tempfile::tempdir().unwrap();
-        let e = TorrentStorage::open(&m, dir.path(), false).unwrap_err();
-        assert!(e.to_string().contains("cannot open"), "{e}");
+        let s = TorrentStorage::open(&m, dir.path(), false).unwrap();
+        assert_eq!(s.missing_files(), &[0, 1]);
+        assert!(s.fd(0).is_none() && s.fd(1).is_none());
+        assert!(!dir.path().join("t").exists(), "seeding created a folder");
+        fs::create_dir_all(dir.path().join("t")).unwrap();
+        fs::write(dir.path().join("t/two.bin"), vec![0u8; 10]).unwrap();
+        let s = TorrentStorage::open(&m, dir.path(), false).unwrap();
+        assert_eq!(s.missing_files(), &[0]);
+        assert!(s.fd(1).is_some());
+        assert!(!dir.path().join("t/a").exists(), "seeding created a folder");
+        assert_eq!(
+            fs::metadata(dir.path().join("t/two.bin")).unwrap().len(),
+            10
+        );
+        // A file where a folder should be: its files are missing too.
+        fs::write(dir.path().join("t/a"), b"x").unwrap();
+        let s = TorrentStorage::open(&m, dir.path(), false).unwrap();
+        assert_eq!(s.missing_files(), &[0]);
+    }
+
+    #[test]
+    fn files_on_disk_reports_lengths() {
+        let m = torrent();
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("t")).unwrap();
+        fs::write(dir.path().join("t/two.bin"), vec![0u8; 30_001]).unwrap();
+        let f = files_on_disk(&m, dir.path());
+        assert_eq!(f.len(), 2);
+        assert_eq!((f[0].expected, f[0].actual), (40_000, None));
+        assert_eq!((f[1].expected, f[1].actual), (30_000, Some(30_001)));
+        assert!(!f[1].size_ok());
+        assert_eq!(f[1].path, dir.path().join("t/two.bin"));
+    }
+
+    #[test]
+    fn download_refuses_longer_files() {
+        let m = torrent();
+        let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join("t")).unwrap();
         fs::write(dir.path().join("t/two.bin"), vec![0u8; 30_001]).unwrap();
         let e = TorrentStorage::open(&m, dir.path(), true).unwrap_err();

@@ -190,6 +190,11 @@ pub struct TorrentSnapshot {
     pub tracker_error: Option<String>,
     /// Why the torrent stopped (state `Error`).
     pub error: Option<String>,
+    /// Files of a seeding torrent that were not on disk when it was
+    /// checked, as the torrent names them (`name/dir/file`): their pieces
+    /// are not served ("missing files" in qBittorrent). Empty while
+    /// downloading (missing files are created) and before the first check.
+    pub missing_files: Vec<String>,
 }
 
 impl TorrentSnapshot {

@@ -186,7 +186,12 @@ impl Shard {
             id,
             metainfo: e.metainfo.clone(),
             save_dir: e.save_dir.clone(),
-            open: e.storage.is_none().then_some(e.mode),
+            // Files missing at the last open are looked for again.
+            open: e
+                .storage
+                .as_ref()
+                .is_none_or(|s| !s.missing_files().is_empty())
+                .then_some(e.mode),
             progress,
             reply: route,
         };

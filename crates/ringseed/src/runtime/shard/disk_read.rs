@@ -207,8 +207,14 @@ impl Shard {
         let len = length as usize;
         let fd = match fd {
             Some(fd) if !pad => fd,
+            // A file missing when the torrent was opened: none of its
+            // pieces is ours, so this is never served as zeros.
+            None if !pad => {
+                self.read_failed(job, buffer);
+                return;
+            }
             _ => {
-                // Pad files (and files never opened) read as zeros.
+                // Pad files read as zeros.
                 if let Some(d) = self
                     .ev
                     .buffers()

@@ -26,7 +26,7 @@ use super::conn::ConnId;
 use crate::engine::{PeerId, Torrent, TorrentStats};
 use crate::info_hash::InfoHash;
 use crate::metainfo::Metainfo;
-use crate::runtime::checker::CheckProgress;
+use crate::runtime::checker::{missing_names, CheckProgress};
 use crate::runtime::disk::TorrentStorage;
 use crate::runtime::session::control::{Removed, Reply};
 use crate::runtime::session::settings::TORRENTS_MAX;
@@ -183,6 +183,11 @@ impl Entry {
             limits: self.limits,
             tracker_error: None,
             error: self.error.clone(),
+            missing_files: self
+                .storage
+                .as_ref()
+                .map(|st| missing_names(&self.metainfo, st.missing_files()))
+                .unwrap_or_default(),
         };
         if let Some(r) = self.run.as_ref() {
             s.add_engine(&r.torrent.stats());
