@@ -65,7 +65,17 @@ const POLL: Duration = Duration::from_millis(20);
 
 /// Starts `ringseed seed TORRENT --data DIR` on `ip` and waits until it listens.
 fn start_seeder(label: &str, torrent: &Path, data: &Path, ip: Ipv4Addr) -> (Daemon, SocketAddr) {
-    let listen = SocketAddr::from((ip, free_port(ip)));
+    start_seeder_on(label, torrent, data, SocketAddr::from((ip, free_port(ip))))
+}
+
+/// Starts `ringseed seed` listening on `listen` (bound to its IP).
+fn start_seeder_on(
+    label: &str,
+    torrent: &Path,
+    data: &Path,
+    listen: SocketAddr,
+) -> (Daemon, SocketAddr) {
+    let ip = listen.ip();
     let args = vec![
         os("seed"),
         os(torrent),
@@ -883,6 +893,10 @@ fn check_ban_outcome(
     );
 }
 
+/// Longest the download may take to get its first block from the malicious
+/// seed.
+const BAD_BLOCK_WAIT_MAX: Duration = Duration::from_secs(30);
+
 #[test]
 fn a_seed_sending_wrong_data_is_banned_and_the_download_finishes() {
     let fx = fixture(0xbad_5eed);
@@ -891,18 +905,33 @@ fn a_seed_sending_wrong_data_is_banned_and_the_download_finishes() {
         fx.meta.info_hash,
         piece_count(&fx),
     );
-    let (mut good, good_addr) = start_seeder(
-        "ringseed seed (good)",
-        &fx.torrent,
-        &fx.tree.save_dir,
-        Ipv4Addr::new(127, 0, 7, 21),
-    );
+    // The good seed comes up only once the malicious one has served a block:
+    // the download must take (and check) bytes from it first, whatever the
+    // machine's load. Its first dial to the good seed is refused; the peer
+    // list retries it after its back-off.
+    let good_ip = Ipv4Addr::new(127, 0, 7, 21);
+    let good_listen = SocketAddr::from((good_ip, free_port(good_ip)));
     let out = tempdir();
     let mut download = start_download(
         &fx.torrent,
         out.path(),
         Ipv4Addr::new(127, 0, 7, 22),
-        &[bad.addr, good_addr],
+        &[bad.addr, good_listen],
+    );
+    let deadline = Instant::now() + BAD_BLOCK_WAIT_MAX;
+    while !bad.conns().iter().any(|c| c.blocks_served > 0) {
+        assert!(
+            Instant::now() < deadline,
+            "the download took no block from the malicious seed within {BAD_BLOCK_WAIT_MAX:?}\n{}",
+            download.describe()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (mut good, good_addr) = start_seeder_on(
+        "ringseed seed (good)",
+        &fx.torrent,
+        &fx.tree.save_dir,
+        good_listen,
     );
     check_ban_outcome(&fx, out.path(), &bad, good_addr, &mut download, &[&good]);
     drop(bad);

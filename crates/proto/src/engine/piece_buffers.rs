@@ -158,6 +158,20 @@ impl PieceBuffers {
         });
     }
 
+    /// `peer` is gone: its slot may soon name another peer, so no block
+    /// keeps its name (a block's bytes stay: they are checked with their
+    /// piece, and a block of nobody's blames nobody).
+    pub fn peer_gone(&mut self, peer: PeerKey) {
+        for b in self.bufs.values_mut() {
+            for s in b.senders.iter_mut().filter(|s| **s == Some(peer)) {
+                *s = None;
+            }
+        }
+        for f in self.failed.iter_mut() {
+            f.blocks.retain(|(_, p, _)| *p != peer);
+        }
+    }
+
     /// The piece passed its check with `good` bytes: returns the senders of
     /// remembered blocks that differed (ascending, no repeats), and forgets
     /// the piece.
@@ -195,6 +209,26 @@ fn block_hashes(data: &[u8], senders: &[Option<PeerKey>]) -> Vec<(u32, PeerKey, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A slot freed by a banned peer is soon another peer's: nothing it sent
+    /// may be held against the newcomer.
+    #[test]
+    fn a_gone_peer_leaves_no_name_behind() {
+        let mut pb = PieceBuffers::new(4);
+        let size = (2 * B) as u32;
+        pb.store(5, size, 0, &[7; B], PeerKey(3)).unwrap();
+        pb.remember_failure(&AssembledPiece {
+            piece: 9,
+            data: vec![1; 2 * B],
+            senders: vec![Some(PeerKey(3)), Some(PeerKey(4))],
+        });
+        pb.peer_gone(PeerKey(3));
+        pb.store(5, size, B as u32, &[8; B], PeerKey(3)).unwrap();
+        let p = pb.take(5).unwrap();
+        assert_eq!(p.senders, vec![None, Some(PeerKey(3))]);
+        // The good copy differs in both blocks; only the peer still known is named.
+        assert_eq!(pb.proven_bad(9, &[2; 2 * B]), vec![PeerKey(4)]);
+    }
 
     const B: usize = BLOCK_BYTES as usize;
 

@@ -571,6 +571,7 @@ impl Torrent {
         self.uploaded_closed += p.conn.counters().block_bytes_sent;
         let key = PeerKey(id.slot);
         self.picker.peer_disconnected(key);
+        self.buffers.peer_gone(key);
         if p.registered {
             let _ = self.picker.peer_lost(&p.bits);
         }
@@ -882,8 +883,10 @@ impl Torrent {
         }
         self.hash_failures += 1;
         let _ = self.picker.piece_verified(piece, false);
-        self.blame(now, &assembled);
+        // Remembered first: a peer banned by `blame` is then forgotten from
+        // the record too, before its slot can name someone else.
         self.buffers.remember_failure(&assembled);
+        self.blame(now, &assembled);
     }
 
     fn blame(&mut self, now: Duration, failed: &AssembledPiece) {
@@ -891,7 +894,11 @@ impl Torrent {
         senders.sort_unstable();
         senders.dedup();
         let piece = failed.piece;
-        if let [only] = senders[..] {
+        // A block whose sender is gone (its slot may be someone else's now)
+        // leaves the piece with more than one possible culprit.
+        let anonymous = failed.senders.iter().any(Option::is_none);
+        if let ([only], false) = (&senders[..], anonymous) {
+            let only = *only;
             self.ban_slot(
                 now,
                 only,
