@@ -40,7 +40,7 @@ use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 
 use crate::rng::Rng;
 use crate::runtime::sockets::BindOptions;
-use crate::tracker::{AnnounceRequest, AnnounceResponse};
+use crate::tracker::{scrub, AnnounceRequest, AnnounceResponse, Redacted};
 use attempt::{AttemptContext, AttemptError};
 use tiers::{plan, TierMemory};
 
@@ -124,8 +124,9 @@ pub struct TrackerReply {
 pub struct TrackerFailure {
     /// The tracker the message is about ("" when no URL was tried).
     pub url: String,
-    /// Names the tracker; holds its `failure reason` verbatim (sanitised) when
-    /// it refused, else the transport error.
+    /// Names the tracker (its URL redacted: no passkey or query value, see
+    /// `tracker::redact`); holds its `failure reason` (sanitised, secrets of
+    /// the URL hidden) when it refused, else the transport error. Safe to log.
     pub message: String,
 }
 
@@ -419,9 +420,11 @@ fn run_job(shared: &Shared, job: TrackerJob, rng: &mut Rng) {
                 return send_reply(job, url, Ok(response), REPLY_SEND_WAIT);
             }
             Err(e) => {
+                // Never the raw URL: it may hold a passkey (see
+                // `tracker::redact`); the tracker's own words may quote it.
                 let failure = TrackerFailure {
                     url: url.clone(),
-                    message: format!("tracker {url}: {e}"),
+                    message: scrub(&format!("tracker {}: {e}", Redacted(url)), url),
                 };
                 let stop = matches!(e, AttemptError::Abandoned);
                 if matches!(e, AttemptError::Refused(_)) {
