@@ -148,7 +148,7 @@ fn follow(session: &Session, id: TorrentId, seed: bool, name: &str) -> Ended {
             if !seed {
                 break Ended::Finished;
             }
-            progress::println(&bar, &format!("ringseed: {name}: complete; seeding"));
+            bar.suspend(|| tracing::info!("{name}: complete; seeding"));
         }
     };
     bar.finish_and_clear();

@@ -88,9 +88,10 @@ fn split(url: &str) -> Parts<'_> {
     };
     let scheme_end = before_query.find("://").filter(|&i| {
         i > 0
-            && before_query
-                .get(..i)
-                .is_some_and(|s| s.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)))
+            && before_query.get(..i).is_some_and(|s| {
+                s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+            })
     });
     let Some(i) = scheme_end else {
         return Parts {
@@ -344,7 +345,11 @@ mod tests {
     fn output_is_bounded() {
         let long = format!("http://t/{}", "a/".repeat(10_000));
         let r = redact_url(&long);
-        assert!(r.len() <= REDACTED_URL_BYTES_MAX + '…'.len_utf8(), "{}", r.len());
+        assert!(
+            r.len() <= REDACTED_URL_BYTES_MAX + '…'.len_utf8(),
+            "{}",
+            r.len()
+        );
         assert!(r.ends_with('…'));
         let multibyte = format!("http://t/{}", "ä".repeat(5_000));
         assert!(redact_url(&multibyte).len() <= REDACTED_URL_BYTES_MAX + '…'.len_utf8());

@@ -551,12 +551,21 @@ fn errors_never_show_a_passkey() {
     let base = format!("http://{addr}/SECRET456/announce?passkey=SECRET123");
     let err = announce(&base, &sample_request(), &default_connect, &fast_limits()).unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, AnnounceError::Http(HttpError::Connect { .. })), "{text}");
+    assert!(
+        matches!(err, AnnounceError::Http(HttpError::Connect { .. })),
+        "{text}"
+    );
     assert!(!text.contains("SECRET"), "{text}");
-    assert!(text.contains(&format!("http://{addr}/***/announce?passkey=***")), "{text}");
+    assert!(
+        text.contains(&format!("http://{addr}/***/announce?passkey=***")),
+        "{text}"
+    );
     // The announce's own values (info_hash, peer_id, key) are hidden too.
     assert!(text.contains("peer_id=***"), "{text}");
-    for url in ["https://t/SECRET456/a?pk=SECRET123", "ftp://t/?passkey=SECRET123#SECRET"] {
+    for url in [
+        "https://t/SECRET456/a?pk=SECRET123",
+        "ftp://t/?passkey=SECRET123#SECRET",
+    ] {
         let err = http_get(url, &default_connect, &fast_limits()).unwrap_err();
         assert!(!err.to_string().contains("SECRET"), "{err}");
     }
