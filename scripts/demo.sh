@@ -67,26 +67,32 @@ echo
 
 if [[ -n "$tracker_port" ]]; then
     echo "== opentracker on 127.0.0.1:$tracker_port"
-    sed -n 's/^info hash: //p' "$work/create.out" > "$work/whitelist"
-    if [[ ! -s "$work/whitelist" ]]; then
+    # opentracker started as root drops to an unprivileged user before it
+    # reads its whitelist: the path must be open to everyone (mktemp's
+    # folder is not), and given whole (it leaves its working folder).
+    mkdir -p "$work/tracker"
+    chmod 755 "$work" "$work/tracker"
+    sed -n 's/^info hash: //p' "$work/create.out" > "$work/tracker/whitelist"
+    chmod 644 "$work/tracker/whitelist"
+    if [[ ! -s "$work/tracker/whitelist" ]]; then
         echo "no info hash in the output of ringseed create" >&2
         exit 1
     fi
-    mkdir -p "$work/tracker"
     (cd "$work/tracker" && exec opentracker -i 127.0.0.1 -p "$tracker_port" \
-        -P "$tracker_port" -w "$work/whitelist" > "$work/tracker/log" 2>&1) &
+        -P "$tracker_port" -w "$work/tracker/whitelist" > "$work/tracker.log" 2>&1) &
     pids+=($!)
-    # Ready once it accepts and knows the torrent (a `stopped` announce
-    # registers nobody).
+    # Ready once it accepts and knows the torrent: an announce is not
+    # refused (a `stopped` one then takes the probe out of the swarm).
     ready=0
     for _ in $(seq 100); do
-        if python3 - "$tracker_port" "$(cat "$work/whitelist")" <<'PY' 2> /dev/null
+        if python3 - "$tracker_port" "$(cat "$work/tracker/whitelist")" <<'PY' 2> /dev/null
 import sys, urllib.request
 port, hexhash = sys.argv[1], sys.argv[2].strip()
 q = "".join("%" + hexhash[i:i + 2] for i in range(0, 40, 2))
 url = (f"http://127.0.0.1:{port}/announce?info_hash={q}&peer_id=-DEMO00-000000000000"
-       "&port=1&uploaded=0&downloaded=0&left=0&compact=1&event=stopped")
+       "&port=1&uploaded=0&downloaded=0&left=0&compact=1&numwant=0")
 body = urllib.request.urlopen(url, timeout=1).read()
+urllib.request.urlopen(url + "&event=stopped", timeout=1).read()
 sys.exit(0 if b"interval" in body and b"not authorized" not in body else 1)
 PY
         then
@@ -96,11 +102,11 @@ PY
         sleep 0.1
     done
     if ((ready == 0)); then
-        echo "opentracker did not start:" >&2
-        cat "$work/tracker/log" >&2
+        echo "opentracker did not start or load its whitelist:" >&2
+        cat "$work/tracker.log" >&2
         exit 1
     fi
-    echo "tracking $(cat "$work/whitelist")"
+    echo "tracking $(cat "$work/tracker/whitelist")"
 else
     echo "(opentracker is not installed: the torrent has no tracker;"
     echo " apt-get install opentracker to see announces)"

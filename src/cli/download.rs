@@ -22,7 +22,8 @@ use super::session_run;
 #[command(after_help = "\
 Files go to DIR/<name>/... (multi-file) or DIR/<name> (single file). Data \
 already there is checked first and kept. Exit status: 0 when every piece is \
-verified on disk, 1 when stopped or failed before that, 2 on errors.")]
+verified on disk, 1 when stopped or failed before that, 2 on errors. SIGUSR1 \
+logs a status line at once; SIGHUP does not stop it (nothing to reload yet).")]
 pub struct DownloadArgs {
     /// The .torrent file.
     pub torrent: PathBuf,

@@ -22,6 +22,8 @@ read from DIR/<name>/..., a single-file torrent from DIR/<name>. Every piece is 
 checked first; pieces that do not match are not offered, and a torrent with no \
 good piece (or a missing file) is reported and left out. Ctrl-C or SIGTERM \
 stops cleanly (also during the checks): trackers get a `stopped` announce. \
+SIGUSR1 logs a status line at once; SIGHUP does not stop it (nothing to \
+reload yet). RINGSEED_LOG sets the log level (default info). \
 Exit status 0 after a clean stop, 2 on errors or when no torrent can be seeded.")]
 pub struct SeedArgs {
     /// The .torrent files.
@@ -96,7 +98,7 @@ pub fn run(args: &SeedArgs) -> Result<ExitCode> {
         }
         session_run::wait_for_news(&session);
     }
-    tracing::info!("stopping");
+    tracing::info!("stopping: stopped announces, closing peers and files");
     session_run::stop(session);
     match failed {
         Some(e) => bail!(e),
