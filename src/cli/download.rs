@@ -81,7 +81,7 @@ pub fn run(args: &DownloadArgs) -> Result<ExitCode> {
     let on_disk = check_data(&m, &args.output)?;
     let good = on_disk.count_ones();
     if good != pieces {
-        tracing::info!("{name}: only {good} of {pieces} pieces verify on disk");
+        tracing::warn!("{name}: only {good} of {pieces} pieces verify on disk");
         return Ok(ExitCode::from(1));
     }
     tracing::info!("complete: {name} ({pieces} pieces verified on disk)");
