@@ -7,7 +7,7 @@
 //! torrent and must be handed over. Every connection must get a handshake
 //! naming its own torrent and be served block 0 of piece 0 with the right
 //! bytes; after SIGTERM the seeder must exit 0 and report
-//! `ringseed: shard handoffs: N` with N > 0.
+//! `connections handed between shards: N` with N > 0 (a debug line).
 //!
 //! Every wait is bounded; the seeder is killed by pid when its guard drops;
 //! a failure prints its stderr. Addresses: 127.0.8.1 (seeder) and
