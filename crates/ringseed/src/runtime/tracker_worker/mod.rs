@@ -102,7 +102,15 @@ impl fmt::Debug for TrackerJob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TrackerJob")
             .field("token", &self.token)
-            .field("tiers", &self.tiers)
+            // Redacted: a Debug print must not leak a passkey either.
+            .field(
+                "tiers",
+                &self
+                    .tiers
+                    .iter()
+                    .map(|t| t.iter().map(|u| Redacted(u)).collect::<Vec<_>>())
+                    .collect::<Vec<_>>(),
+            )
             .field("request", &self.request)
             .field("wake", &self.wake.is_some())
             .finish_non_exhaustive()

@@ -482,3 +482,14 @@ fn failures_never_show_a_passkey() {
     }
     w.shutdown(Duration::from_secs(1));
 }
+
+#[test]
+fn a_job_debug_print_hides_its_passkeys() {
+    let (j, _rx) = job(
+        1,
+        &[&["http://127.0.0.1:1/SECRET456/announce?passkey=SECRET123"]],
+    );
+    let text = format!("{j:?}");
+    assert!(!text.contains("SECRET"), "{text}");
+    assert!(text.contains("127.0.0.1:1"), "{text}");
+}
