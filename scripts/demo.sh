@@ -135,6 +135,16 @@ timeout 120 "$bin" download "$work/sample.torrent" -o "$work/copy" \
     --peer "127.0.0.1:$port" --listen 127.0.0.2:0 --bind-address 127.0.0.2 2>&1 |
     sed 's/^/download: /'
 diff -r "$tree" "$work/copy/sample" && echo "the copy is byte-identical"
+if [[ -n "$tracker_port" ]]; then
+    python3 - "$tracker_port" "$(cat "$work/tracker/whitelist")" <<'PY'
+import re, sys, urllib.request
+port, hexhash = sys.argv[1], sys.argv[2].strip()
+q = "".join("%" + hexhash[i:i + 2] for i in range(0, 40, 2))
+body = urllib.request.urlopen(f"http://127.0.0.1:{port}/scrape?info_hash={q}", timeout=2).read()
+seeds = re.search(rb"8:completei(\d+)e", body)
+print(f"opentracker lists {int(seeds.group(1)) if seeds else 0} seeder(s) of the torrent")
+PY
+fi
 echo
 kill -TERM "$seeder"
 status=0
