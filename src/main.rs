@@ -1,6 +1,7 @@
-//! The `ringseed` command line: `create`, `info` and `verify`. Parses
-//! arguments (clap), runs the subcommand, prints `error: ...` with the
-//! cause chain (each cause once) and exits with status 2 on failure.
+//! The `ringseed` command line: `create`, `info`, `verify`, `seed` and
+//! `download`. Parses arguments (clap), sets up logging, runs the subcommand,
+//! prints `error: ...` with the cause chain (each cause once) and exits with
+//! status 2 on failure.
 
 use std::process::ExitCode;
 

@@ -7,7 +7,7 @@
 //! other shard's torrents must be handed over. Every connection must get a handshake
 //! naming its own torrent and be served block 0 of piece 0 with the right
 //! bytes; after SIGTERM the seeder must exit 0 and report
-//! `ringseed: shard handoffs: N` with N > 0.
+//! `connections handed between shards: N` with N > 0 (a debug line).
 //!
 //! Every wait is bounded; the seeder is killed by pid when its guard drops;
 //! a failure prints its stderr. Addresses: 127.0.8.1 (seeder) and
@@ -187,7 +187,11 @@ fn two_shards_serve_every_torrent_through_the_shared_port() {
         "--shards".into(),
         SHARDS.to_string().into(),
     ]);
-    let mut seeder = Daemon::spawn("seeder", &args);
+    // The handoff count is a debug line of the stop report.
+    let mut cmd = std::process::Command::new(ringseed_bin());
+    cmd.args(&args)
+        .env("RINGSEED_LOG", "info,ringseed::cli::session_run=debug");
+    let mut seeder = Daemon::spawn_command("seeder", cmd);
     let addr = seeder.wait_listening("ringseed", listen);
 
     let failures: Vec<String> = thread::scope(|s| {
@@ -233,8 +237,13 @@ fn two_shards_serve_every_torrent_through_the_shared_port() {
     let log = seeder.stderr();
     let handoffs = log
         .lines()
-        .find_map(|l| l.split("INFO shard handoffs:").nth(1))
-        .map(|rest| rest.trim().parse::<u64>());
+        .find_map(|l| l.split("DEBUG connections handed between shards:").nth(1))
+        .map(|rest| {
+            rest.split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .parse::<u64>()
+        });
     match handoffs {
         Some(Ok(n)) => {
             assert!(
@@ -255,11 +264,12 @@ fn two_shards_serve_every_torrent_through_the_shared_port() {
             );
         }
         Some(Err(e)) => panic!(
-            "`INFO shard handoffs:` is not followed by a number ({e})\n{}",
+            "`DEBUG connections handed between shards:` is not followed by a number ({e})\n{}",
             seeder.describe()
         ),
         None => panic!(
-            "no `INFO shard handoffs: N` line after SIGTERM\n{}",
+            "no `DEBUG connections handed between shards: N` line after SIGTERM \
+             (RINGSEED_LOG=debug)\n{}",
             seeder.describe()
         ),
     }

@@ -172,10 +172,12 @@ start_seeder() {
     local kind=$1 port=$2 out=$3
     case "$kind" in
     ringseed)
-        "$RINGSEED" seed "$TORRENT" --data "$WORK/seed" --listen "$SEEDER_IP:$port" \
+        # The debug level of the stop report gives the exact bytes uploaded.
+        RINGSEED_LOG=info,ringseed::cli::session_run=debug \
+            "$RINGSEED" seed "$TORRENT" --data "$WORK/seed" --listen "$SEEDER_IP:$port" \
             --bind-address "$SEEDER_IP" >"$out" 2>&1 &
         SEEDER_PID=$!; PIDS+=("$SEEDER_PID")
-        wait_line "$READY_TIMEOUT_S" "$out" "ringseed: listening on" "$SEEDER_PID" \
+        wait_line "$READY_TIMEOUT_S" "$out" "INFO listening on" "$SEEDER_PID" \
             || { cat "$out" >&2; die "ringseed seed did not get ready"; }
         ;;
     libtorrent)
@@ -242,9 +244,12 @@ run_case() {
         rm -rf "$WORK/leech$i" "$WORK/leech$i.log"
     done
     local uploaded
-    # lt_peer.py prints `lt_peer: uploaded N`; ringseed prints
-    # `ringseed: uploaded N bytes, downloaded M bytes` when it stops.
-    uploaded=$(awk '/^lt_peer: uploaded/ {print $3} /^ringseed: uploaded/ {print $3}' "$WORK/seeder.log")
+    # lt_peer.py prints `lt_peer: uploaded N`; ringseed logs `... DEBUG
+    # connections handed between shards: H (uploaded N bytes, downloaded M
+    # bytes)` when it stops.
+    uploaded=$(awk '/^lt_peer: uploaded/ {print $3}
+        / connections handed between shards: / {
+            for (i = 1; i < NF; i++) if ($i == "(uploaded") print $(i + 1) }' "$WORK/seeder.log")
     ROWS+=("$(awk -v r="$round" -v s="$seeder" -v l="$leecher" -v n="$LEECHERS_N" \
         -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v hz="$CLK_TCK" -v hwm="$hwm" -v anon="$anon" \
         -v size="$SIZE_BYTES" -v up="$uploaded" -v failed="$failed" 'BEGIN {

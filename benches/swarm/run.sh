@@ -334,8 +334,8 @@ start_seeder() {
         PIDS+=("$SEEDER_PID")
         CPU_PID=$SEEDER_PID
         for ((i = 0; i < READY_TIMEOUT_S * 10; i++)); do
-            if grep -q "ringseed: listening on" "$logf" 2>/dev/null; then
-                SEEDER_SHARDS="$(sed -n 's/^ringseed: listening on .* (\([0-9]*\) shards)$/\1/p' "$logf" | head -1)"
+            if grep -q " INFO listening on " "$logf" 2>/dev/null; then
+                SEEDER_SHARDS="$(sed -n 's/.* INFO listening on .* (\([0-9]*\) shards)$/\1/p' "$logf" | head -1)"
                 [[ -n "$SEEDER_SHARDS" ]] || SEEDER_SHARDS=null
                 return 0
             fi

@@ -33,7 +33,8 @@ disk and every file must have the length the torrent says. Magnet links are \
 not supported yet. The trackers are told `completed` when a download \
 finishes, with or without --seed. Exit status: 0 when every torrent is \
 complete and verified on disk, 1 when stopped or failed before that (or the \
-check on disk found a problem), 2 on errors.")]
+check on disk found a problem), 2 on errors. SIGUSR1 logs a status line at \
+once; SIGHUP does not stop it (nothing to reload yet).")]
 pub struct DownloadArgs {
     /// The .torrent files.
     #[arg(required = true, value_name = "TORRENT")]
@@ -238,7 +239,7 @@ fn follow(session: &Session, ids: &[TorrentId], seed: bool) -> Ended {
         }
         for s in &all {
             if s.is_complete() && done.insert(s.id) && seed {
-                progress::println(&bar, &format!("complete: {}; seeding", s.name));
+                bar.suspend(|| tracing::info!("complete: {}; seeding", s.name));
             }
         }
         if all_done(&done) && !finished {

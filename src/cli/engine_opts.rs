@@ -82,7 +82,18 @@ pub struct EngineOpts {
     #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(0..=GLOBAL_UPLOAD_SLOTS_MAX as i64))]
     pub global_upload_slots: Option<u32>,
+    /// Log a one-line status (torrents by state, peers, rates, bytes moved)
+    /// every SECONDS; 0 = never (SIGUSR1 still asks for one at once).
+    #[arg(long, value_name = "SECONDS", default_value_t = STATUS_INTERVAL_SECS_DEFAULT,
+          value_parser = clap::value_parser!(u64).range(0..=STATUS_INTERVAL_SECS_MAX))]
+    pub status_interval: u64,
 }
+
+/// `--status-interval` default, in seconds: a minute is often enough to
+/// follow a long seed in the journal and rare enough not to bury the rest.
+pub const STATUS_INTERVAL_SECS_DEFAULT: u64 = 60;
+/// Longest `--status-interval`, in seconds (a day).
+pub const STATUS_INTERVAL_SECS_MAX: u64 = 86_400;
 
 /// Most `--global-upload-slots`.
 pub const GLOBAL_UPLOAD_SLOTS_MAX: u32 = 1_000_000;

@@ -1,5 +1,6 @@
 //! `ringseed info FILE|MAGNET [--json]`: what a .torrent file or a magnet URI
-//! holds, as text for people or as JSON with fixed keys for scripts.
+//! holds, as text for people or as JSON with fixed keys for scripts. Tracker
+//! and web seed URLs are redacted unless `--show-secrets` is given.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -21,20 +22,37 @@ pub struct InfoArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Print tracker and web seed URLs whole, passkeys included (by default
+    /// query values and key-like path segments show as `***`).
+    #[arg(long)]
+    pub show_secrets: bool,
 }
 
 pub fn run(args: &InfoArgs) -> Result<()> {
     if let Some(uri) = args.target.to_str().filter(|t| t.starts_with("magnet:")) {
-        return super::info_magnet::run(uri, args.json);
+        return super::info_magnet::run(uri, args.json, args.show_secrets);
     }
     let path = PathBuf::from(&args.target);
-    let m = load_torrent(&path)?;
+    let mut m = load_torrent(&path)?;
+    if !args.show_secrets {
+        m.trackers.iter_mut().for_each(|tier| redact_urls(tier));
+        redact_urls(&mut m.url_list);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&torrent_json(&m))?);
     } else {
         print!("{}", torrent_text(&m));
     }
     Ok(())
+}
+
+/// Replaces each URL by its redacted form (`tracker::redact`): output is
+/// pasted into bug reports and forums, and a private tracker's passkey in it
+/// is an account compromise.
+pub fn redact_urls(urls: &mut [String]) {
+    for url in urls {
+        *url = ringseed::tracker::redact_url(url);
+    }
 }
 
 /// The keys of `info --json`, the same for a torrent and a magnet (a value

@@ -9,8 +9,12 @@ use serde_json::{json, Value};
 
 use super::units::human_bytes;
 
-pub fn run(uri: &str, as_json: bool) -> Result<()> {
-    let m = Magnet::parse(uri).context("not a usable magnet URI")?;
+pub fn run(uri: &str, as_json: bool, show_secrets: bool) -> Result<()> {
+    let mut m = Magnet::parse(uri).context("not a usable magnet URI")?;
+    if !show_secrets {
+        super::info::redact_urls(&mut m.trackers);
+        super::info::redact_urls(&mut m.web_seeds);
+    }
     if as_json {
         println!("{}", serde_json::to_string_pretty(&magnet_json(&m))?);
     } else {

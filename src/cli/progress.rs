@@ -20,12 +20,3 @@ pub fn bytes_bar(total: u64, what: &str) -> ProgressBar {
     bar.set_message(what.to_string());
     bar
 }
-
-/// Prints a line on stdout without tearing the bar.
-pub fn println(bar: &ProgressBar, line: &str) {
-    if bar.is_hidden() {
-        println!("{line}");
-    } else {
-        bar.suspend(|| println!("{line}"));
-    }
-}

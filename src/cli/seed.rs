@@ -27,8 +27,10 @@ with files missing is seeded from the files that are there \
 (`NAME: G of M pieces good; missing: ...`); a torrent with no good piece is \
 reported and left out, and the others are seeded. Files are only read: \
 nothing is created or truncated. Ctrl-C or SIGTERM stops cleanly (also during \
-the checks): trackers get a `stopped` announce. Exit status 0 after a clean \
-stop, 2 on errors or when no torrent can be seeded.
+the checks): trackers get a `stopped` announce. SIGUSR1 logs a status line at \
+once; SIGHUP does not stop it (nothing to reload yet). RINGSEED_LOG sets the \
+log level (default info). Exit status 0 after a clean stop, 2 on errors or \
+when no torrent can be seeded.
 
 --save-path DIR is the same option for seed, download and verify; --data DIR \
 still works.")]
@@ -102,7 +104,7 @@ pub fn run(args: &SeedArgs) -> Result<ExitCode> {
         }
         session_run::wait_for_news(&session);
     }
-    tracing::info!("stopping");
+    tracing::info!("stopping: stopped announces, closing peers and files");
     session_run::stop(session);
     match failed {
         Some(e) => bail!(e),

@@ -11,7 +11,9 @@
 //! - [`http`]: announce and scrape URLs, announce and scrape bodies;
 //! - [`udp`]: BEP 15 datagrams; [`UdpTrackerSession`]: the BEP 15 exchange
 //!   (connect, request, 15·2ⁿ s retries, 60 s connection ids) driven by the
-//!   caller's clock and socket.
+//!   caller's clock and socket;
+//! - [`redact`]: tracker URLs (and messages quoting them) with passkeys and
+//!   other query values hidden, for logs and errors.
 //!
 //! Peers from one answer are bounded by [`PEERS_PER_RESPONSE_MAX`], never port
 //! 0, kept in the tracker's order; duplicates are not removed here (the peer
@@ -21,6 +23,7 @@ pub mod announce;
 mod error;
 pub mod http;
 mod peers;
+pub mod redact;
 pub mod udp;
 mod udp_session;
 
@@ -33,6 +36,7 @@ pub use announce::{
 };
 pub use error::TrackerError;
 pub use peers::{COMPACT_V4_BYTES, COMPACT_V6_BYTES};
+pub use redact::{redact_url, scrub, Redacted};
 pub use udp_session::{
     retry_wait, Step, UdpOperation, UdpOutcome, UdpTrackerSession, CONNECTION_ID_TTL, RETRIES_MAX,
     RETRY_BASE,

@@ -1,96 +1,98 @@
 //! `HttpError` and `AnnounceError`: every way a tracker GET can fail, with the
-//! URL it was for and the limit, status or OS error that stopped it.
+//! URL it was for and the limit, status or OS error that stopped it. The
+//! URL is kept whole in the fields; the messages show it through
+//! [`redact_url`] (passkeys and query values hidden).
 
 use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::tracker::TrackerError;
+use crate::tracker::{redact_url, TrackerError};
 
 /// Why a GET failed, with the URL it was for and the limit or OS error.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    #[error("https trackers are not supported yet: {url:?}")]
+    #[error("https trackers are not supported yet: {u:?}", u = redact_url(.url))]
     HttpsUnsupported { url: String },
-    #[error("URL {url:?}: only http:// is supported")]
+    #[error("URL {u:?}: only http:// is supported", u = redact_url(.url))]
     UnsupportedScheme { url: String },
     #[error("URL is {length} bytes, more than the limit of {limit}")]
     UrlTooLong { length: usize, limit: usize },
-    #[error("URL {url:?}: {reason}")]
+    #[error("URL {u:?}: {reason}", u = redact_url(.url))]
     BadUrl { url: String, reason: &'static str },
-    #[error("resolving {host:?} for {url:?}: {source}")]
+    #[error("resolving {host:?} for {u:?}: {source}", u = redact_url(.url))]
     Resolve {
         url: String,
         host: String,
         source: io::Error,
     },
-    #[error("resolving {host:?} for {url:?}: no addresses")]
+    #[error("resolving {host:?} for {u:?}: no addresses", u = redact_url(.url))]
     NoAddress { url: String, host: String },
-    #[error("connecting to {addr} for {url:?} ({attempts} addresses tried): {source}")]
+    #[error("connecting to {addr} for {u:?} ({attempts} addresses tried): {source}", u = redact_url(.url))]
     Connect {
         url: String,
         addr: SocketAddr,
         attempts: usize,
         source: io::Error,
     },
-    #[error("{url:?}: {what}: no progress within {limit:?}")]
+    #[error("{u:?}: {what}: no progress within {limit:?}", u = redact_url(.url))]
     Timeout {
         url: String,
         what: &'static str,
         limit: Duration,
     },
-    #[error("{url:?}: exchange took longer than the total limit of {limit:?}")]
+    #[error("{u:?}: exchange took longer than the total limit of {limit:?}", u = redact_url(.url))]
     TotalTimeout { url: String, limit: Duration },
-    #[error("{url:?}: {what}: {source}")]
+    #[error("{u:?}: {what}: {source}", u = redact_url(.url))]
     Io {
         url: String,
         what: &'static str,
         source: io::Error,
     },
-    #[error("{url:?}: response headers exceed the limit of {limit} bytes")]
+    #[error("{u:?}: response headers exceed the limit of {limit} bytes", u = redact_url(.url))]
     HeaderTooLarge { url: String, limit: usize },
-    #[error("{url:?}: more than {limit} header lines")]
+    #[error("{u:?}: more than {limit} header lines", u = redact_url(.url))]
     TooManyHeaders { url: String, limit: usize },
-    #[error("{url:?}: connection closed {during} after {received} bytes")]
+    #[error("{u:?}: connection closed {during} after {received} bytes", u = redact_url(.url))]
     UnexpectedEof {
         url: String,
         during: &'static str,
         received: usize,
     },
-    #[error("{url:?}: bad status line {line:?}")]
+    #[error("{u:?}: bad status line {line:?}", u = redact_url(.url))]
     BadStatusLine { url: String, line: String },
-    #[error("{url:?}: interim status {status} is not supported")]
+    #[error("{u:?}: interim status {status} is not supported", u = redact_url(.url))]
     InterimStatus { url: String, status: u16 },
-    #[error("{url:?}: bad header line {line:?}: {reason}")]
+    #[error("{u:?}: bad header line {line:?}: {reason}", u = redact_url(.url))]
     BadHeader {
         url: String,
         line: String,
         reason: &'static str,
     },
-    #[error("{url:?}: bad Content-Length {value:?}")]
+    #[error("{u:?}: bad Content-Length {value:?}", u = redact_url(.url))]
     BadContentLength { url: String, value: String },
-    #[error("{url:?}: Transfer-Encoding {value:?} is not supported (only chunked)")]
+    #[error("{u:?}: Transfer-Encoding {value:?} is not supported (only chunked)", u = redact_url(.url))]
     UnsupportedTransferEncoding { url: String, value: String },
-    #[error("{url:?}: Content-Encoding {value:?} refused (we asked for identity)")]
+    #[error("{u:?}: Content-Encoding {value:?} refused (we asked for identity)", u = redact_url(.url))]
     UnsupportedContentEncoding { url: String, value: String },
-    #[error("{url:?}: bad chunked body: {reason}")]
+    #[error("{u:?}: bad chunked body: {reason}", u = redact_url(.url))]
     BadChunk { url: String, reason: &'static str },
-    #[error("{url:?}: body exceeds the limit of {limit} bytes (at least {length})")]
+    #[error("{u:?}: body exceeds the limit of {limit} bytes (at least {length})", u = redact_url(.url))]
     BodyTooLarge {
         url: String,
         length: u64,
         limit: usize,
     },
-    #[error("{url:?}: redirect {status} without a Location header")]
+    #[error("{u:?}: redirect {status} without a Location header", u = redact_url(.url))]
     RedirectWithoutLocation { url: String, status: u16 },
-    #[error("{url:?}: redirect {status} to {location:?}: {reason}")]
+    #[error("{u:?}: redirect {status} to {loc:?}: {reason}", u = redact_url(.url), loc = redact_url(.location))]
     BadRedirect {
         url: String,
         status: u16,
         location: String,
         reason: &'static str,
     },
-    #[error("{url:?}: more than {limit} redirects")]
+    #[error("{u:?}: more than {limit} redirects", u = redact_url(.url))]
     TooManyRedirects { url: String, limit: u32 },
 }
 
@@ -102,7 +104,7 @@ pub enum AnnounceError {
     Tracker(#[from] TrackerError),
     #[error(transparent)]
     Http(#[from] HttpError),
-    #[error("{url:?}: HTTP status {status}; body starts {body_start:?}")]
+    #[error("{u:?}: HTTP status {status}; body starts {body_start:?}", u = redact_url(.url))]
     Status {
         url: String,
         status: u16,

@@ -543,6 +543,35 @@ fn connection_refused_reports_os_error() {
 }
 
 #[test]
+fn errors_never_show_a_passkey() {
+    let addr = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let base = format!("http://{addr}/SECRET456/announce?passkey=SECRET123");
+    let err = announce(&base, &sample_request(), &default_connect, &fast_limits()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, AnnounceError::Http(HttpError::Connect { .. })),
+        "{text}"
+    );
+    assert!(!text.contains("SECRET"), "{text}");
+    assert!(
+        text.contains(&format!("http://{addr}/***/announce?passkey=***")),
+        "{text}"
+    );
+    // The announce's own values (info_hash, peer_id, key) are hidden too.
+    assert!(text.contains("peer_id=***"), "{text}");
+    for url in [
+        "https://t/SECRET456/a?pk=SECRET123",
+        "ftp://t/?passkey=SECRET123#SECRET",
+    ] {
+        let err = http_get(url, &default_connect, &fast_limits()).unwrap_err();
+        assert!(!err.to_string().contains("SECRET"), "{err}");
+    }
+}
+
+#[test]
 fn https_refused() {
     for url in ["https://tracker.example/announce", "HTTPS://x/"] {
         let err = http_get(url, &default_connect, &fast_limits()).unwrap_err();

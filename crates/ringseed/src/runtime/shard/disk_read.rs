@@ -158,8 +158,13 @@ impl Shard {
         if self.deferred_reads.push(t, key, job).is_err() {
             // Past WAITING_MAX reads waiting (far beyond peers x windows):
             // this peer asks for more than the shard can hold.
+            let addr = self
+                .conns
+                .get(conn)
+                .map_or_else(|| "?".to_owned(), |c| c.addr.to_string());
             let line = format!(
-                "peer dropped: over {} reads wait for a buffer",
+                "peer {addr} dropped: asks for more blocks than can wait to be read \
+                 ({} reads wait for a buffer)",
                 self.deferred_reads.len()
             );
             self.log.line(self.now, line);

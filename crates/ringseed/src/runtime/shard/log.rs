@@ -1,7 +1,11 @@
-//! The shard's peer log: lines about peers (dropped, banned, refused) go to
-//! stderr, at most `LOG_LINES_MAX` per `LOG_WINDOW`, so a hostile flood
-//! cannot fill the log; the rest are counted and the count is printed when
-//! the window ends.
+//! The shard's peer log: lines about peers (dropped, banned, refused) and
+//! tracker failures go to the log (`tracing`), at most `LOG_LINES_MAX` per
+//! `LOG_WINDOW`, so a hostile flood cannot fill it; the rest are counted and
+//! the count is logged when the window ends.
+//!
+//! Levels: `info` for what peers do to us (dropped for breaking the
+//! protocol, refused), `warn` for what an operator may have to act on (a
+//! tracker that fails, a peer banned for sending bad data).
 
 use std::time::Duration;
 
@@ -28,15 +32,33 @@ impl PeerLog {
         }
     }
 
-    /// Logs `line` unless this window's lines are spent. Returns whether it
-    /// was printed.
+    /// Logs `line` at `info` unless this window's lines are spent. Returns
+    /// whether it was printed.
     pub fn line(&mut self, now: Duration, line: String) -> bool {
+        self.at(now, tracing::Level::INFO, line)
+    }
+
+    /// As [`PeerLog::line`], at `warn`.
+    pub fn warn(&mut self, now: Duration, line: String) -> bool {
+        self.at(now, tracing::Level::WARN, line)
+    }
+
+    fn at(&mut self, now: Duration, level: tracing::Level, line: String) -> bool {
         if let Some(dropped) = self.roll(now) {
-            tracing::info!("shard {}: {dropped} peer log lines left out", self.shard);
+            tracing::info!(
+                "{dropped} more peer and tracker lines left out (at most {LOG_LINES_MAX} \
+                 per {} s per shard; shard {})",
+                LOG_WINDOW.as_secs(),
+                self.shard
+            );
         }
         if self.lines < LOG_LINES_MAX {
             self.lines += 1;
-            tracing::info!("{line}");
+            if level == tracing::Level::WARN {
+                tracing::warn!("{line}");
+            } else {
+                tracing::info!("{line}");
+            }
             true
         } else {
             self.dropped += 1;

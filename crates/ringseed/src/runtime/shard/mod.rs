@@ -565,7 +565,9 @@ impl Shard {
             let result = match r.outcome {
                 Ok(resp) => Ok(resp),
                 Err(f) => {
-                    self.log.line(self.now, format!("{name}: {}", f.message));
+                    // The message names the tracker with its URL redacted.
+                    self.log
+                        .warn(self.now, format!("{name}: announce failed: {}", f.message));
                     Err(f.message)
                 }
             };

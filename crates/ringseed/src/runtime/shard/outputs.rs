@@ -45,7 +45,11 @@ impl Shard {
                     if !reason.routine {
                         let name = self.torrents.name(t);
                         let line = format!("peer {addr} {verb} ({name}): {}", reason.text);
-                        self.log.line(self.now, line);
+                        if reason.banned {
+                            self.log.warn(self.now, line);
+                        } else {
+                            self.log.line(self.now, line);
+                        }
                     }
                     let conn = self
                         .torrents

@@ -120,8 +120,8 @@ impl Shard {
                 self.log.line(
                     self.now,
                     format!(
-                        "peer {addr} dropped: shard {owner} is far behind \
-                         ({HANDOFF_QUEUE_MAX} connections wait for it)"
+                        "peer {addr} dropped: too many new connections at once \
+                         ({HANDOFF_QUEUE_MAX} wait for shard {owner})"
                     ),
                 );
             }

@@ -47,7 +47,7 @@ use crossbeam_channel::{bounded, select, Receiver, Sender, TrySendError};
 
 use crate::rng::Rng;
 use crate::runtime::sockets::BindOptions;
-use crate::tracker::{AnnounceRequest, AnnounceResponse};
+use crate::tracker::{scrub, AnnounceRequest, AnnounceResponse, Redacted};
 use attempt::{AttemptContext, AttemptError};
 use tiers::{plan, TierMemory};
 
@@ -109,7 +109,15 @@ impl fmt::Debug for TrackerJob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TrackerJob")
             .field("token", &self.token)
-            .field("tiers", &self.tiers)
+            // Redacted: a Debug print must not leak a passkey either.
+            .field(
+                "tiers",
+                &self
+                    .tiers
+                    .iter()
+                    .map(|t| t.iter().map(|u| Redacted(u)).collect::<Vec<_>>())
+                    .collect::<Vec<_>>(),
+            )
             .field("request", &self.request)
             .field("wake", &self.wake.is_some())
             .finish_non_exhaustive()
@@ -131,8 +139,9 @@ pub struct TrackerReply {
 pub struct TrackerFailure {
     /// The tracker the message is about ("" when no URL was tried).
     pub url: String,
-    /// Names the tracker; holds its `failure reason` verbatim (sanitised) when
-    /// it refused, else the transport error.
+    /// Names the tracker (its URL redacted: no passkey or query value, see
+    /// `tracker::redact`); holds its `failure reason` (sanitised, secrets of
+    /// the URL hidden) when it refused, else the transport error. Safe to log.
     pub message: String,
 }
 
@@ -478,9 +487,11 @@ fn run_job(shared: &Shared, job: TrackerJob, rng: &mut Rng) {
                 return send_reply(job, url, Ok(response), REPLY_SEND_WAIT);
             }
             Err(e) => {
+                // Never the raw URL: it may hold a passkey (see
+                // `tracker::redact`); the tracker's own words may quote it.
                 let failure = TrackerFailure {
                     url: url.clone(),
-                    message: format!("tracker {url}: {e}"),
+                    message: scrub(&format!("tracker {}: {e}", Redacted(url)), url),
                 };
                 let stop = matches!(e, AttemptError::Abandoned);
                 if matches!(e, AttemptError::Refused(_)) {

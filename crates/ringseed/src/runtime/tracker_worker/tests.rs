@@ -647,3 +647,37 @@ fn an_http_tracker_over_ipv6_gives_its_peers6() {
     );
     w.shutdown(Duration::from_secs(1));
 }
+
+#[test]
+fn failures_never_show_a_passkey() {
+    const QUOTING_REFUSAL: &[u8] = b"d14:failure reason25:invalid passkey SECRET123e";
+    let (refuser, _) = fake_http(61, QUOTING_REFUSAL);
+    let dead = dead_http(62).replace("/announce", "/SECRET456/announce?passkey=SECRET123");
+    let udp = format!("udp://{}:1/announce/SECRET789?key=SECRET123", ip(63));
+    let w = TrackerWorker::start(config(2, 8, Duration::from_secs(1))).unwrap();
+    for (token, url) in [
+        (1, format!("{refuser}?passkey=SECRET123")),
+        (2, dead.clone()),
+        (3, udp),
+    ] {
+        let (j, rx) = job(token, &[&[&url]]);
+        w.handle().submit(j).unwrap();
+        let failure = wait_reply(&rx).outcome.unwrap_err();
+        assert!(!failure.message.contains("SECRET"), "{url}: {failure}");
+        // Still says which tracker failed: its host and port.
+        let host = url.split('/').nth(2).unwrap();
+        assert!(failure.message.contains(host), "{url}: {failure}");
+    }
+    w.shutdown(Duration::from_secs(1));
+}
+
+#[test]
+fn a_job_debug_print_hides_its_passkeys() {
+    let (j, _rx) = job(
+        1,
+        &[&["http://127.0.0.1:1/SECRET456/announce?passkey=SECRET123"]],
+    );
+    let text = format!("{j:?}");
+    assert!(!text.contains("SECRET"), "{text}");
+    assert!(text.contains("127.0.0.1:1"), "{text}");
+}
