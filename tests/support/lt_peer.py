@@ -83,7 +83,10 @@ def main():
                     return 1
                 announced = True
                 log(f"seeding on {args.ip}:{ses.listen_port()}")
-        elif st.is_seeding:
+        # libtorrent 2.0 reports seeding once every piece passed its hash
+        # check, while the last writes may still be queued: done only when
+        # every piece is written too (num_pieces), or an exit loses them.
+        elif st.is_seeding and st.num_pieces == ti.num_pieces():
             log(f"download complete: {st.num_pieces} pieces, {st.total_payload_download} bytes")
             return 0
     if args.mode == "seed":

@@ -101,7 +101,9 @@ def main():
         if st.errc.value() != 0:
             print(f"lt_download: error: {st.errc.message()}", file=sys.stderr, flush=True)
             return 1
-        if st.is_seeding:
+        # Seeding comes once every piece passed its hash check; the last
+        # writes may still be queued then: done only when all are written.
+        if st.is_seeding and st.num_pieces == ti.num_pieces():
             print("lt_download: done", file=sys.stderr, flush=True)
             return 0
     print("lt_download: timed out", file=sys.stderr, flush=True)
