@@ -119,7 +119,7 @@ pub enum Control {
     Stop,
     /// Tests only: the shard sleeps, so its queue fills.
     #[cfg(test)]
-    Stall(Duration),
+    Stall(Duration, std::sync::mpsc::Sender<()>),
 }
 
 /// Why a shard refused a request.

@@ -621,11 +621,20 @@ impl Session {
         v.pop().ok_or(SessionError::UnknownTorrent(id))
     }
 
-    /// Tests only: makes a shard sleep for `d` before its next turn, so
-    /// its control queue fills.
+    /// Tests only: makes a shard sleep for `d`, so its control queue
+    /// fills. Returns once the shard has taken the request off its queue
+    /// and is asleep (it sleeps right where it read the request: nothing
+    /// queued behind it is handled before the sleep ends).
     #[cfg(test)]
     pub(crate) fn stall_shard(&self, shard: usize, d: Duration) {
-        let _ = self.routes[shard].control.send(Control::Stall(d));
+        let (tx, rx) = std::sync::mpsc::channel();
+        if self.routes[shard]
+            .control
+            .send(Control::Stall(d, tx))
+            .is_ok()
+        {
+            let _ = rx.recv_timeout(ANSWER_TIMEOUT);
+        }
     }
 
     /// Cancels the checks, stops every shard, waits for them, then for the

@@ -40,8 +40,8 @@ fn a_full_control_queue_is_an_error_and_no_request_is_lost() {
     let mut add = AddTorrent::new(metainfo(), dir.path().into(), Mode::Download);
     add.paused = true;
     let id = s.add_torrent(add).unwrap();
-    // The shard sleeps; requests pile up in its queue of 4 (the stall
-    // itself takes one place).
+    // The shard sleeps (the stall is off the queue once `stall_shard`
+    // returns); requests pile up in its queue of 4.
     s.stall_shard(0, Duration::from_millis(300));
     let mut accepted = Vec::new();
     let mut busy = 0;

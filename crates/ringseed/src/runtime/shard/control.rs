@@ -79,7 +79,10 @@ impl Shard {
             Control::Checked(outcome) => self.on_checked(*outcome),
             Control::Stop => self.stop(),
             #[cfg(test)]
-            Control::Stall(d) => self.stall = Some(d),
+            Control::Stall(d, ack) => {
+                let _ = ack.send(());
+                std::thread::sleep(d);
+            }
         }
     }
 
@@ -105,7 +108,7 @@ impl Shard {
             }
             Control::Checked(_) | Control::Stop => {}
             #[cfg(test)]
-            Control::Stall(_) => {}
+            Control::Stall(..) => {}
         }
     }
 

@@ -267,9 +267,6 @@ pub(crate) struct Shard {
     scratch: Vec<u8>,
     /// Counts of torrents already gone, for the stop report.
     gone: StopReport,
-    /// Tests only: sleep once before the next turn.
-    #[cfg(test)]
-    stall: Option<Duration>,
 }
 
 /// Runs a shard until it is stopped; returns what it moved. Call on the
@@ -359,8 +356,6 @@ impl Shard {
             log: PeerLog::new(spec.index, now),
             scratch: Vec::new(),
             gone: StopReport::default(),
-            #[cfg(test)]
-            stall: None,
         })
     }
 
@@ -400,10 +395,6 @@ impl Shard {
         &mut self,
         completions: &mut Vec<Completion<Option<OpCtx>>>,
     ) -> Result<bool, LoopError> {
-        #[cfg(test)]
-        if let Some(d) = self.stall.take() {
-            std::thread::sleep(d);
-        }
         let wait = self
             .next_deadline()
             .saturating_sub(self.now)
