@@ -1,5 +1,5 @@
-//! The `ringseed` command line: `create`, `info`, `verify`, `seed` and
-//! `download`. Parses arguments (clap), sets up logging, runs the subcommand,
+//! The `ringseed` command line: `create`, `info`, `verify`, `seed`,
+//! `download`, the service (`daemon`), its client (`ctl`) and `config`. Parses arguments (clap), sets up logging, runs the subcommand,
 //! prints `error: ...` with the cause chain (each cause once) and exits with
 //! status 2 on failure.
 
@@ -10,8 +10,13 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod daemon;
+
 mod cli {
+    pub mod config_cmd;
     pub mod create;
+    pub mod ctl;
+    pub mod daemon;
     pub mod download;
     pub mod engine_opts;
     pub mod info;
@@ -49,6 +54,13 @@ enum Command {
     Seed(cli::seed::SeedArgs),
     /// Download a torrent, then (with --seed) keep seeding it.
     Download(cli::download::DownloadArgs),
+    /// Run the service: keeps its torrents and state, takes new ones while
+    /// it runs, until SIGTERM.
+    Daemon(cli::daemon::DaemonArgs),
+    /// Control a running daemon (add, list, stop, start, move, remove...).
+    Ctl(cli::ctl::CtlArgs),
+    /// The daemon's configuration file (`--default` prints one).
+    Config(cli::config_cmd::ConfigArgs),
 }
 
 /// Lets each hashing thread keep its files open: raises the soft limit on
@@ -86,6 +98,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             raise_open_file_limit();
             cli::download::run(&a)
         }
+        Command::Daemon(a) => {
+            raise_open_file_limit();
+            cli::daemon::run(&a)
+        }
+        Command::Ctl(a) => cli::ctl::run(&a),
+        Command::Config(a) => cli::config_cmd::run(&a).map(|()| ExitCode::SUCCESS),
     }
 }
 

@@ -1,0 +1,179 @@
+//! What clients (`ringseed ctl`, the watch folder, later the Web API) ask
+//! of the daemon's core, and how it answers. Each command carries its own
+//! reply channel (room for one answer); the core answers every command it
+//! takes, with a value or a [`CommandError`] naming what was wrong.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use crossbeam_channel::Sender;
+use ringseed::InfoHash;
+use thiserror::Error;
+
+use super::record::{RateLimits, ShareLimits, Source, TorrentRecord};
+
+/// Commands waiting for the core: a client that finds the queue full gets
+/// [`CommandError::Busy`].
+pub const COMMAND_QUEUE_MAX: usize = 256;
+
+/// Where one answer goes.
+pub type Reply<T> = Sender<Result<T, CommandError>>;
+
+/// Which torrents a command is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    All,
+    Hashes(Vec<InfoHash>),
+}
+
+/// A torrent to add.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AddRequest {
+    pub source: Source,
+    /// `None`: the category's save path, else the default download dir.
+    pub save_path: Option<PathBuf>,
+    pub category: String,
+    pub tags: BTreeSet<String>,
+    /// Added stopped.
+    pub stopped: bool,
+    pub share_limits: ShareLimits,
+    pub rate_limits: RateLimits,
+    /// Trust the data: mark every piece had without a check (cross-seed's
+    /// "skip hash check"); the data is still checked if a file's size is
+    /// wrong.
+    pub skip_check: bool,
+}
+
+/// A torrent as clients see it: the record and what it is doing now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TorrentView {
+    pub record: TorrentRecord,
+    /// `downloading`, `seeding`, `checking`, `check queued`, `stopped`,
+    /// `queued`, `moving`, `missing files`, `error`.
+    pub state: String,
+    /// 0.0 to 1.0.
+    pub progress: f64,
+    pub total_length: u64,
+    pub bytes_left: u64,
+    pub rate_up: u64,
+    pub rate_down: u64,
+    pub peers: usize,
+    /// The error or the missing files, when there are.
+    pub message: Option<String>,
+}
+
+/// A category: a name and its save path (`None`: the default download
+/// dir).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Category {
+    pub name: String,
+    pub save_path: Option<PathBuf>,
+}
+
+/// A request to the core.
+#[derive(Debug)]
+pub enum Command {
+    /// Answers once the torrent is durably recorded (it survives kill -9
+    /// from then on).
+    Add {
+        add: Box<AddRequest>,
+        reply: Reply<InfoHash>,
+    },
+    List {
+        reply: Reply<Vec<TorrentView>>,
+    },
+    /// Stop (pause) torrents; answers how many changed.
+    Stop {
+        which: Selector,
+        reply: Reply<usize>,
+    },
+    Start {
+        which: Selector,
+        reply: Reply<usize>,
+    },
+    ForceStart {
+        which: Selector,
+        on: bool,
+        reply: Reply<usize>,
+    },
+    Recheck {
+        which: Selector,
+        reply: Reply<usize>,
+    },
+    Reannounce {
+        which: Selector,
+        reply: Reply<usize>,
+    },
+    /// "" removes the category. The category must exist.
+    SetCategory {
+        which: Selector,
+        category: String,
+        reply: Reply<usize>,
+    },
+    AddTags {
+        which: Selector,
+        tags: BTreeSet<String>,
+        reply: Reply<usize>,
+    },
+    RemoveTags {
+        which: Selector,
+        tags: BTreeSet<String>,
+        reply: Reply<usize>,
+    },
+    SetShareLimits {
+        which: Selector,
+        limits: ShareLimits,
+        reply: Reply<usize>,
+    },
+    SetRateLimits {
+        which: Selector,
+        limits: RateLimits,
+        reply: Reply<usize>,
+    },
+    /// Moves the data to `dir` (the new save path); answers when the move
+    /// has started (it is recorded first, so an interrupted move is done
+    /// again at the next start).
+    Move {
+        which: Selector,
+        dir: PathBuf,
+        reply: Reply<usize>,
+    },
+    Remove {
+        which: Selector,
+        delete_files: bool,
+        reply: Reply<usize>,
+    },
+    Categories {
+        reply: Reply<Vec<Category>>,
+    },
+    /// Creates or edits a category.
+    SetCategoryDef {
+        category: Category,
+        reply: Reply<()>,
+    },
+    RemoveCategories {
+        names: Vec<String>,
+        reply: Reply<usize>,
+    },
+}
+
+/// Why a command was refused.
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum CommandError {
+    #[error("no torrent with info-hash {0}")]
+    UnknownTorrent(InfoHash),
+    #[error("torrent {name} ({hash}) is already added")]
+    Duplicate { name: String, hash: InfoHash },
+    #[error("no category {0:?} (create it first)")]
+    UnknownCategory(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the daemon is busy ({0} commands waiting); try again")]
+    Busy(usize),
+    #[error("the daemon is stopping")]
+    Stopping,
+    #[error("the state database failed: {0}")]
+    Store(String),
+    #[error("the engine refused: {0}")]
+    Engine(String),
+}

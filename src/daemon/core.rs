@@ -1,0 +1,1 @@
+//! The daemon's core loop. STUB.
