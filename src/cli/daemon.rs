@@ -1,13 +1,175 @@
-//! `ringseed daemon`: the long-running service. STUB.
+//! `ringseed daemon`: the long-running service. Reads the configuration
+//! file with the command-line overrides on top, opens the state database,
+//! starts the engine and the control socket, tells systemd it is ready,
+//! and runs the core until SIGTERM.
 
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use clap::Args;
+use crossbeam_channel::bounded;
+use ringseed::runtime::session::SHARDS_MAX;
+use ringseed::runtime::signals;
 
-#[derive(Debug, Args)]
-pub struct DaemonArgs {}
+use crate::daemon::command::COMMAND_QUEUE_MAX;
+use crate::daemon::config::DaemonConfig;
+use crate::daemon::core::{Core, CoreSetup};
+use crate::daemon::ctl::{CtlServer, SOCKET_FILE};
+use crate::daemon::notify::Notifier;
 
-pub fn run(_args: &DaemonArgs) -> Result<ExitCode> {
-    anyhow::bail!("not yet")
+/// The configuration file read when `--config` is not given, if present.
+pub const SYSTEM_CONFIG: &str = "/etc/ringseed/ringseed.toml";
+
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "\
+Settings come from the configuration file (--config FILE, else \
+/etc/ringseed/ringseed.toml when present, else built-in defaults; \
+`ringseed config --default` prints a documented one); the options below \
+override it. State (torrents, pieces, totals) is kept in STATE_DIR/ringseed.db \
+and survives kill -9; a restart resumes without checking data whose files did \
+not change. Torrents are added through the watch folder or `ringseed ctl add`. \
+SIGHUP re-reads the configuration file; SIGUSR1 logs a status line; SIGTERM \
+stops cleanly (state saved, trackers told).")]
+pub struct DaemonArgs {
+    /// The configuration file (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the state database lives [default: $STATE_DIRECTORY, else
+    /// ~/.local/state/ringseed].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The default save path of new torrents [default: ~/Downloads].
+    #[arg(long, value_name = "DIR")]
+    pub download_dir: Option<PathBuf>,
+    /// Address and port to accept peers on; repeatable.
+    #[arg(long, value_name = "IP:PORT")]
+    pub listen: Vec<SocketAddr>,
+    /// Bind every socket to this network interface.
+    #[arg(long, value_name = "NAME")]
+    pub interface: Option<String>,
+    /// Use this local address for every socket of its family.
+    #[arg(long, value_name = "IP")]
+    pub bind_address: Option<IpAddr>,
+    /// A folder scanned for .torrent files to add.
+    #[arg(long, value_name = "DIR")]
+    pub watch_dir: Option<PathBuf>,
+    /// Shards (threads with their own io_uring) [default: online CPUs].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=SHARDS_MAX as i64))]
+    pub shards: Option<u16>,
+}
+
+impl DaemonArgs {
+    /// The file to read: `--config`, else the system file when present.
+    fn config_file(&self) -> Option<PathBuf> {
+        self.config.clone().or_else(|| {
+            let p = PathBuf::from(SYSTEM_CONFIG);
+            p.exists().then_some(p)
+        })
+    }
+
+    /// The file (or the defaults) with the overrides on top.
+    fn load(&self) -> Result<DaemonConfig> {
+        let mut c = match self.config_file() {
+            Some(p) => DaemonConfig::load(&p)?,
+            None => DaemonConfig::default(),
+        };
+        let abs = |p: &PathBuf| -> Result<PathBuf> {
+            std::path::absolute(p).with_context(|| format!("{}", p.display()))
+        };
+        if let Some(d) = &self.state_dir {
+            c.paths.state_dir = Some(abs(d)?);
+        }
+        if let Some(d) = &self.download_dir {
+            c.paths.download_dir = Some(abs(d)?);
+        }
+        if let Some(d) = &self.watch_dir {
+            c.paths.watch_dir = Some(abs(d)?);
+        }
+        if !self.listen.is_empty() {
+            c.network.listen = self.listen.clone();
+        }
+        if self.interface.is_some() {
+            c.network.interface = self.interface.clone();
+        }
+        if self.bind_address.is_some() {
+            c.network.bind_address = self.bind_address;
+        }
+        if let Some(n) = self.shards {
+            c.engine.shards = Some(usize::from(n));
+        }
+        Ok(c)
+    }
+}
+
+/// `$STATE_DIRECTORY` (systemd's `StateDirectory=`; the first of a
+/// colon-separated list), else `~/.local/state/ringseed`.
+pub fn default_state_dir() -> Option<PathBuf> {
+    if let Some(s) = std::env::var_os("STATE_DIRECTORY") {
+        let s = s.to_string_lossy().into_owned();
+        if let Some(first) = s.split(':').find(|p| !p.is_empty()) {
+            return Some(PathBuf::from(first));
+        }
+    }
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
+    Some(Path::new(&home).join(".local/state/ringseed"))
+}
+
+fn default_download_dir(state_dir: &Path) -> PathBuf {
+    match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+        Some(h) => Path::new(&h).join("Downloads"),
+        None => state_dir.join("downloads"),
+    }
+}
+
+pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
+    signals::install();
+    let config = args.load()?;
+    let state_dir = match config.paths.state_dir.clone().or_else(default_state_dir) {
+        Some(d) => d,
+        None => bail!("no state directory: give --state-dir (HOME and STATE_DIRECTORY are unset)"),
+    };
+    let download_dir = config
+        .paths
+        .download_dir
+        .clone()
+        .unwrap_or_else(|| default_download_dir(&state_dir));
+    std::fs::create_dir_all(&download_dir)
+        .with_context(|| format!("cannot create the download dir {}", download_dir.display()))?;
+    if let Some(w) = &config.paths.watch_dir {
+        std::fs::create_dir_all(w)
+            .with_context(|| format!("cannot create the watch folder {}", w.display()))?;
+    }
+    let notifier = Notifier::from_env();
+    let reload_args = args.clone();
+    let setup = CoreSetup {
+        config: config.clone(),
+        reload: Box::new(move || reload_args.load()),
+        state_dir: state_dir.clone(),
+        download_dir: download_dir.clone(),
+        notifier,
+    };
+    match args.config_file() {
+        Some(p) => tracing::info!("configuration {}", p.display()),
+        None => tracing::info!("configuration: built-in defaults (no {SYSTEM_CONFIG})"),
+    }
+    let (cmd_tx, cmd_rx) = bounded(COMMAND_QUEUE_MAX);
+    let mut core = Core::start(setup, cmd_rx)?;
+    let ctl = CtlServer::start(&state_dir.join(SOCKET_FILE), cmd_tx)
+        .context("the control socket")?;
+    tracing::info!(
+        "state {}, downloads {}{}",
+        state_dir.display(),
+        download_dir.display(),
+        config
+            .paths
+            .watch_dir
+            .as_ref()
+            .map_or(String::new(), |w| format!(", watch folder {}", w.display()))
+    );
+    core.announce_ready();
+    let result = core.run();
+    ctl.stop();
+    result.map(|()| ExitCode::SUCCESS)
 }

@@ -1,0 +1,585 @@
+//! The core's answers to [`Command`]s and the watch folder: each change is
+//! recorded in the store (and acknowledged only once committed), then
+//! applied to the session.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use ringseed::limits::TORRENT_FILE_BYTES_MAX;
+use ringseed::metainfo::Metainfo;
+use ringseed::runtime::disk::files_on_disk;
+use ringseed::runtime::session::{Have, Mode, SessionError, TorrentLimits};
+use ringseed::InfoHash;
+
+use super::entry::Entry;
+use super::startup::{add_request, all_pieces};
+use super::watch::{self, ADDED_SUFFIX, INVALID_SUFFIX};
+use super::shim::EngineShim;
+use super::{resume, unix_now, Core};
+use crate::daemon::command::{
+    AddRequest, Category, Command, CommandError, Reply, Selector, TorrentView,
+};
+use crate::daemon::record::{
+    FileStamp, Source, TorrentRecord, Wanted, NAME_BYTES_MAX, TAGS_PER_TORRENT_MAX,
+};
+
+fn answer<T>(reply: &Reply<T>, value: Result<T, CommandError>) {
+    let _ = reply.try_send(value);
+}
+
+fn engine(e: SessionError) -> CommandError {
+    CommandError::Engine(e.to_string())
+}
+
+fn store(e: crate::daemon::store::StoreError) -> CommandError {
+    CommandError::Store(e.to_string())
+}
+
+/// Checks a tag or category name.
+fn check_name(kind: &str, name: &str) -> Result<(), CommandError> {
+    if name.is_empty() || name.len() > NAME_BYTES_MAX || name.contains(['\n', '\r', ',']) {
+        return Err(CommandError::Invalid(format!(
+            "{kind} {name:?}: expected 1 to {NAME_BYTES_MAX} bytes without commas or line breaks"
+        )));
+    }
+    Ok(())
+}
+
+impl Core {
+    pub(super) fn handle(&mut self, c: Command) {
+        match c {
+            Command::Add { add, reply } => {
+                let r = self.add(*add);
+                answer(&reply, r);
+            }
+            Command::List { reply } => {
+                let mut v: Vec<TorrentView> = self.entries.values().map(Entry::view).collect();
+                v.sort_by_key(|t| (t.record.added_at, t.record.info_hash));
+                answer(&reply, Ok(v));
+            }
+            Command::Stop { which, reply } => {
+                let r = self.each(&which, |core, h| core.set_wanted(h, Wanted::Stopped));
+                answer(&reply, r);
+            }
+            Command::Start { which, reply } => {
+                let r = self.each(&which, |core, h| core.set_wanted(h, Wanted::Started));
+                self.apply_queue();
+                answer(&reply, r);
+            }
+            Command::ForceStart { which, on, reply } => {
+                let r = self.each(&which, |core, h| {
+                    core.edit(h, |r| {
+                        r.force_start = on;
+                        if on {
+                            r.wanted = Wanted::Started;
+                        }
+                    })
+                });
+                self.apply_queue();
+                answer(&reply, r);
+            }
+            Command::Recheck { which, reply } => {
+                let r = self.each(&which, |core, h| {
+                    let e = core.entries.get_mut(&h).ok_or(CommandError::UnknownTorrent(h))?;
+                    let id = e.id.ok_or_else(|| busy(e))?;
+                    e.saved_have = None;
+                    core.session.recheck(id).map_err(engine)?;
+                    Ok(true)
+                });
+                answer(&reply, r);
+            }
+            Command::Reannounce { which, reply } => {
+                let r = self.each(&which, |core, h| {
+                    let e = core.entries.get(&h).ok_or(CommandError::UnknownTorrent(h))?;
+                    let id = e.id.ok_or_else(|| busy(e))?;
+                    core.session.reannounce(id).map_err(engine)?;
+                    Ok(true)
+                });
+                answer(&reply, r);
+            }
+            Command::SetCategory {
+                which,
+                category,
+                reply,
+            } => {
+                if !category.is_empty() && !self.categories.contains_key(&category) {
+                    answer(&reply, Err(CommandError::UnknownCategory(category)));
+                    return;
+                }
+                let r = self.each(&which, |core, h| {
+                    core.edit(h, |r| r.category = category.clone())
+                });
+                answer(&reply, r);
+            }
+            Command::AddTags { which, tags, reply } => {
+                if let Err(e) = tags.iter().try_for_each(|t| check_name("tag", t)) {
+                    answer(&reply, Err(e));
+                    return;
+                }
+                let r = self.each(&which, |core, h| {
+                    let n = core.entries.get(&h).map_or(0, |e| e.record.tags.len());
+                    if n + tags.len() > TAGS_PER_TORRENT_MAX {
+                        return Err(CommandError::Invalid(format!(
+                            "at most {TAGS_PER_TORRENT_MAX} tags per torrent"
+                        )));
+                    }
+                    core.edit(h, |r| r.tags.extend(tags.iter().cloned()))
+                });
+                answer(&reply, r);
+            }
+            Command::RemoveTags { which, tags, reply } => {
+                let r = self.each(&which, |core, h| {
+                    core.edit(h, |r| r.tags.retain(|t| !tags.contains(t)))
+                });
+                answer(&reply, r);
+            }
+            Command::SetShareLimits {
+                which,
+                limits,
+                reply,
+            } => {
+                let r = self.each(&which, |core, h| core.edit(h, |r| r.share_limits = limits));
+                answer(&reply, r);
+            }
+            Command::SetRateLimits {
+                which,
+                limits,
+                reply,
+            } => {
+                let r = self.each(&which, |core, h| {
+                    core.edit(h, |r| r.rate_limits = limits)?;
+                    if let Some(id) = core.entries.get(&h).and_then(|e| e.id) {
+                        let l = TorrentLimits {
+                            upload_rate: limits.upload,
+                            download_rate: limits.download,
+                        };
+                        core.session.set_limits(id, l).map_err(engine)?;
+                    }
+                    Ok(true)
+                });
+                answer(&reply, r);
+            }
+            Command::Move { which, dir, reply } => {
+                if !dir.is_absolute() {
+                    answer(
+                        &reply,
+                        Err(CommandError::Invalid(format!(
+                            "{}: the new save path must be absolute",
+                            dir.display()
+                        ))),
+                    );
+                    return;
+                }
+                let r = self.each(&which, |core, h| core.start_move(h, dir.clone()));
+                answer(&reply, r);
+            }
+            Command::Remove {
+                which,
+                delete_files,
+                reply,
+            } => {
+                let r = self.each(&which, |core, h| core.remove_one(h, delete_files));
+                answer(&reply, r);
+            }
+            Command::Categories { reply } => {
+                let v = self
+                    .categories
+                    .iter()
+                    .map(|(name, p)| Category {
+                        name: name.clone(),
+                        save_path: p.clone(),
+                    })
+                    .collect();
+                answer(&reply, Ok(v));
+            }
+            Command::SetCategoryDef { category, reply } => {
+                let r = check_name("category", &category.name).and_then(|()| {
+                    if let Some(p) = &category.save_path {
+                        if !p.is_absolute() {
+                            return Err(CommandError::Invalid(format!(
+                                "category {}: save path {} must be absolute",
+                                category.name,
+                                p.display()
+                            )));
+                        }
+                    }
+                    self.store.put_category(&category).map_err(store)?;
+                    self.categories
+                        .insert(category.name.clone(), category.save_path.clone());
+                    Ok(())
+                });
+                answer(&reply, r);
+            }
+            Command::RemoveCategories { names, reply } => {
+                let mut n = 0;
+                let mut r = Ok(());
+                for name in &names {
+                    if self.categories.remove(name).is_some() {
+                        n += 1;
+                        if let Err(e) = self.store.remove_category(name) {
+                            r = Err(store(e));
+                        }
+                        let users: Vec<InfoHash> = self
+                            .entries
+                            .values()
+                            .filter(|e| &e.record.category == name)
+                            .map(|e| e.record.info_hash)
+                            .collect();
+                        for h in users {
+                            let _ = self.edit(h, |r| r.category.clear());
+                        }
+                    }
+                }
+                answer(&reply, r.map(|()| n));
+            }
+        }
+    }
+
+    /// Runs `f` on every selected torrent; answers how many it changed,
+    /// or the first error (an unknown hash is an error before any change).
+    fn each(
+        &mut self,
+        which: &Selector,
+        mut f: impl FnMut(&mut Core, InfoHash) -> Result<bool, CommandError>,
+    ) -> Result<usize, CommandError> {
+        let hashes: Vec<InfoHash> = match which {
+            Selector::All => self.entries.keys().copied().collect(),
+            Selector::Hashes(h) => {
+                if let Some(missing) = h.iter().find(|h| !self.entries.contains_key(h)) {
+                    return Err(CommandError::UnknownTorrent(*missing));
+                }
+                h.clone()
+            }
+        };
+        let mut n = 0;
+        for h in hashes {
+            if f(self, h)? {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Changes a record and stores it (acknowledged once committed).
+    fn edit(
+        &mut self,
+        h: InfoHash,
+        change: impl FnOnce(&mut TorrentRecord),
+    ) -> Result<bool, CommandError> {
+        let e = self
+            .entries
+            .get_mut(&h)
+            .ok_or(CommandError::UnknownTorrent(h))?;
+        let mut rec = e.record.clone();
+        change(&mut rec);
+        if rec == e.record {
+            return Ok(false);
+        }
+        self.store.put(&rec).map_err(store)?;
+        e.record = rec;
+        Ok(true)
+    }
+
+    /// Stops or starts a torrent for the user.
+    pub(super) fn set_wanted(&mut self, h: InfoHash, wanted: Wanted) -> Result<bool, CommandError> {
+        let changed = self.edit(h, |r| {
+            r.wanted = wanted;
+            if wanted == Wanted::Stopped {
+                r.force_start = false;
+            }
+        })?;
+        if wanted == Wanted::Stopped {
+            if let Some(e) = self.entries.get_mut(&h) {
+                e.queued = false;
+                if let (Some(id), true) = (e.id, e.running) {
+                    self.session.pause(id).map_err(engine)?;
+                    e.running = false;
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Removes a torrent (and its data when asked).
+    pub(super) fn remove_one(&mut self, h: InfoHash, delete_files: bool) -> Result<bool, CommandError> {
+        let e = self.entries.get(&h).ok_or(CommandError::UnknownTorrent(h))?;
+        if e.moving {
+            return Err(CommandError::Invalid(format!(
+                "{} is being moved: remove it once the move ended",
+                e.record.name
+            )));
+        }
+        if let Some(id) = e.id {
+            match self.session.remove(id, delete_files) {
+                Ok(_) | Err(SessionError::UnknownTorrent(_)) => {}
+                Err(err) => return Err(engine(err)),
+            }
+            self.by_id.remove(&id);
+        }
+        self.store.remove(h).map_err(store)?;
+        if let Some(e) = self.entries.remove(&h) {
+            tracing::info!(
+                "{}: removed{}",
+                e.record.name,
+                if delete_files { " with its data" } else { "" }
+            );
+        }
+        Ok(true)
+    }
+
+    /// Records the move, takes the torrent out of the session, and moves
+    /// its files on a thread.
+    fn start_move(&mut self, h: InfoHash, dir: std::path::PathBuf) -> Result<bool, CommandError> {
+        let e = self.entries.get(&h).ok_or(CommandError::UnknownTorrent(h))?;
+        if e.moving {
+            return Err(CommandError::Invalid(format!(
+                "{} is already being moved",
+                e.record.name
+            )));
+        }
+        if e.record.save_path == dir {
+            return Ok(false);
+        }
+        let id = e.id;
+        let name = e.record.name.clone();
+        let pieces = match id {
+            Some(id) => Some(self.session.pieces(id).map_err(engine)?),
+            None => None,
+        };
+        let from = e.record.save_path.clone();
+        self.edit(h, |r| {
+            r.moving_to = Some(dir.clone());
+            if let Some(p) = &pieces {
+                r.pieces = Some(p.as_bytes().to_vec());
+            }
+        })?;
+        if let Some(id) = id {
+            match self.session.remove(id, false) {
+                Ok(_) | Err(SessionError::UnknownTorrent(_)) => {}
+                Err(err) => return Err(engine(err)),
+            }
+            self.by_id.remove(&id);
+        }
+        if let Some(e) = self.entries.get_mut(&h) {
+            e.id = None;
+            e.snap = None;
+            e.running = false;
+            e.moving = true;
+            e.error = None;
+        }
+        tracing::info!("{name}: moving from {} to {}", from.display(), dir.display());
+        self.spawn_move(h, from, dir);
+        Ok(true)
+    }
+
+    /// Adds a torrent: checked, recorded durably, then given to the
+    /// session.
+    pub(super) fn add(&mut self, add: AddRequest) -> Result<InfoHash, CommandError> {
+        let bytes = match &add.source {
+            Source::Torrent(b) => b,
+            Source::Magnet(_) => {
+                return Err(CommandError::Invalid(
+                    "magnet links are not supported yet (metadata exchange comes with DHT)".into(),
+                ))
+            }
+        };
+        if bytes.len() as u64 > TORRENT_FILE_BYTES_MAX {
+            return Err(CommandError::Invalid(format!(
+                "the .torrent is {} bytes, more than the {TORRENT_FILE_BYTES_MAX} allowed",
+                bytes.len()
+            )));
+        }
+        let m = Metainfo::from_bytes(bytes)
+            .map_err(|e| CommandError::Invalid(format!("not a valid .torrent: {e}")))?;
+        let hash = m.info_hash;
+        if let Some(e) = self.entries.get(&hash) {
+            return Err(CommandError::Duplicate {
+                name: e.record.name.clone(),
+                hash,
+            });
+        }
+        if !add.category.is_empty() && !self.categories.contains_key(&add.category) {
+            return Err(CommandError::UnknownCategory(add.category));
+        }
+        add.tags.iter().try_for_each(|t| check_name("tag", t))?;
+        if add.tags.len() > TAGS_PER_TORRENT_MAX {
+            return Err(CommandError::Invalid(format!(
+                "{} tags: at most {TAGS_PER_TORRENT_MAX} per torrent",
+                add.tags.len()
+            )));
+        }
+        let save_path = match &add.save_path {
+            Some(p) if !p.is_absolute() => {
+                return Err(CommandError::Invalid(format!(
+                    "save path {} must be absolute",
+                    p.display()
+                )))
+            }
+            Some(p) => p.clone(),
+            None => self
+                .categories
+                .get(&add.category)
+                .cloned()
+                .flatten()
+                .unwrap_or_else(|| self.download_dir.clone()),
+        };
+        let m = Arc::new(m);
+        let mut rec = TorrentRecord {
+            info_hash: hash,
+            name: m.info.name.clone(),
+            source: add.source.clone(),
+            save_path,
+            category: add.category.clone(),
+            tags: add.tags.clone(),
+            wanted: if add.stopped {
+                Wanted::Stopped
+            } else {
+                Wanted::Started
+            },
+            force_start: false,
+            share_limits: add.share_limits,
+            rate_limits: add.rate_limits,
+            added_at: unix_now(),
+            completed_at: None,
+            uploaded: 0,
+            downloaded: 0,
+            seeding_time_s: 0,
+            active_time_s: 0,
+            pieces: None,
+            file_stamps: Vec::new(),
+            moving_to: None,
+        };
+        // Same second: keep the order of adds (the queue's order).
+        if let Some(last) = self.entries.values().map(|e| e.record.added_at).max() {
+            rec.added_at = rec.added_at.max(last);
+        }
+        let mut have = Have::Check;
+        if add.skip_check && files_on_disk(&m, &rec.save_path).iter().all(|f| f.size_ok()) {
+            if let Some(all) = all_pieces(&m) {
+                rec.pieces = Some(all.as_bytes().to_vec());
+                rec.file_stamps = stamps(&m, &rec.save_path);
+                rec.completed_at = Some(rec.added_at);
+                have = Have::Known(all);
+            }
+        }
+        self.store.put(&rec).map_err(store)?;
+        let mut entry = Entry::new(rec, Some(m.clone()));
+        if matches!(have, Have::Known(_)) {
+            entry.saved_have = Some(m.info.pieces.len() as u32);
+        }
+        self.entries.insert(hash, entry);
+        let run = self.would_run(hash);
+        let Some(e) = self.entries.get_mut(&hash) else {
+            return Ok(hash);
+        };
+        let req = add_request(&e.record, m, Mode::Download, have, !run);
+        match self.session.add_torrent(req) {
+            Ok(id) => {
+                e.id = Some(id);
+                e.running = run;
+                e.queued = !run && e.record.wanted == Wanted::Started;
+                self.by_id.insert(id, hash);
+                tracing::info!(
+                    "{}: added ({}, save path {})",
+                    e.record.name,
+                    hash,
+                    e.record.save_path.display()
+                );
+                Ok(hash)
+            }
+            Err(err) => {
+                // Not acknowledged: forget it again.
+                self.entries.remove(&hash);
+                let _ = self.store.remove(hash);
+                Err(engine(err))
+            }
+        }
+    }
+
+    /// Whether the queue gives this torrent (just added, last in order) a
+    /// place now.
+    fn would_run(&self, hash: InfoHash) -> bool {
+        let order = self.queue_order();
+        let items: Vec<_> = order
+            .iter()
+            .filter_map(|h| self.entries.get(h))
+            .map(Entry::queue_item)
+            .collect();
+        let plan = super::policy::queue_plan(&items, &self.cfg.queue);
+        order
+            .iter()
+            .zip(plan)
+            .find(|(h, _)| **h == hash)
+            .is_some_and(|(_, r)| r)
+    }
+
+    /// Adds what waits in the watch folder.
+    pub(super) fn scan_watch_dir(&mut self) {
+        let Some(dir) = self.cfg.paths.watch_dir.clone() else {
+            return;
+        };
+        let dropped = match watch::scan(&dir, TORRENT_FILE_BYTES_MAX, SystemTime::now()) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!("watch folder {}: {e}", dir.display());
+                return;
+            }
+        };
+        for d in dropped {
+            let req = AddRequest {
+                source: Source::Torrent(d.bytes),
+                save_path: None,
+                category: String::new(),
+                tags: BTreeSet::new(),
+                stopped: false,
+                share_limits: Default::default(),
+                rate_limits: Default::default(),
+                skip_check: false,
+            };
+            let shown = d.path.display().to_string();
+            match self.add(req) {
+                Ok(_) => mark(&d.path, ADDED_SUFFIX),
+                Err(CommandError::Duplicate { name, hash }) => {
+                    tracing::info!("watch folder: {shown}: {name} ({hash}) is already added");
+                    mark(&d.path, ADDED_SUFFIX);
+                }
+                Err(CommandError::Invalid(why)) if d.settled => {
+                    tracing::warn!("watch folder: {shown}: {why}");
+                    mark(&d.path, INVALID_SUFFIX);
+                }
+                Err(CommandError::Invalid(_)) => {} // maybe still being written
+                Err(e) => tracing::warn!("watch folder: {shown}: {e} (tried again later)"),
+            }
+        }
+    }
+}
+
+fn mark(path: &Path, suffix: &str) {
+    if let Err(e) = watch::mark(path, suffix) {
+        tracing::warn!("watch folder: cannot rename {}: {e}", path.display());
+    }
+}
+
+fn busy(e: &Entry) -> CommandError {
+    CommandError::Invalid(format!(
+        "{} is not in the engine now ({})",
+        e.record.name,
+        e.state_name()
+    ))
+}
+
+/// The stamps of a torrent's files now.
+pub(super) fn stamps(m: &Metainfo, save_path: &Path) -> Vec<FileStamp> {
+    ringseed::runtime::disk::disk_files(m, save_path)
+        .iter()
+        .map(|f| match &f.path {
+            Some(p) => resume::stamp(p),
+            None => FileStamp {
+                size: None,
+                mtime_ns: 0,
+            },
+        })
+        .collect()
+}

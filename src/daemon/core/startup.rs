@@ -1,0 +1,257 @@
+//! Starting the core: the store is opened and read, the session started
+//! (listeners up), every recorded torrent added, resumed from its recorded
+//! pieces where its files did not change, and interrupted moves finished.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use crossbeam_channel::bounded;
+use ringseed::metainfo::Metainfo;
+use ringseed::runtime::session::{
+    AddPending, AddTorrent, Have, Mode, Session, Settings, TorrentLimits,
+};
+use ringseed::torrent::Bitfield;
+use ringseed::InfoHash;
+
+use super::entry::Entry;
+use super::shim::ConfigShim;
+use super::resume::{self, Resume};
+use super::{policy, Core, CoreSetup, ADDS_IN_FLIGHT_MAX, MOVES_MAX, SAVE_INTERVAL};
+use crate::daemon::command::{Command, COMMAND_QUEUE_MAX};
+use crate::daemon::record::{Source, TorrentRecord, Wanted};
+use crate::daemon::store::Store;
+
+/// What the engine gets for a record: its mode and pieces.
+pub(super) fn have_for(rec: &TorrentRecord, m: &Metainfo) -> (Mode, Have, String) {
+    let plan = resume::plan(m, &rec.save_path, rec.pieces.as_deref(), &rec.file_stamps);
+    let complete = rec.completed_at.is_some();
+    let mode = if complete { Mode::Seed } else { Mode::Download };
+    match plan {
+        Resume::Trust(bits) => {
+            let n = bits.count_ones();
+            (mode, Have::Known(bits), format!("{n} pieces resumed"))
+        }
+        Resume::Partial {
+            known,
+            check,
+            changed_files,
+        } => {
+            let why = format!(
+                "{} file(s) changed since the last save: checking their {} pieces",
+                changed_files.len(),
+                check.count_ones()
+            );
+            (mode, super::shim::partial(known, check), why)
+        }
+        Resume::CheckAll => (mode, Have::Check, "checking all pieces".into()),
+    }
+}
+
+impl Core {
+    /// Opens the store, starts the session, adds every recorded torrent.
+    pub fn start(setup: CoreSetup, commands: crossbeam_channel::Receiver<Command>) -> Result<Core> {
+        let t0 = Instant::now();
+        let settings = Settings::check(setup.config.settings_raw()).context("the configuration")?;
+        let loaded = Store::open(&setup.state_dir)?;
+        let session = Session::start(setup.config.session_config(), settings)?;
+        let (moves_tx, moves_rx) = bounded(MOVES_MAX);
+        let mut categories = BTreeMap::new();
+        for c in loaded.categories {
+            categories.insert(c.name, c.save_path);
+        }
+        for (name, c) in &setup.config.categories {
+            categories.insert(name.clone(), c.save_path.clone());
+        }
+        let now = Instant::now();
+        let mut core = Core {
+            session,
+            store: loaded.store,
+            cfg: setup.config,
+            reload: setup.reload,
+            download_dir: setup.download_dir,
+            notifier: setup.notifier,
+            entries: HashMap::with_capacity(loaded.torrents.len()),
+            by_id: HashMap::with_capacity(loaded.torrents.len()),
+            categories,
+            commands,
+            moves_tx,
+            moves_rx,
+            last_policy: now,
+            next_save: now + SAVE_INTERVAL,
+            next_watch: now,
+            next_status: None,
+            next_watchdog: Some(now),
+            last_turns: Vec::new(),
+            started: t0,
+        };
+        core.next_status = core.status_every().map(|e| now + e);
+        let _ = COMMAND_QUEUE_MAX;
+        for rec in loaded.torrents {
+            let metainfo = match &rec.source {
+                Source::Torrent(bytes) => match Metainfo::from_bytes(bytes) {
+                    Ok(m) => Some(Arc::new(m)),
+                    Err(e) => {
+                        tracing::warn!(
+                            "{} ({}): the recorded .torrent does not parse: {e}; left out",
+                            rec.name,
+                            rec.info_hash
+                        );
+                        continue;
+                    }
+                },
+                Source::Magnet(_) => None,
+            };
+            core.entries
+                .insert(rec.info_hash, Entry::new(rec, metainfo));
+        }
+        core.add_all();
+        Ok(core)
+    }
+
+    /// Adds every loaded torrent, pipelined ([`ADDS_IN_FLIGHT_MAX`] at
+    /// once), paused where the queue or the user says so; finishes the
+    /// moves a kill interrupted first.
+    fn add_all(&mut self) {
+        let order = self.queue_order();
+        let items: Vec<_> = order
+            .iter()
+            .filter_map(|h| self.entries.get(h))
+            .map(Entry::queue_item)
+            .collect();
+        let plan = policy::queue_plan(&items, &self.cfg.queue);
+        let mut pending: Vec<(InfoHash, AddPending)> = Vec::new();
+        let mut resumed = 0usize;
+        let mut checking = 0usize;
+        for (hash, run) in order.iter().zip(plan) {
+            let Some(e) = self.entries.get_mut(hash) else {
+                continue;
+            };
+            let Some(m) = e.metainfo.clone() else {
+                continue;
+            };
+            if let Some(to) = e.record.moving_to.clone() {
+                e.moving = true;
+                let from = e.record.save_path.clone();
+                tracing::info!("{}: finishing its move to {}", e.record.name, to.display());
+                self.spawn_move(*hash, from, to);
+                continue;
+            }
+            let (mode, have, why) = have_for(&e.record, &m);
+            match &have {
+                Have::Known(_) => resumed += 1,
+                _ => {
+                    checking += 1;
+                    tracing::info!("{}: {why}", e.record.name);
+                }
+            }
+            let add = add_request(&e.record, m, mode, have, !run);
+            e.running = run;
+            e.queued = !run && e.record.wanted == Wanted::Started;
+            match self.session.send_add(add) {
+                Ok(p) => pending.push((*hash, p)),
+                Err(err) => {
+                    tracing::warn!("{}: not added: {err}", e.record.name);
+                    e.error = Some(err.to_string());
+                }
+            }
+            if pending.len() >= ADDS_IN_FLIGHT_MAX {
+                self.wait_adds(&mut pending);
+            }
+        }
+        self.wait_adds(&mut pending);
+        tracing::info!(
+            "loaded {} torrents from the state database in {} ms: {resumed} resumed without a check, {checking} to check",
+            self.entries.len(),
+            self.started.elapsed().as_millis()
+        );
+    }
+
+    fn wait_adds(&mut self, pending: &mut Vec<(InfoHash, AddPending)>) {
+        for (hash, p) in pending.drain(..) {
+            let result = p.wait(&self.session, ringseed::runtime::session::ANSWER_TIMEOUT);
+            let Some(e) = self.entries.get_mut(&hash) else {
+                continue;
+            };
+            match result {
+                Ok(id) => {
+                    e.id = Some(id);
+                    self.by_id.insert(id, hash);
+                }
+                Err(err) => {
+                    tracing::warn!("{}: not added: {err}", e.record.name);
+                    e.error = Some(err.to_string());
+                }
+            }
+        }
+    }
+
+    /// Adds one torrent of the core to the session (after a move).
+    pub(super) fn add_to_session(&mut self, hash: InfoHash) {
+        let run = {
+            let order = self.queue_order();
+            let items: Vec<_> = order
+                .iter()
+                .filter_map(|h| self.entries.get(h))
+                .map(|e| {
+                    let mut q = e.queue_item();
+                    if e.id.is_none() && e.record.info_hash != hash {
+                        q.started = false;
+                    }
+                    q
+                })
+                .collect();
+            let plan = policy::queue_plan(&items, &self.cfg.queue);
+            order
+                .iter()
+                .zip(plan)
+                .find(|(h, _)| **h == hash)
+                .is_some_and(|(_, r)| r)
+        };
+        let Some(e) = self.entries.get_mut(&hash) else {
+            return;
+        };
+        let Some(m) = e.metainfo.clone() else { return };
+        let (mode, have, _) = have_for(&e.record, &m);
+        let add = add_request(&e.record, m, mode, have, !run);
+        match self.session.add_torrent(add) {
+            Ok(id) => {
+                e.id = Some(id);
+                e.running = run;
+                e.queued = !run && e.record.wanted == Wanted::Started;
+                e.snap = None;
+                self.by_id.insert(id, hash);
+            }
+            Err(err) => {
+                tracing::warn!("{}: not added: {err}", e.record.name);
+                e.error = Some(err.to_string());
+            }
+        }
+    }
+}
+
+/// The session's add request for a record.
+pub(super) fn add_request(
+    rec: &TorrentRecord,
+    m: Arc<Metainfo>,
+    mode: Mode,
+    have: Have,
+    paused: bool,
+) -> AddTorrent {
+    let mut add = AddTorrent::new(m, rec.save_path.clone(), mode);
+    add.have = have;
+    add.paused = paused;
+    add.limits = TorrentLimits {
+        upload_rate: rec.rate_limits.upload,
+        download_rate: rec.rate_limits.download,
+    };
+    add.uploaded_before = rec.uploaded;
+    add.downloaded_before = rec.downloaded;
+    add
+}
+
+/// Every piece of `m` (for "skip check").
+pub(super) fn all_pieces(m: &Metainfo) -> Option<Bitfield> {
+    Bitfield::full(m.info.pieces.len()).ok()
+}
