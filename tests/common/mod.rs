@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod engine;
 pub mod http_tracker;
 pub mod listening_leecher;
