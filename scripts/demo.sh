@@ -1,163 +1,125 @@
 #!/usr/bin/env bash
-# The main job on a default configuration: build ringseed in release mode,
-# generate a sample tree (nested folders, an empty file, about 8 MB of random
-# data) in a temporary directory, `create` a torrent of it, `verify` the data,
-# print it with `info`, then `seed` it on 127.0.0.1 (default settings: one
-# shard per core) and `download` it with a second ringseed on 127.0.0.2,
-# compare the copy byte for byte, and stop the seeder with SIGTERM.
+# The main job on a default configuration: build ringseed in release mode
+# and run `ringseed daemon` with its folders in a local folder
+# (./ringseed-demo: state/, downloads/, watch/), on built-in defaults except
+# that peers are accepted on 127.0.0.1 only (a free port). Then:
+#   1. generate a sample tree (nested folders, an empty file, about 8 MB of
+#      random data) in downloads/, `ringseed create` a torrent of it straight
+#      into the watch folder: the daemon adds it (the file is renamed
+#      sample.torrent.added), checks the data and seeds it;
+#   2. show it seeding (`ringseed ctl list`);
+#   3. download it with a second ringseed on 127.0.0.2 from the daemon and
+#      compare the copy byte for byte;
+#   4. stop the daemon (SIGTERM), start it again and show that the torrent
+#      resumes seeding without a check (its state is in state/ringseed.db);
+#   5. stop it, or with --keep-running leave it running until Ctrl-C.
 #
-# The tracker: when opentracker is installed, the torrent names one that
-# this script starts on 127.0.0.1 (a free port, the torrent whitelisted) and
-# stops by pid at the end; both ringseeds announce to it. Without it the
-# torrent has no tracker and announces go nowhere. Either way the download
-# is also given the seeder's address with --peer, so it never waits for a
-# tracker's next round.
-#
-# Usage: scripts/demo.sh [--keep]   (--keep leaves the temp dir in place)
+# Usage: scripts/demo.sh [--keep-running] [--dir DIR]
+#   (DIR defaults to ./ringseed-demo; it is emptied first)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-keep=0
-[[ "${1:-}" == "--keep" ]] && keep=1
+keep_running=0
+dir="$PWD/ringseed-demo"
+while (($#)); do
+    case "$1" in
+        --keep-running) keep_running=1 ;;
+        --dir) dir="$(realpath -m "$2")"; shift ;;
+        *) echo "usage: scripts/demo.sh [--keep-running] [--dir DIR]" >&2; exit 2 ;;
+    esac
+    shift
+done
 
 cargo build --release --quiet
 bin="$PWD/target/release/ringseed"
 
-work="$(mktemp -d -t ringseed-demo.XXXXXX)"
-if ((keep == 0)); then
-    trap 'rm -rf "$work"' EXIT
-fi
+rm -rf "$dir"
+mkdir -p "$dir/state" "$dir/downloads" "$dir/watch"
+: > "$dir/ringseed.toml" # built-in defaults (`ringseed config --default` shows them)
 
-tree="$work/sample"
+pid=""
+cleanup() {
+    [[ -n "$pid" ]] && kill "$pid" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+start_daemon() {
+    local log="$1"
+    "$bin" daemon --config "$dir/ringseed.toml" --state-dir "$dir/state" \
+        --download-dir "$dir/downloads" --watch-dir "$dir/watch" \
+        --listen 127.0.0.1:0 --bind-address 127.0.0.1 2> "$log" &
+    pid=$!
+    for _ in $(seq 300); do
+        grep -q "INFO ready in" "$log" && break
+        kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; exit 1; }
+        sleep 0.1
+    done
+    sed 's/^/daemon: /' "$log"
+    port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -1)
+}
+
+ctl() {
+    "$bin" ctl --state-dir "$dir/state" "$@"
+}
+
+wait_seeding() {
+    for _ in $(seq 600); do
+        ctl list --json | python3 -c '
+import json, sys
+t = json.load(sys.stdin)
+sys.exit(0 if t and all(x["state"] == "seeding" for x in t) else 1)' && return 0
+        sleep 0.2
+    done
+    echo "the torrent did not reach seeding" >&2
+    ctl list >&2
+    exit 1
+}
+
+echo "== ringseed daemon (state, downloads and watch folder in $dir)"
+start_daemon "$dir/daemon.log"
+echo
+
+tree="$dir/downloads/sample"
 mkdir -p "$tree/music/album" "$tree/video" "$tree/docs/notes"
 head -c 3000001 /dev/urandom > "$tree/video/clip.bin"
 head -c 1500007 /dev/urandom > "$tree/music/album/01.bin"
 head -c 1200003 /dev/urandom > "$tree/music/album/02.bin"
-head -c 2000011 /dev/urandom > "$tree/docs/manual.bin"
+head -c 2000011 /dev/urandom > "$tree/docs/notes/manual.bin"
 head -c 33333   /dev/urandom > "$tree/docs/notes/todo.txt"
 : > "$tree/docs/notes/empty.txt"
 echo "ringseed demo" > "$tree/README.txt"
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-pids=()
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do
-        kill "$pid" 2>/dev/null || true
-    done
-    ((keep == 1)) || rm -rf "$work"
-}
-trap cleanup EXIT
-
-tracker_args=()
-tracker_port=""
-if command -v opentracker > /dev/null; then
-    tracker_port=$(free_port)
-    tracker_args=(--tracker "http://127.0.0.1:$tracker_port/announce")
-fi
-
-echo "== ringseed create"
-"$bin" create "$tree" -o "$work/sample.torrent" "${tracker_args[@]}" \
-    --comment "ringseed demo" | tee "$work/create.out"
+echo "== ringseed create, straight into the watch folder"
+"$bin" create "$tree" -o "$dir/sample.torrent.part" --comment "ringseed demo"
+mv "$dir/sample.torrent.part" "$dir/watch/sample.torrent"
+wait_seeding
+ls "$dir/watch"
 echo
-
-if [[ -n "$tracker_port" ]]; then
-    echo "== opentracker on 127.0.0.1:$tracker_port"
-    # opentracker started as root drops to an unprivileged user before it
-    # reads its whitelist: the path must be open to everyone (mktemp's
-    # folder is not), and given whole (it leaves its working folder).
-    mkdir -p "$work/tracker"
-    chmod 755 "$work" "$work/tracker"
-    sed -n 's/^info hash: //p' "$work/create.out" > "$work/tracker/whitelist"
-    chmod 644 "$work/tracker/whitelist"
-    if [[ ! -s "$work/tracker/whitelist" ]]; then
-        echo "no info hash in the output of ringseed create" >&2
-        exit 1
-    fi
-    (cd "$work/tracker" && exec opentracker -i 127.0.0.1 -p "$tracker_port" \
-        -P "$tracker_port" -w "$work/tracker/whitelist" > "$work/tracker.log" 2>&1) &
-    pids+=($!)
-    # Ready once it accepts and knows the torrent: an announce is not
-    # refused (a `stopped` one then takes the probe out of the swarm).
-    ready=0
-    for _ in $(seq 100); do
-        if python3 - "$tracker_port" "$(cat "$work/tracker/whitelist")" <<'PY' 2> /dev/null
-import sys, urllib.request
-port, hexhash = sys.argv[1], sys.argv[2].strip()
-q = "".join("%" + hexhash[i:i + 2] for i in range(0, 40, 2))
-url = (f"http://127.0.0.1:{port}/announce?info_hash={q}&peer_id=-DEMO00-000000000000"
-       "&port=1&uploaded=0&downloaded=0&left=0&compact=1&numwant=0")
-body = urllib.request.urlopen(url, timeout=1).read()
-urllib.request.urlopen(url + "&event=stopped", timeout=1).read()
-sys.exit(0 if b"interval" in body and b"not authorized" not in body else 1)
-PY
-        then
-            ready=1
-            break
-        fi
-        sleep 0.1
-    done
-    if ((ready == 0)); then
-        echo "opentracker did not start or load its whitelist:" >&2
-        cat "$work/tracker.log" >&2
-        exit 1
-    fi
-    echo "tracking $(cat "$work/tracker/whitelist")"
-else
-    echo "(opentracker is not installed: the torrent has no tracker;"
-    echo " apt-get install opentracker to see announces)"
-fi
+echo "== ringseed ctl list"
+ctl list
 echo
-echo "== ringseed verify"
-"$bin" verify "$work/sample.torrent" "$work"
-echo
-echo "== ringseed info"
-"$bin" info "$work/sample.torrent"
-echo
-echo "== ringseed seed (127.0.0.1) and ringseed download (127.0.0.2)"
-port=$(free_port)
-"$bin" seed "$work/sample.torrent" --data "$work" --listen "127.0.0.1:$port" \
-    --bind-address 127.0.0.1 2> "$work/seed.log" &
-seeder=$!
-pids+=("$seeder")
-for _ in $(seq 100); do
-    grep -q "listening on" "$work/seed.log" && break
-    sleep 0.1
-done
-sed 's/^/seed: /' "$work/seed.log"
-seen=$(wc -l < "$work/seed.log")
-echo
-timeout 120 "$bin" download "$work/sample.torrent" -o "$work/copy" \
+echo "== ringseed download from the daemon (127.0.0.2)"
+timeout 120 "$bin" download "$dir/watch/sample.torrent.added" -o "$dir/copy" \
     --peer "127.0.0.1:$port" --listen 127.0.0.2:0 --bind-address 127.0.0.2 2>&1 |
     sed 's/^/download: /'
-diff -r "$tree" "$work/copy/sample" && echo "the copy is byte-identical"
-if [[ -n "$tracker_port" ]]; then
-    python3 - "$tracker_port" "$(cat "$work/tracker/whitelist")" <<'PY'
-import re, sys, urllib.request
-port, hexhash = sys.argv[1], sys.argv[2].strip()
-q = "".join("%" + hexhash[i:i + 2] for i in range(0, 40, 2))
-body = urllib.request.urlopen(f"http://127.0.0.1:{port}/scrape?info_hash={q}", timeout=2).read()
-seeds = re.search(rb"8:completei(\d+)e", body)
-print(f"opentracker lists {int(seeds.group(1)) if seeds else 0} seeder(s) of the torrent")
-PY
-fi
+diff -r "$tree" "$dir/copy/sample" && echo "the copy is byte-identical"
 echo
-kill -TERM "$seeder"
-status=0
-wait "$seeder" || status=$?
-# What the seeder logged since (its stop report).
-tail -n +"$((seen + 1))" "$work/seed.log" | sed 's/^/seed: /'
-if ((status == 0)); then
-    echo "seeder stopped cleanly (exit 0)"
+sleep 6 # the daemon saves its numbers every 5 s
+echo "== SIGTERM, then a restart: the torrent resumes without a check"
+kill -TERM "$pid"
+wait "$pid" || { echo "the daemon did not stop cleanly" >&2; exit 1; }
+pid=""
+start_daemon "$dir/daemon2.log"
+wait_seeding
+ctl list
+echo
+if ((keep_running == 1)); then
+    echo "the daemon runs (pid $pid); Ctrl-C stops it"
+    trap 'kill -TERM "$pid"; wait "$pid"; exit 0' INT TERM
+    wait "$pid"
 else
-    echo "seeder exited with status $status" >&2
-    exit 1
-fi
-if ((keep == 1)); then
-    echo
-    echo "kept: $work"
+    kill -TERM "$pid"
+    wait "$pid" && echo "daemon stopped cleanly (exit 0); its folders: $dir"
+    pid=""
 fi

@@ -85,6 +85,7 @@ impl Core {
                     let e = core.entries.get_mut(&h).ok_or(CommandError::UnknownTorrent(h))?;
                     let id = e.id.ok_or_else(|| busy(e))?;
                     e.saved_have = None;
+                    e.check_pending = true;
                     core.session.recheck(id).map_err(engine)?;
                     Ok(true)
                 });
@@ -468,6 +469,8 @@ impl Core {
         let mut entry = Entry::new(rec, Some(m.clone()));
         if matches!(have, Have::Known(_)) {
             entry.saved_have = Some(m.info.pieces.len() as u32);
+        } else {
+            entry.check_pending = true;
         }
         self.entries.insert(hash, entry);
         let run = self.would_run(hash);

@@ -37,6 +37,9 @@ pub struct Entry {
     active_ms: u64,
     /// An error of the core's own (a failed move).
     pub error: Option<String>,
+    /// A check was asked for (at add, at start, a recheck) and its end
+    /// not logged yet.
+    pub check_pending: bool,
 }
 
 impl Entry {
@@ -56,6 +59,7 @@ impl Entry {
             seeding_ms: 0,
             active_ms: 0,
             error: None,
+            check_pending: false,
         }
     }
 
@@ -81,6 +85,15 @@ impl Entry {
         } else {
             self.slow_since = None;
             self.slow = false;
+        }
+        if self.check_pending && !s.state.is_checking() && s.state != TorrentState::Stopping {
+            self.check_pending = false;
+            if s.state == TorrentState::Error {
+                let why = s.error.as_deref().unwrap_or("failed");
+                tracing::warn!("{}: {why}", s.name);
+            } else {
+                tracing::info!("{}", crate::cli::seed::checked_line(&s));
+            }
         }
         self.snap = Some(s);
     }

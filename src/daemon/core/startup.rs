@@ -143,6 +143,7 @@ impl Core {
                 Have::Known(_) => resumed += 1,
                 _ => {
                     checking += 1;
+                    e.check_pending = true;
                     tracing::info!("{}: {why}", e.record.name);
                 }
             }
@@ -214,6 +215,7 @@ impl Core {
         };
         let Some(m) = e.metainfo.clone() else { return };
         let (mode, have, _) = have_for(&e.record, &m);
+        e.check_pending = !matches!(have, Have::Known(_));
         let add = add_request(&e.record, m, mode, have, !run);
         match self.session.add_torrent(add) {
             Ok(id) => {
