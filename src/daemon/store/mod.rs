@@ -37,8 +37,9 @@ use thiserror::Error;
 use super::command::Category;
 use super::record::{FileStamp, Source, TorrentRecord};
 
-pub use schema::SCHEMA_VERSION;
-
+/// The schema this code writes (`PRAGMA user_version`). A database with a
+/// larger number was written by a newer ringseed and is refused.
+pub const SCHEMA_VERSION: i64 = 1;
 /// The database file in the state directory.
 pub const DB_FILE: &str = "ringseed.db";
 /// The file in the state directory a running daemon holds locked.

@@ -25,10 +25,7 @@ use super::super::command::Category;
 use super::super::record::{
     FileStamp, Limit, RateLimits, ShareLimits, Source, TorrentRecord, Wanted,
 };
-
-/// The schema this code writes (`PRAGMA user_version`). A database with a
-/// larger number was written by a newer ringseed and is refused.
-pub const SCHEMA_VERSION: i64 = 1;
+use super::SCHEMA_VERSION;
 
 /// Bytes of one file stamp in the `file_stamps` blob: a flag (1 = the
 /// file existed), the size (u64 LE), the mtime in ns (i64 LE).
@@ -471,9 +468,10 @@ pub fn load_categories(conn: &Connection) -> rusqlite::Result<(Vec<Category>, Ve
     Ok((good, bad))
 }
 
-pub fn load_values(
-    conn: &Connection,
-) -> rusqlite::Result<(std::collections::BTreeMap<String, Vec<u8>>, Vec<BadRow>)> {
+/// The key/value table.
+pub type Values = std::collections::BTreeMap<String, Vec<u8>>;
+
+pub fn load_values(conn: &Connection) -> rusqlite::Result<(Values, Vec<BadRow>)> {
     let mut stmt = conn.prepare("SELECT key, value FROM kv")?;
     let mut rows = stmt.query([])?;
     let mut good = std::collections::BTreeMap::new();
