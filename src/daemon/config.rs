@@ -30,7 +30,7 @@ pub use reload::ReloadPlan;
 /// Where the daemon looks for its file when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/ringseed/ringseed.toml";
 /// Largest configuration file read, in bytes (1 MiB: a file with every key
-/// and a few hundred categories is a few KiB).
+/// and a few hundred categories is tens of KiB).
 pub const CONFIG_BYTES_MAX: usize = 1 << 20;
 /// Longest path accepted, in bytes (Linux's `PATH_MAX`).
 pub const PATH_BYTES_MAX: usize = 4096;
