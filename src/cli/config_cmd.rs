@@ -30,3 +30,30 @@ pub fn run(args: &ConfigArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_accepts_the_default_file_and_names_the_error_of_a_bad_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("good.toml");
+        std::fs::write(&good, default_toml()).unwrap();
+        let args = |check: &std::path::Path| ConfigArgs {
+            default: false,
+            check: Some(check.to_owned()),
+        };
+        assert!(run(&args(&good)).is_ok());
+        let bad = dir.path().join("bad.toml");
+        std::fs::write(&bad, "[queue]\nenabled = \"yes\"\n").unwrap();
+        let e = run(&args(&bad)).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "{}: queue.enabled at line 2: expected true or false, found a string",
+                bad.display()
+            )
+        );
+    }
+}
