@@ -4,15 +4,45 @@
 //! defaults) and again on SIGHUP; command-line overrides are applied by
 //! the caller on top of what this module returns.
 //!
-//! STUB: the parsing, `default_toml()` and `reload_plan()` are written in
-//! the config helper's branch.
+//! `parse` (in `parse`) refuses unknown keys, wrong types and values out of
+//! range, naming the key and its line; `reload` says what a SIGHUP can
+//! apply at run time; `ringseed.toml` is the documented default file. No
+//! IO beyond `DaemonConfig::load` reading the one file.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use ringseed::engine::EngineSettings;
+use ringseed::runtime::session::{available_cpus, LimitsConfig, SessionConfig, SettingsRaw};
+use ringseed::runtime::sockets::BindOptions;
 use ringseed::upload_slots::{SeedChoking, SlotLimit};
 use thiserror::Error;
+
+mod parse;
+mod reload;
+#[cfg(test)]
+mod tests;
+
+pub use reload::ReloadPlan;
+
+/// Where the daemon looks for its file when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/ringseed/ringseed.toml";
+/// Largest configuration file read, in bytes (1 MiB: a file with every key
+/// and a few hundred categories is tens of KiB).
+pub const CONFIG_BYTES_MAX: usize = 1 << 20;
+/// Longest path accepted, in bytes (Linux's `PATH_MAX`).
+pub const PATH_BYTES_MAX: usize = 4096;
+/// Longest `paths.watch_interval_s`, in seconds (an hour).
+pub const WATCH_INTERVAL_S_MAX: u64 = 3600;
+/// Longest `queue.slow_after_s`, in seconds (a day).
+pub const SLOW_AFTER_S_MAX: u64 = 86_400;
+/// Largest `share.ratio_limit` (qBittorrent's bound).
+pub const RATIO_LIMIT_MAX: f64 = 9998.0;
+/// Longest `share.seeding_time_limit`, in minutes (a year, qBittorrent's
+/// bound).
+pub const SEEDING_TIME_LIMIT_MIN_MAX: u64 = 525_600;
 
 /// What to do with a torrent that reached a share limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -181,38 +211,77 @@ pub enum ConfigError {
 }
 
 impl DaemonConfig {
-    /// Reads and checks a file.
+    /// Reads and checks a file (at most `CONFIG_BYTES_MAX` bytes, UTF-8).
     pub fn load(path: &Path) -> Result<DaemonConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let read_error = |source| ConfigError::Read {
             path: path.into(),
             source,
-        })?;
+        };
+        let file = std::fs::File::open(path).map_err(read_error)?;
+        let mut text = String::new();
+        // One byte past the limit tells a file over it from one at it.
+        file.take(CONFIG_BYTES_MAX as u64 + 1)
+            .read_to_string(&mut text)
+            .map_err(read_error)?;
         Self::parse(&text).map_err(|message| ConfigError::Invalid {
             path: path.into(),
             message,
         })
     }
 
-    /// Parses file text; the error says the key and line.
-    pub fn parse(_text: &str) -> Result<DaemonConfig, String> {
-        Ok(DaemonConfig::default())
+    /// Parses file text; the error names the key and its line, e.g.
+    /// `unknown key "upload_ratee" in [limits] at line 12`. The engine
+    /// settings it makes have passed `Settings::check`.
+    pub fn parse(text: &str) -> Result<DaemonConfig, String> {
+        parse::parse(text)
+    }
+
+    /// The engine settings and rate limits of the file, unchecked (as
+    /// `EngineOpts::settings_raw`); the daemon passes them to
+    /// `Settings::check`. Engine settings the file has no key for keep
+    /// their defaults.
+    pub fn settings_raw(&self) -> SettingsRaw {
+        let mut engine = EngineSettings::default();
+        let e = &self.engine;
+        engine.peers_per_torrent_max = e.peers_per_torrent;
+        engine.slots.slots = e.upload_slots;
+        engine.slots.seed_choking = e.seed_choking;
+        engine.slots.optimistic = e.optimistic_slots;
+        engine.slots.round_robin_pieces = e.round_robin_pieces;
+        let l = &self.limits;
+        let limits = LimitsConfig {
+            upload_rate: l.upload_rate,
+            download_rate: l.download_rate,
+            torrent_upload_rate: l.torrent_upload_rate,
+            torrent_download_rate: l.torrent_download_rate,
+            upload_slots: l.global_upload_slots,
+        };
+        SettingsRaw { engine, limits }
+    }
+
+    /// What is fixed for the session's life: shards, listeners, binding
+    /// (as `EngineOpts::session_config`).
+    pub fn session_config(&self) -> SessionConfig {
+        SessionConfig {
+            shards: self.engine.shards.unwrap_or_else(available_cpus),
+            listen: self.network.listen.clone(),
+            bind: BindOptions {
+                interface: self.network.interface.clone(),
+                address: self.network.bind_address,
+            },
+            ..SessionConfig::default()
+        }
     }
 }
 
-/// A documented file with every key at its default.
+/// Compares the running configuration with the one just read: what a
+/// reload applies (log lines) and what waits for the next start.
+pub fn reload_plan(old: &DaemonConfig, new: &DaemonConfig) -> ReloadPlan {
+    reload::plan(old, new)
+}
+
+/// A documented file with every key at its default (keys with no value by
+/// default are commented out, with an example value).
 pub fn default_toml() -> &'static str {
-    ""
-}
-
-/// What a reload changes: lines for the log (`upload_rate: 0 -> 1048576`),
-/// and the keys that only take effect at the next start.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReloadPlan {
-    pub applied: Vec<String>,
-    pub need_restart: Vec<String>,
-}
-
-/// Compares the running configuration with the one just read.
-pub fn reload_plan(_old: &DaemonConfig, _new: &DaemonConfig) -> ReloadPlan {
-    ReloadPlan::default()
+    include_str!("config/ringseed.toml")
 }
