@@ -73,7 +73,10 @@ fn the_queue_runs_only_the_allowed_downloads() {
     let states = |d: &RingDaemon| -> Vec<String> {
         hashes
             .iter()
-            .map(|h| d.torrent(h).map_or("gone".into(), |t| state_of(&t).to_string()))
+            .map(|h| {
+                d.torrent(h)
+                    .map_or("gone".into(), |t| state_of(&t).to_string())
+            })
             .collect()
     };
     let want = ["downloading", "queued", "queued"];
@@ -147,7 +150,9 @@ fn sighup_rereads_the_configuration_and_says_what_changed() {
     d.proc.signal(libc::SIGHUP);
     let line = d
         .proc
-        .wait_line(Duration::from_secs(10), |l| l.contains("SIGHUP: configuration reloaded"))
+        .wait_line(Duration::from_secs(10), |l| {
+            l.contains("SIGHUP: configuration reloaded")
+        })
         .unwrap_or_else(|e| panic!("{e}\n{}", d.proc.describe()));
     assert!(
         line.contains("limits.upload_rate") && line.contains("1048576"),
@@ -158,7 +163,9 @@ fn sighup_rereads_the_configuration_and_says_what_changed() {
     d.proc.signal(libc::SIGHUP);
     let line = d
         .proc
-        .wait_line(Duration::from_secs(10), |l| l.contains("configuration not reloaded"))
+        .wait_line(Duration::from_secs(10), |l| {
+            l.contains("configuration not reloaded")
+        })
         .unwrap_or_else(|e| panic!("{e}\n{}", d.proc.describe()));
     assert!(line.contains("bogus_key"), "{line}");
     assert!(d.proc.poll_exit().is_none(), "{}", d.proc.describe());

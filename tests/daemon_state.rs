@@ -22,7 +22,10 @@ use common::engine::{os, start_ringseed_download};
 const STATE_WAIT: Duration = Duration::from_secs(60);
 
 fn hex_list(v: &[serde_json::Value]) -> Vec<String> {
-    let mut h: Vec<String> = v.iter().map(|t| str_of(t, "info_hash").to_string()).collect();
+    let mut h: Vec<String> = v
+        .iter()
+        .map(|t| str_of(t, "info_hash").to_string())
+        .collect();
     h.sort();
     h
 }
@@ -78,7 +81,12 @@ fn kill9_loses_no_acknowledged_torrent_nor_more_than_10s_of_totals() {
     let ip = Ipv4Addr::new(127, 0, 111, 2);
     let dirs = Dirs::new();
     let mut d = RingDaemon::start("daemon", &dirs, ip, &[]);
-    d.ctl(&["category-create", "tv", "--save-path", &dirs.downloads.to_string_lossy()]);
+    d.ctl(&[
+        "category-create",
+        "tv",
+        "--save-path",
+        &dirs.downloads.to_string_lossy(),
+    ]);
     // One torrent a leecher downloads, to have an upload total.
     let (bytes, shared) = small_torrent(&dirs.downloads, "shared.bin", 3_000_000, 7);
     let shared_file = dirs.path("shared.torrent");
@@ -234,7 +242,14 @@ fn a_file_changed_behind_the_daemons_back_gets_only_its_pieces_checked() {
     let dirs = Dirs::new();
     let mut hashes = Vec::new();
     for (i, name) in ["a.bin", "b.bin", "c.bin"].iter().enumerate() {
-        let (b, h) = small_torrent_with(&dirs.downloads, name, 256 * 1024, 50 + i as u64, 32 * 1024, &[]);
+        let (b, h) = small_torrent_with(
+            &dirs.downloads,
+            name,
+            256 * 1024,
+            50 + i as u64,
+            32 * 1024,
+            &[],
+        );
         std::fs::write(dirs.watch.join(format!("{name}.torrent")), b).unwrap();
         hashes.push(h);
     }
@@ -252,7 +267,12 @@ fn a_file_changed_behind_the_daemons_back_gets_only_its_pieces_checked() {
     });
     std::thread::sleep(Duration::from_millis(500));
     let read = reads.take();
-    assert_eq!(read, ["b.bin"], "only b.bin may be read\n{}", d.proc.describe());
+    assert_eq!(
+        read,
+        ["b.bin"],
+        "only b.bin may be read\n{}",
+        d.proc.describe()
+    );
     assert!(
         (u64_of(&b, "pieces_have"), u64_of(&b, "pieces")) == (7, 8),
         "b.bin should have lost exactly its damaged piece: {b}"
@@ -262,7 +282,9 @@ fn a_file_changed_behind_the_daemons_back_gets_only_its_pieces_checked() {
         assert_eq!(state_of(&t), "seeding", "{t}");
     }
     assert!(
-        d.proc.stderr().contains("1 file(s) changed since the last save: checking their 8 pieces"),
+        d.proc
+            .stderr()
+            .contains("1 file(s) changed since the last save: checking their 8 pieces"),
         "{}",
         d.proc.describe()
     );

@@ -156,8 +156,8 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
     }
     let (cmd_tx, cmd_rx) = bounded(COMMAND_QUEUE_MAX);
     let mut core = Core::start(setup, cmd_rx)?;
-    let ctl = CtlServer::start(&state_dir.join(SOCKET_FILE), cmd_tx)
-        .context("the control socket")?;
+    let ctl =
+        CtlServer::start(&state_dir.join(SOCKET_FILE), cmd_tx).context("the control socket")?;
     tracing::info!(
         "state {}, downloads {}{}",
         state_dir.display(),

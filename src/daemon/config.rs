@@ -180,8 +180,8 @@ impl Default for DaemonConfig {
             queue: QueueConfig {
                 enabled: true,
                 max_active_downloads: Some(3),
-                max_active_uploads: Some(3),
-                max_active_torrents: Some(5),
+                max_active_uploads: None,
+                max_active_torrents: None,
                 ignore_slow: true,
                 slow_download_rate: 2048,
                 slow_upload_rate: 2048,

@@ -137,7 +137,10 @@ impl RingDaemon {
         let out = self.ctl(&["list", "--json"]);
         match serde_json::from_str::<serde_json::Value>(&out.stdout) {
             Ok(serde_json::Value::Array(v)) => v,
-            other => panic!("ctl list --json printed no array ({other:?}):\n{}", out.stdout),
+            other => panic!(
+                "ctl list --json printed no array ({other:?}):\n{}",
+                out.stdout
+            ),
         }
     }
 

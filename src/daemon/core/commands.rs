@@ -14,9 +14,9 @@ use ringseed::runtime::session::{Have, Mode, SessionError, TorrentLimits};
 use ringseed::InfoHash;
 
 use super::entry::Entry;
+use super::shim::EngineShim;
 use super::startup::{add_request, all_pieces};
 use super::watch::{self, ADDED_SUFFIX, INVALID_SUFFIX};
-use super::shim::EngineShim;
 use super::{resume, unix_now, Core};
 use crate::daemon::command::{
     AddRequest, Category, Command, CommandError, Reply, Selector, TorrentView,
@@ -82,7 +82,10 @@ impl Core {
             }
             Command::Recheck { which, reply } => {
                 let r = self.each(&which, |core, h| {
-                    let e = core.entries.get_mut(&h).ok_or(CommandError::UnknownTorrent(h))?;
+                    let e = core
+                        .entries
+                        .get_mut(&h)
+                        .ok_or(CommandError::UnknownTorrent(h))?;
                     let id = e.id.ok_or_else(|| busy(e))?;
                     e.saved_have = None;
                     e.check_pending = true;
@@ -93,7 +96,10 @@ impl Core {
             }
             Command::Reannounce { which, reply } => {
                 let r = self.each(&which, |core, h| {
-                    let e = core.entries.get(&h).ok_or(CommandError::UnknownTorrent(h))?;
+                    let e = core
+                        .entries
+                        .get(&h)
+                        .ok_or(CommandError::UnknownTorrent(h))?;
                     let id = e.id.ok_or_else(|| busy(e))?;
                     core.session.reannounce(id).map_err(engine)?;
                     Ok(true)
@@ -304,8 +310,15 @@ impl Core {
     }
 
     /// Removes a torrent (and its data when asked).
-    pub(super) fn remove_one(&mut self, h: InfoHash, delete_files: bool) -> Result<bool, CommandError> {
-        let e = self.entries.get(&h).ok_or(CommandError::UnknownTorrent(h))?;
+    pub(super) fn remove_one(
+        &mut self,
+        h: InfoHash,
+        delete_files: bool,
+    ) -> Result<bool, CommandError> {
+        let e = self
+            .entries
+            .get(&h)
+            .ok_or(CommandError::UnknownTorrent(h))?;
         if e.moving {
             return Err(CommandError::Invalid(format!(
                 "{} is being moved: remove it once the move ended",
@@ -333,7 +346,10 @@ impl Core {
     /// Records the move, takes the torrent out of the session, and moves
     /// its files on a thread.
     fn start_move(&mut self, h: InfoHash, dir: std::path::PathBuf) -> Result<bool, CommandError> {
-        let e = self.entries.get(&h).ok_or(CommandError::UnknownTorrent(h))?;
+        let e = self
+            .entries
+            .get(&h)
+            .ok_or(CommandError::UnknownTorrent(h))?;
         if e.moving {
             return Err(CommandError::Invalid(format!(
                 "{} is already being moved",
@@ -370,7 +386,11 @@ impl Core {
             e.moving = true;
             e.error = None;
         }
-        tracing::info!("{name}: moving from {} to {}", from.display(), dir.display());
+        tracing::info!(
+            "{name}: moving from {} to {}",
+            from.display(),
+            dir.display()
+        );
         self.spawn_move(h, from, dir);
         Ok(true)
     }
@@ -457,7 +477,11 @@ impl Core {
             rec.added_at = rec.added_at.max(last);
         }
         let mut have = Have::Check;
-        if add.skip_check && files_on_disk(&m, &rec.save_path).iter().all(|f| f.size_ok()) {
+        if add.skip_check
+            && files_on_disk(&m, &rec.save_path)
+                .iter()
+                .all(|f| f.size_ok())
+        {
             if let Some(all) = all_pieces(&m) {
                 rec.pieces = Some(all.as_bytes().to_vec());
                 rec.file_stamps = stamps(&m, &rec.save_path);

@@ -21,7 +21,7 @@ mod entry;
 mod shim;
 mod startup;
 
-use self::shim::{ConfigShim, EngineShim};
+use self::shim::EngineShim;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -158,7 +158,11 @@ impl Core {
     pub fn announce_ready(&mut self) {
         session_run::log_listening(&self.session);
         self.refresh(Instant::now());
-        let snaps: Vec<_> = self.entries.values().filter_map(|e| e.snap.clone()).collect();
+        let snaps: Vec<_> = self
+            .entries
+            .values()
+            .filter_map(|e| e.snap.clone())
+            .collect();
         let line = session_run::status_line(&snaps);
         tracing::info!(
             "ready in {} ms: {}",
@@ -330,28 +334,26 @@ impl Core {
         let mut marks = Vec::new();
         for e in self.entries.values_mut() {
             let pieces = match (e.id, &e.snap) {
-                (Some(id), Some(s)) if e.pieces_changed() => {
-                    match self.session.pieces(id) {
-                        Ok(bits) => {
-                            let m = e.metainfo.as_ref();
-                            let files = m.map_or_else(Vec::new, |m| {
-                                disk_files(m, &e.record.save_path)
-                                    .into_iter()
-                                    .map(|f| f.path)
-                                    .collect()
-                            });
-                            marks.push((e.record.info_hash, s.pieces_have, bits.as_bytes().to_vec()));
-                            Some(PiecesUpdate {
-                                bits: bits.as_bytes().to_vec(),
-                                files,
-                            })
-                        }
-                        Err(err) => {
-                            tracing::debug!("{}: no pieces: {err}", e.record.name);
-                            None
-                        }
+                (Some(id), Some(s)) if e.pieces_changed() => match self.session.pieces(id) {
+                    Ok(bits) => {
+                        let m = e.metainfo.as_ref();
+                        let files = m.map_or_else(Vec::new, |m| {
+                            disk_files(m, &e.record.save_path)
+                                .into_iter()
+                                .map(|f| f.path)
+                                .collect()
+                        });
+                        marks.push((e.record.info_hash, s.pieces_have, bits.as_bytes().to_vec()));
+                        Some(PiecesUpdate {
+                            bits: bits.as_bytes().to_vec(),
+                            files,
+                        })
                     }
-                }
+                    Err(err) => {
+                        tracing::debug!("{}: no pieces: {err}", e.record.name);
+                        None
+                    }
+                },
                 _ => None,
             };
             if !all && !e.dirty && pieces.is_none() {
@@ -383,14 +385,20 @@ impl Core {
                 }
             }
             Err(StoreError::Full(n)) => {
-                tracing::warn!("state database behind ({n} saves waiting): saving at the next round")
+                tracing::warn!(
+                    "state database behind ({n} saves waiting): saving at the next round"
+                )
             }
             Err(e) => tracing::warn!("cannot save state: {e}"),
         }
     }
 
     fn log_status(&self) {
-        let snaps: Vec<_> = self.entries.values().filter_map(|e| e.snap.clone()).collect();
+        let snaps: Vec<_> = self
+            .entries
+            .values()
+            .filter_map(|e| e.snap.clone())
+            .collect();
         let line = session_run::status_line(&snaps);
         tracing::info!("{line}");
         if let Some(n) = &self.notifier {
@@ -549,4 +557,3 @@ impl Core {
         }
     }
 }
-

@@ -144,7 +144,13 @@ mod tests {
 
     #[test]
     fn places_go_in_queue_order_per_kind_and_in_total() {
-        let items = [item(false), item(false), item(true), item(false), item(true)];
+        let items = [
+            item(false),
+            item(false),
+            item(true),
+            item(false),
+            item(true),
+        ];
         assert_eq!(
             queue_plan(&items, &cfg(Some(2), Some(1), None)),
             [true, true, true, false, false]
@@ -189,7 +195,13 @@ mod tests {
         assert_eq!(ratio(&f(2000, 0)), 2.0);
         assert_eq!(ratio(&f(2000, 5)), 2.0);
         assert_eq!(ratio(&f(2000, 500)), 4.0);
-        assert_eq!(ratio(&ShareFacts { total_length: 0, ..f(5, 0) }), 0.0);
+        assert_eq!(
+            ratio(&ShareFacts {
+                total_length: 0,
+                ..f(5, 0)
+            }),
+            0.0
+        );
     }
 
     #[test]
@@ -205,8 +217,7 @@ mod tests {
             ..ShareConfig::default()
         };
         let own = ShareLimits::default();
-        assert!(share_limit_reached(&f, &own, &global)
-            .is_some_and(|s| s.starts_with("ratio 3.00")));
+        assert!(share_limit_reached(&f, &own, &global).is_some_and(|s| s.starts_with("ratio 3.00")));
         let unlimited = ShareLimits {
             ratio: Limit::Unlimited,
             ..ShareLimits::default()
@@ -223,9 +234,6 @@ mod tests {
         };
         assert!(share_limit_reached(&f, &time, &global)
             .is_some_and(|s| s.starts_with("seeding time 120 min")));
-        assert_eq!(
-            share_limit_reached(&f, &own, &ShareConfig::default()),
-            None
-        );
+        assert_eq!(share_limit_reached(&f, &own, &ShareConfig::default()), None);
     }
 }

@@ -28,21 +28,3 @@ impl EngineShim for Session {
 pub fn partial(_known: Bitfield, _check: Bitfield) -> Have {
     Have::Check
 }
-
-pub trait ConfigShim {
-    fn settings_raw(&self) -> ringseed::runtime::session::SettingsRaw;
-    fn session_config(&self) -> ringseed::runtime::session::SessionConfig;
-}
-
-impl ConfigShim for crate::daemon::config::DaemonConfig {
-    fn settings_raw(&self) -> ringseed::runtime::session::SettingsRaw {
-        Default::default()
-    }
-    fn session_config(&self) -> ringseed::runtime::session::SessionConfig {
-        ringseed::runtime::session::SessionConfig {
-            listen: self.network.listen.clone(),
-            shards: self.engine.shards.unwrap_or(2),
-            ..Default::default()
-        }
-    }
-}

@@ -16,7 +16,6 @@ use ringseed::torrent::Bitfield;
 use ringseed::InfoHash;
 
 use super::entry::Entry;
-use super::shim::ConfigShim;
 use super::resume::{self, Resume};
 use super::{policy, Core, CoreSetup, ADDS_IN_FLIGHT_MAX, MOVES_MAX, SAVE_INTERVAL};
 use crate::daemon::command::{Command, COMMAND_QUEUE_MAX};

@@ -60,8 +60,8 @@ pub fn scan(dir: &Path, bytes_max: u64, now: SystemTime) -> std::io::Result<Vec<
             .is_some_and(|age| age >= SETTLE);
         let mut bytes = Vec::new();
         if md.len() <= bytes_max {
-            let read = fs::File::open(&path)
-                .and_then(|f| f.take(bytes_max + 1).read_to_end(&mut bytes));
+            let read =
+                fs::File::open(&path).and_then(|f| f.take(bytes_max + 1).read_to_end(&mut bytes));
             if read.is_err() {
                 continue;
             }
