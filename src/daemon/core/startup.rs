@@ -52,6 +52,7 @@ impl Core {
     /// Opens the store, starts the session, adds every recorded torrent.
     pub fn start(setup: CoreSetup, commands: crossbeam_channel::Receiver<Command>) -> Result<Core> {
         let t0 = Instant::now();
+        crate::cli::session_run::mark_started(t0);
         let settings = Settings::check(setup.config.settings_raw()).context("the configuration")?;
         let loaded = Store::open(&setup.state_dir)?;
         let session = Session::start(setup.config.session_config(), settings)?;
