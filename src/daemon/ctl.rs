@@ -1,2 +1,0 @@
-//! The local control socket (`STATE_DIR/control.sock`). STUB: written in
-//! the ctl helper's branch.
