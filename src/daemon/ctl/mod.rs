@@ -23,6 +23,8 @@ use ringseed::limits::TORRENT_FILE_BYTES_MAX;
 
 pub use client::{ClientError, CtlClient};
 pub use protocol::{Hashes, Request};
+// The daemon loop (`cli::daemon`) starts the server.
+#[allow(unused_imports)]
 pub use server::{CtlError, CtlServer};
 
 /// The control socket's file name in the state directory.
