@@ -562,8 +562,8 @@ fn rate_limit(field: &str, v: Option<i64>) -> Result<Option<u64>, String> {
 fn share_limits(ratio: Option<f64>, minutes: Option<i64>) -> Result<ShareLimits, String> {
     let ratio = match ratio {
         None => Limit::Global,
-        Some(r) if r == -2.0 => Limit::Global,
-        Some(r) if r == -1.0 => Limit::Unlimited,
+        Some(-2.0) => Limit::Global,
+        Some(-1.0) => Limit::Unlimited,
         Some(r) if r.is_finite() && r >= 0.0 => Limit::Value(r),
         Some(r) => {
             return Err(format!(
