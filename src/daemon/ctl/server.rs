@@ -369,6 +369,7 @@ pub(super) fn handle(line: &[u8], commands: &Sender<Command>, stop_rx: &Receiver
         Err(e) => return json!({ "error": format!("bad request: {e}") }),
     };
     let name = req.name();
+    tracing::debug!(cmd = name, "control request");
     let timeout = match req {
         Request::Move { .. } | Request::Remove { .. } => CTL_REPLY_TIMEOUT_LONG,
         _ => CTL_REPLY_TIMEOUT,

@@ -396,6 +396,12 @@ fn bad_requests_are_refused_and_named() {
     assert!(e.contains("no torrent named"), "{e}");
     let e = refused(&f, r#"{"cmd":"explode"}"#);
     assert!(e.starts_with("bad request") && e.contains("explode"), "{e}");
+    // A misspelt option is refused, not ignored.
+    let e = refused(&f, r#"{"cmd":"remove","hashes":"all","delete_file":true}"#);
+    assert!(
+        e.starts_with("bad request") && e.contains("delete_file"),
+        "{e}"
+    );
     let e = refused(&f, "not json");
     assert!(e.starts_with("bad request"), "{e}");
     let e = refused(&f, r#"{"cmd":"set_category_def","name":""}"#);
