@@ -16,7 +16,7 @@ use ringseed::runtime::signals;
 use crate::daemon::command::COMMAND_QUEUE_MAX;
 use crate::daemon::config::DaemonConfig;
 use crate::daemon::core::{Core, CoreSetup};
-use crate::daemon::ctl::{CtlServer, SOCKET_FILE};
+use crate::daemon::ctl::{default_state_dir, CtlServer, SOCKET_FILE};
 use crate::daemon::notify::Notifier;
 
 /// The configuration file read when `--config` is not given, if present.
@@ -101,19 +101,6 @@ impl DaemonArgs {
         }
         Ok(c)
     }
-}
-
-/// `$STATE_DIRECTORY` (systemd's `StateDirectory=`; the first of a
-/// colon-separated list), else `~/.local/state/ringseed`.
-pub fn default_state_dir() -> Option<PathBuf> {
-    if let Some(s) = std::env::var_os("STATE_DIRECTORY") {
-        let s = s.to_string_lossy().into_owned();
-        if let Some(first) = s.split(':').find(|p| !p.is_empty()) {
-            return Some(PathBuf::from(first));
-        }
-    }
-    let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
-    Some(Path::new(&home).join(".local/state/ringseed"))
 }
 
 fn default_download_dir(state_dir: &Path) -> PathBuf {
