@@ -24,7 +24,7 @@ const STATE_WAIT: Duration = Duration::from_secs(60);
 fn hex_list(v: &[serde_json::Value]) -> Vec<String> {
     let mut h: Vec<String> = v
         .iter()
-        .map(|t| str_of(t, "info_hash").to_string())
+        .map(|t| str_of(t, "hash").to_string())
         .collect();
     h.sort();
     h
@@ -181,7 +181,7 @@ fn kill9_loses_no_acknowledged_torrent_nor_more_than_10s_of_totals() {
         u64_of(&t, "uploaded")
     );
     for h in &acked {
-        let t = all.iter().find(|t| str_of(t, "info_hash") == h).unwrap();
+        let t = all.iter().find(|t| str_of(t, "hash") == h).unwrap();
         assert_eq!(t["tags"], serde_json::json!(["bulk"]), "{t}");
     }
 }
@@ -274,7 +274,7 @@ fn a_file_changed_behind_the_daemons_back_gets_only_its_pieces_checked() {
         d.proc.describe()
     );
     assert!(
-        (u64_of(&b, "pieces_have"), u64_of(&b, "pieces")) == (7, 8),
+        (u64_of(&b, "pieces_have"), u64_of(&b, "piece_count")) == (7, 8),
         "b.bin should have lost exactly its damaged piece: {b}"
     );
     for h in [&hashes[0], &hashes[2]] {

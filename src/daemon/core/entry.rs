@@ -199,6 +199,11 @@ impl Entry {
             record,
             state: self.state_name().to_string(),
             progress: s.map_or(0.0, TorrentSnapshot::progress),
+            pieces_have: s.map_or(0, |s| s.pieces_have),
+            piece_count: self
+                .metainfo
+                .as_ref()
+                .map_or(0, |m| m.info.pieces.len() as u32),
             total_length: total,
             bytes_left: s.map_or(total, |s| s.bytes_left),
             rate_up: s.map_or(0, |s| s.rate_up),

@@ -204,6 +204,9 @@ pub struct TorrentInfo {
     pub state: String,
     /// 0.0 to 1.0.
     pub progress: f64,
+    /// Pieces verified on disk now, of `piece_count`.
+    pub pieces_have: u32,
+    pub piece_count: u32,
     pub total_length: u64,
     pub bytes_left: u64,
     /// Bytes per second.
@@ -290,21 +293,19 @@ impl TorrentInfo {
             Source::Torrent(_) => ("torrent", None),
             Source::Magnet(uri) => ("magnet", Some(uri.clone())),
         };
-        let basis = if r.downloaded > 0 {
-            r.downloaded
-        } else {
-            v.total_length
-        };
-        let ratio = if basis > 0 {
-            r.uploaded as f64 / basis as f64
-        } else {
-            0.0
-        };
+        let ratio = crate::daemon::core::policy::ratio(&crate::daemon::core::policy::ShareFacts {
+            uploaded: r.uploaded,
+            downloaded: r.downloaded,
+            total_length: v.total_length,
+            seeding_time_s: r.seeding_time_s,
+        });
         TorrentInfo {
             hash: r.info_hash.to_hex(),
             name: r.name.clone(),
             state: v.state.clone(),
             progress: v.progress,
+            pieces_have: v.pieces_have,
+            piece_count: v.piece_count,
             total_length: v.total_length,
             bytes_left: v.bytes_left,
             rate_up: v.rate_up,

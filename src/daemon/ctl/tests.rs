@@ -445,6 +445,8 @@ fn list_and_categories_answer_every_field() {
         record,
         state: "seeding".into(),
         progress: 1.0,
+        pieces_have: 2,
+        piece_count: 2,
         total_length: 400,
         bytes_left: 0,
         rate_up: 12,
