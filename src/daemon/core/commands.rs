@@ -491,6 +491,8 @@ impl Core {
         }
         self.store.put(&rec).map_err(store)?;
         let mut entry = Entry::new(rec, Some(m.clone()));
+        entry.seq = self.next_seq;
+        self.next_seq += 1;
         if matches!(have, Have::Known(_)) {
             entry.saved_have = Some(m.info.pieces.len() as u32);
         } else {

@@ -40,6 +40,9 @@ pub struct Entry {
     /// A check was asked for (at add, at start, a recheck) and its end
     /// not logged yet.
     pub check_pending: bool,
+    /// Place in the queue: the order torrents were added in (loaded ones
+    /// first, by their added time).
+    pub seq: u64,
 }
 
 impl Entry {
@@ -60,6 +63,7 @@ impl Entry {
             active_ms: 0,
             error: None,
             check_pending: false,
+            seq: 0,
         }
     }
 

@@ -98,6 +98,8 @@ pub struct Core {
     next_watchdog: Option<Instant>,
     last_turns: Vec<u64>,
     started: Instant,
+    /// The next [`Entry::seq`].
+    next_seq: u64,
 }
 
 /// Unix seconds now.
@@ -237,13 +239,13 @@ impl Core {
 
     /// The queue order: added first, first served.
     fn queue_order(&self) -> Vec<InfoHash> {
-        let mut order: Vec<(i64, InfoHash)> = self
+        let mut order: Vec<(i64, u64, InfoHash)> = self
             .entries
             .values()
-            .map(|e| (e.record.added_at, e.record.info_hash))
+            .map(|e| (e.record.added_at, e.seq, e.record.info_hash))
             .collect();
         order.sort();
-        order.into_iter().map(|(_, h)| h).collect()
+        order.into_iter().map(|(_, _, h)| h).collect()
     }
 
     /// Starts and pauses torrents as the queue says.

@@ -85,6 +85,7 @@ impl Core {
             next_watchdog: Some(now),
             last_turns: Vec::new(),
             started: t0,
+            next_seq: 0,
         };
         core.next_status = core.status_every().map(|e| now + e);
         let _ = COMMAND_QUEUE_MAX;
@@ -106,6 +107,12 @@ impl Core {
             core.entries
                 .insert(rec.info_hash, Entry::new(rec, metainfo));
         }
+        for (seq, hash) in core.queue_order().into_iter().enumerate() {
+            if let Some(e) = core.entries.get_mut(&hash) {
+                e.seq = seq as u64;
+            }
+        }
+        core.next_seq = core.entries.len() as u64;
         core.add_all();
         Ok(core)
     }
