@@ -146,7 +146,7 @@ impl Core {
         }
         tracing::info!("stopping: saving state, stopped announces, closing peers and files");
         if let Some(n) = &self.notifier {
-            n.stopping();
+            n.stopping_status("stopping: saving state, stopped announces");
         }
         self.shutdown();
         match failed {
@@ -429,13 +429,22 @@ impl Core {
         let every = self
             .notifier
             .as_ref()
-            .and_then(Notifier::watchdog_interval)
-            .map(|i| i / 2);
+            .and_then(Notifier::watchdog_ping_interval);
         self.next_watchdog = every.map(|e| Instant::now() + e);
     }
 
     /// SIGHUP: reads the file again and applies what can change now.
     fn reload_config(&mut self) {
+        if let Some(n) = &self.notifier {
+            n.reloading("reloading the configuration");
+        }
+        self.reload_config_inner();
+        if let Some(n) = &self.notifier {
+            n.ready_again("configuration reloaded");
+        }
+    }
+
+    fn reload_config_inner(&mut self) {
         let new = match (self.reload)() {
             Ok(c) => c,
             Err(e) => {
