@@ -131,7 +131,12 @@ fn kill9_loses_no_acknowledged_torrent_nor_more_than_10s_of_totals() {
     }
     let listed = d.torrent(&shared).unwrap();
     let uploaded_before = u64_of(&listed, "uploaded");
-    assert!(uploaded_before >= 3_000_000, "{listed}");
+    assert!(
+        uploaded_before >= 3_000_000,
+        "{listed}\n{}\n{}",
+        leech.describe(),
+        d.proc.describe()
+    );
     // Saved within the next save interval (5 s) at the latest.
     std::thread::sleep(Duration::from_secs(7));
     let state = d.state.clone();

@@ -55,6 +55,8 @@ impl Core {
                 answer(&reply, r);
             }
             Command::List { reply } => {
+                // Numbers as of now, not of the last policy tick.
+                self.refresh(std::time::Instant::now());
                 let mut v: Vec<TorrentView> = self.entries.values().map(Entry::view).collect();
                 v.sort_by_key(|t| (t.record.added_at, t.record.info_hash));
                 answer(&reply, Ok(v));

@@ -208,7 +208,7 @@ impl Core {
 
     /// Reads every torrent's snapshot into its entry, and counts seeding
     /// and active time.
-    fn refresh(&mut self, now: Instant) {
+    pub(super) fn refresh(&mut self, now: Instant) {
         let snaps = match self.session.snapshot() {
             Ok(s) => s,
             Err(e) => {
