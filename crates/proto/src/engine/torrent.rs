@@ -1356,6 +1356,18 @@ impl Torrent {
         }
     }
 
+    /// Announces now ("force reannounce"), unless one is in flight (it is
+    /// not doubled), the torrent has no trackers, or it is stopping. The
+    /// request comes out as [`Output::Announce`]; returns whether one did.
+    pub fn reannounce(&mut self, now: Duration) -> bool {
+        if self.stopping || !self.announce.reannounce(now) {
+            return false;
+        }
+        let before = self.outputs.len();
+        self.announce_if_due(now);
+        self.outputs.len() > before
+    }
+
     /// The last tracker failure, until a tracker answers again.
     pub fn tracker_error(&self) -> Option<&str> {
         self.announce.last_error()
