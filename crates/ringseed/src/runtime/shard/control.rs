@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::torrents::{Entry, Next, Phase, Running, WAITING_PEERS_MAX};
 use super::Shard;
 use crate::engine::{PeerSource, Torrent, TorrentSetup};
-use crate::runtime::checker::{CheckJob, CheckOutcome, CheckProgress};
+use crate::runtime::checker::{CheckJob, CheckOutcome, CheckProgress, PartialCheck};
 use crate::runtime::disk::disk_files;
 use crate::runtime::session::control::{answer, Control, ControlError, Removed, ShardAdd};
 use crate::runtime::session::types::{Event, Have, Mode, TorrentId, TorrentLimits};
@@ -65,6 +65,16 @@ impl Shard {
                 answer(&reply, Ok(()));
             }
             Control::AddPeers { id, peers, reply } => answer(&reply, self.add_peers(id, &peers)),
+            Control::Pieces { id, reply } => {
+                let r = self
+                    .torrents
+                    .get(id)
+                    .map(|e| e.pieces().clone())
+                    .ok_or(ControlError::UnknownTorrent(id));
+                answer(&reply, r);
+            }
+            Control::PiecesVersions { reply } => answer(&reply, Ok(self.pieces_versions())),
+            Control::Reannounce { id, reply } => answer(&reply, self.reannounce(id)),
             Control::Snapshot { id, reply } => {
                 let r = match id {
                     Some(id) => self
@@ -99,6 +109,18 @@ impl Shard {
             | Control::SetLimits { reply, .. }
             | Control::ApplySettings { reply, .. } => answer(&reply, Err(no)),
             Control::AddPeers { reply, .. } => answer(&reply, Err(no)),
+            Control::Reannounce { reply, .. } => answer(&reply, Err(no)),
+            // The pieces are still true while stopping (the daemon saves
+            // them last).
+            Control::Pieces { id, reply } => {
+                let r = self
+                    .torrents
+                    .get(id)
+                    .map(|e| e.pieces().clone())
+                    .ok_or(ControlError::UnknownTorrent(id));
+                answer(&reply, r);
+            }
+            Control::PiecesVersions { reply } => answer(&reply, Ok(self.pieces_versions())),
             Control::Snapshot { id, reply } => {
                 let all = self.torrents.iter().map(|(_, e)| e.snapshot());
                 answer(
@@ -128,14 +150,28 @@ impl Shard {
         } = add;
         let pieces = metainfo.info.pieces.len();
         let bad = |reason: String| ControlError::BadId { id, reason };
+        let wrong = |b: &crate::torrent::Bitfield, what: &str| {
+            bad(format!("{} {what}-bits for {pieces} pieces", b.len()))
+        };
+        let mut partial = None;
         let known = match have {
             Have::Known(b) if b.len() == pieces => Some(b),
-            Have::Known(b) => {
-                return Err(bad(format!("{} have-bits for {pieces} pieces", b.len())));
-            }
+            Have::Known(b) => return Err(wrong(&b, "have")),
             Have::Check => None,
+            Have::Partial { known, .. } if known.len() != pieces => {
+                return Err(wrong(&known, "known"))
+            }
+            Have::Partial { check, .. } if check.len() != pieces => {
+                return Err(wrong(&check, "check"))
+            }
+            Have::Partial { known, check } => {
+                partial = Some(PartialCheck { known, check });
+                None
+            }
         };
         let empty = crate::torrent::Bitfield::new(pieces).map_err(|e| bad(e.to_string()))?;
+        // While checked, the pieces of a partial check are the trusted ones.
+        let before_check = partial.as_ref().map(PartialCheck::trusted);
         let mut waiting_peers = peers;
         waiting_peers.truncate(WAITING_PEERS_MAX);
         let entry = Entry {
@@ -149,7 +185,7 @@ impl Shard {
             phase: Phase::Paused,
             run: None,
             storage,
-            have: known.clone().unwrap_or(empty),
+            have: known.clone().or(before_check).unwrap_or(empty),
             paused,
             limits,
             waiting_peers,
@@ -159,13 +195,16 @@ impl Shard {
             downloaded_here: 0,
             hash_failures_here: 0,
             io_ops: 0,
+            checks_done: 0,
             check: None,
             error: None,
         };
         self.torrents
             .insert(entry)
             .map_err(|e| bad(e.to_string()))?;
-        if known.is_none() || self.torrents.get(id).is_some_and(|e| e.storage.is_none()) {
+        if partial.is_some() {
+            self.submit_check_with(id, partial);
+        } else if known.is_none() || self.torrents.get(id).is_some_and(|e| e.storage.is_none()) {
             self.submit_check(id);
         } else if !paused {
             self.start(id);
@@ -175,6 +214,12 @@ impl Shard {
 
     /// Queues a data check of `id` (the torrent is `Checking` meanwhile).
     fn submit_check(&mut self, id: TorrentId) {
+        self.submit_check_with(id, None);
+    }
+
+    /// [`Shard::submit_check`] that, with `partial`, hashes only the pieces
+    /// it names (the first check of a torrent added with `Have::Partial`).
+    fn submit_check_with(&mut self, id: TorrentId, partial: Option<PartialCheck>) {
         let Some(route) = self.routes.get(self.index).map(|r| r.control.clone()) else {
             return;
         };
@@ -196,6 +241,7 @@ impl Shard {
                 .is_none_or(|s| !s.missing_files().is_empty())
                 .then_some(e.mode),
             progress,
+            partial,
             reply: route,
         };
         if self.checker.submit(job).is_err() {
@@ -220,6 +266,7 @@ impl Shard {
         match outcome.result {
             Ok(checked) => {
                 e.have = checked.have;
+                e.checks_done = e.checks_done.wrapping_add(1);
                 if checked.storage.is_some() {
                     e.storage = checked.storage;
                 }
@@ -394,6 +441,26 @@ impl Shard {
                 let _ = t.apply_settings(engine);
             }
         }
+    }
+
+    fn pieces_versions(&self) -> Vec<(TorrentId, u64)> {
+        self.torrents
+            .iter()
+            .map(|(id, e)| (id, e.pieces_version()))
+            .collect()
+    }
+
+    /// Announces now if the torrent runs and has no announce in flight; a
+    /// paused, checking or tracker-less torrent does nothing.
+    fn reannounce(&mut self, id: TorrentId) -> Result<(), ControlError> {
+        let now = self.now;
+        let e = self.entry(id)?;
+        if let (Phase::Active, Some(r)) = (&e.phase, e.run.as_mut()) {
+            if r.torrent.reannounce(now) {
+                self.pump(id);
+            }
+        }
+        Ok(())
     }
 
     fn add_peers(

@@ -178,6 +178,8 @@ pub struct ShardSpec {
     /// Where the shards report demand for the global budgets (one board
     /// shared by all shards).
     pub board: QuotaBoard,
+    /// Bumped once per loop turn (the session's watchdog reads it).
+    pub turns: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// What an op was for; kept in the op's slot of the event loop.
@@ -267,6 +269,8 @@ pub(crate) struct Shard {
     scratch: Vec<u8>,
     /// Counts of torrents already gone, for the stop report.
     gone: StopReport,
+    /// Loop turns (see `ShardSpec::turns`).
+    turns: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Runs a shard until it is stopped; returns what it moved. Call on the
@@ -356,6 +360,7 @@ impl Shard {
             log: PeerLog::new(spec.index, now),
             scratch: Vec::new(),
             gone: StopReport::default(),
+            turns: spec.turns,
         })
     }
 
@@ -400,6 +405,8 @@ impl Shard {
             .saturating_sub(self.now)
             .clamp(Duration::from_millis(1), WAIT_MAX);
         self.ev.submit_and_wait(1, Some(wait))?;
+        self.turns
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.now = self.epoch.elapsed();
         completions.clear();
         self.ev.drain_completions(completions);

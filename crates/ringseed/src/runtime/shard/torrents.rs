@@ -96,6 +96,9 @@ pub struct Entry {
     pub hash_failures_here: u64,
     /// Disk ops in flight (reads and writes) that name the torrent.
     pub io_ops: u32,
+    /// Checks that gave a result (the pieces were replaced, not only
+    /// added to): the high half of [`Entry::pieces_version`].
+    pub checks_done: u32,
     pub check: Option<Arc<CheckProgress>>,
     pub error: Option<String>,
 }
@@ -120,6 +123,22 @@ impl Entry {
 
     fn engine_stats(&self) -> Option<TorrentStats> {
         self.run.as_ref().map(|r| r.torrent.stats())
+    }
+
+    /// The pieces verified and written: the engine's while it runs, else
+    /// the entry's (while checking: those from before the check).
+    pub fn pieces(&self) -> &Bitfield {
+        self.run
+            .as_ref()
+            .map_or(&self.have, |r| r.torrent.have())
+    }
+
+    /// Changes whenever [`Entry::pieces`] does: checks done in the high
+    /// half, the count of pieces in the low. Between two checks the set
+    /// only grows (a piece, once written, is never dropped), so the count
+    /// names it.
+    pub fn pieces_version(&self) -> u64 {
+        (u64::from(self.checks_done) << 32) | self.pieces().count_ones() as u64
     }
 
     /// Folds the engine's counts and pieces into the entry and drops it.
