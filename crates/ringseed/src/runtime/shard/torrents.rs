@@ -128,9 +128,7 @@ impl Entry {
     /// The pieces verified and written: the engine's while it runs, else
     /// the entry's (while checking: those from before the check).
     pub fn pieces(&self) -> &Bitfield {
-        self.run
-            .as_ref()
-            .map_or(&self.have, |r| r.torrent.have())
+        self.run.as_ref().map_or(&self.have, |r| r.torrent.have())
     }
 
     /// Changes whenever [`Entry::pieces`] does: checks done in the high
