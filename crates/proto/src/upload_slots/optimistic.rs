@@ -10,7 +10,8 @@
 //!
 //! Boundary: state (the holders, the next draw) and one O(n) pass per
 //! round over the pool the caller hands in; nothing allocated once the
-//! holder list has its capacity (`OPTIMISTIC_MAX`).
+//! holder list has its capacity (`OPTIMISTIC_MAX`, reserved at the first
+//! round with candidates, so an idle torrent holds none).
 
 use std::time::Duration;
 
@@ -50,7 +51,9 @@ impl Optimistic {
     /// No holders; the first draw is due at once.
     pub fn new() -> Self {
         Self {
-            holders: Vec::with_capacity(OPTIMISTIC_MAX),
+            // Reserved at the first round with candidates: an idle
+            // torrent (thousands of them on a seedbox) holds nothing.
+            holders: Vec::new(),
             next_draw: Duration::ZERO,
         }
     }
@@ -91,6 +94,10 @@ impl Optimistic {
         unchoked: &mut Vec<u64>,
     ) {
         let count = draw.count.min(OPTIMISTIC_MAX);
+        if !pool.is_empty() && self.holders.capacity() < OPTIMISTIC_MAX {
+            self.holders
+                .reserve_exact(OPTIMISTIC_MAX - self.holders.len());
+        }
         let redraw = draw.now >= self.next_draw;
         if redraw {
             self.holders.clear();

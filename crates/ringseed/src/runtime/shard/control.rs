@@ -302,7 +302,7 @@ impl Shard {
     fn start(&mut self, id: TorrentId) {
         let now = self.now;
         let seed = self.rng_seed ^ id.to_u64().wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let engine_settings = self.settings.engine().clone();
+        let engine_settings = self.engine_settings.clone();
         let listen_port = self.listen_port;
         let own_addrs = self.own_addrs.to_vec();
         let peer_id = self.peer_id;
@@ -335,10 +335,10 @@ impl Shard {
             }
         };
         let peers = std::mem::take(&mut e.waiting_peers);
-        e.run = Some(Running {
+        e.run = Some(Box::new(Running {
             torrent,
             conn_of: HashMap::new(),
-        });
+        }));
         e.phase = Phase::Active;
         e.error = None;
         let limits = e.limits;
@@ -428,6 +428,7 @@ impl Shard {
     fn apply_settings(&mut self, settings: Arc<crate::runtime::session::settings::Settings>) {
         let now = self.now;
         self.limits.apply(settings.limits(), now);
+        self.engine_settings = Arc::new(settings.engine().clone());
         self.settings = settings;
         for id in self.torrents.ids() {
             let limits = match self.torrents.get(id) {
@@ -435,7 +436,7 @@ impl Shard {
                 _ => continue,
             };
             self.apply_torrent_limits(id, limits);
-            let engine = self.settings.engine().clone();
+            let engine = self.engine_settings.clone();
             if let Some(t) = self.torrents.engine_mut(id) {
                 // Checked by the session: cannot fail.
                 let _ = t.apply_settings(engine);

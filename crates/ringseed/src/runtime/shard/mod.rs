@@ -242,6 +242,9 @@ pub(crate) struct Shard {
     events: EventSink,
     bind: BindOptions,
     settings: Arc<Settings>,
+    /// `settings.engine()`, shared by every engine of the shard (one copy,
+    /// not one per torrent); replaced when the settings change.
+    engine_settings: Arc<crate::engine::EngineSettings>,
     peer_id: [u8; 20],
     listen_port: u16,
     own_addrs: Arc<[std::net::SocketAddr]>,
@@ -340,6 +343,7 @@ impl Shard {
             stopped_tx,
             events: spec.events,
             bind: spec.bind,
+            engine_settings: Arc::new(spec.settings.engine().clone()),
             settings: spec.settings,
             peer_id: spec.peer_id,
             listen_port: spec.listen_port,

@@ -74,8 +74,9 @@ pub struct Entry {
     pub mode: Mode,
     pub trackers: Vec<Vec<String>>,
     pub phase: Phase,
-    /// The engine, while active or draining.
-    pub run: Option<Running>,
+    /// The engine, while active or draining (boxed: a paused or checking
+    /// torrent does not carry its 2 KB).
+    pub run: Option<Box<Running>>,
     /// The files; `None` until the first check opened them.
     pub storage: Option<TorrentStorage>,
     /// Pieces verified on disk while no engine runs (the engine keeps its
@@ -140,7 +141,7 @@ impl Entry {
     }
 
     /// Folds the engine's counts and pieces into the entry and drops it.
-    pub fn retire_engine(&mut self) -> Option<Running> {
+    pub fn retire_engine(&mut self) -> Option<Box<Running>> {
         let run = self.run.take()?;
         let s = run.torrent.stats();
         self.uploaded_here += s.uploaded;
@@ -214,9 +215,12 @@ impl Entry {
     }
 }
 
-/// The shard's torrents by id, and by info-hash for routing.
+/// The shard's torrents by id, and by info-hash for routing. Entries are
+/// boxed: ids are the session's, so a shard's slab has a slot for every
+/// torrent of the session (the other shards' ones empty), and an empty slot
+/// then costs a pointer, not a whole entry.
 pub struct Torrents {
-    slab: Slab<TorrentId, Entry>,
+    slab: Slab<TorrentId, Box<Entry>>,
     by_hash: HashMap<InfoHash, TorrentId>,
 }
 
@@ -244,7 +248,7 @@ impl Torrents {
         if self.by_hash.contains_key(&hash) {
             return Err(SlabError::SlotTaken { slot: id.slot });
         }
-        self.slab.insert_at(id, entry)?;
+        self.slab.insert_at(id, Box::new(entry))?;
         self.by_hash.insert(hash, id);
         Ok(())
     }
@@ -252,15 +256,15 @@ impl Torrents {
     pub fn remove(&mut self, id: TorrentId) -> Option<Entry> {
         let e = self.slab.remove(id)?;
         self.by_hash.remove(&e.info_hash);
-        Some(e)
+        Some(*e)
     }
 
     pub fn get(&self, id: TorrentId) -> Option<&Entry> {
-        self.slab.get(id)
+        self.slab.get(id).map(|e| &**e)
     }
 
     pub fn get_mut(&mut self, id: TorrentId) -> Option<&mut Entry> {
-        self.slab.get_mut(id)
+        self.slab.get_mut(id).map(|e| &mut **e)
     }
 
     pub fn by_hash(&self, hash: &InfoHash) -> Option<TorrentId> {
@@ -269,11 +273,11 @@ impl Torrents {
 
     /// The engine of a running (active or draining) torrent.
     pub fn running(&self, id: TorrentId) -> Option<&Running> {
-        self.slab.get(id)?.run.as_ref()
+        self.slab.get(id)?.run.as_deref()
     }
 
     pub fn running_mut(&mut self, id: TorrentId) -> Option<&mut Running> {
-        self.slab.get_mut(id)?.run.as_mut()
+        self.slab.get_mut(id)?.run.as_deref_mut()
     }
 
     pub fn engine_mut(&mut self, id: TorrentId) -> Option<&mut Torrent> {
@@ -291,11 +295,11 @@ impl Torrents {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (TorrentId, &Entry)> + '_ {
-        self.slab.iter()
+        self.slab.iter().map(|(id, e)| (id, &**e))
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (TorrentId, &mut Entry)> + '_ {
-        self.slab.iter_mut()
+        self.slab.iter_mut().map(|(id, e)| (id, &mut **e))
     }
 
     /// Every active engine (for the quota round).
