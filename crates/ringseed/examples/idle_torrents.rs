@@ -44,6 +44,21 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// CPU time this process used so far (user + system), from
+/// /proc/self/stat, in clock ticks.
+fn cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at ')'.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15, so 11 and 12 after ')'.
+    let get = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    get(11) + get(12)
+}
+
+/// How long the idle CPU use is measured.
+const IDLE_MEASURE: Duration = Duration::from_secs(2);
+
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
@@ -52,9 +67,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `--paused`: added paused (no engine), to tell the engine's share.
     let paused = std::env::args().any(|a| a == "--paused");
     let n: usize = match std::env::args().skip(1).find(|a| !a.starts_with("--")) {
-        Some(a) => a
-            .parse()
-            .map_err(|e| format!("torrent count {a:?}: {e}"))?,
+        Some(a) => a.parse().map_err(|e| format!("torrent count {a:?}: {e}"))?,
         None => 10_000,
     };
     if n == 0 || n > TORRENTS_MAX {
@@ -156,6 +169,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::thread::sleep(Duration::from_millis(500));
     let rss_end = rss_kib();
     let fds_end = open_fds();
+    let cpu_before = cpu_ticks();
+    std::thread::sleep(IDLE_MEASURE);
+    let idle_ticks = cpu_ticks().saturating_sub(cpu_before);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let per = |kib: u64| kib as f64 * 1024.0 / n as f64;
     println!(
         "added in {:.3} s ({:.0} torrents/s), all seeding after {:.3} s",
@@ -176,6 +194,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!(
         "fds: {fds_start} at start, {fds_end} with the torrents ({:.2} per torrent)",
         (fds_end.saturating_sub(fds_start)) as f64 / n as f64
+    );
+    println!(
+        "idle CPU: {:.1}% of one core over {} s (shard turns {:?})",
+        idle_ticks as f64 / hz / IDLE_MEASURE.as_secs_f64() * 100.0,
+        IDLE_MEASURE.as_secs(),
+        session.shard_turns()
     );
     let t = Instant::now();
     session.stop();

@@ -238,6 +238,24 @@ mod tests {
     }
 
     #[test]
+    fn an_idle_torrent_holds_no_list_and_the_first_round_reserves_it_whole() {
+        let mut o = Optimistic::new();
+        let mut rng = Rng::new(3);
+        let mut out = Vec::new();
+        o.choose(draw(S(0), 1), &mut [], &[], &mut rng, &mut out);
+        assert_eq!(o.holders.capacity(), 0, "no candidates: nothing reserved");
+        let c = cands(3);
+        o.choose(
+            draw(S(40), 1),
+            &mut pool(&o, &c, S(40)),
+            &c,
+            &mut rng,
+            &mut out,
+        );
+        assert!(o.holders.capacity() >= OPTIMISTIC_MAX);
+    }
+
+    #[test]
     fn a_holder_that_left_the_pool_is_replaced_at_once() {
         let c = cands(10);
         let mut o = Optimistic::new();

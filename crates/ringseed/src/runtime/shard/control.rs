@@ -177,8 +177,6 @@ impl Shard {
         let entry = Entry {
             id,
             info_hash: metainfo.info_hash,
-            name: metainfo.info.name.clone(),
-            trackers: metainfo.trackers.clone(),
             metainfo,
             save_dir,
             mode,
@@ -322,7 +320,7 @@ impl Shard {
             peer_id,
             listen_port,
             listen_addrs: own_addrs,
-            has_trackers: !e.trackers.is_empty(),
+            has_trackers: !e.trackers().is_empty(),
             download: e.mode == Mode::Download,
             rng_seed: seed,
         };
@@ -550,7 +548,7 @@ impl Shard {
         for request in owed {
             let job = TrackerJob {
                 token: id.to_u64(),
-                tiers: e.trackers.clone(),
+                tiers: e.trackers().to_vec(),
                 request,
                 reply: self.stopped_tx.clone(),
                 wake: None,
@@ -558,7 +556,7 @@ impl Shard {
             if let Err(job) = self.tracker.submit(job) {
                 tracing::warn!(
                     "{}: the tracker queue is full: {} announce not sent",
-                    e.name,
+                    e.name(),
                     job.request.event.map_or("regular", |ev| ev.as_str())
                 );
             }

@@ -457,7 +457,7 @@ impl Shard {
             report.downloaded += down;
             if let Some(s) = e.storage.as_ref() {
                 if let Err(err) = s.sync() {
-                    tracing::error!("{}: {err}", e.name);
+                    tracing::error!("{}: {err}", e.name());
                 }
             }
         }
@@ -561,7 +561,7 @@ impl Shard {
     fn handle_replies(&mut self) {
         while let Ok(r) = self.replies.try_recv() {
             let id = TorrentId::from_u64(r.token);
-            let Some(name) = self.torrents.get(id).map(|e| e.name.clone()) else {
+            let Some(name) = self.torrents.get(id).map(|e| e.name().to_owned()) else {
                 continue;
             };
             let result = match r.outcome {

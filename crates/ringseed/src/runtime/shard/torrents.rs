@@ -68,11 +68,10 @@ pub struct Running {
 pub struct Entry {
     pub id: TorrentId,
     pub info_hash: InfoHash,
-    pub name: String,
+    /// Its name and trackers are read from here (not copied per entry).
     pub metainfo: Arc<Metainfo>,
     pub save_dir: PathBuf,
     pub mode: Mode,
-    pub trackers: Vec<Vec<String>>,
     pub phase: Phase,
     /// The engine, while active or draining (boxed: a paused or checking
     /// torrent does not carry its 2 KB).
@@ -105,6 +104,16 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// The torrent's name (from its metainfo).
+    pub fn name(&self) -> &str {
+        &self.metainfo.info.name
+    }
+
+    /// The torrent's tracker tiers (from its metainfo).
+    pub fn trackers(&self) -> &[Vec<String>] {
+        &self.metainfo.trackers
+    }
+
     pub fn is_active(&self) -> bool {
         matches!(self.phase, Phase::Active)
     }
@@ -183,7 +192,7 @@ impl Entry {
         let mut s = TorrentSnapshot {
             id: self.id,
             info_hash: self.info_hash,
-            name: self.name.clone(),
+            name: self.name().to_owned(),
             save_dir: self.save_dir.clone(),
             mode: self.mode,
             state: self.state(),
@@ -287,7 +296,7 @@ impl Torrents {
     /// The torrent's name, for messages ("?" once it is gone).
     pub fn name(&self, id: TorrentId) -> String {
         self.get(id)
-            .map_or_else(|| "?".to_owned(), |e| e.name.clone())
+            .map_or_else(|| "?".to_owned(), |e| e.name().to_owned())
     }
 
     pub fn ids(&self) -> Vec<TorrentId> {
