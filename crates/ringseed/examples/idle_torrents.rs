@@ -176,9 +176,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let per = |kib: u64| kib as f64 * 1024.0 / n as f64;
     println!(
-        "added in {:.3} s ({:.0} torrents/s), all seeding after {:.3} s",
+        "added in {:.3} s ({:.0} torrents/s), all {} after {:.3} s",
         added.as_secs_f64(),
         n as f64 / added.as_secs_f64(),
+        want.name(),
         serving.as_secs_f64()
     );
     println!(
