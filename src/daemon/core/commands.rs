@@ -14,7 +14,6 @@ use ringseed::runtime::session::{Have, Mode, SessionError, TorrentLimits};
 use ringseed::InfoHash;
 
 use super::entry::Entry;
-use super::shim::EngineShim;
 use super::startup::{add_request, all_pieces};
 use super::watch::{self, ADDED_SUFFIX, INVALID_SUFFIX};
 use super::{resume, unix_now, Core};

@@ -18,10 +18,8 @@ pub mod watch;
 
 mod commands;
 mod entry;
-mod shim;
 mod startup;
 
-use self::shim::EngineShim;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;

@@ -42,7 +42,7 @@ pub(super) fn have_for(rec: &TorrentRecord, m: &Metainfo) -> (Mode, Have, String
                 changed_files.len(),
                 check.count_ones()
             );
-            (mode, super::shim::partial(known, check), why)
+            (mode, Have::Partial { known, check }, why)
         }
         Resume::CheckAll => (mode, Have::Check, "checking all pieces".into()),
     }
