@@ -22,10 +22,7 @@ use common::engine::{os, start_ringseed_download};
 const STATE_WAIT: Duration = Duration::from_secs(60);
 
 fn hex_list(v: &[serde_json::Value]) -> Vec<String> {
-    let mut h: Vec<String> = v
-        .iter()
-        .map(|t| str_of(t, "hash").to_string())
-        .collect();
+    let mut h: Vec<String> = v.iter().map(|t| str_of(t, "hash").to_string()).collect();
     h.sort();
     h
 }

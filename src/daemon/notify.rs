@@ -179,11 +179,6 @@ impl Notifier {
         self.notify("WATCHDOG=1");
     }
 
-    /// `STOPPING=1` with the status `stopping`.
-    pub fn stopping(&self) {
-        self.stopping_status("stopping");
-    }
-
     /// `STOPPING=1` with the given status (say what the stop waits for:
     /// peers, announces, the last save).
     pub fn stopping_status(&self, status: &str) {
@@ -359,7 +354,7 @@ mod tests {
         assert_eq!(recv(&rx), "WATCHDOG=1");
         n.status("seeding 2");
         assert_eq!(recv(&rx), "STATUS=seeding 2");
-        n.stopping();
+        n.stopping_status("stopping");
         assert_eq!(recv(&rx), "STOPPING=1\nSTATUS=stopping");
         n.stopping_status("sending stopped announces");
         assert_eq!(recv(&rx), "STOPPING=1\nSTATUS=sending stopped announces");

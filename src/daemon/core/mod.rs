@@ -20,7 +20,6 @@ mod commands;
 mod entry;
 mod startup;
 
-
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -404,6 +403,12 @@ impl Core {
         if let Some(n) = &self.notifier {
             n.status(&line);
         }
+        if let Some(e) = self.store.last_error() {
+            tracing::warn!(
+                "state database {}: last error: {e}",
+                self.store.path().display()
+            );
+        }
     }
 
     /// Tells systemd we are alive, but only when every shard turned since
@@ -476,7 +481,9 @@ impl Core {
         }
         self.cfg = applied;
         self.next_status = self.status_every().map(|e| Instant::now() + e);
-        if plan.applied.is_empty() {
+        if plan.is_empty() {
+            tracing::info!("SIGHUP: configuration reloaded: nothing changed");
+        } else if plan.applied.is_empty() {
             tracing::info!("SIGHUP: configuration reloaded: nothing changed");
         } else {
             tracing::info!(

@@ -113,6 +113,9 @@ impl Core {
             }
         }
         core.next_seq = core.entries.len() as u64;
+        if let Some(w) = core.notifier.as_ref().and_then(|n| n.watchdog_interval()) {
+            tracing::info!("systemd watchdog: {} ms", w.as_millis());
+        }
         core.add_all();
         Ok(core)
     }
@@ -166,6 +169,11 @@ impl Core {
             }
             if pending.len() >= ADDS_IN_FLIGHT_MAX {
                 self.wait_adds(&mut pending);
+                if let Some(n) = &self.notifier {
+                    // A large library loads in batches: each one that
+                    // finishes asks systemd for more start time.
+                    n.extend_timeout(std::time::Duration::from_secs(30));
+                }
             }
         }
         self.wait_adds(&mut pending);

@@ -99,11 +99,6 @@ impl CtlServer {
         })
     }
 
-    /// The socket's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     /// Closes the socket, ends every connection (a request waiting for the
     /// core is answered "the daemon is stopping") and removes the socket
     /// file.
