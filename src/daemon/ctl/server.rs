@@ -89,7 +89,7 @@ impl CtlServer {
             .name("ctl-accept".into())
             .spawn(move || accept_loop(listener, wake_rx, commands, stop_rx))
             .map_err(CtlError::Thread)?;
-        tracing::info!(socket = %path.display(), "control socket ready");
+        tracing::info!("control socket {}", path.display());
         Ok(CtlServer {
             path,
             identity,
