@@ -379,7 +379,7 @@ class Ringseed:
         rss_settled = rss_kib(p.pid)
         smaps = smaps_rollup(p.pid)
         text = read(logpath)
-        stop(p, "ringseed")
+        stop_s = stop(p, "ringseed")
         m = re.search(r"ready in (\d+) ms", text)
         lm = re.search(r"loaded (\d+) torrents from the state database in (\d+) ms: "
                        r"(\d+) resumed without a check, (\d+) to check", text)
@@ -394,6 +394,7 @@ class Ringseed:
             "loaded": int(lm.group(1)) if lm else None,
             "resumed": int(lm.group(3)) if lm else None,
             "to_check": int(lm.group(4)) if lm else None,
+            "stop_s": stop_s,
             "log": logpath,
         }
 
@@ -626,7 +627,7 @@ WebUI\\UseUPnP=false
         time.sleep(SETTLE_RSS_S)
         rss_settled = rss_kib(p.pid)
         smaps = smaps_rollup(p.pid)
-        stop(p, "qBittorrent")
+        stop_s = stop(p, "qBittorrent")
         return {
             "api_s": api_at - t0,
             "ready_s": ready_at - t0,
@@ -636,6 +637,7 @@ WebUI\\UseUPnP=false
             "rss_settled_kib": rss_settled,
             "smaps": smaps,
             "states": last_counts,
+            "stop_s": stop_s,
             "log": logpath,
         }
 
@@ -719,8 +721,8 @@ def report(a, res, total):
     print(f"Daemon start with {n} torrents ({total / 2**20:.0f} MiB of data), {a.rounds} rounds; "
           "median (min-max)\n")
     print("| client | ready s | serving s | RSS MiB at ready+serving | RSS MiB 0 torrents "
-          "| KiB per torrent | KiB per torrent, settled |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+          "| KiB per torrent | KiB per torrent, settled | stop s (SIGTERM to exit) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     per = {}
     for name, d in res.items():
         runs = d["runs"]
@@ -728,9 +730,10 @@ def report(a, res, total):
         serving = [m["serving_s"] for m in runs]
         kib = [(m["rss_kib"] - m["base_kib"]) / n for m in runs]
         kib_s = [(m["rss_settled_kib"] - m["base_kib"]) / n for m in runs]
-        per[name] = (ready, serving, kib)
+        per[name] = (ready, serving, kib, kib_s)
         print(f"| {name} | {fmt(ready)} | {fmt(serving)} | {fmt([m['rss_kib'] / 1024 for m in runs], '{:.1f}')} "
-              f"| {fmt([b / 1024 for b in d['base']], '{:.1f}')} | {fmt(kib)} | {fmt(kib_s)} |")
+              f"| {fmt([b / 1024 for b in d['base']], '{:.1f}')} | {fmt(kib)} | {fmt(kib_s)} "
+              f"| {fmt([m['stop_s'] for m in runs], '{:.1f}')} |")
     print()
     if "ringseed" in res:
         runs = res["ringseed"]["runs"]
@@ -746,9 +749,11 @@ def report(a, res, total):
         r, q = per["ringseed"], per["qBittorrent"]
         mr = statistics.median
         print()
-        print(f"ratio qBittorrent/ringseed: ready {mr(q[0]) / mr(r[0]):.1f}x, serving "
-              f"{mr(q[1]) / mr(r[1]):.1f}x, KiB per torrent {mr(q[2]) / mr(r[2]):.1f}x"
-              if mr(r[2]) > 0 else "ratio: ringseed KiB per torrent <= 0")
+        ratio = f"ratio qBittorrent/ringseed (medians): ready {mr(q[0]) / mr(r[0]):.1f}x, " \
+            f"serving {mr(q[1]) / mr(r[1]):.1f}x"
+        if mr(r[2]) > 0 and mr(r[3]) > 0:
+            ratio += f", KiB per torrent {mr(q[2]) / mr(r[2]):.1f}x (settled {mr(q[3]) / mr(r[3]):.1f}x)"
+        print(ratio)
 
 
 if __name__ == "__main__":
