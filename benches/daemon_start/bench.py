@@ -568,9 +568,22 @@ WebUI\\UseUPnP=false
             return len(st) == n and sum(counts.get(s, 0) for s in QBT_SEEDING) == n
 
         wait_until(all_seeding, self.limit_s, f"qBittorrent: {n} torrents seeding", period=1, proc=p)
-        took = stop(p, "qBittorrent", grace=STOP_WAIT_S + FIRST_STOP_S_PER_TORRENT * n)
+        # qBittorrent writes each added torrent's resume file in the
+        # background (with an fsync each); an exit before they are all
+        # written loses the rest: wait for them, as ringseed's save below
         fr = os.path.join(self.profile, "qBittorrent", "data", "BT_backup")
-        nres = sum(1 for f in os.listdir(fr) if f.endswith(".fastresume")) if os.path.isdir(fr) else -1
+
+        def resume_files():
+            if not os.path.isdir(fr):
+                return 0
+            return sum(1 for f in os.listdir(fr) if f.endswith(".fastresume"))
+
+        t = time.monotonic()
+        wait_until(lambda: resume_files() >= n, self.limit_s, f"qBittorrent: {n} resume files",
+                   period=1, proc=p)
+        log(f"qBittorrent: {n} resume files written {time.monotonic() - t:.1f} s after all seeded")
+        took = stop(p, "qBittorrent", grace=STOP_WAIT_S + FIRST_STOP_S_PER_TORRENT * n)
+        nres = resume_files()
         log(f"qBittorrent: stopped in {took:.1f} s; {nres} .fastresume files in {fr}")
         if nres != n:
             raise BenchError(f"qBittorrent wrote {nres} resume files, not {n}: see {logpath}")
