@@ -21,6 +21,7 @@ command -v mktorrent >/dev/null 2>&1 || missing+=(mktorrent)
 command -v aria2c >/dev/null 2>&1 || missing+=(aria2)
 command -v opentracker >/dev/null 2>&1 || missing+=(opentracker)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 
 if ((${#missing[@]} > 0)); then
     echo "test.sh: installing missing test peers: ${missing[*]}"

@@ -22,10 +22,7 @@ use common::engine::{os, start_ringseed_download};
 const STATE_WAIT: Duration = Duration::from_secs(60);
 
 fn hex_list(v: &[serde_json::Value]) -> Vec<String> {
-    let mut h: Vec<String> = v
-        .iter()
-        .map(|t| str_of(t, "info_hash").to_string())
-        .collect();
+    let mut h: Vec<String> = v.iter().map(|t| str_of(t, "hash").to_string()).collect();
     h.sort();
     h
 }
@@ -131,7 +128,12 @@ fn kill9_loses_no_acknowledged_torrent_nor_more_than_10s_of_totals() {
     }
     let listed = d.torrent(&shared).unwrap();
     let uploaded_before = u64_of(&listed, "uploaded");
-    assert!(uploaded_before >= 3_000_000, "{listed}");
+    assert!(
+        uploaded_before >= 3_000_000,
+        "{listed}\n{}\n{}",
+        leech.describe(),
+        d.proc.describe()
+    );
     // Saved within the next save interval (5 s) at the latest.
     std::thread::sleep(Duration::from_secs(7));
     let state = d.state.clone();
@@ -181,7 +183,7 @@ fn kill9_loses_no_acknowledged_torrent_nor_more_than_10s_of_totals() {
         u64_of(&t, "uploaded")
     );
     for h in &acked {
-        let t = all.iter().find(|t| str_of(t, "info_hash") == h).unwrap();
+        let t = all.iter().find(|t| str_of(t, "hash") == h).unwrap();
         assert_eq!(t["tags"], serde_json::json!(["bulk"]), "{t}");
     }
 }
@@ -274,7 +276,7 @@ fn a_file_changed_behind_the_daemons_back_gets_only_its_pieces_checked() {
         d.proc.describe()
     );
     assert!(
-        (u64_of(&b, "pieces_have"), u64_of(&b, "pieces")) == (7, 8),
+        (u64_of(&b, "pieces_have"), u64_of(&b, "piece_count")) == (7, 8),
         "b.bin should have lost exactly its damaged piece: {b}"
     );
     for h in [&hashes[0], &hashes[2]] {

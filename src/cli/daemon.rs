@@ -14,13 +14,10 @@ use ringseed::runtime::session::SHARDS_MAX;
 use ringseed::runtime::signals;
 
 use crate::daemon::command::COMMAND_QUEUE_MAX;
-use crate::daemon::config::DaemonConfig;
+use crate::daemon::config::{DaemonConfig, DEFAULT_CONFIG_PATH};
 use crate::daemon::core::{Core, CoreSetup};
-use crate::daemon::ctl::{CtlServer, SOCKET_FILE};
+use crate::daemon::ctl::{default_state_dir, CtlServer, SOCKET_FILE};
 use crate::daemon::notify::Notifier;
-
-/// The configuration file read when `--config` is not given, if present.
-pub const SYSTEM_CONFIG: &str = "/etc/ringseed/ringseed.toml";
 
 #[derive(Debug, Clone, Args)]
 #[command(after_help = "\
@@ -64,7 +61,7 @@ impl DaemonArgs {
     /// The file to read: `--config`, else the system file when present.
     fn config_file(&self) -> Option<PathBuf> {
         self.config.clone().or_else(|| {
-            let p = PathBuf::from(SYSTEM_CONFIG);
+            let p = PathBuf::from(DEFAULT_CONFIG_PATH);
             p.exists().then_some(p)
         })
     }
@@ -103,19 +100,6 @@ impl DaemonArgs {
     }
 }
 
-/// `$STATE_DIRECTORY` (systemd's `StateDirectory=`; the first of a
-/// colon-separated list), else `~/.local/state/ringseed`.
-pub fn default_state_dir() -> Option<PathBuf> {
-    if let Some(s) = std::env::var_os("STATE_DIRECTORY") {
-        let s = s.to_string_lossy().into_owned();
-        if let Some(first) = s.split(':').find(|p| !p.is_empty()) {
-            return Some(PathBuf::from(first));
-        }
-    }
-    let home = std::env::var_os("HOME").filter(|h| !h.is_empty())?;
-    Some(Path::new(&home).join(".local/state/ringseed"))
-}
-
 fn default_download_dir(state_dir: &Path) -> PathBuf {
     match std::env::var_os("HOME").filter(|h| !h.is_empty()) {
         Some(h) => Path::new(&h).join("Downloads"),
@@ -152,7 +136,7 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
     };
     match args.config_file() {
         Some(p) => tracing::info!("configuration {}", p.display()),
-        None => tracing::info!("configuration: built-in defaults (no {SYSTEM_CONFIG})"),
+        None => tracing::info!("configuration: built-in defaults (no {DEFAULT_CONFIG_PATH})"),
     }
     let (cmd_tx, cmd_rx) = bounded(COMMAND_QUEUE_MAX);
     let mut core = Core::start(setup, cmd_rx)?;

@@ -40,6 +40,16 @@ pub fn start(opts: &EngineOpts) -> Result<Session> {
     Ok(session)
 }
 
+/// Notes when a run started that did not go through [`start`] (the
+/// daemon, which has its own status timer), for the stop line.
+pub fn mark_started(at: Instant) {
+    *run_state() = Some(RunState {
+        started: at,
+        status_every: None,
+        next_status: None,
+    });
+}
+
 /// What the reporting side of a run keeps between calls: one command runs
 /// one session per process, so this lives beside it rather than in every
 /// caller's loop.

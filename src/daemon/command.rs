@@ -53,6 +53,9 @@ pub struct TorrentView {
     pub state: String,
     /// 0.0 to 1.0.
     pub progress: f64,
+    /// Pieces verified on disk now, of `piece_count`.
+    pub pieces_have: u32,
+    pub piece_count: u32,
     pub total_length: u64,
     pub bytes_left: u64,
     pub rate_up: u64,

@@ -9,9 +9,6 @@
 //! watch folder, periodic saves), `command` (what clients ask of the
 //! core), `ctl` (the local control socket), `notify` (systemd).
 
-// Scaffolding while the pieces land; removed once the core uses them.
-#![allow(dead_code)]
-
 pub mod command;
 pub mod config;
 pub mod core;

@@ -148,7 +148,7 @@ impl RingDaemon {
     pub fn torrent(&self, hash: &str) -> Option<serde_json::Value> {
         self.list()
             .into_iter()
-            .find(|t| t.get("info_hash").and_then(|h| h.as_str()) == Some(hash))
+            .find(|t| t.get("hash").and_then(|h| h.as_str()) == Some(hash))
     }
 
     /// Waits until `pred` holds for the torrent `hash`; returns it.

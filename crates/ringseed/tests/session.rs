@@ -277,6 +277,11 @@ fn a_download_added_at_run_time_completes_from_a_seed_of_the_same_session() {
     assert!(snap.is_complete(), "{snap:?}");
     assert_eq!(snap.downloaded, data.len() as u64);
     assert_eq!(std::fs::read(leech_dir.path().join("d.bin")).unwrap(), data);
+    // Every piece downloaded is written: the daemon may record them all.
+    let pieces = leecher.pieces(lid).unwrap();
+    assert_eq!(pieces.count_ones(), m.info.pieces.len());
+    // The one check (of the empty files) then 4 pieces written.
+    assert_eq!(leecher.pieces_versions().unwrap(), [(lid, (1 << 32) | 4)]);
     leecher.stop();
     seeder.stop();
 }

@@ -14,7 +14,6 @@ use ringseed::runtime::session::{Have, Mode, SessionError, TorrentLimits};
 use ringseed::InfoHash;
 
 use super::entry::Entry;
-use super::shim::EngineShim;
 use super::startup::{add_request, all_pieces};
 use super::watch::{self, ADDED_SUFFIX, INVALID_SUFFIX};
 use super::{resume, unix_now, Core};
@@ -55,6 +54,8 @@ impl Core {
                 answer(&reply, r);
             }
             Command::List { reply } => {
+                // Numbers as of now, not of the last policy tick.
+                self.refresh(std::time::Instant::now());
                 let mut v: Vec<TorrentView> = self.entries.values().map(Entry::view).collect();
                 v.sort_by_key(|t| (t.record.added_at, t.record.info_hash));
                 answer(&reply, Ok(v));
@@ -491,6 +492,8 @@ impl Core {
         }
         self.store.put(&rec).map_err(store)?;
         let mut entry = Entry::new(rec, Some(m.clone()));
+        entry.seq = self.next_seq;
+        self.next_seq += 1;
         if matches!(have, Have::Known(_)) {
             entry.saved_have = Some(m.info.pieces.len() as u32);
         } else {

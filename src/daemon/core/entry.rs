@@ -40,6 +40,9 @@ pub struct Entry {
     /// A check was asked for (at add, at start, a recheck) and its end
     /// not logged yet.
     pub check_pending: bool,
+    /// Place in the queue: the order torrents were added in (loaded ones
+    /// first, by their added time).
+    pub seq: u64,
 }
 
 impl Entry {
@@ -60,6 +63,7 @@ impl Entry {
             active_ms: 0,
             error: None,
             check_pending: false,
+            seq: 0,
         }
     }
 
@@ -199,6 +203,11 @@ impl Entry {
             record,
             state: self.state_name().to_string(),
             progress: s.map_or(0.0, TorrentSnapshot::progress),
+            pieces_have: s.map_or(0, |s| s.pieces_have),
+            piece_count: self
+                .metainfo
+                .as_ref()
+                .map_or(0, |m| m.info.pieces.len() as u32),
             total_length: total,
             bytes_left: s.map_or(total, |s| s.bytes_left),
             rate_up: s.map_or(0, |s| s.rate_up),

@@ -18,10 +18,7 @@ pub mod watch;
 
 mod commands;
 mod entry;
-mod shim;
 mod startup;
-
-use self::shim::EngineShim;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -98,6 +95,8 @@ pub struct Core {
     next_watchdog: Option<Instant>,
     last_turns: Vec<u64>,
     started: Instant,
+    /// The next [`Entry::seq`].
+    next_seq: u64,
 }
 
 /// Unix seconds now.
@@ -144,7 +143,7 @@ impl Core {
         }
         tracing::info!("stopping: saving state, stopped announces, closing peers and files");
         if let Some(n) = &self.notifier {
-            n.stopping();
+            n.stopping_status("stopping: saving state, stopped announces");
         }
         self.shutdown();
         match failed {
@@ -206,7 +205,7 @@ impl Core {
 
     /// Reads every torrent's snapshot into its entry, and counts seeding
     /// and active time.
-    fn refresh(&mut self, now: Instant) {
+    pub(super) fn refresh(&mut self, now: Instant) {
         let snaps = match self.session.snapshot() {
             Ok(s) => s,
             Err(e) => {
@@ -237,13 +236,13 @@ impl Core {
 
     /// The queue order: added first, first served.
     fn queue_order(&self) -> Vec<InfoHash> {
-        let mut order: Vec<(i64, InfoHash)> = self
+        let mut order: Vec<(i64, u64, InfoHash)> = self
             .entries
             .values()
-            .map(|e| (e.record.added_at, e.record.info_hash))
+            .map(|e| (e.record.added_at, e.seq, e.record.info_hash))
             .collect();
         order.sort();
-        order.into_iter().map(|(_, h)| h).collect()
+        order.into_iter().map(|(_, _, h)| h).collect()
     }
 
     /// Starts and pauses torrents as the queue says.
@@ -404,6 +403,12 @@ impl Core {
         if let Some(n) = &self.notifier {
             n.status(&line);
         }
+        if let Some(e) = self.store.last_error() {
+            tracing::warn!(
+                "state database {}: last error: {e}",
+                self.store.path().display()
+            );
+        }
     }
 
     /// Tells systemd we are alive, but only when every shard turned since
@@ -427,13 +432,22 @@ impl Core {
         let every = self
             .notifier
             .as_ref()
-            .and_then(Notifier::watchdog_interval)
-            .map(|i| i / 2);
+            .and_then(Notifier::watchdog_ping_interval);
         self.next_watchdog = every.map(|e| Instant::now() + e);
     }
 
     /// SIGHUP: reads the file again and applies what can change now.
     fn reload_config(&mut self) {
+        if let Some(n) = &self.notifier {
+            n.reloading("reloading the configuration");
+        }
+        self.reload_config_inner();
+        if let Some(n) = &self.notifier {
+            n.ready_again("configuration reloaded");
+        }
+    }
+
+    fn reload_config_inner(&mut self) {
         let new = match (self.reload)() {
             Ok(c) => c,
             Err(e) => {
@@ -467,7 +481,9 @@ impl Core {
         }
         self.cfg = applied;
         self.next_status = self.status_every().map(|e| Instant::now() + e);
-        if plan.applied.is_empty() {
+        if plan.is_empty() {
+            tracing::info!("SIGHUP: configuration reloaded: nothing changed");
+        } else if plan.applied.is_empty() {
             tracing::info!("SIGHUP: configuration reloaded: nothing changed");
         } else {
             tracing::info!(

@@ -42,7 +42,7 @@ pub(super) fn have_for(rec: &TorrentRecord, m: &Metainfo) -> (Mode, Have, String
                 changed_files.len(),
                 check.count_ones()
             );
-            (mode, super::shim::partial(known, check), why)
+            (mode, Have::Partial { known, check }, why)
         }
         Resume::CheckAll => (mode, Have::Check, "checking all pieces".into()),
     }
@@ -52,6 +52,7 @@ impl Core {
     /// Opens the store, starts the session, adds every recorded torrent.
     pub fn start(setup: CoreSetup, commands: crossbeam_channel::Receiver<Command>) -> Result<Core> {
         let t0 = Instant::now();
+        crate::cli::session_run::mark_started(t0);
         let settings = Settings::check(setup.config.settings_raw()).context("the configuration")?;
         let loaded = Store::open(&setup.state_dir)?;
         let session = Session::start(setup.config.session_config(), settings)?;
@@ -84,6 +85,7 @@ impl Core {
             next_watchdog: Some(now),
             last_turns: Vec::new(),
             started: t0,
+            next_seq: 0,
         };
         core.next_status = core.status_every().map(|e| now + e);
         let _ = COMMAND_QUEUE_MAX;
@@ -104,6 +106,15 @@ impl Core {
             };
             core.entries
                 .insert(rec.info_hash, Entry::new(rec, metainfo));
+        }
+        for (seq, hash) in core.queue_order().into_iter().enumerate() {
+            if let Some(e) = core.entries.get_mut(&hash) {
+                e.seq = seq as u64;
+            }
+        }
+        core.next_seq = core.entries.len() as u64;
+        if let Some(w) = core.notifier.as_ref().and_then(|n| n.watchdog_interval()) {
+            tracing::info!("systemd watchdog: {} ms", w.as_millis());
         }
         core.add_all();
         Ok(core)
@@ -158,6 +169,11 @@ impl Core {
             }
             if pending.len() >= ADDS_IN_FLIGHT_MAX {
                 self.wait_adds(&mut pending);
+                if let Some(n) = &self.notifier {
+                    // A large library loads in batches: each one that
+                    // finishes asks systemd for more start time.
+                    n.extend_timeout(std::time::Duration::from_secs(30));
+                }
             }
         }
         self.wait_adds(&mut pending);

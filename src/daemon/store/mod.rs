@@ -100,7 +100,9 @@ pub struct Loaded {
     pub store: Store,
     pub torrents: Vec<TorrentRecord>,
     pub categories: Vec<Category>,
-    /// The key/value table ([`Store::put_value`]).
+    /// The key/value table ([`Store::put_value`]): for the Web API's
+    /// credentials (issue 12) and the DHT's nodes (issue 13).
+    #[allow(dead_code)]
     pub values: BTreeMap<String, Vec<u8>>,
 }
 
@@ -110,7 +112,9 @@ enum Write {
     Remove(InfoHash),
     PutCategory(Category),
     RemoveCategory(String),
+    #[allow(dead_code)] // see `Loaded::values`
     PutValue(String, Vec<u8>),
+    #[allow(dead_code)]
     RemoveValue(String),
     /// Nothing to write: answered once everything before is committed.
     Flush,
@@ -242,6 +246,7 @@ impl Store {
 
     /// Keeps a small value under `key` (read back in [`Loaded::values`]);
     /// returns once committed.
+    #[allow(dead_code)] // see `Loaded::values`
     pub fn put_value(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.write(
             Write::PutValue(key.to_string(), value.to_vec()),
@@ -250,6 +255,7 @@ impl Store {
     }
 
     /// Forgets the value under `key`; returns once committed.
+    #[allow(dead_code)] // see `Loaded::values`
     pub fn remove_value(&self, key: &str) -> Result<(), StoreError> {
         self.write(Write::RemoveValue(key.to_string()), ACK_TIMEOUT)
     }

@@ -131,6 +131,19 @@ impl AnnounceSchedule {
         }
     }
 
+    /// Asks for an announce now (a "force reannounce"): the next one, with
+    /// whatever event is owed, is due at `now`. One in flight is not
+    /// doubled: this returns false and changes nothing (its answer sets the
+    /// next time as usual). False too when there are no trackers or the
+    /// torrent stopped. A failure back-off is cut short, its count kept.
+    pub fn reannounce(&mut self, now: Duration) -> bool {
+        if !self.enabled || self.stopped || self.in_flight {
+            return false;
+        }
+        self.next_at = self.next_at.min(now);
+        true
+    }
+
     /// The last failure, until a tracker answers again.
     pub fn last_error(&self) -> Option<&str> {
         self.last_error.as_deref()
@@ -248,6 +261,34 @@ mod tests {
         c.due(5 * S);
         c.on_failure(6 * S, "down".into());
         assert_eq!(c.stop(), BOTH);
+    }
+
+    #[test]
+    fn reannounce_is_due_at_once_but_never_doubles_one_in_flight() {
+        let mut a = sched();
+        assert_eq!(a.due(Duration::ZERO), Some(Some(Event::Started)));
+        assert!(!a.reannounce(S), "started is in flight");
+        assert_eq!(a.due(S), None);
+        a.on_success(S, Some(Event::Started), 1800 * S);
+        assert_eq!(a.due(2 * S), None, "next regular one is far");
+        assert!(a.reannounce(2 * S));
+        assert_eq!(a.due(2 * S), Some(None), "a regular announce, now");
+        assert!(!a.reannounce(3 * S), "in flight");
+        assert_eq!(a.due(3 * S), None);
+        // After failures: the back-off is cut short, the event kept.
+        let mut b = sched();
+        b.due(Duration::ZERO);
+        b.on_failure(Duration::ZERO, "down".into());
+        assert_eq!(b.due(S), None);
+        assert!(b.reannounce(S));
+        assert_eq!(b.due(S), Some(Some(Event::Started)));
+        // No trackers, or stopped: nothing.
+        let mut off = AnnounceSchedule::new(false, Duration::ZERO, S, S);
+        assert!(!off.reannounce(S));
+        let mut c = sched();
+        c.stop();
+        assert!(!c.reannounce(S));
+        assert_eq!(c.due(S), None);
     }
 
     #[test]

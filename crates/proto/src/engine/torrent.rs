@@ -232,7 +232,9 @@ impl Peer {
 
 /// One torrent's swarm state.
 pub struct Torrent {
-    settings: EngineSettings,
+    /// Shared by every torrent given the same `Arc` (a shard's thousands
+    /// of idle torrents hold one copy, not one each).
+    settings: Arc<EngineSettings>,
     shape: TorrentShape,
     geometry: Geometry,
     piece_hashes: Arc<[[u8; 20]]>,
@@ -281,9 +283,10 @@ pub struct Torrent {
 impl Torrent {
     pub fn new(
         setup: TorrentSetup,
-        settings: EngineSettings,
+        settings: impl Into<Arc<EngineSettings>>,
         now: Duration,
     ) -> Result<Torrent, TorrentError> {
+        let settings: Arc<EngineSettings> = settings.into();
         settings.validate()?;
         settings.peer.validate()?;
         let shape = TorrentShape::new(setup.info_hash, setup.piece_length, setup.total_length)?;
@@ -1356,6 +1359,18 @@ impl Torrent {
         }
     }
 
+    /// Announces now ("force reannounce"), unless one is in flight (it is
+    /// not doubled), the torrent has no trackers, or it is stopping. The
+    /// request comes out as [`Output::Announce`]; returns whether one did.
+    pub fn reannounce(&mut self, now: Duration) -> bool {
+        if self.stopping || !self.announce.reannounce(now) {
+            return false;
+        }
+        let before = self.outputs.len();
+        self.announce_if_due(now);
+        self.outputs.len() > before
+    }
+
     /// The last tracker failure, until a tracker answers again.
     pub fn tracker_error(&self) -> Option<&str> {
         self.announce.last_error()
@@ -1376,7 +1391,11 @@ impl Torrent {
     /// per-connection protocol settings for peers that connect from now on,
     /// and a changed choker policy with a fresh allocator whose first round
     /// is the next tick. Refused whole when a value is out of range.
-    pub fn apply_settings(&mut self, settings: EngineSettings) -> Result<(), TorrentError> {
+    pub fn apply_settings(
+        &mut self,
+        settings: impl Into<Arc<EngineSettings>>,
+    ) -> Result<(), TorrentError> {
+        let settings: Arc<EngineSettings> = settings.into();
         settings.validate()?;
         if settings.slots != self.settings.slots {
             self.choker = UploadSlots::new(settings.slots.clone(), self.rng.next_u64())?;

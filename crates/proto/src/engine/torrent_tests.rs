@@ -951,3 +951,48 @@ fn a_seed_does_not_dial_a_leecher_already_connected_to_it() {
     run_for(&mut s, 5);
     assert!(s.dials.is_empty(), "{:?}", s.dials);
 }
+
+#[test]
+fn reannounce_sends_one_now_and_never_doubles_one_in_flight() {
+    let d = data(PIECE as usize * 2, 28);
+    let setup = TorrentSetup {
+        info_hash: InfoHash([8; 20]),
+        piece_length: PIECE,
+        total_length: d.len() as u64,
+        piece_hashes: hashes(&d),
+        have: Bitfield::new(2).unwrap(),
+        peer_id: [b'z'; 20],
+        listen_port: 7600,
+        listen_addrs: Vec::new(),
+        has_trackers: true,
+        download: true,
+        rng_seed: 6,
+    };
+    let mut t = Torrent::new(setup, EngineSettings::default(), Duration::ZERO).unwrap();
+    let announces = |t: &mut Torrent| -> Vec<Option<Event>> {
+        std::iter::from_fn(|| t.poll_output())
+            .filter_map(|o| match o {
+                Output::Announce { request } => Some(request.event),
+                _ => None,
+            })
+            .collect()
+    };
+    t.tick(Duration::ZERO);
+    assert_eq!(announces(&mut t), [Some(Event::Started)]);
+    assert!(!t.reannounce(Duration::from_secs(1)), "started in flight");
+    assert!(announces(&mut t).is_empty());
+    let answer = AnnounceResponse {
+        interval: Duration::from_secs(1800),
+        ..AnnounceResponse::default()
+    };
+    t.on_announce(Duration::from_secs(1), Ok(answer));
+    t.tick(Duration::from_secs(2));
+    assert!(announces(&mut t).is_empty(), "the next one is 30 min away");
+    assert!(t.reannounce(Duration::from_secs(3)));
+    assert_eq!(announces(&mut t), [None], "a regular announce, at once");
+    assert!(!t.reannounce(Duration::from_secs(4)), "in flight");
+    t.tick(Duration::from_secs(5));
+    assert!(announces(&mut t).is_empty());
+    t.stop();
+    assert!(!t.reannounce(Duration::from_secs(6)), "stopped");
+}

@@ -10,7 +10,8 @@
 //!
 //! Boundary: state (the holders, the next draw) and one O(n) pass per
 //! round over the pool the caller hands in; nothing allocated once the
-//! holder list has its capacity (`OPTIMISTIC_MAX`).
+//! holder list has its capacity (`OPTIMISTIC_MAX`, reserved at the first
+//! round with candidates, so an idle torrent holds none).
 
 use std::time::Duration;
 
@@ -50,7 +51,9 @@ impl Optimistic {
     /// No holders; the first draw is due at once.
     pub fn new() -> Self {
         Self {
-            holders: Vec::with_capacity(OPTIMISTIC_MAX),
+            // Reserved at the first round with candidates: an idle
+            // torrent (thousands of them on a seedbox) holds nothing.
+            holders: Vec::new(),
             next_draw: Duration::ZERO,
         }
     }
@@ -91,6 +94,10 @@ impl Optimistic {
         unchoked: &mut Vec<u64>,
     ) {
         let count = draw.count.min(OPTIMISTIC_MAX);
+        if !pool.is_empty() && self.holders.capacity() < OPTIMISTIC_MAX {
+            self.holders
+                .reserve_exact(OPTIMISTIC_MAX - self.holders.len());
+        }
         let redraw = draw.now >= self.next_draw;
         if redraw {
             self.holders.clear();
@@ -228,6 +235,24 @@ mod tests {
         seen.sort_unstable();
         seen.dedup();
         assert_eq!(seen.len(), 20, "rotation reaches everyone");
+    }
+
+    #[test]
+    fn an_idle_torrent_holds_no_list_and_the_first_round_reserves_it_whole() {
+        let mut o = Optimistic::new();
+        let mut rng = Rng::new(3);
+        let mut out = Vec::new();
+        o.choose(draw(S(0), 1), &mut [], &[], &mut rng, &mut out);
+        assert_eq!(o.holders.capacity(), 0, "no candidates: nothing reserved");
+        let c = cands(3);
+        o.choose(
+            draw(S(40), 1),
+            &mut pool(&o, &c, S(40)),
+            &c,
+            &mut rng,
+            &mut out,
+        );
+        assert!(o.holders.capacity() >= OPTIMISTIC_MAX);
     }
 
     #[test]

@@ -20,8 +20,8 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender};
 use thiserror::Error;
 
-use super::disk::{disk_files, TorrentStorage};
-use super::piece_hash::{hash_pieces_until, HashError, HashOptions};
+use super::disk::{disk_files, files_on_disk, TorrentStorage};
+use super::piece_hash::{hash_pieces_in, HashError, HashOptions};
 use super::session::control::{Control, ControlTx};
 use super::session::types::{Mode, TorrentId};
 use crate::metainfo::Metainfo;
@@ -75,8 +75,29 @@ pub struct CheckJob {
     /// when the shard holds them already (a recheck).
     pub open: Option<Mode>,
     pub progress: Arc<CheckProgress>,
+    /// Hash only some pieces, trust others (`None`: hash every piece).
+    pub partial: Option<PartialCheck>,
     /// The owning shard's control queue.
     pub reply: ControlTx,
+}
+
+/// A check of some pieces only: those of `known` not in `check` are
+/// trusted (never read), those in `check` hashed.
+#[derive(Debug, Clone)]
+pub struct PartialCheck {
+    pub known: Bitfield,
+    pub check: Bitfield,
+}
+
+impl PartialCheck {
+    /// The pieces trusted without a read: `known` and not `check`.
+    pub fn trusted(&self) -> Bitfield {
+        let mut t = self.known.clone();
+        for i in self.check.iter_ones() {
+            let _ = t.clear(i);
+        }
+        t
+    }
 }
 
 /// What a check found.
@@ -301,7 +322,10 @@ fn check(job: &CheckJob, hash_threads: usize) -> Result<Checked, CheckError> {
     let m = &job.metainfo;
     let p = &job.progress;
     p.started.store(true, Ordering::Relaxed);
-    let have = hash_have(m, &job.save_dir, hash_threads, p)?;
+    let have = match &job.partial {
+        None => hash_have(m, &job.save_dir, hash_threads, p)?,
+        Some(partial) => hash_have_partial(m, &job.save_dir, hash_threads, p, partial)?,
+    };
     if p.is_cancelled() {
         return Err(CheckError::Cancelled);
     }
@@ -343,9 +367,67 @@ pub fn hash_have(
     hash_threads: usize,
     progress: &CheckProgress,
 ) -> Result<Bitfield, CheckError> {
-    let files = disk_files(m, dir);
     let pieces = m.info.pieces.len();
-    let mut have = Bitfield::new(pieces).map_err(|e| CheckError::Pieces(e.to_string()))?;
+    let have = Bitfield::new(pieces).map_err(|e| CheckError::Pieces(e.to_string()))?;
+    hash_into(m, dir, hash_threads, progress, have, None)
+}
+
+/// The trusted pieces of `partial` (see [`PartialCheck::trusted`]), plus
+/// those of `partial.check` whose data under `dir` matches; only these are
+/// read. A trusted piece that touches a file not on disk as a regular file
+/// is checked too. `progress` counts the pieces hashed.
+pub fn hash_have_partial(
+    m: &Metainfo,
+    dir: &std::path::Path,
+    hash_threads: usize,
+    progress: &CheckProgress,
+    partial: &PartialCheck,
+) -> Result<Bitfield, CheckError> {
+    let pieces = m.info.pieces.len();
+    if partial.known.len() != pieces || partial.check.len() != pieces {
+        return Err(CheckError::Pieces(format!(
+            "{} known-bits and {} check-bits for {pieces} pieces",
+            partial.known.len(),
+            partial.check.len()
+        )));
+    }
+    let mut have = partial.trusted();
+    let mut check = partial.check.clone();
+    let layout = crate::storage::Layout::new(m.info.piece_length, &m.info.extents())
+        .map_err(|e| CheckError::Pieces(e.to_string()))?;
+    for f in files_on_disk(m, dir).iter().filter(|f| f.actual.is_none()) {
+        for i in layout.file_piece_range(f.index).into_iter().flatten() {
+            if have.get(i as usize) {
+                let _ = have.clear(i as usize);
+                let _ = check.set(i as usize);
+            }
+        }
+    }
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for i in check.iter_ones() {
+        let i = i as u64;
+        match runs.last_mut() {
+            Some((_, end)) if *end == i => *end = i + 1,
+            _ => runs.push((i, i + 1)),
+        }
+    }
+    hash_into(m, dir, hash_threads, progress, have, Some(&runs))
+}
+
+/// Sets in `have` the pieces (of `select`, or all) whose data matches.
+fn hash_into(
+    m: &Metainfo,
+    dir: &std::path::Path,
+    hash_threads: usize,
+    progress: &CheckProgress,
+    mut have: Bitfield,
+    select: Option<&[(u64, u64)]>,
+) -> Result<Bitfield, CheckError> {
+    let files = disk_files(m, dir);
+    let pieces: usize = match select {
+        None => m.info.pieces.len(),
+        Some(runs) => runs.iter().map(|&(s, e)| (e - s) as usize).sum(),
+    };
     let any_present = files
         .iter()
         .any(|f| f.path.as_ref().is_some_and(|p| p.exists()));
@@ -359,11 +441,15 @@ pub fn hash_have(
         threads: hash_threads.max(1),
         ..HashOptions::default()
     };
-    let r = hash_pieces_until(
+    if pieces == 0 {
+        return Ok(have);
+    }
+    let r = hash_pieces_in(
         &files,
         m.info.piece_length,
         &options,
         &progress.cancel,
+        select,
         |r| {
             let i = r.index as usize;
             let good = r.hash.as_ref().ok().copied();
@@ -377,5 +463,115 @@ pub fn hash_have(
         Ok(_) => Ok(have),
         Err(HashError::Cancelled) => Err(CheckError::Cancelled),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::sha1;
+    use crate::metainfo::{NewFile, TorrentBuilder};
+
+    const PIECE: usize = 16 * 1024;
+
+    /// A torrent of `files` (name, data) in `dir/t/`, pieces of 16 KiB.
+    fn torrent(dir: &std::path::Path, files: &[(&str, Vec<u8>)]) -> Metainfo {
+        let root = dir.join("t");
+        std::fs::create_dir_all(&root).unwrap();
+        let mut stream = Vec::new();
+        for (name, data) in files {
+            std::fs::write(root.join(name), data).unwrap();
+            stream.extend_from_slice(data);
+        }
+        let hashes: Vec<[u8; 20]> = stream.chunks(PIECE).map(sha1).collect();
+        let b = TorrentBuilder {
+            name: "t".into(),
+            files: files
+                .iter()
+                .map(|(name, data)| NewFile {
+                    path: vec![(*name).into()],
+                    length: data.len() as u64,
+                })
+                .collect(),
+            single_file: false,
+            piece_length: PIECE as u64,
+            ..TorrentBuilder::default()
+        };
+        Metainfo::from_bytes(&b.build(&hashes).unwrap()).unwrap()
+    }
+
+    fn bits(len: usize, ones: &[usize]) -> Bitfield {
+        let mut b = Bitfield::new(len).unwrap();
+        for &i in ones {
+            b.set(i).unwrap();
+        }
+        b
+    }
+
+    fn corrupt(path: &std::path::Path, offset: u64) {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+        f.write_all_at(b"corrupted", offset).unwrap();
+    }
+
+    #[test]
+    fn a_partial_check_reads_only_the_pieces_to_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = crate::rng::Rng::new(9).bytes(6 * PIECE + 100);
+        let m = torrent(dir.path(), &[("a.bin", data)]);
+        let file = dir.path().join("t/a.bin");
+        // Pieces 1 and 4 go bad on disk; only 4 (and 5) are checked.
+        corrupt(&file, PIECE as u64 + 10);
+        corrupt(&file, 4 * PIECE as u64 + 10);
+        let partial = PartialCheck {
+            known: bits(7, &[0, 1, 2, 4, 5]),
+            check: bits(7, &[4, 5, 6]),
+        };
+        let progress = CheckProgress::default();
+        let have = hash_have_partial(&m, dir.path(), 1, &progress, &partial).unwrap();
+        let got: Vec<usize> = have.iter_ones().collect();
+        // 1: trusted, so never read (its corruption unseen); 3: neither
+        // known nor checked; 4: checked and bad; 5, 6: checked and good.
+        assert_eq!(got, [0, 1, 2, 5, 6]);
+        assert_eq!(progress.pieces_checked.load(Ordering::Relaxed), 3);
+        // A full check of the same data finds both bad pieces.
+        let full = hash_have(&m, dir.path(), 1, &CheckProgress::default()).unwrap();
+        assert_eq!(full.iter_ones().collect::<Vec<_>>(), [0, 2, 3, 5, 6]);
+        // Nothing to check: nothing read, the trusted ones kept.
+        let trust_all = PartialCheck {
+            known: bits(7, &[0, 3]),
+            check: bits(7, &[]),
+        };
+        let progress = CheckProgress::default();
+        let have = hash_have_partial(&m, dir.path(), 1, &progress, &trust_all).unwrap();
+        assert_eq!(have.iter_ones().collect::<Vec<_>>(), [0, 3]);
+        assert_eq!(progress.pieces_checked.load(Ordering::Relaxed), 0);
+        // Wrong lengths are refused.
+        let bad = PartialCheck {
+            known: bits(6, &[]),
+            check: bits(7, &[]),
+        };
+        let err = hash_have_partial(&m, dir.path(), 1, &CheckProgress::default(), &bad);
+        assert!(matches!(err, Err(CheckError::Pieces(_))));
+    }
+
+    #[test]
+    fn a_trusted_piece_of_a_missing_file_is_checked_and_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let rng = |s| crate::rng::Rng::new(s).bytes(2 * PIECE);
+        // Pieces 0-1 in a.bin, 2-3 in b.bin, 4-5 in c.bin.
+        let m = torrent(
+            dir.path(),
+            &[("a.bin", rng(1)), ("b.bin", rng(2)), ("c.bin", rng(3))],
+        );
+        std::fs::remove_file(dir.path().join("t/b.bin")).unwrap();
+        let partial = PartialCheck {
+            known: bits(6, &[0, 1, 2, 3, 4, 5]),
+            check: bits(6, &[5]),
+        };
+        let progress = CheckProgress::default();
+        let have = hash_have_partial(&m, dir.path(), 1, &progress, &partial).unwrap();
+        assert_eq!(have.iter_ones().collect::<Vec<_>>(), [0, 1, 4, 5]);
+        assert_eq!(progress.pieces_checked.load(Ordering::Relaxed), 3);
     }
 }

@@ -19,7 +19,7 @@ pub mod uring;
 pub mod waker;
 
 pub use piece_hash::{
-    available_threads, hash_pieces, hash_pieces_until, DiskFile, HashError, HashOptions, HashStats,
-    PieceError, PieceResult,
+    available_threads, hash_pieces, hash_pieces_in, hash_pieces_until, DiskFile, HashError,
+    HashOptions, HashStats, PieceError, PieceResult,
 };
 pub use uring::{check_usable, UringError};

@@ -155,6 +155,11 @@ pub enum HashError {
     WorkerPanicked,
     #[error("the check was cancelled")]
     Cancelled,
+    #[error(
+        "piece range {start}..{end} to hash overlaps or precedes the one before \
+         (ranges must be ascending and disjoint)"
+    )]
+    Selection { start: u64, end: u64 },
 }
 
 /// What a finished run did.
@@ -207,6 +212,22 @@ pub fn hash_pieces_until(
     piece_length: u64,
     options: &HashOptions,
     cancel: &AtomicBool,
+    on_piece: impl FnMut(PieceResult),
+) -> Result<HashStats, HashError> {
+    hash_pieces_in(files, piece_length, options, cancel, None, on_piece)
+}
+
+/// [`hash_pieces_until`] over only the pieces in `select` (ranges
+/// `[start, end)` of piece indexes, ascending and disjoint; `None`: every
+/// piece). Pieces outside are not read at all and not reported; ranges
+/// past the last piece are cut to it. `HashStats::pieces` counts the
+/// pieces hashed.
+pub fn hash_pieces_in(
+    files: &[DiskFile],
+    piece_length: u64,
+    options: &HashOptions,
+    cancel: &AtomicBool,
+    select: Option<&[(u64, u64)]>,
     mut on_piece: impl FnMut(PieceResult),
 ) -> Result<HashStats, HashError> {
     check_range("thread count", options.threads, 1, THREADS_MAX)?;
@@ -229,20 +250,50 @@ pub fn hash_pieces_until(
     drop(extents);
     let total = layout.total_length();
     let num_pieces = u64::from(layout.num_pieces());
+    let runs: Vec<(u64, u64)> = match select {
+        None => vec![(0, num_pieces)],
+        Some(ranges) => {
+            let mut runs: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+            for &(start, end) in ranges {
+                let end = end.min(num_pieces);
+                if start >= end {
+                    continue;
+                }
+                if runs.last().is_some_and(|&(_, last_end)| start < last_end) {
+                    return Err(HashError::Selection { start, end });
+                }
+                runs.push((start, end));
+            }
+            runs
+        }
+    };
+    let selected: u64 = runs.iter().map(|&(s, e)| e - s).sum();
+    let selected_bytes: u64 = runs
+        .iter()
+        .map(|&(s, e)| (e * piece_length).min(total) - s * piece_length)
+        .sum();
+    if selected == 0 {
+        return Ok(HashStats {
+            pieces: 0,
+            bytes: 0,
+            threads: 0,
+        });
+    }
     let threads = options
         .threads
-        .min(usize::try_from(num_pieces).unwrap_or(usize::MAX))
+        .min(usize::try_from(selected).unwrap_or(usize::MAX))
         .max(1);
     // Enough batches that every worker gets several, each near the target size.
     let per_target = (CLAIM_BYTES_TARGET / piece_length).max(1);
     let streams = (threads * options.lanes) as u64;
-    let per_share = num_pieces.div_ceil(streams * 4).max(1);
+    let per_share = selected.div_ceil(streams * 4).max(1);
+    let first = runs.first().map_or(0, |&(s, _)| s);
     let shared = Shared {
         files,
         layout,
-        num_pieces,
+        runs,
         claim: per_target.min(per_share),
-        next: AtomicU64::new(0),
+        next: AtomicU64::new(first),
         stop: AtomicBool::new(false),
         cancel,
         options: *options,
@@ -277,8 +328,8 @@ pub fn hash_pieces_until(
         Some(e) => Err(e),
         None if cancel.load(Ordering::Relaxed) => Err(HashError::Cancelled),
         None => Ok(HashStats {
-            pieces: num_pieces,
-            bytes: total,
+            pieces: selected,
+            bytes: selected_bytes,
             threads,
         }),
     }
@@ -288,7 +339,9 @@ pub fn hash_pieces_until(
 struct Shared<'a> {
     files: &'a [DiskFile],
     layout: Layout,
-    num_pieces: u64,
+    /// The pieces to hash: ranges `[start, end)`, ascending, disjoint,
+    /// never empty.
+    runs: Vec<(u64, u64)>,
     /// Pieces per claim.
     claim: u64,
     next: AtomicU64,
@@ -304,13 +357,27 @@ impl Shared<'_> {
         self.cancel.load(Ordering::Relaxed)
     }
 
-    /// The next batch of pieces `[start, end)`, or `None` when all are taken.
+    /// The next batch of pieces `[start, end)` (inside one run), or `None`
+    /// when all are taken.
     fn claim(&self) -> Option<(u64, u64)> {
-        if self.stop.load(Ordering::Relaxed) || self.cancelled() {
-            return None;
+        let mut cur = self.next.load(Ordering::Relaxed);
+        loop {
+            if self.stop.load(Ordering::Relaxed) || self.cancelled() {
+                return None;
+            }
+            // The first run that ends after `cur`.
+            let i = self.runs.partition_point(|&(_, end)| end <= cur);
+            let &(run_start, run_end) = self.runs.get(i)?;
+            let start = cur.max(run_start);
+            let end = (start + self.claim).min(run_end);
+            match self
+                .next
+                .compare_exchange_weak(cur, end, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return Some((start, end)),
+                Err(now) => cur = now,
+            }
         }
-        let start = self.next.fetch_add(self.claim, Ordering::Relaxed);
-        (start < self.num_pieces).then(|| (start, (start + self.claim).min(self.num_pieces)))
     }
 }
 

@@ -383,3 +383,61 @@ fn a_panicking_callback_does_not_hang_the_workers() {
     });
     assert!(outcome.is_err());
 }
+
+#[test]
+fn only_the_selected_pieces_are_hashed() {
+    let piece_length = 16 * 1024;
+    let f = fixture(vec![
+        Spec::Data(bytes(41, 100_000)),
+        Spec::Data(bytes(42, 70_000)),
+    ]);
+    let want = expected(&f.stream, piece_length);
+    let pieces = want.len() as u64;
+    // Runs at the start, the middle and past the end (cut to the last).
+    let select = [(0, 1), (3, 6), (pieces - 1, pieces + 5)];
+    for threads in [1, 3] {
+        for o in all_lanes(opts(threads, CHUNK_BYTES_MIN, 2)) {
+            let mut got = BTreeMap::new();
+            let stats = hash_pieces_in(
+                &f.files,
+                piece_length,
+                &o,
+                &AtomicBool::new(false),
+                Some(&select),
+                |r| assert!(got.insert(r.index, r.hash).is_none(), "piece twice"),
+            )
+            .unwrap();
+            let idx: Vec<u64> = got.keys().copied().collect();
+            assert_eq!(idx, [0, 3, 4, 5, pieces - 1], "{o:?}");
+            assert_eq!(stats.pieces, 5);
+            let last = f.stream.len() as u64 - (pieces - 1) * piece_length;
+            assert_eq!(stats.bytes, 4 * piece_length + last);
+            for (i, h) in got {
+                assert_eq!(h, Ok(want[i as usize]), "piece {i}");
+            }
+        }
+    }
+    // Nothing selected: nothing read. Out of order: refused.
+    let none = hash_pieces_in(
+        &f.files,
+        piece_length,
+        &opts(1, CHUNK_BYTES_MIN, 2),
+        &AtomicBool::new(false),
+        Some(&[]),
+        |_| panic!("nothing to hash"),
+    )
+    .unwrap();
+    assert_eq!(none.pieces, 0);
+    let bad = hash_pieces_in(
+        &f.files,
+        piece_length,
+        &opts(1, CHUNK_BYTES_MIN, 2),
+        &AtomicBool::new(false),
+        Some(&[(4, 6), (2, 3)]),
+        |_| {},
+    );
+    assert!(
+        matches!(bad, Err(HashError::Selection { start: 2, end: 3 })),
+        "{bad:?}"
+    );
+}

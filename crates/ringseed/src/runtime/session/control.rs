@@ -27,6 +27,7 @@ use crate::metainfo::Metainfo;
 use crate::runtime::checker::CheckOutcome;
 use crate::runtime::disk::TorrentStorage;
 use crate::runtime::waker::WakerHandle;
+use crate::torrent::Bitfield;
 
 /// A connection accepted by one shard whose handshake names a torrent of
 /// another.
@@ -107,6 +108,20 @@ pub enum Control {
         id: TorrentId,
         peers: Vec<SocketAddr>,
         reply: Reply<usize>,
+    },
+    /// The torrent's pieces verified and written (see `Session::pieces`).
+    Pieces {
+        id: TorrentId,
+        reply: Reply<Bitfield>,
+    },
+    /// Every torrent's pieces version (see `Session::pieces_versions`).
+    PiecesVersions {
+        reply: Reply<Vec<(TorrentId, u64)>>,
+    },
+    /// Announce to the torrent's trackers now (see `Session::reannounce`).
+    Reannounce {
+        id: TorrentId,
+        reply: Reply<()>,
     },
     /// One torrent's snapshot, or every torrent's.
     Snapshot {

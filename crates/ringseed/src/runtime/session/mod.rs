@@ -250,6 +250,8 @@ pub struct Session {
     checker: Option<Checker>,
     /// Never empty (the config's list is checked).
     local_addrs: Vec<SocketAddr>,
+    /// Each shard's loop turns (see [`Session::shard_turns`]).
+    turns: Vec<Arc<AtomicU64>>,
 }
 
 impl Session {
@@ -315,6 +317,7 @@ impl Session {
         let settings = Arc::new(settings);
         let board = QuotaBoard::new(n);
         let cpus = cpu_list();
+        let turns: Vec<Arc<AtomicU64>> = (0..n).map(|_| Arc::new(AtomicU64::new(0))).collect();
         let mut threads = Vec::with_capacity(n);
         for (index, ((waker, (handoff, control)), listener)) in wakers
             .into_iter()
@@ -343,6 +346,7 @@ impl Session {
                 own_addrs: own_addrs.clone(),
                 rng_seed: seed.wrapping_add(index as u64 + 1),
                 board: board.clone(),
+                turns: turns[index].clone(),
             };
             let cpu = (config.pin && !cpus.is_empty()).then(|| cpus[index % cpus.len()]);
             let handle = std::thread::Builder::new()
@@ -367,6 +371,7 @@ impl Session {
             tracker: Some(tracker),
             checker: Some(checker),
             local_addrs,
+            turns,
         })
     }
 
@@ -397,6 +402,18 @@ impl Session {
     /// Events dropped because the reader fell behind.
     pub fn events_dropped(&self) -> u64 {
         self.events_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Each shard's count of loop turns, by shard index. A shard turns at
+    /// least every 50 ms even when idle (its longest wait), so a count that
+    /// stays put for seconds means a hung shard: the daemon sends systemd
+    /// `WATCHDOG=1` only while every count moves. Cheap (relaxed atomic
+    /// loads; no request to the shards).
+    pub fn shard_turns(&self) -> Vec<u64> {
+        self.turns
+            .iter()
+            .map(|t| t.load(Ordering::Relaxed))
+            .collect()
     }
 
     /// A shard that stopped although nobody asked, with why if it said.
@@ -455,7 +472,7 @@ impl Session {
                     },
                 )?,
             ),
-            Have::Check => None,
+            Have::Check | Have::Partial { .. } => None,
         };
         let shard = shard_of(&m.info_hash, self.routes.len());
         let id = self
@@ -590,6 +607,47 @@ impl Session {
         }
         *self.settings.lock().unwrap_or_else(|e| e.into_inner()) = settings;
         Ok(changed)
+    }
+
+    /// The torrent's pieces that are verified and written (the write
+    /// completed): what it announces as `have`. While it is checked, the
+    /// pieces from before the check (none for a torrent added with
+    /// [`Have::Check`], the trusted ones for [`Have::Partial`]). The daemon
+    /// records these after an fdatasync of the torrent's files.
+    pub fn pieces(&self, id: TorrentId) -> Result<crate::torrent::Bitfield, SessionError> {
+        Ok(self
+            .route_of(id)?
+            .request(|reply| Control::Pieces { id, reply })?
+            .wait(ANSWER_TIMEOUT)?)
+    }
+
+    /// Every torrent's pieces version, sorted by id: a number that changes
+    /// whenever [`Session::pieces`] would answer differently (the checks
+    /// done in the high 32 bits, the count of pieces in the low 32; between
+    /// two checks the pieces only grow). For the periodic save of many
+    /// torrents: ask [`Session::pieces`] only for those whose version
+    /// changed since the last save. One request per shard.
+    pub fn pieces_versions(&self) -> Result<Vec<(TorrentId, u64)>, SessionError> {
+        let mut pending = Vec::with_capacity(self.routes.len());
+        for r in &self.routes {
+            pending.push(
+                r.control
+                    .request(|reply| Control::PiecesVersions { reply })?,
+            );
+        }
+        let mut out = Vec::new();
+        for p in pending {
+            out.extend(p.wait(ANSWER_TIMEOUT)?);
+        }
+        out.sort_by_key(|&(id, _)| id);
+        Ok(out)
+    }
+
+    /// Announces to the torrent's trackers now ("force reannounce"). An
+    /// announce in flight is not doubled (its answer sets the next time);
+    /// a paused or checking torrent, or one without trackers, does nothing.
+    pub fn reannounce(&self, id: TorrentId) -> Result<(), SessionError> {
+        self.ask(id, |reply| Control::Reannounce { id, reply })
     }
 
     /// Every torrent's numbers, from every shard.

@@ -73,6 +73,16 @@ pub enum Have {
     /// Trust this bitfield (resume data the caller verified): serve at
     /// once.
     Known(Bitfield),
+    /// Trust the pieces of `known` that are not in `check`, and hash only
+    /// the pieces in `check` on the checker pool (the others are not read
+    /// at all); the result is the trusted ones plus those of `check` that
+    /// match. For resume data whose files partly changed (a file's size or
+    /// mtime differs from the last save: its pieces go in `check`). The
+    /// torrent is "checking" meanwhile, as for [`Have::Check`], and its
+    /// files are opened by the checker. A trusted piece that touches a file
+    /// not on disk is checked too (so dropped), whatever `check` says.
+    /// Both bitfields have one bit per piece.
+    Partial { known: Bitfield, check: Bitfield },
 }
 
 /// Per-torrent rate limits, bytes per second. `None`: the session's

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::torrents::{Entry, Next, Phase, Running, WAITING_PEERS_MAX};
 use super::Shard;
 use crate::engine::{PeerSource, Torrent, TorrentSetup};
-use crate::runtime::checker::{CheckJob, CheckOutcome, CheckProgress};
+use crate::runtime::checker::{CheckJob, CheckOutcome, CheckProgress, PartialCheck};
 use crate::runtime::disk::disk_files;
 use crate::runtime::session::control::{answer, Control, ControlError, Removed, ShardAdd};
 use crate::runtime::session::types::{Event, Have, Mode, TorrentId, TorrentLimits};
@@ -65,6 +65,16 @@ impl Shard {
                 answer(&reply, Ok(()));
             }
             Control::AddPeers { id, peers, reply } => answer(&reply, self.add_peers(id, &peers)),
+            Control::Pieces { id, reply } => {
+                let r = self
+                    .torrents
+                    .get(id)
+                    .map(|e| e.pieces().clone())
+                    .ok_or(ControlError::UnknownTorrent(id));
+                answer(&reply, r);
+            }
+            Control::PiecesVersions { reply } => answer(&reply, Ok(self.pieces_versions())),
+            Control::Reannounce { id, reply } => answer(&reply, self.reannounce(id)),
             Control::Snapshot { id, reply } => {
                 let r = match id {
                     Some(id) => self
@@ -99,6 +109,18 @@ impl Shard {
             | Control::SetLimits { reply, .. }
             | Control::ApplySettings { reply, .. } => answer(&reply, Err(no)),
             Control::AddPeers { reply, .. } => answer(&reply, Err(no)),
+            Control::Reannounce { reply, .. } => answer(&reply, Err(no)),
+            // The pieces are still true while stopping (the daemon saves
+            // them last).
+            Control::Pieces { id, reply } => {
+                let r = self
+                    .torrents
+                    .get(id)
+                    .map(|e| e.pieces().clone())
+                    .ok_or(ControlError::UnknownTorrent(id));
+                answer(&reply, r);
+            }
+            Control::PiecesVersions { reply } => answer(&reply, Ok(self.pieces_versions())),
             Control::Snapshot { id, reply } => {
                 let all = self.torrents.iter().map(|(_, e)| e.snapshot());
                 answer(
@@ -128,28 +150,40 @@ impl Shard {
         } = add;
         let pieces = metainfo.info.pieces.len();
         let bad = |reason: String| ControlError::BadId { id, reason };
+        let wrong = |b: &crate::torrent::Bitfield, what: &str| {
+            bad(format!("{} {what}-bits for {pieces} pieces", b.len()))
+        };
+        let mut partial = None;
         let known = match have {
             Have::Known(b) if b.len() == pieces => Some(b),
-            Have::Known(b) => {
-                return Err(bad(format!("{} have-bits for {pieces} pieces", b.len())));
-            }
+            Have::Known(b) => return Err(wrong(&b, "have")),
             Have::Check => None,
+            Have::Partial { known, .. } if known.len() != pieces => {
+                return Err(wrong(&known, "known"))
+            }
+            Have::Partial { check, .. } if check.len() != pieces => {
+                return Err(wrong(&check, "check"))
+            }
+            Have::Partial { known, check } => {
+                partial = Some(PartialCheck { known, check });
+                None
+            }
         };
         let empty = crate::torrent::Bitfield::new(pieces).map_err(|e| bad(e.to_string()))?;
+        // While checked, the pieces of a partial check are the trusted ones.
+        let before_check = partial.as_ref().map(PartialCheck::trusted);
         let mut waiting_peers = peers;
         waiting_peers.truncate(WAITING_PEERS_MAX);
         let entry = Entry {
             id,
             info_hash: metainfo.info_hash,
-            name: metainfo.info.name.clone(),
-            trackers: metainfo.trackers.clone(),
             metainfo,
             save_dir,
             mode,
             phase: Phase::Paused,
             run: None,
             storage,
-            have: known.clone().unwrap_or(empty),
+            have: known.clone().or(before_check).unwrap_or(empty),
             paused,
             limits,
             waiting_peers,
@@ -159,13 +193,16 @@ impl Shard {
             downloaded_here: 0,
             hash_failures_here: 0,
             io_ops: 0,
+            checks_done: 0,
             check: None,
             error: None,
         };
         self.torrents
             .insert(entry)
             .map_err(|e| bad(e.to_string()))?;
-        if known.is_none() || self.torrents.get(id).is_some_and(|e| e.storage.is_none()) {
+        if partial.is_some() {
+            self.submit_check_with(id, partial);
+        } else if known.is_none() || self.torrents.get(id).is_some_and(|e| e.storage.is_none()) {
             self.submit_check(id);
         } else if !paused {
             self.start(id);
@@ -175,6 +212,12 @@ impl Shard {
 
     /// Queues a data check of `id` (the torrent is `Checking` meanwhile).
     fn submit_check(&mut self, id: TorrentId) {
+        self.submit_check_with(id, None);
+    }
+
+    /// [`Shard::submit_check`] that, with `partial`, hashes only the pieces
+    /// it names (the first check of a torrent added with `Have::Partial`).
+    fn submit_check_with(&mut self, id: TorrentId, partial: Option<PartialCheck>) {
         let Some(route) = self.routes.get(self.index).map(|r| r.control.clone()) else {
             return;
         };
@@ -196,6 +239,7 @@ impl Shard {
                 .is_none_or(|s| !s.missing_files().is_empty())
                 .then_some(e.mode),
             progress,
+            partial,
             reply: route,
         };
         if self.checker.submit(job).is_err() {
@@ -220,6 +264,7 @@ impl Shard {
         match outcome.result {
             Ok(checked) => {
                 e.have = checked.have;
+                e.checks_done = e.checks_done.wrapping_add(1);
                 if checked.storage.is_some() {
                     e.storage = checked.storage;
                 }
@@ -255,7 +300,7 @@ impl Shard {
     fn start(&mut self, id: TorrentId) {
         let now = self.now;
         let seed = self.rng_seed ^ id.to_u64().wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let engine_settings = self.settings.engine().clone();
+        let engine_settings = self.engine_settings.clone();
         let listen_port = self.listen_port;
         let own_addrs = self.own_addrs.to_vec();
         let peer_id = self.peer_id;
@@ -275,7 +320,7 @@ impl Shard {
             peer_id,
             listen_port,
             listen_addrs: own_addrs,
-            has_trackers: !e.trackers.is_empty(),
+            has_trackers: !e.trackers().is_empty(),
             download: e.mode == Mode::Download,
             rng_seed: seed,
         };
@@ -288,10 +333,10 @@ impl Shard {
             }
         };
         let peers = std::mem::take(&mut e.waiting_peers);
-        e.run = Some(Running {
+        e.run = Some(Box::new(Running {
             torrent,
             conn_of: HashMap::new(),
-        });
+        }));
         e.phase = Phase::Active;
         e.error = None;
         let limits = e.limits;
@@ -381,6 +426,7 @@ impl Shard {
     fn apply_settings(&mut self, settings: Arc<crate::runtime::session::settings::Settings>) {
         let now = self.now;
         self.limits.apply(settings.limits(), now);
+        self.engine_settings = Arc::new(settings.engine().clone());
         self.settings = settings;
         for id in self.torrents.ids() {
             let limits = match self.torrents.get(id) {
@@ -388,12 +434,32 @@ impl Shard {
                 _ => continue,
             };
             self.apply_torrent_limits(id, limits);
-            let engine = self.settings.engine().clone();
+            let engine = self.engine_settings.clone();
             if let Some(t) = self.torrents.engine_mut(id) {
                 // Checked by the session: cannot fail.
                 let _ = t.apply_settings(engine);
             }
         }
+    }
+
+    fn pieces_versions(&self) -> Vec<(TorrentId, u64)> {
+        self.torrents
+            .iter()
+            .map(|(id, e)| (id, e.pieces_version()))
+            .collect()
+    }
+
+    /// Announces now if the torrent runs and has no announce in flight; a
+    /// paused, checking or tracker-less torrent does nothing.
+    fn reannounce(&mut self, id: TorrentId) -> Result<(), ControlError> {
+        let now = self.now;
+        let e = self.entry(id)?;
+        if let (Phase::Active, Some(r)) = (&e.phase, e.run.as_mut()) {
+            if r.torrent.reannounce(now) {
+                self.pump(id);
+            }
+        }
+        Ok(())
     }
 
     fn add_peers(
@@ -482,7 +548,7 @@ impl Shard {
         for request in owed {
             let job = TrackerJob {
                 token: id.to_u64(),
-                tiers: e.trackers.clone(),
+                tiers: e.trackers().to_vec(),
                 request,
                 reply: self.stopped_tx.clone(),
                 wake: None,
@@ -490,7 +556,7 @@ impl Shard {
             if let Err(job) = self.tracker.submit(job) {
                 tracing::warn!(
                     "{}: the tracker queue is full: {} announce not sent",
-                    e.name,
+                    e.name(),
                     job.request.event.map_or("regular", |ev| ev.as_str())
                 );
             }

@@ -178,6 +178,8 @@ pub struct ShardSpec {
     /// Where the shards report demand for the global budgets (one board
     /// shared by all shards).
     pub board: QuotaBoard,
+    /// Bumped once per loop turn (the session's watchdog reads it).
+    pub turns: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// What an op was for; kept in the op's slot of the event loop.
@@ -240,6 +242,9 @@ pub(crate) struct Shard {
     events: EventSink,
     bind: BindOptions,
     settings: Arc<Settings>,
+    /// `settings.engine()`, shared by every engine of the shard (one copy,
+    /// not one per torrent); replaced when the settings change.
+    engine_settings: Arc<crate::engine::EngineSettings>,
     peer_id: [u8; 20],
     listen_port: u16,
     own_addrs: Arc<[std::net::SocketAddr]>,
@@ -267,6 +272,8 @@ pub(crate) struct Shard {
     scratch: Vec<u8>,
     /// Counts of torrents already gone, for the stop report.
     gone: StopReport,
+    /// Loop turns (see `ShardSpec::turns`).
+    turns: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Runs a shard until it is stopped; returns what it moved. Call on the
@@ -336,6 +343,7 @@ impl Shard {
             stopped_tx,
             events: spec.events,
             bind: spec.bind,
+            engine_settings: Arc::new(spec.settings.engine().clone()),
             settings: spec.settings,
             peer_id: spec.peer_id,
             listen_port: spec.listen_port,
@@ -356,6 +364,7 @@ impl Shard {
             log: PeerLog::new(spec.index, now),
             scratch: Vec::new(),
             gone: StopReport::default(),
+            turns: spec.turns,
         })
     }
 
@@ -400,6 +409,8 @@ impl Shard {
             .saturating_sub(self.now)
             .clamp(Duration::from_millis(1), WAIT_MAX);
         self.ev.submit_and_wait(1, Some(wait))?;
+        self.turns
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.now = self.epoch.elapsed();
         completions.clear();
         self.ev.drain_completions(completions);
@@ -446,7 +457,7 @@ impl Shard {
             report.downloaded += down;
             if let Some(s) = e.storage.as_ref() {
                 if let Err(err) = s.sync() {
-                    tracing::error!("{}: {err}", e.name);
+                    tracing::error!("{}: {err}", e.name());
                 }
             }
         }
@@ -550,7 +561,7 @@ impl Shard {
     fn handle_replies(&mut self) {
         while let Ok(r) = self.replies.try_recv() {
             let id = TorrentId::from_u64(r.token);
-            let Some(name) = self.torrents.get(id).map(|e| e.name.clone()) else {
+            let Some(name) = self.torrents.get(id).map(|e| e.name().to_owned()) else {
                 continue;
             };
             let result = match r.outcome {

@@ -63,7 +63,7 @@ impl Shard {
                 Output::Finished => {
                     if let Some(e) = self.torrents.get(t) {
                         if let Some(Err(err)) = e.storage.as_ref().map(|s| s.sync()) {
-                            tracing::error!("{}: {err}", e.name);
+                            tracing::error!("{}: {err}", e.name());
                         }
                     }
                     self.events.send(Event::Finished { id: t });
@@ -76,7 +76,7 @@ impl Shard {
     }
 
     fn announce(&mut self, t: TorrentId, request: crate::tracker::AnnounceRequest) {
-        let Some(trackers) = self.torrents.get(t).map(|e| e.trackers.clone()) else {
+        let Some(trackers) = self.torrents.get(t).map(|e| e.trackers().to_vec()) else {
             return;
         };
         let wake = self.routes.get(self.index).map(|r| r.wake().clone());

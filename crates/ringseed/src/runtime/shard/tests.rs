@@ -107,6 +107,7 @@ fn rig_with(settings: Settings) -> Rig {
         own_addrs: vec![addr].into(),
         rng_seed: 1,
         board: QuotaBoard::new(1),
+        turns: Arc::default(),
     };
     let mut shard = Shard::new(spec).unwrap();
     shard.arm_accept();
@@ -171,7 +172,7 @@ impl Rig {
                 crate::runtime::disk::TorrentStorage::open(&self.metainfo, self.dir.path(), false)
                     .unwrap(),
             ),
-            Have::Check => None,
+            Have::Check | Have::Partial { .. } => None,
         };
         let add = ShardAdd {
             id,

@@ -68,14 +68,14 @@ pub struct Running {
 pub struct Entry {
     pub id: TorrentId,
     pub info_hash: InfoHash,
-    pub name: String,
+    /// Its name and trackers are read from here (not copied per entry).
     pub metainfo: Arc<Metainfo>,
     pub save_dir: PathBuf,
     pub mode: Mode,
-    pub trackers: Vec<Vec<String>>,
     pub phase: Phase,
-    /// The engine, while active or draining.
-    pub run: Option<Running>,
+    /// The engine, while active or draining (boxed: a paused or checking
+    /// torrent does not carry its 2 KB).
+    pub run: Option<Box<Running>>,
     /// The files; `None` until the first check opened them.
     pub storage: Option<TorrentStorage>,
     /// Pieces verified on disk while no engine runs (the engine keeps its
@@ -96,11 +96,24 @@ pub struct Entry {
     pub hash_failures_here: u64,
     /// Disk ops in flight (reads and writes) that name the torrent.
     pub io_ops: u32,
+    /// Checks that gave a result (the pieces were replaced, not only
+    /// added to): the high half of [`Entry::pieces_version`].
+    pub checks_done: u32,
     pub check: Option<Arc<CheckProgress>>,
     pub error: Option<String>,
 }
 
 impl Entry {
+    /// The torrent's name (from its metainfo).
+    pub fn name(&self) -> &str {
+        &self.metainfo.info.name
+    }
+
+    /// The torrent's tracker tiers (from its metainfo).
+    pub fn trackers(&self) -> &[Vec<String>] {
+        &self.metainfo.trackers
+    }
+
     pub fn is_active(&self) -> bool {
         matches!(self.phase, Phase::Active)
     }
@@ -122,8 +135,22 @@ impl Entry {
         self.run.as_ref().map(|r| r.torrent.stats())
     }
 
+    /// The pieces verified and written: the engine's while it runs, else
+    /// the entry's (while checking: those from before the check).
+    pub fn pieces(&self) -> &Bitfield {
+        self.run.as_ref().map_or(&self.have, |r| r.torrent.have())
+    }
+
+    /// Changes whenever [`Entry::pieces`] does: checks done in the high
+    /// half, the count of pieces in the low. Between two checks the set
+    /// only grows (a piece, once written, is never dropped), so the count
+    /// names it.
+    pub fn pieces_version(&self) -> u64 {
+        (u64::from(self.checks_done) << 32) | self.pieces().count_ones() as u64
+    }
+
     /// Folds the engine's counts and pieces into the entry and drops it.
-    pub fn retire_engine(&mut self) -> Option<Running> {
+    pub fn retire_engine(&mut self) -> Option<Box<Running>> {
         let run = self.run.take()?;
         let s = run.torrent.stats();
         self.uploaded_here += s.uploaded;
@@ -165,7 +192,7 @@ impl Entry {
         let mut s = TorrentSnapshot {
             id: self.id,
             info_hash: self.info_hash,
-            name: self.name.clone(),
+            name: self.name().to_owned(),
             save_dir: self.save_dir.clone(),
             mode: self.mode,
             state: self.state(),
@@ -197,9 +224,12 @@ impl Entry {
     }
 }
 
-/// The shard's torrents by id, and by info-hash for routing.
+/// The shard's torrents by id, and by info-hash for routing. Entries are
+/// boxed: ids are the session's, so a shard's slab has a slot for every
+/// torrent of the session (the other shards' ones empty), and an empty slot
+/// then costs a pointer, not a whole entry.
 pub struct Torrents {
-    slab: Slab<TorrentId, Entry>,
+    slab: Slab<TorrentId, Box<Entry>>,
     by_hash: HashMap<InfoHash, TorrentId>,
 }
 
@@ -227,7 +257,7 @@ impl Torrents {
         if self.by_hash.contains_key(&hash) {
             return Err(SlabError::SlotTaken { slot: id.slot });
         }
-        self.slab.insert_at(id, entry)?;
+        self.slab.insert_at(id, Box::new(entry))?;
         self.by_hash.insert(hash, id);
         Ok(())
     }
@@ -235,15 +265,15 @@ impl Torrents {
     pub fn remove(&mut self, id: TorrentId) -> Option<Entry> {
         let e = self.slab.remove(id)?;
         self.by_hash.remove(&e.info_hash);
-        Some(e)
+        Some(*e)
     }
 
     pub fn get(&self, id: TorrentId) -> Option<&Entry> {
-        self.slab.get(id)
+        self.slab.get(id).map(|e| &**e)
     }
 
     pub fn get_mut(&mut self, id: TorrentId) -> Option<&mut Entry> {
-        self.slab.get_mut(id)
+        self.slab.get_mut(id).map(|e| &mut **e)
     }
 
     pub fn by_hash(&self, hash: &InfoHash) -> Option<TorrentId> {
@@ -252,11 +282,11 @@ impl Torrents {
 
     /// The engine of a running (active or draining) torrent.
     pub fn running(&self, id: TorrentId) -> Option<&Running> {
-        self.slab.get(id)?.run.as_ref()
+        self.slab.get(id)?.run.as_deref()
     }
 
     pub fn running_mut(&mut self, id: TorrentId) -> Option<&mut Running> {
-        self.slab.get_mut(id)?.run.as_mut()
+        self.slab.get_mut(id)?.run.as_deref_mut()
     }
 
     pub fn engine_mut(&mut self, id: TorrentId) -> Option<&mut Torrent> {
@@ -266,7 +296,7 @@ impl Torrents {
     /// The torrent's name, for messages ("?" once it is gone).
     pub fn name(&self, id: TorrentId) -> String {
         self.get(id)
-            .map_or_else(|| "?".to_owned(), |e| e.name.clone())
+            .map_or_else(|| "?".to_owned(), |e| e.name().to_owned())
     }
 
     pub fn ids(&self) -> Vec<TorrentId> {
@@ -274,11 +304,11 @@ impl Torrents {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (TorrentId, &Entry)> + '_ {
-        self.slab.iter()
+        self.slab.iter().map(|(id, e)| (id, &**e))
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (TorrentId, &mut Entry)> + '_ {
-        self.slab.iter_mut()
+        self.slab.iter_mut().map(|(id, e)| (id, &mut **e))
     }
 
     /// Every active engine (for the quota round).
