@@ -4,16 +4,12 @@
 //! JSON for scripts with `list --json`). Knows nothing of the daemon's
 //! internals beyond the protocol.
 
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
-use ringseed::limits::TORRENT_FILE_BYTES_MAX;
 use ringseed::magnet::Magnet;
-use ringseed::metainfo::Metainfo;
 use serde_json::Value;
 
 use super::engine_opts::parse_rate;
@@ -474,19 +470,7 @@ fn prepare_add(target: &std::ffi::OsStr) -> Result<(AddFields, String)> {
         return Ok((fields, name));
     }
     let path = Path::new(target);
-    let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut bytes = Vec::new();
-    file.take(TORRENT_FILE_BYTES_MAX + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    if bytes.len() as u64 > TORRENT_FILE_BYTES_MAX {
-        bail!(
-            "{} is larger than {TORRENT_FILE_BYTES_MAX} bytes, the most a .torrent file may have",
-            path.display()
-        );
-    }
-    let m = Metainfo::from_bytes(&bytes)
-        .with_context(|| format!("{} is not a valid .torrent file", path.display()))?;
+    let (bytes, m) = super::load::load_torrent_bytes(path)?;
     let fields = AddFields {
         torrent_hex: Some(hex_encode(&bytes)),
         ..AddFields::default()
@@ -621,7 +605,9 @@ mod tests {
         let bytes = b.build(&[[0u8; 20]]).unwrap();
         let torrent = dir.path().join("a.torrent");
         std::fs::write(&torrent, &bytes).unwrap();
-        let info_hash = Metainfo::from_bytes(&bytes).unwrap().info_hash;
+        let info_hash = ringseed::metainfo::Metainfo::from_bytes(&bytes)
+            .unwrap()
+            .info_hash;
 
         let (tx, rx) = bounded(4);
         let server = CtlServer::start(&dir.path().join(SOCKET_FILE), tx).unwrap();
@@ -697,7 +683,7 @@ mod tests {
     fn the_table_has_the_whole_hash() {
         let hash = "0123456789abcdef0123456789abcdef01234567";
         let t: TorrentInfo = serde_json::from_value(serde_json::json!({
-            "hash": hash, "name": "n", "state": "seeding", "progress": 0.9999,
+            "hash": hash, "name": "n", "state": "seeding", "progress": 0.9999, "pieces_have": 9, "piece_count": 10,
             "total_length": 1, "bytes_left": 0, "rate_up": 2048, "rate_down": 0,
             "peers": 0, "message": null, "source": "torrent", "magnet": null,
             "save_path": "/d", "category": "", "tags": ["a", "b"], "wanted": "started",

@@ -10,6 +10,11 @@ use ringseed::metainfo::Metainfo;
 
 /// Reads and parses the torrent at `path`; errors name the file.
 pub fn load_torrent(path: &Path) -> Result<Metainfo> {
+    load_torrent_bytes(path).map(|(_, m)| m)
+}
+
+/// [`load_torrent`], keeping the file's bytes too.
+pub fn load_torrent_bytes(path: &Path) -> Result<(Vec<u8>, Metainfo)> {
     let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut bytes = Vec::new();
     file.take(TORRENT_FILE_BYTES_MAX + 1)
@@ -22,6 +27,7 @@ pub fn load_torrent(path: &Path) -> Result<Metainfo> {
             TORRENT_FILE_BYTES_MAX
         );
     }
-    Metainfo::from_bytes(&bytes)
-        .with_context(|| format!("{} is not a valid .torrent file", path.display()))
+    let m = Metainfo::from_bytes(&bytes)
+        .with_context(|| format!("{} is not a valid .torrent file", path.display()))?;
+    Ok((bytes, m))
 }

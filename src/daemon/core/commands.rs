@@ -528,23 +528,6 @@ impl Core {
         }
     }
 
-    /// Whether the queue gives this torrent (just added, last in order) a
-    /// place now.
-    fn would_run(&self, hash: InfoHash) -> bool {
-        let order = self.queue_order();
-        let items: Vec<_> = order
-            .iter()
-            .filter_map(|h| self.entries.get(h))
-            .map(Entry::queue_item)
-            .collect();
-        let plan = super::policy::queue_plan(&items, &self.cfg.queue);
-        order
-            .iter()
-            .zip(plan)
-            .find(|(h, _)| **h == hash)
-            .is_some_and(|(_, r)| r)
-    }
-
     /// Adds what waits in the watch folder.
     pub(super) fn scan_watch_dir(&mut self) {
         let Some(dir) = self.cfg.paths.watch_dir.clone() else {

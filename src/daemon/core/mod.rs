@@ -245,6 +245,29 @@ impl Core {
         order.into_iter().map(|(_, _, h)| h).collect()
     }
 
+    /// Whether the queue gives `hash` (about to enter the session) a place
+    /// now; other torrents out of the session (moving, failed) take none.
+    fn would_run(&self, hash: InfoHash) -> bool {
+        let order = self.queue_order();
+        let items: Vec<QueueItem> = order
+            .iter()
+            .filter_map(|h| self.entries.get(h))
+            .map(|e| {
+                let mut q = e.queue_item();
+                if e.id.is_none() && e.record.info_hash != hash {
+                    q.started = false;
+                }
+                q
+            })
+            .collect();
+        let plan = policy::queue_plan(&items, &self.cfg.queue);
+        order
+            .iter()
+            .zip(plan)
+            .find(|(h, _)| **h == hash)
+            .is_some_and(|(_, r)| r)
+    }
+
     /// Starts and pauses torrents as the queue says.
     fn apply_queue(&mut self) {
         let order = self.queue_order();

@@ -205,26 +205,7 @@ impl Core {
 
     /// Adds one torrent of the core to the session (after a move).
     pub(super) fn add_to_session(&mut self, hash: InfoHash) {
-        let run = {
-            let order = self.queue_order();
-            let items: Vec<_> = order
-                .iter()
-                .filter_map(|h| self.entries.get(h))
-                .map(|e| {
-                    let mut q = e.queue_item();
-                    if e.id.is_none() && e.record.info_hash != hash {
-                        q.started = false;
-                    }
-                    q
-                })
-                .collect();
-            let plan = policy::queue_plan(&items, &self.cfg.queue);
-            order
-                .iter()
-                .zip(plan)
-                .find(|(h, _)| **h == hash)
-                .is_some_and(|(_, r)| r)
-        };
+        let run = self.would_run(hash);
         let Some(e) = self.entries.get_mut(&hash) else {
             return;
         };
