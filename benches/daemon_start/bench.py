@@ -9,7 +9,7 @@ One run, loopback only:
      skip_checking), wait until every one seeds, stop each cleanly;
   3. R rounds, alternating: a 0-torrent baseline and a measured restart of
      each client: time to ready (ringseed: the `ready in` log line;
-     qBittorrent: Web API answering and every torrent in a seeding state),
+     qBittorrent: its Web API reports every torrent in a seeding state),
      time to serving (a BitTorrent handshake for a random one of the N
      info-hashes answered with a handshake and a bitfield/have-all), and RSS.
 Prints a markdown report on stdout, progress on stderr. Every process is
@@ -712,18 +712,12 @@ WebUI\\UseUPnP=false
 # ----------------------------------------------------------------- report
 
 
-def med(xs):
+def fmt(xs, unit_fmt="{:.2f}"):
+    """`median (min-max)` of the figures, `-` when there are none."""
     xs = [x for x in xs if x is not None]
     if not xs:
         return "-"
-    return xs, statistics.median(xs), min(xs), max(xs)
-
-
-def fmt(xs, unit_fmt="{:.2f}"):
-    m = med(xs)
-    if m == "-":
-        return "-"
-    _, md, lo, hi = m
+    md, lo, hi = statistics.median(xs), min(xs), max(xs)
     return f"{unit_fmt.format(md)} ({unit_fmt.format(lo)}-{unit_fmt.format(hi)})"
 
 
