@@ -463,8 +463,8 @@ class QbtApi:
 
 class Stragglers:
     """Which of the N torrents qBittorrent does not report seeding yet.
-    It asks `/api/v2/torrents/info` only about those (`hashes=`, in chunks
-    of STATE_CHUNK): qBittorrent 4.5 serializes every torrent a query
+    It asks `/api/v2/torrents/info` only about those (`hashes=`, at most
+    STATE_CHUNK a query): qBittorrent 4.5 serializes every torrent a query
     matches, and a list of all 10,000 takes its main thread 1-3 s here
     (the sync/maindata diff as much), which would slow the very start being
     measured. A torrent seen seeding is not asked about again (nothing
@@ -473,6 +473,7 @@ class Stragglers:
     def __init__(self, api, hashes):
         self.api = api
         self.left = set(hashes)
+        self.unasked = set(hashes)
         self.counts = {}
         # send time of the last query that found one not seeding (or not
         # listed): all were seeding only after it; receive time of the last
@@ -480,27 +481,43 @@ class Stragglers:
         self.last_miss_sent = None
         self.last_answer = None
 
+    def query(self, hashes):
+        """One query about these torrents; drops those seen seeding from
+        `left`; returns the state counts (`not listed yet` for the ones
+        qBittorrent does not know yet)."""
+        body = urllib.parse.urlencode({"hashes": "|".join(hashes)}).encode()
+        sent = time.monotonic()
+        got = json.loads(self.api.call("torrents/info", body,
+                                       "application/x-www-form-urlencoded", timeout=120))
+        self.last_answer = time.monotonic()
+        counts, seeding = {}, 0
+        for t in got:
+            counts[t["state"]] = counts.get(t["state"], 0) + 1
+            if t["state"] in QBT_SEEDING:
+                self.left.discard(t["hash"])
+                self.unasked.discard(t["hash"])
+                seeding += 1
+        if seeding < len(hashes):
+            self.last_miss_sent = sent
+        counts["not listed yet"] = len(hashes) - sum(counts.values())
+        return counts
+
     def sweep(self):
-        """Asks about every torrent not yet seen seeding; returns how many
-        are left."""
+        """Asks again about those seen not seeding (few, so quick), then
+        about the next STATE_CHUNK never asked about; returns how many are
+        left. Asking the stragglers first each time keeps the bounds of the
+        ready time about one query apart."""
         counts = {}
-        left = sorted(self.left)
-        for i in range(0, len(left), STATE_CHUNK):
-            chunk = left[i : i + STATE_CHUNK]
-            body = urllib.parse.urlencode({"hashes": "|".join(chunk)}).encode()
-            sent = time.monotonic()
-            got = json.loads(self.api.call("torrents/info", body,
-                                           "application/x-www-form-urlencoded", timeout=120))
-            self.last_answer = time.monotonic()
-            seeding = 0
-            for t in got:
-                counts[t["state"]] = counts.get(t["state"], 0) + 1
-                if t["state"] in QBT_SEEDING:
-                    self.left.discard(t["hash"])
-                    seeding += 1
-            if seeding < len(chunk):
-                self.last_miss_sent = sent
-        counts["not listed yet"] = len(left) - sum(counts.values())
+        stragglers = sorted(self.left - self.unasked)
+        for i in range(0, len(stragglers), STATE_CHUNK):
+            for k, v in self.query(stragglers[i : i + STATE_CHUNK]).items():
+                counts[k] = counts.get(k, 0) + v
+        if self.unasked:
+            chunk = sorted(self.unasked)[:STATE_CHUNK]
+            self.unasked.difference_update(chunk)
+            for k, v in self.query(chunk).items():
+                counts[k] = counts.get(k, 0) + v
+        counts["never asked yet"] = len(self.unasked)
         self.counts = counts
         return len(self.left)
 
@@ -678,7 +695,8 @@ WebUI\\UseUPnP=false
                 ready_at = sg.last_answer
                 ready_lo = sg.last_miss_sent if sg.last_miss_sent is not None else api_at
                 break
-            time.sleep(max(0.0, QBT_POLL_S - (time.monotonic() - sent)))
+            if not sg.unasked:  # only stragglers left: ask every QBT_POLL_S
+                time.sleep(max(0.0, QBT_POLL_S - (time.monotonic() - sent)))
         if ready_at is not None:
             wait_until(lambda: prober.at is not None or not prober.is_alive(),
                        max(1.0, end - time.monotonic()), "qBittorrent serving probe", proc=p)
