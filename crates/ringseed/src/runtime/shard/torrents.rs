@@ -16,6 +16,7 @@
 //! files are never closed under a read or a write; then it becomes what
 //! `next` says.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -231,6 +232,13 @@ impl Entry {
 pub struct Torrents {
     slab: Slab<TorrentId, Box<Entry>>,
     by_hash: HashMap<InfoHash, TorrentId>,
+    /// The earliest tick of an active engine as last scanned (`Some(None)`:
+    /// none active); `None`: scan again. An engine's next tick moves only
+    /// when it ticks or is created, both through a `&mut self` method
+    /// here, and every such method forgets the cache: an idle shard with
+    /// thousands of torrents then scans them once per tick round, not on
+    /// every turn of its loop.
+    tick_cache: Cell<Option<Option<Duration>>>,
 }
 
 impl Default for Torrents {
@@ -238,6 +246,7 @@ impl Default for Torrents {
         Torrents {
             slab: Slab::new(TORRENTS_MAX),
             by_hash: HashMap::new(),
+            tick_cache: Cell::new(None),
         }
     }
 }
@@ -253,6 +262,7 @@ impl Torrents {
 
     /// Files `entry` under its id; its info-hash must be new here.
     pub fn insert(&mut self, entry: Entry) -> Result<(), SlabError> {
+        self.tick_cache.set(None);
         let (id, hash) = (entry.id, entry.info_hash);
         if self.by_hash.contains_key(&hash) {
             return Err(SlabError::SlotTaken { slot: id.slot });
@@ -263,6 +273,7 @@ impl Torrents {
     }
 
     pub fn remove(&mut self, id: TorrentId) -> Option<Entry> {
+        self.tick_cache.set(None);
         let e = self.slab.remove(id)?;
         self.by_hash.remove(&e.info_hash);
         Some(*e)
@@ -273,6 +284,7 @@ impl Torrents {
     }
 
     pub fn get_mut(&mut self, id: TorrentId) -> Option<&mut Entry> {
+        self.tick_cache.set(None);
         self.slab.get_mut(id).map(|e| &mut **e)
     }
 
@@ -286,6 +298,7 @@ impl Torrents {
     }
 
     pub fn running_mut(&mut self, id: TorrentId) -> Option<&mut Running> {
+        self.tick_cache.set(None);
         self.slab.get_mut(id)?.run.as_deref_mut()
     }
 
@@ -308,11 +321,13 @@ impl Torrents {
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (TorrentId, &mut Entry)> + '_ {
+        self.tick_cache.set(None);
         self.slab.iter_mut().map(|(id, e)| (id, &mut **e))
     }
 
     /// Every active engine (for the quota round).
     pub fn engines_mut(&mut self) -> Vec<&mut Torrent> {
+        self.tick_cache.set(None);
         self.slab
             .iter_mut()
             .filter(|(_, e)| e.is_active())
@@ -322,15 +337,24 @@ impl Torrents {
 
     /// The earliest tick of an active engine.
     pub fn next_tick(&self) -> Option<Duration> {
-        self.slab
+        if let Some(cached) = self.tick_cache.get() {
+            return cached;
+        }
+        let next = self
+            .slab
             .iter()
             .filter(|(_, e)| e.is_active())
             .filter_map(|(_, e)| e.run.as_ref().map(|r| r.torrent.next_tick()))
-            .min()
+            .min();
+        self.tick_cache.set(Some(next));
+        next
     }
 
     /// Active torrents whose tick is due at `now`.
     pub fn due(&self, now: Duration) -> Vec<TorrentId> {
+        if self.next_tick().is_none_or(|t| now < t) {
+            return Vec::new();
+        }
         self.slab
             .iter()
             .filter(|(_, e)| e.is_active())
