@@ -360,6 +360,14 @@ impl Core {
         if e.record.save_path == dir {
             return Ok(false);
         }
+        // One thread per move: bounded.
+        let moving = self.entries.values().filter(|e| e.moving).count();
+        if moving >= super::MOVES_MAX {
+            return Err(CommandError::Invalid(format!(
+                "{moving} moves are running, the most at once; move {} once some ended",
+                e.record.name
+            )));
+        }
         let id = e.id;
         let name = e.record.name.clone();
         let pieces = match id {

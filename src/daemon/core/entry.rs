@@ -11,7 +11,7 @@ use ringseed::runtime::session::{TorrentId, TorrentSnapshot, TorrentState};
 use super::policy::QueueItem;
 use crate::daemon::command::TorrentView;
 use crate::daemon::config::QueueConfig;
-use crate::daemon::record::{TorrentRecord, Wanted};
+use crate::daemon::record::{Source, TorrentRecord, Wanted};
 
 pub struct Entry {
     pub record: TorrentRecord,
@@ -182,12 +182,31 @@ impl Entry {
     }
 
     pub fn view(&self) -> TorrentView {
-        let mut record = self.record.clone();
-        record.source = match &record.source {
-            crate::daemon::record::Source::Torrent(_) => {
-                crate::daemon::record::Source::Torrent(Vec::new())
-            }
-            other => other.clone(),
+        // Everything but the .torrent's bytes (clients never need them back).
+        let r = &self.record;
+        let record = TorrentRecord {
+            info_hash: r.info_hash,
+            name: r.name.clone(),
+            source: match &r.source {
+                Source::Torrent(_) => Source::Torrent(Vec::new()),
+                other => other.clone(),
+            },
+            save_path: r.save_path.clone(),
+            category: r.category.clone(),
+            tags: r.tags.clone(),
+            wanted: r.wanted,
+            force_start: r.force_start,
+            share_limits: r.share_limits,
+            rate_limits: r.rate_limits,
+            added_at: r.added_at,
+            completed_at: r.completed_at,
+            uploaded: r.uploaded,
+            downloaded: r.downloaded,
+            seeding_time_s: r.seeding_time_s,
+            active_time_s: r.active_time_s,
+            pieces: r.pieces.clone(),
+            file_stamps: r.file_stamps.clone(),
+            moving_to: r.moving_to.clone(),
         };
         let s = self.snap.as_ref();
         let total = self.metainfo.as_ref().map_or(0, |m| m.info.total_length);

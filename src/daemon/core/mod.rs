@@ -48,7 +48,8 @@ pub const SAVE_INTERVAL: Duration = Duration::from_secs(5);
 pub const POLICY_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest wait of the loop for news.
 const WAIT_MAX: Duration = Duration::from_millis(200);
-/// Moves finishing at once (their answers wait in a channel this long).
+/// Moves running at once (a thread each; their answers wait in a channel
+/// this long).
 const MOVES_MAX: usize = 64;
 /// Add requests in flight to the session while loading at start.
 const ADDS_IN_FLIGHT_MAX: usize = 512;

@@ -89,8 +89,12 @@ impl Core {
         };
         core.next_status = core.status_every().map(|e| now + e);
         let _ = COMMAND_QUEUE_MAX;
+        let mut parsed = loaded.parsed;
         for rec in loaded.torrents {
             let metainfo = match &rec.source {
+                Source::Torrent(_) if parsed.contains_key(&rec.info_hash) => {
+                    parsed.remove(&rec.info_hash)
+                }
                 Source::Torrent(bytes) => match Metainfo::from_bytes(bytes) {
                     Ok(m) => Some(Arc::new(m)),
                     Err(e) => {
@@ -104,6 +108,15 @@ impl Core {
                 },
                 Source::Magnet(_) => None,
             };
+            if let Some(m) = metainfo.as_ref().filter(|m| m.info_hash != rec.info_hash) {
+                tracing::warn!(
+                    "{} ({}): the recorded .torrent is of {}; left out",
+                    rec.name,
+                    rec.info_hash,
+                    m.info_hash
+                );
+                continue;
+            }
             core.entries
                 .insert(rec.info_hash, Entry::new(rec, metainfo));
         }

@@ -18,7 +18,7 @@ mod schema;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -99,6 +99,9 @@ pub struct PiecesUpdate {
 pub struct Loaded {
     pub store: Store,
     pub torrents: Vec<TorrentRecord>,
+    /// The .torrents parsed while checking the recorded pieces, by
+    /// info-hash, so the caller does not parse them again.
+    pub parsed: HashMap<InfoHash, Arc<Metainfo>>,
     pub categories: Vec<Category>,
     /// The key/value table ([`Store::put_value`]): for the Web API's
     /// credentials (issue 12) and the DHT's nodes (issue 13).
@@ -178,7 +181,7 @@ impl Store {
 
         let db_path = dir.join(DB_FILE);
         let conn = open_connection(&db_path)?;
-        let (torrents, categories, values) = load(&conn, &db_path)?;
+        let (torrents, parsed, categories, values) = load(&conn, &db_path)?;
         // The loop's statements: prepared once, kept by the cache.
         conn.set_prepared_statement_cache_capacity(32);
 
@@ -205,6 +208,7 @@ impl Store {
                 _lock: lock,
             },
             torrents,
+            parsed,
             categories,
             values,
         })
@@ -369,7 +373,12 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     Ok(conn)
 }
 
-type Everything = (Vec<TorrentRecord>, Vec<Category>, BTreeMap<String, Vec<u8>>);
+type Everything = (
+    Vec<TorrentRecord>,
+    HashMap<InfoHash, Arc<Metainfo>>,
+    Vec<Category>,
+    BTreeMap<String, Vec<u8>>,
+);
 
 /// Reads every table back; rows that do not decode are logged and left
 /// out.
@@ -379,7 +388,8 @@ fn load(conn: &Connection, path: &Path) -> Result<Everything, StoreError> {
     for b in bad {
         tracing::warn!("state database: skipping torrent {}: {}", b.key, b.why);
     }
-    torrents.retain_mut(check_resume_data);
+    let mut parsed = HashMap::with_capacity(torrents.len());
+    torrents.retain_mut(|rec| check_resume_data(rec, &mut parsed));
     let (categories, bad) = schema::load_categories(conn).map_err(err)?;
     for b in bad {
         tracing::warn!("state database: skipping category {:?}: {}", b.key, b.why);
@@ -388,15 +398,18 @@ fn load(conn: &Connection, path: &Path) -> Result<Everything, StoreError> {
     for b in bad {
         tracing::warn!("state database: skipping value {:?}: {}", b.key, b.why);
     }
-    Ok((torrents, categories, values))
+    Ok((torrents, parsed, categories, values))
 }
 
 /// Checks a record against its .torrent: a record of another torrent is
 /// dropped (false); had pieces that do not fit the torrent (bitfield
 /// length, spare bits, number of file stamps) are forgotten, so the data
 /// is checked at start, and the record is kept. A .torrent that does not
-/// parse is left for the core to report.
-fn check_resume_data(rec: &mut TorrentRecord) -> bool {
+/// parse is left for the core to report; one that does goes to `parsed`.
+fn check_resume_data(
+    rec: &mut TorrentRecord,
+    parsed: &mut HashMap<InfoHash, Arc<Metainfo>>,
+) -> bool {
     let Source::Torrent(bytes) = &rec.source else {
         return true;
     };
@@ -439,6 +452,7 @@ fn check_resume_data(rec: &mut TorrentRecord) -> bool {
         rec.pieces = None;
         rec.file_stamps.clear();
     }
+    parsed.insert(rec.info_hash, Arc::new(meta));
     true
 }
 
