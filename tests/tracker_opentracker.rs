@@ -109,14 +109,15 @@ fn start_opentracker(dir: &Path, hash: &InfoHash) -> (TrackerGuard, String) {
     }
     let url = format!("http://{addr}/announce");
     // opentracker loads its whitelist in the background just after it
-    // starts: until then even the listed hash is "not authorized". A
-    // `stopped` announce registers nobody; once it is answered without that
-    // refusal, the list is loaded.
+    // starts: until then even the listed hash is "not authorized". Only a
+    // `started` announce proves the list is loaded (a `stopped` one may be
+    // answered without looking at it), so the probe peer registers, and is
+    // then removed again so that the counts below see only A and B.
     let probe = b"-PROBE-0000000000000";
     loop {
         let r = announce(
             &url,
-            &request(*hash, probe, 1, Some(Event::Stopped)),
+            &request(*hash, probe, 1, Some(Event::Started)),
             &default_connect,
             &limits(),
         );
@@ -133,6 +134,18 @@ fn start_opentracker(dir: &Path, hash: &InfoHash) -> (TrackerGuard, String) {
         );
         thread::sleep(STARTUP_POLL);
     }
+    announce(
+        &url,
+        &request(*hash, probe, 1, Some(Event::Stopped)),
+        &default_connect,
+        &limits(),
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "removing the probe peer from {url}: {e}: {}",
+            read_log(&log)
+        )
+    });
     (guard, url)
 }
 

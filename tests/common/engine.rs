@@ -326,13 +326,22 @@ impl Tracker {
             if let Ok(Some(s)) = t.child.try_wait() {
                 panic!("opentracker exited early ({s}): {}", t.log());
             }
-            // A `stopped` announce registers nobody; once the whitelist is
-            // loaded it is answered without "not authorized".
-            if let Some(body) = http_get(addr, &format!(
-                "/announce?info_hash={}&peer_id=-PROBE-0000000000000&port=1&uploaded=0&downloaded=0&left=0&compact=1&event=stopped",
-                percent(&probe)
-            )) {
+            // Only a `started` announce proves the whitelist is loaded (a
+            // `stopped` one may be answered without looking at it): the
+            // probe peer registers, and is removed again at once.
+            let query = |event: &str| {
+                format!(
+                    "/announce?info_hash={}&peer_id=-PROBE-0000000000000&port=1&uploaded=0&downloaded=0&left=0&compact=1&event={event}",
+                    percent(&probe)
+                )
+            };
+            if let Some(body) = http_get(addr, &query("started")) {
                 if body.contains("interval") && !body.contains("not authorized") {
+                    let gone = http_get(addr, &query("stopped"));
+                    assert!(
+                        gone.as_deref().is_some_and(|b| b.contains("interval")),
+                        "opentracker on {addr} did not remove the probe peer: {gone:?}"
+                    );
                     return t;
                 }
             }
