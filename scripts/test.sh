@@ -4,7 +4,11 @@
 # 1. Installs the real BitTorrent peers the interop tests talk to, when missing:
 #    libtorrent's Python binding (for /usr/bin/python3), mktorrent, aria2c,
 #    opentracker, and iproute2's `ip` (the interface-binding test creates a
-#    throw-away network interface) (Debian/Ubuntu packages).
+#    throw-away network interface) (Debian/Ubuntu packages); for the Web API
+#    tests also Chromium, Node.js/npm and Python's venv, then a virtualenv in
+#    target/test-venv (tests/webapi/requirements.txt: qbittorrent-api,
+#    prometheus-client) and the npm packages of tests/webapi/*/package.json
+#    (Flood, playwright-core), each from its lockfile.
 # 2. Builds every binary, then runs `cargo test --release --workspace
 #    --all-targets --no-fail-fast` (benches compile too; every test binary
 #    runs even after a failure) and prints
@@ -22,6 +26,11 @@ command -v aria2c >/dev/null 2>&1 || missing+=(aria2)
 command -v opentracker >/dev/null 2>&1 || missing+=(opentracker)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+command -v qbittorrent-nox >/dev/null 2>&1 || missing+=(qbittorrent-nox)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
+/usr/bin/python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+/usr/bin/python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 
 if ((${#missing[@]} > 0)); then
     echo "test.sh: installing missing test peers: ${missing[*]}"
@@ -37,6 +46,26 @@ if ((${#missing[@]} > 0)); then
     "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y "${missing[@]}"
 fi
+
+# The Web API tests' Python packages, in a virtualenv of their own (rebuilt
+# when requirements.txt changes).
+venv=target/test-venv
+if ! cmp -s tests/webapi/requirements.txt "$venv/requirements.txt" 2>/dev/null; then
+    echo "test.sh: creating $venv"
+    rm -rf "$venv"
+    /usr/bin/python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/webapi/requirements.txt
+    cp tests/webapi/requirements.txt "$venv/requirements.txt"
+fi
+# The Web API tests' npm packages, each folder from its own lockfile.
+for pkg in tests/webapi/*/package.json; do
+    dir="$(dirname "$pkg")"
+    if [[ ! -d "$dir/node_modules" || "$dir/package-lock.json" -nt "$dir/node_modules" ]]; then
+        echo "test.sh: npm ci in $dir"
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+        touch "$dir/node_modules"
+    fi
+done
 
 log="$(mktemp -t ringseed-test.XXXXXX)"
 trap 'rm -f "$log"' EXIT

@@ -3,6 +3,8 @@
 //! prints `error: ...` with the cause chain (each cause once) and exits with
 //! status 2 on failure.
 
+// serde_json's `json!` for qBittorrent's larger objects (56 keys).
+#![recursion_limit = "256"]
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

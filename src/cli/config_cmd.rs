@@ -19,10 +19,25 @@ pub struct ConfigArgs {
     /// or the first error with its key and line (exit status 2).
     #[arg(long, value_name = "FILE")]
     pub check: Option<PathBuf>,
+    /// Read a password from standard input (one line) and print its salted
+    /// hash for api.password_hash (qBittorrent.conf's format).
+    #[arg(long)]
+    pub hash_password: bool,
 }
 
 pub fn run(args: &ConfigArgs) -> Result<()> {
-    if let Some(path) = &args.check {
+    if args.hash_password {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        let password = line.trim_end_matches(['\n', '\r']);
+        if password.is_empty() {
+            anyhow::bail!("no password on standard input");
+        }
+        println!(
+            "{}",
+            crate::daemon::webapi::auth::PasswordHash::new(password).encode()
+        );
+    } else if let Some(path) = &args.check {
         DaemonConfig::load(path)?;
         println!("{}: ok", path.display());
     } else {
@@ -43,6 +58,7 @@ mod tests {
         let args = |check: &std::path::Path| ConfigArgs {
             default: false,
             check: Some(check.to_owned()),
+            hash_password: false,
         };
         assert!(run(&args(&good)).is_ok());
         let bad = dir.path().join("bad.toml");

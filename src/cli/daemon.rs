@@ -18,6 +18,9 @@ use crate::daemon::config::{DaemonConfig, DEFAULT_CONFIG_PATH};
 use crate::daemon::core::{Core, CoreSetup};
 use crate::daemon::ctl::{default_state_dir, CtlServer, SOCKET_FILE};
 use crate::daemon::notify::Notifier;
+use crate::daemon::webapi::auth::PasswordHash;
+use crate::daemon::webapi::{ApiSettings, WebApi};
+use ringseed::runtime::sockets::BindOptions;
 
 #[derive(Debug, Clone, Args)]
 #[command(after_help = "\
@@ -52,6 +55,14 @@ pub struct DaemonArgs {
     /// A folder scanned for .torrent files to add.
     #[arg(long, value_name = "DIR")]
     pub watch_dir: Option<PathBuf>,
+    /// Where the qBittorrent Web API, /metrics and the web page listen
+    /// ("off": nowhere) [default: the file's api.listen, 127.0.0.1:8080].
+    #[arg(long, value_name = "IP:PORT|off")]
+    pub api_listen: Option<String>,
+    /// Serve this alternative WebUI folder (holding public/index.html,
+    /// as VueTorrent's) at / instead of the built-in page.
+    #[arg(long, value_name = "DIR")]
+    pub webui_root: Option<PathBuf>,
     /// Shards (threads with their own io_uring) [default: online CPUs].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=SHARDS_MAX as i64))]
     pub shards: Option<u16>,
@@ -95,6 +106,19 @@ impl DaemonArgs {
         }
         if let Some(n) = self.shards {
             c.engine.shards = Some(usize::from(n));
+        }
+        if let Some(a) = &self.api_listen {
+            c.api.listen =
+                if a == "off" {
+                    None
+                } else {
+                    Some(a.parse().with_context(|| {
+                        format!("--api-listen {a:?}: expected IP:PORT or \"off\"")
+                    })?)
+                };
+        }
+        if let Some(d) = &self.webui_root {
+            c.api.webui_root = Some(abs(d)?);
         }
         Ok(c)
     }
@@ -140,8 +164,8 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
     }
     let (cmd_tx, cmd_rx) = bounded(COMMAND_QUEUE_MAX);
     let mut core = Core::start(setup, cmd_rx)?;
-    let ctl =
-        CtlServer::start(&state_dir.join(SOCKET_FILE), cmd_tx).context("the control socket")?;
+    let ctl = CtlServer::start(&state_dir.join(SOCKET_FILE), cmd_tx.clone())
+        .context("the control socket")?;
     tracing::info!(
         "state {}, downloads {}{}",
         state_dir.display(),
@@ -152,8 +176,56 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
             .as_ref()
             .map_or(String::new(), |w| format!(", watch folder {}", w.display()))
     );
+    let api = match config.api.listen {
+        None => None,
+        Some(listen) => {
+            let settings = api_settings(&config, &mut core)?;
+            let bind = BindOptions {
+                interface: config.network.interface.clone(),
+                address: config.network.bind_address,
+            };
+            let api = WebApi::start(settings, listen, cmd_tx.clone(), bind)?;
+            tracing::info!("Web API listening on http://{}", api.local_addr());
+            Some(api)
+        }
+    };
     core.announce_ready();
     let result = core.run();
+    if let Some(api) = api {
+        api.stop();
+    }
     ctl.stop();
     result.map(|()| ExitCode::SUCCESS)
+}
+
+/// The Web API's credentials: the file's hash, else the environment's
+/// password, else the one kept in the state database (generated and shown
+/// once at the first start, as qBittorrent 4.6+ does).
+fn api_settings(config: &DaemonConfig, core: &mut Core) -> Result<ApiSettings> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let username = env("RINGSEED_API_USERNAME").unwrap_or_else(|| config.api.username.clone());
+    let password_hash = if let Some(h) = &config.api.password_hash {
+        PasswordHash::parse(h).context("api.password_hash")?
+    } else if let Some(p) = env("RINGSEED_API_PASSWORD") {
+        PasswordHash::new(&p)
+    } else {
+        let (hash, new) = core.stored_api_password()?;
+        if let Some(password) = new {
+            // Shown once, on the terminal or in the journal; only its hash
+            // is kept.
+            eprintln!(
+                "The Web API's password was not set: generated one for user {username:?}: {password}\n\
+                 (only its hash is kept, in the state database; set api.password_hash with \
+                 `ringseed config --hash-password`, or RINGSEED_API_PASSWORD, to choose one)"
+            );
+        }
+        hash
+    };
+    Ok(ApiSettings {
+        listen: config.api.listen,
+        username,
+        password_hash,
+        metrics_require_login: config.api.metrics_require_login,
+        webui_root: config.api.webui_root.clone(),
+    })
 }

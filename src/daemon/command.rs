@@ -5,11 +5,15 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 use ringseed::InfoHash;
 use thiserror::Error;
 
+use ringseed::metainfo::Metainfo;
+
+use super::config::DaemonConfig;
 use super::record::{RateLimits, ShareLimits, Source, TorrentRecord};
 
 /// Commands waiting for the core: a client that finds the queue full gets
@@ -61,8 +65,24 @@ pub struct TorrentView {
     pub rate_up: u64,
     pub rate_down: u64,
     pub peers: usize,
+    /// Of `peers`, those that have every piece.
+    pub seeds: usize,
     /// The error or the missing files, when there are.
     pub message: Option<String>,
+    /// The parsed .torrent (`None`: a magnet without metadata yet).
+    pub metainfo: Option<Arc<Metainfo>>,
+    /// The last tracker failure, until a tracker answers.
+    pub tracker_error: Option<String>,
+    /// Running in the session (not stopped, queued or moving).
+    pub running: bool,
+    /// Its place in the queue, 1 first; 0 when it is not waiting for one
+    /// (qBittorrent's `priority`).
+    pub queue_position: u64,
+    /// Payload bytes since the daemon started.
+    pub uploaded_session: u64,
+    pub downloaded_session: u64,
+    /// Unix seconds of the last payload byte moved (0: never).
+    pub last_activity: i64,
 }
 
 /// A category: a name and its save path (`None`: the default download
@@ -71,6 +91,45 @@ pub struct TorrentView {
 pub struct Category {
     pub name: String,
     pub save_path: Option<PathBuf>,
+}
+
+/// Where [`Command::QueueMove`] puts torrents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueMove {
+    Top,
+    Bottom,
+    Up,
+    Down,
+}
+
+/// The running configuration and what it resolves to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigView {
+    pub config: DaemonConfig,
+    /// The default save path now.
+    pub download_dir: PathBuf,
+    /// The peer addresses the session listens on.
+    pub listen: Vec<std::net::SocketAddr>,
+}
+
+/// The engine's figures `/metrics` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EngineFigures {
+    /// Event-loop turns of each shard since the start.
+    pub shard_turns: Vec<u64>,
+    /// Session events dropped because the core fell behind.
+    pub events_dropped: u64,
+}
+
+/// A change to the running configuration (the Web API's setPreferences
+/// and transfer limits); applied as a SIGHUP's reload is, and not written
+/// back to the file.
+pub struct ConfigEdit(pub Box<dyn FnOnce(&mut DaemonConfig) + Send>);
+
+impl std::fmt::Debug for ConfigEdit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConfigEdit(..)")
+    }
 }
 
 /// A request to the core.
@@ -157,6 +216,40 @@ pub enum Command {
     RemoveCategories {
         names: Vec<String>,
         reply: Reply<usize>,
+    },
+    /// The pieces verified on disk now (bitfield bytes, BEP 3 order).
+    Pieces {
+        hash: InfoHash,
+        reply: Reply<Vec<u8>>,
+    },
+    /// The .torrent file's bytes as added.
+    Export {
+        hash: InfoHash,
+        reply: Reply<Vec<u8>>,
+    },
+    /// Changes the name clients see (not the files').
+    Rename {
+        hash: InfoHash,
+        name: String,
+        reply: Reply<()>,
+    },
+    /// Moves torrents in the queue.
+    QueueMove {
+        which: Selector,
+        to: QueueMove,
+        reply: Reply<usize>,
+    },
+    Config {
+        reply: Reply<ConfigView>,
+    },
+    /// The engine's own figures, for `/metrics`.
+    EngineFigures {
+        reply: Reply<EngineFigures>,
+    },
+    /// Answers the changes made, as the SIGHUP log line words them.
+    SetConfig {
+        edit: ConfigEdit,
+        reply: Reply<Vec<String>>,
     },
 }
 

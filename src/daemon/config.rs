@@ -154,6 +154,37 @@ pub struct DaemonConfig {
     pub share: ShareConfig,
     pub categories: BTreeMap<String, CategoryConfig>,
     pub log: LogConfig,
+    pub api: ApiConfig,
+}
+
+/// `[api]`: the qBittorrent Web API, `/metrics` and the web page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiConfig {
+    /// Where it listens; `None` (`"off"`): no Web API.
+    pub listen: Option<SocketAddr>,
+    pub username: String,
+    /// `@ByteArray(SALT:HASH)` (PBKDF2-SHA512, as qBittorrent.conf's
+    /// `WebUI\Password_PBKDF2`); `None`: from the environment, else the
+    /// one generated at the first start.
+    pub password_hash: Option<String>,
+    /// `/metrics` only with a login session (default: open, as Prometheus
+    /// scrapes without one; the default listen address is loopback).
+    pub metrics_require_login: bool,
+    /// A folder holding an alternative WebUI (`public/index.html`), served
+    /// at `/` instead of the built-in page.
+    pub webui_root: Option<PathBuf>,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: Some(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            username: "admin".to_string(),
+            password_hash: None,
+            metrics_require_login: false,
+            webui_root: None,
+        }
+    }
 }
 
 impl Default for DaemonConfig {
@@ -192,6 +223,7 @@ impl Default for DaemonConfig {
             log: LogConfig {
                 status_interval_s: 60,
             },
+            api: ApiConfig::default(),
         }
     }
 }

@@ -16,3 +16,4 @@ pub mod ctl;
 pub mod notify;
 pub mod record;
 pub mod store;
+pub mod webapi;

@@ -55,7 +55,15 @@ pub struct RingDaemon {
     pub proc: Daemon,
     pub state: PathBuf,
     pub addr: SocketAddr,
+    /// `http://IP:PORT` of the Web API when started with `--api-listen`
+    /// (from the daemon's `Web API listening on http://...` line).
+    pub api: Option<String>,
 }
+
+/// The Web API's user name and password the API tests start the daemon
+/// with (through `RINGSEED_API_USERNAME` / `RINGSEED_API_PASSWORD`).
+pub const API_USER: &str = "admin";
+pub const API_PASSWORD: &str = "ringseed-test-password";
 
 impl RingDaemon {
     /// Starts `ringseed daemon` on `ip` with the folders of `dirs` (and
@@ -106,11 +114,54 @@ impl RingDaemon {
         if let Err(why) = proc.wait_line(READY_WAIT_MAX, |l| l.contains("INFO ready in")) {
             panic!("{label} never got ready: {why}\n{}", proc.describe());
         }
+        let api = if extra.iter().any(|a| a == "--api-listen") {
+            let line = proc
+                .wait_line(READY_WAIT_MAX, |l| {
+                    l.contains("Web API listening on http://")
+                })
+                .unwrap_or_else(|why| {
+                    panic!("{label}: no Web API line: {why}\n{}", proc.describe())
+                });
+            let url = line
+                .split("listening on ")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .unwrap_or_else(|| panic!("{label}: bad Web API line {line:?}"));
+            Some(url.trim_end_matches('/').to_string())
+        } else {
+            None
+        };
         RingDaemon {
             proc,
             state: dirs.state.clone(),
             addr,
+            api,
         }
+    }
+
+    /// Starts the daemon with its Web API on `ip` (a free port) and the
+    /// test credentials [`API_USER`] / [`API_PASSWORD`] from the
+    /// environment; `self.api` holds its URL.
+    pub fn start_api(label: &str, dirs: &Dirs, ip: std::net::Ipv4Addr, extra: &[OsString]) -> Self {
+        let mut args = vec![os("--api-listen"), os(format!("{ip}:0"))];
+        args.extend(extra.iter().cloned());
+        Self::start_env(
+            label,
+            dirs,
+            ip,
+            &args,
+            &[
+                ("RINGSEED_API_USERNAME", API_USER),
+                ("RINGSEED_API_PASSWORD", API_PASSWORD),
+            ],
+        )
+    }
+
+    /// The Web API's URL (panics unless started with `--api-listen`).
+    pub fn api_url(&self) -> &str {
+        self.api
+            .as_deref()
+            .unwrap_or_else(|| panic!("the daemon was started without --api-listen"))
     }
 
     /// `ringseed ctl --state-dir STATE ARGS...`, required to succeed.

@@ -69,6 +69,16 @@ pub(super) const KEYS: &[(&str, &[&str])] = &[
     ),
     ("share", &["ratio_limit", "seeding_time_limit", "action"]),
     ("log", &["status_interval_s"]),
+    (
+        "api",
+        &[
+            "listen",
+            "username",
+            "password_hash",
+            "metrics_require_login",
+            "webui_root",
+        ],
+    ),
 ];
 
 /// The section of named tables, `[categories.NAME]`.
@@ -258,6 +268,37 @@ pub(super) fn parse(text: &str) -> Result<DaemonConfig, String> {
     if let Some(n) = s.uint("status_interval_s", 0, STATUS_INTERVAL_SECS_MAX)? {
         c.log.status_interval_s = n;
     }
+
+    let s = section("api")?;
+    if let Some((v, span)) = s.string("listen", "\"IP:PORT\" or \"off\" (a string)")? {
+        c.api.listen =
+            if v == "off" {
+                None
+            } else {
+                Some(v.parse().map_err(|_| {
+                    s.error("listen", span, format!("{v:?} is not IP:PORT or \"off\""))
+                })?)
+            };
+    }
+    if let Some((v, span)) = s.string("username", "a user name (a string)")? {
+        if v.is_empty() || v.len() > 255 || v.contains([':', '\n', '\r']) {
+            return Err(s.error(
+                "username",
+                span,
+                "expected 1 to 255 bytes without ':' or line breaks",
+            ));
+        }
+        c.api.username = v.to_string();
+    }
+    if let Some((v, span)) = s.string("password_hash", "a password hash (a string)")? {
+        crate::daemon::webapi::auth::PasswordHash::parse(v)
+            .map_err(|e| s.error("password_hash", span, e))?;
+        c.api.password_hash = Some(v.to_string());
+    }
+    if let Some(b) = s.boolean("metrics_require_login")? {
+        c.api.metrics_require_login = b;
+    }
+    c.api.webui_root = s.path("webui_root")?;
 
     ringseed::runtime::session::Settings::check(c.settings_raw())
         .map_err(|e| format!("the engine settings ([engine] and [limits]): {e}"))?;

@@ -23,6 +23,7 @@ pub struct ReloadPlan {
 
 impl ReloadPlan {
     /// Nothing changed.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.applied.is_empty() && self.need_restart.is_empty()
     }
@@ -116,6 +117,8 @@ pub(super) fn plan(old: &DaemonConfig, new: &DaemonConfig) -> ReloadPlan {
     p.restart::<&Vec<SocketAddr>>("network.listen", &o.listen, &n.listen);
     p.restart("network.interface", &o.interface, &n.interface);
     p.restart("network.bind_address", &o.bind_address, &n.bind_address);
+    // The Web API's listener and credentials are set up once, at start.
+    p.restart("api", &old.api, &new.api);
 
     let (o, n) = (&old.engine, &new.engine);
     p.restart("engine.shards", o.shards, n.shards);

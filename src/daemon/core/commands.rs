@@ -18,7 +18,8 @@ use super::startup::{add_request, all_pieces};
 use super::watch::{self, ADDED_SUFFIX, INVALID_SUFFIX};
 use super::{resume, unix_now, Core};
 use crate::daemon::command::{
-    AddRequest, Category, Command, CommandError, Reply, Selector, TorrentView,
+    AddRequest, Category, Command, CommandError, ConfigView, EngineFigures, QueueMove, Reply,
+    Selector, TorrentView,
 };
 use crate::daemon::record::{
     FileStamp, Source, TorrentRecord, Wanted, NAME_BYTES_MAX, TAGS_PER_TORRENT_MAX,
@@ -57,6 +58,21 @@ impl Core {
                 // Numbers as of now, not of the last policy tick.
                 self.refresh(std::time::Instant::now());
                 let mut v: Vec<TorrentView> = self.entries.values().map(Entry::view).collect();
+                if self.cfg.queue.enabled {
+                    let mut place = 0u64;
+                    let positions: std::collections::HashMap<InfoHash, u64> = self
+                        .queue_order()
+                        .into_iter()
+                        .filter(|h| self.entries.get(h).is_some_and(|e| !e.complete()))
+                        .map(|h| {
+                            place += 1;
+                            (h, place)
+                        })
+                        .collect();
+                    for t in &mut v {
+                        t.queue_position = positions.get(&t.record.info_hash).copied().unwrap_or(0);
+                    }
+                }
                 v.sort_by_key(|t| (t.record.added_at, t.record.info_hash));
                 answer(&reply, Ok(v));
             }
@@ -242,7 +258,114 @@ impl Core {
                 }
                 answer(&reply, r.map(|()| n));
             }
+            Command::Pieces { hash, reply } => {
+                let r = match self.entries.get(&hash) {
+                    None => Err(CommandError::UnknownTorrent(hash)),
+                    Some(e) => match e.id {
+                        Some(id) => self
+                            .session
+                            .pieces(id)
+                            .map(|b| b.as_bytes().to_vec())
+                            .map_err(engine),
+                        // Out of the session (moving): what was recorded.
+                        None => Ok(e.record.pieces.clone().unwrap_or_default()),
+                    },
+                };
+                answer(&reply, r);
+            }
+            Command::Export { hash, reply } => {
+                let r = match self.entries.get(&hash).map(|e| &e.record.source) {
+                    None => Err(CommandError::UnknownTorrent(hash)),
+                    Some(Source::Torrent(b)) => Ok(b.clone()),
+                    Some(Source::Magnet(_)) => Err(CommandError::Invalid(format!(
+                        "torrent {hash} has no metadata yet"
+                    ))),
+                };
+                answer(&reply, r);
+            }
+            Command::Rename { hash, name, reply } => {
+                let r = if name.trim().is_empty()
+                    || name.len() > NAME_BYTES_MAX * 4
+                    || name.contains(['\n', '\r'])
+                {
+                    Err(CommandError::Invalid(format!(
+                        "name {name:?}: expected 1 to {} bytes without line breaks",
+                        NAME_BYTES_MAX * 4
+                    )))
+                } else {
+                    self.edit(hash, |r| r.name = name).map(|_| ())
+                };
+                answer(&reply, r);
+            }
+            Command::QueueMove { which, to, reply } => {
+                let r = self.queue_move(&which, to);
+                answer(&reply, r);
+            }
+            Command::Config { reply } => {
+                let v = ConfigView {
+                    config: self.cfg.clone(),
+                    download_dir: self.download_dir.clone(),
+                    listen: self.session.local_addrs().to_vec(),
+                };
+                answer(&reply, Ok(v));
+            }
+            Command::EngineFigures { reply } => {
+                let f = EngineFigures {
+                    shard_turns: self.session.shard_turns(),
+                    events_dropped: self.session.events_dropped(),
+                };
+                answer(&reply, Ok(f));
+            }
+            Command::SetConfig { edit, reply } => {
+                let mut new = self.cfg.clone();
+                (edit.0)(&mut new);
+                let r = self
+                    .apply_config(new, "Web API")
+                    .map_err(CommandError::Invalid);
+                answer(&reply, r);
+            }
         }
+    }
+
+    /// Moves the selected torrents in the queue; the others keep their
+    /// order.
+    fn queue_move(&mut self, which: &Selector, to: QueueMove) -> Result<usize, CommandError> {
+        let mut order = self.queue_order();
+        let chosen: std::collections::HashSet<InfoHash> = match which {
+            Selector::All => order.iter().copied().collect(),
+            Selector::Hashes(h) => {
+                if let Some(missing) = h.iter().find(|h| !self.entries.contains_key(h)) {
+                    return Err(CommandError::UnknownTorrent(*missing));
+                }
+                h.iter().copied().collect()
+            }
+        };
+        match to {
+            QueueMove::Top => order.sort_by_key(|h| !chosen.contains(h)),
+            QueueMove::Bottom => order.sort_by_key(|h| chosen.contains(h)),
+            QueueMove::Up => {
+                for i in 1..order.len() {
+                    if chosen.contains(&order[i]) && !chosen.contains(&order[i - 1]) {
+                        order.swap(i, i - 1);
+                    }
+                }
+            }
+            QueueMove::Down => {
+                for i in (0..order.len().saturating_sub(1)).rev() {
+                    if chosen.contains(&order[i]) && !chosen.contains(&order[i + 1]) {
+                        order.swap(i, i + 1);
+                    }
+                }
+            }
+        }
+        for (seq, h) in order.iter().enumerate() {
+            if let Some(e) = self.entries.get_mut(h) {
+                e.seq = seq as u64;
+            }
+        }
+        self.next_seq = order.len() as u64;
+        self.apply_queue();
+        Ok(chosen.len())
     }
 
     /// Runs `f` on every selected torrent; answers how many it changed,

@@ -43,10 +43,17 @@ pub struct Entry {
     /// Place in the queue: the order torrents were added in (loaded ones
     /// first, by their added time).
     pub seq: u64,
+    /// The record's totals when the daemon started (or the torrent was
+    /// added): what moved since is this session's.
+    base_uploaded: u64,
+    base_downloaded: u64,
+    /// Unix seconds of the last payload byte moved (0: not in this run).
+    last_activity: i64,
 }
 
 impl Entry {
     pub fn new(record: TorrentRecord, metainfo: Option<Arc<Metainfo>>) -> Entry {
+        let (base_uploaded, base_downloaded) = (record.uploaded, record.downloaded);
         Entry {
             record,
             metainfo,
@@ -64,12 +71,16 @@ impl Entry {
             error: None,
             check_pending: false,
             seq: 0,
+            base_uploaded,
+            base_downloaded,
+            last_activity: 0,
         }
     }
 
     /// Takes a new snapshot: totals, completion, slowness.
     pub fn update(&mut self, s: TorrentSnapshot, now: Instant, q: &QueueConfig) {
         if s.uploaded != self.record.uploaded || s.downloaded != self.record.downloaded {
+            self.last_activity = super::unix_now();
             self.record.uploaded = s.uploaded;
             self.record.downloaded = s.downloaded;
             self.dirty = true;
@@ -232,7 +243,15 @@ impl Entry {
             rate_up: s.map_or(0, |s| s.rate_up),
             rate_down: s.map_or(0, |s| s.rate_down),
             peers: s.map_or(0, |s| s.peers),
+            seeds: s.map_or(0, |s| s.seeds),
             message,
+            metainfo: self.metainfo.clone(),
+            tracker_error: s.and_then(|s| s.tracker_error.clone()),
+            running: self.running && !self.moving,
+            queue_position: 0,
+            uploaded_session: r.uploaded.saturating_sub(self.base_uploaded),
+            downloaded_session: r.downloaded.saturating_sub(self.base_downloaded),
+            last_activity: self.last_activity,
         }
     }
 }

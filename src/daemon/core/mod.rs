@@ -38,6 +38,7 @@ use super::config::{DaemonConfig, ShareAction};
 use super::notify::Notifier;
 use super::record::Wanted;
 use super::store::{PiecesUpdate, Progress, Store, StoreError};
+use super::webapi::auth::{generate_password, PasswordHash};
 use crate::cli::session_run;
 
 /// How often numbers and newly had pieces are saved: at most this old
@@ -97,8 +98,13 @@ pub struct Core {
     last_turns: Vec<u64>,
     started: Instant,
     /// The next [`Entry::seq`].
-    next_seq: u64,
+    pub(super) next_seq: u64,
+    /// The store's key/value table as loaded (and written since).
+    values: BTreeMap<String, Vec<u8>>,
 }
+
+/// The state database's key for the generated Web API password's hash.
+const API_PASSWORD_KEY: &str = "api.password_hash";
 
 /// Unix seconds now.
 pub fn unix_now() -> i64 {
@@ -235,15 +241,16 @@ impl Core {
         self.apply_queue();
     }
 
-    /// The queue order: added first, first served.
-    fn queue_order(&self) -> Vec<InfoHash> {
-        let mut order: Vec<(i64, u64, InfoHash)> = self
+    /// The queue order: added first, first served, unless moved in the
+    /// queue since (the Web API's topPrio and the like).
+    pub(super) fn queue_order(&self) -> Vec<InfoHash> {
+        let mut order: Vec<(u64, InfoHash)> = self
             .entries
             .values()
-            .map(|e| (e.record.added_at, e.seq, e.record.info_hash))
+            .map(|e| (e.seq, e.record.info_hash))
             .collect();
         order.sort();
-        order.into_iter().map(|(_, _, h)| h).collect()
+        order.into_iter().map(|(_, h)| h).collect()
     }
 
     /// Whether the queue gives `hash` (about to enter the session) a place
@@ -270,7 +277,7 @@ impl Core {
     }
 
     /// Starts and pauses torrents as the queue says.
-    fn apply_queue(&mut self) {
+    pub(super) fn apply_queue(&mut self) {
         let order = self.queue_order();
         let items: Vec<QueueItem> = order
             .iter()
@@ -479,18 +486,27 @@ impl Core {
                 return;
             }
         };
+        let _ = self.apply_config(new, "SIGHUP");
+    }
+
+    /// Applies a new configuration as far as it can change at run time;
+    /// answers the changes made (logged with `origin`), or why nothing was.
+    pub(super) fn apply_config(
+        &mut self,
+        new: DaemonConfig,
+        origin: &str,
+    ) -> Result<Vec<String>, String> {
         let plan = super::config::reload_plan(&self.cfg, &new);
-        let settings = Settings::check(new.settings_raw());
-        let settings = match settings {
+        let settings = match Settings::check(new.settings_raw()) {
             Ok(s) => s,
             Err(e) => {
-                tracing::warn!("SIGHUP: configuration not reloaded: {e}");
-                return;
+                tracing::warn!("{origin}: configuration not changed: {e}");
+                return Err(e.to_string());
             }
         };
         if let Err(e) = self.session.apply_settings(settings) {
-            tracing::warn!("SIGHUP: engine settings not applied: {e}");
-            return;
+            tracing::warn!("{origin}: engine settings not applied: {e}");
+            return Err(e.to_string());
         }
         for (name, c) in &new.categories {
             self.categories.insert(name.clone(), c.save_path.clone());
@@ -498,6 +514,7 @@ impl Core {
         // What needs a restart keeps its running value.
         let mut applied = new;
         applied.network = self.cfg.network.clone();
+        applied.api = self.cfg.api.clone();
         applied.engine.shards = self.cfg.engine.shards;
         applied.paths.state_dir = self.cfg.paths.state_dir.clone();
         if let Some(d) = &applied.paths.download_dir {
@@ -505,23 +522,45 @@ impl Core {
         }
         self.cfg = applied;
         self.next_status = self.status_every().map(|e| Instant::now() + e);
-        if plan.is_empty() {
-            tracing::info!("SIGHUP: configuration reloaded: nothing changed");
-        } else if plan.applied.is_empty() {
-            tracing::info!("SIGHUP: configuration reloaded: nothing changed");
+        if plan.applied.is_empty() {
+            tracing::info!("{origin}: configuration reloaded: nothing changed");
         } else {
             tracing::info!(
-                "SIGHUP: configuration reloaded: {}",
+                "{origin}: configuration reloaded: {}",
                 plan.applied.join("; ")
             );
         }
         if !plan.need_restart.is_empty() {
             tracing::warn!(
-                "SIGHUP: these take effect at the next start only: {}",
+                "{origin}: these take effect at the next start only: {}",
                 plan.need_restart.join(", ")
             );
         }
         self.apply_queue();
+        Ok(plan.applied)
+    }
+
+    /// The Web API's password hash kept in the state database; the first
+    /// time, a password is generated and its hash committed, and the
+    /// password is returned (to be shown once).
+    pub fn stored_api_password(&mut self) -> Result<(PasswordHash, Option<String>)> {
+        if let Some(h) = self
+            .values
+            .get(API_PASSWORD_KEY)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|s| PasswordHash::parse(s).ok())
+        {
+            return Ok((h, None));
+        }
+        let password = generate_password();
+        let hash = PasswordHash::new(&password);
+        let encoded = hash.encode();
+        self.store
+            .put_value(API_PASSWORD_KEY, encoded.as_bytes())
+            .map_err(|e| anyhow::anyhow!("cannot keep the Web API's password: {e}"))?;
+        self.values
+            .insert(API_PASSWORD_KEY.to_string(), encoded.into_bytes());
+        Ok((hash, Some(password)))
     }
 
     /// Saves everything, stops the session (stopped announces), closes

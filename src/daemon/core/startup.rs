@@ -86,6 +86,7 @@ impl Core {
             last_turns: Vec::new(),
             started: t0,
             next_seq: 0,
+            values: loaded.values,
         };
         core.next_status = core.status_every().map(|e| now + e);
         let _ = COMMAND_QUEUE_MAX;

@@ -105,7 +105,6 @@ pub struct Loaded {
     pub categories: Vec<Category>,
     /// The key/value table ([`Store::put_value`]): for the Web API's
     /// credentials (issue 12) and the DHT's nodes (issue 13).
-    #[allow(dead_code)]
     pub values: BTreeMap<String, Vec<u8>>,
 }
 
@@ -115,7 +114,6 @@ enum Write {
     Remove(InfoHash),
     PutCategory(Category),
     RemoveCategory(String),
-    #[allow(dead_code)] // see `Loaded::values`
     PutValue(String, Vec<u8>),
     #[allow(dead_code)]
     RemoveValue(String),
@@ -250,7 +248,6 @@ impl Store {
 
     /// Keeps a small value under `key` (read back in [`Loaded::values`]);
     /// returns once committed.
-    #[allow(dead_code)] // see `Loaded::values`
     pub fn put_value(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.write(
             Write::PutValue(key.to_string(), value.to_vec()),

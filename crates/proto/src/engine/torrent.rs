@@ -173,6 +173,8 @@ pub struct TorrentStats {
     pub uploaded: u64,
     pub downloaded: u64,
     pub peers: usize,
+    /// Connected peers that have every piece.
+    pub seeds: usize,
     /// Peers we have unchoked now.
     pub unchoked: usize,
     pub rate_up: u64,
@@ -1458,6 +1460,12 @@ impl Torrent {
             uploaded: self.uploaded(),
             downloaded: self.downloaded,
             peers: self.peer_count,
+            seeds: self
+                .slots
+                .iter()
+                .flatten()
+                .filter(|p| !p.bits.is_empty() && p.bits.count_zeros() == 0)
+                .count(),
             unchoked: self.unchoked_count(),
             rate_up: self.rate_up,
             rate_down: self.rate_down,

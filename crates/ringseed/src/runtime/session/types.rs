@@ -193,6 +193,8 @@ pub struct TorrentSnapshot {
     pub rate_up: u64,
     pub rate_down: u64,
     pub peers: usize,
+    /// Of `peers`, those that have every piece.
+    pub seeds: usize,
     pub unchoked: usize,
     pub hash_failures: u64,
     pub limits: TorrentLimits,
@@ -229,6 +231,7 @@ impl TorrentSnapshot {
         self.rate_up = s.rate_up;
         self.rate_down = s.rate_down;
         self.peers = s.peers;
+        self.seeds = s.seeds;
         self.unchoked = s.unchoked;
         self.hash_failures += s.hash_failures;
     }

@@ -206,6 +206,7 @@ impl Entry {
             rate_up: 0,
             rate_down: 0,
             peers: 0,
+            seeds: 0,
             unchoked: 0,
             hash_failures: self.hash_failures_here,
             limits: self.limits,

@@ -1,0 +1,68 @@
+//! The Web API: qBittorrent's Web API v2 (so that Sonarr, Radarr, autobrr,
+//! cross-seed, qbit_manage, Flood and VueTorrent work unchanged), the
+//! Prometheus metrics at `/metrics` and the built-in web page at `/`.
+//!
+//! Boundary: this module owns the listening socket and a thread of its own
+//! with a small tokio runtime (never a shard's). HTTP/1.1 is hyper's; what
+//! a request means is ours: [`form`] parses parameters, [`auth`] holds
+//! credentials, sessions and bans, [`routes`] answers each endpoint by
+//! sending the core the same [`Command`]s `ringseed ctl` sends, and
+//! [`serialize`] writes qBittorrent's JSON. A request is read whole
+//! (bounded, with a deadline) and then answered on tokio's blocking pool,
+//! so the handlers are plain functions that wait for the core.
+
+pub mod auth;
+pub mod fetch;
+pub mod form;
+pub mod metrics;
+pub mod page;
+pub mod routes;
+pub mod serialize;
+pub mod server;
+pub mod sync;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use server::WebApi;
+
+/// The qBittorrent version the API answers as.
+pub const QBT_VERSION: &str = "v5.1.4";
+/// The Web API version it answers as.
+pub const WEBAPI_VERSION: &str = "2.11.4";
+
+/// Connections open at once; more wait in the kernel's backlog.
+pub const CONNECTIONS_MAX: usize = 256;
+/// Bytes of one request body (qBittorrent's own limit is 100 MiB; a batch
+/// of .torrent files from cross-seed fits).
+pub const BODY_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// A request's line and headers must arrive within this (slow clients).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A request's body must arrive within this.
+pub const BODY_READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for the core's answer.
+pub const CORE_REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Requests being answered at once (threads of the blocking pool).
+pub const HANDLERS_MAX: usize = 16;
+/// Most torrents or URLs in one `torrents/add`.
+pub const ADD_ITEMS_MAX: usize = 1000;
+
+const _: () = assert!(HANDLERS_MAX <= CONNECTIONS_MAX);
+const _: () = assert!(ringseed::limits::TORRENT_FILE_BYTES_MAX <= BODY_BYTES_MAX as u64);
+
+/// The Web API's settings (the `[api]` section and the command line).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiSettings {
+    /// Where to listen; `None`: no Web API.
+    pub listen: Option<SocketAddr>,
+    pub username: String,
+    /// The password's hash (`@ByteArray(...)`), from the file, the
+    /// environment or the state database.
+    pub password_hash: auth::PasswordHash,
+    /// `/metrics` only with a login session.
+    pub metrics_require_login: bool,
+    /// An alternative WebUI folder (`public/index.html` inside) served at
+    /// `/` instead of the built-in page.
+    pub webui_root: Option<PathBuf>,
+}

@@ -1,0 +1,1345 @@
+//! Each endpoint of qBittorrent's Web API v2, answered with the core's
+//! [`Command`]s: the same requests `ringseed ctl` makes, so the two can
+//! never disagree. Plain blocking functions (they run on tokio's blocking
+//! pool): a request in, a response out.
+//!
+//! qBittorrent's answers kept: 403 `Forbidden` without a session, 400 for
+//! a missing or bad parameter (with the reason), 404 for an unknown hash
+//! on single-torrent endpoints (unknown hashes are skipped by actions on
+//! several torrents), 409 for a bad category, 415 for a .torrent that does
+//! not parse, 405 for an action asked with GET.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use bytes::Bytes;
+use crossbeam_channel::{bounded, Sender, TrySendError};
+use serde_json::{json, Map, Value};
+
+use super::auth::{Bans, Sessions};
+use super::form::{FormError, Params};
+use super::sync::{MainData, SyncState};
+use super::{
+    fetch, metrics, page, serialize, ApiSettings, ADD_ITEMS_MAX, CORE_REPLY_TIMEOUT, QBT_VERSION,
+    WEBAPI_VERSION,
+};
+use crate::daemon::command::{
+    AddRequest, Category, Command, CommandError, ConfigEdit, ConfigView, QueueMove, Reply,
+    Selector, TorrentView, COMMAND_QUEUE_MAX,
+};
+use crate::daemon::config::RATIO_LIMIT_MAX;
+use crate::daemon::record::{Limit, RateLimits, ShareLimits, Source};
+use ringseed::runtime::sockets::BindOptions;
+use ringseed::InfoHash;
+
+/// Tags created without a torrent (qBittorrent's tag list), kept here.
+pub const FREE_TAGS_MAX: usize = 4096;
+
+/// A request as the handlers see it: read whole.
+#[derive(Debug, Clone)]
+pub struct ApiRequest {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub content_type: Option<String>,
+    /// Every `Cookie` header, joined with `; `.
+    pub cookie: String,
+    pub authorization: Option<String>,
+    pub peer: IpAddr,
+    pub body: Bytes,
+}
+
+/// An answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiResponse {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+    pub set_cookie: Option<String>,
+    pub headers: Vec<(hyper::header::HeaderName, String)>,
+}
+
+impl ApiResponse {
+    pub fn text(status: u16, text: &str) -> ApiResponse {
+        ApiResponse {
+            status,
+            content_type: "text/plain; charset=UTF-8".into(),
+            body: text.as_bytes().to_vec(),
+            set_cookie: None,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn ok() -> ApiResponse {
+        ApiResponse::text(200, "")
+    }
+
+    pub fn json(v: &Value) -> ApiResponse {
+        ApiResponse {
+            status: 200,
+            content_type: "application/json".into(),
+            body: serde_json::to_vec(v).unwrap_or_default(),
+            set_cookie: None,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn bytes(content_type: &str, body: Vec<u8>) -> ApiResponse {
+        ApiResponse {
+            status: 200,
+            content_type: content_type.into(),
+            body,
+            set_cookie: None,
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// What every handler shares.
+pub struct State {
+    pub settings: ApiSettings,
+    pub commands: Sender<Command>,
+    pub bind: BindOptions,
+    pub addr: SocketAddr,
+    pub sessions: Mutex<Sessions>,
+    pub bans: Mutex<Bans>,
+    pub sync: Mutex<SyncState>,
+    pub free_tags: Mutex<BTreeSet<String>>,
+    pub metrics: metrics::ApiCounters,
+}
+
+impl State {
+    pub fn new(
+        settings: ApiSettings,
+        commands: Sender<Command>,
+        bind: BindOptions,
+        addr: SocketAddr,
+    ) -> State {
+        State {
+            settings,
+            commands,
+            bind,
+            addr,
+            sessions: Mutex::new(Sessions::default()),
+            bans: Mutex::new(Bans::default()),
+            sync: Mutex::new(SyncState::default()),
+            free_tags: Mutex::new(BTreeSet::new()),
+            metrics: metrics::ApiCounters::default(),
+        }
+    }
+}
+
+type Answer = Result<ApiResponse, ApiResponse>;
+
+fn bad(e: FormError) -> ApiResponse {
+    ApiResponse::text(400, &e.to_string())
+}
+
+fn command_error(e: CommandError) -> ApiResponse {
+    match e {
+        CommandError::UnknownTorrent(_) => ApiResponse::text(404, "Not Found"),
+        CommandError::UnknownCategory(_) => ApiResponse::text(409, "Incorrect category name"),
+        CommandError::Duplicate { .. } => ApiResponse::text(409, &e.to_string()),
+        CommandError::Invalid(why) => ApiResponse::text(400, &why),
+        CommandError::Busy(_) | CommandError::Stopping => ApiResponse::text(503, &e.to_string()),
+        CommandError::Store(_) | CommandError::Engine(_) => ApiResponse::text(500, &e.to_string()),
+    }
+}
+
+/// Sends a command and waits for its answer.
+fn ask<T>(state: &State, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, CommandError> {
+    let (tx, rx) = bounded(1);
+    match state.commands.try_send(make(tx)) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => return Err(CommandError::Busy(COMMAND_QUEUE_MAX)),
+        Err(TrySendError::Disconnected(_)) => return Err(CommandError::Stopping),
+    }
+    match rx.recv_timeout(CORE_REPLY_TIMEOUT) {
+        Ok(r) => r,
+        Err(_) => Err(CommandError::Busy(COMMAND_QUEUE_MAX)),
+    }
+}
+
+fn call<T>(state: &State, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, ApiResponse> {
+    ask(state, make).map_err(command_error)
+}
+
+/// An action on several torrents: unknown hashes are skipped (as
+/// qBittorrent does), the rest acted on.
+fn each(
+    state: &State,
+    which: Selector,
+    make: impl Fn(Selector, Reply<usize>) -> Command,
+) -> Result<usize, ApiResponse> {
+    let mut which = which;
+    loop {
+        match ask(state, |r| make(which.clone(), r)) {
+            Err(CommandError::UnknownTorrent(h)) => match &mut which {
+                Selector::Hashes(list) => {
+                    list.retain(|x| *x != h);
+                    if list.is_empty() {
+                        return Ok(0);
+                    }
+                }
+                Selector::All => return Ok(0),
+            },
+            other => return other.map_err(command_error),
+        }
+    }
+}
+
+/// `hashes=a|b|c` or `all`; invalid hashes are skipped.
+fn selector(p: &Params) -> Result<Selector, ApiResponse> {
+    let raw = p
+        .get("hashes")
+        .or_else(|| p.get("hash"))
+        .ok_or_else(|| bad(FormError::Missing("hashes".into())))?;
+    if raw.trim().eq_ignore_ascii_case("all") {
+        return Ok(Selector::All);
+    }
+    let hashes: Vec<InfoHash> = p
+        .list(
+            if p.get("hashes").is_some() {
+                "hashes"
+            } else {
+                "hash"
+            },
+            '|',
+        )
+        .iter()
+        .filter_map(|h| InfoHash::from_hex(h).ok())
+        .collect();
+    Ok(Selector::Hashes(hashes))
+}
+
+/// The one torrent named by `hash` (404 when unknown or malformed).
+fn one_hash(p: &Params) -> Result<InfoHash, ApiResponse> {
+    let h = p.require("hash").map_err(bad)?;
+    InfoHash::from_hex(h.trim()).map_err(|_| ApiResponse::text(404, "Not Found"))
+}
+
+fn list(state: &State) -> Result<Vec<TorrentView>, ApiResponse> {
+    call(state, |reply| Command::List { reply })
+}
+
+fn config(state: &State) -> Result<ConfigView, ApiResponse> {
+    call(state, |reply| Command::Config { reply })
+}
+
+fn view(state: &State, hash: InfoHash) -> Result<TorrentView, ApiResponse> {
+    list(state)?
+        .into_iter()
+        .find(|v| v.record.info_hash == hash)
+        .ok_or_else(|| ApiResponse::text(404, "Not Found"))
+}
+
+fn unix_now() -> i64 {
+    crate::daemon::core::unix_now()
+}
+
+/// The session id in the `Cookie` header(s): the first `SID=` among the
+/// `;`-separated items (attributes a client echoes back are ignored).
+fn sid_of(cookie: &str) -> Option<&str> {
+    cookie
+        .split(';')
+        .map(str::trim)
+        .find_map(|c| c.strip_prefix("SID="))
+        .filter(|s| !s.is_empty())
+}
+
+/// Valid `Authorization: Basic` credentials (tolerated as a login).
+fn basic_ok(state: &State, header: Option<&str>) -> bool {
+    use base64::Engine;
+    let Some(b64) = header.and_then(|h| h.strip_prefix("Basic ")) else {
+        return false;
+    };
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
+        return false;
+    };
+    let Ok(text) = String::from_utf8(raw) else {
+        return false;
+    };
+    let Some((user, pass)) = text.split_once(':') else {
+        return false;
+    };
+    user == state.settings.username && state.settings.password_hash.verify(pass)
+}
+
+/// The caller's session id, if logged in ("basic" for a Basic header).
+fn session(state: &State, req: &ApiRequest) -> Option<String> {
+    if let Some(sid) = sid_of(&req.cookie) {
+        let ok = state
+            .sessions
+            .lock()
+            .map(|mut s| s.check(sid, Instant::now()))
+            .unwrap_or(false);
+        if ok {
+            return Some(sid.to_string());
+        }
+    }
+    if req.authorization.is_some() && basic_ok(state, req.authorization.as_deref()) {
+        return Some(format!("basic-{}", req.peer));
+    }
+    None
+}
+
+/// Answers one request.
+pub fn route(state: &State, req: ApiRequest) -> ApiResponse {
+    state.metrics.request();
+    let path = req.path.clone();
+    if !path.starts_with("/api/") {
+        if path == "/metrics" {
+            if state.settings.metrics_require_login && session(state, &req).is_none() {
+                return ApiResponse::text(403, "Forbidden");
+            }
+            return metrics::render(state);
+        }
+        return page::serve(&state.settings, &path);
+    }
+    let params = match Params::parse(req.query.as_deref(), req.content_type.as_deref(), &req.body) {
+        Ok(p) => p,
+        Err(e) => return bad(e),
+    };
+    let Some(endpoint) = path.strip_prefix("/api/v2/") else {
+        return ApiResponse::text(404, "Not Found");
+    };
+    let endpoint = endpoint.trim_end_matches('/');
+    match endpoint {
+        "auth/login" => return login(state, &req, &params),
+        "auth/logout" => {
+            if let Some(sid) = sid_of(&req.cookie) {
+                if let Ok(mut s) = state.sessions.lock() {
+                    s.close(sid);
+                }
+                if let Ok(mut s) = state.sync.lock() {
+                    s.forget(sid);
+                }
+            }
+            let mut r = ApiResponse::ok();
+            r.set_cookie = Some("SID=; HttpOnly; SameSite=Strict; path=/; Max-Age=0".into());
+            return r;
+        }
+        _ => {}
+    }
+    let Some(sid) = session(state, &req) else {
+        return ApiResponse::text(403, "Forbidden");
+    };
+    if is_action(endpoint) && req.method != "POST" {
+        return ApiResponse::text(405, "Method Not Allowed");
+    }
+    match dispatch(state, &sid, endpoint, &params) {
+        Ok(r) | Err(r) => r,
+    }
+}
+
+fn login(state: &State, req: &ApiRequest, p: &Params) -> ApiResponse {
+    let now = Instant::now();
+    let banned = state
+        .bans
+        .lock()
+        .map(|mut b| b.is_banned(req.peer, now))
+        .unwrap_or(true);
+    if banned {
+        return ApiResponse::text(
+            403,
+            "Your IP address has been banned after too many failed authentication attempts.",
+        );
+    }
+    let user = p.get("username").unwrap_or("");
+    let pass = p.get("password").unwrap_or("");
+    let ok = user == state.settings.username && state.settings.password_hash.verify(pass);
+    if !ok {
+        let now_banned = state
+            .bans
+            .lock()
+            .map(|mut b| b.failed(req.peer, now))
+            .unwrap_or(false);
+        state.metrics.login_failed();
+        if now_banned {
+            tracing::warn!(
+                "Web API: {} banned after {} failed logins",
+                req.peer,
+                super::auth::BAN_AFTER_FAILURES
+            );
+        }
+        return ApiResponse::text(200, "Fails.");
+    }
+    if let Ok(mut b) = state.bans.lock() {
+        b.succeeded(req.peer);
+    }
+    let sid = match state.sessions.lock() {
+        Ok(mut s) => s.open(now),
+        Err(_) => return ApiResponse::text(500, "internal error"),
+    };
+    let mut r = ApiResponse::text(200, "Ok.");
+    r.set_cookie = Some(format!("SID={sid}; HttpOnly; SameSite=Strict; path=/"));
+    r
+}
+
+/// Endpoints that change something: POST only.
+fn is_action(endpoint: &str) -> bool {
+    !matches!(
+        endpoint,
+        "app/version"
+            | "app/webapiVersion"
+            | "app/buildInfo"
+            | "app/preferences"
+            | "app/defaultSavePath"
+            | "app/networkInterfaceList"
+            | "app/networkInterfaceAddressList"
+            | "app/cookies"
+            | "transfer/info"
+            | "transfer/speedLimitsMode"
+            | "transfer/uploadLimit"
+            | "transfer/downloadLimit"
+            | "sync/maindata"
+            | "sync/torrentPeers"
+            | "torrents/info"
+            | "torrents/count"
+            | "torrents/properties"
+            | "torrents/trackers"
+            | "torrents/webseeds"
+            | "torrents/files"
+            | "torrents/pieceStates"
+            | "torrents/pieceHashes"
+            | "torrents/categories"
+            | "torrents/tags"
+            | "torrents/uploadLimit"
+            | "torrents/downloadLimit"
+            | "torrents/export"
+            | "log/main"
+            | "log/peers"
+            | "rss/items"
+            | "search/plugins"
+    )
+}
+
+fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
+    match endpoint {
+        "app/version" => Ok(ApiResponse::text(200, QBT_VERSION)),
+        "app/webapiVersion" => Ok(ApiResponse::text(200, WEBAPI_VERSION)),
+        "app/buildInfo" => Ok(ApiResponse::json(&json!({
+            "bitness": 64,
+            "boost": "-",
+            "libtorrent": concat!("ringseed ", env!("CARGO_PKG_VERSION")),
+            "openssl": "-",
+            "platform": "linux",
+            "qt": "-",
+            "zlib": "-",
+        }))),
+        "app/preferences" => {
+            let c = config(state)?;
+            Ok(ApiResponse::json(&serialize::preferences(
+                &c,
+                &state.settings.username,
+                state.addr.port(),
+            )))
+        }
+        "app/setPreferences" => set_preferences(state, p),
+        "app/defaultSavePath" => {
+            let c = config(state)?;
+            Ok(ApiResponse::text(200, &c.download_dir.display().to_string()))
+        }
+        "app/networkInterfaceList" | "app/networkInterfaceAddressList" | "app/cookies" => {
+            Ok(ApiResponse::json(&json!([])))
+        }
+        "app/shutdown" => Ok(ApiResponse::text(
+            403,
+            "ringseed is stopped by its service manager (systemctl stop ringseed), not through the Web API",
+        )),
+        "transfer/info" => {
+            let views = list(state)?;
+            let c = config(state)?;
+            Ok(ApiResponse::json(&serialize::transfer_info(
+                &serialize::totals(&views),
+                &c,
+            )))
+        }
+        "transfer/speedLimitsMode" => Ok(ApiResponse::text(200, "0")),
+        "transfer/toggleSpeedLimitsMode" | "transfer/setSpeedLimitsMode" => {
+            if p.get("mode") == Some("1") || endpoint.ends_with("toggleSpeedLimitsMode") {
+                return Err(ApiResponse::text(
+                    409,
+                    "ringseed has no alternative speed limits; set limits.upload_rate and limits.download_rate",
+                ));
+            }
+            Ok(ApiResponse::ok())
+        }
+        "transfer/uploadLimit" => {
+            let c = config(state)?;
+            Ok(ApiResponse::text(200, &c.config.limits.upload_rate.to_string()))
+        }
+        "transfer/downloadLimit" => {
+            let c = config(state)?;
+            Ok(ApiResponse::text(200, &c.config.limits.download_rate.to_string()))
+        }
+        "transfer/setUploadLimit" | "transfer/setDownloadLimit" => {
+            let limit = rate(p, "limit")?;
+            let up = endpoint.ends_with("setUploadLimit");
+            set_config(state, move |c| {
+                if up {
+                    c.limits.upload_rate = limit;
+                } else {
+                    c.limits.download_rate = limit;
+                }
+            })?;
+            Ok(ApiResponse::ok())
+        }
+        "sync/maindata" => maindata(state, sid, p),
+        "sync/torrentPeers" => {
+            let hash = one_hash(p)?;
+            view(state, hash)?;
+            // The engine does not list its peers to the core yet: an empty
+            // list, as qBittorrent shows for a torrent without peers.
+            Ok(ApiResponse::json(&json!({
+                "full_update": true,
+                "peers": {},
+                "rid": p.num::<u64>("rid").map_err(bad)?.unwrap_or(0) + 1,
+                "show_flags": true,
+            })))
+        }
+        "torrents/info" => torrents_info(state, p),
+        "torrents/count" => Ok(ApiResponse::text(200, &list(state)?.len().to_string())),
+        "torrents/properties" => {
+            let v = view(state, one_hash(p)?)?;
+            let c = config(state)?;
+            Ok(ApiResponse::json(&serialize::properties(&v, &c, unix_now())))
+        }
+        "torrents/trackers" => Ok(ApiResponse::json(&serialize::trackers(&view(
+            state,
+            one_hash(p)?,
+        )?))),
+        "torrents/webseeds" => Ok(ApiResponse::json(&serialize::webseeds(&view(
+            state,
+            one_hash(p)?,
+        )?))),
+        "torrents/files" => {
+            let hash = one_hash(p)?;
+            let v = view(state, hash)?;
+            let pieces = call(state, |reply| Command::Pieces { hash, reply })?;
+            let mut files = serialize::files(&v, &pieces);
+            if let (Some(wanted), Value::Array(all)) = (p.get("indexes"), &mut files) {
+                let keep: BTreeSet<u64> = wanted
+                    .split('|')
+                    .filter_map(|i| i.trim().parse().ok())
+                    .collect();
+                all.retain(|f| f["index"].as_u64().is_some_and(|i| keep.contains(&i)));
+            }
+            Ok(ApiResponse::json(&files))
+        }
+        "torrents/pieceStates" => {
+            let hash = one_hash(p)?;
+            let v = view(state, hash)?;
+            let pieces = call(state, |reply| Command::Pieces { hash, reply })?;
+            Ok(ApiResponse::json(&serialize::piece_states(&v, &pieces)))
+        }
+        "torrents/pieceHashes" => Ok(ApiResponse::json(&serialize::piece_hashes(&view(
+            state,
+            one_hash(p)?,
+        )?))),
+        "torrents/export" => {
+            let hash = one_hash(p)?;
+            let bytes = call(state, |reply| Command::Export { hash, reply })?;
+            Ok(ApiResponse::bytes("application/x-bittorrent", bytes))
+        }
+        "torrents/add" => add(state, p),
+        "torrents/delete" => {
+            let which = selector(p)?;
+            let delete_files = p.bool("deleteFiles").map_err(bad)?.unwrap_or(false);
+            each(state, which, |which, reply| Command::Remove {
+                which,
+                delete_files,
+                reply,
+            })?;
+            Ok(ApiResponse::ok())
+        }
+        "torrents/stop" | "torrents/pause" => {
+            each(state, selector(p)?, |which, reply| Command::Stop { which, reply })?;
+            Ok(ApiResponse::ok())
+        }
+        "torrents/start" | "torrents/resume" => {
+            each(state, selector(p)?, |which, reply| Command::Start { which, reply })?;
+            Ok(ApiResponse::ok())
+        }
+        "torrents/recheck" => {
+            each(state, selector(p)?, |which, reply| Command::Recheck { which, reply })?;
+            Ok(ApiResponse::ok())
+        }
+        "torrents/reannounce" => {
+            each(state, selector(p)?, |which, reply| Command::Reannounce {
+                which,
+                reply,
+            })?;
+            Ok(ApiResponse::ok())
+        }
+        "torrents/setForceStart" => {
+            let on = p.bool("value").map_err(bad)?.unwrap_or(false);
+            each(state, selector(p)?, |which, reply| Command::ForceStart {
+                which,
+                on,
+                reply,
+            })?;
+            Ok(ApiResponse::ok())
+        }
+        "torrents/setLocation" => {
+            let which = selector(p)?;
+            let dir = location(p.require("location").map_err(bad)?)?;
+            each(state, which, |which, reply| Command::Move {
+                which,
+                dir: dir.clone(),
+                reply,
+            })?;
+            Ok(ApiResponse::ok())
+        }
+        "torrents/setSavePath" | "torrents/setDownloadPath" => {
+            let which = selector(p)?;
+            let raw = p
+                .get("path")
+                .or_else(|| p.get("savePath"))
+                .ok_or_else(|| bad(FormError::Missing("path".into())))?;
+            if endpoint.ends_with("setDownloadPath") {
+                return Err(ApiResponse::text(
+                    409,
+                    "ringseed downloads into the save path (no separate download path)",
+                ));
+            }
+            let dir = location(raw)?;
+            each(state, which, |which, reply| Command::Move {
+                which,
+                dir: dir.clone(),
+                reply,
+            })?;
+            Ok(ApiResponse::ok())
+        }
+        "torrents/rename" => {
+            let hash = one_hash(p)?;
+            let name = p.require("name").map_err(bad)?.to_string();
+            call(state, |reply| Command::Rename { hash, name, reply })?;
+            Ok(ApiResponse::ok())
+        }
+        "torrents/setCategory" => {
+            let which = selector(p)?;
+            let category = p.get("category").unwrap_or("").to_string();
+            each(state, which, |which, reply| Command::SetCategory {
+                which,
+                category: category.clone(),
+                reply,
+            })?;
+            Ok(ApiResponse::ok())
+        }
+        "torrents/categories" => {
+            let cats = call(state, |reply| Command::Categories { reply })?;
+            let m: Map<String, Value> = cats
+                .iter()
+                .map(|c| {
+                    (
+                        c.name.clone(),
+                        serialize::category(&c.name, c.save_path.as_deref()),
+                    )
+                })
+                .collect();
+            Ok(ApiResponse::json(&Value::Object(m)))
+        }
+        "torrents/createCategory" | "torrents/editCategory" => {
+            let name = p.require("category").map_err(bad)?.trim().to_string();
+            if name.is_empty() {
+                return Err(ApiResponse::text(400, "Category name cannot be empty"));
+            }
+            let save = p.get("savePath").unwrap_or("").trim();
+            let save_path = if save.is_empty() {
+                None
+            } else {
+                Some(location(save)?)
+            };
+            let cats = call(state, |reply| Command::Categories { reply })?;
+            let exists = cats.iter().any(|c| c.name == name);
+            if endpoint.ends_with("createCategory") && exists {
+                return Err(ApiResponse::text(409, "Category already exists"));
+            }
+            if endpoint.ends_with("editCategory") && !exists {
+                return Err(ApiResponse::text(409, "Category editing failed"));
+            }
+            call(state, |reply| Command::SetCategoryDef {
+                category: Category { name, save_path },
+                reply,
+            })?;
+            Ok(ApiResponse::ok())
+        }
+        "torrents/removeCategories" => {
+            let names: Vec<String> = p
+                .list("categories", '\n')
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            call(state, |reply| Command::RemoveCategories { names, reply })?;
+            Ok(ApiResponse::ok())
+        }
+        "torrents/tags" => {
+            let views = list(state)?;
+            Ok(ApiResponse::json(&json!(all_tags(state, &views))))
+        }
+        "torrents/addTags" | "torrents/removeTags" => {
+            let which = selector(p)?;
+            let tags: BTreeSet<String> = p.list("tags", ',').iter().map(|s| s.to_string()).collect();
+            if endpoint.ends_with("addTags") {
+                if tags.is_empty() {
+                    return Err(ApiResponse::text(400, "missing parameter \"tags\""));
+                }
+                each(state, which, |which, reply| Command::AddTags {
+                    which,
+                    tags: tags.clone(),
+                    reply,
+                })?;
+            } else {
+                // No tags: remove them all (qBittorrent's rule).
+                let tags = if tags.is_empty() {
+                    list(state)?
+                        .iter()
+                        .flat_map(|v| v.record.tags.iter().cloned())
+                        .collect()
+                } else {
+                    tags
+                };
+                if !tags.is_empty() {
+                    each(state, which, |which, reply| Command::RemoveTags {
+                        which,
+                        tags: tags.clone(),
+                        reply,
+                    })?;
+                }
+            }
+            Ok(ApiResponse::ok())
+        }
+        "torrents/createTags" => {
+            let tags = p.list("tags", ',');
+            let mut free = state
+                .free_tags
+                .lock()
+                .map_err(|_| ApiResponse::text(500, "internal error"))?;
+            for t in tags {
+                if t.len() > crate::daemon::record::NAME_BYTES_MAX {
+                    return Err(ApiResponse::text(400, "tag name too long"));
+                }
+                if free.len() < FREE_TAGS_MAX {
+                    free.insert(t.to_string());
+                }
+            }
+            Ok(ApiResponse::ok())
+        }
+        "torrents/deleteTags" => {
+            let tags: BTreeSet<String> = p.list("tags", ',').iter().map(|s| s.to_string()).collect();
+            if let Ok(mut free) = state.free_tags.lock() {
+                free.retain(|t| !tags.contains(t));
+            }
+            if !tags.is_empty() {
+                each(state, Selector::All, |which, reply| Command::RemoveTags {
+                    which,
+                    tags: tags.clone(),
+                    reply,
+                })?;
+            }
+            Ok(ApiResponse::ok())
+        }
+        "torrents/setShareLimits" => {
+            let which = selector(p)?;
+            let ratio = p.num::<f64>("ratioLimit").map_err(bad)?.unwrap_or(-2.0);
+            let minutes = p.num::<i64>("seedingTimeLimit").map_err(bad)?.unwrap_or(-2);
+            let ratio = match ratio {
+                r if r == -2.0 => Limit::Global,
+                r if r == -1.0 => Limit::Unlimited,
+                r if (0.0..=RATIO_LIMIT_MAX).contains(&r) => Limit::Value(r),
+                r => return Err(ApiResponse::text(400, &format!("ratioLimit {r}: out of range"))),
+            };
+            let seeding_time_s = match minutes {
+                -2 => Limit::Global,
+                -1 => Limit::Unlimited,
+                m if m >= 0 => Limit::Value(m as u64 * 60),
+                m => {
+                    return Err(ApiResponse::text(
+                        400,
+                        &format!("seedingTimeLimit {m}: out of range"),
+                    ))
+                }
+            };
+            let limits = ShareLimits {
+                ratio,
+                seeding_time_s,
+            };
+            each(state, which, |which, reply| Command::SetShareLimits {
+                which,
+                limits,
+                reply,
+            })?;
+            Ok(ApiResponse::ok())
+        }
+        "torrents/setUploadLimit" | "torrents/setDownloadLimit" => {
+            let which = selector(p)?;
+            let limit = rate(p, "limit")?;
+            let up = endpoint.ends_with("setUploadLimit");
+            let views = list(state)?;
+            let chosen: Vec<&TorrentView> = views
+                .iter()
+                .filter(|v| match &which {
+                    Selector::All => true,
+                    Selector::Hashes(h) => h.contains(&v.record.info_hash),
+                })
+                .collect();
+            for v in chosen {
+                let mut limits = v.record.rate_limits;
+                if up {
+                    limits.upload = Some(limit);
+                } else {
+                    limits.download = Some(limit);
+                }
+                each(
+                    state,
+                    Selector::Hashes(vec![v.record.info_hash]),
+                    |which, reply| Command::SetRateLimits {
+                        which,
+                        limits,
+                        reply,
+                    },
+                )?;
+            }
+            Ok(ApiResponse::ok())
+        }
+        "torrents/uploadLimit" | "torrents/downloadLimit" => {
+            let which = selector(p)?;
+            let views = list(state)?;
+            let c = config(state)?;
+            let up = endpoint.ends_with("uploadLimit");
+            let m: Map<String, Value> = views
+                .iter()
+                .filter(|v| match &which {
+                    Selector::All => true,
+                    Selector::Hashes(h) => h.contains(&v.record.info_hash),
+                })
+                .map(|v| {
+                    let (u, d) = serialize::rate_limits(v, &c);
+                    (v.record.info_hash.to_hex(), json!(if up { u } else { d }))
+                })
+                .collect();
+            Ok(ApiResponse::json(&Value::Object(m)))
+        }
+        "torrents/topPrio" | "torrents/bottomPrio" | "torrents/increasePrio"
+        | "torrents/decreasePrio" => {
+            let c = config(state)?;
+            if !c.config.queue.enabled {
+                return Err(ApiResponse::text(409, "Torrent queueing must be enabled"));
+            }
+            let to = match endpoint {
+                "torrents/topPrio" => QueueMove::Top,
+                "torrents/bottomPrio" => QueueMove::Bottom,
+                "torrents/increasePrio" => QueueMove::Up,
+                _ => QueueMove::Down,
+            };
+            each(state, selector(p)?, |which, reply| Command::QueueMove {
+                which,
+                to,
+                reply,
+            })?;
+            Ok(ApiResponse::ok())
+        }
+        "torrents/setSuperSeeding" | "torrents/setAutoManagement"
+        | "torrents/toggleSequentialDownload" | "torrents/toggleFirstLastPiecePrio" => {
+            // Accepted and left off (ringseed has neither super-seeding,
+            // automatic management, nor sequential or first/last piece
+            // priority): the torrents keep reporting `false`.
+            selector(p)?;
+            if endpoint.starts_with("torrents/set") {
+                p.bool("value").map_err(bad)?;
+                p.bool("enable").map_err(bad)?;
+            }
+            Ok(ApiResponse::ok())
+        }
+        "torrents/filePrio" => {
+            let hash = one_hash(p)?;
+            view(state, hash)?;
+            p.require("id").map_err(bad)?;
+            let prio = p.num::<i64>("priority").map_err(bad)?;
+            match prio {
+                Some(1) | Some(6) | Some(7) => Ok(ApiResponse::ok()),
+                Some(0) => Err(ApiResponse::text(
+                    409,
+                    "ringseed downloads every file of a torrent (file priorities are not supported yet)",
+                )),
+                _ => Err(ApiResponse::text(400, "Priority is not valid")),
+            }
+        }
+        "torrents/addTrackers" | "torrents/editTracker" | "torrents/removeTrackers"
+        | "torrents/addPeers" | "torrents/renameFile" | "torrents/renameFolder" => {
+            one_hash(p).or_else(|_| selector(p).map(|_| InfoHash([0; 20])))?;
+            Err(ApiResponse::text(
+                409,
+                &format!("{endpoint}: not supported by ringseed yet (docs/api.md)"),
+            ))
+        }
+        "log/main" | "log/peers" | "rss/items" | "search/plugins" => {
+            Ok(ApiResponse::json(&json!([])))
+        }
+        _ => Err(ApiResponse::text(404, "Not Found")),
+    }
+}
+
+/// A rate in bytes/s; 0 or negative: unlimited.
+fn rate(p: &Params, name: &str) -> Result<u64, ApiResponse> {
+    let v = p
+        .num::<i64>(name)
+        .map_err(bad)?
+        .ok_or_else(|| bad(FormError::Missing(name.into())))?;
+    Ok(u64::try_from(v).unwrap_or(0))
+}
+
+/// A save path from a client: absolute, without `..`.
+fn location(raw: &str) -> Result<PathBuf, ApiResponse> {
+    let p = PathBuf::from(raw.trim());
+    if raw.trim().is_empty() {
+        return Err(ApiResponse::text(400, "Save path cannot be empty"));
+    }
+    if !p.is_absolute() {
+        return Err(ApiResponse::text(
+            400,
+            &format!("save path {raw:?} must be absolute"),
+        ));
+    }
+    if p.components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(ApiResponse::text(
+            400,
+            &format!("save path {raw:?} must not contain \"..\""),
+        ));
+    }
+    Ok(p)
+}
+
+fn set_config(
+    state: &State,
+    edit: impl FnOnce(&mut crate::daemon::config::DaemonConfig) + Send + 'static,
+) -> Result<Vec<String>, ApiResponse> {
+    call(state, |reply| Command::SetConfig {
+        edit: ConfigEdit(Box::new(edit)),
+        reply,
+    })
+}
+
+/// `app/setPreferences json={...}`: the keys ringseed has are applied
+/// (until the next restart; the file stays the operator's); others are
+/// ignored, as qBittorrent ignores unknown keys.
+fn set_preferences(state: &State, p: &Params) -> Answer {
+    let raw = p.require("json").map_err(bad)?;
+    let v: Value =
+        serde_json::from_str(raw).map_err(|e| ApiResponse::text(400, &format!("json: {e}")))?;
+    let Value::Object(m) = v else {
+        return Err(ApiResponse::text(400, "json: expected an object"));
+    };
+    let num = |k: &str| m.get(k).and_then(Value::as_i64);
+    let flag = |k: &str| m.get(k).and_then(Value::as_bool);
+    let up = num("up_limit");
+    let down = num("dl_limit");
+    let queueing = flag("queueing_enabled");
+    let max_dl = num("max_active_downloads");
+    let max_up = num("max_active_uploads");
+    let max_all = num("max_active_torrents");
+    let ratio_on = flag("max_ratio_enabled");
+    let ratio = m.get("max_ratio").and_then(Value::as_f64);
+    let seed_on = flag("max_seeding_time_enabled");
+    let seed_min = num("max_seeding_time");
+    let save_path = match m.get("save_path").and_then(Value::as_str) {
+        Some(s) => Some(location(s)?),
+        None => None,
+    };
+    if let Some(r) = ratio {
+        if r > RATIO_LIMIT_MAX {
+            return Err(ApiResponse::text(
+                400,
+                &format!("max_ratio {r}: out of range"),
+            ));
+        }
+    }
+    let count = |n: i64| usize::try_from(n).ok().filter(|n| *n > 0);
+    set_config(state, move |c| {
+        if let Some(v) = up {
+            c.limits.upload_rate = u64::try_from(v).unwrap_or(0);
+        }
+        if let Some(v) = down {
+            c.limits.download_rate = u64::try_from(v).unwrap_or(0);
+        }
+        if let Some(q) = queueing {
+            c.queue.enabled = q;
+        }
+        if let Some(n) = max_dl {
+            c.queue.max_active_downloads = count(n);
+        }
+        if let Some(n) = max_up {
+            c.queue.max_active_uploads = count(n);
+        }
+        if let Some(n) = max_all {
+            c.queue.max_active_torrents = count(n);
+        }
+        match (ratio_on, ratio) {
+            (Some(false), _) => c.share.ratio_limit = None,
+            (Some(true), Some(r)) if r >= 0.0 => c.share.ratio_limit = Some(r),
+            (None, Some(r)) if c.share.ratio_limit.is_some() && r >= 0.0 => {
+                c.share.ratio_limit = Some(r)
+            }
+            _ => {}
+        }
+        match (seed_on, seed_min) {
+            (Some(false), _) => c.share.seeding_time_limit_s = None,
+            (Some(true), Some(m)) if m >= 0 => c.share.seeding_time_limit_s = Some(m as u64 * 60),
+            (None, Some(m)) if c.share.seeding_time_limit_s.is_some() && m >= 0 => {
+                c.share.seeding_time_limit_s = Some(m as u64 * 60)
+            }
+            _ => {}
+        }
+        if let Some(p) = save_path {
+            c.paths.download_dir = Some(p);
+        }
+    })?;
+    Ok(ApiResponse::ok())
+}
+
+fn all_tags(state: &State, views: &[TorrentView]) -> BTreeSet<String> {
+    let mut tags: BTreeSet<String> = state
+        .free_tags
+        .lock()
+        .map(|t| t.clone())
+        .unwrap_or_default();
+    for v in views {
+        tags.extend(v.record.tags.iter().cloned());
+    }
+    tags
+}
+
+/// Whether `v` passes `torrents/info`'s `filter`.
+fn passes(filter: &str, v: &TorrentView) -> bool {
+    let s = serialize::state(v);
+    let complete = v.piece_count > 0 && v.pieces_have == v.piece_count;
+    let active = v.rate_up > 0 || v.rate_down > 0;
+    match filter {
+        "all" | "" => true,
+        "downloading" => s.ends_with("DL") || s == "downloading",
+        "seeding" => matches!(s, "uploading" | "stalledUP" | "forcedUP"),
+        "completed" => complete,
+        "paused" | "stopped" => s.starts_with("stopped"),
+        "resumed" | "running" => !s.starts_with("stopped"),
+        "active" => active,
+        "inactive" => !active,
+        "stalled" => matches!(s, "stalledUP" | "stalledDL"),
+        "stalled_uploading" => s == "stalledUP",
+        "stalled_downloading" => s == "stalledDL",
+        "checking" => s.starts_with("checking"),
+        "moving" => s == "moving",
+        "errored" => matches!(s, "error" | "missingFiles"),
+        _ => true,
+    }
+}
+
+fn torrents_info(state: &State, p: &Params) -> Answer {
+    let views = list(state)?;
+    let c = config(state)?;
+    let now = unix_now();
+    let filter = p.get("filter").unwrap_or("all");
+    let category = p.get("category");
+    let tag = p.get("tag");
+    let hashes: Option<BTreeSet<InfoHash>> = p.get("hashes").map(|_| {
+        p.list("hashes", '|')
+            .iter()
+            .filter_map(|h| InfoHash::from_hex(h).ok())
+            .collect()
+    });
+    let private = p.bool("private").map_err(bad)?;
+    let mut out: Vec<Map<String, Value>> = views
+        .iter()
+        .filter(|v| passes(filter, v))
+        .filter(|v| category.is_none_or(|c| v.record.category == c))
+        .filter(|v| {
+            tag.is_none_or(|t| {
+                if t.is_empty() {
+                    v.record.tags.is_empty()
+                } else {
+                    v.record.tags.contains(t)
+                }
+            })
+        })
+        .filter(|v| {
+            hashes
+                .as_ref()
+                .is_none_or(|h| h.contains(&v.record.info_hash))
+        })
+        .filter(|v| {
+            private.is_none_or(|want| v.metainfo.as_ref().is_some_and(|m| m.info.private) == want)
+        })
+        .map(|v| serialize::torrent(v, &c, now))
+        .collect();
+    if let Some(key) = p.get("sort") {
+        out.sort_by(|a, b| compare(a.get(key), b.get(key)));
+    }
+    if p.bool("reverse").map_err(bad)?.unwrap_or(false) {
+        out.reverse();
+    }
+    let offset = p.num::<i64>("offset").map_err(bad)?.unwrap_or(0);
+    let len = out.len() as i64;
+    let start = if offset < 0 {
+        (len + offset).max(0)
+    } else {
+        offset.min(len)
+    } as usize;
+    let mut out: Vec<Map<String, Value>> = out.into_iter().skip(start).collect();
+    if let Some(limit) = p.num::<i64>("limit").map_err(bad)? {
+        if limit > 0 {
+            out.truncate(limit as usize);
+        }
+    }
+    if p.bool("includeTrackers").map_err(bad)?.unwrap_or(false) {
+        for t in &mut out {
+            let hash = t
+                .get("hash")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            if let Some(v) = views.iter().find(|v| v.record.info_hash.to_hex() == hash) {
+                let trackers = serialize::trackers(v);
+                let real: Vec<Value> = trackers
+                    .as_array()
+                    .map(|a| a.iter().skip(3).cloned().collect())
+                    .unwrap_or_default();
+                t.insert("trackers".into(), Value::Array(real));
+            }
+        }
+    }
+    Ok(ApiResponse::json(&Value::Array(
+        out.into_iter().map(Value::Object).collect(),
+    )))
+}
+
+fn compare(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    match (a, b) {
+        (Some(Value::Number(x)), Some(Value::Number(y))) => x
+            .as_f64()
+            .partial_cmp(&y.as_f64())
+            .unwrap_or(Ordering::Equal),
+        (Some(Value::String(x)), Some(Value::String(y))) => x.to_lowercase().cmp(&y.to_lowercase()),
+        (Some(Value::Bool(x)), Some(Value::Bool(y))) => x.cmp(y),
+        (None, Some(_)) => Ordering::Less,
+        (Some(_), None) => Ordering::Greater,
+        _ => Ordering::Equal,
+    }
+}
+
+fn free_space(dir: &std::path::Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return 0;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path and `s` a plain struct
+    // statvfs fills in.
+    unsafe {
+        let mut s: libc::statvfs = std::mem::zeroed();
+        if libc::statvfs(c.as_ptr(), &mut s) == 0 {
+            (s.f_bavail as u64).saturating_mul(s.f_frsize as u64)
+        } else {
+            0
+        }
+    }
+}
+
+fn maindata(state: &State, sid: &str, p: &Params) -> Answer {
+    let rid = p.num::<u64>("rid").map_err(bad)?.unwrap_or(0);
+    let views = list(state)?;
+    let c = config(state)?;
+    let cats = call(state, |reply| Command::Categories { reply })?;
+    let now = unix_now();
+    let mut d = MainData::default();
+    let mut trackers: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for v in &views {
+        let hash = v.record.info_hash.to_hex();
+        let mut t = serialize::torrent(v, &c, now);
+        t.remove("hash");
+        d.torrents.insert(hash.clone(), t);
+        if let Some(m) = &v.metainfo {
+            for url in m.trackers.iter().flatten() {
+                let e = trackers.entry(url.clone()).or_default();
+                if !e.contains(&hash) {
+                    e.push(hash.clone());
+                }
+            }
+        }
+    }
+    d.trackers = trackers;
+    d.categories = cats
+        .iter()
+        .map(|c| {
+            (
+                c.name.clone(),
+                serialize::category(&c.name, c.save_path.as_deref()),
+            )
+        })
+        .collect();
+    d.tags = all_tags(state, &views);
+    d.server_state =
+        serialize::server_state(&serialize::totals(&views), &c, free_space(&c.download_dir));
+    let answer = state
+        .sync
+        .lock()
+        .map_err(|_| ApiResponse::text(500, "internal error"))?
+        .answer(sid, rid, d);
+    Ok(ApiResponse::json(&answer))
+}
+
+/// `torrents/add`: .torrent files (any field name) and `urls` (magnets
+/// and http(s) links, one per line).
+fn add(state: &State, p: &Params) -> Answer {
+    let urls: Vec<&str> = p.list("urls", '\n');
+    if p.files.is_empty() && urls.is_empty() {
+        return Err(ApiResponse::text(
+            400,
+            "missing parameter \"torrents\" or \"urls\"",
+        ));
+    }
+    if p.files.len() + urls.len() > ADD_ITEMS_MAX {
+        return Err(ApiResponse::text(
+            400,
+            &format!("at most {ADD_ITEMS_MAX} torrents in one request"),
+        ));
+    }
+    let save_path = match p.get("savepath").or_else(|| p.get("savePath")) {
+        Some(s) if !s.trim().is_empty() => Some(location(s)?),
+        _ => None,
+    };
+    let category = p.get("category").unwrap_or("").trim().to_string();
+    let tags: BTreeSet<String> = p.list("tags", ',').iter().map(|s| s.to_string()).collect();
+    let stopped = match p.bool("stopped").map_err(bad)? {
+        Some(b) => b,
+        None => p.bool("paused").map_err(bad)?.unwrap_or(false),
+    };
+    let skip_check = p.bool("skip_checking").map_err(bad)?.unwrap_or(false);
+    let ratio = match p.num::<f64>("ratioLimit").map_err(bad)? {
+        None => Limit::Global,
+        Some(r) if r == -2.0 => Limit::Global,
+        Some(r) if r < 0.0 => Limit::Unlimited,
+        Some(r) => Limit::Value(r.min(RATIO_LIMIT_MAX)),
+    };
+    let seeding_time_s = match p.num::<i64>("seedingTimeLimit").map_err(bad)? {
+        None | Some(-2) => Limit::Global,
+        Some(m) if m < 0 => Limit::Unlimited,
+        Some(m) => Limit::Value(m as u64 * 60),
+    };
+    let up = p.num::<i64>("upLimit").map_err(bad)?;
+    let down = p.num::<i64>("dlLimit").map_err(bad)?;
+    let rate_limits = RateLimits {
+        upload: up.map(|v| u64::try_from(v).unwrap_or(0)),
+        download: down.map(|v| u64::try_from(v).unwrap_or(0)),
+    };
+    let mut sources: Vec<(String, Source)> = Vec::new();
+    for f in &p.files {
+        // Parse first: a file that is not a torrent is the client's error
+        // (415 with the reason), not the core's.
+        if let Err(e) = ringseed::metainfo::Metainfo::from_bytes(&f.bytes) {
+            return Err(ApiResponse::text(
+                415,
+                &format!("{}: not a valid torrent file: {e}", f.filename),
+            ));
+        }
+        sources.push((f.filename.clone(), Source::Torrent(f.bytes.clone())));
+    }
+    for u in &urls {
+        if u.starts_with("magnet:") {
+            sources.push((u.to_string(), Source::Magnet(u.to_string())));
+        } else if u.starts_with("http://") || u.starts_with("https://") {
+            let bytes = fetch::torrent(u, &state.bind)
+                .map_err(|e| ApiResponse::text(415, &e.to_string()))?;
+            sources.push((fetch::redact(u), Source::Torrent(bytes)));
+        } else if let Ok(h) = InfoHash::from_hex(u) {
+            let m = format!("magnet:?xt=urn:btih:{}", h.to_hex());
+            sources.push((m.clone(), Source::Magnet(m)));
+        } else {
+            return Err(ApiResponse::text(
+                400,
+                &format!(
+                    "urls: {:?} is not a magnet link or an http(s) URL",
+                    fetch::redact(u)
+                ),
+            ));
+        }
+    }
+    let mut added = 0usize;
+    let mut failures = Vec::new();
+    for (what, source) in sources {
+        let req = AddRequest {
+            source,
+            save_path: save_path.clone(),
+            category: category.clone(),
+            tags: tags.clone(),
+            stopped,
+            share_limits: ShareLimits {
+                ratio,
+                seeding_time_s,
+            },
+            rate_limits,
+            skip_check,
+        };
+        match ask(state, |reply| Command::Add {
+            add: Box::new(req),
+            reply,
+        }) {
+            Ok(_) => added += 1,
+            Err(CommandError::UnknownCategory(c)) => {
+                return Err(ApiResponse::text(
+                    409,
+                    &format!("Incorrect category name: {c:?} does not exist"),
+                ))
+            }
+            Err(e @ (CommandError::Busy(_) | CommandError::Stopping)) => {
+                return Err(command_error(e))
+            }
+            Err(e) => failures.push(format!("{what}: {e}")),
+        }
+    }
+    if added == 0 {
+        tracing::info!("Web API: add refused: {}", failures.join("; "));
+        return Ok(ApiResponse::text(200, "Fails."));
+    }
+    if !failures.is_empty() {
+        tracing::info!("Web API: some adds refused: {}", failures.join("; "));
+    }
+    Ok(ApiResponse::text(200, "Ok."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sid_is_found_among_echoed_attributes() {
+        assert_eq!(
+            sid_of("SID=abc; HttpOnly; path=/; SameSite=Strict"),
+            Some("abc")
+        );
+        assert_eq!(sid_of("other=1; SID=xyz"), Some("xyz"));
+        assert_eq!(sid_of("SID="), None);
+        assert_eq!(sid_of(""), None);
+    }
+
+    #[test]
+    fn save_paths_must_be_absolute_without_parent_steps() {
+        assert!(location("/data/x").is_ok());
+        assert_eq!(location("data").unwrap_err().status, 400);
+        assert_eq!(location("/data/../etc").unwrap_err().status, 400);
+        assert_eq!(location("  ").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn reads_are_not_actions() {
+        assert!(!is_action("torrents/info"));
+        assert!(!is_action("sync/maindata"));
+        assert!(is_action("torrents/delete"));
+        assert!(is_action("torrents/add"));
+        assert!(is_action("app/setPreferences"));
+    }
+}

@@ -1,0 +1,303 @@
+//! The Web API's listener and thread: accepts connections (at most
+//! [`CONNECTIONS_MAX`] at once), speaks HTTP/1.1 through hyper with a
+//! deadline on headers and body, reads each request whole (at most
+//! [`BODY_BYTES_MAX`]) and hands it to [`routes::route`] on tokio's
+//! blocking pool (at most [`HANDLERS_MAX`] at once), because the handlers
+//! wait for the core.
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use crossbeam_channel::Sender;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE, SET_COOKIE};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use ringseed::runtime::sockets::{tcp_listener, BindOptions};
+use thiserror::Error;
+use tokio::sync::{oneshot, Semaphore};
+
+use super::routes::{self, ApiRequest, ApiResponse, State};
+use super::{
+    ApiSettings, BODY_BYTES_MAX, BODY_READ_TIMEOUT, CONNECTIONS_MAX, HANDLERS_MAX,
+    HEADER_READ_TIMEOUT,
+};
+use crate::daemon::command::Command;
+
+/// Pending connections the kernel keeps for us.
+const BACKLOG: i32 = 256;
+
+/// Why the Web API could not start.
+#[derive(Debug, Error)]
+pub enum ApiError {
+    #[error("cannot listen on {addr} for the Web API: {why}")]
+    Listen { addr: SocketAddr, why: String },
+    #[error("cannot start the Web API's thread: {0}")]
+    Thread(io::Error),
+}
+
+/// The running Web API; [`WebApi::stop`] (or drop) ends it.
+pub struct WebApi {
+    addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl WebApi {
+    /// Binds `settings.listen` and serves on a thread of its own; requests
+    /// become commands on `commands`. `bind` is the peers' interface
+    /// binding, used for the .torrent downloads the API asks for.
+    pub fn start(
+        settings: ApiSettings,
+        listen: SocketAddr,
+        commands: Sender<Command>,
+        bind: BindOptions,
+    ) -> Result<WebApi, ApiError> {
+        let listener =
+            tcp_listener(listen, &BindOptions::default(), false, BACKLOG).map_err(|e| {
+                ApiError::Listen {
+                    addr: listen,
+                    why: e.to_string(),
+                }
+            })?;
+        let addr = listener.local_addr().map_err(|e| ApiError::Listen {
+            addr: listen,
+            why: e.to_string(),
+        })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| ApiError::Listen {
+                addr: listen,
+                why: e.to_string(),
+            })?;
+        let state = Arc::new(State::new(settings, commands, bind, addr));
+        let (tx, rx) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("webapi".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_io()
+                    .enable_time()
+                    .max_blocking_threads(HANDLERS_MAX)
+                    .thread_name("webapi-handler")
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!("Web API: cannot start its runtime: {e}");
+                        return;
+                    }
+                };
+                rt.block_on(serve(listener, state, rx));
+            })
+            .map_err(ApiError::Thread)?;
+        Ok(WebApi {
+            addr,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting and ends the thread (open connections are dropped).
+    pub fn stop(mut self) {
+        self.end();
+    }
+
+    fn end(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for WebApi {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    state: Arc<State>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!("Web API: {e}");
+            return;
+        }
+    };
+    let connections = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let handlers = Arc::new(Semaphore::new(HANDLERS_MAX));
+    loop {
+        let permit = tokio::select! {
+            _ = &mut stop => return,
+            p = connections.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = &mut stop => return,
+            a = listener.accept() => match a {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::debug!("Web API: accept failed: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        let handlers = handlers.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                handle(state.clone(), handlers.clone(), peer, req)
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_buf_size(64 * 1024)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = conn.await {
+                tracing::debug!("Web API: connection from {peer}: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(text.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=UTF-8"),
+    );
+    r
+}
+
+async fn handle(
+    state: Arc<State>,
+    handlers: Arc<Semaphore>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > BODY_BYTES_MAX as u64) {
+        let mut r = plain(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("Request body too large (at most {BODY_BYTES_MAX} bytes)"),
+        );
+        r.headers_mut()
+            .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+        return Ok(r);
+    }
+    let body = match tokio::time::timeout(
+        BODY_READ_TIMEOUT,
+        Limited::new(body, BODY_BYTES_MAX).collect(),
+    )
+    .await
+    {
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(e)) => {
+            let too_large = e
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some();
+            let mut r = if too_large {
+                plain(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("Request body too large (at most {BODY_BYTES_MAX} bytes)"),
+                )
+            } else {
+                plain(StatusCode::BAD_REQUEST, &format!("Bad request body: {e}"))
+            };
+            r.headers_mut()
+                .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+            return Ok(r);
+        }
+        Err(_) => {
+            let mut r = plain(
+                StatusCode::REQUEST_TIMEOUT,
+                &format!("Request body not received within {BODY_READ_TIMEOUT:?}"),
+            );
+            r.headers_mut()
+                .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+            return Ok(r);
+        }
+    };
+    let header = |name: hyper::header::HeaderName| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let api_req = ApiRequest {
+        method: parts.method.as_str().to_string(),
+        path: parts.uri.path().to_string(),
+        query: parts.uri.query().map(str::to_string),
+        content_type: header(CONTENT_TYPE),
+        cookie: parts
+            .headers
+            .get_all(hyper::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join("; "),
+        authorization: header(hyper::header::AUTHORIZATION),
+        peer: peer.ip(),
+        body,
+    };
+    let Ok(_permit) = handlers.acquire_owned().await else {
+        return Ok(plain(StatusCode::SERVICE_UNAVAILABLE, "stopping"));
+    };
+    let answer = tokio::task::spawn_blocking(move || routes::route(&state, api_req)).await;
+    let answer = match answer {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!("Web API: a handler failed: {e}");
+            ApiResponse::text(500, "internal error")
+        }
+    };
+    Ok(to_hyper(answer))
+}
+
+fn to_hyper(a: ApiResponse) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(a.body)));
+    *r.status_mut() = StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&a.content_type) {
+        h.insert(CONTENT_TYPE, v);
+    }
+    if let Some(c) = a.set_cookie {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            h.insert(SET_COOKIE, v);
+        }
+    }
+    for (name, value) in a.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+    r
+}
