@@ -222,6 +222,11 @@ pub enum Command {
         hash: InfoHash,
         reply: Reply<Vec<u8>>,
     },
+    /// The torrent's connected peers.
+    Peers {
+        hash: InfoHash,
+        reply: Reply<Vec<ringseed::engine::PeerInfo>>,
+    },
     /// The .torrent file's bytes as added.
     Export {
         hash: InfoHash,

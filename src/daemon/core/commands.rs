@@ -273,6 +273,16 @@ impl Core {
                 };
                 answer(&reply, r);
             }
+            Command::Peers { hash, reply } => {
+                let r = match self.entries.get(&hash) {
+                    None => Err(CommandError::UnknownTorrent(hash)),
+                    Some(e) => match e.id {
+                        Some(id) if e.running => self.session.peers(id).map_err(engine),
+                        _ => Ok(Vec::new()),
+                    },
+                };
+                answer(&reply, r);
+            }
             Command::Export { hash, reply } => {
                 let r = match self.entries.get(&hash).map(|e| &e.record.source) {
                     None => Err(CommandError::UnknownTorrent(hash)),

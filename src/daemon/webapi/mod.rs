@@ -47,6 +47,9 @@ pub const CORE_REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 pub const HANDLERS_MAX: usize = 16;
 /// Most torrents or URLs in one `torrents/add`.
 pub const ADD_ITEMS_MAX: usize = 1000;
+/// Most http(s) links fetched for one `torrents/add` (each may take up to
+/// the HTTP client's 30 s: a request holds one of the handlers that long).
+pub const URL_FETCHES_MAX: usize = 16;
 
 const _: () = assert!(HANDLERS_MAX <= CONNECTIONS_MAX);
 const _: () = assert!(ringseed::limits::TORRENT_FILE_BYTES_MAX <= BODY_BYTES_MAX as u64);

@@ -23,7 +23,7 @@ use super::auth::{Bans, Sessions};
 use super::form::{FormError, Params};
 use super::sync::{MainData, SyncState};
 use super::{
-    fetch, metrics, page, serialize, ApiSettings, ADD_ITEMS_MAX, CORE_REPLY_TIMEOUT, QBT_VERSION,
+    fetch, metrics, page, serialize, ApiSettings, ADD_ITEMS_MAX, CORE_REPLY_TIMEOUT, URL_FETCHES_MAX, QBT_VERSION,
     WEBAPI_VERSION,
 };
 use crate::daemon::command::{
@@ -250,25 +250,72 @@ fn sid_of(cookie: &str) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
-/// Valid `Authorization: Basic` credentials (tolerated as a login).
-fn basic_ok(state: &State, header: Option<&str>) -> bool {
+/// `Authorization: Basic` credentials (tolerated as a login): `None`
+/// without such a header, else whether they are right. A wrong one counts
+/// as a failed login and a banned address is refused, as at `auth/login`.
+fn basic_ok(state: &State, req: &ApiRequest) -> Option<bool> {
     use base64::Engine;
-    let Some(b64) = header.and_then(|h| h.strip_prefix("Basic ")) else {
-        return false;
-    };
-    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64.trim()) else {
-        return false;
-    };
-    let Ok(text) = String::from_utf8(raw) else {
-        return false;
-    };
-    let Some((user, pass)) = text.split_once(':') else {
-        return false;
-    };
-    user == state.settings.username && state.settings.password_hash.verify(pass)
+    let b64 = req.authorization.as_deref()?.strip_prefix("Basic ")?;
+    let now = Instant::now();
+    if state
+        .bans
+        .lock()
+        .map(|mut b| b.is_banned(req.peer, now))
+        .unwrap_or(true)
+    {
+        return Some(false);
+    }
+    let text = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()
+        .and_then(|raw| String::from_utf8(raw).ok())
+        .unwrap_or_default();
+    let (user, pass) = text.split_once(':').unwrap_or(("", ""));
+    let ok = credentials_ok(state, user, pass);
+    record_login(state, req.peer, ok);
+    Some(ok)
 }
 
-/// The caller's session id, if logged in ("basic" for a Basic header).
+/// Whether `user`/`pass` are right; the password is hashed whatever the
+/// user name, so the time taken does not tell a right name.
+fn credentials_ok(state: &State, user: &str, pass: &str) -> bool {
+    let password_ok = state.settings.password_hash.verify(pass);
+    let user_ok = constant_time_eq(user.as_bytes(), state.settings.username.as_bytes());
+    password_ok & user_ok
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+/// Counts a login attempt (and logs a new ban).
+fn record_login(state: &State, peer: IpAddr, ok: bool) {
+    if ok {
+        if let Ok(mut b) = state.bans.lock() {
+            b.succeeded(peer);
+        }
+        return;
+    }
+    state.metrics.login_failed();
+    let now_banned = state
+        .bans
+        .lock()
+        .map(|mut b| b.failed(peer, Instant::now()))
+        .unwrap_or(false);
+    if now_banned {
+        tracing::warn!(
+            "Web API: {peer} banned for {} s after {} failed logins",
+            super::auth::BAN_S,
+            super::auth::BAN_AFTER_FAILURES
+        );
+    }
+}
+
+/// The caller's session id, if logged in ("basic-IP" for a Basic header).
 fn session(state: &State, req: &ApiRequest) -> Option<String> {
     if let Some(sid) = sid_of(&req.cookie) {
         let ok = state
@@ -280,7 +327,7 @@ fn session(state: &State, req: &ApiRequest) -> Option<String> {
             return Some(sid.to_string());
         }
     }
-    if req.authorization.is_some() && basic_ok(state, req.authorization.as_deref()) {
+    if basic_ok(state, req) == Some(true) {
         return Some(format!("basic-{}", req.peer));
     }
     None
@@ -327,6 +374,9 @@ pub fn route(state: &State, req: ApiRequest) -> ApiResponse {
     let Some(sid) = session(state, &req) else {
         return ApiResponse::text(403, "Forbidden");
     };
+    if !READS.contains(&endpoint) && !is_action(endpoint) {
+        return ApiResponse::text(404, "Not Found");
+    }
     if is_action(endpoint) && req.method != "POST" {
         return ApiResponse::text(405, "Method Not Allowed");
     }
@@ -350,25 +400,10 @@ fn login(state: &State, req: &ApiRequest, p: &Params) -> ApiResponse {
     }
     let user = p.get("username").unwrap_or("");
     let pass = p.get("password").unwrap_or("");
-    let ok = user == state.settings.username && state.settings.password_hash.verify(pass);
+    let ok = credentials_ok(state, user, pass);
+    record_login(state, req.peer, ok);
     if !ok {
-        let now_banned = state
-            .bans
-            .lock()
-            .map(|mut b| b.failed(req.peer, now))
-            .unwrap_or(false);
-        state.metrics.login_failed();
-        if now_banned {
-            tracing::warn!(
-                "Web API: {} banned after {} failed logins",
-                req.peer,
-                super::auth::BAN_AFTER_FAILURES
-            );
-        }
         return ApiResponse::text(200, "Fails.");
-    }
-    if let Ok(mut b) = state.bans.lock() {
-        b.succeeded(req.peer);
     }
     let sid = match state.sessions.lock() {
         Ok(mut s) => s.open(now),
@@ -379,42 +414,95 @@ fn login(state: &State, req: &ApiRequest, p: &Params) -> ApiResponse {
     r
 }
 
-/// Endpoints that change something: POST only.
+/// Endpoints that only read: GET or POST.
+const READS: &[&str] = &[
+    "app/version",
+    "app/webapiVersion",
+    "app/buildInfo",
+    "app/preferences",
+    "app/defaultSavePath",
+    "app/networkInterfaceList",
+    "app/networkInterfaceAddressList",
+    "app/cookies",
+    "transfer/info",
+    "transfer/speedLimitsMode",
+    "transfer/uploadLimit",
+    "transfer/downloadLimit",
+    "sync/maindata",
+    "sync/torrentPeers",
+    "torrents/info",
+    "torrents/count",
+    "torrents/properties",
+    "torrents/trackers",
+    "torrents/webseeds",
+    "torrents/files",
+    "torrents/pieceStates",
+    "torrents/pieceHashes",
+    "torrents/categories",
+    "torrents/tags",
+    "torrents/uploadLimit",
+    "torrents/downloadLimit",
+    "torrents/export",
+    "log/main",
+    "log/peers",
+    "rss/items",
+    "search/plugins",
+];
+
+/// Endpoints that change something: POST only (a GET is answered 405).
+const ACTIONS: &[&str] = &[
+    "app/setPreferences",
+    "app/shutdown",
+    "app/setCookies",
+    "transfer/toggleSpeedLimitsMode",
+    "transfer/setSpeedLimitsMode",
+    "transfer/setUploadLimit",
+    "transfer/setDownloadLimit",
+    "transfer/banPeers",
+    "torrents/add",
+    "torrents/delete",
+    "torrents/stop",
+    "torrents/pause",
+    "torrents/start",
+    "torrents/resume",
+    "torrents/recheck",
+    "torrents/reannounce",
+    "torrents/setForceStart",
+    "torrents/setLocation",
+    "torrents/setSavePath",
+    "torrents/setDownloadPath",
+    "torrents/rename",
+    "torrents/setCategory",
+    "torrents/createCategory",
+    "torrents/editCategory",
+    "torrents/removeCategories",
+    "torrents/addTags",
+    "torrents/removeTags",
+    "torrents/setTags",
+    "torrents/createTags",
+    "torrents/deleteTags",
+    "torrents/setShareLimits",
+    "torrents/setUploadLimit",
+    "torrents/setDownloadLimit",
+    "torrents/topPrio",
+    "torrents/bottomPrio",
+    "torrents/increasePrio",
+    "torrents/decreasePrio",
+    "torrents/setSuperSeeding",
+    "torrents/setAutoManagement",
+    "torrents/toggleSequentialDownload",
+    "torrents/toggleFirstLastPiecePrio",
+    "torrents/filePrio",
+    "torrents/addTrackers",
+    "torrents/editTracker",
+    "torrents/removeTrackers",
+    "torrents/addPeers",
+    "torrents/renameFile",
+    "torrents/renameFolder",
+];
+
 fn is_action(endpoint: &str) -> bool {
-    !matches!(
-        endpoint,
-        "app/version"
-            | "app/webapiVersion"
-            | "app/buildInfo"
-            | "app/preferences"
-            | "app/defaultSavePath"
-            | "app/networkInterfaceList"
-            | "app/networkInterfaceAddressList"
-            | "app/cookies"
-            | "transfer/info"
-            | "transfer/speedLimitsMode"
-            | "transfer/uploadLimit"
-            | "transfer/downloadLimit"
-            | "sync/maindata"
-            | "sync/torrentPeers"
-            | "torrents/info"
-            | "torrents/count"
-            | "torrents/properties"
-            | "torrents/trackers"
-            | "torrents/webseeds"
-            | "torrents/files"
-            | "torrents/pieceStates"
-            | "torrents/pieceHashes"
-            | "torrents/categories"
-            | "torrents/tags"
-            | "torrents/uploadLimit"
-            | "torrents/downloadLimit"
-            | "torrents/export"
-            | "log/main"
-            | "log/peers"
-            | "rss/items"
-            | "search/plugins"
-    )
+    ACTIONS.contains(&endpoint)
 }
 
 fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
@@ -491,13 +579,15 @@ fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
         "sync/maindata" => maindata(state, sid, p),
         "sync/torrentPeers" => {
             let hash = one_hash(p)?;
-            view(state, hash)?;
-            // The engine does not list its peers to the core yet: an empty
-            // list, as qBittorrent shows for a torrent without peers.
+            let v = view(state, hash)?;
+            let peers = call(state, |reply| Command::Peers { hash, reply })?;
+            // Always a full update: a peer list is small, and clients
+            // (Flood, VueTorrent) ask with rid=0 or take a full one.
+            let rid = p.num::<u64>("rid").map_err(bad)?.unwrap_or(0);
             Ok(ApiResponse::json(&json!({
                 "full_update": true,
-                "peers": {},
-                "rid": p.num::<u64>("rid").map_err(bad)?.unwrap_or(0) + 1,
+                "peers": serialize::peers(&peers, &v),
+                "rid": rid + 1,
                 "show_flags": true,
             })))
         }
@@ -595,7 +685,17 @@ fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
             Ok(ApiResponse::ok())
         }
         "torrents/setSavePath" | "torrents/setDownloadPath" => {
-            let which = selector(p)?;
+            // qBittorrent 5 names the torrents `id` here.
+            let which = match p.get("id") {
+                Some(ids) if ids.trim().eq_ignore_ascii_case("all") => Selector::All,
+                Some(_) => Selector::Hashes(
+                    p.list("id", '|')
+                        .iter()
+                        .filter_map(|h| InfoHash::from_hex(h).ok())
+                        .collect(),
+                ),
+                None => selector(p)?,
+            };
             let raw = p
                 .get("path")
                 .or_else(|| p.get("savePath"))
@@ -681,23 +781,50 @@ fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
             let views = list(state)?;
             Ok(ApiResponse::json(&json!(all_tags(state, &views))))
         }
-        "torrents/addTags" | "torrents/removeTags" => {
+        "torrents/addTags" | "torrents/removeTags" | "torrents/setTags" => {
             let which = selector(p)?;
             let tags: BTreeSet<String> = p.list("tags", ',').iter().map(|s| s.to_string()).collect();
-            if endpoint.ends_with("addTags") {
-                if tags.is_empty() {
-                    return Err(ApiResponse::text(400, "missing parameter \"tags\""));
+            let views = list(state)?;
+            let chosen = |v: &&TorrentView| match &which {
+                Selector::All => true,
+                Selector::Hashes(h) => h.contains(&v.record.info_hash),
+            };
+            if endpoint.ends_with("setTags") {
+                // Each torrent gets exactly these tags.
+                for v in views.iter().filter(chosen) {
+                    let drop: BTreeSet<String> =
+                        v.record.tags.difference(&tags).cloned().collect();
+                    let h = Selector::Hashes(vec![v.record.info_hash]);
+                    if !drop.is_empty() {
+                        each(state, h.clone(), |which, reply| Command::RemoveTags {
+                            which,
+                            tags: drop.clone(),
+                            reply,
+                        })?;
+                    }
+                    if !tags.is_empty() {
+                        each(state, h, |which, reply| Command::AddTags {
+                            which,
+                            tags: tags.clone(),
+                            reply,
+                        })?;
+                    }
                 }
-                each(state, which, |which, reply| Command::AddTags {
-                    which,
-                    tags: tags.clone(),
-                    reply,
-                })?;
+            } else if endpoint.ends_with("addTags") {
+                // No tags: nothing to do (qBittorrent answers 200).
+                if !tags.is_empty() {
+                    each(state, which, |which, reply| Command::AddTags {
+                        which,
+                        tags: tags.clone(),
+                        reply,
+                    })?;
+                }
             } else {
                 // No tags: remove them all (qBittorrent's rule).
                 let tags = if tags.is_empty() {
-                    list(state)?
+                    views
                         .iter()
+                        .filter(chosen)
                         .flat_map(|v| v.record.tags.iter().cloned())
                         .collect()
                 } else {
@@ -720,8 +847,11 @@ fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
                 .lock()
                 .map_err(|_| ApiResponse::text(500, "internal error"))?;
             for t in tags {
-                if t.len() > crate::daemon::record::NAME_BYTES_MAX {
-                    return Err(ApiResponse::text(400, "tag name too long"));
+                if t.len() > crate::daemon::record::NAME_BYTES_MAX || t.contains(['\n', '\r']) {
+                    return Err(ApiResponse::text(
+                        400,
+                        &format!("tag {t:?}: expected at most 255 bytes without line breaks"),
+                    ));
                 }
                 if free.len() < FREE_TAGS_MAX {
                     free.insert(t.to_string());
@@ -877,9 +1007,8 @@ fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
                 &format!("{endpoint}: not supported by ringseed yet (docs/api.md)"),
             ))
         }
-        "log/main" | "log/peers" | "rss/items" | "search/plugins" => {
-            Ok(ApiResponse::json(&json!([])))
-        }
+        "log/main" | "log/peers" | "search/plugins" => Ok(ApiResponse::json(&json!([]))),
+        "rss/items" => Ok(ApiResponse::json(&json!({}))),
         _ => Err(ApiResponse::text(404, "Not Found")),
     }
 }
@@ -1202,6 +1331,16 @@ fn add(state: &State, p: &Params) -> Answer {
             "missing parameter \"torrents\" or \"urls\"",
         ));
     }
+    let fetches = urls
+        .iter()
+        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
+        .count();
+    if fetches > URL_FETCHES_MAX {
+        return Err(ApiResponse::text(
+            400,
+            &format!("at most {URL_FETCHES_MAX} http(s) links in one request"),
+        ));
+    }
     if p.files.len() + urls.len() > ADD_ITEMS_MAX {
         return Err(ApiResponse::text(
             400,
@@ -1284,16 +1423,28 @@ fn add(state: &State, p: &Params) -> Answer {
             rate_limits,
             skip_check,
         };
+        let retry = req.clone();
         match ask(state, |reply| Command::Add {
             add: Box::new(req),
             reply,
         }) {
             Ok(_) => added += 1,
             Err(CommandError::UnknownCategory(c)) => {
-                return Err(ApiResponse::text(
-                    409,
-                    &format!("Incorrect category name: {c:?} does not exist"),
-                ))
+                // qBittorrent creates a category it is given at add.
+                call(state, |reply| Command::SetCategoryDef {
+                    category: Category {
+                        name: c.clone(),
+                        save_path: None,
+                    },
+                    reply,
+                })?;
+                match ask(state, |reply| Command::Add {
+                    add: Box::new(retry),
+                    reply,
+                }) {
+                    Ok(_) => added += 1,
+                    Err(e) => failures.push(format!("{what}: {e}")),
+                }
             }
             Err(e @ (CommandError::Busy(_) | CommandError::Stopping)) => {
                 return Err(command_error(e))
@@ -1332,6 +1483,13 @@ mod tests {
         assert_eq!(location("data").unwrap_err().status, 400);
         assert_eq!(location("/data/../etc").unwrap_err().status, 400);
         assert_eq!(location("  ").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn no_endpoint_is_both_a_read_and_an_action() {
+        for r in READS {
+            assert!(!ACTIONS.contains(r), "{r}");
+        }
     }
 
     #[test]

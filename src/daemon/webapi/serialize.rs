@@ -14,6 +14,7 @@ use crate::daemon::config::ShareAction;
 use crate::daemon::core::policy::{ratio, ShareFacts};
 use crate::daemon::record::Limit;
 use ringseed::magnet::Magnet;
+use ringseed::engine::PeerInfo;
 use ringseed::metainfo::Metainfo;
 
 /// qBittorrent's "infinity" for an ETA, in seconds (100 days).
@@ -93,14 +94,14 @@ fn share_facts(v: &TorrentView) -> ShareFacts {
     }
 }
 
-/// Uploaded over downloaded (the size when little was downloaded), at most
-/// [`MAX_RATIO`].
+/// Uploaded over downloaded (the size when little was downloaded); -1
+/// from [`MAX_RATIO`] up, as qBittorrent writes "infinite".
 pub fn torrent_ratio(v: &TorrentView) -> f64 {
     let r = ratio(&share_facts(v));
-    if r.is_finite() {
-        r.min(MAX_RATIO)
+    if r.is_finite() && r < MAX_RATIO {
+        r
     } else {
-        MAX_RATIO
+        -1.0
     }
 }
 
@@ -479,6 +480,73 @@ pub fn trackers(v: &TorrentView) -> Value {
         }));
     }
     Value::Array(out)
+}
+
+/// qBittorrent's peer flags, with their legend.
+fn peer_flags(p: &PeerInfo) -> (String, String) {
+    let mut flags = Vec::new();
+    let mut desc = Vec::new();
+    let mut add = |f: &str, d: &str| {
+        flags.push(f.to_string());
+        desc.push(format!("{f} = {d}"));
+    };
+    if p.am_interested {
+        if p.peer_choking {
+            add("d", "Interested (local) and choked (peer)");
+        } else {
+            add("D", "Downloading from peer");
+        }
+    } else if !p.peer_choking {
+        add("K", "Not interested (local) and unchoked (peer)");
+    }
+    if p.peer_interested {
+        if p.am_choking {
+            add("u", "Interested (peer) and choked (local)");
+        } else {
+            add("U", "Uploading to peer");
+        }
+    } else if !p.am_choking {
+        add("?", "Not interested (peer) and unchoked (local)");
+    }
+    (flags.join(" "), desc.join("\n"))
+}
+
+/// `sync/torrentPeers`' `peers`: `IP:PORT` → peer.
+pub fn peers(list: &[PeerInfo], v: &TorrentView) -> Value {
+    let mut m = Map::new();
+    for p in list {
+        let (flags, flags_desc) = peer_flags(p);
+        let progress = if p.pieces == 0 {
+            0.0
+        } else {
+            f64::from(p.pieces_have) / f64::from(p.pieces)
+        };
+        // Share of what the peer has that we lack (qBittorrent's
+        // relevance): 0 for a seeding torrent.
+        let relevance = if v.bytes_left == 0 { 0.0 } else { progress };
+        m.insert(
+            p.addr.to_string(),
+            json!({
+                "client": "",
+                "connection": "BT",
+                "country": "",
+                "country_code": "",
+                "dl_speed": p.rate_down,
+                "downloaded": p.downloaded,
+                "files": "",
+                "flags": flags,
+                "flags_desc": flags_desc,
+                "ip": p.addr.ip().to_string(),
+                "peer_id_client": "",
+                "port": p.addr.port(),
+                "progress": progress,
+                "relevance": relevance,
+                "up_speed": p.rate_up,
+                "uploaded": p.uploaded,
+            }),
+        );
+    }
+    Value::Object(m)
 }
 
 /// `torrents/webseeds`.

@@ -184,6 +184,25 @@ pub struct TorrentStats {
     pub finished: bool,
 }
 
+/// One connected peer as a user sees it (the daemon's peer list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    pub addr: SocketAddr,
+    /// Pieces the peer has, of `pieces`.
+    pub pieces_have: u32,
+    pub pieces: u32,
+    /// Payload bytes per second, over the rate window.
+    pub rate_up: u64,
+    pub rate_down: u64,
+    /// Payload bytes over this connection.
+    pub uploaded: u64,
+    pub downloaded: u64,
+    pub am_choking: bool,
+    pub am_interested: bool,
+    pub peer_choking: bool,
+    pub peer_interested: bool,
+}
+
 #[derive(Debug)]
 struct Peer {
     generation: u32,
@@ -1446,6 +1465,32 @@ impl Torrent {
                 .flatten()
                 .map(|p| p.conn.counters().block_bytes_sent)
                 .sum::<u64>()
+    }
+
+    /// The connected peers (those past the handshake), at most the
+    /// torrent's peer limit.
+    pub fn peer_infos(&self, now: Duration) -> Vec<PeerInfo> {
+        let pieces = self.shape.pieces();
+        self.slots
+            .iter()
+            .flatten()
+            .map(|p| {
+                let c = p.conn.counters();
+                PeerInfo {
+                    addr: p.addr,
+                    pieces_have: p.bits.count_ones() as u32,
+                    pieces,
+                    rate_up: p.up.rate(now),
+                    rate_down: p.down.rate(now),
+                    uploaded: c.block_bytes_sent,
+                    downloaded: c.block_bytes_received,
+                    am_choking: p.conn.am_choking(),
+                    am_interested: p.conn.am_interested(),
+                    peer_choking: p.conn.peer_choking(),
+                    peer_interested: p.conn.peer_interested(),
+                }
+            })
+            .collect()
     }
 
     /// Progress numbers.

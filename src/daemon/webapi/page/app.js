@@ -442,8 +442,10 @@
       if (by(3).length) return ['updating', 'updating'];
       const bad = by(4);
       if (bad.length) {
-        const msg = bad[0].msg ? `: ${String(bad[0].msg)}` : '';
-        return ['error', `not working${msg}`];
+        // The whole message is in the trackers panel.
+        let msg = String(bad[0].msg || '');
+        if (msg.length > 120) msg = `${msg.slice(0, 117)}…`;
+        return ['error', msg ? `not working: ${msg}` : 'not working'];
       }
       if (by(1).length) return ['idle', 'not contacted yet'];
       return ['idle', 'disabled'];

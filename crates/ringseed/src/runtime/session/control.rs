@@ -114,6 +114,11 @@ pub enum Control {
         id: TorrentId,
         reply: Reply<Bitfield>,
     },
+    /// The torrent's connected peers (see `Session::peers`).
+    Peers {
+        id: TorrentId,
+        reply: Reply<Vec<crate::engine::PeerInfo>>,
+    },
     /// Every torrent's pieces version (see `Session::pieces_versions`).
     PiecesVersions {
         reply: Reply<Vec<(TorrentId, u64)>>,

@@ -621,6 +621,14 @@ impl Session {
             .wait(ANSWER_TIMEOUT)?)
     }
 
+    /// The torrent's connected peers (none while it is paused or checked).
+    pub fn peers(&self, id: TorrentId) -> Result<Vec<crate::engine::PeerInfo>, SessionError> {
+        Ok(self
+            .route_of(id)?
+            .request(|reply| Control::Peers { id, reply })?
+            .wait(ANSWER_TIMEOUT)?)
+    }
+
     /// Every torrent's pieces version, sorted by id: a number that changes
     /// whenever [`Session::pieces`] would answer differently (the checks
     /// done in the high 32 bits, the count of pieces in the low 32; between

@@ -74,6 +74,19 @@ impl Shard {
                 answer(&reply, r);
             }
             Control::PiecesVersions { reply } => answer(&reply, Ok(self.pieces_versions())),
+            Control::Peers { id, reply } => {
+                let now = self.now;
+                let r = self
+                    .torrents
+                    .get(id)
+                    .map(|e| {
+                        e.run
+                            .as_ref()
+                            .map_or_else(Vec::new, |r| r.torrent.peer_infos(now))
+                    })
+                    .ok_or(ControlError::UnknownTorrent(id));
+                answer(&reply, r);
+            }
             Control::Reannounce { id, reply } => answer(&reply, self.reannounce(id)),
             Control::Snapshot { id, reply } => {
                 let r = match id {
@@ -121,6 +134,7 @@ impl Shard {
                 answer(&reply, r);
             }
             Control::PiecesVersions { reply } => answer(&reply, Ok(self.pieces_versions())),
+            Control::Peers { reply, .. } => answer(&reply, Err(no)),
             Control::Snapshot { id, reply } => {
                 let all = self.torrents.iter().map(|(_, e)| e.snapshot());
                 answer(
