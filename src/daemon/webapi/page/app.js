@@ -894,7 +894,7 @@
       await ensureCategory(category);
       const body = (await api('torrents/add', { data: fd })).text.trim();
       if (body === 'Fails.') {
-        result.textContent = 'The server did not add it (already there, or not a valid torrent).';
+        result.textContent = 'The server refused it (already added, not a valid torrent, or a kind of link it does not support).';
         result.classList.add('error');
         return;
       }
