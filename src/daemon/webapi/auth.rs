@@ -242,10 +242,6 @@ impl Sessions {
     pub fn len(&self) -> usize {
         self.live.len()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.live.is_empty()
-    }
 }
 
 /// One address's failed logins.
@@ -316,10 +312,6 @@ impl Bans {
     /// Addresses tracked (banned or counting).
     pub fn len(&self) -> usize {
         self.by_ip.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_ip.is_empty()
     }
 
     /// Keeps the table under [`BANNED_ADDRESSES_MAX`] before a new address
@@ -466,7 +458,7 @@ mod tests {
     fn sessions_open_check_close() {
         let t0 = Instant::now();
         let mut s = Sessions::default();
-        assert!(s.is_empty());
+        assert_eq!(s.len(), 0);
         let a = s.open(t0);
         let b = s.open(t0);
         assert_eq!(a.len(), SID_CHARS);
@@ -584,7 +576,7 @@ mod tests {
             assert!(!b.failed(x, t0));
         }
         b.succeeded(x);
-        assert!(b.is_empty());
+        assert_eq!(b.len(), 0);
         for _ in 1..BAN_AFTER_FAILURES {
             assert!(!b.failed(x, t0));
         }

@@ -6,11 +6,13 @@
 //! with a small tokio runtime (never a shard's). HTTP/1.1 is hyper's; what
 //! a request means is ours: [`form`] parses parameters, [`auth`] holds
 //! credentials, sessions and bans, [`routes`] answers each endpoint by
-//! sending the core the same [`Command`]s `ringseed ctl` sends, and
-//! [`serialize`] writes qBittorrent's JSON. A request is read whole
+//! sending the core the same [`Command`]s `ringseed ctl` sends ([`torrents`]
+//! and [`app`] hold the longer handlers), and [`serialize`] writes
+//! qBittorrent's JSON. A request is read whole
 //! (bounded, with a deadline) and then answered on tokio's blocking pool,
 //! so the handlers are plain functions that wait for the core.
 
+pub mod app;
 pub mod auth;
 pub mod fetch;
 pub mod form;
@@ -20,6 +22,7 @@ pub mod routes;
 pub mod serialize;
 pub mod server;
 pub mod sync;
+pub mod torrents;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

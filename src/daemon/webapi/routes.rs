@@ -9,7 +9,7 @@
 //! several torrents), 409 for a bad category, 415 for a .torrent that does
 //! not parse, 405 for an action asked with GET.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -21,17 +21,16 @@ use serde_json::{json, Map, Value};
 
 use super::auth::{Bans, Sessions};
 use super::form::{FormError, Params};
-use super::sync::{MainData, SyncState};
+use super::sync::SyncState;
 use super::{
-    fetch, metrics, page, serialize, ApiSettings, ADD_ITEMS_MAX, CORE_REPLY_TIMEOUT, URL_FETCHES_MAX, QBT_VERSION,
-    WEBAPI_VERSION,
+    metrics, page, serialize, ApiSettings, CORE_REPLY_TIMEOUT, QBT_VERSION, WEBAPI_VERSION,
 };
 use crate::daemon::command::{
-    AddRequest, Category, Command, CommandError, ConfigEdit, ConfigView, QueueMove, Reply,
-    Selector, TorrentView, COMMAND_QUEUE_MAX,
+    Category, Command, CommandError, ConfigEdit, ConfigView, QueueMove, Reply, Selector,
+    TorrentView, COMMAND_QUEUE_MAX,
 };
 use crate::daemon::config::RATIO_LIMIT_MAX;
-use crate::daemon::record::{Limit, RateLimits, ShareLimits, Source};
+use crate::daemon::record::{Limit, ShareLimits};
 use ringseed::runtime::sockets::BindOptions;
 use ringseed::InfoHash;
 
@@ -132,13 +131,13 @@ impl State {
     }
 }
 
-type Answer = Result<ApiResponse, ApiResponse>;
+pub(super) type Answer = Result<ApiResponse, ApiResponse>;
 
-fn bad(e: FormError) -> ApiResponse {
+pub(super) fn bad(e: FormError) -> ApiResponse {
     ApiResponse::text(400, &e.to_string())
 }
 
-fn command_error(e: CommandError) -> ApiResponse {
+pub(super) fn command_error(e: CommandError) -> ApiResponse {
     match e {
         CommandError::UnknownTorrent(_) => ApiResponse::text(404, "Not Found"),
         CommandError::UnknownCategory(_) => ApiResponse::text(409, "Incorrect category name"),
@@ -150,7 +149,10 @@ fn command_error(e: CommandError) -> ApiResponse {
 }
 
 /// Sends a command and waits for its answer.
-fn ask<T>(state: &State, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, CommandError> {
+pub(super) fn ask<T>(
+    state: &State,
+    make: impl FnOnce(Reply<T>) -> Command,
+) -> Result<T, CommandError> {
     let (tx, rx) = bounded(1);
     match state.commands.try_send(make(tx)) {
         Ok(()) => {}
@@ -163,13 +165,16 @@ fn ask<T>(state: &State, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, Co
     }
 }
 
-fn call<T>(state: &State, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, ApiResponse> {
+pub(super) fn call<T>(
+    state: &State,
+    make: impl FnOnce(Reply<T>) -> Command,
+) -> Result<T, ApiResponse> {
     ask(state, make).map_err(command_error)
 }
 
 /// An action on several torrents: unknown hashes are skipped (as
 /// qBittorrent does), the rest acted on.
-fn each(
+pub(super) fn each(
     state: &State,
     which: Selector,
     make: impl Fn(Selector, Reply<usize>) -> Command,
@@ -221,11 +226,11 @@ fn one_hash(p: &Params) -> Result<InfoHash, ApiResponse> {
     InfoHash::from_hex(h.trim()).map_err(|_| ApiResponse::text(404, "Not Found"))
 }
 
-fn list(state: &State) -> Result<Vec<TorrentView>, ApiResponse> {
+pub(super) fn list(state: &State) -> Result<Vec<TorrentView>, ApiResponse> {
     call(state, |reply| Command::List { reply })
 }
 
-fn config(state: &State) -> Result<ConfigView, ApiResponse> {
+pub(super) fn config(state: &State) -> Result<ConfigView, ApiResponse> {
     call(state, |reply| Command::Config { reply })
 }
 
@@ -236,7 +241,7 @@ fn view(state: &State, hash: InfoHash) -> Result<TorrentView, ApiResponse> {
         .ok_or_else(|| ApiResponse::text(404, "Not Found"))
 }
 
-fn unix_now() -> i64 {
+pub(super) fn unix_now() -> i64 {
     crate::daemon::core::unix_now()
 }
 
@@ -526,7 +531,7 @@ fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
                 state.addr.port(),
             )))
         }
-        "app/setPreferences" => set_preferences(state, p),
+        "app/setPreferences" => super::app::set_preferences(state, p),
         "app/defaultSavePath" => {
             let c = config(state)?;
             Ok(ApiResponse::text(200, &c.download_dir.display().to_string()))
@@ -576,7 +581,7 @@ fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
             })?;
             Ok(ApiResponse::ok())
         }
-        "sync/maindata" => maindata(state, sid, p),
+        "sync/maindata" => super::app::maindata(state, sid, p),
         "sync/torrentPeers" => {
             let hash = one_hash(p)?;
             let v = view(state, hash)?;
@@ -591,7 +596,7 @@ fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
                 "show_flags": true,
             })))
         }
-        "torrents/info" => torrents_info(state, p),
+        "torrents/info" => super::torrents::info(state, p),
         "torrents/count" => Ok(ApiResponse::text(200, &list(state)?.len().to_string())),
         "torrents/properties" => {
             let v = view(state, one_hash(p)?)?;
@@ -635,7 +640,7 @@ fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
             let bytes = call(state, |reply| Command::Export { hash, reply })?;
             Ok(ApiResponse::bytes("application/x-bittorrent", bytes))
         }
-        "torrents/add" => add(state, p),
+        "torrents/add" => super::torrents::add(state, p),
         "torrents/delete" => {
             let which = selector(p)?;
             let delete_files = p.bool("deleteFiles").map_err(bad)?.unwrap_or(false);
@@ -1014,7 +1019,7 @@ fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
 }
 
 /// A rate in bytes/s; 0 or negative: unlimited.
-fn rate(p: &Params, name: &str) -> Result<u64, ApiResponse> {
+pub(super) fn rate(p: &Params, name: &str) -> Result<u64, ApiResponse> {
     let v = p
         .num::<i64>(name)
         .map_err(bad)?
@@ -1023,7 +1028,7 @@ fn rate(p: &Params, name: &str) -> Result<u64, ApiResponse> {
 }
 
 /// A save path from a client: absolute, without `..`.
-fn location(raw: &str) -> Result<PathBuf, ApiResponse> {
+pub(super) fn location(raw: &str) -> Result<PathBuf, ApiResponse> {
     let p = PathBuf::from(raw.trim());
     if raw.trim().is_empty() {
         return Err(ApiResponse::text(400, "Save path cannot be empty"));
@@ -1045,7 +1050,7 @@ fn location(raw: &str) -> Result<PathBuf, ApiResponse> {
     Ok(p)
 }
 
-fn set_config(
+pub(super) fn set_config(
     state: &State,
     edit: impl FnOnce(&mut crate::daemon::config::DaemonConfig) + Send + 'static,
 ) -> Result<Vec<String>, ApiResponse> {
@@ -1055,84 +1060,7 @@ fn set_config(
     })
 }
 
-/// `app/setPreferences json={...}`: the keys ringseed has are applied
-/// (until the next restart; the file stays the operator's); others are
-/// ignored, as qBittorrent ignores unknown keys.
-fn set_preferences(state: &State, p: &Params) -> Answer {
-    let raw = p.require("json").map_err(bad)?;
-    let v: Value =
-        serde_json::from_str(raw).map_err(|e| ApiResponse::text(400, &format!("json: {e}")))?;
-    let Value::Object(m) = v else {
-        return Err(ApiResponse::text(400, "json: expected an object"));
-    };
-    let num = |k: &str| m.get(k).and_then(Value::as_i64);
-    let flag = |k: &str| m.get(k).and_then(Value::as_bool);
-    let up = num("up_limit");
-    let down = num("dl_limit");
-    let queueing = flag("queueing_enabled");
-    let max_dl = num("max_active_downloads");
-    let max_up = num("max_active_uploads");
-    let max_all = num("max_active_torrents");
-    let ratio_on = flag("max_ratio_enabled");
-    let ratio = m.get("max_ratio").and_then(Value::as_f64);
-    let seed_on = flag("max_seeding_time_enabled");
-    let seed_min = num("max_seeding_time");
-    let save_path = match m.get("save_path").and_then(Value::as_str) {
-        Some(s) => Some(location(s)?),
-        None => None,
-    };
-    if let Some(r) = ratio {
-        if r > RATIO_LIMIT_MAX {
-            return Err(ApiResponse::text(
-                400,
-                &format!("max_ratio {r}: out of range"),
-            ));
-        }
-    }
-    let count = |n: i64| usize::try_from(n).ok().filter(|n| *n > 0);
-    set_config(state, move |c| {
-        if let Some(v) = up {
-            c.limits.upload_rate = u64::try_from(v).unwrap_or(0);
-        }
-        if let Some(v) = down {
-            c.limits.download_rate = u64::try_from(v).unwrap_or(0);
-        }
-        if let Some(q) = queueing {
-            c.queue.enabled = q;
-        }
-        if let Some(n) = max_dl {
-            c.queue.max_active_downloads = count(n);
-        }
-        if let Some(n) = max_up {
-            c.queue.max_active_uploads = count(n);
-        }
-        if let Some(n) = max_all {
-            c.queue.max_active_torrents = count(n);
-        }
-        match (ratio_on, ratio) {
-            (Some(false), _) => c.share.ratio_limit = None,
-            (Some(true), Some(r)) if r >= 0.0 => c.share.ratio_limit = Some(r),
-            (None, Some(r)) if c.share.ratio_limit.is_some() && r >= 0.0 => {
-                c.share.ratio_limit = Some(r)
-            }
-            _ => {}
-        }
-        match (seed_on, seed_min) {
-            (Some(false), _) => c.share.seeding_time_limit_s = None,
-            (Some(true), Some(m)) if m >= 0 => c.share.seeding_time_limit_s = Some(m as u64 * 60),
-            (None, Some(m)) if c.share.seeding_time_limit_s.is_some() && m >= 0 => {
-                c.share.seeding_time_limit_s = Some(m as u64 * 60)
-            }
-            _ => {}
-        }
-        if let Some(p) = save_path {
-            c.paths.download_dir = Some(p);
-        }
-    })?;
-    Ok(ApiResponse::ok())
-}
-
-fn all_tags(state: &State, views: &[TorrentView]) -> BTreeSet<String> {
+pub(super) fn all_tags(state: &State, views: &[TorrentView]) -> BTreeSet<String> {
     let mut tags: BTreeSet<String> = state
         .free_tags
         .lock()
@@ -1142,324 +1070,6 @@ fn all_tags(state: &State, views: &[TorrentView]) -> BTreeSet<String> {
         tags.extend(v.record.tags.iter().cloned());
     }
     tags
-}
-
-/// Whether `v` passes `torrents/info`'s `filter`.
-fn passes(filter: &str, v: &TorrentView) -> bool {
-    let s = serialize::state(v);
-    let complete = v.piece_count > 0 && v.pieces_have == v.piece_count;
-    let active = v.rate_up > 0 || v.rate_down > 0;
-    match filter {
-        "all" | "" => true,
-        "downloading" => s.ends_with("DL") || s == "downloading",
-        "seeding" => matches!(s, "uploading" | "stalledUP" | "forcedUP"),
-        "completed" => complete,
-        "paused" | "stopped" => s.starts_with("stopped"),
-        "resumed" | "running" => !s.starts_with("stopped"),
-        "active" => active,
-        "inactive" => !active,
-        "stalled" => matches!(s, "stalledUP" | "stalledDL"),
-        "stalled_uploading" => s == "stalledUP",
-        "stalled_downloading" => s == "stalledDL",
-        "checking" => s.starts_with("checking"),
-        "moving" => s == "moving",
-        "errored" => matches!(s, "error" | "missingFiles"),
-        _ => true,
-    }
-}
-
-fn torrents_info(state: &State, p: &Params) -> Answer {
-    let views = list(state)?;
-    let c = config(state)?;
-    let now = unix_now();
-    let filter = p.get("filter").unwrap_or("all");
-    let category = p.get("category");
-    let tag = p.get("tag");
-    let hashes: Option<BTreeSet<InfoHash>> = p.get("hashes").map(|_| {
-        p.list("hashes", '|')
-            .iter()
-            .filter_map(|h| InfoHash::from_hex(h).ok())
-            .collect()
-    });
-    let private = p.bool("private").map_err(bad)?;
-    let mut out: Vec<Map<String, Value>> = views
-        .iter()
-        .filter(|v| passes(filter, v))
-        .filter(|v| category.is_none_or(|c| v.record.category == c))
-        .filter(|v| {
-            tag.is_none_or(|t| {
-                if t.is_empty() {
-                    v.record.tags.is_empty()
-                } else {
-                    v.record.tags.contains(t)
-                }
-            })
-        })
-        .filter(|v| {
-            hashes
-                .as_ref()
-                .is_none_or(|h| h.contains(&v.record.info_hash))
-        })
-        .filter(|v| {
-            private.is_none_or(|want| v.metainfo.as_ref().is_some_and(|m| m.info.private) == want)
-        })
-        .map(|v| serialize::torrent(v, &c, now))
-        .collect();
-    if let Some(key) = p.get("sort") {
-        out.sort_by(|a, b| compare(a.get(key), b.get(key)));
-    }
-    if p.bool("reverse").map_err(bad)?.unwrap_or(false) {
-        out.reverse();
-    }
-    let offset = p.num::<i64>("offset").map_err(bad)?.unwrap_or(0);
-    let len = out.len() as i64;
-    let start = if offset < 0 {
-        (len + offset).max(0)
-    } else {
-        offset.min(len)
-    } as usize;
-    let mut out: Vec<Map<String, Value>> = out.into_iter().skip(start).collect();
-    if let Some(limit) = p.num::<i64>("limit").map_err(bad)? {
-        if limit > 0 {
-            out.truncate(limit as usize);
-        }
-    }
-    if p.bool("includeTrackers").map_err(bad)?.unwrap_or(false) {
-        for t in &mut out {
-            let hash = t
-                .get("hash")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
-            if let Some(v) = views.iter().find(|v| v.record.info_hash.to_hex() == hash) {
-                let trackers = serialize::trackers(v);
-                let real: Vec<Value> = trackers
-                    .as_array()
-                    .map(|a| a.iter().skip(3).cloned().collect())
-                    .unwrap_or_default();
-                t.insert("trackers".into(), Value::Array(real));
-            }
-        }
-    }
-    Ok(ApiResponse::json(&Value::Array(
-        out.into_iter().map(Value::Object).collect(),
-    )))
-}
-
-fn compare(a: Option<&Value>, b: Option<&Value>) -> std::cmp::Ordering {
-    use std::cmp::Ordering;
-    match (a, b) {
-        (Some(Value::Number(x)), Some(Value::Number(y))) => x
-            .as_f64()
-            .partial_cmp(&y.as_f64())
-            .unwrap_or(Ordering::Equal),
-        (Some(Value::String(x)), Some(Value::String(y))) => x.to_lowercase().cmp(&y.to_lowercase()),
-        (Some(Value::Bool(x)), Some(Value::Bool(y))) => x.cmp(y),
-        (None, Some(_)) => Ordering::Less,
-        (Some(_), None) => Ordering::Greater,
-        _ => Ordering::Equal,
-    }
-}
-
-fn free_space(dir: &std::path::Path) -> u64 {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return 0;
-    };
-    // SAFETY: `c` is a valid NUL-terminated path and `s` a plain struct
-    // statvfs fills in.
-    unsafe {
-        let mut s: libc::statvfs = std::mem::zeroed();
-        if libc::statvfs(c.as_ptr(), &mut s) == 0 {
-            (s.f_bavail as u64).saturating_mul(s.f_frsize as u64)
-        } else {
-            0
-        }
-    }
-}
-
-fn maindata(state: &State, sid: &str, p: &Params) -> Answer {
-    let rid = p.num::<u64>("rid").map_err(bad)?.unwrap_or(0);
-    let views = list(state)?;
-    let c = config(state)?;
-    let cats = call(state, |reply| Command::Categories { reply })?;
-    let now = unix_now();
-    let mut d = MainData::default();
-    let mut trackers: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for v in &views {
-        let hash = v.record.info_hash.to_hex();
-        let mut t = serialize::torrent(v, &c, now);
-        t.remove("hash");
-        d.torrents.insert(hash.clone(), t);
-        if let Some(m) = &v.metainfo {
-            for url in m.trackers.iter().flatten() {
-                let e = trackers.entry(url.clone()).or_default();
-                if !e.contains(&hash) {
-                    e.push(hash.clone());
-                }
-            }
-        }
-    }
-    d.trackers = trackers;
-    d.categories = cats
-        .iter()
-        .map(|c| {
-            (
-                c.name.clone(),
-                serialize::category(&c.name, c.save_path.as_deref()),
-            )
-        })
-        .collect();
-    d.tags = all_tags(state, &views);
-    d.server_state =
-        serialize::server_state(&serialize::totals(&views), &c, free_space(&c.download_dir));
-    let answer = state
-        .sync
-        .lock()
-        .map_err(|_| ApiResponse::text(500, "internal error"))?
-        .answer(sid, rid, d);
-    Ok(ApiResponse::json(&answer))
-}
-
-/// `torrents/add`: .torrent files (any field name) and `urls` (magnets
-/// and http(s) links, one per line).
-fn add(state: &State, p: &Params) -> Answer {
-    let urls: Vec<&str> = p.list("urls", '\n');
-    if p.files.is_empty() && urls.is_empty() {
-        return Err(ApiResponse::text(
-            400,
-            "missing parameter \"torrents\" or \"urls\"",
-        ));
-    }
-    let fetches = urls
-        .iter()
-        .filter(|u| u.starts_with("http://") || u.starts_with("https://"))
-        .count();
-    if fetches > URL_FETCHES_MAX {
-        return Err(ApiResponse::text(
-            400,
-            &format!("at most {URL_FETCHES_MAX} http(s) links in one request"),
-        ));
-    }
-    if p.files.len() + urls.len() > ADD_ITEMS_MAX {
-        return Err(ApiResponse::text(
-            400,
-            &format!("at most {ADD_ITEMS_MAX} torrents in one request"),
-        ));
-    }
-    let save_path = match p.get("savepath").or_else(|| p.get("savePath")) {
-        Some(s) if !s.trim().is_empty() => Some(location(s)?),
-        _ => None,
-    };
-    let category = p.get("category").unwrap_or("").trim().to_string();
-    let tags: BTreeSet<String> = p.list("tags", ',').iter().map(|s| s.to_string()).collect();
-    let stopped = match p.bool("stopped").map_err(bad)? {
-        Some(b) => b,
-        None => p.bool("paused").map_err(bad)?.unwrap_or(false),
-    };
-    let skip_check = p.bool("skip_checking").map_err(bad)?.unwrap_or(false);
-    let ratio = match p.num::<f64>("ratioLimit").map_err(bad)? {
-        None => Limit::Global,
-        Some(r) if r == -2.0 => Limit::Global,
-        Some(r) if r < 0.0 => Limit::Unlimited,
-        Some(r) => Limit::Value(r.min(RATIO_LIMIT_MAX)),
-    };
-    let seeding_time_s = match p.num::<i64>("seedingTimeLimit").map_err(bad)? {
-        None | Some(-2) => Limit::Global,
-        Some(m) if m < 0 => Limit::Unlimited,
-        Some(m) => Limit::Value(m as u64 * 60),
-    };
-    let up = p.num::<i64>("upLimit").map_err(bad)?;
-    let down = p.num::<i64>("dlLimit").map_err(bad)?;
-    let rate_limits = RateLimits {
-        upload: up.map(|v| u64::try_from(v).unwrap_or(0)),
-        download: down.map(|v| u64::try_from(v).unwrap_or(0)),
-    };
-    let mut sources: Vec<(String, Source)> = Vec::new();
-    for f in &p.files {
-        // Parse first: a file that is not a torrent is the client's error
-        // (415 with the reason), not the core's.
-        if let Err(e) = ringseed::metainfo::Metainfo::from_bytes(&f.bytes) {
-            return Err(ApiResponse::text(
-                415,
-                &format!("{}: not a valid torrent file: {e}", f.filename),
-            ));
-        }
-        sources.push((f.filename.clone(), Source::Torrent(f.bytes.clone())));
-    }
-    for u in &urls {
-        if u.starts_with("magnet:") {
-            sources.push((u.to_string(), Source::Magnet(u.to_string())));
-        } else if u.starts_with("http://") || u.starts_with("https://") {
-            let bytes = fetch::torrent(u, &state.bind)
-                .map_err(|e| ApiResponse::text(415, &e.to_string()))?;
-            sources.push((fetch::redact(u), Source::Torrent(bytes)));
-        } else if let Ok(h) = InfoHash::from_hex(u) {
-            let m = format!("magnet:?xt=urn:btih:{}", h.to_hex());
-            sources.push((m.clone(), Source::Magnet(m)));
-        } else {
-            return Err(ApiResponse::text(
-                400,
-                &format!(
-                    "urls: {:?} is not a magnet link or an http(s) URL",
-                    fetch::redact(u)
-                ),
-            ));
-        }
-    }
-    let mut added = 0usize;
-    let mut failures = Vec::new();
-    for (what, source) in sources {
-        let req = AddRequest {
-            source,
-            save_path: save_path.clone(),
-            category: category.clone(),
-            tags: tags.clone(),
-            stopped,
-            share_limits: ShareLimits {
-                ratio,
-                seeding_time_s,
-            },
-            rate_limits,
-            skip_check,
-        };
-        let retry = req.clone();
-        match ask(state, |reply| Command::Add {
-            add: Box::new(req),
-            reply,
-        }) {
-            Ok(_) => added += 1,
-            Err(CommandError::UnknownCategory(c)) => {
-                // qBittorrent creates a category it is given at add.
-                call(state, |reply| Command::SetCategoryDef {
-                    category: Category {
-                        name: c.clone(),
-                        save_path: None,
-                    },
-                    reply,
-                })?;
-                match ask(state, |reply| Command::Add {
-                    add: Box::new(retry),
-                    reply,
-                }) {
-                    Ok(_) => added += 1,
-                    Err(e) => failures.push(format!("{what}: {e}")),
-                }
-            }
-            Err(e @ (CommandError::Busy(_) | CommandError::Stopping)) => {
-                return Err(command_error(e))
-            }
-            Err(e) => failures.push(format!("{what}: {e}")),
-        }
-    }
-    if added == 0 {
-        tracing::info!("Web API: add refused: {}", failures.join("; "));
-        return Ok(ApiResponse::text(200, "Fails."));
-    }
-    if !failures.is_empty() {
-        tracing::info!("Web API: some adds refused: {}", failures.join("; "));
-    }
-    Ok(ApiResponse::text(200, "Ok."))
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use crate::daemon::command::{ConfigView, TorrentView};
 use crate::daemon::config::ShareAction;
 use crate::daemon::core::policy::{ratio, ShareFacts};
 use crate::daemon::record::Limit;
-use ringseed::magnet::Magnet;
 use ringseed::engine::PeerInfo;
+use ringseed::magnet::Magnet;
 use ringseed::metainfo::Metainfo;
 
 /// qBittorrent's "infinity" for an ETA, in seconds (100 days).
