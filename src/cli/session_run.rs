@@ -287,6 +287,7 @@ mod tests {
             rate_up: up / 10,
             rate_down: down / 10,
             peers,
+            seeds: 0,
             unchoked: 0,
             hash_failures: 0,
             limits: TorrentLimits::default(),

@@ -452,7 +452,15 @@ fn list_and_categories_answer_every_field() {
         rate_up: 12,
         rate_down: 0,
         peers: 3,
+        seeds: 0,
         message: None,
+        metainfo: None,
+        tracker_error: None,
+        running: true,
+        queue_position: 0,
+        uploaded_session: 0,
+        downloaded_session: 0,
+        last_activity: 0,
     };
     let v = view.clone();
     let a = roundtrip(&f, r#"{"cmd":"list"}"#, move |c| {

@@ -72,3 +72,6 @@ pub struct ApiSettings {
     /// `/` instead of the built-in page.
     pub webui_root: Option<PathBuf>,
 }
+
+#[cfg(test)]
+mod tests;
