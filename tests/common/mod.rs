@@ -12,6 +12,7 @@ pub mod engine;
 pub mod http_tracker;
 pub mod listening_leecher;
 pub mod payload;
+pub mod qbt;
 pub mod raw_peer;
 
 use std::ffi::OsStr;

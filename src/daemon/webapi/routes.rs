@@ -106,6 +106,10 @@ pub struct State {
     pub sessions: Mutex<Sessions>,
     pub bans: Mutex<Bans>,
     pub sync: Mutex<SyncState>,
+    /// The tag list (qBittorrent's tags are global: created by
+    /// `createTags`, by adding a torrent with tags or by `addTags`, and
+    /// gone only with `deleteTags`); at most [`FREE_TAGS_MAX`]. Kept in
+    /// memory: after a restart the list is the tags torrents carry.
     pub free_tags: Mutex<BTreeSet<String>>,
     pub metrics: metrics::ApiCounters,
 }
@@ -317,6 +321,18 @@ fn record_login(state: &State, peer: IpAddr, ok: bool) {
             super::auth::BAN_S,
             super::auth::BAN_AFTER_FAILURES
         );
+    }
+}
+
+/// Adds `tags` to the global tag list (bounded).
+pub(super) fn remember_tags<'a>(state: &State, tags: impl IntoIterator<Item = &'a String>) {
+    if let Ok(mut free) = state.free_tags.lock() {
+        for t in tags {
+            if free.len() >= FREE_TAGS_MAX {
+                break;
+            }
+            free.insert(t.clone());
+        }
     }
 }
 
@@ -795,6 +811,7 @@ fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
                 Selector::Hashes(h) => h.contains(&v.record.info_hash),
             };
             if endpoint.ends_with("setTags") {
+                remember_tags(state, &tags);
                 // Each torrent gets exactly these tags.
                 for v in views.iter().filter(chosen) {
                     let drop: BTreeSet<String> =
@@ -817,6 +834,7 @@ fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
                 }
             } else if endpoint.ends_with("addTags") {
                 // No tags: nothing to do (qBittorrent answers 200).
+                remember_tags(state, &tags);
                 if !tags.is_empty() {
                     each(state, which, |which, reply| Command::AddTags {
                         which,

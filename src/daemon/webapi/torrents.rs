@@ -219,6 +219,7 @@ pub(super) fn add(state: &State, p: &Params) -> Answer {
             ));
         }
     }
+    super::routes::remember_tags(state, &tags);
     let mut added = 0usize;
     let mut failures = Vec::new();
     for (what, source) in sources {
