@@ -36,4 +36,19 @@ if [ -d "$torrents" ]; then
         cp "$t" corpus/bencode/
     done
 fi
-echo "seeded: $(ls corpus/bencode | wc -l) bencode, $(ls corpus/magnet | wc -l) magnet, $(ls corpus/metainfo | wc -l) metainfo"
+# webapi_form input: a selector byte (its value mod 8 picks the Content-Type:
+# 0 urlencoded, 1-3 multipart with a boundary, 4 multipart without one,
+# 5 text/plain, 6 none, 7 the body's own up to a NUL byte), the query's
+# length as one byte, the query, then the body.
+seed_form() { # seed_form NAME SELECTOR QUERY BODY
+    mkdir -p corpus/webapi_form
+    { printf '%s' "$2"; printf "\\$(printf '%03o' "${#3}")"; printf '%s%s' "$3" "$4"; } >"corpus/webapi_form/$1"
+}
+seed_form sonarr 0 'category=tv' 'urls=magnet%3A%3Fxt%3Durn%3Abtih%3A0123456789abcdef0123456789abcdef01234567%26dn%3DShow&category=tv-sonarr&paused=false&savepath=%2Fdata%2FTV+Shows'
+seed_form hashes 0 'hashes=a|b&deleteFiles=true' 'hashes=aaa%7Cbbb|ccc&tags=a,b,%20c%20&deleteFiles=True&limit=10&ratioLimit=1.5'
+seed_form query_only 6 'filter=seeding&category=&sort=ratio&reverse=TRUE&limit=-1' ''
+seed_form qbittorrent_api 1 '' $'--q\r\nContent-Disposition: form-data; name="torrents"; filename="a.torrent"\r\nContent-Type: application/x-bittorrent\r\n\r\nd4:infod4:name1:a6:lengthi1eee\r\n--q\r\nContent-Disposition: form-data; name="savepath"\r\n\r\n/data/seed\r\n--q\r\nContent-Disposition: form-data; name="tags"\r\n\r\nx,y\r\n--q\r\nContent-Disposition: form-data; name="paused"\r\n\r\nTrue\r\n--q--\r\n'
+seed_form browser 2 '' $'------WebKitFormBoundary7MA4YWxkTrZu0gW\r\nContent-Disposition: form-data; name="fileselect[]"; filename="b.torrent"\r\nContent-Type: application/x-bittorrent\r\n\r\nd4:infodee\r\n------WebKitFormBoundary7MA4YWxkTrZu0gW\r\nContent-Disposition: form-data; name="urls"\r\n\r\nmagnet:?xt=urn:btih:x\nhttp://t/a.torrent\r\n------WebKitFormBoundary7MA4YWxkTrZu0gW--\r\n'
+{ printf '7\000'; printf '%s\000' 'multipart/form-data; charset=utf-8; BOUNDARY="a b"'; printf '%s' $'preamble\r\n--a b \r\ncontent-disposition: form-data; name=f; filename*=UTF-8\'\'%E2%9C%93.torrent\r\n\r\nx\r\n--a b--'; } >corpus/webapi_form/custom_type
+
+echo "seeded: $(ls corpus/bencode | wc -l) bencode, $(ls corpus/magnet | wc -l) magnet, $(ls corpus/metainfo | wc -l) metainfo, $(ls corpus/webapi_form | wc -l) webapi_form"

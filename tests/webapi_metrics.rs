@@ -15,7 +15,13 @@ use common::daemon::{small_torrent, Dirs, RingDaemon};
 use common::engine::os;
 
 /// One HTTP/1.1 exchange (Connection: close); the status and body.
-fn http(api: &str, method: &str, path: &str, cookie: Option<&str>, body: &str) -> (u16, String, String) {
+fn http(
+    api: &str,
+    method: &str,
+    path: &str,
+    cookie: Option<&str>,
+    body: &str,
+) -> (u16, String, String) {
     let addr = api.trim_start_matches("http://");
     let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -136,7 +142,10 @@ for n in sorted(names):
         text.contains(&format!("hash=\"{hash}\"")) && text.contains("name=\"metrics-data\""),
         "{text}"
     );
-    assert!(text.contains("ringseed_torrents{state=\"stalledUP\"} 1"), "{text}");
+    assert!(
+        text.contains("ringseed_torrents{state=\"stalledUP\"} 1"),
+        "{text}"
+    );
     // Two shards, each with its own turns.
     assert!(text.contains("shard=\"1\""), "{text}");
 }
@@ -157,7 +166,9 @@ fn a_first_start_generates_a_password_once_and_keeps_only_its_hash() {
     let api = d.api_url().to_string();
     let line = d
         .proc
-        .wait_line(Duration::from_secs(10), |l| l.contains("generated one for user"))
+        .wait_line(Duration::from_secs(10), |l| {
+            l.contains("generated one for user")
+        })
         .unwrap_or_else(|why| panic!("no generated password: {why}\n{}", d.proc.describe()));
     let password = line.rsplit(": ").next().unwrap().trim().to_string();
     assert_eq!(password.len(), 9, "{line}");
@@ -168,13 +179,19 @@ fn a_first_start_generates_a_password_once_and_keeps_only_its_hash() {
     let wal = std::fs::read(dirs.state.join("ringseed.db-wal")).unwrap_or_default();
     let needle = password.as_bytes();
     for bytes in [&db, &wal] {
-        assert!(!bytes.windows(needle.len()).any(|w| w == needle), "the password is on disk");
+        assert!(
+            !bytes.windows(needle.len()).any(|w| w == needle),
+            "the password is on disk"
+        );
     }
     d.proc.terminate_cleanly();
     drop(d);
     let mut again = start();
     let api = again.api_url().to_string();
-    assert!(login(&api, "admin", &password).is_some(), "the password changed at restart");
+    assert!(
+        login(&api, "admin", &password).is_some(),
+        "the password changed at restart"
+    );
     assert!(
         !again.proc.describe().contains("generated one for user"),
         "printed again:\n{}",
@@ -193,14 +210,26 @@ fn a_configured_hash_and_an_alternative_webui_are_used() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"s3cret pass\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"s3cret pass\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let hash = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    assert!(hash.starts_with("@ByteArray(") && !hash.contains("s3cret"), "{hash}");
+    assert!(
+        hash.starts_with("@ByteArray(") && !hash.contains("s3cret"),
+        "{hash}"
+    );
     let webui = dirs.root.path().join("alt");
     std::fs::create_dir_all(webui.join("public")).unwrap();
-    std::fs::write(webui.join("public/index.html"), "<title>alternative</title>").unwrap();
+    std::fs::write(
+        webui.join("public/index.html"),
+        "<title>alternative</title>",
+    )
+    .unwrap();
     let config = dirs.root.path().join("api.toml");
     std::fs::write(
         &config,

@@ -79,9 +79,11 @@ pub(super) fn set_preferences(state: &State, p: &Params) -> Answer {
         }
         match (seed_on, seed_min) {
             (Some(false), _) => c.share.seeding_time_limit_s = None,
-            (Some(true), Some(m)) if m >= 0 => c.share.seeding_time_limit_s = Some(m as u64 * 60),
+            (Some(true), Some(m)) if m >= 0 => {
+                c.share.seeding_time_limit_s = Some((m as u64).saturating_mul(60))
+            }
             (None, Some(m)) if c.share.seeding_time_limit_s.is_some() && m >= 0 => {
-                c.share.seeding_time_limit_s = Some(m as u64 * 60)
+                c.share.seeding_time_limit_s = Some((m as u64).saturating_mul(60))
             }
             _ => {}
         }

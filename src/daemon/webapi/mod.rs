@@ -35,11 +35,20 @@ pub const QBT_VERSION: &str = "v5.1.4";
 /// The Web API version it answers as.
 pub const WEBAPI_VERSION: &str = "2.11.4";
 
-/// Connections open at once; more wait in the kernel's backlog.
+/// Connections open at once; a connection past it is closed at once.
 pub const CONNECTIONS_MAX: usize = 256;
-/// Bytes of one request body (qBittorrent's own limit is 100 MiB; a batch
-/// of .torrent files from cross-seed fits).
-pub const BODY_BYTES_MAX: usize = 64 * 1024 * 1024;
+/// Connections open at once from one address (so that one client's idle
+/// connections cannot keep others out); past it, closed at once.
+pub const CONNECTIONS_PER_ADDRESS_MAX: usize = 32;
+/// Bytes of one request body from a client with a session (qBittorrent's
+/// own limit; a .torrent of `TORRENT_FILE_BYTES_MAX` fits with its form).
+pub const BODY_BYTES_MAX: usize = 100 * 1024 * 1024;
+/// Bytes of a body from a client without a session (a login form):
+/// larger ones are answered 403 without being read.
+pub const UNAUTHENTICATED_BODY_BYTES_MAX: usize = 64 * 1024;
+/// MiB of request bodies being read at once, all connections together:
+/// memory stays bounded whatever the number of uploads.
+pub const BODY_BUDGET_MIB: usize = 256;
 /// A request's line and headers must arrive within this (slow clients).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A request's body must arrive within this.
@@ -55,7 +64,11 @@ pub const ADD_ITEMS_MAX: usize = 1000;
 pub const URL_FETCHES_MAX: usize = 16;
 
 const _: () = assert!(HANDLERS_MAX <= CONNECTIONS_MAX);
-const _: () = assert!(ringseed::limits::TORRENT_FILE_BYTES_MAX <= BODY_BYTES_MAX as u64);
+const _: () = assert!(CONNECTIONS_PER_ADDRESS_MAX <= CONNECTIONS_MAX);
+// One body of the largest size fits the budget (or it would wait forever).
+const _: () = assert!(BODY_BYTES_MAX.div_ceil(1 << 20) <= BODY_BUDGET_MIB);
+const _: () = assert!(UNAUTHENTICATED_BODY_BYTES_MAX < BODY_BYTES_MAX);
+const _: () = assert!(ringseed::limits::TORRENT_FILE_BYTES_MAX < BODY_BYTES_MAX as u64);
 
 /// The Web API's settings (the `[api]` section and the command line).
 #[derive(Debug, Clone, PartialEq)]

@@ -111,10 +111,24 @@ pub struct State {
     /// gone only with `deleteTags`); at most [`FREE_TAGS_MAX`]. Kept in
     /// memory: after a restart the list is the tags torrents carry.
     pub free_tags: Mutex<BTreeSet<String>>,
+    /// SHA-256 of the last `Authorization: Basic` value that verified.
+    pub basic_verified: Mutex<Option<[u8; 32]>>,
     pub metrics: metrics::ApiCounters,
 }
 
 impl State {
+    /// Whether a `Cookie` header carries a live session (the session is
+    /// not marked used).
+    pub fn has_session(&self, cookie: &str) -> bool {
+        let Some(sid) = sid_of(cookie) else {
+            return false;
+        };
+        self.sessions
+            .lock()
+            .map(|mut s| s.check(sid, Instant::now()))
+            .unwrap_or(false)
+    }
+
     pub fn new(
         settings: ApiSettings,
         commands: Sender<Command>,
@@ -130,6 +144,7 @@ impl State {
             bans: Mutex::new(Bans::default()),
             sync: Mutex::new(SyncState::default()),
             free_tags: Mutex::new(BTreeSet::new()),
+            basic_verified: Mutex::new(None),
             metrics: metrics::ApiCounters::default(),
         }
     }
@@ -264,6 +279,7 @@ fn sid_of(cookie: &str) -> Option<&str> {
 /// as a failed login and a banned address is refused, as at `auth/login`.
 fn basic_ok(state: &State, req: &ApiRequest) -> Option<bool> {
     use base64::Engine;
+    use sha2::Digest;
     let b64 = req.authorization.as_deref()?.strip_prefix("Basic ")?;
     let now = Instant::now();
     if state
@@ -279,9 +295,24 @@ fn basic_ok(state: &State, req: &ApiRequest) -> Option<bool> {
         .ok()
         .and_then(|raw| String::from_utf8(raw).ok())
         .unwrap_or_default();
+    // A header that verified once is known by its digest: the password is
+    // not hashed again for every request that carries it.
+    let digest: [u8; 32] = sha2::Sha256::digest(b64.trim().as_bytes()).into();
+    if state
+        .basic_verified
+        .lock()
+        .is_ok_and(|v| v.as_ref() == Some(&digest))
+    {
+        return Some(true);
+    }
     let (user, pass) = text.split_once(':').unwrap_or(("", ""));
     let ok = credentials_ok(state, user, pass);
     record_login(state, req.peer, ok);
+    if ok {
+        if let Ok(mut v) = state.basic_verified.lock() {
+            *v = Some(digest);
+        }
+    }
     Some(ok)
 }
 
@@ -367,16 +398,18 @@ pub fn route(state: &State, req: ApiRequest) -> ApiResponse {
         }
         return page::serve(&state.settings, &path);
     }
-    let params = match Params::parse(req.query.as_deref(), req.content_type.as_deref(), &req.body) {
-        Ok(p) => p,
-        Err(e) => return bad(e),
-    };
     let Some(endpoint) = path.strip_prefix("/api/v2/") else {
         return ApiResponse::text(404, "Not Found");
     };
     let endpoint = endpoint.trim_end_matches('/');
+    let parse = || Params::parse(req.query.as_deref(), req.content_type.as_deref(), &req.body);
     match endpoint {
-        "auth/login" => return login(state, &req, &params),
+        "auth/login" => {
+            return match parse() {
+                Ok(p) => login(state, &req, &p),
+                Err(e) => bad(e),
+            }
+        }
         "auth/logout" => {
             if let Some(sid) = sid_of(&req.cookie) {
                 if let Ok(mut s) = state.sessions.lock() {
@@ -392,6 +425,7 @@ pub fn route(state: &State, req: ApiRequest) -> ApiResponse {
         }
         _ => {}
     }
+    // The session first: without one, nothing of the request is read.
     let Some(sid) = session(state, &req) else {
         return ApiResponse::text(403, "Forbidden");
     };
@@ -401,6 +435,10 @@ pub fn route(state: &State, req: ApiRequest) -> ApiResponse {
     if is_action(endpoint) && req.method != "POST" {
         return ApiResponse::text(405, "Method Not Allowed");
     }
+    let params = match parse() {
+        Ok(p) => p,
+        Err(e) => return bad(e),
+    };
     match dispatch(state, &sid, endpoint, &params) {
         Ok(r) | Err(r) => r,
     }
@@ -909,7 +947,7 @@ fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
             let seeding_time_s = match minutes {
                 -2 => Limit::Global,
                 -1 => Limit::Unlimited,
-                m if m >= 0 => Limit::Value(m as u64 * 60),
+                m if m >= 0 => Limit::Value((m as u64).saturating_mul(60)),
                 m => {
                     return Err(ApiResponse::text(
                         400,

@@ -5,10 +5,11 @@
 //! blocking pool (at most [`HANDLERS_MAX`] at once), because the handlers
 //! wait for the core.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use bytes::Bytes;
@@ -24,8 +25,8 @@ use tokio::sync::{oneshot, Semaphore};
 
 use super::routes::{self, ApiRequest, ApiResponse, State};
 use super::{
-    ApiSettings, BODY_BYTES_MAX, BODY_READ_TIMEOUT, CONNECTIONS_MAX, HANDLERS_MAX,
-    HEADER_READ_TIMEOUT,
+    ApiSettings, BODY_BUDGET_MIB, BODY_BYTES_MAX, BODY_READ_TIMEOUT, CONNECTIONS_MAX,
+    CONNECTIONS_PER_ADDRESS_MAX, HANDLERS_MAX, HEADER_READ_TIMEOUT, UNAUTHENTICATED_BODY_BYTES_MAX,
 };
 use crate::daemon::command::Command;
 
@@ -142,14 +143,9 @@ async fn serve(
     };
     let connections = Arc::new(Semaphore::new(CONNECTIONS_MAX));
     let handlers = Arc::new(Semaphore::new(HANDLERS_MAX));
+    let bodies = Arc::new(Semaphore::new(BODY_BUDGET_MIB));
+    let per_address: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
     loop {
-        let permit = tokio::select! {
-            _ = &mut stop => return,
-            p = connections.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
-        };
         let (stream, peer) = tokio::select! {
             _ = &mut stop => return,
             a = listener.accept() => match a {
@@ -161,12 +157,27 @@ async fn serve(
                 }
             },
         };
+        // Never wait for room: a full server, or an address holding its
+        // share already, has the new connection closed at once, so that
+        // idle connections cannot keep others waiting.
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            tracing::debug!("Web API: {CONNECTIONS_MAX} connections open; closing {peer}'s");
+            continue;
+        };
+        let Some(slot) = AddressSlot::take(&per_address, peer.ip()) else {
+            tracing::debug!(
+                "Web API: {} has {CONNECTIONS_PER_ADDRESS_MAX} connections open; closing another",
+                peer.ip()
+            );
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let state = state.clone();
         let handlers = handlers.clone();
+        let bodies = bodies.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |req| {
-                handle(state.clone(), handlers.clone(), peer, req)
+                handle(state.clone(), handlers.clone(), bodies.clone(), peer, req)
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -176,9 +187,54 @@ async fn serve(
             if let Err(e) = conn.await {
                 tracing::debug!("Web API: connection from {peer}: {e}");
             }
+            drop(slot);
             drop(permit);
         });
     }
+}
+
+/// One of an address's connections, given back on drop.
+struct AddressSlot {
+    table: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    ip: IpAddr,
+}
+
+impl AddressSlot {
+    fn take(table: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr) -> Option<AddressSlot> {
+        let mut t = table.lock().ok()?;
+        let n = t.entry(ip).or_insert(0);
+        if *n >= CONNECTIONS_PER_ADDRESS_MAX {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            table: table.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        if let Ok(mut t) = self.table.lock() {
+            if let Some(n) = t.get_mut(&self.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    t.remove(&self.ip);
+                }
+            }
+        }
+    }
+}
+
+/// 413 for a body over `limit`.
+fn too_large(limit: usize) -> Response<Full<Bytes>> {
+    let why = if limit < BODY_BYTES_MAX {
+        format!("Request body too large (at most {limit} bytes without a session)")
+    } else {
+        format!("Request body too large (at most {limit} bytes)")
+    };
+    plain(StatusCode::PAYLOAD_TOO_LARGE, &why)
 }
 
 fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
@@ -194,6 +250,7 @@ fn plain(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
 async fn handle(
     state: Arc<State>,
     handlers: Arc<Semaphore>,
+    bodies: Arc<Semaphore>,
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -203,48 +260,65 @@ async fn handle(
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > BODY_BYTES_MAX as u64) {
-        let mut r = plain(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("Request body too large (at most {BODY_BYTES_MAX} bytes)"),
-        );
+    // Who may send a large body: a client with a live session (or Basic
+    // credentials, checked later); anyone else's body (a login form) is
+    // small. Large bodies also share one budget, so that memory stays
+    // bounded whatever the number of connections.
+    let cookie_ok = parts
+        .headers
+        .get_all(hyper::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|c| state.has_session(c));
+    let limit = if cookie_ok || parts.headers.contains_key(hyper::header::AUTHORIZATION) {
+        BODY_BYTES_MAX
+    } else {
+        UNAUTHENTICATED_BODY_BYTES_MAX
+    };
+    if declared.is_some_and(|n| n > limit as u64) {
+        let mut r = too_large(limit);
         r.headers_mut()
             .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
         return Ok(r);
     }
-    let body = match tokio::time::timeout(
-        BODY_READ_TIMEOUT,
-        Limited::new(body, BODY_BYTES_MAX).collect(),
-    )
-    .await
-    {
-        Ok(Ok(c)) => c.to_bytes(),
-        Ok(Err(e)) => {
-            let too_large = e
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some();
-            let mut r = if too_large {
-                plain(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &format!("Request body too large (at most {BODY_BYTES_MAX} bytes)"),
-                )
-            } else {
-                plain(StatusCode::BAD_REQUEST, &format!("Bad request body: {e}"))
-            };
-            r.headers_mut()
-                .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
-            return Ok(r);
+    let mib = declared
+        .map_or(limit, |n| n as usize)
+        .div_ceil(1 << 20)
+        .max(1);
+    let budget = if limit == BODY_BYTES_MAX {
+        match bodies.acquire_many_owned(mib as u32).await {
+            Ok(p) => Some(p),
+            Err(_) => return Ok(plain(StatusCode::SERVICE_UNAVAILABLE, "stopping")),
         }
-        Err(_) => {
-            let mut r = plain(
-                StatusCode::REQUEST_TIMEOUT,
-                &format!("Request body not received within {BODY_READ_TIMEOUT:?}"),
-            );
-            r.headers_mut()
-                .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
-            return Ok(r);
-        }
+    } else {
+        None
     };
+    let body =
+        match tokio::time::timeout(BODY_READ_TIMEOUT, Limited::new(body, limit).collect()).await {
+            Ok(Ok(c)) => c.to_bytes(),
+            Ok(Err(e)) => {
+                let is_too_large = e
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some();
+                let mut r = if is_too_large {
+                    too_large(limit)
+                } else {
+                    plain(StatusCode::BAD_REQUEST, &format!("Bad request body: {e}"))
+                };
+                r.headers_mut()
+                    .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+                return Ok(r);
+            }
+            Err(_) => {
+                let mut r = plain(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &format!("Request body not received within {BODY_READ_TIMEOUT:?}"),
+                );
+                r.headers_mut()
+                    .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+                return Ok(r);
+            }
+        };
     let header = |name: hyper::header::HeaderName| {
         parts
             .headers
@@ -268,6 +342,7 @@ async fn handle(
         peer: peer.ip(),
         body,
     };
+    drop(budget);
     let Ok(_permit) = handlers.acquire_owned().await else {
         return Ok(plain(StatusCode::SERVICE_UNAVAILABLE, "stopping"));
     };

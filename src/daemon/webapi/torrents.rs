@@ -179,7 +179,7 @@ pub(super) fn add(state: &State, p: &Params) -> Answer {
     let seeding_time_s = match p.num::<i64>("seedingTimeLimit").map_err(bad)? {
         None | Some(-2) => Limit::Global,
         Some(m) if m < 0 => Limit::Unlimited,
-        Some(m) => Limit::Value(m as u64 * 60),
+        Some(m) => Limit::Value((m as u64).saturating_mul(60)),
     };
     let up = p.num::<i64>("upLimit").map_err(bad)?;
     let down = p.num::<i64>("dlLimit").map_err(bad)?;
