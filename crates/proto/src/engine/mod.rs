@@ -18,5 +18,6 @@ pub mod torrent;
 pub use peer_list::{PeerSource, Retry};
 pub use settings::{EngineSettings, SettingError};
 pub use torrent::{
-    AddPeerError, CloseReason, Output, PeerId, PeerInfo, Torrent, TorrentError, TorrentSetup, TorrentStats,
+    AddPeerError, CloseReason, Output, PeerId, PeerInfo, Torrent, TorrentError, TorrentSetup,
+    TorrentStats,
 };
