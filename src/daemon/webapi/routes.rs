@@ -939,8 +939,8 @@ fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
             let ratio = p.num::<f64>("ratioLimit").map_err(bad)?.unwrap_or(-2.0);
             let minutes = p.num::<i64>("seedingTimeLimit").map_err(bad)?.unwrap_or(-2);
             let ratio = match ratio {
-                r if r == -2.0 => Limit::Global,
-                r if r == -1.0 => Limit::Unlimited,
+                -2.0 => Limit::Global,
+                -1.0 => Limit::Unlimited,
                 r if (0.0..=RATIO_LIMIT_MAX).contains(&r) => Limit::Value(r),
                 r => return Err(ApiResponse::text(400, &format!("ratioLimit {r}: out of range"))),
             };

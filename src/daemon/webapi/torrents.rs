@@ -172,7 +172,7 @@ pub(super) fn add(state: &State, p: &Params) -> Answer {
     let skip_check = p.bool("skip_checking").map_err(bad)?.unwrap_or(false);
     let ratio = match p.num::<f64>("ratioLimit").map_err(bad)? {
         None => Limit::Global,
-        Some(r) if r == -2.0 => Limit::Global,
+        Some(-2.0) => Limit::Global,
         Some(r) if r < 0.0 => Limit::Unlimited,
         Some(r) => Limit::Value(r.min(RATIO_LIMIT_MAX)),
     };
