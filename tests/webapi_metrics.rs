@@ -1,7 +1,8 @@
 //! The daemon's `/metrics` (parsed by the `prometheus-client` Python
 //! package's Prometheus text-format parser), the generated password of a
 //! first start, `ringseed config --hash-password` and `api.password_hash`,
-//! and `--webui-root`. The daemon runs on 127.0.118.x.
+//! `--webui-root`, and `torrents/add` with an http link. The daemon runs on
+//! 127.0.118.x.
 
 mod common;
 
@@ -261,4 +262,76 @@ fn a_configured_hash_and_an_alternative_webui_are_used() {
     let (status, _, _) = http(&api, "GET", "/metrics", Some(&sid), "");
     assert_eq!(status, 200);
     d.proc.terminate_cleanly();
+}
+
+/// `torrents/add` with an http link: ringseed fetches the .torrent (from a
+/// one-shot server on loopback) and adds it; a link that answers 404 is
+/// refused with 415 and the status, without the link's secret part.
+#[test]
+fn a_torrent_link_is_fetched_and_added() {
+    let ip = Ipv4Addr::new(127, 0, 118, 4);
+    let dirs = Dirs::new();
+    let (torrent, hash) = small_torrent(&dirs.downloads, "linked-data", 100_000, 9);
+    let d = RingDaemon::start_api("daemon", &dirs, ip, &[]);
+    let api = d.api_url().to_string();
+    let sid = login(&api, common::daemon::API_USER, common::daemon::API_PASSWORD).expect("log in");
+    let server = std::net::TcpListener::bind((ip, 0)).unwrap();
+    let port = server.local_addr().unwrap().port();
+    let serve = std::thread::spawn(move || {
+        for answer in [Some(torrent), None] {
+            let Ok((mut s, _)) = server.accept() else {
+                return;
+            };
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut req = Vec::new();
+            let mut b = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut b) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&b[..n]),
+                }
+            }
+            let _ = match answer {
+                Some(body) => s
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/x-bittorrent\r\nContent-Length: {}\r\n\r\n",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    )
+                    .and_then(|()| s.write_all(&body)),
+                None => s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n"),
+            };
+        }
+    });
+    let link = format!("http://{ip}:{port}/dl/PASSKEY123/file.torrent");
+    let (status, _, body) = http(
+        &api,
+        "POST",
+        "/api/v2/torrents/add",
+        Some(&sid),
+        &format!("urls={link}&category=linked"),
+    );
+    assert_eq!((status, body.as_str()), (200, "Ok."));
+    d.wait_torrent(&hash, Duration::from_secs(30), "seeding", |t| {
+        common::daemon::state_of(t) == "seeding"
+    });
+    let (status, _, body) = http(
+        &api,
+        "POST",
+        "/api/v2/torrents/add",
+        Some(&sid),
+        &format!("urls={link}"),
+    );
+    assert_eq!(status, 415, "{body}");
+    assert!(
+        body.contains("404") && !body.contains("PASSKEY123"),
+        "{body}"
+    );
+    serve.join().unwrap();
+    assert!(
+        !d.proc.describe().contains("PASSKEY123"),
+        "the link's secret reached the log"
+    );
 }

@@ -1,4 +1,4 @@
-//! Downloads the .torrent behind an `http://` link given to `torrents/add`
+//! Downloads the .torrent behind an `http(s)://` link given to `torrents/add`
 //! (what Sonarr and autobrr send for some indexers), through the same
 //! interface binding as peer traffic, with the engine's bounded HTTP
 //! client (timeouts, redirects, at most [`TORRENT_FILE_BYTES_MAX`] bytes).
@@ -19,8 +19,6 @@ pub enum FetchError {
     Status { url: String, status: u16 },
     #[error("{url}: not a valid torrent file: {why}")]
     NotATorrent { url: String, why: String },
-    #[error("{url}: https links are not supported yet; download the .torrent and upload the file")]
-    Https { url: String },
 }
 
 /// `scheme://host/…`: what may be shown of a link.
@@ -37,9 +35,6 @@ pub fn redact(url: &str) -> String {
 /// Fetches and checks the .torrent at `url`.
 pub fn torrent(url: &str, bind: &BindOptions) -> Result<Vec<u8>, FetchError> {
     let shown = redact(url);
-    if url.starts_with("https://") {
-        return Err(FetchError::Https { url: shown });
-    }
     let limits = HttpLimits {
         body_bytes_max: TORRENT_FILE_BYTES_MAX as usize,
         ..HttpLimits::default()

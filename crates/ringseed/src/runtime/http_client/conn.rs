@@ -78,7 +78,7 @@ pub(super) fn connect_any(
 
 /// A socket with the exchange's timeouts applied to every read and write.
 pub(super) struct Conn<'a> {
-    pub(super) stream: TcpStream,
+    pub(super) stream: super::tls::Transport,
     pub(super) url: &'a str,
     pub(super) io_timeout: Duration,
     pub(super) deadline: &'a Deadline,
@@ -135,6 +135,7 @@ impl Conn<'_> {
         while !bytes.is_empty() {
             let step = self.step_timeout()?;
             self.stream
+                .tcp()
                 .set_write_timeout(Some(step))
                 .map_err(|e| self.io_error("setting the write timeout", step, e))?;
             match self.stream.write(bytes) {
@@ -163,6 +164,7 @@ impl Conn<'_> {
         loop {
             let step = self.step_timeout()?;
             self.stream
+                .tcp()
                 .set_read_timeout(Some(step))
                 .map_err(|e| self.io_error("setting the read timeout", step, e))?;
             match self.stream.read(&mut chunk) {

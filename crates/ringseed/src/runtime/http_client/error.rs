@@ -12,10 +12,10 @@ use crate::tracker::{redact_url, TrackerError};
 /// Why a GET failed, with the URL it was for and the limit or OS error.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    #[error("https trackers are not supported yet: {u:?}", u = redact_url(.url))]
-    HttpsUnsupported { url: String },
-    #[error("URL {u:?}: only http:// is supported", u = redact_url(.url))]
+    #[error("URL {u:?}: only http:// and https:// are supported", u = redact_url(.url))]
     UnsupportedScheme { url: String },
+    #[error("{u:?}: cannot set up TLS: {why}", u = redact_url(.url))]
+    Tls { url: String, why: String },
     #[error("URL is {length} bytes, more than the limit of {limit}")]
     UrlTooLong { length: usize, limit: usize },
     #[error("URL {u:?}: {reason}", u = redact_url(.url))]

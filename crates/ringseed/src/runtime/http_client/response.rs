@@ -32,7 +32,15 @@ pub(super) fn get_once(
     limits: &HttpLimits,
     deadline: &Deadline,
 ) -> Result<Outcome, HttpError> {
-    let stream = connect_any(url, target, connect, limits, deadline)?;
+    let tcp = connect_any(url, target, connect, limits, deadline)?;
+    let stream = if target.tls {
+        super::tls::wrap(tcp, &target.host, target.ip).map_err(|why| HttpError::Tls {
+            url: url.to_string(),
+            why,
+        })?
+    } else {
+        super::tls::Transport::Plain(tcp)
+    };
     let mut conn = Conn {
         stream,
         url,

@@ -245,9 +245,10 @@ fn redirects_max_zero_refuses_the_first() {
 
 #[test]
 fn bad_redirects() {
-    let err = get_one("HTTP/1.1 302 Found\r\nLocation: https://example.org/a\r\n\r\n").unwrap_err();
+    // A redirect to https:// is followed (here to a closed port).
+    let err = get_one("HTTP/1.1 302 Found\r\nLocation: https://127.0.0.1:1/a\r\n\r\n").unwrap_err();
     assert!(
-        matches!(&err, HttpError::BadRedirect { status: 302, reason, .. } if reason.contains("https")),
+        matches!(&err, HttpError::Connect { addr, .. } if addr.port() == 1),
         "{err}"
     );
     let err = get_one("HTTP/1.1 301 Moved\r\nLocation: relative/path\r\n\r\n").unwrap_err();
@@ -563,7 +564,7 @@ fn errors_never_show_a_passkey() {
     // The announce's own values (info_hash, peer_id, key) are hidden too.
     assert!(text.contains("peer_id=***"), "{text}");
     for url in [
-        "https://t/SECRET456/a?pk=SECRET123",
+        "https://127.0.0.1:1/SECRET456/a?pk=SECRET123",
         "ftp://t/?passkey=SECRET123#SECRET",
     ] {
         let err = http_get(url, &default_connect, &fast_limits()).unwrap_err();
@@ -571,15 +572,95 @@ fn errors_never_show_a_passkey() {
     }
 }
 
+/// A TLS server on 127.0.0.1 with a certificate for `localhost` made now;
+/// answers one request with `response`. Gives its port and the
+/// certificate (to trust it).
+fn tls_server(
+    response: &'static [u8],
+) -> (
+    u16,
+    rustls::pki_types::CertificateDer<'static>,
+    thread::JoinHandle<()>,
+) {
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let der = cert.cert.der().clone();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
+    let config = rustls::ServerConfig::builder_with_provider(super::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![der.clone()], key)
+        .unwrap();
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = thread::spawn(move || {
+        let Ok((mut tcp, _)) = listener.accept() else {
+            return;
+        };
+        let _ = tcp.set_read_timeout(Some(SERVER_WAIT));
+        let _ = tcp.set_write_timeout(Some(SERVER_WAIT));
+        let mut conn = rustls::ServerConnection::new(std::sync::Arc::new(config)).unwrap();
+        let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+        let mut request = Vec::new();
+        let mut chunk = [0u8; 1024];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < REQUEST_BYTES_MAX {
+            match tls.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => request.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let _ = tls.write_all(response);
+        let _ = tls.flush();
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+    });
+    (port, der, handle)
+}
+
 #[test]
-fn https_refused() {
-    for url in ["https://tracker.example/announce", "HTTPS://x/"] {
-        let err = http_get(url, &default_connect, &fast_limits()).unwrap_err();
-        assert!(matches!(err, HttpError::HttpsUnsupported { .. }));
-        assert!(err
-            .to_string()
-            .contains("https trackers are not supported yet"));
-    }
+fn https_over_tls_with_a_trusted_certificate() {
+    let (port, der, server) = tls_server(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+    super::tls::TEST_ROOT.with(|r| *r.borrow_mut() = Some(der));
+    let connect = |_: SocketAddr, t: Duration| {
+        TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)), t)
+    };
+    let r = http_get(
+        &format!("https://localhost:{port}/x"),
+        &connect,
+        &fast_limits(),
+    );
+    super::tls::TEST_ROOT.with(|r| *r.borrow_mut() = None);
+    server.join().unwrap();
+    let r = r.unwrap();
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"hello"[..]));
+}
+
+#[test]
+fn https_with_an_untrusted_certificate_fails_naming_it() {
+    let (port, _der, server) = tls_server(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    let connect = |_: SocketAddr, t: Duration| {
+        TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)), t)
+    };
+    let err = http_get(
+        &format!("https://localhost:{port}/x?pk=SECRET"),
+        &connect,
+        &fast_limits(),
+    )
+    .unwrap_err();
+    server.join().unwrap();
+    let text = err.to_string();
+    assert!(text.contains("certificate"), "{text}");
+    assert!(!text.contains("SECRET"), "{text}");
+}
+
+#[test]
+fn https_urls_default_to_port_443() {
+    let t = super::url::parse_url("HTTPS://tracker.example/announce").unwrap();
+    assert!(t.tls);
+    assert_eq!((t.port, t.host_header().as_str()), (443, "tracker.example"));
+    let t = super::url::parse_url("https://tracker.example:8443/a").unwrap();
+    assert_eq!(t.host_header(), "tracker.example:8443");
 }
 
 #[test]
@@ -780,7 +861,7 @@ fn announce_bad_body_and_bad_url() {
         "{result:?}"
     );
     let err = announce(
-        "https://t.example/announce",
+        "https://127.0.0.1:1/announce",
         &sample_request(),
         &default_connect,
         &fast_limits(),
@@ -788,7 +869,7 @@ fn announce_bad_body_and_bad_url() {
     .unwrap_err();
     assert!(matches!(
         err,
-        AnnounceError::Http(HttpError::HttpsUnsupported { .. })
+        AnnounceError::Http(HttpError::Connect { .. })
     ));
     let err = announce(
         "gopher://x/",

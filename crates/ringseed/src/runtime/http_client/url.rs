@@ -1,4 +1,4 @@
-//! `http://` URLs for the client: parsing into a [`Target`] (host, port,
+//! `http://` and `https://` URLs for the client: parsing into a [`Target`] (host, port,
 //! request target) and resolving a redirect's `Location`. Pure: no sockets.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::HttpError;
 use crate::tracker::http::URL_BYTES_MAX;
 
-/// Where an `http://` URL points.
+/// Where an `http(s)://` URL points.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Target {
     /// As written in the URL (IPv6 without brackets).
@@ -16,15 +16,33 @@ pub(super) struct Target {
     pub(super) port: u16,
     /// Path and query, starting with `/`; no fragment.
     pub(super) path: String,
+    /// `https://`.
+    pub(super) tls: bool,
 }
 
 impl Target {
+    fn default_port(&self) -> u16 {
+        if self.tls {
+            443
+        } else {
+            80
+        }
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     pub(super) fn host_header(&self) -> String {
         let host = match self.ip {
             Some(IpAddr::V6(_)) => format!("[{}]", self.host),
             _ => self.host.clone(),
         };
-        if self.port == 80 {
+        if self.port == self.default_port() {
             host
         } else {
             format!("{host}:{}", self.port)
@@ -59,14 +77,15 @@ pub(super) fn parse_url(url: &str) -> Result<Target, HttpError> {
     if url.bytes().any(|b| b <= b' ' || b == 0x7f) {
         return Err(bad_url(url, "space or control character"));
     }
-    if strip_prefix_ci(url, "https://").is_some() {
-        return Err(HttpError::HttpsUnsupported {
-            url: url.to_string(),
-        });
-    }
-    let rest = strip_prefix_ci(url, "http://").ok_or_else(|| HttpError::UnsupportedScheme {
-        url: url.to_string(),
-    })?;
+    let (rest, tls) = match strip_prefix_ci(url, "https://") {
+        Some(rest) => (rest, true),
+        None => (
+            strip_prefix_ci(url, "http://").ok_or_else(|| HttpError::UnsupportedScheme {
+                url: url.to_string(),
+            })?,
+            false,
+        ),
+    };
     let rest = rest.split('#').next().unwrap_or("");
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, path) = rest.split_at(authority_end);
@@ -106,6 +125,7 @@ pub(super) fn parse_url(url: &str) -> Result<Target, HttpError> {
         (host.to_string(), ip, port_text)
     };
     let port = match port_text {
+        None if tls => 443,
         None => 80,
         Some(p) => {
             if p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()) {
@@ -137,6 +157,7 @@ pub(super) fn parse_url(url: &str) -> Result<Target, HttpError> {
         ip,
         port,
         path: request_target,
+        tls,
     })
 }
 
@@ -154,18 +175,21 @@ pub(super) fn resolve_location(
         location: location.to_string(),
         reason,
     };
-    if strip_prefix_ci(location, "http://").is_some() {
+    if strip_prefix_ci(location, "http://").is_some()
+        || strip_prefix_ci(location, "https://").is_some()
+    {
         return Ok(location.to_string());
-    }
-    if strip_prefix_ci(location, "https://").is_some() {
-        return Err(bad("https trackers are not supported yet"));
     }
     if location.starts_with('/') && !location.starts_with("//") {
         let host = match target.ip {
             Some(IpAddr::V6(_)) => format!("[{}]", target.host),
             _ => target.host.clone(),
         };
-        return Ok(format!("http://{host}:{}{location}", target.port));
+        return Ok(format!(
+            "{}://{host}:{}{location}",
+            target.scheme(),
+            target.port
+        ));
     }
-    Err(bad("only http:// URLs and absolute paths are followed"))
+    Err(bad("only http(s):// URLs and absolute paths are followed"))
 }

@@ -40,9 +40,7 @@ pub enum AttemptError {
     /// The tracker answered with a refusal; its own words, sanitised.
     #[error("tracker refused the announce: {0}")]
     Refused(String),
-    #[error("https trackers are not supported yet (only http:// and udp://)")]
-    HttpsUnsupported,
-    #[error("unsupported tracker URL scheme {scheme:?} (only http:// and udp://)")]
+    #[error("unsupported tracker URL scheme {scheme:?} (only http://, https:// and udp://)")]
     UnsupportedScheme { scheme: String },
     #[error("tracker URL is {length} bytes, more than the limit of {limit}")]
     UrlTooLong { length: usize, limit: usize },
@@ -123,8 +121,7 @@ fn scheme_of(url: &str) -> Result<Scheme, AttemptError> {
         });
     };
     match scheme.to_ascii_lowercase().as_str() {
-        "http" => Ok(Scheme::Http),
-        "https" => Err(AttemptError::HttpsUnsupported),
+        "http" | "https" => Ok(Scheme::Http),
         "udp" => parse_udp_authority(rest),
         _ => Err(AttemptError::UnsupportedScheme {
             scheme: crate::tracker::announce::sanitize_message(scheme.as_bytes()),
@@ -326,10 +323,10 @@ mod tests {
             Scheme::Http
         );
         assert_eq!(scheme_of("HTTP://t.example/a").unwrap(), Scheme::Http);
-        assert!(matches!(
-            scheme_of("https://t.example/announce"),
-            Err(AttemptError::HttpsUnsupported)
-        ));
+        assert_eq!(
+            scheme_of("https://t.example/announce").unwrap(),
+            Scheme::Http
+        );
         match scheme_of("wss://t.example/x") {
             Err(e @ AttemptError::UnsupportedScheme { .. }) => {
                 assert!(e.to_string().contains("\"wss\""), "{e}")
