@@ -335,3 +335,55 @@ fn a_torrent_link_is_fetched_and_added() {
         "the link's secret reached the log"
     );
 }
+
+/// A limit set with `app/setPreferences` and a tag created with
+/// `torrents/createTags` are kept in the state database: after a restart
+/// the API answers them again (the configuration file is not written) and
+/// the log names the settings taken from the database.
+#[test]
+fn preferences_and_tags_set_through_the_api_survive_a_restart() {
+    let ip = Ipv4Addr::new(127, 0, 118, 5);
+    let dirs = Dirs::new();
+    let start = || RingDaemon::start_api("daemon", &dirs, ip, &[]);
+    let mut d = start();
+    let api = d.api_url().to_string();
+    let sid = login(&api, common::daemon::API_USER, common::daemon::API_PASSWORD).unwrap();
+    let (status, _, body) = http(
+        &api,
+        "POST",
+        "/api/v2/app/setPreferences",
+        Some(&sid),
+        r#"json={"up_limit":1048576,"max_active_downloads":7}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = http(
+        &api,
+        "POST",
+        "/api/v2/torrents/createTags",
+        Some(&sid),
+        "tags=kept,also",
+    );
+    assert_eq!(status, 200, "{body}");
+    let (_, _, limit) = http(&api, "GET", "/api/v2/transfer/uploadLimit", Some(&sid), "");
+    assert_eq!(limit, "1048576");
+    d.proc.terminate_cleanly();
+    drop(d);
+
+    let mut again = start();
+    let api = again.api_url().to_string();
+    let sid = login(&api, common::daemon::API_USER, common::daemon::API_PASSWORD).unwrap();
+    let (_, _, limit) = http(&api, "GET", "/api/v2/transfer/uploadLimit", Some(&sid), "");
+    assert_eq!(limit, "1048576", "the upload limit was not kept");
+    let (_, _, prefs) = http(&api, "GET", "/api/v2/app/preferences", Some(&sid), "");
+    let prefs: serde_json::Value = serde_json::from_str(&prefs).unwrap();
+    assert_eq!(prefs["max_active_downloads"], 7, "{prefs}");
+    assert_eq!(prefs["up_limit"], 1048576, "{prefs}");
+    let (_, _, tags) = http(&api, "GET", "/api/v2/torrents/tags", Some(&sid), "");
+    assert_eq!(tags, r#"["also","kept"]"#);
+    let log = again.proc.describe();
+    assert!(
+        log.contains("settings changed through the Web API, over the configuration file: limits.upload_rate, queue.max_active_downloads"),
+        "{log}"
+    );
+    again.proc.terminate_cleanly();
+}

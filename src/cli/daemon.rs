@@ -19,6 +19,7 @@ use crate::daemon::core::{Core, CoreSetup};
 use crate::daemon::ctl::{default_state_dir, CtlServer, SOCKET_FILE};
 use crate::daemon::notify::Notifier;
 use crate::daemon::webapi::auth::PasswordHash;
+use crate::daemon::webapi::routes::{saved_tags, TAGS_KEY};
 use crate::daemon::webapi::{ApiSettings, WebApi};
 use ringseed::runtime::sockets::BindOptions;
 
@@ -184,7 +185,8 @@ pub fn run(args: &DaemonArgs) -> Result<ExitCode> {
                 interface: config.network.interface.clone(),
                 address: config.network.bind_address,
             };
-            let api = WebApi::start(settings, listen, cmd_tx.clone(), bind)?;
+            let tags = saved_tags(core.value(TAGS_KEY));
+            let api = WebApi::start(settings, listen, cmd_tx.clone(), bind, tags)?;
             tracing::info!("Web API listening on http://{}", api.local_addr());
             Some(api)
         }

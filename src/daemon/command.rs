@@ -13,7 +13,7 @@ use thiserror::Error;
 
 use ringseed::metainfo::Metainfo;
 
-use super::config::DaemonConfig;
+use super::config::{ConfigPatch, DaemonConfig};
 use super::record::{RateLimits, ShareLimits, Source, TorrentRecord};
 
 /// Commands waiting for the core: a client that finds the queue full gets
@@ -119,17 +119,6 @@ pub struct EngineFigures {
     pub shard_turns: Vec<u64>,
     /// Session events dropped because the core fell behind.
     pub events_dropped: u64,
-}
-
-/// A change to the running configuration (the Web API's setPreferences
-/// and transfer limits); applied as a SIGHUP's reload is, and not written
-/// back to the file.
-pub struct ConfigEdit(pub Box<dyn FnOnce(&mut DaemonConfig) + Send>);
-
-impl std::fmt::Debug for ConfigEdit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ConfigEdit(..)")
-    }
 }
 
 /// A request to the core.
@@ -251,10 +240,20 @@ pub enum Command {
     EngineFigures {
         reply: Reply<EngineFigures>,
     },
-    /// Answers the changes made, as the SIGHUP log line words them.
+    /// Changes settings at run time (the Web API's preferences): kept in
+    /// the state database and applied over the file from then on, at every
+    /// start and SIGHUP. Answers the changes made, as the SIGHUP log line
+    /// words them.
     SetConfig {
-        edit: ConfigEdit,
+        patch: ConfigPatch,
         reply: Reply<Vec<String>>,
+    },
+    /// Keeps a small value of the Web API's (its tag list) in the state
+    /// database; answers once committed.
+    PutValue {
+        key: String,
+        value: Vec<u8>,
+        reply: Reply<()>,
     },
 }
 

@@ -21,10 +21,12 @@ use ringseed::upload_slots::{SeedChoking, SlotLimit};
 use thiserror::Error;
 
 mod parse;
+mod patch;
 mod reload;
 #[cfg(test)]
 mod tests;
 
+pub use patch::{ConfigPatch, PATCH_KEY};
 pub use reload::ReloadPlan;
 
 /// Where the daemon looks for its file when `--config` is not given.

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 use ringseed::limits::TORRENT_FILE_BYTES_MAX;
 use ringseed::metainfo::Metainfo;
 use ringseed::runtime::disk::files_on_disk;
-use ringseed::runtime::session::{Have, Mode, SessionError, TorrentLimits};
+use ringseed::runtime::session::{Have, Mode, SessionError, Settings, TorrentLimits};
 use ringseed::InfoHash;
 
 use super::entry::Entry;
@@ -21,6 +21,7 @@ use crate::daemon::command::{
     AddRequest, Category, Command, CommandError, ConfigView, EngineFigures, QueueMove, Reply,
     Selector, TorrentView,
 };
+use crate::daemon::config::{ConfigPatch, PATCH_KEY};
 use crate::daemon::record::{
     FileStamp, Source, TorrentRecord, Wanted, NAME_BYTES_MAX, TAGS_PER_TORRENT_MAX,
 };
@@ -326,15 +327,33 @@ impl Core {
                 };
                 answer(&reply, Ok(f));
             }
-            Command::SetConfig { edit, reply } => {
-                let mut new = self.cfg.clone();
-                (edit.0)(&mut new);
-                let r = self
-                    .apply_config(new, "Web API")
-                    .map_err(CommandError::Invalid);
+            Command::SetConfig { patch, reply } => {
+                let r = self.set_config(&patch);
+                answer(&reply, r);
+            }
+            Command::PutValue { key, value, reply } => {
+                let r = self.put_value(&key, value).map_err(store);
                 answer(&reply, r);
             }
         }
+    }
+
+    /// Applies a Web API change over the running configuration; keeps it
+    /// (committed) before answering, so that it survives a restart.
+    fn set_config(&mut self, patch: &ConfigPatch) -> Result<Vec<String>, CommandError> {
+        let mut new = self.cfg.clone();
+        patch.apply(&mut new);
+        if Settings::check(new.settings_raw()).is_err() {
+            return Err(CommandError::Invalid(
+                "the new settings do not fit together".to_string(),
+            ));
+        }
+        let mut kept = self.patch.clone();
+        kept.merge(patch);
+        self.put_value(PATCH_KEY, kept.to_json()).map_err(store)?;
+        self.patch = kept;
+        self.apply_config(new, "Web API")
+            .map_err(CommandError::Invalid)
     }
 
     /// Moves the selected torrents in the queue; the others keep their

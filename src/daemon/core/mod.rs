@@ -34,7 +34,7 @@ use ringseed::InfoHash;
 use self::entry::Entry;
 use self::policy::{QueueItem, ShareFacts};
 use super::command::Command;
-use super::config::{DaemonConfig, ShareAction};
+use super::config::{ConfigPatch, DaemonConfig, ShareAction};
 use super::notify::Notifier;
 use super::record::Wanted;
 use super::store::{PiecesUpdate, Progress, Store, StoreError};
@@ -101,6 +101,8 @@ pub struct Core {
     pub(super) next_seq: u64,
     /// The store's key/value table as loaded (and written since).
     values: BTreeMap<String, Vec<u8>>,
+    /// Settings changed through the Web API, kept over the file's.
+    pub(super) patch: ConfigPatch,
 }
 
 /// The state database's key for the generated Web API password's hash.
@@ -486,6 +488,8 @@ impl Core {
                 return;
             }
         };
+        let mut new = new;
+        self.patch.apply(&mut new);
         let _ = self.apply_config(new, "SIGHUP");
     }
 
@@ -538,6 +542,18 @@ impl Core {
         }
         self.apply_queue();
         Ok(plan.applied)
+    }
+
+    /// A value kept in the state database's key/value table.
+    pub fn value(&self, key: &str) -> Option<&[u8]> {
+        self.values.get(key).map(Vec::as_slice)
+    }
+
+    /// Keeps `value` under `key`, once committed.
+    pub(super) fn put_value(&mut self, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
+        self.store.put_value(key, &value)?;
+        self.values.insert(key.to_string(), value);
+        Ok(())
     }
 
     /// The Web API's password hash kept in the state database; the first

@@ -19,6 +19,7 @@ use super::entry::Entry;
 use super::resume::{self, Resume};
 use super::{policy, Core, CoreSetup, ADDS_IN_FLIGHT_MAX, MOVES_MAX, SAVE_INTERVAL};
 use crate::daemon::command::{Command, COMMAND_QUEUE_MAX};
+use crate::daemon::config::{ConfigPatch, PATCH_KEY};
 use crate::daemon::record::{Source, TorrentRecord, Wanted};
 use crate::daemon::store::Store;
 
@@ -53,8 +54,30 @@ impl Core {
     pub fn start(setup: CoreSetup, commands: crossbeam_channel::Receiver<Command>) -> Result<Core> {
         let t0 = Instant::now();
         crate::cli::session_run::mark_started(t0);
-        let settings = Settings::check(setup.config.settings_raw()).context("the configuration")?;
         let loaded = Store::open(&setup.state_dir)?;
+        // What the Web API changed at run time, over the file.
+        let mut setup = setup;
+        let patch = match loaded.values.get(PATCH_KEY) {
+            None => ConfigPatch::default(),
+            Some(bytes) => ConfigPatch::from_json(bytes).unwrap_or_else(|| {
+                tracing::warn!(
+                    "the settings changed through the Web API could not be read back; \
+                     the configuration file's are used"
+                );
+                ConfigPatch::default()
+            }),
+        };
+        if !patch.is_empty() {
+            patch.apply(&mut setup.config);
+            if let Some(d) = &patch.download_dir {
+                setup.download_dir = d.clone();
+            }
+            tracing::info!(
+                "settings changed through the Web API, over the configuration file: {}",
+                patch.keys().join(", ")
+            );
+        }
+        let settings = Settings::check(setup.config.settings_raw()).context("the configuration")?;
         let session = Session::start(setup.config.session_config(), settings)?;
         let (moves_tx, moves_rx) = bounded(MOVES_MAX);
         let mut categories = BTreeMap::new();
@@ -87,6 +110,7 @@ impl Core {
             started: t0,
             next_seq: 0,
             values: loaded.values,
+            patch,
         };
         core.next_status = core.status_every().map(|e| now + e);
         let _ = COMMAND_QUEUE_MAX;

@@ -13,7 +13,7 @@ use super::routes::{
 use super::serialize;
 use super::sync::MainData;
 use crate::daemon::command::Command;
-use crate::daemon::config::RATIO_LIMIT_MAX;
+use crate::daemon::config::{ConfigPatch, RATIO_LIMIT_MAX};
 
 /// `app/setPreferences json={...}`: the keys ringseed has are applied
 /// (until the next restart; the file stays the operator's); others are
@@ -49,48 +49,32 @@ pub(super) fn set_preferences(state: &State, p: &Params) -> Answer {
             ));
         }
     }
-    let count = |n: i64| usize::try_from(n).ok().filter(|n| *n > 0);
-    set_config(state, move |c| {
-        if let Some(v) = up {
-            c.limits.upload_rate = u64::try_from(v).unwrap_or(0);
-        }
-        if let Some(v) = down {
-            c.limits.download_rate = u64::try_from(v).unwrap_or(0);
-        }
-        if let Some(q) = queueing {
-            c.queue.enabled = q;
-        }
-        if let Some(n) = max_dl {
-            c.queue.max_active_downloads = count(n);
-        }
-        if let Some(n) = max_up {
-            c.queue.max_active_uploads = count(n);
-        }
-        if let Some(n) = max_all {
-            c.queue.max_active_torrents = count(n);
-        }
-        match (ratio_on, ratio) {
-            (Some(false), _) => c.share.ratio_limit = None,
-            (Some(true), Some(r)) if r >= 0.0 => c.share.ratio_limit = Some(r),
-            (None, Some(r)) if c.share.ratio_limit.is_some() && r >= 0.0 => {
-                c.share.ratio_limit = Some(r)
-            }
-            _ => {}
-        }
-        match (seed_on, seed_min) {
-            (Some(false), _) => c.share.seeding_time_limit_s = None,
-            (Some(true), Some(m)) if m >= 0 => {
-                c.share.seeding_time_limit_s = Some((m as u64).saturating_mul(60))
-            }
-            (None, Some(m)) if c.share.seeding_time_limit_s.is_some() && m >= 0 => {
-                c.share.seeding_time_limit_s = Some((m as u64).saturating_mul(60))
-            }
-            _ => {}
-        }
-        if let Some(p) = save_path {
-            c.paths.download_dir = Some(p);
-        }
-    })?;
+    let count = |n: i64| usize::try_from(n).unwrap_or(0);
+    let mut patch = ConfigPatch {
+        upload_rate: up.map(|v| u64::try_from(v).unwrap_or(0)),
+        download_rate: down.map(|v| u64::try_from(v).unwrap_or(0)),
+        queue_enabled: queueing,
+        max_active_downloads: max_dl.map(count),
+        max_active_uploads: max_up.map(count),
+        max_active_torrents: max_all.map(count),
+        download_dir: save_path,
+        ..ConfigPatch::default()
+    };
+    // qBittorrent's pairs: an "enabled" flag and a value.
+    patch.ratio_limit = match (ratio_on, ratio) {
+        (Some(false), _) => Some(-1.0),
+        (Some(true), Some(r)) if r >= 0.0 => Some(r),
+        (None, Some(r)) if r >= 0.0 => Some(r),
+        _ => None,
+    };
+    patch.seeding_time_limit_s = match (seed_on, seed_min) {
+        (Some(false), _) => Some(-1),
+        (Some(true) | None, Some(m)) if m >= 0 => Some(m.saturating_mul(60)),
+        _ => None,
+    };
+    if !patch.is_empty() {
+        set_config(state, patch)?;
+    }
     Ok(ApiResponse::ok())
 }
 

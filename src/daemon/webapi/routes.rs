@@ -26,10 +26,10 @@ use super::{
     metrics, page, serialize, ApiSettings, CORE_REPLY_TIMEOUT, QBT_VERSION, WEBAPI_VERSION,
 };
 use crate::daemon::command::{
-    Category, Command, CommandError, ConfigEdit, ConfigView, QueueMove, Reply, Selector,
-    TorrentView, COMMAND_QUEUE_MAX,
+    Category, Command, CommandError, ConfigView, QueueMove, Reply, Selector, TorrentView,
+    COMMAND_QUEUE_MAX,
 };
-use crate::daemon::config::RATIO_LIMIT_MAX;
+use crate::daemon::config::{ConfigPatch, RATIO_LIMIT_MAX};
 use crate::daemon::record::{Limit, ShareLimits};
 use ringseed::runtime::sockets::BindOptions;
 use ringseed::InfoHash;
@@ -108,8 +108,8 @@ pub struct State {
     pub sync: Mutex<SyncState>,
     /// The tag list (qBittorrent's tags are global: created by
     /// `createTags`, by adding a torrent with tags or by `addTags`, and
-    /// gone only with `deleteTags`); at most [`FREE_TAGS_MAX`]. Kept in
-    /// memory: after a restart the list is the tags torrents carry.
+    /// gone only with `deleteTags`); at most [`FREE_TAGS_MAX`]. Kept in the
+    /// state database under [`TAGS_KEY`].
     pub free_tags: Mutex<BTreeSet<String>>,
     /// SHA-256 of the last `Authorization: Basic` value that verified.
     pub basic_verified: Mutex<Option<[u8; 32]>>,
@@ -134,6 +134,7 @@ impl State {
         commands: Sender<Command>,
         bind: BindOptions,
         addr: SocketAddr,
+        tags: BTreeSet<String>,
     ) -> State {
         State {
             settings,
@@ -143,7 +144,7 @@ impl State {
             sessions: Mutex::new(Sessions::default()),
             bans: Mutex::new(Bans::default()),
             sync: Mutex::new(SyncState::default()),
-            free_tags: Mutex::new(BTreeSet::new()),
+            free_tags: Mutex::new(tags),
             basic_verified: Mutex::new(None),
             metrics: metrics::ApiCounters::default(),
         }
@@ -355,16 +356,48 @@ fn record_login(state: &State, peer: IpAddr, ok: bool) {
     }
 }
 
-/// Adds `tags` to the global tag list (bounded).
+/// The state database's key for the tag list.
+pub const TAGS_KEY: &str = "api.tags";
+
+/// Adds `tags` to the global tag list (bounded); a change is kept in the
+/// state database.
 pub(super) fn remember_tags<'a>(state: &State, tags: impl IntoIterator<Item = &'a String>) {
+    let mut changed = false;
     if let Ok(mut free) = state.free_tags.lock() {
         for t in tags {
             if free.len() >= FREE_TAGS_MAX {
                 break;
             }
-            free.insert(t.clone());
+            changed |= free.insert(t.clone());
         }
     }
+    if changed {
+        save_tags(state);
+    }
+}
+
+/// Keeps the tag list in the state database (a failure is logged: the
+/// list then lives on until the daemon stops).
+fn save_tags(state: &State) {
+    let Ok(list) = state.free_tags.lock().map(|t| t.clone()) else {
+        return;
+    };
+    let value = serde_json::to_vec(&list).unwrap_or_default();
+    if let Err(e) = ask(state, |reply| Command::PutValue {
+        key: TAGS_KEY.to_string(),
+        value,
+        reply,
+    }) {
+        tracing::warn!("Web API: the tag list was not saved: {e}");
+    }
+}
+
+/// The tag list kept by an earlier run (none when it does not read).
+pub fn saved_tags(value: Option<&[u8]>) -> BTreeSet<String> {
+    value
+        .and_then(|v| serde_json::from_slice::<BTreeSet<String>>(v).ok())
+        .map(|t| t.into_iter().take(FREE_TAGS_MAX).collect())
+        .unwrap_or_default()
 }
 
 /// The caller's session id, if logged in ("basic-IP" for a Basic header).
@@ -626,13 +659,18 @@ fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
         "transfer/setUploadLimit" | "transfer/setDownloadLimit" => {
             let limit = rate(p, "limit")?;
             let up = endpoint.ends_with("setUploadLimit");
-            set_config(state, move |c| {
-                if up {
-                    c.limits.upload_rate = limit;
-                } else {
-                    c.limits.download_rate = limit;
+            let patch = if up {
+                ConfigPatch {
+                    upload_rate: Some(limit),
+                    ..ConfigPatch::default()
                 }
-            })?;
+            } else {
+                ConfigPatch {
+                    download_rate: Some(limit),
+                    ..ConfigPatch::default()
+                }
+            };
+            set_config(state, patch)?;
             Ok(ApiResponse::ok())
         }
         "sync/maindata" => super::app::maindata(state, sid, p),
@@ -902,22 +940,16 @@ fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
             Ok(ApiResponse::ok())
         }
         "torrents/createTags" => {
-            let tags = p.list("tags", ',');
-            let mut free = state
-                .free_tags
-                .lock()
-                .map_err(|_| ApiResponse::text(500, "internal error"))?;
-            for t in tags {
+            let tags: Vec<String> = p.list("tags", ',').iter().map(|s| s.to_string()).collect();
+            for t in &tags {
                 if t.len() > crate::daemon::record::NAME_BYTES_MAX || t.contains(['\n', '\r']) {
                     return Err(ApiResponse::text(
                         400,
                         &format!("tag {t:?}: expected at most 255 bytes without line breaks"),
                     ));
                 }
-                if free.len() < FREE_TAGS_MAX {
-                    free.insert(t.to_string());
-                }
             }
+            remember_tags(state, &tags);
             Ok(ApiResponse::ok())
         }
         "torrents/deleteTags" => {
@@ -925,6 +957,7 @@ fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
             if let Ok(mut free) = state.free_tags.lock() {
                 free.retain(|t| !tags.contains(t));
             }
+            save_tags(state);
             if !tags.is_empty() {
                 each(state, Selector::All, |which, reply| Command::RemoveTags {
                     which,
@@ -1106,14 +1139,8 @@ pub(super) fn location(raw: &str) -> Result<PathBuf, ApiResponse> {
     Ok(p)
 }
 
-pub(super) fn set_config(
-    state: &State,
-    edit: impl FnOnce(&mut crate::daemon::config::DaemonConfig) + Send + 'static,
-) -> Result<Vec<String>, ApiResponse> {
-    call(state, |reply| Command::SetConfig {
-        edit: ConfigEdit(Box::new(edit)),
-        reply,
-    })
+pub(super) fn set_config(state: &State, patch: ConfigPatch) -> Result<Vec<String>, ApiResponse> {
+    call(state, |reply| Command::SetConfig { patch, reply })
 }
 
 pub(super) fn all_tags(state: &State, views: &[TorrentView]) -> BTreeSet<String> {

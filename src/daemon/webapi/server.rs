@@ -52,12 +52,14 @@ pub struct WebApi {
 impl WebApi {
     /// Binds `settings.listen` and serves on a thread of its own; requests
     /// become commands on `commands`. `bind` is the peers' interface
-    /// binding, used for the .torrent downloads the API asks for.
+    /// binding, used for the .torrent downloads the API asks for; `tags`
+    /// the tag list kept by the last run.
     pub fn start(
         settings: ApiSettings,
         listen: SocketAddr,
         commands: Sender<Command>,
         bind: BindOptions,
+        tags: std::collections::BTreeSet<String>,
     ) -> Result<WebApi, ApiError> {
         let listener =
             tcp_listener(listen, &BindOptions::default(), false, BACKLOG).map_err(|e| {
@@ -76,7 +78,7 @@ impl WebApi {
                 addr: listen,
                 why: e.to_string(),
             })?;
-        let state = Arc::new(State::new(settings, commands, bind, addr));
+        let state = Arc::new(State::new(settings, commands, bind, addr, tags));
         let (tx, rx) = oneshot::channel();
         let thread = std::thread::Builder::new()
             .name("webapi".into())

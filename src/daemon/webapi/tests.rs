@@ -112,6 +112,10 @@ fn fake_core(views: Arc<Mutex<Vec<TorrentView>>>, log: Log) -> Sender<Command> {
                     };
                     let _ = reply.send(r);
                 }
+                Command::PutValue { key, reply, .. } => {
+                    log.lock().unwrap().push(format!("put {key}"));
+                    let _ = reply.send(Ok(()));
+                }
                 Command::AddTags { which, tags, reply } => {
                     let mut v = views.lock().unwrap();
                     for t in v.iter_mut() {
@@ -158,6 +162,7 @@ fn api(views: Vec<TorrentView>) -> Api {
             commands,
             BindOptions::default(),
             SocketAddr::from(([127, 0, 0, 1], 8080)),
+            BTreeSet::new(),
         ),
         log,
         views,
