@@ -30,6 +30,16 @@ pub enum Selector {
     Hashes(Vec<InfoHash>),
 }
 
+impl Selector {
+    /// Whether the torrent `hash` is among those selected.
+    pub fn includes(&self, hash: &InfoHash) -> bool {
+        match self {
+            Selector::All => true,
+            Selector::Hashes(h) => h.contains(hash),
+        }
+    }
+}
+
 /// A torrent to add.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AddRequest {

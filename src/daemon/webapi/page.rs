@@ -98,6 +98,16 @@ fn from_root(root: &Path, path: &str) -> ApiResponse {
 mod tests {
     use super::*;
 
+    fn settings(webui_root: Option<PathBuf>) -> ApiSettings {
+        ApiSettings {
+            listen: None,
+            username: "admin".into(),
+            password_hash: super::super::auth::PasswordHash::new("unused"),
+            metrics_require_login: false,
+            webui_root,
+        }
+    }
+
     #[test]
     fn an_alternative_root_serves_its_public_folder_and_nothing_outside() {
         let dir = tempfile::tempdir().unwrap();
@@ -107,16 +117,7 @@ mod tests {
         std::fs::write(public.join("assets/a.js"), "x").unwrap();
         std::fs::write(dir.path().join("secret"), "no").unwrap();
         std::os::unix::fs::symlink(dir.path().join("secret"), public.join("link")).unwrap();
-        let s = ApiSettings {
-            listen: None,
-            username: "admin".into(),
-            password_hash: super::super::auth::PasswordHash::parse(
-                "@ByteArray(AAAAAAAAAAAAAAAAAAAAAA==:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==)",
-            )
-            .unwrap(),
-            metrics_require_login: false,
-            webui_root: Some(dir.path().to_path_buf()),
-        };
+        let s = settings(Some(dir.path().to_path_buf()));
         assert_eq!(serve(&s, "/").body, b"<p>alt</p>");
         assert_eq!(serve(&s, "/assets/a.js").body, b"x");
         assert!(serve(&s, "/assets/a.js")
@@ -129,16 +130,7 @@ mod tests {
 
     #[test]
     fn the_built_in_page_is_served() {
-        let s = ApiSettings {
-            listen: None,
-            username: "admin".into(),
-            password_hash: super::super::auth::PasswordHash::parse(
-                "@ByteArray(AAAAAAAAAAAAAAAAAAAAAA==:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==)",
-            )
-            .unwrap(),
-            metrics_require_login: false,
-            webui_root: None,
-        };
+        let s = settings(None);
         let r = serve(&s, "/");
         assert_eq!(r.status, 200);
         assert!(String::from_utf8_lossy(&r.body).contains("<html"));

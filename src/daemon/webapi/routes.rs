@@ -773,13 +773,7 @@ fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
         }
         "torrents/setLocation" => {
             let which = selector(p)?;
-            let dir = location(p.require("location").map_err(bad)?)?;
-            each(state, which, |which, reply| Command::Move {
-                which,
-                dir: dir.clone(),
-                reply,
-            })?;
-            Ok(ApiResponse::ok())
+            move_to(state, which, p.require("location").map_err(bad)?)
         }
         "torrents/setSavePath" | "torrents/setDownloadPath" => {
             // qBittorrent 5 names the torrents `id` here.
@@ -803,13 +797,7 @@ fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
                     "ringseed downloads into the save path (no separate download path)",
                 ));
             }
-            let dir = location(raw)?;
-            each(state, which, |which, reply| Command::Move {
-                which,
-                dir: dir.clone(),
-                reply,
-            })?;
-            Ok(ApiResponse::ok())
+            move_to(state, which, raw)
         }
         "torrents/rename" => {
             let hash = one_hash(p)?;
@@ -880,12 +868,9 @@ fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
         }
         "torrents/addTags" | "torrents/removeTags" | "torrents/setTags" => {
             let which = selector(p)?;
-            let tags: BTreeSet<String> = p.list("tags", ',').iter().map(|s| s.to_string()).collect();
+            let tags: BTreeSet<String> = tag_set(p);
             let views = list(state)?;
-            let chosen = |v: &&TorrentView| match &which {
-                Selector::All => true,
-                Selector::Hashes(h) => h.contains(&v.record.info_hash),
-            };
+            let chosen = |v: &&TorrentView| which.includes(&v.record.info_hash);
             if endpoint.ends_with("setTags") {
                 remember_tags(state, &tags);
                 // Each torrent gets exactly these tags.
@@ -940,7 +925,7 @@ fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
             Ok(ApiResponse::ok())
         }
         "torrents/createTags" => {
-            let tags: Vec<String> = p.list("tags", ',').iter().map(|s| s.to_string()).collect();
+            let tags = tag_set(p);
             for t in &tags {
                 if t.len() > crate::daemon::record::NAME_BYTES_MAX || t.contains(['\n', '\r']) {
                     return Err(ApiResponse::text(
@@ -953,7 +938,7 @@ fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
             Ok(ApiResponse::ok())
         }
         "torrents/deleteTags" => {
-            let tags: BTreeSet<String> = p.list("tags", ',').iter().map(|s| s.to_string()).collect();
+            let tags: BTreeSet<String> = tag_set(p);
             if let Ok(mut free) = state.free_tags.lock() {
                 free.retain(|t| !tags.contains(t));
             }
@@ -1006,10 +991,7 @@ fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
             let views = list(state)?;
             let chosen: Vec<&TorrentView> = views
                 .iter()
-                .filter(|v| match &which {
-                    Selector::All => true,
-                    Selector::Hashes(h) => h.contains(&v.record.info_hash),
-                })
+                .filter(|v| which.includes(&v.record.info_hash))
                 .collect();
             for v in chosen {
                 let mut limits = v.record.rate_limits;
@@ -1037,10 +1019,7 @@ fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
             let up = endpoint.ends_with("uploadLimit");
             let m: Map<String, Value> = views
                 .iter()
-                .filter(|v| match &which {
-                    Selector::All => true,
-                    Selector::Hashes(h) => h.contains(&v.record.info_hash),
-                })
+                .filter(|v| which.includes(&v.record.info_hash))
                 .map(|v| {
                     let (u, d) = serialize::rate_limits(v, &c);
                     (v.record.info_hash.to_hex(), json!(if up { u } else { d }))
@@ -1105,6 +1084,22 @@ fn dispatch(state: &State, sid: &str, endpoint: &str, p: &Params) -> Answer {
         "rss/items" => Ok(ApiResponse::json(&json!({}))),
         _ => Err(ApiResponse::text(404, "Not Found")),
     }
+}
+
+/// Moves the selected torrents' data to the folder `raw` names.
+fn move_to(state: &State, which: Selector, raw: &str) -> Answer {
+    let dir = location(raw)?;
+    each(state, which, |which, reply| Command::Move {
+        which,
+        dir: dir.clone(),
+        reply,
+    })?;
+    Ok(ApiResponse::ok())
+}
+
+/// The `tags` parameter: comma-separated names.
+fn tag_set(p: &Params) -> BTreeSet<String> {
+    p.list("tags", ',').iter().map(|s| s.to_string()).collect()
 }
 
 /// A rate in bytes/s; 0 or negative: unlimited.

@@ -283,11 +283,16 @@ async fn handle(
             .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
         return Ok(r);
     }
-    let mib = declared
-        .map_or(limit, |n| n as usize)
-        .div_ceil(1 << 20)
-        .max(1);
-    let budget = if limit == BODY_BYTES_MAX {
+    // A body that may be large (declared so, or chunked: its size is
+    // unknown) waits for its share of the budget; small ones (a form, a GET
+    // without a body) are bounded by the connections and do not wait.
+    let expected = declared.or_else(|| hyper::body::Body::size_hint(&body).exact());
+    let large = expected.is_none_or(|n| n > UNAUTHENTICATED_BODY_BYTES_MAX as u64);
+    let budget = if limit == BODY_BYTES_MAX && large {
+        let mib = expected
+            .map_or(limit, |n| n as usize)
+            .div_ceil(1 << 20)
+            .max(1);
         match bodies.acquire_many_owned(mib as u32).await {
             Ok(p) => Some(p),
             Err(_) => return Ok(plain(StatusCode::SERVICE_UNAVAILABLE, "stopping")),

@@ -194,17 +194,19 @@ fn json(r: &ApiResponse) -> Value {
     serde_json::from_slice(&r.body).unwrap_or_else(|e| panic!("{e}: {}", text(r)))
 }
 
+/// A login with the right credentials from 10.0.0.`peer`.
+fn login_req(peer: u8) -> ApiRequest {
+    req(
+        "POST",
+        "/api/v2/auth/login",
+        &format!("username=admin&password={PASSWORD}"),
+        "",
+        peer,
+    )
+}
+
 fn login(a: &Api, peer: u8) -> String {
-    let r = route(
-        &a.state,
-        req(
-            "POST",
-            "/api/v2/auth/login",
-            &format!("username=admin&password={PASSWORD}"),
-            "",
-            peer,
-        ),
-    );
+    let r = route(&a.state, login_req(peer));
     assert_eq!((r.status, text(&r).as_str()), (200, "Ok."));
     let c = r.set_cookie.expect("a SID cookie");
     c.split(';').next().unwrap().to_string()
@@ -254,16 +256,7 @@ fn five_failed_logins_ban_the_address_and_only_it() {
         );
         assert_eq!((r.status, text(&r).as_str()), (200, "Fails."));
     }
-    let r = route(
-        &a.state,
-        req(
-            "POST",
-            "/api/v2/auth/login",
-            &format!("username=admin&password={PASSWORD}"),
-            "",
-            7,
-        ),
-    );
+    let r = route(&a.state, login_req(7));
     assert_eq!(r.status, 403);
     assert!(text(&r).contains("banned"), "{}", text(&r));
     // Another address still logs in.
