@@ -2,12 +2,14 @@
 # The main job on a default configuration: build ringseed in release mode
 # and run `ringseed daemon` with its folders in a local folder
 # (./ringseed-demo: state/, downloads/, watch/), on built-in defaults except
-# that peers are accepted on 127.0.0.1 only (a free port). Then:
+# that peers and the Web API are on 127.0.0.1 only (free ports). Then:
 #   1. generate a sample tree (nested folders, an empty file, about 8 MB of
 #      random data) in downloads/, `ringseed create` a torrent of it straight
 #      into the watch folder: the daemon adds it (the file is renamed
 #      sample.torrent.added), checks the data and seeds it;
-#   2. show it seeding (`ringseed ctl list`);
+#   2. show it seeding (`ringseed ctl list`), then through the qBittorrent
+#      Web API (logged in with the password the first start generated) and
+#      /metrics;
 #   3. download it with a second ringseed on 127.0.0.2 from the daemon and
 #      compare the copy byte for byte;
 #   4. stop the daemon (SIGTERM), start it again and show that the torrent
@@ -48,7 +50,7 @@ start_daemon() {
     local log="$1"
     "$bin" daemon --config "$dir/ringseed.toml" --state-dir "$dir/state" \
         --download-dir "$dir/downloads" --watch-dir "$dir/watch" \
-        --listen 127.0.0.1:0 --bind-address 127.0.0.1 2> "$log" &
+        --listen 127.0.0.1:0 --bind-address 127.0.0.1 --api-listen 127.0.0.1:0 2> "$log" &
     pid=$!
     for _ in $(seq 300); do
         grep -q "INFO ready in" "$log" && break
@@ -57,6 +59,7 @@ start_daemon() {
     done
     sed 's/^/daemon: /' "$log"
     port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -1)
+    api=$(sed -n 's/.*Web API listening on \(http:[^ ]*\).*/\1/p' "$log" | head -1)
 }
 
 ctl() {
@@ -98,6 +101,23 @@ ls "$dir/watch"
 echo
 echo "== ringseed ctl list"
 ctl list
+echo
+echo "== the qBittorrent Web API at $api (the password generated at the first start)"
+password=$(sed -n 's/.*generated one for user "admin": \([A-Za-z0-9]*\).*/\1/p' "$dir/daemon.log" | head -1)
+API="$api" PASSWORD="$password" python3 - <<'PY'
+import json, os, urllib.parse, urllib.request
+api, pw = os.environ["API"], os.environ["PASSWORD"]
+r = urllib.request.urlopen(api + "/api/v2/auth/login",
+                           urllib.parse.urlencode({"username": "admin", "password": pw}).encode())
+sid = r.headers["Set-Cookie"].split(";")[0]
+def get(path):
+    req = urllib.request.Request(api + path, headers={"Cookie": sid})
+    return urllib.request.urlopen(req).read().decode()
+print("app/version:", get("/api/v2/app/version"), " webapiVersion:", get("/api/v2/app/webapiVersion"))
+for t in json.loads(get("/api/v2/torrents/info")):
+    print(f"torrents/info: {t['name']}  state={t['state']}  progress={t['progress']}  size={t['size']}")
+print("metrics:", [l for l in get("/metrics").splitlines() if l.startswith("ringseed_torrents{")])
+PY
 echo
 echo "== ringseed download from the daemon (127.0.0.2)"
 timeout 120 "$bin" download "$dir/watch/sample.torrent.added" -o "$dir/copy" \

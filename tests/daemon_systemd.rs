@@ -425,6 +425,8 @@ fn the_daemon_speaks_the_notify_protocol() {
         downloads.clone().into_os_string(),
         os("--listen"),
         os("127.0.0.1:0"),
+        os("--api-listen"),
+        os("off"),
         os("--shards"),
         os("1"),
     ])

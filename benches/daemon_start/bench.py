@@ -279,7 +279,8 @@ class Ringseed:
         self.runs += 1
         logpath = os.path.join(self.work, f"daemon-{self.runs}.log")
         argv = [self.bin, "daemon", "--state-dir", state, "--download-dir", self.data,
-                "--listen", f"127.0.0.1:{port}", "--config", self.config]
+                "--listen", f"127.0.0.1:{port}", "--api-listen", "127.0.0.1:0",
+                "--config", self.config]
         if watch:
             argv += ["--watch-dir", self.watch]
         env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info"), NO_COLOR="1")

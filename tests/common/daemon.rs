@@ -103,6 +103,10 @@ impl RingDaemon {
             }
             cmd.args([os("--config"), os(&empty)]);
         }
+        if !extra.iter().any(|a| a == "--api-listen") {
+            // Tests run side by side: never the default 127.0.0.1:8080.
+            cmd.args([os("--api-listen"), os("off")]);
+        }
         cmd.args(extra);
         cmd.env("RINGSEED_LOG", "info");
         for (k, v) in env {
