@@ -6,7 +6,7 @@
 //! with a small tokio runtime (never a shard's). HTTP/1.1 is hyper's; what
 //! a request means is ours: [`form`] parses parameters, [`auth`] holds
 //! credentials, sessions and bans, [`routes`] answers each endpoint by
-//! sending the core the same [`Command`]s `ringseed ctl` sends ([`torrents`]
+//! sending the core the same [`Command`](crate::daemon::command::Command)s `ringseed ctl` sends ([`torrents`]
 //! and [`app`] hold the longer handlers), and [`serialize`] writes
 //! qBittorrent's JSON. A request is read whole
 //! (bounded, with a deadline) and then answered on tokio's blocking pool,
