@@ -216,6 +216,13 @@ pub enum Command {
         names: Vec<String>,
         reply: Reply<usize>,
     },
+    /// One torrent, with the numbers of the last policy tick (at most a
+    /// second old; `List` takes fresh ones for every torrent, which a
+    /// single-torrent request need not pay for). `queue_position` is 0.
+    Get {
+        hash: InfoHash,
+        reply: Reply<TorrentView>,
+    },
     /// The pieces verified on disk now (bitfield bytes, BEP 3 order).
     Pieces {
         hash: InfoHash,

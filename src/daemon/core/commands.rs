@@ -259,6 +259,14 @@ impl Core {
                 }
                 answer(&reply, r.map(|()| n));
             }
+            Command::Get { hash, reply } => {
+                let r = self
+                    .entries
+                    .get(&hash)
+                    .map(Entry::view)
+                    .ok_or(CommandError::UnknownTorrent(hash));
+                answer(&reply, r);
+            }
             Command::Pieces { hash, reply } => {
                 let r = match self.entries.get(&hash) {
                     None => Err(CommandError::UnknownTorrent(hash)),

@@ -254,11 +254,9 @@ pub(super) fn config(state: &State) -> Result<ConfigView, ApiResponse> {
     call(state, |reply| Command::Config { reply })
 }
 
+/// One torrent (404 when unknown), without a fresh snapshot of all.
 fn view(state: &State, hash: InfoHash) -> Result<TorrentView, ApiResponse> {
-    list(state)?
-        .into_iter()
-        .find(|v| v.record.info_hash == hash)
-        .ok_or_else(|| ApiResponse::text(404, "Not Found"))
+    call(state, |reply| Command::Get { hash, reply })
 }
 
 pub(super) fn unix_now() -> i64 {

@@ -88,6 +88,14 @@ fn fake_core(views: Arc<Mutex<Vec<TorrentView>>>, log: Log) -> Sender<Command> {
                 Command::List { reply } => {
                     let _ = reply.send(Ok(views_now));
                 }
+                Command::Get { hash, reply } => {
+                    let r = views_now
+                        .iter()
+                        .find(|v| v.record.info_hash == hash)
+                        .cloned()
+                        .ok_or(crate::daemon::command::CommandError::UnknownTorrent(hash));
+                    let _ = reply.send(r);
+                }
                 Command::Config { reply } => {
                     let _ = reply.send(Ok(ConfigView {
                         config: DaemonConfig::default(),
