@@ -10,10 +10,12 @@
 //! crate) drives these machines.
 
 pub mod bencode;
+pub mod dht;
 pub mod engine;
 pub mod hash;
 pub mod info_hash;
 pub mod limits;
+pub mod lsd;
 pub mod magnet;
 pub mod metainfo;
 pub mod peer;

@@ -11,6 +11,7 @@
 
 pub mod announce;
 pub mod peer_list;
+pub mod pex;
 pub mod piece_buffers;
 pub mod settings;
 pub mod torrent;

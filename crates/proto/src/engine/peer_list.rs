@@ -43,6 +43,8 @@ pub enum PeerSource {
     Incoming,
     Pex,
     Dht,
+    /// Local service discovery (BEP 14).
+    Lsd,
 }
 
 impl PeerSource {
@@ -53,6 +55,7 @@ impl PeerSource {
             PeerSource::Incoming => 4,
             PeerSource::Pex => 8,
             PeerSource::Dht => 16,
+            PeerSource::Lsd => 32,
         }
     }
 }

@@ -87,6 +87,11 @@ pub struct TorrentSetup {
     pub download: bool,
     /// Seed for the picker's and the choker's random choices.
     pub rng_seed: u64,
+    /// The info dictionary's bytes, served to peers that ask (BEP 9);
+    /// `None`: `ut_metadata` is not offered.
+    pub metadata: Option<Arc<[u8]>>,
+    /// Exchange peers with peers (BEP 11); false for private torrents.
+    pub pex: bool,
 }
 
 /// Why a torrent could not start.
@@ -161,6 +166,9 @@ pub enum Output {
     Announce { request: AnnounceRequest },
     /// Every piece is verified and written.
     Finished,
+    /// A peer (`voter`) says it sees us at `ip` (BEP 10 `yourip`): a vote
+    /// for the DHT's idea of our external address (BEP 42).
+    ExternalAddress { ip: IpAddr, voter: IpAddr },
 }
 
 /// Numbers for progress displays.
@@ -231,6 +239,10 @@ struct Peer {
     /// Since when we have been asking the peer for blocks (interested and
     /// unchoked by it); `None` while we do not ask.
     asking_since: Option<Duration>,
+    /// What we told the peer by PEX (boxed: only peers that speak it).
+    pex: Option<Box<crate::engine::pex::PexPeerState>>,
+    /// When the peer's PEX turn comes next.
+    pex_next_at: Duration,
 }
 
 impl Peer {
@@ -299,6 +311,10 @@ pub struct Torrent {
     rate_up: u64,
     rate_down: u64,
     key: u32,
+    /// The info dictionary, served by BEP 9 (see `torrent_ext`).
+    metadata: Option<Arc<[u8]>>,
+    /// PEX is on for this torrent.
+    pex: bool,
 }
 
 impl Torrent {
@@ -378,6 +394,8 @@ impl Torrent {
             rate_up: 0,
             rate_down: 0,
             key,
+            metadata: setup.metadata,
+            pex: setup.pex,
         })
     }
 
@@ -500,7 +518,8 @@ impl Torrent {
         )
         .map_err(|e: SetupError| AddPeerError::Setup(e.to_string()))?;
         let mut conn = conn;
-        conn.set_extension_info(Some(self.listen_port), Some(addr.ip()));
+        let (m, metadata_size) = self.offered_extensions();
+        conn.set_extension_info(Some(self.listen_port), Some(addr.ip()), &m, metadata_size);
         let bits = Bitfield::new(self.shape.pieces() as usize)
             .map_err(|e| AddPeerError::Setup(e.to_string()))?;
         let slot = match self.free_slots.pop() {
@@ -539,6 +558,8 @@ impl Torrent {
             choke_changed_at: now,
             sent_at_unchoke: 0,
             asking_since: None,
+            pex: None,
+            pex_next_at: now,
         };
         if let Some(s) = self.slots.get_mut(slot as usize) {
             *s = Some(peer);
@@ -703,7 +724,21 @@ impl Torrent {
                     length,
                 }),
                 Action::HandshakeDone { .. } => {}
-                Action::ExtensionHandshake => self.on_listen_port(now, id),
+                Action::ExtensionHandshake => {
+                    self.on_listen_port(now, id);
+                    self.on_extension_handshake(now, id);
+                }
+                Action::Extended {
+                    id: ext,
+                    data_at,
+                    length,
+                } => {
+                    let start = base + data_at as usize;
+                    let payload = bytes
+                        .get(start..start + length as usize)
+                        .unwrap_or_default();
+                    self.on_extended(now, id, ext, payload);
+                }
                 Action::PeerInterested(on) => {
                     if on {
                         self.unchoke_if_room(now, id);
@@ -1261,6 +1296,7 @@ impl Torrent {
         if now >= self.choker.next_rechoke() {
             self.rechoke(now);
         }
+        self.send_pex(now);
         self.announce_if_due(now);
         self.connect_more(now);
     }
@@ -1524,3 +1560,7 @@ impl Torrent {
 #[cfg(test)]
 #[path = "torrent_tests.rs"]
 mod tests;
+
+#[path = "torrent_ext.rs"]
+mod ext;
+pub use ext::{UT_METADATA_ID, UT_PEX_ID};

@@ -63,6 +63,21 @@ fn node_having(
     liar: bool,
     settings: EngineSettings,
 ) -> Node {
+    node_ext(d, pieces_have, port, seed, liar, settings, false, None)
+}
+
+/// [`node_having`] with PEX on or off and metadata to serve.
+#[allow(clippy::too_many_arguments)]
+fn node_ext(
+    d: &[u8],
+    pieces_have: &[usize],
+    port: u16,
+    seed: u64,
+    liar: bool,
+    settings: EngineSettings,
+    pex: bool,
+    metadata: Option<Arc<[u8]>>,
+) -> Node {
     let pieces = d.len().div_ceil(PIECE as usize);
     let mut have = Bitfield::new(pieces).unwrap();
     let mut disk = vec![0; d.len()];
@@ -90,6 +105,8 @@ fn node_having(
         has_trackers: false,
         download: !have_all,
         rng_seed: seed,
+        metadata,
+        pex,
     };
     let t = Torrent::new(setup, settings, Duration::ZERO).unwrap();
     Node {
@@ -121,6 +138,8 @@ struct Swarm {
     refused: Vec<SocketAddr>,
     /// Every announce asked for: (node, event).
     announces: Vec<(usize, Option<Event>)>,
+    /// BEP 10 `yourip` votes: (node, ip, voter).
+    votes: Vec<(usize, IpAddr, IpAddr)>,
 }
 
 impl Swarm {
@@ -256,6 +275,7 @@ impl Swarm {
             }
             Output::Announce { request } => self.announces.push((n, request.event)),
             Output::Finished => {}
+            Output::ExternalAddress { ip, voter } => self.votes.push((n, ip, voter)),
         }
     }
 
@@ -292,6 +312,7 @@ fn swarm(nodes: Vec<Node>) -> Swarm {
         dials: Vec::new(),
         refused: Vec::new(),
         announces: Vec::new(),
+        votes: Vec::new(),
     }
 }
 
@@ -618,6 +639,8 @@ fn own_listen_addresses_of_both_families_are_never_dialled() {
         has_trackers: false,
         download: true,
         rng_seed: 3,
+        metadata: None,
+        pex: false,
     };
     let mut t = Torrent::new(setup, EngineSettings::default(), Duration::ZERO).unwrap();
     let other_v4: SocketAddr = "192.0.2.2:6881".parse().unwrap();
@@ -670,6 +693,8 @@ fn the_largest_torrents_bitfield_fits_its_receive_bound() {
         has_trackers: false,
         download: true,
         rng_seed: 1,
+        metadata: None,
+        pex: false,
     };
     let mut t = Torrent::new(setup, EngineSettings::default(), Duration::ZERO).unwrap();
     let bound = t.receive_buffer_bytes_max();
@@ -898,6 +923,8 @@ fn a_download_stopped_as_it_finishes_owes_completed_then_stopped() {
         has_trackers: true,
         download: true,
         rng_seed: 5,
+        metadata: None,
+        pex: false,
     };
     node1.t = Torrent::new(setup, EngineSettings::default(), Duration::ZERO).unwrap();
     s.nodes[1].t.tick(Duration::ZERO);
@@ -967,6 +994,8 @@ fn reannounce_sends_one_now_and_never_doubles_one_in_flight() {
         has_trackers: true,
         download: true,
         rng_seed: 6,
+        metadata: None,
+        pex: false,
     };
     let mut t = Torrent::new(setup, EngineSettings::default(), Duration::ZERO).unwrap();
     let announces = |t: &mut Torrent| -> Vec<Option<Event>> {
@@ -995,4 +1024,207 @@ fn reannounce_sends_one_now_and_never_doubles_one_in_flight() {
     assert!(announces(&mut t).is_empty());
     t.stop();
     assert!(!t.reannounce(Duration::from_secs(6)), "stopped");
+}
+
+// ---- BEP 9 and BEP 11 (torrent_ext) ----
+
+/// A node with PEX on (and our metadata to serve when `info` is given).
+fn pex_node(d: &[u8], have_all: bool, port: u16, seed: u64, info: Option<&[u8]>) -> Node {
+    let pieces = d.len().div_ceil(PIECE as usize);
+    let have: Vec<usize> = if have_all {
+        (0..pieces).collect()
+    } else {
+        Vec::new()
+    };
+    let settings = EngineSettings::default();
+    node_ext(
+        d,
+        &have,
+        port,
+        seed,
+        false,
+        settings,
+        true,
+        info.map(Arc::from),
+    )
+}
+
+#[test]
+fn leechers_of_one_seed_meet_through_its_pex_messages() {
+    let d = data(PIECE as usize * 40, 31);
+    let mut s = swarm(vec![
+        pex_node(&d, true, 7300, 1, None),
+        pex_node(&d, false, 7301, 2, None),
+        pex_node(&d, false, 7302, 3, None),
+    ]);
+    let seed = s.nodes[0].addr;
+    let (a, b) = (s.nodes[1].addr, s.nodes[2].addr);
+    // Each leecher is told of the seed only; the seed's disk stalls, so
+    // that nobody finishes (and leaves) before the first PEX round.
+    s.stalled_reads.push(0);
+    s.nodes[1].t.add_addresses(s.now, &[seed], PeerSource::User);
+    s.nodes[2].t.add_addresses(s.now, &[seed], PeerSource::User);
+    s.settle();
+    run_for(&mut s, 3);
+    let met = s
+        .dials
+        .iter()
+        .any(|&(n, to, _)| (n == 1 && to == b) || (n == 2 && to == a));
+    assert!(met, "no leecher dialled the other: dials {:?}", s.dials);
+    let learnt = |n: usize, addr: SocketAddr| {
+        s.nodes[n]
+            .t
+            .peer_list()
+            .get(&addr)
+            .is_some_and(|e| e.has_source(PeerSource::Pex))
+    };
+    assert!(learnt(1, b) || learnt(2, a), "not learnt from PEX");
+    // The seed is never told its own address, and votes name what each
+    // peer saw: 127.0.0.x of the node it talks to.
+    assert!(!learnt(0, seed));
+    assert!(!s.votes.is_empty());
+    assert!(s.votes.iter().all(|&(n, ip, _)| ip == s.nodes[n].addr.ip()));
+}
+
+#[test]
+fn without_pex_leechers_of_one_seed_never_meet() {
+    let d = data(PIECE as usize * 8, 32);
+    let mut s = swarm(vec![
+        node(&d, true, 7310, 1, false),
+        pex_node(&d, false, 7311, 2, None),
+        pex_node(&d, false, 7312, 3, None),
+    ]);
+    let seed = s.nodes[0].addr;
+    let (a, b) = (s.nodes[1].addr, s.nodes[2].addr);
+    s.stalled_reads.push(0);
+    s.nodes[1].t.add_addresses(s.now, &[seed], PeerSource::User);
+    s.nodes[2].t.add_addresses(s.now, &[seed], PeerSource::User);
+    s.settle();
+    run_for(&mut s, 90);
+    assert!(
+        s.dials
+            .iter()
+            .all(|&(n, to, _)| !((n == 1 && to == b) || (n == 2 && to == a))),
+        "leechers met without PEX from the seed: {:?}",
+        s.dials
+    );
+}
+
+/// Bytes of one message from a raw peer.
+fn wire_msg(m: crate::wire::Message<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    crate::wire::encode(&m, &mut out);
+    out
+}
+
+/// Every BEP 10 message (id, payload) in `bytes` after a handshake.
+fn extended_messages(bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+    use crate::wire::{Limits, Message, MessageDecoder, HANDSHAKE_BYTES};
+    let mut d = MessageDecoder::new(Limits::default());
+    let mut rest = bytes.get(HANDSHAKE_BYTES..).unwrap_or_default();
+    let mut out = Vec::new();
+    while let Ok(Some((m, n))) = d.decode(rest) {
+        if let Message::Extended { id, payload } = m {
+            out.push((id, payload.to_vec()));
+        }
+        rest = &rest[n..];
+    }
+    out
+}
+
+#[test]
+fn metadata_is_served_piece_by_piece_and_bad_requests_rejected() {
+    use crate::wire::extension::ExtensionHandshake;
+    use crate::wire::handshake::{reserved_bits, Handshake};
+    use crate::wire::ut_metadata::{MetadataMessage, METADATA_PIECE_BYTES};
+    use crate::wire::Message;
+    let d = data(PIECE as usize * 4, 33);
+    // Any bytes stand for the info dictionary here: 1.5 metadata pieces.
+    let info: Vec<u8> = (0..METADATA_PIECE_BYTES * 3 / 2).map(|i| i as u8).collect();
+    let mut n = pex_node(&d, true, 7320, 4, Some(&info));
+    let now = Duration::ZERO;
+    let from: SocketAddr = "127.0.0.99:6000".parse().unwrap();
+    let peer = n.t.add_peer(now, from, Direction::Incoming).unwrap();
+    let mut input = Handshake {
+        info_hash: InfoHash([7; 20]),
+        peer_id: [b'r'; 20],
+        reserved: reserved_bits(true, true, false),
+    }
+    .encode()
+    .to_vec();
+    let theirs = ExtensionHandshake {
+        m: vec![("ut_metadata".into(), 3)],
+        ..ExtensionHandshake::default()
+    }
+    .encode();
+    input.extend(wire_msg(Message::Extended {
+        id: 0,
+        payload: &theirs,
+    }));
+    for piece in [0, 1, 2] {
+        let mut req = Vec::new();
+        MetadataMessage::Request { piece }.encode(&mut req);
+        input.extend(wire_msg(Message::Extended {
+            id: UT_METADATA_ID,
+            payload: &req,
+        }));
+    }
+    assert_eq!(n.t.receive(now, peer, &input), input.len());
+    let mut out = Vec::new();
+    n.t.take_outgoing(peer, &mut out);
+    let ext = extended_messages(&out);
+    let ours = ExtensionHandshake::parse(&ext[0].1).unwrap();
+    assert_eq!(ext[0].0, 0);
+    assert_eq!(ours.metadata_size, Some(info.len() as u64));
+    assert_eq!(ours.extension_id("ut_metadata"), Some(UT_METADATA_ID));
+    assert_eq!(ours.extension_id("ut_pex"), Some(UT_PEX_ID));
+    assert_eq!(ours.yourip, Some(from.ip()));
+    let answers: Vec<MetadataMessage<'_>> = ext[1..]
+        .iter()
+        .map(|(id, p)| {
+            assert_eq!(*id, 3, "sent under the peer's id");
+            MetadataMessage::parse(p).unwrap()
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        vec![
+            MetadataMessage::Data {
+                piece: 0,
+                total_size: info.len() as u64,
+                data: &info[..METADATA_PIECE_BYTES]
+            },
+            MetadataMessage::Data {
+                piece: 1,
+                total_size: info.len() as u64,
+                data: &info[METADATA_PIECE_BYTES..]
+            },
+            MetadataMessage::Reject { piece: 2 },
+        ]
+    );
+}
+
+#[test]
+fn a_torrent_without_metadata_or_pex_offers_neither() {
+    use crate::wire::extension::ExtensionHandshake;
+    use crate::wire::handshake::{reserved_bits, Handshake};
+    let d = data(PIECE as usize * 2, 34);
+    let mut n = node(&d, true, 7330, 5, false);
+    let now = Duration::ZERO;
+    let peer =
+        n.t.add_peer(now, "127.0.0.98:6000".parse().unwrap(), Direction::Incoming)
+            .unwrap();
+    let input = Handshake {
+        info_hash: InfoHash([7; 20]),
+        peer_id: [b'r'; 20],
+        reserved: reserved_bits(true, true, false),
+    }
+    .encode();
+    n.t.receive(now, peer, &input);
+    let mut out = Vec::new();
+    n.t.take_outgoing(peer, &mut out);
+    let ext = extended_messages(&out);
+    let ours = ExtensionHandshake::parse(&ext[0].1).unwrap();
+    assert!(ours.m.is_empty(), "{:?}", ours.m);
+    assert_eq!(ours.metadata_size, None);
 }

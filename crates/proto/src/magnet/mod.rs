@@ -32,6 +32,9 @@
 //! as `to_uri(m)` stays within [`limits::MAGNET_URI_BYTES_MAX`]: escaping and
 //! writing a base32 hash as hex can make the text longer than the input was.
 
+pub mod fetch;
+pub mod metadata;
+
 mod base32;
 mod error;
 mod percent;

@@ -37,6 +37,9 @@ pub struct Metainfo {
     /// True when the info dictionary also carries v2 metadata (a hybrid torrent,
     /// read as v1).
     pub hybrid: bool,
+    /// The info dictionary's exact bytes: what BEP 9 serves to peers that
+    /// ask for the metadata (shared, never copied per peer).
+    pub info_bytes: std::sync::Arc<[u8]>,
 }
 
 /// The info dictionary.

@@ -40,7 +40,41 @@ impl Metainfo {
             created_by: text(top, b"created by"),
             creation_date: top.get(b"creation date").and_then(Value::as_int),
             hybrid,
+            info_bytes: std::sync::Arc::from(info_value.raw),
         })
+    }
+
+    /// A torrent from an info dictionary fetched from peers (BEP 9) and the
+    /// trackers its magnet named (one tier each, in order): the bytes are
+    /// wrapped in a top-level dictionary and read as a .torrent would be.
+    pub fn from_info_bytes(info: &[u8], trackers: &[String]) -> Result<Metainfo, MetainfoError> {
+        use crate::bencode::OwnedValue;
+        let mut top = Vec::with_capacity(info.len() + 64);
+        top.push(b'd');
+        if !trackers.is_empty() {
+            let tiers = OwnedValue::List(
+                trackers
+                    .iter()
+                    .map(|t| OwnedValue::List(vec![OwnedValue::str(t)]))
+                    .collect(),
+            );
+            top.extend_from_slice(b"13:announce-list");
+            top.extend_from_slice(&tiers.encode());
+        }
+        top.extend_from_slice(b"4:info");
+        top.extend_from_slice(info);
+        top.push(b'e');
+        Metainfo::from_bytes(&top)
+    }
+
+    /// The torrent's magnet link: its info-hash, name, size and trackers.
+    pub fn magnet(&self) -> crate::magnet::Magnet {
+        let mut m = crate::magnet::Magnet::new(self.info_hash);
+        m.display_name = Some(self.info.name.clone());
+        m.exact_length = Some(self.info.total_length);
+        m.trackers = self.trackers.iter().flatten().cloned().collect();
+        m.trackers.dedup();
+        m
     }
 }
 

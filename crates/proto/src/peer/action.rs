@@ -118,6 +118,11 @@ pub enum Action {
         offset: u32,
         length: u32,
     },
+    /// A BEP 10 extended message (not the handshake) under one of the ids
+    /// we offered in our extension handshake. Its payload is
+    /// `bytes[data_at..data_at + length]` of the slice passed to the
+    /// `receive` call that queued this action, as for `BlockReceived`.
+    Extended { id: u8, data_at: u32, length: u32 },
     /// The peer choked us (only on a change).
     PeerChoked,
     /// The peer unchoked us (only on a change).

@@ -469,6 +469,9 @@ impl PeerConnection {
                 Message::Piece { block, .. } => {
                     (block.as_ptr() as usize).saturating_sub(bytes.as_ptr() as usize)
                 }
+                Message::Extended { payload, .. } => {
+                    (payload.as_ptr() as usize).saturating_sub(bytes.as_ptr() as usize)
+                }
                 _ => 0,
             };
             consumed += n;
@@ -705,6 +708,12 @@ impl PeerConnection {
                 if self.extensions && id == 0 {
                     self.peer_extensions = Some(ExtensionHandshake::parse(payload)?);
                     self.actions.push_back(Action::ExtensionHandshake);
+                } else if self.extensions {
+                    self.actions.push_back(Action::Extended {
+                        id,
+                        data_at,
+                        length: payload.len() as u32,
+                    });
                 }
             }
         }
@@ -901,15 +910,49 @@ impl PeerConnection {
     /// Adds our listen port (`p`) and the address we see the peer at
     /// (`yourip`) to our BEP 10 handshake. Call before the handshake goes
     /// out (right after `new`); later calls change nothing already sent.
-    pub fn set_extension_info(&mut self, listen_port: Option<u16>, yourip: Option<IpAddr>) {
+    ///
+    /// `m` names the extensions we speak, each with the id the peer is to
+    /// send it under; `metadata_size` is the info dictionary's length when
+    /// we serve it (BEP 9).
+    pub fn set_extension_info(
+        &mut self,
+        listen_port: Option<u16>,
+        yourip: Option<IpAddr>,
+        m: &[(&str, u8)],
+        metadata_size: Option<u64>,
+    ) {
         self.our_extension_handshake = ExtensionHandshake {
+            m: m.iter()
+                .map(|(name, id)| ((*name).to_string(), *id))
+                .collect(),
             v: Some(self.config.client_name.clone()),
             reqq: Some(self.config.requests_queued_max),
             p: listen_port.filter(|&p| p != 0),
             yourip,
-            ..ExtensionHandshake::default()
+            metadata_size,
         }
         .encode();
+    }
+
+    /// Writes a BEP 10 extended message (`id`: the peer's id for the
+    /// extension) with `payload` into `out`, counted as sent. Only after the
+    /// handshakes: returns false (writing nothing) before, or when the peer
+    /// did not set the extension bit.
+    pub fn write_extended(
+        &mut self,
+        now: Duration,
+        id: u8,
+        payload: &[u8],
+        out: &mut Vec<u8>,
+    ) -> bool {
+        if self.phase != Phase::Messages || !self.extensions || id == 0 {
+            return false;
+        }
+        let before = out.len();
+        crate::wire::message::encode(&Message::Extended { id, payload }, out);
+        self.counters.bytes_sent += (out.len() - before) as u64;
+        self.last_sent = now;
+        true
     }
 
     // ---- our requests (downloading) ----

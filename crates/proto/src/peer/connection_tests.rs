@@ -678,12 +678,19 @@ fn interest_have_and_ignored_messages() {
         payload: b"x",
     }));
     assert_eq!(c.receive(T0, &input), Ok(input.len()));
+    // The extended message goes up to the engine, its payload located in
+    // the received bytes (the last byte here).
     assert_eq!(
         drain(&mut c),
         vec![
             Action::PeerInterested(true),
             Action::PeerInterested(false),
-            Action::PeerUnchoked
+            Action::PeerUnchoked,
+            Action::Extended {
+                id: 7,
+                data_at: input.len() as u32 - 1,
+                length: 1
+            }
         ]
     );
     assert!(!c.peer_choking());
@@ -1380,7 +1387,7 @@ fn our_extension_handshake_carries_port_and_yourip() {
         PeerConfig::default(),
         PieceBits::none(3),
     );
-    c.set_extension_info(Some(6881), Some("127.0.0.9".parse().unwrap()));
+    c.set_extension_info(Some(6881), Some("127.0.0.9".parse().unwrap()), &[], None);
     let mut out = Vec::new();
     c.write_message(&SendMessage::ExtensionHandshake, &mut out);
     // length prefix, id 20, extended id 0, then the dictionary
@@ -1390,7 +1397,7 @@ fn our_extension_handshake_carries_port_and_yourip() {
     assert_eq!(h.reqq, Some(PeerConfig::default().requests_queued_max));
     assert!(h.v.is_some_and(|v| v.starts_with("ringseed/")));
     // Port 0 (not listening) is left out.
-    c.set_extension_info(Some(0), None);
+    c.set_extension_info(Some(0), None, &[], None);
     out.clear();
     c.write_message(&SendMessage::ExtensionHandshake, &mut out);
     let h = ExtensionHandshake::parse(&out[6..]).unwrap();

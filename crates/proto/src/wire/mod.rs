@@ -34,6 +34,8 @@ pub mod error;
 pub mod extension;
 pub mod handshake;
 pub mod message;
+pub mod ut_metadata;
+pub mod ut_pex;
 
 pub use decoder::{Limits, MessageDecoder};
 pub use error::{ExtensionHandshakeError, HandshakeError, WireError};
