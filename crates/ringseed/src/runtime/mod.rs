@@ -3,12 +3,15 @@
 //! crate stays pure.
 
 pub mod checker;
+pub mod dht_worker;
 pub mod disk;
 pub mod event_loop;
 pub mod fd_cache;
 pub mod fs_walk;
 pub mod hash_batch;
 pub mod http_client;
+pub mod lsd_worker;
+pub mod metadata_fetch;
 pub mod piece_hash;
 pub mod session;
 pub mod shard;

@@ -93,6 +93,11 @@ pub enum SocketOp {
     Bind,
     Listen,
     Connect,
+    JoinMulticast,
+    SetMulticastInterface,
+    SetMulticastTtl,
+    SetMulticastLoop,
+    SetReadTimeout,
 }
 
 impl fmt::Display for SocketOp {
@@ -107,6 +112,11 @@ impl fmt::Display for SocketOp {
             SocketOp::Bind => "bind",
             SocketOp::Listen => "listen",
             SocketOp::Connect => "connect",
+            SocketOp::JoinMulticast => "joining the multicast group (IP_ADD_MEMBERSHIP)",
+            SocketOp::SetMulticastInterface => "setting IP_MULTICAST_IF",
+            SocketOp::SetMulticastTtl => "setting IP_MULTICAST_TTL",
+            SocketOp::SetMulticastLoop => "setting IP_MULTICAST_LOOP",
+            SocketOp::SetReadTimeout => "setting SO_RCVTIMEO",
         };
         f.write_str(s)
     }
@@ -434,6 +444,64 @@ pub fn udp_socket(local: SocketAddr, opts: &BindOptions) -> Result<UdpSocket, So
         .set_nonblocking(true)
         .map_err(|e| os_error(SocketOp::SetNonblocking, local, opts, e))?;
     bind(&socket, local, opts)?;
+    Ok(socket.into())
+}
+
+/// A blocking IPv4 UDP socket that is a member of the multicast `group`
+/// (local service discovery): bound to the group's address and port with
+/// `SO_REUSEADDR` (other clients on the host join the same group), to the
+/// interface when one is asked, joined on the bind address (or the
+/// interface, or the default route), sending with `ttl` hops at most and
+/// looping back to this host, reads waiting at most `read_timeout`. A
+/// bind address of the other family without an interface is
+/// [`SocketError::FamilyMismatch`].
+pub fn multicast_udp_socket(
+    group: std::net::SocketAddrV4,
+    ttl: u32,
+    read_timeout: std::time::Duration,
+    opts: &BindOptions,
+) -> Result<UdpSocket, SocketError> {
+    use socket2::InterfaceIndexOrAddress;
+    let addr = SocketAddr::V4(group);
+    let local_v4 = match opts.address {
+        Some(IpAddr::V4(a)) => Some(a),
+        Some(bind @ IpAddr::V6(_)) => {
+            other_family_allowed(bind, "the multicast group", addr, opts)?;
+            None
+        }
+        None => None,
+    };
+    let socket = new_socket(addr, Type::DGRAM, Protocol::UDP, opts)?;
+    socket
+        .set_reuse_address(true)
+        .map_err(|e| os_error(SocketOp::SetReuseAddress, addr, opts, e))?;
+    bind(&socket, addr, opts)?;
+    let index = match opts.interface.as_deref() {
+        Some(name) => interface_index(name)?,
+        None => None,
+    };
+    let on = match (local_v4, index) {
+        (Some(a), _) => InterfaceIndexOrAddress::Address(a),
+        (None, Some(i)) => InterfaceIndexOrAddress::Index(i),
+        (None, None) => InterfaceIndexOrAddress::Address(std::net::Ipv4Addr::UNSPECIFIED),
+    };
+    socket
+        .join_multicast_v4_n(group.ip(), &on)
+        .map_err(|e| os_error(SocketOp::JoinMulticast, addr, opts, e))?;
+    if let Some(a) = local_v4 {
+        socket
+            .set_multicast_if_v4(&a)
+            .map_err(|e| os_error(SocketOp::SetMulticastInterface, addr, opts, e))?;
+    }
+    socket
+        .set_multicast_ttl_v4(ttl)
+        .map_err(|e| os_error(SocketOp::SetMulticastTtl, addr, opts, e))?;
+    socket
+        .set_multicast_loop_v4(true)
+        .map_err(|e| os_error(SocketOp::SetMulticastLoop, addr, opts, e))?;
+    socket
+        .set_read_timeout(Some(read_timeout))
+        .map_err(|e| os_error(SocketOp::SetReadTimeout, addr, opts, e))?;
     Ok(socket.into())
 }
 

@@ -107,6 +107,8 @@ pub enum Control {
     AddPeers {
         id: TorrentId,
         peers: Vec<SocketAddr>,
+        /// Where they were learnt.
+        source: crate::engine::PeerSource,
         reply: Reply<usize>,
     },
     /// The torrent's pieces verified and written (see `Session::pieces`).

@@ -30,6 +30,7 @@
 //! then gives the tracker worker a deadline to finish the announces.
 
 pub mod control;
+pub mod discovery;
 pub mod registry;
 pub mod settings;
 pub mod types;
@@ -105,6 +106,8 @@ pub enum StartError {
     #[error("cannot start the tracker worker: {0}")]
     Tracker(String),
     #[error(transparent)]
+    Discovery(#[from] discovery::DiscoveryError),
+    #[error(transparent)]
     Checker(#[from] super::checker::CheckerStartError),
 }
 
@@ -138,6 +141,10 @@ pub enum SessionError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the session is stopping")]
+    Stopped,
+    #[error("magnet: {0}")]
+    Magnet(String),
 }
 
 impl From<SendError> for SessionError {
@@ -242,7 +249,7 @@ pub struct Session {
     routes: Vec<Route>,
     events: Receiver<Event>,
     events_dropped: Arc<AtomicU64>,
-    registry: Mutex<Registry>,
+    registry: Arc<Mutex<Registry>>,
     settings: Mutex<Arc<Settings>>,
     /// The start-up values (settings are checked against them).
     config: SessionConfig,
@@ -252,6 +259,8 @@ pub struct Session {
     local_addrs: Vec<SocketAddr>,
     /// Each shard's loop turns (see [`Session::shard_turns`]).
     turns: Vec<Arc<AtomicU64>>,
+    /// The DHT, LSD and the metadata fetcher.
+    discovery: Option<discovery::Discovery>,
 }
 
 impl Session {
@@ -314,6 +323,27 @@ impl Session {
             tx: events_tx,
             dropped: events_dropped.clone(),
         };
+        let registry = Arc::new(Mutex::new(Registry::default()));
+        let discovery = discovery::Discovery::start(discovery::DiscoverySpec {
+            dht: config.dht.clone(),
+            lsd: config.lsd,
+            bind: config.bind.clone(),
+            local: SocketAddr::new(
+                local_addrs
+                    .first()
+                    .map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), SocketAddr::ip),
+                listen_port,
+            ),
+            peer_id,
+            listen_port,
+            rng_seed: seed ^ 0xd47,
+            registry: registry.clone(),
+            routes: routes.clone(),
+            tracker: tracker.handle(),
+            events: sink.clone(),
+        })?;
+        let dht = discovery.dht_handle();
+        let lsd = discovery.lsd_handle();
         let settings = Arc::new(settings);
         let board = QuotaBoard::new(n);
         let cpus = cpu_list();
@@ -347,6 +377,9 @@ impl Session {
                 rng_seed: seed.wrapping_add(index as u64 + 1),
                 board: board.clone(),
                 turns: turns[index].clone(),
+                dht: dht.clone(),
+                lsd: lsd.clone(),
+                pex: config.pex,
             };
             let cpu = (config.pin && !cpus.is_empty()).then(|| cpus[index % cpus.len()]);
             let handle = std::thread::Builder::new()
@@ -365,14 +398,50 @@ impl Session {
             routes,
             events,
             events_dropped,
-            registry: Mutex::new(Registry::default()),
+            registry,
             settings: Mutex::new(settings),
             config,
             tracker: Some(tracker),
             checker: Some(checker),
             local_addrs,
             turns,
+            discovery: Some(discovery),
         })
+    }
+
+    /// Starts fetching a magnet's metadata (BEP 9) from its `x.pe` peers,
+    /// its trackers and the DHT; [`Event::Metadata`] brings the info
+    /// dictionary, checked against the info-hash. Fetching one already
+    /// being fetched is not an error.
+    pub fn fetch_metadata(&self, magnet: &crate::magnet::Magnet) -> Result<(), SessionError> {
+        self.discovery
+            .as_ref()
+            .ok_or(SessionError::Stopped)?
+            .fetch(magnet)
+            .map_err(|e| SessionError::Magnet(e.to_string()))
+    }
+
+    /// Stops fetching a magnet's metadata (it was removed).
+    pub fn cancel_metadata(&self, info_hash: InfoHash) {
+        if let Some(d) = &self.discovery {
+            d.cancel(info_hash);
+        }
+    }
+
+    /// The DHT's good nodes now, to save for the next start (empty when
+    /// the DHT is off).
+    pub fn dht_nodes(&self) -> Vec<SocketAddr> {
+        self.discovery
+            .as_ref()
+            .map(discovery::Discovery::dht_nodes)
+            .unwrap_or_default()
+    }
+
+    /// The DHT's UDP address, when it runs.
+    pub fn dht_addr(&self) -> Option<SocketAddr> {
+        self.discovery
+            .as_ref()
+            .and_then(discovery::Discovery::dht_addr)
     }
 
     /// The first address the shards listen on (port 0 resolved): the one
@@ -561,9 +630,12 @@ impl Session {
         id: TorrentId,
         peers: Vec<SocketAddr>,
     ) -> Result<Pending<usize>, SessionError> {
-        Ok(self
-            .route_of(id)?
-            .request(|reply| Control::AddPeers { id, peers, reply })?)
+        Ok(self.route_of(id)?.request(|reply| Control::AddPeers {
+            id,
+            peers,
+            source: crate::engine::PeerSource::User,
+            reply,
+        })?)
     }
 
     fn ask(
@@ -705,7 +777,13 @@ impl Session {
 
     /// Cancels the checks, stops every shard, waits for them, then for the
     /// tracker worker (bounded). Returns the hand-offs and the bytes moved.
-    pub fn stop(mut self) -> StopReport {
+    pub fn stop(self) -> StopReport {
+        self.stop_keeping_nodes().0
+    }
+
+    /// [`Session::stop`], also returning the DHT's good nodes at the end
+    /// (for the daemon to save, so that the next start is not cold).
+    pub fn stop_keeping_nodes(mut self) -> (StopReport, Vec<SocketAddr>) {
         // Checks first: a shard waiting on nothing exits at once, and a
         // cancelled check ends within a few reads.
         if let Some(c) = self.checker.as_ref() {
@@ -729,10 +807,14 @@ impl Session {
         if let Some(c) = self.checker.take() {
             c.stop();
         }
+        let nodes = match self.discovery.take() {
+            Some(d) => d.stop(TRACKER_STOP_DEADLINE),
+            None => Vec::new(),
+        };
         if let Some(t) = self.tracker.take() {
             t.shutdown(TRACKER_STOP_DEADLINE);
         }
-        report
+        (report, nodes)
     }
 }
 

@@ -100,6 +100,16 @@ pub struct SessionConfig {
     /// Hashing threads of each check. Default: half the CPUs (at least
     /// one), so the shards keep serving while a check runs.
     pub check_hash_threads: usize,
+    /// The DHT (BEP 5), on UDP at the first listen address and port.
+    /// Default `None` (off) for the library, so that nothing embedding it
+    /// reaches outside by accident; the command line and the daemon turn it
+    /// on unless told not to.
+    pub dht: Option<super::discovery::DhtOptions>,
+    /// Peer exchange (BEP 11) with the peers of public torrents. Default on.
+    pub pex: bool,
+    /// Local service discovery (BEP 14) for public torrents. Default off
+    /// (a seedbox has no LAN to find peers on).
+    pub lsd: bool,
 }
 
 impl Default for SessionConfig {
@@ -121,6 +131,9 @@ impl Default for SessionConfig {
             events_max: 4096,
             checker_threads: 1,
             check_hash_threads: (cpus / 2).max(1),
+            dht: None,
+            pex: true,
+            lsd: false,
         }
     }
 }

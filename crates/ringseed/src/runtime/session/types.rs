@@ -262,6 +262,14 @@ pub enum Event {
     Removed { id: TorrentId },
     /// A shard stopped on an error; the session cannot go on.
     ShardFailed { shard: usize, error: String },
+    /// A magnet's info dictionary arrived from peers and matched its
+    /// info-hash (see `Session::fetch_metadata`): add the torrent with it.
+    Metadata {
+        info_hash: crate::InfoHash,
+        info: std::sync::Arc<[u8]>,
+        /// Peers the fetch met: dial them first.
+        peers: Vec<SocketAddr>,
+    },
 }
 
 /// What a stopped session did.

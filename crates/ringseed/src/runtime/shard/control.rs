@@ -64,7 +64,12 @@ impl Shard {
                 self.apply_settings(settings);
                 answer(&reply, Ok(()));
             }
-            Control::AddPeers { id, peers, reply } => answer(&reply, self.add_peers(id, &peers)),
+            Control::AddPeers {
+                id,
+                peers,
+                source,
+                reply,
+            } => answer(&reply, self.add_peers(id, &peers, source)),
             Control::Pieces { id, reply } => {
                 let r = self
                     .torrents
@@ -325,6 +330,8 @@ impl Shard {
             return;
         }
         let info = &e.metainfo.info;
+        // BEP 27: a private torrent's peers come from its trackers only.
+        let public = !info.private;
         let setup = TorrentSetup {
             info_hash: e.info_hash,
             piece_length: info.piece_length,
@@ -337,7 +344,20 @@ impl Shard {
             has_trackers: !e.trackers().is_empty(),
             download: e.mode == Mode::Download,
             rng_seed: seed,
+            // As libtorrent: a private torrent's metadata goes to no peer
+            // that asks (it is had from its tracker's site only).
+            metadata: public.then(|| e.metainfo.info_bytes.clone()),
+            pex: public && self.pex,
         };
+        if public {
+            if let Some(dht) = &self.dht {
+                dht.announce(e.info_hash, listen_port);
+            }
+            if let Some(lsd) = &self.lsd {
+                // A full queue drops it; the next start announces again.
+                let _ = lsd.announce(e.info_hash);
+            }
+        }
         let torrent = match Torrent::new(setup, engine_settings, now) {
             Ok(t) => t,
             Err(err) => {
@@ -480,11 +500,12 @@ impl Shard {
         &mut self,
         id: TorrentId,
         peers: &[std::net::SocketAddr],
+        source: PeerSource,
     ) -> Result<usize, ControlError> {
         let now = self.now;
         let e = self.entry(id)?;
         if let (Phase::Active, Some(r)) = (&e.phase, e.run.as_mut()) {
-            let added = r.torrent.add_addresses(now, peers, PeerSource::User);
+            let added = r.torrent.add_addresses(now, peers, source);
             self.pump(id);
             return Ok(added);
         }
@@ -559,6 +580,12 @@ impl Shard {
         let Some(owed) = e.run.as_mut().map(|r| r.torrent.stop()) else {
             return;
         };
+        if let Some(dht) = &self.dht {
+            dht.forget(e.info_hash);
+        }
+        if let Some(lsd) = &self.lsd {
+            let _ = lsd.forget(e.info_hash);
+        }
         for request in owed {
             let job = TrackerJob {
                 token: id.to_u64(),

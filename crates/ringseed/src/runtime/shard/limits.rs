@@ -168,6 +168,8 @@ mod tests {
             has_trackers: false,
             download: false,
             rng_seed: u64::from(n),
+            metadata: None,
+            pex: false,
         };
         Torrent::new(setup, EngineSettings::default(), Duration::ZERO).unwrap()
     }

@@ -180,6 +180,12 @@ pub struct ShardSpec {
     pub board: QuotaBoard,
     /// Bumped once per loop turn (the session's watchdog reads it).
     pub turns: Arc<std::sync::atomic::AtomicU64>,
+    /// The DHT, when it runs: public torrents are announced to it.
+    pub dht: Option<crate::runtime::dht_worker::DhtHandle>,
+    /// Local service discovery, when it runs.
+    pub lsd: Option<crate::runtime::lsd_worker::LsdHandle>,
+    /// Peer exchange (BEP 11) for public torrents.
+    pub pex: bool,
 }
 
 /// What an op was for; kept in the op's slot of the event loop.
@@ -274,6 +280,9 @@ pub(crate) struct Shard {
     gone: StopReport,
     /// Loop turns (see `ShardSpec::turns`).
     turns: Arc<std::sync::atomic::AtomicU64>,
+    dht: Option<crate::runtime::dht_worker::DhtHandle>,
+    lsd: Option<crate::runtime::lsd_worker::LsdHandle>,
+    pex: bool,
 }
 
 /// Runs a shard until it is stopped; returns what it moved. Call on the
@@ -365,6 +374,9 @@ impl Shard {
             scratch: Vec::new(),
             gone: StopReport::default(),
             turns: spec.turns,
+            dht: spec.dht,
+            lsd: spec.lsd,
+            pex: spec.pex,
         })
     }
 

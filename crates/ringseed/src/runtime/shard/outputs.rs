@@ -68,6 +68,11 @@ impl Shard {
                     }
                     self.events.send(Event::Finished { id: t });
                 }
+                Output::ExternalAddress { ip, voter } => {
+                    if let Some(dht) = &self.dht {
+                        dht.external_ip_vote(ip, voter);
+                    }
+                }
             }
         }
         if !reads.is_empty() {

@@ -108,6 +108,9 @@ fn rig_with(settings: Settings) -> Rig {
         rng_seed: 1,
         board: QuotaBoard::new(1),
         turns: Arc::default(),
+        dht: None,
+        lsd: None,
+        pex: true,
     };
     let mut shard = Shard::new(spec).unwrap();
     shard.arm_accept();
