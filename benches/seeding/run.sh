@@ -175,7 +175,7 @@ start_seeder() {
         # The debug level of the stop report gives the exact bytes uploaded.
         RINGSEED_LOG=info,ringseed::cli::session_run=debug \
             "$RINGSEED" seed "$TORRENT" --data "$WORK/seed" --listen "$SEEDER_IP:$port" \
-            --bind-address "$SEEDER_IP" >"$out" 2>&1 &
+            --bind-address "$SEEDER_IP" --no-dht >"$out" 2>&1 &
         SEEDER_PID=$!; PIDS+=("$SEEDER_PID")
         wait_line "$READY_TIMEOUT_S" "$out" "INFO listening on" "$SEEDER_PID" \
             || { cat "$out" >&2; die "ringseed seed did not get ready"; }
@@ -278,7 +278,7 @@ time_download() {
     ringseed)
         "$RINGSEED" download "$TORRENT" -o "$dir" \
             --listen "$DOWNLOADER_IP:$((port_base + 1))" --bind-address "$DOWNLOADER_IP" \
-            --peer "$SEEDER_IP:$SEEDER_PORT" >"$dir.log" 2>&1 &
+            --peer "$SEEDER_IP:$SEEDER_PORT" --no-dht >"$dir.log" 2>&1 &
         ;;
     libtorrent)
         "$PY" "$HERE/lt_peer.py" leech "$TORRENT" "$dir" "$DOWNLOADER_IP" $((port_base + 1)) \

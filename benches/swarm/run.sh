@@ -329,7 +329,7 @@ start_seeder() {
         [[ "$shards" != - ]] && extra+=(--shards "$shards")
         extra+=(--upload-slots "$slots")
         "$RINGSEED" seed "${TORRENT_FILES[@]}" --data "$WORK/data" --listen "$SEEDER_ADDR" \
-            --bind-address "$(kind_ip "$kind")" "${extra[@]}" >"$outf" 2>"$logf" &
+            --bind-address "$(kind_ip "$kind")" --no-dht "${extra[@]}" >"$outf" 2>"$logf" &
         SEEDER_PID=$!
         PIDS+=("$SEEDER_PID")
         CPU_PID=$SEEDER_PID

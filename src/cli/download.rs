@@ -15,7 +15,11 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use ringseed::metainfo::Metainfo;
 use ringseed::runtime::disk::files_on_disk;
-use ringseed::runtime::session::{AddTorrent, Mode, Session, TorrentId, TorrentState};
+use ringseed::magnet::Magnet;
+use ringseed::runtime::session::{
+    AddTorrent, Event, Mode, Session, TorrentId, TorrentState,
+};
+use std::time::Duration;
 use ringseed::runtime::signals;
 
 use super::engine_opts::{check_data, EngineOpts};
@@ -30,13 +34,15 @@ being the save path (--save-path, or its older spellings -o and --output). \
 Several torrents go into the same save path, as with seed. Data already \
 there is checked first and kept. At the end every piece is hashed again from \
 disk and every file must have the length the torrent says. Magnet links are \
-not supported yet. The trackers are told `completed` when a download \
+accepted in place of a .torrent (`magnet:?xt=urn:btih:...`): the metadata \
+is fetched from the magnet's peers (x.pe, --peer), its trackers (tr) and \
+the DHT, then the download starts. The trackers are told `completed` when a download \
 finishes, with or without --seed. Exit status: 0 when every torrent is \
 complete and verified on disk, 1 when stopped or failed before that (or the \
 check on disk found a problem), 2 on errors. SIGUSR1 logs a status line at \
 once; SIGHUP does not stop it (nothing to reload yet).")]
 pub struct DownloadArgs {
-    /// The .torrent files.
+    /// The .torrent files or magnet links.
     #[arg(required = true, value_name = "TORRENT")]
     pub torrents: Vec<PathBuf>,
     /// The save path: the folder the data goes into (aliases: -o, --output).
@@ -58,19 +64,76 @@ pub struct DownloadArgs {
     pub engine: EngineOpts,
 }
 
-/// What `download` says for a magnet link until metadata exchange exists.
-pub const MAGNET_REFUSAL: &str =
-    "magnet links are not supported by download yet; give a .torrent file";
-
-/// Refuses a magnet link given where a .torrent file is expected.
-pub fn refuse_magnet(arg: &OsStr) -> Result<()> {
-    if arg
-        .to_str()
-        .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("magnet:"))
-    {
-        bail!(MAGNET_REFUSAL);
+/// A magnet link given where a torrent is expected, parsed; `None` for
+/// anything else (a path).
+pub fn as_magnet(arg: &OsStr) -> Result<Option<Magnet>> {
+    let Some(text) = arg.to_str() else {
+        return Ok(None);
+    };
+    if !text.trim_start().to_ascii_lowercase().starts_with("magnet:") {
+        return Ok(None);
     }
-    Ok(())
+    Magnet::parse(text.trim())
+        .map(Some)
+        .with_context(|| "not a usable magnet link".to_string())
+}
+
+/// Fetches every magnet's metadata (BEP 9) through the session: from the
+/// magnet's peers and trackers and the DHT. Waits until all arrived or a
+/// stop signal; `None` when stopped.
+fn fetch_magnets(
+    session: &Session,
+    magnets: &[Magnet],
+) -> Result<Option<Vec<(Arc<Metainfo>, Vec<SocketAddr>)>>> {
+    let mut out: Vec<Option<(Arc<Metainfo>, Vec<SocketAddr>)>> = vec![None; magnets.len()];
+    for m in magnets {
+        let name = m
+            .display_name
+            .clone()
+            .unwrap_or_else(|| m.info_hash.to_hex());
+        session
+            .fetch_metadata(m)
+            .with_context(|| format!("{name}: cannot fetch the metadata"))?;
+        tracing::info!(
+            "{name}: fetching the metadata ({} peers, {} trackers{})",
+            m.peers.len(),
+            m.trackers.len(),
+            if session.dht_addr().is_some() { ", DHT" } else { "" }
+        );
+    }
+    while out.iter().any(Option::is_none) {
+        if signals::stop_requested() {
+            return Ok(None);
+        }
+        if let Some(why) = session.failure() {
+            bail!(why);
+        }
+        let event = session.events().recv_timeout(Duration::from_millis(250));
+        session_run::housekeeping(session);
+        let Ok(Event::Metadata {
+            info_hash,
+            info,
+            peers,
+        }) = event
+        else {
+            continue;
+        };
+        let Some(i) = magnets.iter().position(|m| m.info_hash == info_hash) else {
+            continue;
+        };
+        let m = &magnets[i];
+        let metainfo = Metainfo::from_info_bytes(&info, &m.trackers).with_context(|| {
+            format!("{}: the metadata peers sent is not a torrent", info_hash.to_hex())
+        })?;
+        tracing::info!(
+            "{}: metadata received ({} bytes, {} pieces)",
+            metainfo.info.name,
+            info.len(),
+            metainfo.info.pieces.len()
+        );
+        out[i] = Some((Arc::new(metainfo), peers));
+    }
+    Ok(Some(out.into_iter().flatten().collect()))
 }
 
 /// How the session part of a download ended.
@@ -83,11 +146,30 @@ enum Ended {
 pub fn run(args: &DownloadArgs) -> Result<ExitCode> {
     signals::install();
     let mut torrents = Vec::with_capacity(args.torrents.len());
+    let mut paths = Vec::with_capacity(args.torrents.len());
+    let mut magnets: Vec<Magnet> = Vec::new();
     for path in &args.torrents {
-        refuse_magnet(path.as_os_str())?;
+        if let Some(mut m) = as_magnet(path.as_os_str())? {
+            if magnets.iter().any(|o| o.info_hash == m.info_hash) {
+                bail!("magnet {} is given twice", m.info_hash.to_hex());
+            }
+            m.peers.extend(args.peers.iter().map(ToString::to_string));
+            magnets.push(m);
+            continue;
+        }
         torrents.push(Arc::new(load_torrent(path)?));
+        paths.push(path.clone());
     }
-    session_run::reject_duplicates(&args.torrents, &torrents)?;
+    session_run::reject_duplicates(&paths, &torrents)?;
+    if let Some(m) = magnets
+        .iter()
+        .find(|m| torrents.iter().any(|t| t.info_hash == m.info_hash))
+    {
+        bail!(
+            "{} is given twice (as a magnet and as a .torrent)",
+            m.info_hash.to_hex()
+        );
+    }
     let dir = &args.save_path;
     if dir.exists() && !dir.is_dir() {
         bail!("the save path {} is not a folder", dir.display());
@@ -101,10 +183,36 @@ pub fn run(args: &DownloadArgs) -> Result<ExitCode> {
         }
     }
     let session = session_run::start(&args.engine)?;
+    let mut extra_peers: Vec<Vec<SocketAddr>> = vec![args.peers.clone(); torrents.len()];
+    if !magnets.is_empty() {
+        match fetch_magnets(&session, &magnets) {
+            Ok(Some(fetched)) => {
+                for (m, peers) in fetched {
+                    let mut all = args.peers.clone();
+                    for p in peers {
+                        if !all.contains(&p) {
+                            all.push(p);
+                        }
+                    }
+                    torrents.push(m);
+                    extra_peers.push(all);
+                }
+            }
+            Ok(None) => {
+                session_run::stop(session);
+                tracing::info!("stopped before the metadata arrived");
+                return Ok(ExitCode::from(1));
+            }
+            Err(e) => {
+                session_run::stop(session);
+                return Err(e);
+            }
+        }
+    }
     let mut ids = Vec::with_capacity(torrents.len());
-    for m in &torrents {
+    for (m, peers) in torrents.iter().zip(extra_peers) {
         let mut add = AddTorrent::new(m.clone(), dir.clone(), Mode::Download);
-        add.peers = args.peers.clone();
+        add.peers = peers;
         match session.add_torrent(add) {
             Ok(id) => ids.push(id),
             Err(e) => {
@@ -300,11 +408,15 @@ mod tests {
     }
 
     #[test]
-    fn magnets_are_refused_with_a_hint() {
-        let e = refuse_magnet(OsStr::new("magnet:?xt=urn:btih:00"))
-            .err()
-            .map(|e| e.to_string());
-        assert_eq!(e.as_deref(), Some(MAGNET_REFUSAL));
-        assert!(refuse_magnet(OsStr::new("x.torrent")).is_ok());
+    fn magnets_are_told_from_paths() {
+        let hash = "0123456789abcdef0123456789abcdef01234567";
+        let m = as_magnet(OsStr::new(&format!("magnet:?xt=urn:btih:{hash}&x.pe=127.0.0.1:1")))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("not taken for a magnet"));
+        assert_eq!(m.info_hash.to_hex(), hash);
+        assert_eq!(m.peers, vec!["127.0.0.1:1".to_string()]);
+        assert!(as_magnet(OsStr::new("x.torrent")).unwrap_or_else(|e| panic!("{e}")).is_none());
+        let bad = as_magnet(OsStr::new("magnet:?xt=urn:btih:00")).err();
+        assert!(bad.is_some_and(|e| format!("{e:#}").contains("magnet")));
     }
 }

@@ -16,6 +16,8 @@ use ringseed::runtime::checker::{hash_have, CheckProgress};
 use ringseed::runtime::session::{
     available_cpus, LimitsConfig, SessionConfig, Settings, SettingsRaw, SHARDS_MAX,
 };
+use ringseed::runtime::dht_worker::DEFAULT_BOOTSTRAP;
+use ringseed::runtime::session::discovery::DhtOptions;
 use ringseed::runtime::sockets::BindOptions;
 use ringseed::torrent::Bitfield;
 use ringseed::upload_slots::settings::{OPTIMISTIC_MAX, ROUND_ROBIN_PIECES_MAX, SLOTS_MAX};
@@ -87,6 +89,51 @@ pub struct EngineOpts {
     #[arg(long, value_name = "SECONDS", default_value_t = STATUS_INTERVAL_SECS_DEFAULT,
           value_parser = clap::value_parser!(u64).range(0..=STATUS_INTERVAL_SECS_MAX))]
     pub status_interval: u64,
+    #[command(flatten)]
+    pub discovery: DiscoveryOpts,
+}
+
+/// Peer discovery beyond trackers: the DHT, peer exchange, local discovery.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DiscoveryOpts {
+    /// Turn the DHT (BEP 5) off. It is on by default, over UDP on the port
+    /// of the first --listen address; private torrents never use it.
+    #[arg(long)]
+    pub no_dht: bool,
+    /// Bootstrap the DHT from this node instead of the public routers
+    /// (router.bittorrent.com and others); repeatable. For tests and
+    /// private networks.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "no_dht")]
+    pub dht_bootstrap: Vec<String>,
+    /// Ask the DHT, never answer its queries (BEP 43).
+    #[arg(long, conflicts_with = "no_dht")]
+    pub dht_read_only: bool,
+    /// Turn peer exchange (BEP 11) off (on by default for public torrents).
+    #[arg(long)]
+    pub no_pex: bool,
+    /// Local service discovery (BEP 14): find peers on the LAN by
+    /// multicast. Off by default (a server has no LAN peers).
+    #[arg(long)]
+    pub lsd: bool,
+}
+
+impl DiscoveryOpts {
+    /// The DHT's start-up values, `None` when it is off.
+    pub fn dht(&self) -> Option<DhtOptions> {
+        if self.no_dht {
+            return None;
+        }
+        let bootstrap = if self.dht_bootstrap.is_empty() {
+            DEFAULT_BOOTSTRAP.iter().map(|s| (*s).to_string()).collect()
+        } else {
+            self.dht_bootstrap.clone()
+        };
+        Some(DhtOptions {
+            bootstrap,
+            saved_nodes: Vec::new(),
+            read_only: self.dht_read_only,
+        })
+    }
 }
 
 /// `--status-interval` default, in seconds: a minute is often enough to
@@ -174,6 +221,9 @@ impl EngineOpts {
                 interface: self.interface.clone(),
                 address: self.bind_address,
             },
+            dht: self.discovery.dht(),
+            pex: !self.discovery.no_pex,
+            lsd: self.discovery.lsd,
             ..SessionConfig::default()
         }
     }

@@ -59,8 +59,9 @@ pub fn redact_urls(urls: &mut [String]) {
 /// a magnet does not carry is null); documented in README.md. The views
 /// are built with `json!`; the tests hold both to this list.
 #[cfg(test)]
-pub const JSON_KEYS: [&str; 18] = [
+pub const JSON_KEYS: [&str; 19] = [
     "magnet",
+    "magnet_uri",
     "info_hash",
     "name",
     "total_size",
@@ -98,6 +99,7 @@ pub fn torrent_json(m: &Metainfo) -> Value {
         .collect();
     json!({
         "magnet": false,
+        "magnet_uri": m.magnet().to_uri(),
         "info_hash": m.info_hash.to_hex(),
         "name": info.name,
         "total_size": info.total_length,
@@ -124,6 +126,7 @@ pub fn torrent_text(m: &Metainfo) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "name:         {}", info.name);
     let _ = writeln!(s, "info hash:    {}", m.info_hash);
+    let _ = writeln!(s, "magnet:       {}", m.magnet().to_uri());
     let _ = writeln!(
         s,
         "size:         {} ({} bytes)",

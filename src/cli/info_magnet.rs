@@ -35,6 +35,7 @@ pub fn magnet_json(m: &Magnet) -> Value {
     // The keys of a torrent's view; what only the metadata holds is null.
     json!({
         "magnet": true,
+        "magnet_uri": m.to_uri(),
         "info_hash": m.info_hash.to_hex(),
         "name": m.display_name,
         "total_size": m.exact_length,
