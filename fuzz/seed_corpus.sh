@@ -24,6 +24,21 @@ seed magnet full 'magnet:?xt=urn:btih:C0FDA1EDAFDBDBB96443424E0B3899AF7159D10E&d
 seed magnet v2 'magnet:?xt=urn:btmh:1220caf1e1c30e81cb361b9ee167c4aa64228a7fa4fa9f6105232b28ad099f3a302e'
 seed magnet hybrid 'magnet:?xt=urn:btih:631a31dd0a46257d5078c0dee4e66e26f73e42ac&xt=urn:btmh:1220d8dd32ac93357c368556af3ac1d95c9d76bd0dff6fa9833ecdac3d53134efabb&dn=bittorrent-v1-v2-hybrid-test'
 
+# KRPC (DHT) messages: a query of each kind, answers, an error.
+seed krpc ping 'd1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe'
+seed krpc find_node 'd1:ad2:id20:abcdefghij01234567896:target20:mnopqrstuvwxyz123456e1:q9:find_node1:t2:aa1:y1:qe'
+seed krpc get_peers 'd1:ad2:id20:abcdefghij01234567899:info_hash20:mnopqrstuvwxyz123456e1:q9:get_peers1:t2:aa1:y1:qe'
+seed krpc announce 'd1:ad2:id20:abcdefghij012345678912:implied_porti1e9:info_hash20:mnopqrstuvwxyz1234564:porti6881e5:token8:aoeusnthe1:q13:announce_peer1:t2:aa1:y1:qe'
+seed krpc values 'd1:rd2:id20:abcdefghij01234567895:token8:aoeusnth6:valuesl6:axje.u6:idhtnmee1:t2:aa1:y1:re'
+seed krpc error 'd1:eli201e23:A Generic Error Ocurrede1:t2:aa1:y1:ee'
+
+# BEP 9 / BEP 11 extension messages (the bytes after the extended id).
+seed ext_messages md_request 'd8:msg_typei0e5:piecei0ee'
+seed ext_messages md_data 'd8:msg_typei1e5:piecei0e10:total_sizei3eeabc'
+seed ext_messages md_reject 'd8:msg_typei2e5:piecei0ee'
+seed ext_messages pex 'd5:added6:abcdef7:added.f1:x7:dropped6:ghijkle'
+seed ext_messages pex6 'd6:added618:abcdefghijklmnopqr8:added6.f1:x8:dropped60:e'
+
 mkdir -p corpus/metainfo
 cp corpus/bencode/nested corpus/metainfo/single_file
 # Real .torrent files make much better seeds for metainfo (and bencode): use
