@@ -78,6 +78,7 @@ fn sigterm_during_a_4_gib_check_exits_within_a_second_while_others_serve() {
     let listen = SocketAddr::from((SEEDER_IP, free_port(SEEDER_IP)));
     let args: Vec<OsString> = vec![
         os("seed"),
+        os("--no-dht"),
         os(&small_torrent),
         os(&big_torrent),
         os("--data"),

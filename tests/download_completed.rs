@@ -49,6 +49,7 @@ fn a_download_without_seed_announces_completed_before_stopped() {
     let listen = format!("{DOWNLOADER_IP}:{}", free_port(DOWNLOADER_IP));
     let run = common::ringseed([
         os("download"),
+        os("--no-dht"),
         os(&p.torrent),
         os("-o"),
         os(&out),

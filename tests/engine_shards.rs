@@ -175,7 +175,7 @@ fn two_shards_serve_every_torrent_through_the_shared_port() {
     let torrents = make_torrents(dir.path());
     let ip = Ipv4Addr::new(127, 0, 8, 1);
     let listen = SocketAddr::from((ip, free_port(ip)));
-    let mut args: Vec<OsString> = vec!["seed".into()];
+    let mut args: Vec<OsString> = vec!["seed".into(), "--no-dht".into()];
     args.extend(torrents.iter().map(|t| OsString::from(&t.torrent)));
     args.extend([
         OsString::from("--data"),

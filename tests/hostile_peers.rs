@@ -78,6 +78,7 @@ fn start_seeder_on(
     let ip = listen.ip();
     let args = vec![
         os("seed"),
+        os("--no-dht"),
         os(torrent),
         os("--data"),
         os(data),
@@ -95,6 +96,7 @@ fn start_seeder_on(
 fn start_download(torrent: &Path, out: &Path, ip: Ipv4Addr, peers: &[SocketAddr]) -> Daemon {
     let mut args = vec![
         os("download"),
+        os("--no-dht"),
         os(torrent),
         os("-o"),
         os(out),

@@ -118,6 +118,7 @@ fn a_bitfield_of_the_largest_torrent_is_delivered_both_ways() {
     let listen = SocketAddr::from((DOWNLOADER_IP, free_port(DOWNLOADER_IP)));
     let args = vec![
         os("download"),
+        os("--no-dht"),
         os(&torrent),
         os("-o"),
         os(&out),

@@ -98,7 +98,8 @@ fn seed_args(
     listen: &[SocketAddr],
     extra: &[&str],
 ) -> Vec<OsString> {
-    let mut args = vec![os("seed"), os(torrent), os("--data"), os(data_dir)];
+    let mut args = vec![os("seed"),
+        os("--no-dht"), os(torrent), os("--data"), os(data_dir)];
     for l in listen {
         args.push(os("--listen"));
         args.push(os(l.to_string()));
@@ -254,6 +255,7 @@ fn an_ipv6_seed_from_the_trackers_peers6_is_dialled_with_an_ipv4_bind_address() 
     let leech_v4 = SocketAddr::from((LEECH_IP, free_port(LEECH_IP)));
     let args: Vec<OsString> = vec![
         os("download"),
+        os("--no-dht"),
         os(&torrent),
         os("-o"),
         os(&out),
@@ -284,6 +286,7 @@ fn an_ipv6_seed_from_the_trackers_peers6_is_dialled_with_an_ipv4_bind_address() 
     let lone = SocketAddr::from((LONE_IP, free_port(LONE_IP)));
     let args: Vec<OsString> = vec![
         os("download"),
+        os("--no-dht"),
         os(&torrent),
         os("-o"),
         os(&out2),

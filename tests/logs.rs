@@ -53,6 +53,7 @@ fn status_line_every_interval() {
 fn status_interval_is_checked() {
     let out = ringseed([
         "seed",
+        "--no-dht",
         "x.torrent",
         "--data",
         ".",
@@ -83,6 +84,7 @@ fn download_logging_to_file(journal: Option<&str>, label: &str) -> String {
     let mut cmd = Command::new(ringseed_bin());
     cmd.args([
         os("download"),
+        os("--no-dht"),
         os(&torrent),
         os("-o"),
         os(&tree.save_dir),
@@ -212,7 +214,7 @@ fn failing_announces_never_log_a_passkey() {
         .collect();
     let seed_ip = Ipv4Addr::new(127, 0, 62, 4);
     let listen = SocketAddr::from((seed_ip, free_port(seed_ip)));
-    let mut args: Vec<OsString> = vec![os("seed")];
+    let mut args: Vec<OsString> = vec![os("seed"), os("--no-dht")];
     args.extend(torrents.iter().map(os));
     args.extend([
         os("--data"),

@@ -34,6 +34,7 @@ fn download_takes_several_torrents_into_one_save_path() {
         "seeder",
         &[
             os("seed"),
+        os("--no-dht"),
             os(&t1),
             os(&t2),
             os("--data"),
@@ -53,6 +54,7 @@ fn download_takes_several_torrents_into_one_save_path() {
         "download",
         &[
             os("download"),
+        os("--no-dht"),
             os(&t1),
             os(&t2),
             os("--save-path"),
@@ -136,6 +138,7 @@ fn help_names_the_save_path_and_its_aliases() {
     for flag in ["-o", "--output", "--save-path"] {
         let out = ringseed([
             os("download"),
+        os("--no-dht"),
             os(&t),
             os(flag),
             os(&file),
@@ -158,6 +161,7 @@ fn fractional_rates_are_accepted_and_bad_ones_named() {
         // the only complaint.
         let out = ringseed([
             "seed",
+            "--no-dht",
             "no-such.torrent",
             "--save-path",
             ".",
@@ -175,6 +179,7 @@ fn fractional_rates_are_accepted_and_bad_ones_named() {
     }
     let out = ringseed([
         "seed",
+        "--no-dht",
         "x.torrent",
         "--save-path",
         ".",

@@ -69,6 +69,7 @@ fn a_torrent_without_data_does_not_stop_the_others() {
     let listen = SocketAddr::from((SEEDER_IP, free_port(SEEDER_IP)));
     let args = [
         os("seed"),
+        os("--no-dht"),
         os(&good_t),
         os(&gone_t),
         os("--save-path"),

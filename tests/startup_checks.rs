@@ -62,7 +62,7 @@ fn big_torrent(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 /// Runs `ringseed seed TORRENTS --data DIR --listen LISTEN EXTRA`; requires
 /// exit 2, `want` in stderr and no check started.
 fn refused(torrents: &[&Path], data: &Path, listen: SocketAddr, extra: &[&str], want: &str) {
-    let mut args: Vec<OsString> = vec![os("seed")];
+    let mut args: Vec<OsString> = vec![os("seed"), os("--no-dht")];
     args.extend(torrents.iter().map(|t| os(*t)));
     args.extend([
         os("--data"),
@@ -124,6 +124,7 @@ fn bad_options_are_reported_before_any_piece_is_hashed() {
     let mut cmd = Command::new(ringseed_bin());
     cmd.args([
         os("download"),
+        os("--no-dht"),
         os(&torrent),
         os("-o"),
         os(&data),
