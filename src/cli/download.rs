@@ -13,14 +13,12 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
+use ringseed::magnet::Magnet;
 use ringseed::metainfo::Metainfo;
 use ringseed::runtime::disk::files_on_disk;
-use ringseed::magnet::Magnet;
-use ringseed::runtime::session::{
-    AddTorrent, Event, Mode, Session, TorrentId, TorrentState,
-};
-use std::time::Duration;
+use ringseed::runtime::session::{AddTorrent, Event, Mode, Session, TorrentId, TorrentState};
 use ringseed::runtime::signals;
+use std::time::Duration;
 
 use super::engine_opts::{check_data, EngineOpts};
 use super::load::load_torrent;
@@ -70,7 +68,11 @@ pub fn as_magnet(arg: &OsStr) -> Result<Option<Magnet>> {
     let Some(text) = arg.to_str() else {
         return Ok(None);
     };
-    if !text.trim_start().to_ascii_lowercase().starts_with("magnet:") {
+    if !text
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("magnet:")
+    {
         return Ok(None);
     }
     Magnet::parse(text.trim())
@@ -78,14 +80,15 @@ pub fn as_magnet(arg: &OsStr) -> Result<Option<Magnet>> {
         .with_context(|| "not a usable magnet link".to_string())
 }
 
+/// A magnet's torrent once its metadata arrived, with the peers the fetch
+/// met.
+type FetchedTorrent = (Arc<Metainfo>, Vec<SocketAddr>);
+
 /// Fetches every magnet's metadata (BEP 9) through the session: from the
 /// magnet's peers and trackers and the DHT. Waits until all arrived or a
 /// stop signal; `None` when stopped.
-fn fetch_magnets(
-    session: &Session,
-    magnets: &[Magnet],
-) -> Result<Option<Vec<(Arc<Metainfo>, Vec<SocketAddr>)>>> {
-    let mut out: Vec<Option<(Arc<Metainfo>, Vec<SocketAddr>)>> = vec![None; magnets.len()];
+fn fetch_magnets(session: &Session, magnets: &[Magnet]) -> Result<Option<Vec<FetchedTorrent>>> {
+    let mut out: Vec<Option<FetchedTorrent>> = vec![None; magnets.len()];
     for m in magnets {
         let name = m
             .display_name
@@ -98,7 +101,11 @@ fn fetch_magnets(
             "{name}: fetching the metadata ({} peers, {} trackers{})",
             m.peers.len(),
             m.trackers.len(),
-            if session.dht_addr().is_some() { ", DHT" } else { "" }
+            if session.dht_addr().is_some() {
+                ", DHT"
+            } else {
+                ""
+            }
         );
     }
     while out.iter().any(Option::is_none) {
@@ -123,7 +130,10 @@ fn fetch_magnets(
         };
         let m = &magnets[i];
         let metainfo = Metainfo::from_info_bytes(&info, &m.trackers).with_context(|| {
-            format!("{}: the metadata peers sent is not a torrent", info_hash.to_hex())
+            format!(
+                "{}: the metadata peers sent is not a torrent",
+                info_hash.to_hex()
+            )
         })?;
         tracing::info!(
             "{}: metadata received ({} bytes, {} pieces)",
@@ -410,12 +420,16 @@ mod tests {
     #[test]
     fn magnets_are_told_from_paths() {
         let hash = "0123456789abcdef0123456789abcdef01234567";
-        let m = as_magnet(OsStr::new(&format!("magnet:?xt=urn:btih:{hash}&x.pe=127.0.0.1:1")))
-            .unwrap_or_else(|e| panic!("{e}"))
-            .unwrap_or_else(|| panic!("not taken for a magnet"));
+        let m = as_magnet(OsStr::new(&format!(
+            "magnet:?xt=urn:btih:{hash}&x.pe=127.0.0.1:1"
+        )))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("not taken for a magnet"));
         assert_eq!(m.info_hash.to_hex(), hash);
         assert_eq!(m.peers, vec!["127.0.0.1:1".to_string()]);
-        assert!(as_magnet(OsStr::new("x.torrent")).unwrap_or_else(|e| panic!("{e}")).is_none());
+        assert!(as_magnet(OsStr::new("x.torrent"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none());
         let bad = as_magnet(OsStr::new("magnet:?xt=urn:btih:00")).err();
         assert!(bad.is_some_and(|e| format!("{e:#}").contains("magnet")));
     }

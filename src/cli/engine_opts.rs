@@ -13,11 +13,11 @@ use ringseed::metainfo::Metainfo;
 use ringseed::rate_limit::RATE_MAX;
 use ringseed::runtime::available_threads;
 use ringseed::runtime::checker::{hash_have, CheckProgress};
+use ringseed::runtime::dht_worker::DEFAULT_BOOTSTRAP;
+use ringseed::runtime::session::discovery::DhtOptions;
 use ringseed::runtime::session::{
     available_cpus, LimitsConfig, SessionConfig, Settings, SettingsRaw, SHARDS_MAX,
 };
-use ringseed::runtime::dht_worker::DEFAULT_BOOTSTRAP;
-use ringseed::runtime::session::discovery::DhtOptions;
 use ringseed::runtime::sockets::BindOptions;
 use ringseed::torrent::Bitfield;
 use ringseed::upload_slots::settings::{OPTIMISTIC_MAX, ROUND_ROBIN_PIECES_MAX, SLOTS_MAX};

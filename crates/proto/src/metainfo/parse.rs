@@ -48,6 +48,12 @@ impl Metainfo {
     /// trackers its magnet named (one tier each, in order): the bytes are
     /// wrapped in a top-level dictionary and read as a .torrent would be.
     pub fn from_info_bytes(info: &[u8], trackers: &[String]) -> Result<Metainfo, MetainfoError> {
+        Metainfo::from_bytes(&Metainfo::torrent_bytes(info, trackers))
+    }
+
+    /// The bytes of a .torrent file holding `info` as it is (so its hash
+    /// stays the info-hash) and `trackers`, one tier each.
+    pub fn torrent_bytes(info: &[u8], trackers: &[String]) -> Vec<u8> {
         use crate::bencode::OwnedValue;
         let mut top = Vec::with_capacity(info.len() + 64);
         top.push(b'd');
@@ -64,7 +70,7 @@ impl Metainfo {
         top.extend_from_slice(b"4:info");
         top.extend_from_slice(info);
         top.push(b'e');
-        Metainfo::from_bytes(&top)
+        top
     }
 
     /// The torrent's magnet link: its info-hash, name, size and trackers.

@@ -32,7 +32,7 @@ use std::collections::HashMap;
 use std::io::{self, ErrorKind};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -123,6 +123,8 @@ enum Command {
 pub struct DhtHandle {
     commands: Sender<Command>,
     dropped: Arc<AtomicU64>,
+    /// Nodes in the routing table, as of the worker's last tick.
+    nodes: Arc<AtomicUsize>,
 }
 
 /// The running worker.
@@ -148,10 +150,14 @@ impl DhtWorker {
         let (tx, rx) = bounded(COMMAND_QUEUE_MAX);
         let stop = Arc::new(AtomicBool::new(false));
         let thread_stop = Arc::clone(&stop);
+        let nodes = Arc::new(AtomicUsize::new(0));
+        let thread_nodes = Arc::clone(&nodes);
         let thread = thread::Builder::new()
             .name("ringseed-dht".into())
             .spawn(move || {
-                let run = AssertUnwindSafe(|| run(socket, config, rx, thread_stop, on_peers));
+                let run = AssertUnwindSafe(|| {
+                    run(socket, config, rx, thread_stop, thread_nodes, on_peers)
+                });
                 panic::catch_unwind(run).unwrap_or_else(|_| {
                     tracing::error!("DHT thread panicked");
                     Vec::new()
@@ -163,6 +169,7 @@ impl DhtWorker {
             handle: DhtHandle {
                 commands: tx,
                 dropped: Arc::new(AtomicU64::new(0)),
+                nodes,
             },
             local,
             stop,
@@ -261,6 +268,12 @@ impl DhtHandle {
         rx.recv_timeout(QUERY_REPLY_WAIT).ok()
     }
 
+    /// Nodes in the routing table as of the worker's last tick: a number
+    /// for status displays, read without asking the worker.
+    pub fn node_count(&self) -> usize {
+        self.nodes.load(Ordering::Relaxed)
+    }
+
     /// Commands dropped because the queue was full.
     pub fn dropped_commands(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
@@ -301,6 +314,7 @@ fn run(
     config: DhtWorkerConfig,
     commands: Receiver<Command>,
     stop: Arc<AtomicBool>,
+    node_count: Arc<AtomicUsize>,
     on_peers: Box<dyn Fn(InfoHash, Vec<SocketAddr>) + Send>,
 ) -> Vec<SocketAddr> {
     let epoch = Instant::now();
@@ -344,6 +358,7 @@ fn run(
         }
         if dht.next_tick() <= t {
             dht.tick(t);
+            node_count.store(dht.stats().nodes, Ordering::Relaxed);
         }
         flush(&socket, &mut dht, &mut tracked, &*on_peers, t);
         let wait = dht

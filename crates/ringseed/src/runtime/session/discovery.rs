@@ -278,6 +278,11 @@ impl Discovery {
             .unwrap_or_default()
     }
 
+    /// Nodes in the DHT's routing table (0 when it is off).
+    pub(super) fn dht_node_count(&self) -> usize {
+        self.dht.as_ref().map_or(0, |d| d.handle().node_count())
+    }
+
     /// The DHT's UDP address, when it runs.
     pub(super) fn dht_addr(&self) -> Option<SocketAddr> {
         self.dht.as_ref().map(DhtWorker::local_addr)

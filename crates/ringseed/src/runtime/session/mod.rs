@@ -437,6 +437,14 @@ impl Session {
             .unwrap_or_default()
     }
 
+    /// Nodes in the DHT's routing table now, read without waiting (0 when
+    /// the DHT is off): for status displays.
+    pub fn dht_node_count(&self) -> usize {
+        self.discovery
+            .as_ref()
+            .map_or(0, discovery::Discovery::dht_node_count)
+    }
+
     /// The DHT's UDP address, when it runs.
     pub fn dht_addr(&self) -> Option<SocketAddr> {
         self.discovery
