@@ -48,8 +48,10 @@ trap cleanup EXIT
 
 start_daemon() {
     local log="$1"
+    # --no-dht: the demo stays on loopback (the DHT would reach the public
+    # routers, router.bittorrent.com and others).
     "$bin" daemon --config "$dir/ringseed.toml" --state-dir "$dir/state" \
-        --download-dir "$dir/downloads" --watch-dir "$dir/watch" \
+        --download-dir "$dir/downloads" --watch-dir "$dir/watch" --no-dht \
         --listen 127.0.0.1:0 --bind-address 127.0.0.1 --api-listen 127.0.0.1:0 2> "$log" &
     pid=$!
     for _ in $(seq 300); do
@@ -121,7 +123,7 @@ PY
 echo
 echo "== ringseed download from the daemon (127.0.0.2)"
 timeout 120 "$bin" download "$dir/watch/sample.torrent.added" -o "$dir/copy" \
-    --peer "127.0.0.1:$port" --listen 127.0.0.2:0 --bind-address 127.0.0.2 2>&1 |
+    --peer "127.0.0.1:$port" --listen 127.0.0.2:0 --bind-address 127.0.0.2 --no-dht 2>&1 |
     sed 's/^/download: /'
 diff -r "$tree" "$dir/copy/sample" && echo "the copy is byte-identical"
 echo

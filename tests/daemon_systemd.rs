@@ -419,6 +419,7 @@ fn the_daemon_speaks_the_notify_protocol() {
     let mut cmd = Command::new(ringseed_bin());
     cmd.args([
         os("daemon"),
+        os("--no-dht"),
         os("--state-dir"),
         state.clone().into_os_string(),
         os("--download-dir"),

@@ -279,7 +279,7 @@ class Ringseed:
         self.runs += 1
         logpath = os.path.join(self.work, f"daemon-{self.runs}.log")
         argv = [self.bin, "daemon", "--state-dir", state, "--download-dir", self.data,
-                "--listen", f"127.0.0.1:{port}", "--api-listen", "127.0.0.1:0",
+                "--listen", f"127.0.0.1:{port}", "--api-listen", "127.0.0.1:0", "--no-dht",
                 "--config", self.config]
         if watch:
             argv += ["--watch-dir", self.watch]

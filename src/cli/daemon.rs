@@ -64,6 +64,13 @@ pub struct DaemonArgs {
     /// as VueTorrent's) at / instead of the built-in page.
     #[arg(long, value_name = "DIR")]
     pub webui_root: Option<PathBuf>,
+    /// Turn the DHT off (the file's network.dht).
+    #[arg(long)]
+    pub no_dht: bool,
+    /// Bootstrap the DHT from this node instead of the file's
+    /// network.dht_bootstrap (the public routers by default); repeatable.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "no_dht")]
+    pub dht_bootstrap: Vec<String>,
     /// Shards (threads with their own io_uring) [default: online CPUs].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=SHARDS_MAX as i64))]
     pub shards: Option<u16>,
@@ -107,6 +114,24 @@ impl DaemonArgs {
         }
         if let Some(n) = self.shards {
             c.engine.shards = Some(usize::from(n));
+        }
+        if self.no_dht {
+            c.network.dht = false;
+        }
+        if !self.dht_bootstrap.is_empty() {
+            if self.dht_bootstrap.len() > crate::daemon::config::DHT_BOOTSTRAP_MAX {
+                bail!(
+                    "--dht-bootstrap given {} times: at most {}",
+                    self.dht_bootstrap.len(),
+                    crate::daemon::config::DHT_BOOTSTRAP_MAX
+                );
+            }
+            for b in &self.dht_bootstrap {
+                crate::daemon::config::check_host_port(b)
+                    .map_err(|e| anyhow::anyhow!("--dht-bootstrap {e}"))?;
+            }
+            c.network.dht = true;
+            c.network.dht_bootstrap = self.dht_bootstrap.clone();
         }
         if let Some(a) = &self.api_listen {
             c.api.listen =

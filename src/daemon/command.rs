@@ -120,6 +120,8 @@ pub struct ConfigView {
     pub download_dir: PathBuf,
     /// The peer addresses the session listens on.
     pub listen: Vec<std::net::SocketAddr>,
+    /// The DHT's good nodes now (0 when it is off).
+    pub dht_nodes: usize,
 }
 
 /// The engine's figures `/metrics` shows.

@@ -15,6 +15,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use ringseed::engine::EngineSettings;
+use ringseed::runtime::dht_worker::DEFAULT_BOOTSTRAP;
+use ringseed::runtime::session::discovery::DhtOptions;
 use ringseed::runtime::session::{available_cpus, LimitsConfig, SessionConfig, SettingsRaw};
 use ringseed::runtime::sockets::BindOptions;
 use ringseed::upload_slots::{SeedChoking, SlotLimit};
@@ -36,6 +38,11 @@ pub const DEFAULT_CONFIG_PATH: &str = "/etc/ringseed/ringseed.toml";
 pub const CONFIG_BYTES_MAX: usize = 1 << 20;
 /// Longest path accepted, in bytes (Linux's `PATH_MAX`).
 pub const PATH_BYTES_MAX: usize = 4096;
+/// Most `network.dht_bootstrap` entries.
+pub const DHT_BOOTSTRAP_MAX: usize = 64;
+/// Longest `network.dht_bootstrap` entry, in bytes (a 253-byte DNS name,
+/// a colon and a port).
+pub const DHT_BOOTSTRAP_ENTRY_BYTES_MAX: usize = 260;
 /// Longest `paths.watch_interval_s`, in seconds (an hour).
 pub const WATCH_INTERVAL_S_MAX: u64 = 3600;
 /// Longest `queue.slow_after_s`, in seconds (a day).
@@ -77,6 +84,55 @@ pub struct NetworkConfig {
     pub listen: Vec<SocketAddr>,
     pub interface: Option<String>,
     pub bind_address: Option<IpAddr>,
+    /// The DHT (BEP 5), over UDP on the first listen address's port.
+    pub dht: bool,
+    /// `host:port` of the nodes the DHT starts from (the public routers
+    /// by default; checked by [`check_host_port`]).
+    pub dht_bootstrap: Vec<String>,
+    /// BEP 43: ask the DHT, never answer its queries.
+    pub dht_read_only: bool,
+    /// Peer exchange (BEP 11) with the peers of public torrents.
+    pub pex: bool,
+    /// Local service discovery (BEP 14) on the LAN.
+    pub lsd: bool,
+}
+
+/// The DHT's default bootstrap nodes (the public routers).
+pub fn default_dht_bootstrap() -> Vec<String> {
+    DEFAULT_BOOTSTRAP.iter().map(|s| (*s).to_string()).collect()
+}
+
+/// Checks a `host:port` bootstrap entry: a DNS name, an IPv4 address or
+/// a bracketed IPv6 address, then a port from 1 to 65535.
+pub fn check_host_port(s: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("{s:?} is not HOST:PORT: {why}"));
+    if s.len() > DHT_BOOTSTRAP_ENTRY_BYTES_MAX {
+        return bad(&format!("more than {DHT_BOOTSTRAP_ENTRY_BYTES_MAX} bytes"));
+    }
+    let Some((host, port)) = s.rsplit_once(':') else {
+        return bad("no port");
+    };
+    if !matches!(port.parse::<u16>(), Ok(p) if p > 0) {
+        return bad("the port must be 1 to 65535");
+    }
+    if let Some(inner) = host.strip_prefix('[') {
+        return match inner
+            .strip_suffix(']')
+            .map(str::parse::<std::net::Ipv6Addr>)
+        {
+            Some(Ok(_)) => Ok(()),
+            _ => bad("not an IPv6 address in brackets"),
+        };
+    }
+    let name_ok = !host.is_empty()
+        && host.len() <= 253
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+    if !name_ok {
+        return bad("the host must be a name or an IP address");
+    }
+    Ok(())
 }
 
 /// `[engine]`: the engine settings operators tune (the rest keep their
@@ -200,6 +256,11 @@ impl Default for DaemonConfig {
                 listen: vec![SocketAddr::from(([0, 0, 0, 0], 6881))],
                 interface: None,
                 bind_address: None,
+                dht: true,
+                dht_bootstrap: default_dht_bootstrap(),
+                dht_read_only: false,
+                pex: true,
+                lsd: false,
             },
             engine: EngineConfig {
                 shards: None,
@@ -293,16 +354,25 @@ impl DaemonConfig {
         SettingsRaw { engine, limits }
     }
 
-    /// What is fixed for the session's life: shards, listeners, binding
-    /// (as `EngineOpts::session_config`).
+    /// What is fixed for the session's life: shards, listeners, binding,
+    /// peer discovery (as `EngineOpts::session_config`). The DHT starts
+    /// with no saved nodes: the core adds those the store kept.
     pub fn session_config(&self) -> SessionConfig {
+        let n = &self.network;
         SessionConfig {
             shards: self.engine.shards.unwrap_or_else(available_cpus),
-            listen: self.network.listen.clone(),
+            listen: n.listen.clone(),
             bind: BindOptions {
-                interface: self.network.interface.clone(),
-                address: self.network.bind_address,
+                interface: n.interface.clone(),
+                address: n.bind_address,
             },
+            dht: n.dht.then(|| DhtOptions {
+                bootstrap: n.dht_bootstrap.clone(),
+                saved_nodes: Vec::new(),
+                read_only: n.dht_read_only,
+            }),
+            pex: n.pex,
+            lsd: n.lsd,
             ..SessionConfig::default()
         }
     }

@@ -18,7 +18,8 @@ pub const NAME_BYTES_MAX: usize = 255;
 pub enum Source {
     /// The .torrent file's bytes, as given.
     Torrent(Vec<u8>),
-    /// A magnet URI (no metadata yet; issue 13 fetches it).
+    /// A magnet URI: no metadata yet. The core fetches it, then keeps
+    /// the .torrent made from it instead.
     Magnet(String),
 }
 

@@ -107,6 +107,13 @@ impl RingDaemon {
             // Tests run side by side: never the default 127.0.0.1:8080.
             cmd.args([os("--api-listen"), os("off")]);
         }
+        if !extra
+            .iter()
+            .any(|a| a == "--no-dht" || a == "--dht-bootstrap")
+        {
+            // Tests never reach the public DHT routers.
+            cmd.arg(os("--no-dht"));
+        }
         cmd.args(extra);
         cmd.env("RINGSEED_LOG", "info");
         for (k, v) in env {

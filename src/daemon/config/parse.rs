@@ -20,8 +20,9 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::{
-    CategoryConfig, DaemonConfig, ShareAction, CONFIG_BYTES_MAX, PATH_BYTES_MAX, RATIO_LIMIT_MAX,
-    SEEDING_TIME_LIMIT_MIN_MAX, SLOW_AFTER_S_MAX, WATCH_INTERVAL_S_MAX,
+    check_host_port, CategoryConfig, DaemonConfig, ShareAction, CONFIG_BYTES_MAX,
+    DHT_BOOTSTRAP_MAX, PATH_BYTES_MAX, RATIO_LIMIT_MAX, SEEDING_TIME_LIMIT_MIN_MAX,
+    SLOW_AFTER_S_MAX, WATCH_INTERVAL_S_MAX,
 };
 use crate::cli::engine_opts::{parse_rate, GLOBAL_UPLOAD_SLOTS_MAX, STATUS_INTERVAL_SECS_MAX};
 use crate::daemon::record::NAME_BYTES_MAX;
@@ -32,7 +33,19 @@ pub(super) const KEYS: &[(&str, &[&str])] = &[
         "paths",
         &["state_dir", "download_dir", "watch_dir", "watch_interval_s"],
     ),
-    ("network", &["listen", "interface", "bind_address"]),
+    (
+        "network",
+        &[
+            "listen",
+            "interface",
+            "bind_address",
+            "dht",
+            "dht_bootstrap",
+            "dht_read_only",
+            "pex",
+            "lsd",
+        ],
+    ),
     (
         "engine",
         &[
@@ -190,6 +203,19 @@ pub(super) fn parse(text: &str) -> Result<DaemonConfig, String> {
     }
     c.network.interface = s.interface("interface")?;
     c.network.bind_address = s.parsed::<IpAddr>("bind_address", "an IP address")?;
+    for (key, field) in [
+        ("dht", &mut c.network.dht),
+        ("dht_read_only", &mut c.network.dht_read_only),
+        ("pex", &mut c.network.pex),
+        ("lsd", &mut c.network.lsd),
+    ] {
+        if let Some(b) = s.boolean(key)? {
+            *field = b;
+        }
+    }
+    if let Some(nodes) = s.host_ports("dht_bootstrap")? {
+        c.network.dht_bootstrap = nodes;
+    }
 
     let s = section("engine")?;
     c.engine.shards = s.uint("shards", 1, SHARDS_MAX as u64)?.map(|n| n as usize);
@@ -551,6 +577,37 @@ impl<'a, 'i> Section<'a, 'i> {
                 )
             })?;
             out.push(addr);
+        }
+        Ok(Some(out))
+    }
+
+    /// `["router.example:6881", "10.0.0.1:6881"]`: 0 to
+    /// `DHT_BOOTSTRAP_MAX` `HOST:PORT` strings.
+    fn host_ports(&self, key: &str) -> Result<Option<Vec<String>>, String> {
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
+        let expected = "an array of \"HOST:PORT\" strings such as [\"router.bittorrent.com:6881\"]";
+        let DeValue::Array(items) = v.get_ref() else {
+            return Err(self.wrong_type(key, v, expected));
+        };
+        if items.len() > DHT_BOOTSTRAP_MAX {
+            return Err(self.error(
+                key,
+                v.span(),
+                format!(
+                    "{} nodes: expected at most {DHT_BOOTSTRAP_MAX}",
+                    items.len()
+                ),
+            ));
+        }
+        let mut out = Vec::with_capacity(items.len());
+        for item in items.iter() {
+            let DeValue::String(s) = item.get_ref() else {
+                return Err(self.wrong_type(key, item, expected));
+            };
+            check_host_port(s).map_err(|e| self.error(key, item.span(), e))?;
+            out.push(s.to_string());
         }
         Ok(Some(out))
     }

@@ -117,6 +117,11 @@ pub(super) fn plan(old: &DaemonConfig, new: &DaemonConfig) -> ReloadPlan {
     p.restart::<&Vec<SocketAddr>>("network.listen", &o.listen, &n.listen);
     p.restart("network.interface", &o.interface, &n.interface);
     p.restart("network.bind_address", &o.bind_address, &n.bind_address);
+    p.restart("network.dht", o.dht, n.dht);
+    p.restart("network.dht_bootstrap", &o.dht_bootstrap, &n.dht_bootstrap);
+    p.restart("network.dht_read_only", o.dht_read_only, n.dht_read_only);
+    p.restart("network.pex", o.pex, n.pex);
+    p.restart("network.lsd", o.lsd, n.lsd);
     // The Web API's listener and credentials are set up once, at start.
     p.restart("api", &old.api, &new.api);
 

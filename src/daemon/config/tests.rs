@@ -465,3 +465,93 @@ status_interval_s = 10
     assert!(p.need_restart.contains(&"network.interface".to_owned()));
     assert!(p.need_restart.contains(&"network.bind_address".to_owned()));
 }
+
+#[test]
+fn discovery_keys_default_parse_and_map_to_the_session() {
+    let d = DaemonConfig::default();
+    assert!(d.network.dht && d.network.pex && !d.network.lsd && !d.network.dht_read_only);
+    assert_eq!(d.network.dht_bootstrap, default_dht_bootstrap());
+    assert!(!d.network.dht_bootstrap.is_empty());
+    let s = d.session_config();
+    let dht = s.dht.unwrap_or_else(|| panic!("the DHT is on by default"));
+    assert_eq!(dht.bootstrap, default_dht_bootstrap());
+    assert!(dht.saved_nodes.is_empty() && !dht.read_only);
+    assert!(s.pex && !s.lsd);
+
+    let c = parse(
+        "[network]\ndht = true\ndht_bootstrap = [\"127.0.138.5:6881\", \"[::1]:7\", \"node.example:1\"]\n\
+         dht_read_only = true\npex = false\nlsd = true\n",
+    );
+    assert_eq!(
+        c.network.dht_bootstrap,
+        vec!["127.0.138.5:6881", "[::1]:7", "node.example:1"]
+    );
+    let s = c.session_config();
+    let dht = s.dht.unwrap_or_else(|| panic!("dht = true"));
+    assert_eq!(dht.bootstrap, c.network.dht_bootstrap);
+    assert!(dht.read_only);
+    assert!(!s.pex && s.lsd);
+
+    let off = parse("[network]\ndht = false\n");
+    assert!(off.session_config().dht.is_none());
+    // An empty list: no bootstrap (the saved nodes only).
+    assert!(parse("[network]\ndht_bootstrap = []\n")
+        .network
+        .dht_bootstrap
+        .is_empty());
+}
+
+#[test]
+fn bad_bootstrap_nodes_name_key_line_and_why() {
+    for (text, want) in [
+        ("[network]\ndht_bootstrap = [\"nohost\"]", "network.dht_bootstrap at line 2: \"nohost\" is not HOST:PORT: no port"),
+        ("[network]\ndht_bootstrap = [\"h:0\"]", "network.dht_bootstrap at line 2: \"h:0\" is not HOST:PORT: the port must be 1 to 65535"),
+        ("[network]\ndht_bootstrap = [\"[::1:5\"]", "network.dht_bootstrap at line 2: \"[::1:5\" is not HOST:PORT: not an IPv6 address in brackets"),
+        ("[network]\ndht_bootstrap = [\"a b:5\"]", "network.dht_bootstrap at line 2: \"a b:5\" is not HOST:PORT: the host must be a name or an IP address"),
+        ("[network]\ndht_bootstrap = [\":5\"]", "network.dht_bootstrap at line 2: \":5\" is not HOST:PORT: the host must be a name or an IP address"),
+        ("[network]\ndht_bootstrap = \"h:1\"", "network.dht_bootstrap at line 2: expected an array of \"HOST:PORT\" strings"),
+        ("[network]\ndht_bootstrap = [1]", "network.dht_bootstrap at line 2: expected an array of \"HOST:PORT\" strings"),
+        ("[network]\ndht = \"yes\"", "network.dht at line 2: expected true or false, found a string"),
+        ("[network]\ndht_bootstraps = []", "unknown key \"dht_bootstraps\" in [network] at line 2"),
+    ] {
+        let e = error(text);
+        assert!(e.starts_with(want), "{text:?}: got {e:?}, want {want:?}");
+    }
+    let many: Vec<String> = (0..=DHT_BOOTSTRAP_MAX)
+        .map(|i| format!("\"n{i}.example:1\""))
+        .collect();
+    let e = error(&format!(
+        "[network]\ndht_bootstrap = [{}]\n",
+        many.join(", ")
+    ));
+    assert_eq!(
+        e,
+        format!(
+            "network.dht_bootstrap at line 2: {} nodes: expected at most {DHT_BOOTSTRAP_MAX}",
+            DHT_BOOTSTRAP_MAX + 1
+        )
+    );
+    let long = format!("\"{}:1\"", "a".repeat(DHT_BOOTSTRAP_ENTRY_BYTES_MAX));
+    assert!(error(&format!("[network]\ndht_bootstrap = [{long}]\n")).contains("more than"));
+}
+
+#[test]
+fn discovery_changes_wait_for_a_restart() {
+    let old = DaemonConfig::default();
+    let new = parse(
+        "[network]\ndht = false\ndht_bootstrap = [\"127.0.138.5:1\"]\ndht_read_only = true\n\
+         pex = false\nlsd = true\n",
+    );
+    let p = reload_plan(&old, &new);
+    assert!(p.applied.is_empty(), "{:?}", p.applied);
+    assert_eq!(
+        p.need_restart,
+        vec![
+            "network.dht",
+            "network.dht_bootstrap",
+            "network.dht_read_only",
+            "network.pex",
+            "network.lsd"
+        ]
+    );
+}

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use ringseed::limits::TORRENT_FILE_BYTES_MAX;
+use ringseed::magnet::Magnet;
 use ringseed::metainfo::Metainfo;
 use ringseed::runtime::disk::files_on_disk;
 use ringseed::runtime::session::{Have, Mode, SessionError, Settings, TorrentLimits};
@@ -325,6 +326,7 @@ impl Core {
                     config: self.cfg.clone(),
                     download_dir: self.download_dir.clone(),
                     listen: self.session.local_addrs().to_vec(),
+                    dht_nodes: self.session.dht_node_count(),
                 };
                 answer(&reply, Ok(v));
             }
@@ -461,11 +463,18 @@ impl Core {
         if wanted == Wanted::Stopped {
             if let Some(e) = self.entries.get_mut(&h) {
                 e.queued = false;
+                if e.metainfo.is_none() {
+                    self.session.cancel_metadata(h);
+                }
                 if let (Some(id), true) = (e.id, e.running) {
                     self.session.pause(id).map_err(engine)?;
                     e.running = false;
                 }
             }
+        } else if self.entries.get(&h).is_some_and(|e| e.metainfo.is_none()) {
+            // A magnet: fetch its metadata (again; a fetch in progress
+            // goes on).
+            self.start_fetch(h);
         }
         Ok(changed)
     }
@@ -485,6 +494,9 @@ impl Core {
                 "{} is being moved: remove it once the move ended",
                 e.record.name
             )));
+        }
+        if e.metainfo.is_none() {
+            self.session.cancel_metadata(h);
         }
         if let Some(id) = e.id {
             match self.session.remove(id, delete_files) {
@@ -519,6 +531,10 @@ impl Core {
         }
         if e.record.save_path == dir {
             return Ok(false);
+        }
+        if e.metainfo.is_none() {
+            // A magnet has no data yet: only its save path changes.
+            return self.edit(h, |r| r.save_path = dir);
         }
         // One thread per move: bounded.
         let moving = self.entries.values().filter(|e| e.moving).count();
@@ -567,23 +583,26 @@ impl Core {
     /// Adds a torrent: checked, recorded durably, then given to the
     /// session.
     pub(super) fn add(&mut self, add: AddRequest) -> Result<InfoHash, CommandError> {
-        let bytes = match &add.source {
-            Source::Torrent(b) => b,
-            Source::Magnet(_) => {
-                return Err(CommandError::Invalid(
-                    "magnet links are not supported yet (metadata exchange comes with DHT)".into(),
-                ))
+        let (hash, name, m) = match &add.source {
+            Source::Torrent(bytes) => {
+                if bytes.len() as u64 > TORRENT_FILE_BYTES_MAX {
+                    return Err(CommandError::Invalid(format!(
+                        "the .torrent is {} bytes, more than the {TORRENT_FILE_BYTES_MAX} allowed",
+                        bytes.len()
+                    )));
+                }
+                let m = Metainfo::from_bytes(bytes)
+                    .map_err(|e| CommandError::Invalid(format!("not a valid .torrent: {e}")))?;
+                let name = m.info.name.clone();
+                (m.info_hash, name, Some(m))
+            }
+            Source::Magnet(uri) => {
+                let mg = Magnet::parse(uri)
+                    .map_err(|e| CommandError::Invalid(format!("not a valid magnet link: {e}")))?;
+                let name = magnet_name(&mg);
+                (mg.info_hash, name, None)
             }
         };
-        if bytes.len() as u64 > TORRENT_FILE_BYTES_MAX {
-            return Err(CommandError::Invalid(format!(
-                "the .torrent is {} bytes, more than the {TORRENT_FILE_BYTES_MAX} allowed",
-                bytes.len()
-            )));
-        }
-        let m = Metainfo::from_bytes(bytes)
-            .map_err(|e| CommandError::Invalid(format!("not a valid .torrent: {e}")))?;
-        let hash = m.info_hash;
         if let Some(e) = self.entries.get(&hash) {
             return Err(CommandError::Duplicate {
                 name: e.record.name.clone(),
@@ -615,10 +634,9 @@ impl Core {
                 .flatten()
                 .unwrap_or_else(|| self.download_dir.clone()),
         };
-        let m = Arc::new(m);
         let mut rec = TorrentRecord {
             info_hash: hash,
-            name: m.info.name.clone(),
+            name,
             source: add.source.clone(),
             save_path,
             category: add.category.clone(),
@@ -645,6 +663,10 @@ impl Core {
         if let Some(last) = self.entries.values().map(|e| e.record.added_at).max() {
             rec.added_at = rec.added_at.max(last);
         }
+        let Some(m) = m else {
+            return self.add_magnet(rec);
+        };
+        let m = Arc::new(m);
         let mut have = Have::Check;
         if add.skip_check
             && files_on_disk(&m, &rec.save_path)
@@ -694,6 +716,24 @@ impl Core {
                 Err(engine(err))
             }
         }
+    }
+
+    /// Adds a magnet: recorded durably (no metadata yet), then its
+    /// metadata fetched unless it was added stopped.
+    fn add_magnet(&mut self, rec: TorrentRecord) -> Result<InfoHash, CommandError> {
+        let hash = rec.info_hash;
+        self.store.put(&rec).map_err(store)?;
+        let mut entry = Entry::new(rec, None);
+        entry.seq = self.next_seq;
+        self.next_seq += 1;
+        tracing::info!(
+            "{}: added as a magnet ({hash}, save path {})",
+            entry.record.name,
+            entry.record.save_path.display()
+        );
+        self.entries.insert(hash, entry);
+        self.start_fetch(hash);
+        Ok(hash)
     }
 
     /// Adds what waits in the watch folder.
@@ -749,6 +789,19 @@ fn busy(e: &Entry) -> CommandError {
         e.record.name,
         e.state_name()
     ))
+}
+
+/// A magnet's name until its metadata comes: its `dn`, else its
+/// info-hash in hex.
+pub(super) fn magnet_name(m: &Magnet) -> String {
+    m.display_name
+        .as_deref()
+        .map(|n| n.trim())
+        .filter(|n| !n.is_empty())
+        .map_or_else(
+            || m.info_hash.to_hex(),
+            |n| n.chars().take(NAME_BYTES_MAX).collect(),
+        )
 }
 
 /// The stamps of a torrent's files now.

@@ -175,10 +175,10 @@ impl Entry {
             return "error";
         }
         let Some(s) = &self.snap else {
-            return if self.metainfo.is_none() {
-                "metadata"
-            } else {
-                "loading"
+            return match (&self.metainfo, self.record.wanted) {
+                (None, Wanted::Stopped) => "stopped",
+                (None, Wanted::Started) => "metadata",
+                (Some(_), _) => "loading",
             };
         };
         if !s.missing_files.is_empty() && !s.state.is_checking() {

@@ -6,6 +6,10 @@
 //! the session's shards do; it never waits on the database except to
 //! acknowledge a change: the store's thread does the writes.
 //!
+//! Magnets (`magnet.rs`) wait without metadata (no session torrent) until
+//! the session's `Event::Metadata` brings it; the DHT's nodes are kept in
+//! the store at shutdown for the next start.
+//!
 //! Timers: a policy tick ([`POLICY_INTERVAL`]: snapshots, seeding time,
 //! queue, share limits), a save ([`SAVE_INTERVAL`]: numbers and newly had
 //! pieces to the store, which syncs the files before recording pieces),
@@ -18,6 +22,9 @@ pub mod watch;
 
 mod commands;
 mod entry;
+mod magnet;
+#[cfg(test)]
+mod magnet_tests;
 mod startup;
 
 use std::collections::{BTreeMap, HashMap};
@@ -27,7 +34,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Result;
 use crossbeam_channel::{select, Receiver, Sender};
 use ringseed::runtime::disk::disk_files;
-use ringseed::runtime::session::{Session, Settings, TorrentId, TorrentState};
+use ringseed::runtime::session::{Event, Session, Settings, TorrentId, TorrentState};
 use ringseed::runtime::signals;
 use ringseed::InfoHash;
 
@@ -54,6 +61,9 @@ const WAIT_MAX: Duration = Duration::from_millis(200);
 const MOVES_MAX: usize = 64;
 /// Add requests in flight to the session while loading at start.
 const ADDS_IN_FLIGHT_MAX: usize = 512;
+/// Session events handled in one turn of the loop (the rest wait for the
+/// next turn, in the session's bounded channel).
+const EVENTS_PER_TURN_MAX: usize = 1024;
 
 /// Re-reads the configuration file (with the command-line overrides on
 /// top): SIGHUP.
@@ -195,9 +205,21 @@ impl Core {
         let moves = self.moves_rx.clone();
         select! {
             recv(commands) -> c => if let Ok(c) = c { self.handle(c) },
-            recv(events) -> _ => {
+            recv(events) -> first => {
                 // Events are news: the next policy tick reads the state.
-                while events.try_recv().is_ok() {}
+                // Metadata for a magnet is handled now.
+                let mut next = first.ok();
+                let mut handled = 0;
+                while let Some(event) = next {
+                    if let Event::Metadata { info_hash, info, peers } = event {
+                        self.metadata_arrived(info_hash, info, peers);
+                    }
+                    handled += 1;
+                    if handled >= EVENTS_PER_TURN_MAX {
+                        break;
+                    }
+                    next = events.try_recv().ok();
+                }
                 self.last_policy = Instant::now() - POLICY_INTERVAL;
             },
             recv(moves) -> m => if let Ok(m) = m { self.move_done(m) },
@@ -587,7 +609,24 @@ impl Core {
         if let Err(e) = self.store.flush(Duration::from_secs(30)) {
             tracing::warn!("state not flushed: {e}");
         }
-        session_run::stop(self.session);
+        let (report, nodes) = self.session.stop_keeping_nodes();
+        tracing::info!(
+            "stopped: uploaded {}, downloaded {} in {}",
+            crate::cli::units::human_bytes(report.uploaded),
+            crate::cli::units::human_bytes(report.downloaded),
+            session_run::human_duration(self.started.elapsed())
+        );
+        if !nodes.is_empty() {
+            // Kept for the next start, so that the DHT does not start cold.
+            let bytes = magnet::encode_nodes(&nodes);
+            match self.store.put_value(magnet::DHT_NODES_KEY, &bytes) {
+                Ok(()) => tracing::info!(
+                    "kept {} DHT nodes for the next start",
+                    nodes.len().min(magnet::DHT_NODES_SAVED_MAX)
+                ),
+                Err(e) => tracing::warn!("DHT nodes not kept: {e}"),
+            }
+        }
         self.store.close();
     }
 

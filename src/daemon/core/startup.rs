@@ -1,6 +1,8 @@
 //! Starting the core: the store is opened and read, the session started
-//! (listeners up), every recorded torrent added, resumed from its recorded
-//! pieces where its files did not change, and interrupted moves finished.
+//! (listeners up, the DHT given the nodes kept at the last shutdown), every
+//! recorded torrent added, resumed from its recorded pieces where its files
+//! did not change, interrupted moves finished, and the metadata of every
+//! started magnet fetched again.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -78,7 +80,17 @@ impl Core {
             );
         }
         let settings = Settings::check(setup.config.settings_raw()).context("the configuration")?;
-        let session = Session::start(setup.config.session_config(), settings)?;
+        let mut session_config = setup.config.session_config();
+        if let Some(dht) = session_config.dht.as_mut() {
+            dht.saved_nodes = Core::saved_dht_nodes(&loaded.values);
+            if !dht.saved_nodes.is_empty() {
+                tracing::info!(
+                    "DHT: {} nodes kept from the last run",
+                    dht.saved_nodes.len()
+                );
+            }
+        }
+        let session = Session::start(session_config, settings)?;
         let (moves_tx, moves_rx) = bounded(MOVES_MAX);
         let mut categories = BTreeMap::new();
         for c in loaded.categories {
@@ -172,11 +184,13 @@ impl Core {
         let mut pending: Vec<(InfoHash, AddPending)> = Vec::new();
         let mut resumed = 0usize;
         let mut checking = 0usize;
+        let mut magnets = Vec::new();
         for (hash, run) in order.iter().zip(plan) {
             let Some(e) = self.entries.get_mut(hash) else {
                 continue;
             };
             let Some(m) = e.metainfo.clone() else {
+                magnets.push(*hash);
                 continue;
             };
             if let Some(to) = e.record.moving_to.clone() {
@@ -215,10 +229,14 @@ impl Core {
             }
         }
         self.wait_adds(&mut pending);
+        for hash in &magnets {
+            self.start_fetch(*hash);
+        }
         tracing::info!(
-            "loaded {} torrents from the state database in {} ms: {resumed} resumed without a check, {checking} to check",
+            "loaded {} torrents from the state database in {} ms: {resumed} resumed without a check, {checking} to check, {} magnets without metadata",
             self.entries.len(),
-            self.started.elapsed().as_millis()
+            self.started.elapsed().as_millis(),
+            magnets.len()
         );
     }
 
@@ -243,6 +261,12 @@ impl Core {
 
     /// Adds one torrent of the core to the session (after a move).
     pub(super) fn add_to_session(&mut self, hash: InfoHash) {
+        self.add_to_session_with(hash, Vec::new());
+    }
+
+    /// Adds one torrent of the core to the session, with peers to dial
+    /// (a magnet whose metadata arrived).
+    pub(super) fn add_to_session_with(&mut self, hash: InfoHash, peers: Vec<std::net::SocketAddr>) {
         let run = self.would_run(hash);
         let Some(e) = self.entries.get_mut(&hash) else {
             return;
@@ -250,7 +274,8 @@ impl Core {
         let Some(m) = e.metainfo.clone() else { return };
         let (mode, have, _) = have_for(&e.record, &m);
         e.check_pending = !matches!(have, Have::Known(_));
-        let add = add_request(&e.record, m, mode, have, !run);
+        let mut add = add_request(&e.record, m, mode, have, !run);
+        add.peers = peers;
         match self.session.add_torrent(add) {
             Ok(id) => {
                 e.id = Some(id);

@@ -101,6 +101,7 @@ fn fake_core(views: Arc<Mutex<Vec<TorrentView>>>, log: Log) -> Sender<Command> {
                         config: DaemonConfig::default(),
                         download_dir: PathBuf::from("/srv/data"),
                         listen: vec![SocketAddr::from(([127, 0, 0, 1], 6881))],
+                        dht_nodes: 0,
                     }));
                 }
                 Command::Categories { reply } => {
