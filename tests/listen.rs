@@ -98,8 +98,13 @@ fn seed_args(
     listen: &[SocketAddr],
     extra: &[&str],
 ) -> Vec<OsString> {
-    let mut args = vec![os("seed"),
-        os("--no-dht"), os(torrent), os("--data"), os(data_dir)];
+    let mut args = vec![
+        os("seed"),
+        os("--no-dht"),
+        os(torrent),
+        os("--data"),
+        os(data_dir),
+    ];
     for l in listen {
         args.push(os("--listen"));
         args.push(os(l.to_string()));

@@ -32,7 +32,7 @@ fn a_peer_given_with_peer_is_retried_until_it_listens() {
         "download",
         &[
             os("download"),
-        os("--no-dht"),
+            os("--no-dht"),
             os(&p.torrent),
             os("-o"),
             os(&out),
@@ -50,7 +50,7 @@ fn a_peer_given_with_peer_is_retried_until_it_listens() {
         "seed",
         &[
             os("seed"),
-        os("--no-dht"),
+            os("--no-dht"),
             os(&p.torrent),
             os("--data"),
             os(&p.data_dir),

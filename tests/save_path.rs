@@ -34,7 +34,7 @@ fn download_takes_several_torrents_into_one_save_path() {
         "seeder",
         &[
             os("seed"),
-        os("--no-dht"),
+            os("--no-dht"),
             os(&t1),
             os(&t2),
             os("--data"),
@@ -54,7 +54,7 @@ fn download_takes_several_torrents_into_one_save_path() {
         "download",
         &[
             os("download"),
-        os("--no-dht"),
+            os("--no-dht"),
             os(&t1),
             os(&t2),
             os("--save-path"),
@@ -138,7 +138,7 @@ fn help_names_the_save_path_and_its_aliases() {
     for flag in ["-o", "--output", "--save-path"] {
         let out = ringseed([
             os("download"),
-        os("--no-dht"),
+            os("--no-dht"),
             os(&t),
             os(flag),
             os(&file),
