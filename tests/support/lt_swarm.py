@@ -146,8 +146,12 @@ class Node:
             "dht_restrict_search_ips": False,
             "dht_ignore_dark_internet": False,
             "dht_prefer_verified_node_ids": False,
+            # connect/peer: every peer that connects or leaves is seen
+            # (get_peer_info alone misses one that finishes between polls).
             "alert_mask": lt.alert.category_t.error_notification
-            | lt.alert.category_t.status_notification,
+            | lt.alert.category_t.status_notification
+            | lt.alert.category_t.connect_notification
+            | lt.alert.category_t.peer_notification,
         }
         # flags=0: no default plugins; add back all but ut_pex when PEX is off.
         flags = 1 if spec["pex"] else 0
@@ -186,9 +190,18 @@ class Node:
 
     def poll(self, now):
         """Pops alerts, checks the torrent; False on an error."""
+        changed = False
         for a in self.ses.pop_alerts():
             if a.category() & lt.alert.category_t.error_notification:
                 log(f"node {self.index}: {a.message()}")
+            if isinstance(a, (lt.peer_connect_alert, lt.peer_disconnected_alert,
+                              lt.incoming_connection_alert)):
+                where = getattr(a, "endpoint", None) or getattr(a, "ip", None)
+                # An incoming connection was accepted; an outgoing one may
+                # still fail (get_peer_info says when it connected).
+                incoming = isinstance(a, lt.incoming_connection_alert)
+                if where and self.note_peer(where[0], where[1], 0, incoming):
+                    changed = True
         if self.handle is None:
             return True
         st = self.handle.status()
@@ -221,25 +234,29 @@ class Node:
                 self.done = True
                 emit("done", node=self.index, pieces=st.num_pieces,
                      bytes=st.total_payload_download)
-        changed = False
         for p in self.handle.get_peer_info():
             ip, port = p.ip
-            key = f"{ip}:{port}"
-            if key not in self.peers:
-                self.peers[key] = {"ip": ip, "port": port, "source": 0,
-                                   "connected": False}
-                changed = True
-            entry = self.peers[key]
-            bits = entry["source"] | source_bits(p.source)
-            connected = entry["connected"] or not (p.flags & lt.peer_info.connecting)
-            if bits != entry["source"] or connected != entry["connected"]:
-                entry["source"] = bits
-                entry["connected"] = connected
+            connected = not (p.flags & lt.peer_info.connecting)
+            if self.note_peer(ip, port, source_bits(p.source), connected):
                 changed = True
         if changed:
             emit("peers", node=self.index, peers=sorted(
                 self.peers.values(), key=lambda e: (e["ip"], e["port"])))
         return True
+
+    def note_peer(self, ip, port, source, connected):
+        """Adds what is known of a peer; True when that changed anything."""
+        key = f"{ip}:{port}"
+        entry = self.peers.setdefault(key, {"ip": ip, "port": port, "source": 0,
+                                            "connected": False, "new": True})
+        new = entry.pop("new", False)
+        bits = entry["source"] | source
+        up = entry["connected"] or connected
+        if new or bits != entry["source"] or up != entry["connected"]:
+            entry["source"] = bits
+            entry["connected"] = up
+            return True
+        return False
 
     def progress(self):
         if self.handle is None:

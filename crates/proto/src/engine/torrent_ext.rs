@@ -151,7 +151,14 @@ impl Torrent {
 
     /// Sends PEX to the peers whose turn has come (called from `tick`).
     pub(super) fn send_pex(&mut self, now: Duration) {
-        if !self.pex {
+        if !self.pex
+            || !self
+                .slots
+                .iter()
+                .flatten()
+                .any(|p| p.pex.is_some() && p.pex_next_at <= now)
+        {
+            // The common tick: nobody's turn, no allocation.
             return;
         }
         let due: Vec<PeerId> = self
