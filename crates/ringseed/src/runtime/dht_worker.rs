@@ -20,6 +20,9 @@
 //!   channel drops the command with a counted warning, a caller never blocks;
 //!   [`DhtHandle::nodes`] and [`DhtHandle::stats`] wait at most
 //!   [`QUERY_REPLY_WAIT`];
+//! - due announces and lookups start while the node has lookups free
+//!   (all but [`LOOKUPS_KEPT_FREE`] of its `LOOKUPS_MAX`); the others stay
+//!   due and start as lookups end;
 //! - an announced info-hash is announced again every [`ANNOUNCE_INTERVAL`]
 //!   (after [`RETRY_INTERVAL`] when the last announce reached nobody), a
 //!   looked-up one is looked up again every [`LOOKUP_INTERVAL`], until
@@ -39,9 +42,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
+use crate::dht::{Dht, DhtConfig, DhtOutput, DhtStats, LOOKUPS_MAX};
 use crate::runtime::sockets::{udp_socket, BindOptions, SocketError};
 use crate::InfoHash;
-use ringseed_proto::dht::{Dht, DhtConfig, DhtOutput, DhtStats};
 
 /// Well-known bootstrap routers.
 pub const DEFAULT_BOOTSTRAP: &[&str] = &[
@@ -58,6 +61,10 @@ pub const TRACKED_MAX: usize = 4096;
 pub const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(15 * 60);
 /// How often an info-hash is looked up again.
 pub const LOOKUP_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// Lookups left to the node's own upkeep (bucket refreshes, bootstrap):
+/// announces and lookups start only while more than these are free.
+pub const LOOKUPS_KEPT_FREE: usize = 4;
+const _: () = assert!(LOOKUPS_KEPT_FREE < LOOKUPS_MAX);
 /// Next try after an announce that reached no node.
 pub const RETRY_INTERVAL: Duration = Duration::from_secs(60);
 /// Longest wait for a datagram before looking at commands again.
@@ -341,10 +348,22 @@ fn run(
             apply(&mut dht, &mut tracked, cmd, now());
         }
         let t = now();
+        // Lookups the node may start now, counted once per turn when one
+        // is due: the rest stay due and start as lookups end (a start with
+        // thousands of torrents announces them one after another, at the
+        // DHT's pace, instead of most being refused).
+        let mut room: Option<usize> = None;
         for (info_hash, tr) in tracked.iter_mut() {
             if tr.next > t {
                 continue;
             }
+            let free = room.get_or_insert_with(|| {
+                LOOKUPS_MAX.saturating_sub(dht.stats().lookups + LOOKUPS_KEPT_FREE)
+            });
+            if *free == 0 {
+                break;
+            }
+            *free -= 1;
             match tr.port {
                 Some(port) => {
                     dht.announce(t, *info_hash, port);
@@ -544,6 +563,42 @@ mod tests {
             .is_empty()));
         let saved = c.shutdown(Duration::from_secs(2));
         assert!(saved.contains(&a.local_addr()), "{saved:?}");
+        b.shutdown(Duration::from_secs(2));
+        a.shutdown(Duration::from_secs(2));
+    }
+
+    #[test]
+    fn more_announces_than_lookups_at_once_all_start_soon() {
+        // Three times the lookups a node runs at once: the worker starts
+        // them as lookups end, not a minute later for those refused.
+        const N: usize = 3 * LOOKUPS_MAX;
+        let a = DhtWorker::start(config(7, Vec::new()), Box::new(|_, _| {})).unwrap();
+        let boot = vec![a.local_addr().to_string()];
+        let b = DhtWorker::start(config(8, boot), Box::new(|_, _| {})).unwrap();
+        // b knows a before it announces (a lookup with an empty table
+        // would only reach the bootstrap address).
+        assert!(wait_until(Duration::from_secs(10), || !b
+            .handle()
+            .nodes()
+            .is_empty()));
+        for i in 0..N {
+            let mut h = [0x51; 20];
+            h[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            b.handle().announce(InfoHash(h), 7000);
+        }
+        // a answers a few queries a second from one address (flood
+        // protection), so count what reached it: a get_peers (at least)
+        // for every torrent, not only the first lookups' worth.
+        let asked = wait_until(Duration::from_secs(20), || {
+            a.handle()
+                .stats()
+                .is_some_and(|s| s.queries_received >= N as u64)
+        });
+        assert!(
+            asked,
+            "the lookups of {N} announces reached the only other node within 20 s: {:?}",
+            a.handle().stats()
+        );
         b.shutdown(Duration::from_secs(2));
         a.shutdown(Duration::from_secs(2));
     }
