@@ -31,7 +31,7 @@
 //! - [`DhtWorker::shutdown`] stops the thread and returns the good nodes to
 //!   save; past its deadline it returns an empty list without waiting.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{self, ErrorKind};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::panic::{self, AssertUnwindSafe};
@@ -55,8 +55,10 @@ pub const DEFAULT_BOOTSTRAP: &[&str] = &[
 ];
 /// Commands waiting for the worker.
 pub const COMMAND_QUEUE_MAX: usize = 256;
-/// Info-hashes announced or looked up at once.
-pub const TRACKED_MAX: usize = 4096;
+/// Info-hashes announced or looked up at once: a large seedbox's public
+/// torrents. Each costs about 100 bytes, and nothing between its announces
+/// (the schedule is ordered by due time).
+pub const TRACKED_MAX: usize = 100_000;
 /// How often an info-hash is announced again.
 pub const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(15 * 60);
 /// How often an info-hash is looked up again.
@@ -288,10 +290,57 @@ impl DhtHandle {
 }
 
 /// One tracked info-hash.
+#[derive(Clone, Copy)]
 struct Tracked {
     /// `Some` when announcing.
     port: Option<u16>,
     next: Duration,
+}
+
+/// The tracked info-hashes, also ordered by when each is due: a turn
+/// looks at the due ones only, so thousands tracked cost nothing between
+/// their announces.
+#[derive(Default)]
+struct Schedule {
+    by_hash: HashMap<InfoHash, Tracked>,
+    due: BTreeSet<(Duration, InfoHash)>,
+}
+
+impl Schedule {
+    fn len(&self) -> usize {
+        self.by_hash.len()
+    }
+
+    fn contains(&self, ih: &InfoHash) -> bool {
+        self.by_hash.contains_key(ih)
+    }
+
+    fn get(&self, ih: &InfoHash) -> Option<Tracked> {
+        self.by_hash.get(ih).copied()
+    }
+
+    /// Tracks `ih` as `t` (replacing what was there).
+    fn set(&mut self, ih: InfoHash, t: Tracked) {
+        if let Some(old) = self.by_hash.insert(ih, t) {
+            self.due.remove(&(old.next, ih));
+        }
+        self.due.insert((t.next, ih));
+    }
+
+    fn remove(&mut self, ih: &InfoHash) {
+        if let Some(old) = self.by_hash.remove(ih) {
+            self.due.remove(&(old.next, *ih));
+        }
+    }
+
+    /// The info-hash due first, if one is due at `now`.
+    fn first_due(&self, now: Duration) -> Option<(InfoHash, Tracked)> {
+        let &(next, ih) = self.due.first()?;
+        if next > now {
+            return None;
+        }
+        self.get(&ih).map(|t| (ih, t))
+    }
 }
 
 fn resolve_bootstrap(names: &[String]) -> Vec<SocketAddr> {
@@ -341,7 +390,7 @@ fn run(
     {
         dht.add_node(now(), *addr);
     }
-    let mut tracked: HashMap<InfoHash, Tracked> = HashMap::new();
+    let mut tracked = Schedule::default();
     let mut buf = vec![0u8; RECV_BUFFER_BYTES];
     while !stop.load(Ordering::Relaxed) {
         while let Ok(cmd) = commands.try_recv() {
@@ -353,10 +402,7 @@ fn run(
         // thousands of torrents announces them one after another, at the
         // DHT's pace, instead of most being refused).
         let mut room: Option<usize> = None;
-        for (info_hash, tr) in tracked.iter_mut() {
-            if tr.next > t {
-                continue;
-            }
+        while let Some((info_hash, mut tr)) = tracked.first_due(t) {
             let free = room.get_or_insert_with(|| {
                 LOOKUPS_MAX.saturating_sub(dht.stats().lookups + LOOKUPS_KEPT_FREE)
             });
@@ -366,14 +412,15 @@ fn run(
             *free -= 1;
             match tr.port {
                 Some(port) => {
-                    dht.announce(t, *info_hash, port);
+                    dht.announce(t, info_hash, port);
                     tr.next = t + ANNOUNCE_INTERVAL;
                 }
                 None => {
-                    dht.get_peers(t, *info_hash);
+                    dht.get_peers(t, info_hash);
                     tr.next = t + LOOKUP_INTERVAL;
                 }
             }
+            tracked.set(info_hash, tr);
         }
         if dht.next_tick() <= t {
             dht.tick(t);
@@ -412,17 +459,16 @@ fn run(
     nodes
 }
 
-fn apply(dht: &mut Dht, tracked: &mut HashMap<InfoHash, Tracked>, cmd: Command, now: Duration) {
-    let room = |tracked: &HashMap<InfoHash, Tracked>, ih: &InfoHash| {
-        tracked.contains_key(ih) || tracked.len() < TRACKED_MAX
-    };
+fn apply(dht: &mut Dht, tracked: &mut Schedule, cmd: Command, now: Duration) {
+    let room =
+        |tracked: &Schedule, ih: &InfoHash| tracked.contains(ih) || tracked.len() < TRACKED_MAX;
     match cmd {
         Command::Announce(ih, port) => {
             if !room(tracked, &ih) {
                 tracing::warn!(info_hash = %ih.to_hex(), "DHT: too many info-hashes tracked, announce ignored");
                 return;
             }
-            tracked.insert(
+            tracked.set(
                 ih,
                 Tracked {
                     port: Some(port),
@@ -435,11 +481,8 @@ fn apply(dht: &mut Dht, tracked: &mut HashMap<InfoHash, Tracked>, cmd: Command, 
                 tracing::warn!(info_hash = %ih.to_hex(), "DHT: too many info-hashes tracked, lookup ignored");
                 return;
             }
-            let e = tracked.entry(ih).or_insert(Tracked {
-                port: None,
-                next: now,
-            });
-            e.next = now;
+            let port = tracked.get(&ih).and_then(|t| t.port);
+            tracked.set(ih, Tracked { port, next: now });
         }
         Command::Forget(ih) => {
             tracked.remove(&ih);
@@ -457,7 +500,7 @@ fn apply(dht: &mut Dht, tracked: &mut HashMap<InfoHash, Tracked>, cmd: Command, 
 fn flush(
     socket: &UdpSocket,
     dht: &mut Dht,
-    tracked: &mut HashMap<InfoHash, Tracked>,
+    tracked: &mut Schedule,
     on_peers: &dyn Fn(InfoHash, Vec<SocketAddr>),
     now: Duration,
 ) {
@@ -469,7 +512,7 @@ fn flush(
                 }
             }
             DhtOutput::Peers { info_hash, peers } => {
-                if tracked.contains_key(&info_hash) {
+                if tracked.contains(&info_hash) {
                     tracing::debug!(info_hash = %info_hash.to_hex(), peers = peers.len(), "DHT peers found");
                     on_peers(info_hash, peers);
                 }
@@ -481,9 +524,10 @@ fn flush(
                 ..
             } => {
                 tracing::debug!(info_hash = %info_hash.to_hex(), announced, queries, "DHT lookup done");
-                if let Some(tr) = tracked.get_mut(&info_hash) {
-                    if tr.port.is_some() && announced == 0 {
-                        tr.next = tr.next.min(now + RETRY_INTERVAL);
+                if let Some(mut tr) = tracked.get(&info_hash) {
+                    if tr.port.is_some() && announced == 0 && tr.next > now + RETRY_INTERVAL {
+                        tr.next = now + RETRY_INTERVAL;
+                        tracked.set(info_hash, tr);
                     }
                 }
             }
@@ -601,6 +645,39 @@ mod tests {
         );
         b.shutdown(Duration::from_secs(2));
         a.shutdown(Duration::from_secs(2));
+    }
+
+    #[test]
+    fn the_schedule_gives_due_hashes_in_time_order_and_forgets_replaced_times() {
+        let mut s = Schedule::default();
+        let h = |n: u8| InfoHash([n; 20]);
+        let at = |secs: u64, port: Option<u16>| Tracked {
+            port,
+            next: Duration::from_secs(secs),
+        };
+        s.set(h(1), at(30, Some(1)));
+        s.set(h(2), at(10, None));
+        s.set(h(3), at(20, Some(3)));
+        assert!(s.first_due(Duration::from_secs(5)).is_none());
+        assert_eq!(
+            s.first_due(Duration::from_secs(25)).map(|d| d.0),
+            Some(h(2))
+        );
+        // Moved later: its old time is gone from the order.
+        s.set(h(2), at(40, None));
+        assert_eq!(
+            s.first_due(Duration::from_secs(25)).map(|d| d.0),
+            Some(h(3))
+        );
+        s.remove(&h(3));
+        assert_eq!(
+            s.first_due(Duration::from_secs(35)).map(|d| d.0),
+            Some(h(1))
+        );
+        assert_eq!((s.len(), s.due.len()), (2, 2));
+        s.remove(&h(1));
+        s.remove(&h(2));
+        assert!(s.first_due(Duration::MAX).is_none() && s.due.is_empty());
     }
 
     #[test]
