@@ -18,6 +18,7 @@ pub mod limits;
 pub mod lsd;
 pub mod magnet;
 pub mod metainfo;
+pub mod mse;
 pub mod peer;
 pub mod rate_limit;
 pub mod rng;

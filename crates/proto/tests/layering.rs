@@ -14,8 +14,10 @@ use std::path::{Path, PathBuf};
 
 /// What the protocol crate may depend on, and why each is harmless.
 const ALLOWED_DEPENDENCIES: &[&str] = &[
-    "sha1",      // digests: bytes in, bytes out
-    "thiserror", // error types
+    "num-bigint", // MSE Diffie-Hellman arithmetic: numbers in, numbers out
+    "rc4",        // MSE stream cipher: bytes in place, no IO
+    "sha1",       // digests: bytes in, bytes out
+    "thiserror",  // error types
 ];
 
 /// Tokens a protocol module must not use, with the reason shown on a hit.

@@ -8,8 +8,8 @@
 //! crates of their own on top.
 
 pub use ringseed_proto::{
-    bencode, dht, engine, hash, info_hash, limits, lsd, magnet, metainfo, peer, rate_limit, rng,
-    slab, slot_quota, storage, torrent, tracker, upload_slots, wire, InfoHash,
+    bencode, dht, engine, hash, info_hash, limits, lsd, magnet, metainfo, mse, peer, rate_limit,
+    rng, slab, slot_quota, storage, torrent, tracker, upload_slots, wire, InfoHash,
 };
 
 pub mod runtime;
