@@ -74,6 +74,13 @@ pub struct DaemonArgs {
     /// Shards (threads with their own io_uring) [default: online CPUs].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=SHARDS_MAX as i64))]
     pub shards: Option<u16>,
+    /// Protocol encryption with peers (the file's network.encryption).
+    #[arg(long, value_name = "disabled|enabled|required")]
+    pub encryption: Option<ringseed::mse::EncryptionMode>,
+    /// What may follow the encrypted handshake (the file's
+    /// network.encryption_level).
+    #[arg(long, value_name = "plaintext|rc4|both")]
+    pub encryption_level: Option<ringseed::mse::EncryptionLevel>,
 }
 
 impl DaemonArgs {
@@ -114,6 +121,12 @@ impl DaemonArgs {
         }
         if let Some(n) = self.shards {
             c.engine.shards = Some(usize::from(n));
+        }
+        if let Some(m) = self.encryption {
+            c.network.encryption = m;
+        }
+        if let Some(l) = self.encryption_level {
+            c.network.encryption_level = l;
         }
         if self.no_dht {
             c.network.dht = false;

@@ -10,6 +10,7 @@ use clap::{Args, ValueEnum};
 use ringseed::engine::settings::PEERS_PER_TORRENT_LIMIT;
 use ringseed::engine::EngineSettings;
 use ringseed::metainfo::Metainfo;
+use ringseed::mse::{EncryptionLevel, EncryptionMode, EncryptionPolicy};
 use ringseed::rate_limit::RATE_MAX;
 use ringseed::runtime::available_threads;
 use ringseed::runtime::checker::{hash_have, CheckProgress};
@@ -43,6 +44,19 @@ pub struct EngineOpts {
     /// interface alone); without it they are not contacted.
     #[arg(long, value_name = "IP")]
     pub bind_address: Option<IpAddr>,
+    /// Protocol encryption (MSE/PE) for peer connections, both directions:
+    /// `enabled` accepts plaintext and encrypted peers and dials plaintext
+    /// first (obfuscated for peers that refused plaintext or that PEX says
+    /// prefer it); `required` dials and accepts encrypted handshakes only;
+    /// `disabled` plaintext only [default: enabled].
+    #[arg(long, value_name = "disabled|enabled|required")]
+    pub encryption: Option<EncryptionMode>,
+    /// What may follow the encrypted handshake: `plaintext` (header
+    /// obfuscated only), `rc4` (the whole stream) or `both`; with both on
+    /// offer plaintext is chosen, so RC4 is used only with peers that
+    /// require it [default: both].
+    #[arg(long, value_name = "plaintext|rc4|both")]
+    pub encryption_level: Option<EncryptionLevel>,
     /// Shards (threads with their own io_uring, one per core) [default: online CPUs].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=SHARDS_MAX as i64))]
     pub shards: Option<u16>,
@@ -253,7 +267,15 @@ impl EngineOpts {
             torrent_download_rate: self.torrent_download_limit.unwrap_or(0),
             upload_slots: u64::from(self.global_upload_slots.unwrap_or(0)),
         };
-        SettingsRaw { engine, limits }
+        let encryption = EncryptionPolicy::both_ways(
+            self.encryption.unwrap_or_default(),
+            self.encryption_level.unwrap_or_default(),
+        );
+        SettingsRaw {
+            engine,
+            limits,
+            encryption,
+        }
     }
 
     /// The settings, checked (the same path a config reload or an API

@@ -28,7 +28,7 @@ mod reload;
 #[cfg(test)]
 mod tests;
 
-pub use patch::{ConfigPatch, PATCH_KEY};
+pub use patch::{qbt_encryption, ConfigPatch, PATCH_KEY};
 pub use reload::ReloadPlan;
 
 /// Where the daemon looks for its file when `--config` is not given.
@@ -95,6 +95,10 @@ pub struct NetworkConfig {
     pub pex: bool,
     /// Local service discovery (BEP 14) on the LAN.
     pub lsd: bool,
+    /// Protocol encryption (MSE/PE), both directions.
+    pub encryption: ringseed::mse::EncryptionMode,
+    /// What may follow the encrypted handshake.
+    pub encryption_level: ringseed::mse::EncryptionLevel,
 }
 
 /// The DHT's default bootstrap nodes (the public routers).
@@ -261,6 +265,8 @@ impl Default for DaemonConfig {
                 dht_read_only: false,
                 pex: true,
                 lsd: false,
+                encryption: Default::default(),
+                encryption_level: Default::default(),
             },
             engine: EngineConfig {
                 shards: None,
@@ -351,7 +357,15 @@ impl DaemonConfig {
             torrent_download_rate: l.torrent_download_rate,
             upload_slots: l.global_upload_slots,
         };
-        SettingsRaw { engine, limits }
+        let encryption = ringseed::mse::EncryptionPolicy::both_ways(
+            self.network.encryption,
+            self.network.encryption_level,
+        );
+        SettingsRaw {
+            engine,
+            limits,
+            encryption,
+        }
     }
 
     /// What is fixed for the session's life: shards, listeners, binding,

@@ -44,6 +44,8 @@ pub(super) const KEYS: &[(&str, &[&str])] = &[
             "dht_read_only",
             "pex",
             "lsd",
+            "encryption",
+            "encryption_level",
         ],
     ),
     (
@@ -215,6 +217,12 @@ pub(super) fn parse(text: &str) -> Result<DaemonConfig, String> {
     }
     if let Some(nodes) = s.host_ports("dht_bootstrap")? {
         c.network.dht_bootstrap = nodes;
+    }
+    if let Some(m) = s.parsed("encryption", "disabled, enabled or required")? {
+        c.network.encryption = m;
+    }
+    if let Some(l) = s.parsed("encryption_level", "plaintext, rc4 or both")? {
+        c.network.encryption_level = l;
     }
 
     let s = section("engine")?;

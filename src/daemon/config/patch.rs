@@ -33,6 +33,30 @@ pub struct ConfigPatch {
     /// Seconds; negative: no seeding-time limit.
     pub seeding_time_limit_s: Option<i64>,
     pub download_dir: Option<PathBuf>,
+    /// qBittorrent's `encryption`: 0 enabled (prefer), 1 required, 2
+    /// disabled.
+    pub encryption: Option<u8>,
+}
+
+/// qBittorrent's `encryption` number for a mode.
+pub fn qbt_encryption(m: ringseed::mse::EncryptionMode) -> u8 {
+    use ringseed::mse::EncryptionMode as M;
+    match m {
+        M::Enabled => 0,
+        M::Required => 1,
+        M::Disabled => 2,
+    }
+}
+
+/// The mode for qBittorrent's `encryption` number (0 to 2).
+pub fn encryption_of_qbt(n: u8) -> Option<ringseed::mse::EncryptionMode> {
+    use ringseed::mse::EncryptionMode as M;
+    match n {
+        0 => Some(M::Enabled),
+        1 => Some(M::Required),
+        2 => Some(M::Disabled),
+        _ => None,
+    }
 }
 
 fn count(n: usize) -> Option<usize> {
@@ -62,7 +86,8 @@ impl ConfigPatch {
             max_active_torrents,
             ratio_limit,
             seeding_time_limit_s,
-            download_dir
+            download_dir,
+            encryption
         );
     }
 
@@ -95,6 +120,9 @@ impl ConfigPatch {
         if let Some(d) = &self.download_dir {
             c.paths.download_dir = Some(d.clone());
         }
+        if let Some(m) = self.encryption.and_then(encryption_of_qbt) {
+            c.network.encryption = m;
+        }
     }
 
     /// The keys set, for the log.
@@ -126,6 +154,7 @@ impl ConfigPatch {
             "share.seeding_time_limit",
         );
         add(self.download_dir.is_some(), "paths.download_dir");
+        add(self.encryption.is_some(), "network.encryption");
         k
     }
 

@@ -122,6 +122,13 @@ pub(super) fn plan(old: &DaemonConfig, new: &DaemonConfig) -> ReloadPlan {
     p.restart("network.dht_read_only", o.dht_read_only, n.dht_read_only);
     p.restart("network.pex", o.pex, n.pex);
     p.restart("network.lsd", o.lsd, n.lsd);
+    p.change("network.encryption", o.encryption, n.encryption, plain);
+    p.change(
+        "network.encryption_level",
+        o.encryption_level,
+        n.encryption_level,
+        plain,
+    );
     // The Web API's listener and credentials are set up once, at start.
     p.restart("api", &old.api, &new.api);
 

@@ -41,6 +41,16 @@ pub(super) fn set_preferences(state: &State, p: &Params) -> Answer {
         Some(s) => Some(location(s)?),
         None => None,
     };
+    let encryption = match num("encryption") {
+        Some(n @ 0..=2) => Some(n as u8),
+        Some(n) => {
+            return Err(ApiResponse::text(
+                400,
+                &format!("encryption {n}: expected 0 (prefer), 1 (require) or 2 (disable)"),
+            ))
+        }
+        None => None,
+    };
     if let Some(r) = ratio {
         if r > RATIO_LIMIT_MAX {
             return Err(ApiResponse::text(
@@ -58,6 +68,7 @@ pub(super) fn set_preferences(state: &State, p: &Params) -> Answer {
         max_active_uploads: max_up.map(count),
         max_active_torrents: max_all.map(count),
         download_dir: save_path,
+        encryption,
         ..ConfigPatch::default()
     };
     // qBittorrent's pairs: an "enabled" flag and a value.

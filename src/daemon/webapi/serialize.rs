@@ -719,7 +719,7 @@ pub fn preferences(c: &ConfigView, username: &str, api_port: u16) -> Value {
         "pex": cfg.network.pex,
         "lsd": cfg.network.lsd,
         "dht_bootstrap_nodes": cfg.network.dht_bootstrap.join(", "),
-        "encryption": 1,
+        "encryption": crate::daemon::config::qbt_encryption(cfg.network.encryption),
         "anonymous_mode": false,
         "queueing_enabled": cfg.queue.enabled,
         "max_active_downloads": count_or_minus1(cfg.queue.max_active_downloads),

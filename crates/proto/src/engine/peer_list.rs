@@ -82,6 +82,9 @@ pub struct KnownPeer {
     /// Seen with every piece, or a source said it is a seed.
     pub seed: bool,
     pub state: PeerState,
+    /// Dial it with the obfuscated (MSE) handshake first: PEX said it
+    /// prefers encryption, or a plaintext dial was hung up on.
+    pub encrypt: bool,
 }
 
 impl KnownPeer {
@@ -204,6 +207,7 @@ impl PeerList {
             retry_at: now,
             seed,
             state: PeerState::Idle,
+            encrypt: false,
         });
         self.quiet_until = None;
         Added::New
@@ -418,6 +422,31 @@ impl PeerList {
         Retry::In(wait)
     }
 
+    /// Says how `addr` is dialled next: the obfuscated handshake first
+    /// (`encrypt`) or plaintext (if listed).
+    pub fn prefer_encryption(&mut self, addr: &SocketAddr, encrypt: bool) {
+        if let Some(e) = self.entry_mut(addr) {
+            e.encrypt = encrypt;
+        }
+    }
+
+    /// A dial's handshake was refused in the form it tried (plaintext hung
+    /// up on, or an obfuscated handshake that failed): the other form is
+    /// tried next, at once when this was the address's first failure in a
+    /// row (a peer that wants the other form is not a failing peer; later
+    /// failures keep their backoff). Returns the form now preferred
+    /// (`true`: obfuscated), `None` when the address is not listed.
+    pub fn switch_handshake(&mut self, addr: &SocketAddr, now: Duration) -> Option<bool> {
+        let e = self.entry_mut(addr)?;
+        e.encrypt = !e.encrypt;
+        let encrypt = e.encrypt;
+        if e.state == PeerState::Idle && e.failures <= 1 {
+            e.retry_at = now;
+            self.quiet_until = None;
+        }
+        Some(encrypt)
+    }
+
     /// Marks `addr` as a seed (if listed).
     pub fn mark_seed(&mut self, addr: &SocketAddr) {
         if let Some(e) = self.entry_mut(addr) {
@@ -494,6 +523,29 @@ mod tests {
         l.check().unwrap();
         // A late report about a forgotten address changes nothing.
         assert_eq!(l.dial_failed(&a(1), 40 * S, &p), Retry::Unknown);
+    }
+
+    #[test]
+    fn a_refused_handshake_form_is_switched_and_retried_at_once_the_first_time() {
+        let p = policy();
+        let mut l = PeerList::new();
+        l.add(a(1), PeerSource::Tracker, false, Z, &p);
+        assert!(!l.get(&a(1)).unwrap().encrypt, "plaintext first");
+        assert_eq!(l.next_to_dial(Z, false), Some(a(1)));
+        assert_eq!(l.dial_failed(&a(1), S, &p), Retry::In(10 * S));
+        // The peer hung up on plaintext: obfuscated next, without the wait.
+        assert_eq!(l.switch_handshake(&a(1), S), Some(true));
+        assert_eq!(l.next_to_dial(S, false), Some(a(1)));
+        assert!(l.get(&a(1)).unwrap().encrypt);
+        // A second failure in a row keeps its backoff.
+        assert_eq!(l.dial_failed(&a(1), 2 * S, &p), Retry::In(20 * S));
+        assert_eq!(l.switch_handshake(&a(1), 2 * S), Some(false));
+        assert_eq!(l.next_to_dial(3 * S, false), None, "waits its backoff");
+        assert_eq!(l.next_to_dial(22 * S, false), Some(a(1)));
+        assert_eq!(l.switch_handshake(&a(9), S), None, "not listed");
+        l.prefer_encryption(&a(1), true);
+        assert!(l.get(&a(1)).unwrap().encrypt);
+        l.check().unwrap();
     }
 
     #[test]

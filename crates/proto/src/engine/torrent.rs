@@ -153,8 +153,9 @@ pub enum Output {
     /// Write this verified piece, then call [`Torrent::on_piece_written`].
     WritePiece { piece: u32, data: Arc<[u8]> },
     /// Open a connection to this address, then call [`Torrent::add_peer`]
-    /// or [`Torrent::connect_failed`].
-    Connect { addr: SocketAddr },
+    /// or [`Torrent::connect_failed`]. `encrypt`: the address is known to
+    /// want the obfuscated (MSE) handshake; the caller's policy decides.
+    Connect { addr: SocketAddr, encrypt: bool },
     /// Close this peer's socket; the engine has forgotten it already.
     Close {
         peer: PeerId,
@@ -243,6 +244,8 @@ struct Peer {
     pex: Option<Box<crate::engine::pex::PexPeerState>>,
     /// When the peer's PEX turn comes next.
     pex_next_at: Duration,
+    /// The connection is obfuscated (MSE), see [`Torrent::mark_encrypted`].
+    encrypted: bool,
 }
 
 impl Peer {
@@ -560,6 +563,7 @@ impl Torrent {
             asking_since: None,
             pex: None,
             pex_next_at: now,
+            encrypted: false,
         };
         if let Some(s) = self.slots.get_mut(slot as usize) {
             *s = Some(peer);
@@ -583,6 +587,28 @@ impl Torrent {
         let retry = self.peers.dial_failed(&addr, now, &policy);
         self.connect_more(now);
         retry
+    }
+
+    /// A dial of `addr` ended because the peer refused the handshake's
+    /// form (it hung up on our plaintext handshake, or our obfuscated one
+    /// failed): report the failure first ([`Torrent::connect_failed`] or
+    /// [`Torrent::peer_removed`]), then this; the other form is tried next
+    /// (see `PeerList::switch_handshake`). Returns the form now preferred.
+    pub fn switch_handshake(&mut self, now: Duration, addr: SocketAddr) -> Option<bool> {
+        if self.stopping {
+            return None;
+        }
+        let encrypt = self.peers.switch_handshake(&addr, now);
+        self.connect_more(now);
+        encrypt
+    }
+
+    /// The connection of `peer` is obfuscated (MSE): PEX tells others it
+    /// prefers encryption.
+    pub fn mark_encrypted(&mut self, peer: PeerId) {
+        if let Some(p) = self.peer_mut(peer) {
+            p.encrypted = true;
+        }
     }
 
     /// The shard found `peer` gone (EOF, socket error, shutdown).
@@ -1324,7 +1350,8 @@ impl Torrent {
             let Some(addr) = self.peers.next_to_dial(now, seeding) else {
                 break;
             };
-            self.outputs.push_back(Output::Connect { addr });
+            let encrypt = self.peers.get(&addr).is_some_and(|e| e.encrypt);
+            self.outputs.push_back(Output::Connect { addr, encrypt });
         }
     }
 

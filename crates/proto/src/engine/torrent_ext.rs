@@ -142,8 +142,10 @@ impl Torrent {
             return;
         }
         for (addr, flags) in msg.added {
-            if self.learn(now, addr, PeerSource::Pex, flags.seed()) == Some(Added::Full) {
-                break;
+            match self.learn(now, addr, PeerSource::Pex, flags.seed()) {
+                Some(Added::Full) => break,
+                Some(Added::New) if flags.encryption() => self.peers.prefer_encryption(&addr, true),
+                _ => {}
             }
         }
         self.connect_more(now);
@@ -217,6 +219,9 @@ impl Torrent {
             }
             if reachable {
                 flags |= PexFlags::REACHABLE;
+            }
+            if p.encrypted {
+                flags |= PexFlags::ENCRYPTION;
             }
             out.push(PexCandidate {
                 addr,

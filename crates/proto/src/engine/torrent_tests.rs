@@ -251,7 +251,7 @@ impl Swarm {
                     self.nodes[m].t.peer_removed(now, p);
                 }
             }
-            Output::Connect { addr } => {
+            Output::Connect { addr, .. } => {
                 self.dials.push((n, addr, now));
                 let target = self.nodes.iter().position(|x| x.addr == addr);
                 match target {
@@ -653,7 +653,7 @@ fn own_listen_addresses_of_both_families_are_never_dialled() {
     assert_eq!(added, 2);
     let mut dialled = Vec::new();
     while let Some(o) = t.poll_output() {
-        if let Output::Connect { addr } = o {
+        if let Output::Connect { addr, .. } = o {
             dialled.push(addr);
         }
     }
@@ -851,7 +851,7 @@ fn a_tracker_address_that_keeps_failing_is_forgotten() {
         let now = Duration::from_secs(sec);
         n.t.tick(now);
         while let Some(o) = n.t.poll_output() {
-            if let Output::Connect { addr } = o {
+            if let Output::Connect { addr, .. } = o {
                 dials.push(sec);
                 let retry = n.t.connect_failed(now, addr);
                 if dials.len() < 3 {
@@ -881,7 +881,7 @@ fn dials_stay_within_the_per_torrent_limits() {
     n.t.add_addresses(Duration::ZERO, &addrs, PeerSource::Tracker);
     let mut dialled = Vec::new();
     while let Some(o) = n.t.poll_output() {
-        if let Output::Connect { addr } = o {
+        if let Output::Connect { addr, .. } = o {
             dialled.push(addr);
         }
     }

@@ -48,6 +48,7 @@
 mod cipher;
 pub mod dh;
 mod initiator;
+pub mod policy;
 mod responder;
 
 #[cfg(test)]
@@ -57,6 +58,7 @@ pub use cipher::Rc4Stream;
 pub use dh::PrivateKey;
 pub use initiator::Initiator;
 pub use initiator::InitiatorConfig;
+pub use policy::{EncryptionLevel, EncryptionMode, EncryptionPolicy};
 pub use responder::{Responder, ResponderConfig};
 
 use sha1::{Digest, Sha1};

@@ -34,7 +34,14 @@ use crate::torrent::Bitfield;
 pub struct Adopt {
     pub fd: OwnedFd,
     pub addr: SocketAddr,
+    /// Bytes received and not consumed (decrypted, on an RC4 connection).
     pub received: Vec<u8>,
+    /// The torrent its MSE handshake named, when it had one.
+    pub obfuscated: Option<crate::info_hash::InfoHash>,
+    /// Its RC4 streams, when RC4 was chosen.
+    pub rc4: Option<Box<crate::runtime::shard::conn::Rc4Pair>>,
+    /// Bytes received over its life.
+    pub received_total: u64,
 }
 
 /// Where one answer goes.
@@ -137,6 +144,13 @@ pub enum Control {
     },
     /// A data check finished (from the checker pool; no answer).
     Checked(Box<CheckOutcome>),
+    /// A torrent of the session (any shard's) starts or stops being one an
+    /// encrypted connection may name (every shard keeps the table; no
+    /// answer).
+    Known {
+        info_hash: crate::info_hash::InfoHash,
+        known: bool,
+    },
     /// Stop the shard: `stopped` announces, close every connection, flush.
     Stop,
     /// Tests only: the shard sleeps, so its queue fills.
@@ -202,6 +216,24 @@ impl ControlTx {
                 max: self.max,
             }),
             Err(TrySendError::Disconnected(_)) => Err(SendError::Gone { shard: self.shard }),
+        }
+    }
+
+    /// Queues `msg`, waiting at most `timeout` for room (for messages that
+    /// must not be refused: callers are control threads, never a shard).
+    pub fn send_wait(&self, msg: Control, timeout: Duration) -> Result<(), SendError> {
+        match self.tx.send_timeout(msg, timeout) {
+            Ok(()) => {
+                self.wake.wake();
+                Ok(())
+            }
+            Err(crossbeam_channel::SendTimeoutError::Timeout(_)) => Err(SendError::Full {
+                shard: self.shard,
+                max: self.max,
+            }),
+            Err(crossbeam_channel::SendTimeoutError::Disconnected(_)) => {
+                Err(SendError::Gone { shard: self.shard })
+            }
         }
     }
 

@@ -73,6 +73,8 @@ const TRACKER_STOP_DEADLINE: Duration = Duration::from_secs(5);
 /// the torrent's disk ops (bounded by the shard's own limits), so this is
 /// generous; a shard that does not answer in it is stuck.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a `Control::Known` message waits for room in a shard's queue.
+const KNOWN_SEND_WAIT: Duration = Duration::from_secs(5);
 
 /// Why the session could not start.
 #[derive(Debug, Error)]
@@ -572,6 +574,7 @@ impl Session {
             uploaded_before: add.uploaded_before,
             downloaded_before: add.downloaded_before,
         };
+        self.tell_known(msg.metainfo.info_hash, true);
         let sent = self.routes[shard].control.request(|reply| Control::Add {
             add: Box::new(msg),
             reply,
@@ -579,10 +582,37 @@ impl Session {
         match sent {
             Ok(pending) => Ok(AddPending { id, pending }),
             Err(e) => {
-                self.registry().release(id);
+                self.release(id);
                 Err(e.into())
             }
         }
+    }
+
+    /// Tells every shard that encrypted connections may (or no longer may)
+    /// name `info_hash` (each shard's MSE responder looks torrents up by
+    /// `HASH('req2', info_hash)`, whichever shard owns them). Waits for
+    /// room in a full queue: a lost message would leave a torrent that
+    /// encrypted peers cannot reach.
+    fn tell_known(&self, info_hash: crate::info_hash::InfoHash, known: bool) {
+        for route in &self.routes {
+            let msg = Control::Known { info_hash, known };
+            if let Err(e) = route.control.send_wait(msg, KNOWN_SEND_WAIT) {
+                tracing::warn!("torrent {info_hash}: encrypted peers may not reach it: {e}");
+            }
+        }
+    }
+
+    /// Gives a torrent's id back and tells the shards it is gone; returns
+    /// its save path.
+    fn release(&self, id: TorrentId) -> Option<std::path::PathBuf> {
+        let (info_hash, save_dir) = {
+            let mut r = self.registry();
+            (r.info_hash(id), r.release(id))
+        };
+        if let Some(h) = info_hash {
+            self.tell_known(h, false);
+        }
+        save_dir
     }
 
     /// Removes a torrent: its peers are closed, its disk ops finish, its
@@ -596,12 +626,12 @@ impl Session {
         let removed = match removed {
             Ok(r) => r,
             Err(WaitError::Refused(control::ControlError::UnknownTorrent(_))) => {
-                self.registry().release(id);
+                self.release(id);
                 return Err(SessionError::UnknownTorrent(id));
             }
             Err(e) => return Err(e.into()),
         };
-        let save_dir = self.registry().release(id);
+        let save_dir = self.release(id);
         if delete_files {
             delete(&removed.files, save_dir.as_deref())?;
         }
@@ -839,7 +869,7 @@ impl AddPending {
         match self.pending.wait(timeout) {
             Ok(()) => Ok(self.id),
             Err(e @ (WaitError::Refused(_) | WaitError::Gone { .. })) => {
-                session.registry().release(self.id);
+                session.release(self.id);
                 Err(e.into())
             }
             // No answer yet: the shard may still take it; the id stays.

@@ -77,6 +77,10 @@ impl Registry {
         Some(k.save_dir)
     }
 
+    pub fn info_hash(&self, id: TorrentId) -> Option<InfoHash> {
+        self.slab.get(id).map(|k| k.info_hash)
+    }
+
     pub fn shard_of(&self, id: TorrentId) -> Option<usize> {
         self.slab.get(id).map(|k| k.shard)
     }

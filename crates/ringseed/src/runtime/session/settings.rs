@@ -234,6 +234,9 @@ pub struct SettingsRaw {
     pub engine: EngineSettings,
     /// Rate limits and the global upload-slot budget.
     pub limits: LimitsConfig,
+    /// When connections use the MSE handshake, and the payload methods
+    /// allowed after it (see `mse::policy`).
+    pub encryption: crate::mse::EncryptionPolicy,
 }
 
 /// Why settings were refused; names the setting.
@@ -299,6 +302,10 @@ impl Settings {
         &self.raw.limits
     }
 
+    pub fn encryption(&self) -> crate::mse::EncryptionPolicy {
+        self.raw.encryption
+    }
+
     /// The raw form, to change and check again.
     pub fn to_raw(&self) -> SettingsRaw {
         self.raw.clone()
@@ -323,6 +330,9 @@ impl Settings {
         }
         if a.limits != b.limits {
             out.push("rate limits");
+        }
+        if a.encryption != b.encryption {
+            out.push("encryption");
         }
         out
     }

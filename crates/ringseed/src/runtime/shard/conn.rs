@@ -1,13 +1,20 @@
 //! `Conn`: the IO side of one TCP connection inside a shard: its fd, the
 //! bytes received and not yet consumed, the queue of bytes and blocks to
-//! send (in wire order), and how many ops are in flight on it. `Conns` is
-//! the slab of them, named by [`ConnId`] (slot and generation).
+//! send (in wire order), how many ops are in flight on it, and its
+//! obfuscation (the MSE handshake in progress, then the RC4 streams when
+//! RC4 was chosen). `Conns` is the slab of them, named by [`ConnId`] (slot
+//! and generation).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
 
 use crate::engine::PeerId;
+use crate::info_hash::InfoHash;
+use crate::mse::{
+    self, Established, Initiator, MseError, Progress, Rc4Stream, Responder, TorrentLookup,
+};
 use crate::runtime::event_loop::{BlockSegment, BufferId, OpId, HEADER_BYTES, SEND_BLOCKS_MAX};
 use crate::runtime::session::types::TorrentId;
 use crate::slab::{Slab, SlabKey};
@@ -26,6 +33,9 @@ pub enum ConnState {
     Connecting { torrent: TorrentId },
     /// Incoming, waiting for the handshake's first 48 bytes.
     Routing,
+    /// In the MSE handshake (`Conn::mse`): dialled for this torrent, or
+    /// incoming (`None`: the torrent is named by the handshake).
+    Handshake { torrent: Option<TorrentId> },
     /// Attached to a torrent's peer.
     Peer { torrent: TorrentId, peer: PeerId },
     /// Being torn down: waiting for its ops to complete.
@@ -35,8 +45,12 @@ pub enum ConnState {
 /// One thing to send.
 #[derive(Debug)]
 pub enum OutItem {
-    /// Control messages, encoded.
+    /// Control messages, encoded (encrypted as they are sent, on an RC4
+    /// connection).
     Bytes(Vec<u8>),
+    /// Bytes exactly as they go on the wire: the MSE handshake's, and the
+    /// rest of a short send (encrypted already).
+    Sealed(Vec<u8>),
     /// Up to `SEND_BLOCKS_MAX` piece messages whose blocks lie in one pool
     /// buffer (a coalesced read), the first `skip` bytes already sent.
     Blocks(BlocksOut),
@@ -49,6 +63,9 @@ pub struct BlocksOut {
     pub segs: [BlockSegment; SEND_BLOCKS_MAX],
     pub n: usize,
     pub skip: usize,
+    /// The headers and blocks were encrypted in place (RC4 connections;
+    /// once, before the first send).
+    pub sealed: bool,
 }
 
 impl BlocksOut {
@@ -89,6 +106,105 @@ pub struct Conn {
     pub ops: u32,
     /// When the connection was accepted, adopted or dialled.
     pub since: std::time::Duration,
+    /// We dialled it.
+    pub outgoing: bool,
+    /// A dial that starts with the MSE handshake.
+    pub dial_obfuscated: bool,
+    /// The MSE handshake in progress (boxed: few connections have one).
+    pub mse: Option<Box<Handshake>>,
+    /// The torrent the MSE handshake named, once it finished.
+    pub obfuscated: Option<InfoHash>,
+    /// The RC4 streams, when RC4 was chosen.
+    pub rc4: Option<Box<Rc4Pair>>,
+    /// Bytes received over the connection's life.
+    pub received: u64,
+}
+
+/// Both directions' RC4 streams of one connection.
+pub struct Rc4Pair {
+    /// Encrypts what we send.
+    pub enc: Rc4Stream,
+    /// Decrypts what we receive.
+    pub dec: Rc4Stream,
+}
+
+impl std::fmt::Debug for Rc4Pair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Rc4Pair")
+    }
+}
+
+/// The torrents every shard can name from `HASH('req2', info_hash)`: all of
+/// the session's, kept by its control messages (`Control::Known`), each
+/// with a count (an info-hash added twice, as a torrent is removed and
+/// added again, stays until both are forgotten). Copy-on-write: a
+/// handshake in progress holds the table as it was when it started.
+#[derive(Debug, Clone, Default)]
+pub struct Req2Table(Arc<HashMap<[u8; mse::HASH_BYTES], (InfoHash, u32)>>);
+
+impl Req2Table {
+    pub fn know(&mut self, info_hash: InfoHash) {
+        let key = mse::req2_hash(&info_hash);
+        let map = Arc::make_mut(&mut self.0);
+        map.entry(key).or_insert((info_hash, 0)).1 += 1;
+    }
+
+    pub fn forget(&mut self, info_hash: &InfoHash) {
+        let key = mse::req2_hash(info_hash);
+        let map = Arc::make_mut(&mut self.0);
+        if let Some(e) = map.get_mut(&key) {
+            e.1 = e.1.saturating_sub(1);
+            if e.1 == 0 {
+                map.remove(&key);
+            }
+        }
+    }
+}
+
+impl TorrentLookup for Req2Table {
+    fn find(&self, req2: &[u8; mse::HASH_BYTES]) -> Option<InfoHash> {
+        self.0.get(req2).map(|e| e.0)
+    }
+}
+
+/// One connection's MSE handshake, by role.
+pub enum Handshake {
+    /// We dialled.
+    Dial(Initiator),
+    /// The peer dialled us.
+    Answer(Responder<Req2Table>),
+}
+
+impl std::fmt::Debug for Handshake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Handshake::Dial(_) => f.write_str("Handshake::Dial"),
+            Handshake::Answer(_) => f.write_str("Handshake::Answer"),
+        }
+    }
+}
+
+impl Handshake {
+    pub fn receive(&mut self, data: &[u8]) -> Result<Progress, MseError> {
+        match self {
+            Handshake::Dial(m) => m.receive(data),
+            Handshake::Answer(m) => m.receive(data),
+        }
+    }
+
+    pub fn take_outgoing(&mut self) -> Vec<u8> {
+        match self {
+            Handshake::Dial(m) => m.take_outgoing(),
+            Handshake::Answer(m) => m.take_outgoing(),
+        }
+    }
+
+    pub fn established(&mut self) -> Option<Established> {
+        match self {
+            Handshake::Dial(m) => m.established(),
+            Handshake::Answer(m) => m.established(),
+        }
+    }
 }
 
 impl SlabKey for ConnId {
@@ -165,6 +281,12 @@ impl Conns {
                 out: VecDeque::new(),
                 ops: 0,
                 since,
+                outgoing: false,
+                dial_obfuscated: false,
+                mse: None,
+                obfuscated: None,
+                rc4: None,
+                received: 0,
             })
             .ok()
     }
@@ -187,5 +309,30 @@ impl Conns {
 
     pub fn iter(&self) -> impl Iterator<Item = (ConnId, &Conn)> + '_ {
         self.slab.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_torrent_known_twice_stays_until_forgotten_twice() {
+        let a = InfoHash([1; 20]);
+        let b = InfoHash([2; 20]);
+        let mut t = Req2Table::default();
+        t.know(a);
+        t.know(a);
+        t.know(b);
+        // A handshake in progress keeps the table it started with.
+        let held = t.clone();
+        t.forget(&a);
+        assert_eq!(t.find(&mse::req2_hash(&a)), Some(a));
+        t.forget(&a);
+        assert_eq!(t.find(&mse::req2_hash(&a)), None);
+        assert_eq!(held.find(&mse::req2_hash(&a)), Some(a));
+        assert_eq!(t.find(&mse::req2_hash(&b)), Some(b));
+        assert_eq!(t.find(&a.0), None, "looked up by HASH('req2', ih), not ih");
+        t.forget(&InfoHash([3; 20]));
     }
 }

@@ -105,6 +105,13 @@ impl Shard {
                 answer(&reply, r);
             }
             Control::Checked(outcome) => self.on_checked(*outcome),
+            Control::Known { info_hash, known } => {
+                if known {
+                    self.req2.know(info_hash);
+                } else {
+                    self.req2.forget(&info_hash);
+                }
+            }
             Control::Stop => self.stop(),
             #[cfg(test)]
             Control::Stall(d, ack) => {
@@ -147,7 +154,7 @@ impl Shard {
                     Ok(all.filter(|s| id.is_none_or(|i| i == s.id)).collect()),
                 );
             }
-            Control::Checked(_) | Control::Stop => {}
+            Control::Checked(_) | Control::Known { .. } | Control::Stop => {}
             #[cfg(test)]
             Control::Stall(..) => {}
         }

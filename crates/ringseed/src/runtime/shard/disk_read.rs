@@ -295,6 +295,7 @@ impl Shard {
             }; SEND_BLOCKS_MAX],
             n: 0,
             skip: 0,
+            sealed: false,
         };
         if let Some(t) = self.torrents.engine_mut(job.torrent) {
             for (offset, len) in job.blocks() {

@@ -15,7 +15,9 @@
 //!
 //! - [`routing`]: accepting, naming the torrent from the handshake, handing
 //!   a connection to the owning shard, dialling, attaching and tearing down;
-//! - [`recv`] and [`send`]: the bytes of a connection, both ways;
+//! - [`recv`] and [`send`]: the bytes of a connection, both ways (RC4
+//!   applied in place on an encrypted one);
+//! - [`mse`]: the obfuscated handshake and the encryption policy;
 //! - [`disk_read`] and [`disk_write`]: blocks read for peers, verified
 //!   pieces written;
 //! - [`outputs`]: carrying out what a torrent asked for;
@@ -36,6 +38,7 @@ pub mod disk_read;
 pub mod disk_write;
 pub mod limits;
 pub mod log;
+pub mod mse;
 pub mod outputs;
 pub mod quota_board;
 pub mod recv;
@@ -283,6 +286,11 @@ pub(crate) struct Shard {
     dht: Option<crate::runtime::dht_worker::DhtHandle>,
     lsd: Option<crate::runtime::lsd_worker::LsdHandle>,
     pex: bool,
+    /// Every torrent of the session by `HASH('req2', info_hash)`, for the
+    /// MSE responder (kept by `Control::Known`).
+    req2: self::conn::Req2Table,
+    /// Padding lengths and bytes of MSE handshakes.
+    rng: crate::rng::Rng,
 }
 
 /// Runs a shard until it is stopped; returns what it moved. Call on the
@@ -377,6 +385,8 @@ impl Shard {
             dht: spec.dht,
             lsd: spec.lsd,
             pex: spec.pex,
+            req2: Default::default(),
+            rng: crate::rng::Rng::new(spec.rng_seed ^ 0x6d73_655f_7061_6473),
         })
     }
 
@@ -615,14 +625,25 @@ impl Shard {
                         "peer connection {cid:?} is not its torrent's"
                     );
                 }
-                ConnState::Connecting { torrent } => {
+                ConnState::Connecting { torrent }
+                | ConnState::Handshake {
+                    torrent: Some(torrent),
+                } => {
                     assert!(
                         self.torrents.get(torrent).is_some(),
                         "a connect for a torrent that is gone"
                     );
                 }
-                ConnState::Routing | ConnState::Closing => {}
+                ConnState::Routing
+                | ConnState::Handshake { torrent: None }
+                | ConnState::Closing => {}
             }
+            assert!(
+                c.mse.is_some() == matches!(c.state, ConnState::Handshake { .. }),
+                "connection {cid:?} in state {:?} with handshake {:?}",
+                c.state,
+                c.mse
+            );
             assert!(c.send_op.is_some() || c.sending.is_none());
         }
         for (id, e) in self.torrents.iter() {

@@ -39,7 +39,7 @@ impl Shard {
                     length,
                 } => reads.push((peer, piece, offset, length)),
                 Output::WritePiece { piece, data } => self.start_write(t, piece, data),
-                Output::Connect { addr } => self.start_connect(t, addr),
+                Output::Connect { addr, encrypt } => self.start_connect(t, addr, encrypt),
                 Output::Close { peer, addr, reason } => {
                     let verb = if reason.banned { "banned" } else { "dropped" };
                     if !reason.routine {

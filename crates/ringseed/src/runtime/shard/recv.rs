@@ -116,6 +116,7 @@ impl Shard {
             conn.recv_op = None;
             conn.ops = conn.ops.saturating_sub(1);
         }
+        let before = conn.inbuf.len();
         if let Some(b) = c.buffer {
             if failed.is_none() {
                 if let Some(bytes) = self.ev.buffer_pool().get(b).and_then(|s| s.get(..n)) {
@@ -131,6 +132,11 @@ impl Shard {
                 }
             }
             self.ev.give_back_ring_buffer(bid);
+        }
+        conn.received += (conn.inbuf.len() - before) as u64;
+        // An RC4 connection: decrypt in place, before anything reads them.
+        if let (Some(rc4), Some(fresh)) = (conn.rc4.as_mut(), conn.inbuf.get_mut(before..)) {
+            rc4.dec.apply(fresh);
         }
         if conn.state == ConnState::Closing {
             self.maybe_reap(id);
@@ -180,6 +186,7 @@ impl Shard {
         }
         match conn.state {
             ConnState::Routing => self.route(id),
+            ConnState::Handshake { .. } => self.handshake_input(id),
             ConnState::Peer { torrent, peer } => {
                 self.feed(id, torrent, peer);
                 self.start_recv(id);

@@ -60,6 +60,11 @@ impl Shard {
             return;
         };
         let addr = conn.addr;
+        let obfuscated = conn.obfuscated;
+        if obfuscated.is_none() && !super::mse::looks_plaintext(&conn.inbuf) {
+            self.start_answer(id);
+            return;
+        }
         let hash = match HandshakePrefix::decode(&conn.inbuf) {
             Ok(Some(p)) => p.info_hash,
             Ok(None) => {
@@ -72,9 +77,28 @@ impl Shard {
                 return;
             }
         };
+        if obfuscated.is_some_and(|h| h != hash) {
+            self.log.line(
+                self.now,
+                format!("peer {addr} dropped: its handshake names another torrent than its encrypted header"),
+            );
+            self.drop_conn(id, false);
+            return;
+        }
+        if self.refuse_plaintext(id) {
+            return;
+        }
         let owner = super::shard_of(&hash, self.shards);
         if owner != self.index {
-            self.hand_off(id, owner);
+            // The MSE handshake's last bytes go out from this shard first
+            // (in order, whole); `on_send` routes again once they are.
+            let sending = self
+                .conns
+                .get(id)
+                .is_some_and(|c| c.send_op.is_some() || !c.out.is_empty());
+            if !sending {
+                self.hand_off(id, owner);
+            }
             return;
         }
         let Some(t) = self.torrents.by_hash(&hash) else {
@@ -108,10 +132,17 @@ impl Shard {
         let (Some(fd), Some(route)) = (conn.fd.take(), self.routes.get(owner)) else {
             return;
         };
-        let received = std::mem::take(&mut conn.inbuf);
+        let adopt = Adopt {
+            fd,
+            addr,
+            received: std::mem::take(&mut conn.inbuf),
+            obfuscated: conn.obfuscated,
+            rc4: conn.rc4.take(),
+            received_total: conn.received,
+        };
         // A full queue (the owner is far behind) drops the connection: the
         // fd is closed with the message; the peer may retry.
-        match route.handoff.try_send(Adopt { fd, addr, received }) {
+        match route.handoff.try_send(adopt) {
             Ok(()) => {
                 self.handoffs += 1;
                 route.wake().wake();
@@ -130,21 +161,29 @@ impl Shard {
 
     /// Connections other shards handed to us.
     pub(super) fn handle_handoffs(&mut self) {
-        while let Ok(Adopt { fd, addr, received }) = self.handoff.try_recv() {
+        while let Ok(a) = self.handoff.try_recv() {
             if self.stopping.is_some() {
                 continue;
             }
-            let Some(id) = self.conns.insert(fd, addr, ConnState::Routing, self.now) else {
+            let Some(id) = self
+                .conns
+                .insert(a.fd, a.addr, ConnState::Routing, self.now)
+            else {
                 continue;
             };
             if let Some(c) = self.conns.get_mut(id) {
-                c.inbuf = received;
+                c.inbuf = a.received;
+                c.obfuscated = a.obfuscated;
+                c.rc4 = a.rc4;
+                c.received = a.received_total;
             }
             self.route(id);
         }
     }
 
-    pub(super) fn start_connect(&mut self, t: TorrentId, addr: SocketAddr) {
+    /// Dials `addr` for torrent `t`; `encrypt`: the peer list's choice of
+    /// the obfuscated handshake for it (the policy decides).
+    pub(super) fn start_connect(&mut self, t: TorrentId, addr: SocketAddr, encrypt: bool) {
         let socket = match sockets::tcp_socket_for_connect(addr, &self.bind) {
             Ok(s) => s,
             Err(e) => {
@@ -161,6 +200,11 @@ impl Shard {
             self.dial_failed(t, addr, "too many connections on this shard");
             return;
         };
+        let obfuscate = self.settings.encryption().dial_obfuscated(encrypt);
+        if let Some(c) = self.conns.get_mut(id) {
+            c.outgoing = true;
+            c.dial_obfuscated = obfuscate;
+        }
         match self.queue(OpCtx::Connect { conn: id }, |ev| ev.connect(raw, addr)) {
             Ok(_) => {
                 if let Some(c) = self.conns.get_mut(id) {
@@ -196,29 +240,49 @@ impl Shard {
             self.drop_conn(id, false);
             return;
         }
+        if self.conns.get(id).is_some_and(|c| c.dial_obfuscated) {
+            self.start_dial_handshake(id, t);
+            return;
+        }
         let _ = self.attach(id, t, addr, Direction::Outgoing);
     }
 
-    /// Drops connections that did not name a torrent, or connect, in time.
+    /// Drops connections that did not name a torrent, or connect, or end
+    /// their encrypted handshake, in time.
     pub(super) fn sweep(&mut self, now: std::time::Duration) {
         let slow: Vec<(ConnId, ConnState, SocketAddr)> = self
             .conns
             .iter()
             .filter(|(_, c)| {
-                matches!(c.state, ConnState::Routing | ConnState::Connecting { .. })
-                    && now.saturating_sub(c.since) >= ROUTING_TIMEOUT
+                matches!(
+                    c.state,
+                    ConnState::Routing | ConnState::Connecting { .. } | ConnState::Handshake { .. }
+                ) && now.saturating_sub(c.since) >= ROUTING_TIMEOUT
             })
             .map(|(id, c)| (id, c.state, c.addr))
             .collect();
         for (id, state, addr) in slow {
-            if let ConnState::Connecting { torrent } = state {
-                let why = format!("no answer within {} s", ROUTING_TIMEOUT.as_secs());
+            if let ConnState::Connecting { torrent }
+            | ConnState::Handshake {
+                torrent: Some(torrent),
+            } = state
+            {
+                let why = match state {
+                    ConnState::Handshake { .. } => format!(
+                        "no answer to the encrypted handshake within {} s",
+                        ROUTING_TIMEOUT.as_secs()
+                    ),
+                    _ => format!("no answer within {} s", ROUTING_TIMEOUT.as_secs()),
+                };
                 self.dial_failed(torrent, addr, &why);
                 self.drop_conn(id, false);
+                if matches!(state, ConnState::Handshake { .. }) {
+                    self.switch_form(torrent, addr, "no answer to its encrypted handshake");
+                }
                 self.pump(torrent);
                 continue;
             }
-            if state == ConnState::Routing {
+            if matches!(state, ConnState::Routing | ConnState::Handshake { .. }) {
                 self.log.line(
                     now,
                     format!(
@@ -233,7 +297,7 @@ impl Shard {
 
     /// Makes a connection a peer of torrent `t`, feeds it what it received
     /// so far and starts receiving; on refusal the connection is dropped.
-    fn attach(
+    pub(super) fn attach(
         &mut self,
         id: ConnId,
         t: TorrentId,
@@ -250,6 +314,9 @@ impl Shard {
                 run.conn_of.insert(peer, id);
                 if let Some(c) = self.conns.get_mut(id) {
                     c.state = ConnState::Peer { torrent: t, peer };
+                    if c.obfuscated.is_some() {
+                        run.torrent.mark_encrypted(peer);
+                    }
                 }
                 self.feed(id, t, peer);
                 self.start_recv(id);
@@ -273,7 +340,11 @@ impl Shard {
         }
         let state = conn.state;
         let addr = conn.addr;
+        // A dial in plaintext that the peer closed before sending a byte:
+        // it may want the obfuscated handshake.
+        let refused_plaintext = conn.outgoing && conn.obfuscated.is_none() && conn.received == 0;
         conn.state = ConnState::Closing;
+        conn.mse = None;
         if let Some(fd) = conn.raw_fd() {
             // SAFETY: shutdown on an fd we own; it only wakes pending ops.
             unsafe {
@@ -289,15 +360,21 @@ impl Shard {
                         run.torrent.peer_removed(now, peer);
                     }
                 }
+                if refused_plaintext {
+                    self.switch_form(torrent, addr, "closed before its handshake");
+                }
             }
-            ConnState::Connecting { torrent } => {
+            ConnState::Connecting { torrent }
+            | ConnState::Handshake {
+                torrent: Some(torrent),
+            } => {
                 // Dials dropped because the torrent stops (a failure that
                 // was reported already is ignored by the engine).
                 if let Some(t) = self.torrents.engine_mut(torrent) {
                     t.connect_failed(now, addr);
                 }
             }
-            ConnState::Routing | ConnState::Closing => {}
+            ConnState::Routing | ConnState::Handshake { torrent: None } | ConnState::Closing => {}
         }
         for item in items {
             if let OutItem::Blocks(b) = item {
@@ -311,7 +388,7 @@ impl Shard {
     /// counts it and says when the address is dialled again; the reason and
     /// that go to the peer log. The engine's new outputs (the next dials)
     /// are left for the caller's pump.
-    fn dial_failed(&mut self, t: TorrentId, addr: SocketAddr, why: &str) {
+    pub(super) fn dial_failed(&mut self, t: TorrentId, addr: SocketAddr, why: &str) {
         let now = self.now;
         let Some(engine) = self.torrents.engine_mut(t) else {
             return;
@@ -334,7 +411,10 @@ impl Shard {
         let dialling: Vec<ConnId> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.state == ConnState::Connecting { torrent: t })
+            .filter(|(_, c)| {
+                c.state == ConnState::Connecting { torrent: t }
+                    || c.state == ConnState::Handshake { torrent: Some(t) }
+            })
             .map(|(id, _)| id)
             .collect();
         for id in dialling {
