@@ -13,6 +13,14 @@
       limit would also throttle its requests), so every byte comes from the
       seed.
 
+Both take --enc MODE, the session's protocol encryption (MSE/PE):
+  default    libtorrent's defaults (encryption enabled, both levels: against
+             a peer that speaks MSE, an obfuscated header then plaintext)
+  plaintext  encryption disabled both ways: plain BitTorrent
+  rc4        encryption forced both ways, RC4 only (the whole stream)
+  header     encryption forced both ways, plaintext level only (obfuscated
+             header, plaintext payload)
+
 DHT, LSD, UPnP and NAT-PMP are off; the session listens on IP:PORT and
 makes its outgoing connections from IP. Only for loopback benches.
 
@@ -55,6 +63,18 @@ def base_settings(ip, port):
     }
 
 
+def encryption_settings(mode):
+    forced, disabled = int(lt.enc_policy.forced), int(lt.enc_policy.disabled)
+    return {
+        "default": {},
+        "plaintext": {"in_enc_policy": disabled, "out_enc_policy": disabled},
+        "rc4": {"in_enc_policy": forced, "out_enc_policy": forced,
+                "allowed_enc_level": int(lt.enc_level.rc4), "prefer_rc4": True},
+        "header": {"in_enc_policy": forced, "out_enc_policy": forced,
+                   "allowed_enc_level": int(lt.enc_level.plaintext)},
+    }[mode]
+
+
 def add(ses, torrent, save_dir):
     params = lt.add_torrent_params()
     params.ti = lt.torrent_info(torrent)
@@ -69,6 +89,7 @@ def log(msg):
 def seed(args):
     settings = lt.high_performance_seed()
     settings.update(base_settings(args.ip, args.port))
+    settings.update(encryption_settings(args.enc))
     # Held until the process ends: destroying it could crash (see lt_exit).
     ses = lt_exit.keep(lt.session(settings))
     handle = add(ses, args.torrent, args.data)
@@ -100,6 +121,7 @@ def seed(args):
 
 def leech(args):
     settings = base_settings(args.ip, args.port)
+    settings.update(encryption_settings(args.enc))
     # Upload nothing: no unchoke slots, no allowed-fast pieces, and no
     # incoming connections (a seed's peer exchange would name the others).
     settings["unchoke_slots_limit"] = 0
@@ -155,6 +177,9 @@ def main():
     l.add_argument("port", type=int)
     l.add_argument("--peer", action="append", default=[])
     l.add_argument("--timeout", type=float, default=600.0)
+    for sp in (s, l):
+        sp.add_argument("--enc", choices=("default", "plaintext", "rc4", "header"),
+                        default="default")
     args = p.parse_args()
     for ip in [args.ip] + [x.rpartition(":")[0] for x in getattr(args, "peer", [])]:
         if not ip.startswith("127."):

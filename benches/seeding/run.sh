@@ -16,6 +16,15 @@
 #   SEEDERS ["ringseed libtorrent"]   seeder kinds, in order
 #   LEECHERS ["aria2c libtorrent"]    leecher kinds, in order
 #   LEECHERS_N [4]            leechers per case (1..=4)
+#   ENCRYPTIONS ["default"]   libtorrent leechers' (and the libtorrent seed's)
+#                             protocol encryption, one case each: default
+#                             (libtorrent's: an obfuscated header then
+#                             plaintext with a peer that speaks MSE),
+#                             plaintext (MSE off), rc4 (forced, RC4 only),
+#                             header (forced, plaintext level only); the
+#                             ringseed seed runs its default (`enabled`,
+#                             both levels). aria2c leechers keep their own
+#                             default whatever this says.
 #   DOWNLOAD_TEST [1]         1: also time downloads from a libtorrent seed alone
 #   DOWNLOADERS ["ringseed libtorrent"]  who downloads then (libtorrent: one
 #                             lt_peer.py leecher, for reference)
@@ -38,6 +47,7 @@ ROUNDS="${ROUNDS:-1}"
 SEEDERS="${SEEDERS:-ringseed libtorrent}"
 LEECHERS="${LEECHERS:-aria2c libtorrent}"
 LEECHERS_N="${LEECHERS_N:-4}"
+ENCRYPTIONS="${ENCRYPTIONS:-default}"
 DOWNLOAD_TEST="${DOWNLOAD_TEST:-1}"
 DOWNLOADERS="${DOWNLOADERS:-ringseed libtorrent}"
 TIMEOUT_S="${TIMEOUT_S:-900}"
@@ -63,6 +73,7 @@ log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 [[ "$LEECHERS_N" =~ ^[1-4]$ ]] || die "LEECHERS_N must be 1..4, got '$LEECHERS_N'"
 for k in $SEEDERS; do [[ $k == ringseed || $k == libtorrent ]] || die "unknown seeder kind $k"; done
 for k in $LEECHERS; do [[ $k == aria2c || $k == libtorrent ]] || die "unknown leecher kind $k"; done
+for e in $ENCRYPTIONS; do [[ $e =~ ^(default|plaintext|rc4|header)$ ]] || die "unknown encryption $e"; done
 for k in $DOWNLOADERS; do [[ $k == ringseed || $k == libtorrent ]] || die "unknown downloader kind $k"; done
 [[ -x "$RINGSEED" ]] || die "$RINGSEED not found: cargo build --release (or set RINGSEED)"
 command -v opentracker >/dev/null || die "opentracker not installed"
@@ -182,7 +193,7 @@ start_seeder() {
         ;;
     libtorrent)
         "$PY" "$HERE/lt_peer.py" seed "$TORRENT" "$WORK/seed" "$SEEDER_IP" "$port" \
-            --ready-timeout "$READY_TIMEOUT_S" >"$out" 2>&1 &
+            --ready-timeout "$READY_TIMEOUT_S" --enc "$ENC" >"$out" 2>&1 &
         SEEDER_PID=$!; PIDS+=("$SEEDER_PID")
         wait_line "$READY_TIMEOUT_S" "$out" "lt_peer: ready" "$SEEDER_PID" \
             || { cat "$out" >&2; die "libtorrent seed did not get ready"; }
@@ -208,7 +219,7 @@ start_leecher() {
         ;;
     libtorrent)
         "$PY" "$HERE/lt_peer.py" leech "$TORRENT" "$dir" "$ip" "$port" \
-            --peer "$SEEDER_IP:$SEEDER_PORT" --timeout "$TIMEOUT_S" >"$dir.log" 2>&1 &
+            --peer "$SEEDER_IP:$SEEDER_PORT" --timeout "$TIMEOUT_S" --enc "$ENC" >"$dir.log" 2>&1 &
         ;;
     esac
     LEECHER_PIDS+=($!); PIDS+=($!)
@@ -225,7 +236,7 @@ run_case() {
     local round=$1 seeder=$2 leecher=$3 case_index=$4
     local port_base=$((PORT_BASE + 10 + case_index * 10)) i t0 t1 c0 c1 wall
     SEEDER_PORT=$port_base
-    log "round $round: $seeder seed -> $LEECHERS_N x $leecher"
+    log "round $round: $seeder seed -> $LEECHERS_N x $leecher (encryption $ENC)"
     start_tracker
     start_seeder "$seeder" "$SEEDER_PORT" "$WORK/seeder.log"
     LEECHER_PIDS=()
@@ -250,7 +261,9 @@ run_case() {
     uploaded=$(awk '/^lt_peer: uploaded/ {print $3}
         / connections handed between shards: / {
             for (i = 1; i < NF; i++) if ($i == "(uploaded") print $(i + 1) }' "$WORK/seeder.log")
-    ROWS+=("$(awk -v r="$round" -v s="$seeder" -v l="$leecher" -v n="$LEECHERS_N" \
+    local label=$leecher
+    [[ $leecher == libtorrent ]] && label="$leecher ($ENC)"
+    ROWS+=("$(awk -v r="$round" -v s="$seeder" -v l="$label" -v n="$LEECHERS_N" \
         -v t0="$t0" -v t1="$t1" -v c0="$c0" -v c1="$c1" -v hz="$CLK_TCK" -v hwm="$hwm" -v anon="$anon" \
         -v size="$SIZE_BYTES" -v up="$uploaded" -v failed="$failed" 'BEGIN {
             wall = t1 - t0; cpu = (c1 - c0) / hz; gib = n * size / 2^30
@@ -321,12 +334,17 @@ log "torrent $(cat "$WORK/tracker/whitelist")"
 case_index=0
 for ((round = 1; round <= ROUNDS; round++)); do
     for leecher in $LEECHERS; do
-        for seeder in $SEEDERS; do
-            run_case "$round" "$seeder" "$leecher" "$case_index"
-            case_index=$((case_index + 1))
+        encs=$ENCRYPTIONS
+        [[ $leecher == libtorrent ]] || encs=default
+        for ENC in $encs; do
+            for seeder in $SEEDERS; do
+                run_case "$round" "$seeder" "$leecher" "$case_index"
+                case_index=$((case_index + 1))
+            done
         done
     done
 done
+ENC=default
 if [[ "$DOWNLOAD_TEST" == 1 ]]; then
     for kind in $DOWNLOADERS; do
         time_download "$kind" "$case_index"

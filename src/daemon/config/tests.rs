@@ -555,3 +555,40 @@ fn discovery_changes_wait_for_a_restart() {
         ]
     );
 }
+
+#[test]
+fn encryption_keys_parse_reload_at_run_time_and_reach_the_settings() {
+    use ringseed::mse::{EncryptionLevel, EncryptionMode};
+    let d = DaemonConfig::default();
+    assert_eq!(d.network.encryption, EncryptionMode::Enabled);
+    assert_eq!(d.network.encryption_level, EncryptionLevel::Both);
+    let c = parse("[network]\nencryption = \"required\"\nencryption_level = \"rc4\"\n");
+    let e = Settings::check(c.settings_raw()).unwrap().encryption();
+    assert_eq!(e.incoming, EncryptionMode::Required);
+    assert_eq!(e.outgoing, EncryptionMode::Required);
+    assert_eq!(e.level, EncryptionLevel::Rc4);
+    let p = reload_plan(&d, &c);
+    assert_eq!(
+        p.applied,
+        vec![
+            "network.encryption: enabled -> required",
+            "network.encryption_level: both -> rc4",
+        ]
+    );
+    assert!(p.need_restart.is_empty(), "{:?}", p.need_restart);
+    let e = error("[network]\nencryption = \"forced\"\n");
+    assert!(
+        e.contains("encryption") && e.contains("\"forced\"") && e.contains("line 2"),
+        "{e}"
+    );
+    // The Web API's number (qBittorrent's: 0 prefer, 1 require, 2 disable).
+    let mut c = DaemonConfig::default();
+    let patch = ConfigPatch {
+        encryption: Some(2),
+        ..ConfigPatch::default()
+    };
+    patch.apply(&mut c);
+    assert_eq!(c.network.encryption, EncryptionMode::Disabled);
+    assert_eq!(qbt_encryption(EncryptionMode::Required), 1);
+    assert_eq!(patch.keys(), vec!["network.encryption"]);
+}

@@ -134,6 +134,8 @@ struct Swarm {
     closed: Vec<(usize, SocketAddr, CloseReason)>,
     /// Dials asked for: (node, address, when).
     dials: Vec<(usize, SocketAddr, Duration)>,
+    /// Dials the engine asked to make with the obfuscated handshake.
+    encrypted_dials: Vec<(usize, SocketAddr)>,
     /// Addresses whose dials are refused (nobody listens there yet).
     refused: Vec<SocketAddr>,
     /// Every announce asked for: (node, event).
@@ -251,8 +253,11 @@ impl Swarm {
                     self.nodes[m].t.peer_removed(now, p);
                 }
             }
-            Output::Connect { addr, .. } => {
+            Output::Connect { addr, encrypt } => {
                 self.dials.push((n, addr, now));
+                if encrypt {
+                    self.encrypted_dials.push((n, addr));
+                }
                 let target = self.nodes.iter().position(|x| x.addr == addr);
                 match target {
                     Some(m) if !self.refused.contains(&addr) => {
@@ -310,6 +315,7 @@ fn swarm(nodes: Vec<Node>) -> Swarm {
         now: Duration::ZERO,
         closed: Vec::new(),
         dials: Vec::new(),
+        encrypted_dials: Vec::new(),
         refused: Vec::new(),
         announces: Vec::new(),
         votes: Vec::new(),
@@ -1084,6 +1090,44 @@ fn leechers_of_one_seed_meet_through_its_pex_messages() {
     assert!(!learnt(0, seed));
     assert!(!s.votes.is_empty());
     assert!(s.votes.iter().all(|&(n, ip, _)| ip == s.nodes[n].addr.ip()));
+}
+
+#[test]
+fn a_peer_pex_names_as_preferring_encryption_is_dialled_obfuscated() {
+    let d = data(PIECE as usize * 40, 33);
+    let mut s = swarm(vec![
+        pex_node(&d, true, 7320, 1, None),
+        pex_node(&d, false, 7321, 2, None),
+        pex_node(&d, false, 7322, 3, None),
+    ]);
+    let seed = s.nodes[0].addr;
+    let (a, b) = (s.nodes[1].addr, s.nodes[2].addr);
+    s.stalled_reads.push(0);
+    s.nodes[1].t.add_addresses(s.now, &[seed], PeerSource::User);
+    s.nodes[2].t.add_addresses(s.now, &[seed], PeerSource::User);
+    s.settle();
+    // The seed's connections are obfuscated: its PEX flags them.
+    for id in s.nodes[0].t.peer_ids() {
+        s.nodes[0].t.mark_encrypted(id);
+    }
+    run_for(&mut s, 3);
+    let wants = |n: usize, addr: SocketAddr| {
+        s.nodes[n]
+            .t
+            .peer_list()
+            .get(&addr)
+            .is_some_and(|e| e.encrypt && e.has_source(PeerSource::Pex))
+    };
+    assert!(wants(1, b) || wants(2, a), "PEX's encryption flag not kept");
+    assert!(
+        s.encrypted_dials
+            .iter()
+            .any(|&(n, to)| (n == 1 && to == b) || (n == 2 && to == a)),
+        "not dialled obfuscated: {:?}",
+        s.encrypted_dials
+    );
+    // The seed itself was given by the user (not by PEX): plaintext first.
+    assert!(!s.encrypted_dials.iter().any(|&(_, to)| to == seed));
 }
 
 #[test]
