@@ -8,13 +8,14 @@
 #[allow(dead_code)]
 mod raw_peer;
 
+#[path = "support/torrent.rs"]
+mod torrent;
+
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use raw_peer::{our_handshake, RawPeer};
-use ringseed::hash::sha1;
 use ringseed::metainfo::{Metainfo, NewFile, TorrentBuilder};
 use ringseed::rng::Rng;
 use ringseed::runtime::session::{
@@ -22,6 +23,7 @@ use ringseed::runtime::session::{
     TorrentLimits, TorrentState,
 };
 use ringseed::wire::{encode, reserved_bits, Message};
+use torrent::torrent_of;
 
 /// Longest any state change may take.
 const STATE_WAIT_MAX: Duration = Duration::from_secs(20);
@@ -36,23 +38,6 @@ fn session(shards: usize) -> Session {
         ..SessionConfig::default()
     };
     Session::start(config, Settings::default()).unwrap_or_else(|e| panic!("session: {e}"))
-}
-
-/// A single-file torrent of `data` in `dir`, pieces of `piece_length`.
-fn torrent_of(dir: &Path, name: &str, data: &[u8], piece_length: u64) -> Arc<Metainfo> {
-    std::fs::write(dir.join(name), data).unwrap();
-    let hashes: Vec<[u8; 20]> = data.chunks(piece_length as usize).map(sha1).collect();
-    let b = TorrentBuilder {
-        name: name.into(),
-        files: vec![NewFile {
-            path: vec![],
-            length: data.len() as u64,
-        }],
-        single_file: true,
-        piece_length,
-        ..TorrentBuilder::default()
-    };
-    Arc::new(Metainfo::from_bytes(&b.build(&hashes).unwrap()).unwrap())
 }
 
 fn wait_state(s: &Session, id: TorrentId, ok: impl Fn(TorrentState) -> bool, what: &str) {

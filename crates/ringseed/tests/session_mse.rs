@@ -13,14 +13,16 @@
 //!
 //! Addresses 127.0.148.x. Every read has a deadline.
 
+#[path = "support/torrent.rs"]
+mod torrent;
+
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ringseed::hash::sha1;
-use ringseed::metainfo::{Metainfo, NewFile, TorrentBuilder};
+use ringseed::metainfo::Metainfo;
 use ringseed::mse::{
     CryptoMethod, CryptoSet, EncryptionLevel, EncryptionMode, EncryptionPolicy, Initiator,
     InitiatorConfig, PrivateKey, Progress, Rc4Stream,
@@ -32,6 +34,7 @@ use ringseed::runtime::session::{
 use ringseed::runtime::shard::shard_of;
 use ringseed::wire::{encode, Message};
 use ringseed::InfoHash;
+use torrent::torrent_of;
 
 const WAIT_MAX: Duration = Duration::from_secs(20);
 const BLOCK: u32 = 16 * 1024;
@@ -51,22 +54,6 @@ fn session(shards: usize, mode: EncryptionMode) -> Session {
     Session::start(config, settings).unwrap_or_else(|e| panic!("session: {e}"))
 }
 
-fn torrent_of(dir: &Path, name: &str, data: &[u8]) -> Arc<Metainfo> {
-    std::fs::write(dir.join(name), data).unwrap();
-    let hashes: Vec<[u8; 20]> = data.chunks(PIECE_BYTES as usize).map(sha1).collect();
-    let b = TorrentBuilder {
-        name: name.into(),
-        files: vec![NewFile {
-            path: vec![],
-            length: data.len() as u64,
-        }],
-        single_file: true,
-        piece_length: PIECE_BYTES,
-        ..TorrentBuilder::default()
-    };
-    Arc::new(Metainfo::from_bytes(&b.build(&hashes).unwrap()).unwrap())
-}
-
 fn seeding(s: &Session, id: TorrentId) {
     let deadline = Instant::now() + WAIT_MAX;
     while s.torrent(id).unwrap().state != TorrentState::Seeding {
@@ -80,7 +67,7 @@ fn torrents_on_both_shards(dir: &Path) -> Vec<(Arc<Metainfo>, Vec<u8>)> {
     let mut found: [Option<(Arc<Metainfo>, Vec<u8>)>; 2] = [None, None];
     for seed in 0..64u64 {
         let data = Rng::new(seed + 100).bytes(3 * PIECE_BYTES as usize + 777);
-        let m = torrent_of(dir, &format!("t{seed}.bin"), &data);
+        let m = torrent_of(dir, &format!("t{seed}.bin"), &data, PIECE_BYTES);
         let shard = shard_of(&m.info_hash, 2);
         if found[shard].is_none() {
             found[shard] = Some((m, data));
@@ -304,7 +291,7 @@ fn encrypted_peers_reach_the_owning_shard_and_get_the_right_bytes() {
     }
     // A torrent added now is reachable at once; a removed one is not.
     let data = Rng::new(9).bytes(PIECE_BYTES as usize);
-    let late = torrent_of(dir.path(), "late.bin", &data);
+    let late = torrent_of(dir.path(), "late.bin", &data, PIECE_BYTES);
     let id = s
         .add_torrent(AddTorrent::new(late.clone(), dir.path().into(), Mode::Seed))
         .unwrap();
@@ -335,7 +322,7 @@ fn encrypted_peers_reach_the_owning_shard_and_get_the_right_bytes() {
 fn required_closes_plaintext_and_disabled_closes_mse() {
     let dir = tempfile::tempdir().unwrap();
     let data = Rng::new(3).bytes(PIECE_BYTES as usize);
-    let m = torrent_of(dir.path(), "p.bin", &data);
+    let m = torrent_of(dir.path(), "p.bin", &data, PIECE_BYTES);
     for mode in [EncryptionMode::Required, EncryptionMode::Disabled] {
         let s = session(1, mode);
         let addr = s.local_addr();

@@ -1055,22 +1055,29 @@ fn pex_node(d: &[u8], have_all: bool, port: u16, seed: u64, info: Option<&[u8]>)
     )
 }
 
-#[test]
-fn leechers_of_one_seed_meet_through_its_pex_messages() {
-    let d = data(PIECE as usize * 40, 31);
+/// A PEX seed (node 0) and two PEX leechers, each leecher told of the seed
+/// only and connected to it; the seed's disk stalls, so that nobody
+/// finishes (and leaves) before the first PEX round. Returns the swarm and
+/// the addresses of the seed and the leechers.
+fn pex_trio(seed: u64, port: u16) -> (Swarm, SocketAddr, SocketAddr, SocketAddr) {
+    let d = data(PIECE as usize * 40, seed);
     let mut s = swarm(vec![
-        pex_node(&d, true, 7300, 1, None),
-        pex_node(&d, false, 7301, 2, None),
-        pex_node(&d, false, 7302, 3, None),
+        pex_node(&d, true, port, 1, None),
+        pex_node(&d, false, port + 1, 2, None),
+        pex_node(&d, false, port + 2, 3, None),
     ]);
     let seed = s.nodes[0].addr;
     let (a, b) = (s.nodes[1].addr, s.nodes[2].addr);
-    // Each leecher is told of the seed only; the seed's disk stalls, so
-    // that nobody finishes (and leaves) before the first PEX round.
     s.stalled_reads.push(0);
     s.nodes[1].t.add_addresses(s.now, &[seed], PeerSource::User);
     s.nodes[2].t.add_addresses(s.now, &[seed], PeerSource::User);
     s.settle();
+    (s, seed, a, b)
+}
+
+#[test]
+fn leechers_of_one_seed_meet_through_its_pex_messages() {
+    let (mut s, seed, a, b) = pex_trio(31, 7300);
     run_for(&mut s, 3);
     let met = s
         .dials
@@ -1094,18 +1101,7 @@ fn leechers_of_one_seed_meet_through_its_pex_messages() {
 
 #[test]
 fn a_peer_pex_names_as_preferring_encryption_is_dialled_obfuscated() {
-    let d = data(PIECE as usize * 40, 33);
-    let mut s = swarm(vec![
-        pex_node(&d, true, 7320, 1, None),
-        pex_node(&d, false, 7321, 2, None),
-        pex_node(&d, false, 7322, 3, None),
-    ]);
-    let seed = s.nodes[0].addr;
-    let (a, b) = (s.nodes[1].addr, s.nodes[2].addr);
-    s.stalled_reads.push(0);
-    s.nodes[1].t.add_addresses(s.now, &[seed], PeerSource::User);
-    s.nodes[2].t.add_addresses(s.now, &[seed], PeerSource::User);
-    s.settle();
+    let (mut s, seed, a, b) = pex_trio(33, 7320);
     // The seed's connections are obfuscated: its PEX flags them.
     for id in s.nodes[0].t.peer_ids() {
         s.nodes[0].t.mark_encrypted(id);
