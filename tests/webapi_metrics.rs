@@ -353,9 +353,18 @@ fn preferences_and_tags_set_through_the_api_survive_a_restart() {
         "POST",
         "/api/v2/app/setPreferences",
         Some(&sid),
-        r#"json={"up_limit":1048576,"max_active_downloads":7}"#,
+        r#"json={"up_limit":1048576,"max_active_downloads":7,"encryption":1}"#,
     );
     assert_eq!(status, 200, "{body}");
+    let (status, _, body) = http(
+        &api,
+        "POST",
+        "/api/v2/app/setPreferences",
+        Some(&sid),
+        r#"json={"encryption":5}"#,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("encryption 5"), "{body}");
     let (status, _, body) = http(
         &api,
         "POST",
@@ -366,6 +375,11 @@ fn preferences_and_tags_set_through_the_api_survive_a_restart() {
     assert_eq!(status, 200, "{body}");
     let (_, _, limit) = http(&api, "GET", "/api/v2/transfer/uploadLimit", Some(&sid), "");
     assert_eq!(limit, "1048576");
+    let (_, _, prefs) = http(&api, "GET", "/api/v2/app/preferences", Some(&sid), "");
+    assert!(
+        prefs.contains(r#""encryption":1"#),
+        "applied at once: {prefs}"
+    );
     d.proc.terminate_cleanly();
     drop(d);
 
@@ -378,11 +392,12 @@ fn preferences_and_tags_set_through_the_api_survive_a_restart() {
     let prefs: serde_json::Value = serde_json::from_str(&prefs).unwrap();
     assert_eq!(prefs["max_active_downloads"], 7, "{prefs}");
     assert_eq!(prefs["up_limit"], 1048576, "{prefs}");
+    assert_eq!(prefs["encryption"], 1, "required, kept: {prefs}");
     let (_, _, tags) = http(&api, "GET", "/api/v2/torrents/tags", Some(&sid), "");
     assert_eq!(tags, r#"["also","kept"]"#);
     let log = again.proc.describe();
     assert!(
-        log.contains("settings changed through the Web API, over the configuration file: limits.upload_rate, queue.max_active_downloads"),
+        log.contains("settings changed through the Web API, over the configuration file: limits.upload_rate, queue.max_active_downloads, network.encryption"),
         "{log}"
     );
     again.proc.terminate_cleanly();

@@ -537,9 +537,13 @@ impl Core {
         for (name, c) in &new.categories {
             self.categories.insert(name.clone(), c.save_path.clone());
         }
-        // What needs a restart keeps its running value.
+        // What needs a restart keeps its running value (in `[network]`, all
+        // but the encryption policy, which the settings just applied).
         let mut applied = new;
+        let (encryption, level) = (applied.network.encryption, applied.network.encryption_level);
         applied.network = self.cfg.network.clone();
+        applied.network.encryption = encryption;
+        applied.network.encryption_level = level;
         applied.api = self.cfg.api.clone();
         applied.engine.shards = self.cfg.engine.shards;
         applied.paths.state_dir = self.cfg.paths.state_dir.clone();
