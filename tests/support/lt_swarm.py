@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """A loopback swarm of libtorrent sessions for the discovery tests (issue 13:
-DHT, BEP 9 magnets, PEX), each session on its own 127.0.0.0/8 address.
+DHT, BEP 9 magnets, PEX) and the encryption tests (issue 14: MSE/PE), each
+session on its own 127.0.0.0/8 address.
 
 Usage: /usr/bin/python3 lt_swarm.py --node SPEC [--node SPEC]...
            [--bootstrap IP:PORT]... [--deadline SECONDS] [--exit-when-done]
@@ -16,7 +17,20 @@ A SPEC is comma-separated key=value pairs:
   pex=0|1           ut_pex on this session (default 1)
   up=BYTES         upload rate limit in bytes/s (default 0: none), to keep
                     a download running long enough for PEX to be seen
+  down=BYTES        download rate limit in bytes/s (default 0: none), to
+                    keep a connection up long enough for get_peer_info to
+                    see it (and how it is encrypted) before it is done
   peers=A/B/...     IP:PORT addresses to connect_peer at once ('/' between)
+  enc=MODE          protocol encryption (MSE/PE) of the session:
+                    off          libtorrent's defaults, nothing set (default)
+                    forced_rc4   in_enc_policy and out_enc_policy pe_forced,
+                                 allowed_enc_level rc4, prefer_rc4 on: every
+                                 connection obfuscated and RC4 throughout
+                    forced_both  both policies pe_forced, allowed_enc_level
+                                 both, prefer_rc4 off: every connection
+                                 obfuscated; a peer offering both levels
+                                 gets plaintext after the handshake
+                    disabled     both policies pe_disabled: plaintext only
   torrent= magnet= save=   as above (a magnet may hold commas only
                     percent-encoded)
 
@@ -35,10 +49,16 @@ Output, one JSON object a line on stdout (`event` names the kind):
   progress {"node", "progress", "state", "peers", "has_metadata",
            "dht_nodes"} about once a second per session with a torrent,
            and {"node", "dht_nodes"} for a DHT-only one
-  peers    {"node", "peers": [{"ip", "port", "source", "connected"}]}
+  peers    {"node", "peers": [{"ip", "port", "source", "connected", "enc"}]}
            whenever a session's peers change: every peer ever listed by
            get_peer_info, `source` the OR of its peer_source_flags
-           (tracker 1, dht 2, pex 4, lsd 8, resume 16) over time
+           (tracker 1, dht 2, pex 4, lsd 8, resume 16) over time; `enc`
+           how its connection was seen carried: "rc4" (peer_info flag
+           rc4_encrypted: MSE with RC4), "plaintext" (plaintext_encrypted:
+           the MSE handshake, then plaintext), "none" (a plain BitTorrent
+           handshake, or not known yet: a peer seen only in an alert). Once
+           "rc4" or "plaintext" it stays so (a later reconnection in the
+           clear does not hide that one was obfuscated)
   done     {"node", "pieces", "bytes"} when a download has every piece
            checked and written
   error    {"node", "message"} a libtorrent error (the run then fails)
@@ -69,6 +89,7 @@ ANNOUNCE_EVERY_S = 5.0
 # session.status() (for dht_nodes) is deprecated in 2.0 but still right.
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 ROLES = ("dht", "seed", "magnet", "download")
+ENC_MODES = ("off", "forced_rc4", "forced_both", "disabled")
 SOURCE_FLAGS = (
     (lt.peer_info.tracker, 1),
     (lt.peer_info.dht, 2),
@@ -105,7 +126,11 @@ def parse_spec(text):
     spec["dht"] = spec.get("dht", "1" if role == "dht" else "0") == "1"
     spec["pex"] = spec.get("pex", "1") == "1"
     spec["up"] = int(spec.get("up", "0"))
+    spec["down"] = int(spec.get("down", "0"))
     spec["peers"] = [p for p in spec.get("peers", "").split("/") if p]
+    spec["enc"] = spec.get("enc", "off")
+    if spec["enc"] not in ENC_MODES:
+        raise SystemExit(f"lt_swarm: unknown enc={spec['enc']!r} (one of {ENC_MODES})")
     need = {"seed": ("torrent", "save"), "download": ("torrent", "save"),
             "magnet": ("magnet", "save")}.get(role, ())
     for key in need:
@@ -117,6 +142,30 @@ def parse_spec(text):
 def endpoint(text):
     host, port = text.rsplit(":", 1)
     return host, int(port)
+
+
+def enc_settings(mode):
+    """The settings_pack entries of an enc= mode (none for off)."""
+    forced = int(lt.enc_policy.pe_forced)
+    if mode == "forced_rc4":
+        return {"in_enc_policy": forced, "out_enc_policy": forced,
+                "allowed_enc_level": int(lt.enc_level.rc4), "prefer_rc4": True}
+    if mode == "forced_both":
+        return {"in_enc_policy": forced, "out_enc_policy": forced,
+                "allowed_enc_level": int(lt.enc_level.both), "prefer_rc4": False}
+    if mode == "disabled":
+        off = int(lt.enc_policy.pe_disabled)
+        return {"in_enc_policy": off, "out_enc_policy": off}
+    return {}
+
+
+def enc_of(flags):
+    """How a peer_info's connection is carried: rc4, plaintext or none."""
+    if flags & lt.peer_info.rc4_encrypted:
+        return "rc4"
+    if flags & lt.peer_info.plaintext_encrypted:
+        return "plaintext"
+    return "none"
 
 
 def source_bits(flags):
@@ -153,6 +202,7 @@ class Node:
             | lt.alert.category_t.connect_notification
             | lt.alert.category_t.peer_notification,
         }
+        settings.update(enc_settings(spec["enc"]))
         # flags=0: no default plugins; add back all but ut_pex when PEX is off.
         flags = 1 if spec["pex"] else 0
         self.ses = lt_exit.keep(lt.session(settings, flags))
@@ -177,6 +227,8 @@ class Node:
             # The torrent's own limit: the session's would not apply to
             # peers on the local network (loopback).
             self.handle.set_upload_limit(spec["up"])
+        if spec["down"] and self.handle is not None:
+            self.handle.set_download_limit(spec["down"])
         for p in spec["peers"]:
             self.handle.connect_peer(endpoint(p))
 
@@ -200,7 +252,7 @@ class Node:
                 # An incoming connection was accepted; an outgoing one may
                 # still fail (get_peer_info says when it connected).
                 incoming = isinstance(a, lt.incoming_connection_alert)
-                if where and self.note_peer(where[0], where[1], 0, incoming):
+                if where and self.note_peer(where[0], where[1], 0, incoming, "none"):
                     changed = True
         if self.handle is None:
             return True
@@ -237,24 +289,30 @@ class Node:
         for p in self.handle.get_peer_info():
             ip, port = p.ip
             connected = not (p.flags & lt.peer_info.connecting)
-            if self.note_peer(ip, port, source_bits(p.source), connected):
+            enc = enc_of(p.flags)
+            if self.note_peer(ip, port, source_bits(p.source), connected, enc):
                 changed = True
         if changed:
             emit("peers", node=self.index, peers=sorted(
                 self.peers.values(), key=lambda e: (e["ip"], e["port"])))
         return True
 
-    def note_peer(self, ip, port, source, connected):
+    def note_peer(self, ip, port, source, connected, enc):
         """Adds what is known of a peer; True when that changed anything."""
         key = f"{ip}:{port}"
         entry = self.peers.setdefault(key, {"ip": ip, "port": port, "source": 0,
-                                            "connected": False, "new": True})
+                                            "connected": False, "enc": "none",
+                                            "new": True})
         new = entry.pop("new", False)
         bits = entry["source"] | source
         up = entry["connected"] or connected
-        if new or bits != entry["source"] or up != entry["connected"]:
+        # An obfuscated connection, once seen, is what the entry reports.
+        level = enc if entry["enc"] == "none" else entry["enc"]
+        if (new or bits != entry["source"] or up != entry["connected"]
+                or level != entry["enc"]):
             entry["source"] = bits
             entry["connected"] = up
+            entry["enc"] = level
             return True
         return False
 

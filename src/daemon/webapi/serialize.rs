@@ -508,6 +508,11 @@ fn peer_flags(p: &PeerInfo) -> (String, String) {
     } else if !p.am_choking {
         add("?", "Not interested (peer) and unchoked (local)");
     }
+    if p.rc4 {
+        add("E", "Encrypted traffic");
+    } else if p.encrypted {
+        add("e", "Encrypted handshake");
+    }
     (flags.join(" "), desc.join("\n"))
 }
 

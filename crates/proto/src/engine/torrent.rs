@@ -210,6 +210,10 @@ pub struct PeerInfo {
     pub am_interested: bool,
     pub peer_choking: bool,
     pub peer_interested: bool,
+    /// The connection began with the obfuscated (MSE) handshake.
+    pub encrypted: bool,
+    /// Its whole stream is RC4 (else plaintext after the handshake).
+    pub rc4: bool,
 }
 
 #[derive(Debug)]
@@ -246,6 +250,8 @@ struct Peer {
     pex_next_at: Duration,
     /// The connection is obfuscated (MSE), see [`Torrent::mark_encrypted`].
     encrypted: bool,
+    /// ... and RC4 after the handshake.
+    rc4: bool,
 }
 
 impl Peer {
@@ -564,6 +570,7 @@ impl Torrent {
             pex: None,
             pex_next_at: now,
             encrypted: false,
+            rc4: false,
         };
         if let Some(s) = self.slots.get_mut(slot as usize) {
             *s = Some(peer);
@@ -603,11 +610,13 @@ impl Torrent {
         encrypt
     }
 
-    /// The connection of `peer` is obfuscated (MSE): PEX tells others it
-    /// prefers encryption.
-    pub fn mark_encrypted(&mut self, peer: PeerId) {
+    /// The connection of `peer` is obfuscated (MSE; `rc4`: the whole
+    /// stream): PEX tells others it prefers encryption, and the peer list
+    /// shows it.
+    pub fn mark_encrypted(&mut self, peer: PeerId, rc4: bool) {
         if let Some(p) = self.peer_mut(peer) {
             p.encrypted = true;
+            p.rc4 = rc4;
         }
     }
 
@@ -1551,6 +1560,8 @@ impl Torrent {
                     am_interested: p.conn.am_interested(),
                     peer_choking: p.conn.peer_choking(),
                     peer_interested: p.conn.peer_interested(),
+                    encrypted: p.encrypted,
+                    rc4: p.rc4,
                 }
             })
             .collect()

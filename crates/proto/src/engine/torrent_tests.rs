@@ -1104,7 +1104,7 @@ fn a_peer_pex_names_as_preferring_encryption_is_dialled_obfuscated() {
     let (mut s, seed, a, b) = pex_trio(33, 7320);
     // The seed's connections are obfuscated: its PEX flags them.
     for id in s.nodes[0].t.peer_ids() {
-        s.nodes[0].t.mark_encrypted(id);
+        s.nodes[0].t.mark_encrypted(id, false);
     }
     run_for(&mut s, 3);
     let wants = |n: usize, addr: SocketAddr| {

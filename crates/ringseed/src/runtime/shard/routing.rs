@@ -315,7 +315,7 @@ impl Shard {
                 if let Some(c) = self.conns.get_mut(id) {
                     c.state = ConnState::Peer { torrent: t, peer };
                     if c.obfuscated.is_some() {
-                        run.torrent.mark_encrypted(peer);
+                        run.torrent.mark_encrypted(peer, c.rc4.is_some());
                     }
                 }
                 self.feed(id, t, peer);
