@@ -4,23 +4,21 @@
 //! to 127.0.131.1 and also given an address where nothing listens, must
 //! return exactly that dictionary, whose SHA-1 is the info-hash.
 
-use std::io::{BufRead, BufReader};
+#[path = "support/libtorrent.rs"]
+mod libtorrent;
+
 use std::net::{IpAddr, SocketAddr};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use libtorrent::{make_torrent, require_libtorrent, start_seed};
 use ringseed::hash::sha1;
-use ringseed::metainfo::{NewFile, TorrentBuilder};
 use ringseed::runtime::metadata_fetch::{FetcherConfig, MetadataFetcher};
 use ringseed::runtime::sockets::BindOptions;
 use ringseed::wire::ut_metadata::METADATA_PIECE_BYTES;
 use ringseed::InfoHash;
 
-const PYTHON: &str = "/usr/bin/python3";
 const OUR_IP: &str = "127.0.131.1";
 const SEED_IP: &str = "127.0.131.2";
-const SEED_START_TIMEOUT: Duration = Duration::from_secs(60);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 const PIECE_BYTES: u64 = 16 * 1024;
 /// 1100 pieces: 22,000 bytes of hashes, so the info dictionary has 2 pieces.
@@ -64,95 +62,23 @@ sys.stdout.flush()
 os._exit(0)
 "#;
 
-/// Kills the python process (by its pid) and reaps it, however the test ends.
-struct Seed(Child);
-
-impl Drop for Seed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn require_libtorrent() {
-    let ok = Command::new(PYTHON)
-        .args(["-c", "import libtorrent"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "python3-libtorrent is missing: apt-get install python3-libtorrent \
-         (it must import in {PYTHON})"
-    );
-}
-
-/// Writes the data and the .torrent into `dir`; returns the info dictionary.
-fn make_torrent(dir: &std::path::Path) -> Vec<u8> {
-    let len = PIECES * PIECE_BYTES;
-    let data: Vec<u8> = (0..len)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    std::fs::write(dir.join("payload.bin"), &data).unwrap();
-    let pieces: Vec<[u8; 20]> = data.chunks(PIECE_BYTES as usize).map(sha1).collect();
-    let builder = TorrentBuilder {
-        name: "payload.bin".into(),
-        files: vec![NewFile {
-            path: Vec::new(),
-            length: len,
-        }],
-        single_file: true,
-        piece_length: PIECE_BYTES,
-        ..Default::default()
-    };
-    std::fs::write(dir.join("t.torrent"), builder.build(&pieces).unwrap()).unwrap();
-    builder.info_bytes(&pieces).unwrap()
-}
-
-fn start_seed(dir: &std::path::Path) -> (Seed, SocketAddr) {
-    let mut child = Command::new(PYTHON)
-        .arg("-c")
-        .arg(SEED_SCRIPT)
-        .arg(dir.join("t.torrent"))
-        .arg(dir)
-        .arg(SEED_IP)
-        .arg("120")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start /usr/bin/python3");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let seed = Seed(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            eprintln!("{line}");
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let deadline = Instant::now() + SEED_START_TIMEOUT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .expect("libtorrent seed did not start in time");
-        if let Some(addr) = line.strip_prefix("lt: seeding on ") {
-            return (seed, addr.trim().parse().expect("seed address"));
-        }
-    }
-}
-
 #[test]
 fn fetches_metadata_from_a_libtorrent_seed() {
     require_libtorrent();
     let dir = tempfile::tempdir().unwrap();
-    let info = make_torrent(dir.path());
+    let info = make_torrent(dir.path(), PIECES, PIECE_BYTES);
     assert!(info.len() > METADATA_PIECE_BYTES, "two metadata pieces");
     let info_hash = InfoHash(sha1(&info));
-    let (seed, seed_addr) = start_seed(dir.path());
+    let args = [
+        dir.path().join("t.torrent").into_os_string(),
+        dir.path().as_os_str().to_owned(),
+        SEED_IP.into(),
+        "120".into(),
+    ];
+    let (seed, seed_addr) = start_seed(
+        SEED_SCRIPT,
+        &args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>(),
+    );
 
     let mut config = FetcherConfig::new(*b"-RS0001-metadatatest");
     config.bind = BindOptions {

@@ -7,26 +7,26 @@
 //! (RC4 on the payload), and libtorrent allows both and we provide both
 //! (libtorrent selects plaintext after the hidden header). Bounded: every
 //! read has a deadline; the python process is killed by its pid when the
-//! test ends. (`ringseed::mse` until `ringseed` re-exports `mse`.)
+//! test ends.
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "support/libtorrent.rs"]
+mod libtorrent;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use libtorrent::{make_torrent, require_libtorrent, start_seed, Python, PYTHON, START_TIMEOUT};
 use ringseed::hash::sha1;
-use ringseed::metainfo::{NewFile, TorrentBuilder};
 use ringseed::mse::{
     req2_hash, CryptoMethod, CryptoSet, Initiator, InitiatorConfig, PrivateKey, Progress,
     Responder, ResponderConfig,
 };
 use ringseed::InfoHash;
 
-const PYTHON: &str = "/usr/bin/python3";
 const OUR_IP: &str = "127.0.140.1";
 const SEED_IP: &str = "127.0.140.2";
-const SEED_START_TIMEOUT: Duration = Duration::from_secs(60);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 const PIECE_BYTES: u64 = 16 * 1024;
 const PIECES: u64 = 4;
@@ -109,88 +109,6 @@ sys.stdout.flush()
 os._exit(0)
 "#;
 
-/// Kills the python process (by its pid) and reaps it, however the test ends.
-struct Seed(Child);
-
-impl Drop for Seed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn require_libtorrent() {
-    let ok = Command::new(PYTHON)
-        .args(["-c", "import libtorrent"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "python3-libtorrent is missing: apt-get install python3-libtorrent \
-         (it must import in {PYTHON})"
-    );
-}
-
-/// Writes the data and the .torrent into `dir`; returns the info-hash.
-fn make_torrent(dir: &std::path::Path) -> InfoHash {
-    let len = PIECES * PIECE_BYTES;
-    let data: Vec<u8> = (0..len)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    std::fs::write(dir.join("payload.bin"), &data).unwrap();
-    let pieces: Vec<[u8; 20]> = data.chunks(PIECE_BYTES as usize).map(sha1).collect();
-    let builder = TorrentBuilder {
-        name: "payload.bin".into(),
-        files: vec![NewFile {
-            path: Vec::new(),
-            length: len,
-        }],
-        single_file: true,
-        piece_length: PIECE_BYTES,
-        ..Default::default()
-    };
-    std::fs::write(dir.join("t.torrent"), builder.build(&pieces).unwrap()).unwrap();
-    InfoHash(sha1(&builder.info_bytes(&pieces).unwrap()))
-}
-
-fn start_seed(dir: &std::path::Path, level: &str) -> (Seed, SocketAddr) {
-    let mut child = Command::new(PYTHON)
-        .arg("-c")
-        .arg(SEED_SCRIPT)
-        .arg(dir.join("t.torrent"))
-        .arg(dir)
-        .arg(SEED_IP)
-        .arg("120")
-        .arg(level)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start /usr/bin/python3");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let seed = Seed(child);
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            eprintln!("{line}");
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let deadline = Instant::now() + SEED_START_TIMEOUT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = rx
-            .recv_timeout(left)
-            .expect("libtorrent seed did not start in time");
-        if let Some(addr) = line.strip_prefix("lt: seeding on ") {
-            return (seed, addr.trim().parse().expect("seed address"));
-        }
-    }
-}
-
 /// A blocking TCP connection from `OUR_IP` to `to`, reads time out.
 fn dial(to: SocketAddr) -> TcpStream {
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
@@ -229,8 +147,18 @@ fn read_some(stream: &mut TcpStream, deadline: Instant, what: &str) -> Vec<u8> {
 fn handshake_with_seed(level: &str, provide: CryptoSet) -> CryptoMethod {
     require_libtorrent();
     let dir = tempfile::tempdir().unwrap();
-    let info_hash = make_torrent(dir.path());
-    let (seed, seed_addr) = start_seed(dir.path(), level);
+    let info_hash = InfoHash(sha1(&make_torrent(dir.path(), PIECES, PIECE_BYTES)));
+    let args = [
+        dir.path().join("t.torrent").into_os_string(),
+        dir.path().as_os_str().to_owned(),
+        SEED_IP.into(),
+        "120".into(),
+        level.into(),
+    ];
+    let (seed, seed_addr) = start_seed(
+        SEED_SCRIPT,
+        &args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>(),
+    );
 
     let mut stream = dial(seed_addr);
     let deadline = Instant::now() + HANDSHAKE_TIMEOUT;
@@ -303,7 +231,7 @@ fn obfuscated_header_then_plaintext_with_a_libtorrent_seed_allowing_both() {
 fn libtorrent_dials_us(level: &str, allowed: CryptoSet) -> CryptoMethod {
     require_libtorrent();
     let dir = tempfile::tempdir().unwrap();
-    let info_hash = make_torrent(dir.path());
+    let info_hash = InfoHash(sha1(&make_torrent(dir.path(), PIECES, PIECE_BYTES)));
     let empty = dir.path().join("download");
     std::fs::create_dir(&empty).unwrap();
     let listener = TcpListener::bind(format!("{OUR_IP}:0")).unwrap();
@@ -323,8 +251,8 @@ fn libtorrent_dials_us(level: &str, allowed: CryptoSet) -> CryptoMethod {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start /usr/bin/python3");
-    let peer = Seed(child);
-    let deadline = Instant::now() + SEED_START_TIMEOUT;
+    let peer = Python(child);
+    let deadline = Instant::now() + START_TIMEOUT;
     let mut stream = loop {
         match listener.accept() {
             Ok((s, _)) => break s,
