@@ -5,7 +5,11 @@
 //! each — a huge length prefix, malformed or out-of-order messages, requests
 //! past the end of the torrent or of a piece, garbage instead of a handshake —
 //! and each must see its connection closed within [`CLOSE_WAIT_MAX`], with a
-//! `dropped` line naming its address on the seeder's stderr. Meanwhile a
+//! `dropped` line naming its address on the seeder's stderr. Garbage shorter
+//! than the MSE responder's synchronisation window could still be the start
+//! of an obfuscated handshake (the seeder runs the default policy, which
+//! accepts one): it is closed when the handshake times out, within
+//! [`JUNK_CLOSE_WAIT_MAX`]; longer garbage fails the MSE handshake at once. Meanwhile a
 //! connection that behaves keeps being served, and a `ringseed download` from
 //! the same seeder finishes with byte-identical data.
 //!
@@ -22,7 +26,7 @@
 //!
 //! Every wait is bounded; every child is killed by pid when its guard drops;
 //! a failure prints the children's stderr. Addresses: 127.0.7.1-3 and
-//! 127.0.7.30-44 for the first test, 127.0.7.20-22 for the second,
+//! 127.0.7.30-45 for the first test, 127.0.7.20-22 for the second,
 //! 127.0.7.50-53 and 127.0.7.60-62 for the libtorrent checks.
 
 mod common;
@@ -51,6 +55,9 @@ const BLOCK_BYTES: u32 = 16 * 1024;
 const HANDSHAKE_WAIT_MAX: Duration = Duration::from_secs(10);
 /// "Within a few seconds": how long a protocol breaker may stay connected.
 const CLOSE_WAIT_MAX: Duration = Duration::from_secs(5);
+/// How long garbage shorter than an MSE handshake's first flight may stay
+/// connected: the seeder's handshake timeout (10 s), plus slack.
+const JUNK_CLOSE_WAIT_MAX: Duration = Duration::from_secs(15);
 /// How long the `dropped` line may lag behind the close.
 const LOG_LINE_WAIT_MAX: Duration = Duration::from_secs(5);
 /// Longest one `ringseed download` of the test torrent may take.
@@ -227,6 +234,9 @@ fn cases(fx: &Fixture) -> Vec<Case> {
     let mut random_hs = vec![0u8; HANDSHAKE_BYTES];
     XorShift64::new(0x0dd_ba11).fill(&mut random_hs);
     random_hs[0] = 0x55; // not 19: not the protocol string's length
+    let mut random_kib = vec![0u8; 1024];
+    XorShift64::new(0x0dd_ba12).fill(&mut random_kib);
+    random_kib[0] = 0x55;
 
     // A have for a piece the torrent does not have.
     let have_past_end = msg_bytes(&Message::Have {
@@ -345,6 +355,12 @@ fn cases(fx: &Fixture) -> Vec<Case> {
             dropped_line: true,
         },
         Case {
+            name: "d: 1 KiB of random bytes instead of a handshake (past the MSE window)",
+            src: ip(45),
+            attack: Attack::InsteadOfHandshake(random_kib),
+            dropped_line: true,
+        },
+        Case {
             name: "d: a handshake for an unknown torrent",
             src: ip(44),
             attack: Attack::UnknownTorrent,
@@ -402,7 +418,13 @@ fn run_case(case: &Case, seeder: SocketAddr, fx: &Fixture, tag: u8) -> Result<St
         Err(e) => return Err(format!("sending the attack: {e:?}")),
     }
     let started = Instant::now();
-    let how = peer.wait_closed(CLOSE_WAIT_MAX)?;
+    let wait = match &case.attack {
+        Attack::InsteadOfHandshake(b) if b.len() < ringseed::mse::RESPONDER_SYNC_WINDOW_BYTES => {
+            JUNK_CLOSE_WAIT_MAX
+        }
+        _ => CLOSE_WAIT_MAX,
+    };
+    let how = peer.wait_closed(wait)?;
     Ok(format!(
         "{how} after {:?} (from {})",
         started.elapsed(),
