@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
 # Seeding bench (issue 3): seeder CPU-seconds per GiB uploaded, aggregate
 # rate and peak RSS while 4 leechers (aria2c, then libtorrent) each take one
-# torrent from a ringseed seed and from a python3-libtorrent seed, in the same
-# run; then the time for `ringseed download` to fetch the torrent from a
-# libtorrent seed alone. Prints a markdown table on stdout, progress on
-# stderr. See docs/seeding_bench.md.
+# torrent from a ringseed seed, a python3-libtorrent seed and (when asked)
+# the trivial seeder `ringseed-bench serve` (no disk, no choker: the floor),
+# in the same run; then the time for `ringseed download` to fetch the
+# torrent from a libtorrent seed alone. Prints a markdown table of every
+# case and one of medians (min-max) per seeder and leechers on stdout,
+# progress on stderr. See docs/seeding_bench.md.
+#
+# The data is the bench's deterministic payload (`ringseed-bench
+# make-torrent --data-dir`), so the trivial seeder serves the same bytes
+# from memory that the others read from the file.
 #
 # Everything runs on loopback: tracker 127.0.6.1, seeder 127.0.6.2, leechers
 # 127.0.6.10-13, downloader 127.0.6.20. Every process is stopped by pid and
 # every wait is bounded.
 #
 # Environment (defaults in brackets):
-#   SIZE_MIB [1024]           size of the random file seeded
+#   SIZE_MIB [1024]           size of the file seeded
+#   PIECE_LENGTH [1M]         its piece length (K and M suffixes)
 #   ROUNDS [1]                rounds; seeder kinds alternate A B A B
-#   SEEDERS ["ringseed libtorrent"]   seeder kinds, in order
+#   SEEDERS ["ringseed libtorrent"]   seeder kinds, in order: ringseed,
+#                             libtorrent, trivial (`ringseed-bench serve`,
+#                             2 threads, announced to the tracker by the
+#                             script; libtorrent leechers only need it)
 #   LEECHERS ["aria2c libtorrent"]    leecher kinds, in order
 #   LEECHERS_N [4]            leechers per case (1..=4)
 #   ENCRYPTIONS ["default"]   libtorrent leechers' (and the libtorrent seed's)
@@ -31,7 +41,9 @@
 #   TIMEOUT_S [900]           limit on one case's leeching, in seconds
 #   READY_TIMEOUT_S [120]     limit on a seeder getting ready, in seconds
 #   VERIFY [1]                1: cmp every downloaded file with the original
-#   RINGSEED [target/release/ringseed]  the binary (also makes the torrent)
+#   RINGSEED [target/release/ringseed]  the binary
+#   BENCH [target/release/ringseed-bench]  makes the torrent and its data,
+#                             and is the trivial seeder
 #   PORT_BASE [17000]         first TCP port used on the 127.0.6.x addresses
 #   TMP_PARENT [${TMPDIR:-/tmp}]  where the work dir is made (needs
 #                             (2 + LEECHERS_N) x SIZE_MIB of disk)
@@ -54,6 +66,8 @@ TIMEOUT_S="${TIMEOUT_S:-900}"
 READY_TIMEOUT_S="${READY_TIMEOUT_S:-120}"
 VERIFY="${VERIFY:-1}"
 RINGSEED="${RINGSEED:-$ROOT/target/release/ringseed}"
+BENCH="${BENCH:-$ROOT/target/release/ringseed-bench}"
+PIECE_LENGTH="${PIECE_LENGTH:-1M}"
 PORT_BASE="${PORT_BASE:-17000}"
 TMP_PARENT="${TMP_PARENT:-${TMPDIR:-/tmp}}"
 KEEP="${KEEP:-0}"
@@ -71,11 +85,13 @@ log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 [[ "$SIZE_MIB" =~ ^[1-9][0-9]{0,5}$ ]] || die "SIZE_MIB must be 1..999999, got '$SIZE_MIB'"
 [[ "$ROUNDS" =~ ^[1-9][0-9]?$ ]] || die "ROUNDS must be 1..99, got '$ROUNDS'"
 [[ "$LEECHERS_N" =~ ^[1-4]$ ]] || die "LEECHERS_N must be 1..4, got '$LEECHERS_N'"
-for k in $SEEDERS; do [[ $k == ringseed || $k == libtorrent ]] || die "unknown seeder kind $k"; done
+for k in $SEEDERS; do [[ $k =~ ^(ringseed|libtorrent|trivial)$ ]] || die "unknown seeder kind $k"; done
+[[ "$PIECE_LENGTH" =~ ^[1-9][0-9]*[KM]?$ ]] || die "PIECE_LENGTH must be like 1M or 256K, got '$PIECE_LENGTH'"
 for k in $LEECHERS; do [[ $k == aria2c || $k == libtorrent ]] || die "unknown leecher kind $k"; done
 for e in $ENCRYPTIONS; do [[ $e =~ ^(default|plaintext|rc4|header)$ ]] || die "unknown encryption $e"; done
 for k in $DOWNLOADERS; do [[ $k == ringseed || $k == libtorrent ]] || die "unknown downloader kind $k"; done
 [[ -x "$RINGSEED" ]] || die "$RINGSEED not found: cargo build --release (or set RINGSEED)"
+[[ -x "$BENCH" ]] || die "$BENCH not found: cargo build --release -p ringseed-bench (or set BENCH)"
 command -v opentracker >/dev/null || die "opentracker not installed"
 [[ " $LEECHERS " != *" aria2c "* ]] || command -v aria2c >/dev/null || die "aria2c not installed"
 "$PY" -c 'import libtorrent' || die "$PY cannot import libtorrent (python3-libtorrent)"
@@ -191,6 +207,15 @@ start_seeder() {
         wait_line "$READY_TIMEOUT_S" "$out" "INFO listening on" "$SEEDER_PID" \
             || { cat "$out" >&2; die "ringseed seed did not get ready"; }
         ;;
+    trivial)
+        "$BENCH" serve --listen "$SEEDER_IP:$port" --size "$SIZE_BYTES" \
+            --piece-length "$PIECE_LENGTH" --name "$NAME" --threads 2 >"$out" 2>&1 &
+        SEEDER_PID=$!; PIDS+=("$SEEDER_PID")
+        wait_line "$READY_TIMEOUT_S" "$out" "ringseed-bench: listening on" "$SEEDER_PID" \
+            || { cat "$out" >&2; die "ringseed-bench serve did not get ready"; }
+        "$PY" "$HERE/tracker_util.py" announce "$TORRENT" "http://$TRACKER_IP:$TRACKER_PORT" \
+            "$SEEDER_IP" "$port" || die "announcing the trivial seeder failed"
+        ;;
     libtorrent)
         "$PY" "$HERE/lt_peer.py" seed "$TORRENT" "$WORK/seed" "$SEEDER_IP" "$port" \
             --ready-timeout "$READY_TIMEOUT_S" --enc "$ENC" >"$out" 2>&1 &
@@ -257,8 +282,9 @@ run_case() {
     local uploaded
     # lt_peer.py prints `lt_peer: uploaded N`; ringseed logs `... DEBUG
     # connections handed between shards: H (uploaded N bytes, downloaded M
-    # bytes)` when it stops.
+    # bytes)` when it stops; serve prints `ringseed-bench: served N bytes`.
     uploaded=$(awk '/^lt_peer: uploaded/ {print $3}
+        /^ringseed-bench: served / {print $3}
         / connections handed between shards: / {
             for (i = 1; i < NF; i++) if ($i == "(uploaded") print $(i + 1) }' "$WORK/seeder.log")
     local label=$leecher
@@ -322,12 +348,12 @@ time_download() {
 LOAD_START="$(cut -d' ' -f1-3 /proc/loadavg)"
 NAME=bench.bin
 mkdir -p "$WORK/seed" "$WORK/tracker"
-log "work dir $WORK; writing $SIZE_MIB MiB of random data"
-head -c "$SIZE_BYTES" /dev/urandom >"$WORK/seed/$NAME"
+log "work dir $WORK; writing $SIZE_MIB MiB of the bench payload"
 TORRENT="$WORK/bench.torrent"
-"$RINGSEED" create "$WORK/seed/$NAME" -o "$TORRENT" \
-    --tracker "http://$TRACKER_IP:$TRACKER_PORT/announce" --no-date >/dev/null \
-    2>"$WORK/create.log" || { cat "$WORK/create.log" >&2; die "ringseed create failed"; }
+"$BENCH" make-torrent --size "$SIZE_BYTES" --piece-length "$PIECE_LENGTH" --name "$NAME" \
+    --tracker "http://$TRACKER_IP:$TRACKER_PORT/announce" -o "$TORRENT" \
+    --data-dir "$WORK/seed" >/dev/null 2>"$WORK/create.log" \
+    || { cat "$WORK/create.log" >&2; die "ringseed-bench make-torrent failed"; }
 "$PY" "$HERE/tracker_util.py" infohash "$TORRENT" >"$WORK/tracker/whitelist"
 log "torrent $(cat "$WORK/tracker/whitelist")"
 
@@ -359,6 +385,41 @@ echo
 echo "| round | seeder | leechers | wall s | aggregate MiB/s | seeder CPU s | seeder CPU s / GiB | seeder peak RSS MiB | seeder anon RSS MiB at end | seeder-reported GiB up | result |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"
+# Medians (min-max) over the rounds, per seeder and leechers (failed cases
+# left out), with each seeder's CPU per GiB as a ratio of the first seeder's.
+echo
+echo "| seeder | leechers | runs | seeder CPU s / GiB, median (min-max) | / ${SEEDERS%% *} | aggregate MiB/s, median (min-max) | seeder peak RSS MiB, median |"
+echo "|---|---|---|---|---|---|---|"
+printf '%s\n' "${ROWS[@]}" | awk -F'|' -v first="${SEEDERS%% *}" '
+    function med(list,   n, a, i, j, t) {
+        n = split(list, a, " ")
+        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+        lo = a[1]; hi = a[n]
+        return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    {
+        for (i = 2; i <= NF; i++) gsub(/^ +| +$/, "", $i)
+        if ($12 != "ok") next
+        key = $3 SUBSEP $4
+        if (!(key in seen)) { seen[key] = 1; order[++k] = key }
+        cpu[key] = cpu[key] " " $8; rate[key] = rate[key] " " $6; rss[key] = rss[key] " " $9; runs[key]++
+    }
+    END {
+        for (i = 1; i <= k; i++) {
+            split(order[i], p, SUBSEP)
+            c = med(cpu[order[i]]); clo = lo; chi = hi
+            base[p[2]] = (p[1] == first) ? c : base[p[2]]
+        }
+        for (i = 1; i <= k; i++) {
+            split(order[i], p, SUBSEP)
+            c = med(cpu[order[i]]); clo = lo; chi = hi
+            r = med(rate[order[i]]); rlo = lo; rhi = hi
+            m = med(rss[order[i]])
+            ratio = (base[p[2]] > 0) ? sprintf("%.2f", c / base[p[2]]) : "n/a"
+            printf "| %s | %s | %d | %.3f (%.3f-%.3f) | %s | %.0f (%.0f-%.0f) | %.0f |\n",
+                p[1], p[2], runs[order[i]], c, clo, chi, ratio, r, rlo, rhi, m
+        }
+    }'
 if ((${#DL_ROWS[@]} > 0)); then
     echo
     echo "| downloader (alone, from a libtorrent seed) | wall s | MiB/s | downloader CPU s | downloader peak RSS MiB | result |"

@@ -6,12 +6,18 @@
   tracker_util.py wait-seeders TORRENT TRACKER_BASE COUNT TIMEOUT_S
       Polls TRACKER_BASE/scrape (e.g. http://127.0.6.1:6969) until the
       torrent has at least COUNT seeders; exit 0, or 3 on timeout.
+  tracker_util.py announce TORRENT TRACKER_BASE IP PORT
+      Announces a seed (left=0, event=started) at IP:PORT, from IP (the
+      tracker takes the address the request comes from), for a seeder that
+      does not announce itself (the bench's trivial seeder); exit 0 once the
+      tracker answered 200.
 
 It makes no libtorrent session, but ends through lt_exit all the same, as
 every script that loads libtorrent does (no libtorrent object is destroyed
 at interpreter shutdown).
 """
 
+import http.client
 import os
 import sys
 import time
@@ -43,6 +49,24 @@ def seeders(base, ih):
     return int(entry.get(b"complete", 0))
 
 
+def announce(torrent, base, ip, port):
+    raw = bytes.fromhex(str(info_hash(torrent)))
+    parts = urllib.parse.urlsplit(base)
+    query = urllib.parse.urlencode({
+        "peer_id": "-RB0000-trivialseedr",
+        "port": port, "uploaded": 0, "downloaded": 0, "left": 0,
+        "event": "started", "compact": 1,
+    })
+    path = f"/announce?info_hash={urllib.parse.quote_from_bytes(raw)}&{query}"
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=HTTP_TIMEOUT_S,
+                                      source_address=(ip, 0))
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
 def main(argv):
     if len(argv) == 3 and argv[1] == "infohash":
         print(info_hash(argv[2]))
@@ -66,6 +90,16 @@ def main(argv):
         print(f"tracker_util: {count} seeders not seen in {timeout} s (last: {last})",
               file=sys.stderr)
         return 3
+    if len(argv) == 6 and argv[1] == "announce":
+        torrent, base, ip, port = argv[2], argv[3], argv[4], int(argv[5])
+        if not ip.startswith("127.") or not urllib.parse.urlsplit(base).hostname.startswith("127."):
+            print(f"{base} from {ip}: not loopback", file=sys.stderr)
+            return 2
+        status = announce(torrent, base, ip, port)
+        if status != 200:
+            print(f"tracker_util: announce answered {status}", file=sys.stderr)
+            return 3
+        return 0
     print(__doc__, file=sys.stderr)
     return 2
 
