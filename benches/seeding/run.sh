@@ -21,9 +21,10 @@
 #   PIECE_LENGTH [1M]         its piece length (K and M suffixes)
 #   ROUNDS [1]                rounds; seeder kinds alternate A B A B
 #   SEEDERS ["ringseed libtorrent"]   seeder kinds, in order: ringseed,
-#                             libtorrent, trivial (`ringseed-bench serve`,
-#                             2 threads, announced to the tracker by the
-#                             script; libtorrent leechers only need it)
+#                             libtorrent, rqbit (`rqbit download`, stateless,
+#                             DHT, LSD and UPnP off), trivial (`ringseed-bench
+#                             serve`, 2 threads, announced to the tracker by
+#                             the script)
 #   LEECHERS ["aria2c libtorrent"]    leecher kinds, in order
 #   LEECHERS_N [4]            leechers per case (1..=4)
 #   ENCRYPTIONS ["default"]   libtorrent leechers' (and the libtorrent seed's)
@@ -44,6 +45,8 @@
 #   RINGSEED [target/release/ringseed]  the binary
 #   BENCH [target/release/ringseed-bench]  makes the torrent and its data,
 #                             and is the trivial seeder
+#   RQBIT [rqbit on PATH]     the rqbit binary, for SEEDERS=rqbit (e.g.
+#                             `cargo install rqbit --version 9.1.0 --root DIR`)
 #   PORT_BASE [17000]         first TCP port used on the 127.0.6.x addresses
 #   TMP_PARENT [${TMPDIR:-/tmp}]  where the work dir is made (needs
 #                             (2 + LEECHERS_N) x SIZE_MIB of disk)
@@ -67,6 +70,7 @@ READY_TIMEOUT_S="${READY_TIMEOUT_S:-120}"
 VERIFY="${VERIFY:-1}"
 RINGSEED="${RINGSEED:-$ROOT/target/release/ringseed}"
 BENCH="${BENCH:-$ROOT/target/release/ringseed-bench}"
+RQBIT="${RQBIT:-$(command -v rqbit || echo rqbit)}"
 PIECE_LENGTH="${PIECE_LENGTH:-1M}"
 PORT_BASE="${PORT_BASE:-17000}"
 TMP_PARENT="${TMP_PARENT:-${TMPDIR:-/tmp}}"
@@ -85,7 +89,9 @@ log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 [[ "$SIZE_MIB" =~ ^[1-9][0-9]{0,5}$ ]] || die "SIZE_MIB must be 1..999999, got '$SIZE_MIB'"
 [[ "$ROUNDS" =~ ^[1-9][0-9]?$ ]] || die "ROUNDS must be 1..99, got '$ROUNDS'"
 [[ "$LEECHERS_N" =~ ^[1-4]$ ]] || die "LEECHERS_N must be 1..4, got '$LEECHERS_N'"
-for k in $SEEDERS; do [[ $k =~ ^(ringseed|libtorrent|trivial)$ ]] || die "unknown seeder kind $k"; done
+for k in $SEEDERS; do [[ $k =~ ^(ringseed|libtorrent|rqbit|trivial)$ ]] || die "unknown seeder kind $k"; done
+[[ " $SEEDERS " != *" rqbit "* ]] || [[ -x "$RQBIT" ]] \
+    || die "rqbit not found: cargo install rqbit --version 9.1.0 --root DIR, then RQBIT=DIR/bin/rqbit"
 [[ "$PIECE_LENGTH" =~ ^[1-9][0-9]*[KM]?$ ]] || die "PIECE_LENGTH must be like 1M or 256K, got '$PIECE_LENGTH'"
 for k in $LEECHERS; do [[ $k == aria2c || $k == libtorrent ]] || die "unknown leecher kind $k"; done
 for e in $ENCRYPTIONS; do [[ $e =~ ^(default|plaintext|rc4|header)$ ]] || die "unknown encryption $e"; done
@@ -207,9 +213,20 @@ start_seeder() {
         wait_line "$READY_TIMEOUT_S" "$out" "INFO listening on" "$SEEDER_PID" \
             || { cat "$out" >&2; die "ringseed seed did not get ready"; }
         ;;
+    rqbit)
+        # Listens on every address: it announces from 127.0.0.1 (it binds no
+        # source address), which is what the tracker hands aria2c.
+        "$RQBIT" --disable-dht --disable-dht-persistence --disable-upnp-port-forward \
+            --disable-lsd --ipv4-only --listen-ip 0.0.0.0 --listen-port "$port" \
+            download -o "$WORK/seed" --overwrite --disable-http-api "$TORRENT" >"$out" 2>&1 &
+        SEEDER_PID=$!; PIDS+=("$SEEDER_PID")
+        ;;
     trivial)
+        # The whole payload is generated before it listens (a cache as big
+        # as the payload), so its CPU per GiB is sending alone.
         "$BENCH" serve --listen "$SEEDER_IP:$port" --size "$SIZE_BYTES" \
-            --piece-length "$PIECE_LENGTH" --name "$NAME" --threads 2 >"$out" 2>&1 &
+            --piece-length "$PIECE_LENGTH" --name "$NAME" --threads 2 \
+            --cache-bytes-max "$SIZE_BYTES" >"$out" 2>&1 &
         SEEDER_PID=$!; PIDS+=("$SEEDER_PID")
         wait_line "$READY_TIMEOUT_S" "$out" "ringseed-bench: listening on" "$SEEDER_PID" \
             || { cat "$out" >&2; die "ringseed-bench serve did not get ready"; }
