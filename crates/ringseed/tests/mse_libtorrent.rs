@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use libtorrent::{make_torrent, require_libtorrent, start_seed, Python, PYTHON, START_TIMEOUT};
 use ringseed::hash::sha1;
 use ringseed::mse::{
-    req2_hash, CryptoMethod, CryptoSet, Initiator, InitiatorConfig, PrivateKey, Progress,
-    Responder, ResponderConfig,
+    req2_hash, CryptoMethod, CryptoSet, Established, Initiator, InitiatorConfig, PrivateKey,
+    Progress, Responder, ResponderConfig,
 };
 use ringseed::InfoHash;
 
@@ -193,20 +193,38 @@ fn handshake_with_seed(level: &str, provide: CryptoSet) -> CryptoMethod {
     }
     stream.write_all(&hs).unwrap();
 
-    let mut reply = est.remaining.clone();
-    while reply.len() < BT_HANDSHAKE_BYTES {
-        let mut more = read_some(&mut stream, deadline, "libtorrent's handshake");
+    let first = est.remaining.clone();
+    let reply = read_bt_handshake(&mut stream, deadline, &mut est, first);
+    drop(stream);
+    drop(seed);
+    assert_names(&reply, &info_hash);
+    est.method
+}
+
+/// Reads libtorrent's BitTorrent handshake after the MSE one: `have`
+/// (what came with the MSE handshake, decrypted), then more bytes,
+/// decrypted when RC4 was selected, until a whole handshake is there.
+fn read_bt_handshake(
+    stream: &mut TcpStream,
+    deadline: Instant,
+    est: &mut Established,
+    mut have: Vec<u8>,
+) -> Vec<u8> {
+    while have.len() < BT_HANDSHAKE_BYTES {
+        let mut more = read_some(stream, deadline, "libtorrent's handshake");
         if let Some(dec) = est.decryptor.as_mut() {
             dec.apply(&mut more);
         }
-        reply.extend(more);
+        have.extend(more);
     }
-    drop(stream);
-    drop(seed);
-    assert_eq!(reply[0], 19);
-    assert_eq!(&reply[1..20], b"BitTorrent protocol");
-    assert_eq!(&reply[28..48], &info_hash.0, "the reply names our torrent");
-    est.method
+    have
+}
+
+/// `hs` is a BitTorrent handshake for `info_hash`.
+fn assert_names(hs: &[u8], info_hash: &InfoHash) {
+    assert_eq!(hs[0], 19);
+    assert_eq!(&hs[1..20], b"BitTorrent protocol");
+    assert_eq!(&hs[28..48], &info_hash.0, "the handshake names our torrent");
 }
 
 #[test]
@@ -290,20 +308,12 @@ fn libtorrent_dials_us(level: &str, allowed: CryptoSet) -> CryptoMethod {
     }
     let mut est = mse.established().unwrap();
     assert_eq!(est.info_hash, info_hash);
-    let mut hs = est.initial_payload.clone();
-    hs.extend_from_slice(&est.remaining);
-    while hs.len() < 48 {
-        let mut more = read_some(&mut stream, deadline, "libtorrent's handshake");
-        if let Some(dec) = est.decryptor.as_mut() {
-            dec.apply(&mut more);
-        }
-        hs.extend(more);
-    }
+    let mut first = est.initial_payload.clone();
+    first.extend_from_slice(&est.remaining);
+    let hs = read_bt_handshake(&mut stream, deadline, &mut est, first);
     drop(stream);
     drop(peer);
-    assert_eq!(hs[0], 19);
-    assert_eq!(&hs[1..20], b"BitTorrent protocol");
-    assert_eq!(&hs[28..48], &info_hash.0, "libtorrent asks for our torrent");
+    assert_names(&hs, &info_hash);
     est.method
 }
 

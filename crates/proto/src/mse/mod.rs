@@ -217,6 +217,44 @@ pub enum MseError {
     Ended,
 }
 
+/// What both machines are made of, so that feeding, ending and handing
+/// over the outcome are written once ([`feed`], [`take_established`]).
+pub(crate) trait Machine {
+    /// Bytes from the peer not yet consumed.
+    fn buf(&mut self) -> &mut Vec<u8>;
+    /// Whether the handshake finished (its outcome not yet taken).
+    fn done(&self) -> bool;
+    /// Whether it failed, or its outcome was taken.
+    fn ended(&self) -> bool;
+    /// Ends the machine; returns the outcome if it had finished.
+    fn end(&mut self) -> Option<Established>;
+    /// Runs the handshake as far as the buffered bytes go.
+    fn advance(&mut self) -> Result<Progress, MseError>;
+}
+
+/// Feeds bytes read from the peer; after an error the machine is ended.
+pub(crate) fn feed<M: Machine>(m: &mut M, data: &[u8]) -> Result<Progress, MseError> {
+    if m.done() || m.ended() {
+        return Err(MseError::Ended);
+    }
+    m.buf().extend_from_slice(data);
+    let result = m.advance();
+    if result.is_err() {
+        m.end();
+        *m.buf() = Vec::new();
+    }
+    result
+}
+
+/// The outcome once the handshake finished (the machine ends), else `None`.
+pub(crate) fn established<M: Machine>(m: &mut M) -> Option<Established> {
+    if m.done() {
+        m.end()
+    } else {
+        None
+    }
+}
+
 /// `HASH(tag, parts...)`: SHA-1 over the tag's bytes and then each part.
 pub(crate) fn hash(tag: &[u8], parts: &[&[u8]]) -> [u8; HASH_BYTES] {
     let mut h = Sha1::new();

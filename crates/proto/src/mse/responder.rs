@@ -96,27 +96,12 @@ impl<L: TorrentLookup> Responder<L> {
 
     /// Feeds bytes read from the peer. After an error the machine is ended.
     pub fn receive(&mut self, data: &[u8]) -> Result<Progress, MseError> {
-        if matches!(self.state, State::Ended | State::Done(_)) {
-            return Err(MseError::Ended);
-        }
-        self.buf.extend_from_slice(data);
-        let result = self.advance();
-        if result.is_err() {
-            self.state = State::Ended;
-            self.buf = Vec::new();
-        }
-        result
+        super::feed(self, data)
     }
 
     /// The outcome, once [`Progress::Done`] was returned (then `None` after).
     pub fn established(&mut self) -> Option<Established> {
-        match std::mem::replace(&mut self.state, State::Ended) {
-            State::Done(e) => Some(*e),
-            other => {
-                self.state = other;
-                None
-            }
-        }
+        super::established(self)
     }
 
     fn advance(&mut self) -> Result<Progress, MseError> {
@@ -248,5 +233,26 @@ impl<L: TorrentLookup> Responder<L> {
                 State::Done(_) | State::Ended => return Err(MseError::Ended),
             };
         }
+    }
+}
+
+impl<L: TorrentLookup> super::Machine for Responder<L> {
+    fn buf(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+    fn done(&self) -> bool {
+        matches!(self.state, State::Done(_))
+    }
+    fn ended(&self) -> bool {
+        matches!(self.state, State::Ended)
+    }
+    fn end(&mut self) -> Option<Established> {
+        match std::mem::replace(&mut self.state, State::Ended) {
+            State::Done(e) => Some(*e),
+            _ => None,
+        }
+    }
+    fn advance(&mut self) -> Result<Progress, MseError> {
+        Responder::advance(self)
     }
 }
