@@ -28,9 +28,25 @@ const PEX_WAIT_MAX: Duration = Duration::from_secs(80);
 const SWARM_DEADLINE: Duration = Duration::from_secs(120);
 /// Longest until a leecher is connected to the peer it was given.
 const CONNECT_WAIT_MAX: Duration = Duration::from_secs(30);
-/// The seed's upload limit in bytes/s: the 4 MB tree takes about 40 s, far
-/// longer than PEX takes, so nobody becomes a seed (seeds do not dial seeds).
-const SLOW_UPLOAD_BYTES_PER_S: u32 = 100_000;
+/// The seed's upload limit in bytes/s: the 4 MB tree takes about 100 s,
+/// longer than `PEX_WAIT_MAX`, so no leecher becomes a seed (seeds do not
+/// dial seeds, and a leecher that finished would drop its link to the seed
+/// before a late PEX message could name it: libtorrent redials a peer that
+/// failed once only after 60 s).
+const SLOW_UPLOAD_BYTES_PER_S: u32 = 40_000;
+
+/// The test torrent, checked to take longer than `PEX_WAIT_MAX` at
+/// `SLOW_UPLOAD_BYTES_PER_S`.
+fn slow_torrent(name: &str, seed: u64) -> Untracked {
+    let t = untracked_torrent(name, seed, false);
+    let bytes: u64 = t.tree.files.iter().map(|f| f.length).sum();
+    let upload_s = bytes / u64::from(SLOW_UPLOAD_BYTES_PER_S);
+    assert!(
+        upload_s > PEX_WAIT_MAX.as_secs(),
+        "{name}: {bytes} bytes take {upload_s} s at the slow upload limit, not longer than PEX_WAIT_MAX"
+    );
+    t
+}
 
 fn ip(last: u8) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 135, last)
@@ -97,7 +113,7 @@ fn a_learns_b_through(
 
 #[test]
 fn libtorrent_learns_a_peer_from_ringseeds_pex() {
-    let t = untracked_torrent("pexout", 1351, false);
+    let t = slow_torrent("pexout", 1351);
     let limit = SLOW_UPLOAD_BYTES_PER_S.to_string();
     let (mut seed, seed_addr) = start_ringseed_seed(
         "ringseed seed",
@@ -112,7 +128,7 @@ fn libtorrent_learns_a_peer_from_ringseeds_pex() {
 
 #[test]
 fn control_libtorrent_learns_a_peer_from_libtorrents_pex() {
-    let t = untracked_torrent("pexoutctl", 1352, false);
+    let t = slow_torrent("pexoutctl", 1352);
     let spec = format!(
         "role=seed,dht=0,pex=1,up={SLOW_UPLOAD_BYTES_PER_S},ip={},torrent={},save={}",
         ip(11),
@@ -165,8 +181,8 @@ fn wait_s_sees(seed: &mut LtSwarm, who: Ipv4Addr, context: &dyn Fn() -> String) 
             "S never saw {who} connect (it could only learn S from L's PEX): {why}\n\
              S's peers: {:?}\n{}\n{}",
             seed.peers(0),
-            seed.describe(),
-            context()
+            context(),
+            seed.describe()
         );
     }
     eprintln!("{who} dialled S {:?} after joining", started.elapsed());
@@ -174,7 +190,7 @@ fn wait_s_sees(seed: &mut LtSwarm, who: Ipv4Addr, context: &dyn Fn() -> String) 
 
 #[test]
 fn ringseed_learns_a_seed_from_libtorrents_pex() {
-    let t = untracked_torrent("pexin", 1353, false);
+    let t = slow_torrent("pexin", 1353);
     let (mut seed, mut leecher) = seed_and_leecher(&t, ip(21), ip(22));
     let l_addr = leecher.addr(0).to_string();
     let out = t.dir.path().join("rs-out");
@@ -195,7 +211,7 @@ fn ringseed_learns_a_seed_from_libtorrents_pex() {
 
 #[test]
 fn control_libtorrent_learns_a_seed_from_libtorrents_pex() {
-    let t = untracked_torrent("pexinctl", 1354, false);
+    let t = slow_torrent("pexinctl", 1354);
     let (mut seed, mut leecher) = seed_and_leecher(&t, ip(31), ip(32));
     let mut r = LtSwarm::start(
         "libtorrent leecher R",

@@ -47,8 +47,10 @@ Output, one JSON object a line on stdout (`event` names the kind):
   ready    {"nodes": [{"node", "role", "ip", "port"}]} once every session
            listens (port: TCP and DHT UDP alike) and every seed has checked
   progress {"node", "progress", "state", "peers", "has_metadata",
-           "dht_nodes"} about once a second per session with a torrent,
-           and {"node", "dht_nodes"} for a DHT-only one
+           "dht_nodes"} per session with a torrent, and {"node",
+           "dht_nodes"} for a DHT-only one: checked about once a second,
+           written when it changed or PROGRESS_REPEAT_S after the last
+           (so that a failing test's log stays short)
   peers    {"node", "peers": [{"ip", "port", "source", "connected", "enc"}]}
            whenever a session's peers change: every peer ever listed by
            get_peer_info, `source` the OR of its peer_source_flags
@@ -58,7 +60,10 @@ Output, one JSON object a line on stdout (`event` names the kind):
            the MSE handshake, then plaintext), "none" (a plain BitTorrent
            handshake, or not known yet: a peer seen only in an alert). Once
            "rc4" or "plaintext" it stays so (a later reconnection in the
-           clear does not hide that one was obfuscated)
+           clear does not hide that one was obfuscated); `connected`
+           true once a connection was accepted from it, or once one to it
+           is past its handshakes (its ut_pex entry, for one, is only sent
+           then), and stays so
   done     {"node", "pieces", "bytes"} when a download has every piece
            checked and written
   error    {"node", "message"} a libtorrent error (the run then fails)
@@ -85,6 +90,7 @@ import lt_exit
 
 ALERT_WAIT_MS = 100
 PROGRESS_EVERY_S = 1.0
+PROGRESS_REPEAT_S = 30.0
 ANNOUNCE_EVERY_S = 5.0
 # session.status() (for dht_nodes) is deprecated in 2.0 but still right.
 warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -215,6 +221,7 @@ class Node:
         self.done = self.role in ("dht", "seed")
         self.peers = {}
         self.last_announce = None
+        self.last_progress = None  # (fields, when written)
         if self.role in ("seed", "download"):
             self.ti = lt.torrent_info(spec["torrent"])
             atp = {"ti": self.ti, "save_path": spec["save"]}
@@ -288,7 +295,9 @@ class Node:
                      bytes=st.total_payload_download)
         for p in self.handle.get_peer_info():
             ip, port = p.ip
-            connected = not (p.flags & lt.peer_info.connecting)
+            # Past TCP connect and the (MSE and) BitTorrent handshakes: a
+            # peer in its handshake is left out of this session's PEX.
+            connected = not (p.flags & (lt.peer_info.connecting | lt.peer_info.handshake))
             enc = enc_of(p.flags)
             if self.note_peer(ip, port, source_bits(p.source), connected, enc):
                 changed = True
@@ -316,14 +325,19 @@ class Node:
             return True
         return False
 
-    def progress(self):
+    def progress(self, now):
         if self.handle is None:
-            emit("progress", node=self.index, dht_nodes=self.dht_nodes())
+            fields = {"dht_nodes": self.dht_nodes()}
+        else:
+            st = self.handle.status()
+            fields = {"progress": round(st.progress, 4), "state": str(st.state),
+                      "peers": st.num_peers, "has_metadata": st.has_metadata,
+                      "dht_nodes": self.dht_nodes()}
+        last = self.last_progress
+        if last is not None and last[0] == fields and now - last[1] < PROGRESS_REPEAT_S:
             return
-        st = self.handle.status()
-        emit("progress", node=self.index, progress=round(st.progress, 4),
-             state=str(st.state), peers=st.num_peers,
-             has_metadata=st.has_metadata, dht_nodes=self.dht_nodes())
+        self.last_progress = (fields, now)
+        emit("progress", node=self.index, **fields)
 
 
 def main():
@@ -374,7 +388,7 @@ def main():
         if now >= next_progress:
             next_progress = now + PROGRESS_EVERY_S
             for n in nodes:
-                n.progress()
+                n.progress(now)
         if now >= end:
             unfinished = [n.index for n in downloads if not n.done]
             if unfinished:
