@@ -9,7 +9,7 @@
 #    target/test-venv (tests/webapi/requirements.txt: qbittorrent-api,
 #    prometheus-client) and the npm packages of tests/webapi/*/package.json
 #    (Flood, playwright-core), each from its lockfile.
-# 2. Builds every binary, then runs `cargo test --release --workspace
+# 2. Builds every binary, then runs `cargo test --profile ci --workspace
 #    --all-targets --no-fail-fast` (benches compile too; every test binary
 #    runs even after a failure) and prints
 #    the summary lines. Any failure fails the script.
@@ -73,8 +73,10 @@ trap 'rm -f "$log"' EXIT
 status=0
 # Every binary of the workspace first: tests run `ringseed` and the swarm
 # bench's `ringseed-bench`, and cargo builds a test only its own package's.
-{ cargo build --release --workspace --bins &&
-    cargo test --release --workspace --all-targets --no-fail-fast; } 2>&1 | tee "$log" || status=$?
+# Profile `ci` (Cargo.toml): release optimisation without LTO, so that
+# linking some sixty test binaries does not take most of CI's time.
+{ cargo build --profile ci --workspace --bins &&
+    cargo test --profile ci --workspace --all-targets --no-fail-fast; } 2>&1 | tee "$log" || status=$?
 
 echo
 echo "=== cargo test summary ==="

@@ -57,8 +57,8 @@ pub fn bench_bin_path() -> PathBuf {
     let path = ringseed_bin().with_file_name("ringseed-bench");
     assert!(
         path.is_file(),
-        "{} is missing: build it with `cargo build --release --workspace --bins` \
-         (scripts/test.sh does), then run the tests again",
+        "{} is missing: build it with `cargo build --profile P --workspace --bins`, P the \
+         tests' profile (scripts/test.sh builds it with `ci`), then run the tests again",
         path.display()
     );
     path
