@@ -7,7 +7,8 @@
 //! then hands to its sans-IO state machines. The loop knows nothing of
 //! BitTorrent.
 //!
-//! Ops in flight live in a slab of fixed capacity. An [`OpId`] is the slot
+//! Ops in flight live in a slab of fixed capacity, whose slots are
+//! allocated a chunk at a time as ops need them (`slots`). An [`OpId`] is the slot
 //! index and the slot's generation, packed into the SQE's `user_data`. The
 //! slot also holds the caller's context for the op (`C`, given to
 //! [`EventLoop::queue_with`]), which comes back in [`Completion::ctx`]: the
@@ -56,6 +57,7 @@
 
 mod buffers;
 pub mod recv_ring;
+mod slots;
 #[cfg(test)]
 mod tests;
 
@@ -71,6 +73,7 @@ use std::time::Duration;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring, Probe};
 
+use self::slots::SlotTable;
 use super::uring::{new_ring, RingMode, UringError};
 
 /// Most ops in flight one loop may be configured for.
@@ -417,12 +420,11 @@ struct Slot<C> {
 pub struct EventLoop<C: Copy + Default = ()> {
     ring: IoUring,
     mode: RingMode,
-    /// Never resized after `new`: slot addresses are stable.
-    slots: Box<[Slot<C>]>,
+    /// Grown a chunk at a time, never moved: slot addresses are stable.
+    slots: SlotTable<Slot<C>>,
     /// The context the next queued op takes (set by `queue_with`, reset
     /// to the default as the op takes it).
     staged_ctx: C,
-    free_slots: Vec<u32>,
     ops_in_flight_max: u32,
     ops_in_flight: u32,
     cancels_in_flight: u32,
@@ -507,19 +509,11 @@ impl<C: Copy + Default> EventLoop<C> {
         }
         // Regular ops and cancels each have `ops_in_flight_max` slots.
         let slot_count = ops_in_flight_max.saturating_mul(2);
-        let slots: Box<[Slot<C>]> = (0..slot_count)
-            .map(|_| Slot {
-                generation: 0,
-                pending: None,
-                ctx: C::default(),
-                data: SlotData::new(),
-            })
-            .collect();
+        let slots = SlotTable::new(slot_count);
         Ok(Self {
             mode,
             slots,
             staged_ctx: C::default(),
-            free_slots: (0..slot_count).rev().collect(),
             ops_in_flight_max,
             ops_in_flight: 0,
             cancels_in_flight: 0,
@@ -1177,7 +1171,7 @@ impl<C: Copy + Default> EventLoop<C> {
         slot.ctx = C::default();
         // The kernel is done with the write's bytes.
         slot.data.shared = None;
-        self.free_slots.push(id.index() as u32);
+        self.slots.give_back(id.index() as u32);
         if pending.kind == OpKind::Cancel {
             self.cancels_in_flight = self.cancels_in_flight.saturating_sub(1);
         } else {
@@ -1252,7 +1246,12 @@ impl<C: Copy + Default> EventLoop<C> {
                 entries: self.ring.submission().capacity(),
             });
         }
-        let Some(index) = self.free_slots.pop() else {
+        let Some(index) = self.slots.take(|| Slot {
+            generation: 0,
+            pending: None,
+            ctx: C::default(),
+            data: SlotData::new(),
+        }) else {
             return Err(LoopError::SlabFull { what, in_flight });
         };
         let Some(slot) = self.slots.get_mut(index as usize) else {
@@ -1269,7 +1268,7 @@ impl<C: Copy + Default> EventLoop<C> {
         if unsafe { self.ring.submission().push(&entry) }.is_err() {
             slot.data.shared = None;
             slot.ctx = C::default();
-            self.free_slots.push(index);
+            self.slots.give_back(index);
             return Err(LoopError::QueueFull {
                 entries: self.ring.submission().capacity(),
             });
@@ -1301,7 +1300,6 @@ impl<C: Copy + Default> EventLoop<C> {
         let ids: Vec<OpId> = self
             .slots
             .iter()
-            .enumerate()
             .filter(|(_, s)| s.pending.is_some_and(|p| p.kind != OpKind::Cancel))
             .map(|(i, s)| OpId::new(i as u32, s.generation))
             .collect();
