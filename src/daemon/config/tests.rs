@@ -260,7 +260,7 @@ fn out_of_range_values_name_key_line_and_range() {
         ("[network]\nbind_address = \"10.0.0\"", "network.bind_address at line 2: \"10.0.0\" is not an IP address"),
         ("[engine]\nshards = 0", "engine.shards at line 2: 0 is out of range: expected an integer from 1 to 256"),
         ("[engine]\nshards = 257", "257 is out of range"),
-        ("[engine]\npeers_per_torrent = 4001", "engine.peers_per_torrent at line 2: 4001 is out of range"),
+        ("[engine]\npeers_per_torrent = 10001", "engine.peers_per_torrent at line 2: 10001 is out of range"),
         ("[engine]\nupload_slots = 10001", "engine.upload_slots at line 2: 10001 is out of range"),
         ("[engine]\nupload_slots = -1", "engine.upload_slots at line 2: -1 is out of range"),
         ("[engine]\nupload_slots = \"lots\"", "engine.upload_slots at line 2: \"lots\": expected a count"),

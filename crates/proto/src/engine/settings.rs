@@ -11,8 +11,8 @@ use crate::upload_slots::SlotSettings;
 
 /// Most peers one torrent may be configured for. All of a torrent's peers
 /// live on its shard, so this is at most a shard's connections (the
-/// runtime asserts it).
-pub const PEERS_PER_TORRENT_LIMIT: usize = 4_000;
+/// runtime asserts it). 10,000: a very popular torrent on a seedbox.
+pub const PEERS_PER_TORRENT_LIMIT: usize = 10_000;
 /// Most known (not connected) addresses one torrent may keep.
 pub const PEER_ADDRESSES_LIMIT: usize = 100_000;
 

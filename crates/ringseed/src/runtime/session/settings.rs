@@ -63,8 +63,8 @@ const _: () =
     assert!(2 * crate::runtime::shard::CONNS_PER_SHARD_MAX as u32 <= OPS_IN_FLIGHT_DEFAULT);
 
 /// Ops in flight per shard by default (the slab holds as many again for
-/// cancels).
-pub const OPS_IN_FLIGHT_DEFAULT: u32 = 8192;
+/// cancels; its slots are allocated as they are first used).
+pub const OPS_IN_FLIGHT_DEFAULT: u32 = 32_768;
 
 /// What is fixed for the session's life.
 #[derive(Debug, Clone)]

@@ -94,9 +94,11 @@ const RECV_RING_BUFFER_BYTES: usize = 16 * 1024 + 64;
 pub const HANDOFF_QUEUE_MAX: usize = 4096;
 /// Most connections one shard holds. Each keeps a receive armed and may
 /// have a send in flight, so the shard's op budget must hold two per
-/// connection (tied in `session::settings`); 4,000 per core is far past
-/// what one torrent's swarm or a seedbox's connection limit asks.
-pub const CONNS_PER_SHARD_MAX: usize = 4_000;
+/// connection (tied in `session::settings`); the op slots and the
+/// connection table grow with use, so the limit costs no memory until
+/// reached. 16,384 per core: a busy seedbox's tens of thousands of peers
+/// on a few cores (docs/benchmarks.md measures 10,000 on two).
+pub const CONNS_PER_SHARD_MAX: usize = 16_384;
 /// Longest wait in the loop, so the queues and stop requests are seen even
 /// if a wake-up were lost.
 const WAIT_MAX: Duration = Duration::from_millis(50);
