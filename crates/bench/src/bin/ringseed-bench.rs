@@ -29,7 +29,8 @@ use ringseed_bench::driver::delay_line;
 use ringseed_bench::driver::leech::{run_leech_with, LeechOptions, LeechTorrent, WarmupUntil};
 use ringseed_bench::driver::proc_stats;
 use ringseed_bench::driver::serve::{run_serve, ServeOptions, LISTENS_MAX};
-use ringseed_bench::driver::{default_threads, install_stop_signals, PEERS_MAX};
+use ringseed_bench::driver::stream;
+use ringseed_bench::driver::{default_threads, install_stop_signals, stop_requested, PEERS_MAX};
 use ringseed_bench::loadgen::leecher::REQUESTS_MAX_DEFAULT;
 use ringseed_bench::loadgen::payload::{Payload, TOTAL_LENGTH_MAX_BYTES};
 use ringseed_bench::loadgen::payload_cache::CACHE_BYTES_MAX_DEFAULT;
@@ -125,6 +126,15 @@ enum Command {
         /// every peer but only on a timer).
         #[arg(long, default_value = "handshake", value_parser = parse_warmup_until)]
         warmup_until: WarmupUntil,
+        /// Peers never ask for a block: they connect, handshake, say they
+        /// are interested and stay (connected idle peers).
+        #[arg(long)]
+        idle: bool,
+        /// Connections closed and dialled again per second once the window
+        /// started (connection churn); the report counts the handshakes the
+        /// seeder answered.
+        #[arg(long, default_value_t = 0)]
+        churn_per_s: u32,
     },
     /// A trivial seeder of the deterministic payload, or K synthetic seeds.
     Serve {
@@ -191,6 +201,29 @@ enum Command {
         /// Bound of each direction's queue (K, M, G suffixes accepted).
         #[arg(long, default_value_t = delay_line::QUEUE_BYTES_DEFAULT as u64, value_parser = parse_size)]
         queue_bytes: u64,
+    },
+    /// One bulk TCP stream's sender (the far-peer bench's ceiling): accepts
+    /// connections on --listen and writes to each until it closes, for
+    /// --duration seconds in all or until SIGINT/SIGTERM.
+    StreamSend {
+        #[arg(long)]
+        listen: SocketAddr,
+        #[arg(long, default_value_t = 600.0)]
+        duration: f64,
+    },
+    /// One bulk TCP stream's receiver: connects to --target (from --source
+    /// when given), reads for --duration seconds and reports MB/s over the
+    /// run and over its second half.
+    StreamRecv {
+        #[arg(long)]
+        target: SocketAddr,
+        #[arg(long)]
+        source: Option<std::net::IpAddr>,
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Writes the .torrent of a payload (and, with --data-dir, its bytes).
     ///
@@ -305,6 +338,8 @@ fn run() -> Result<()> {
             source_base,
             warmup_max,
             warmup_until,
+            idle,
+            churn_per_s,
         } => leech(LeechArgs {
             torrents: torrent_paths(torrent, torrent_dir.as_deref())?,
             target,
@@ -321,6 +356,8 @@ fn run() -> Result<()> {
             source_base,
             warmup_max: seconds("--warmup-max", warmup_max)?,
             warmup_until,
+            idle,
+            churn_per_s,
         }),
         Command::Serve {
             listen,
@@ -415,6 +452,59 @@ fn run() -> Result<()> {
             std::fs::write(&output, svg)
                 .with_context(|| format!("writing {}", output.display()))?;
             eprintln!("ringseed-bench: wrote {}", output.display());
+            Ok(())
+        }
+        Command::StreamSend { listen, duration } => {
+            let duration = seconds("--duration", duration)?;
+            let stop = AtomicBool::new(false);
+            let done = AtomicBool::new(false);
+            let served = std::thread::scope(|s| {
+                s.spawn(|| {
+                    while !done.load(Ordering::SeqCst) {
+                        if stop_requested() {
+                            stop.store(true, Ordering::SeqCst);
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                });
+                eprintln!("ringseed-bench: stream sender on {listen}");
+                let r = stream::run_sender(listen, duration, &stop);
+                done.store(true, Ordering::SeqCst);
+                r
+            })
+            .with_context(|| format!("stream sender on {listen}"))?;
+            eprintln!("ringseed-bench: stream sender served {served} connection(s)");
+            Ok(())
+        }
+        Command::StreamRecv {
+            target,
+            source,
+            duration,
+            json,
+        } => {
+            let duration = seconds("--duration", duration)?;
+            let out = stream::run_receiver(target, source, duration)
+                .with_context(|| format!("stream from {target}"))?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "bytes": out.bytes,
+                        "wall_s": out.wall.as_secs_f64(),
+                        "mb_s": out.mb_s(),
+                        "second_half_mb_s": out.second_half_mb_s(),
+                    })
+                );
+            } else {
+                println!(
+                    "{} bytes in {:.2} s: {:.1} MB/s ({:.1} MB/s over the second half)",
+                    out.bytes,
+                    out.wall.as_secs_f64(),
+                    out.mb_s(),
+                    out.second_half_mb_s()
+                );
+            }
             Ok(())
         }
         Command::DelayLine {
@@ -612,6 +702,8 @@ struct LeechArgs {
     source_base: Option<std::net::Ipv4Addr>,
     warmup_max: Duration,
     warmup_until: WarmupUntil,
+    idle: bool,
+    churn_per_s: u32,
 }
 
 fn run_delay_line(opts: delay_line::DelayLineOptions) -> Result<()> {
@@ -670,6 +762,8 @@ fn leech(a: LeechArgs) -> Result<()> {
         source_base: a.source_base,
         warmup_max: a.warmup_max,
         warmup_until: a.warmup_until,
+        idle: a.idle,
+        churn_per_s: a.churn_per_s,
     };
     // CPU is counted over the measured window: sampled when it starts
     // (after the warm-up), by whichever leech thread starts it.
@@ -712,6 +806,14 @@ fn leech(a: LeechArgs) -> Result<()> {
     let bytes_bad = sum(|s| s.bytes_bad);
     let blocks_unchecked = sum(|s| s.blocks_unchecked);
     let connected = out.peers.iter().filter(|p| p.connected).count();
+    let handshakes: u64 = out.peers.iter().map(|p| p.handshakes).sum();
+    let redials: u64 = out.peers.iter().map(|p| p.redials).sum();
+    let wall_s = out.wall.as_secs_f64();
+    let redials_per_s = if wall_s > 0.0 {
+        redials as f64 / wall_s
+    } else {
+        0.0
+    };
     let per_torrent = torrent_set::totals(
         loaded.len(),
         out.peers.iter().map(|p| PeerFigures {
@@ -735,6 +837,9 @@ fn leech(a: LeechArgs) -> Result<()> {
             o.insert("bytes_bad".into(), bytes_bad.into());
             o.insert("blocks_unchecked".into(), blocks_unchecked.into());
             o.insert("peers_connected".into(), connected.into());
+            o.insert("handshakes".into(), handshakes.into());
+            o.insert("redials".into(), redials.into());
+            o.insert("redials_per_s".into(), redials_per_s.into());
             o.insert("warmup_s".into(), out.warmup.as_secs_f64().into());
             o.insert(
                 "peers_ready_at_start".into(),
@@ -778,6 +883,12 @@ fn leech(a: LeechArgs) -> Result<()> {
         );
         if let Some(line) = torrents_line(&per_torrent) {
             println!("{:<24}{line}", "torrents");
+        }
+        if a.churn_per_s > 0 {
+            println!(
+                "{:<24}{redials} closed and dialled again ({redials_per_s:.1}/s), {handshakes} handshakes answered",
+                "churn"
+            );
         }
         for e in &errors {
             println!("{:<24}{e}", "error");

@@ -24,6 +24,17 @@
 //! one that starts the window calls the caller's `on_window_start` (the
 //! bench samples the seeder's CPU there).
 //!
+//! Idle peers ([`LeechOptions::idle`]) connect, handshake and say they are
+//! interested, and never ask for a block: connected peers that cost the
+//! seeder memory and keep-alives only.
+//!
+//! Churn ([`LeechOptions::churn_per_s`]): once the window started, each
+//! thread closes one of its connected peers every `threads / churn_per_s`
+//! seconds, in turn, and dials it again on a fresh socket from the same
+//! address as soon as its ops are done (a new peer to the seeder: a new
+//! leecher state, the same peer id). Every handshake the seeder answers is
+//! counted ([`PeerOutcome::handshakes`]): the seeder's accept rate.
+//!
 //! Limits: peers ([`super::PEERS_MAX`]), torrents ([`TORRENTS_MAX`]),
 //! threads ([`super::THREADS_MAX`]),
 //! buffer memory per thread ([`POOL_BYTES_PER_THREAD`]), drain time
@@ -69,6 +80,9 @@ pub const WARMUP_MAX: Duration = Duration::from_secs(600);
 const WARMUP_POLL: Duration = Duration::from_millis(5);
 /// Longest error text kept per connection.
 const ERROR_CHARS_MAX: usize = 200;
+/// Most connections closed (and dialled again) per second, all threads
+/// together.
+pub const CHURN_PER_S_MAX: u32 = 100_000;
 
 /// What ends the warm-up for one peer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -120,6 +134,11 @@ pub struct LeechOptions {
     pub warmup_max: Duration,
     /// What a peer waits for in the warm-up.
     pub warmup_until: WarmupUntil,
+    /// Peers never ask for a block (see the module header).
+    pub idle: bool,
+    /// Connections closed and dialled again per second once the window
+    /// started, 0 (none) to [`CHURN_PER_S_MAX`].
+    pub churn_per_s: u32,
 }
 
 /// What one synthetic peer did.
@@ -132,10 +151,15 @@ pub struct PeerOutcome {
     /// The seeder's handshake arrived (and named the torrent).
     pub connected: bool,
     pub done: bool,
+    /// Its connections' figures added up (one connection without churn).
     pub stats: LeecherStats,
     pub active: Duration,
     /// Why it ended before the deadline, if it did.
     pub error: Option<String>,
+    /// Handshakes the seeder answered: one per connection that got that far.
+    pub handshakes: u64,
+    /// Times it was closed by the churn and dialled again.
+    pub redials: u64,
 }
 
 /// What a leech run measured.
@@ -174,6 +198,15 @@ struct Conn {
     /// Counted in [`Warmup::ready`] (handshake arrived, or ended).
     ready: bool,
     error: Option<String>,
+    /// Closed by the churn: dial again once its ops are done.
+    redial: bool,
+    /// This connection's handshake was counted in `handshakes`.
+    handshake_counted: bool,
+    handshakes: u64,
+    redials: u64,
+    /// The figures of its earlier connections (churn).
+    earlier: LeecherStats,
+    earlier_active: Duration,
 }
 
 /// What the threads share for the warm-up.
@@ -283,6 +316,12 @@ pub fn run_leech_with(
         0,
         WARMUP_MAX.as_millis() as u64,
     )?;
+    check_range(
+        "churn (connections per second)",
+        opts.churn_per_s.into(),
+        0,
+        CHURN_PER_S_MAX.into(),
+    )?;
     if let Some(base) = opts.source_base {
         check_source_base(base, opts.peers)?;
     }
@@ -368,18 +407,7 @@ fn run_thread(
         let Some(t) = opts.torrents.get(torrent).copied() else {
             continue;
         };
-        let config = LeecherConfig {
-            requests_max: opts.requests,
-            bytes_budget: Some(opts.bytes_per_peer.unwrap_or(u64::MAX)),
-            peer_id: peer_id(index),
-            order_seed: opts.order_seed.wrapping_add(u64::from(index)),
-            check_every: opts.check_every,
-            ..LeecherConfig::default()
-        };
-        let mut leecher = Leecher::new(config, t.shape, now())?;
-        if !released {
-            leecher.hold_requests(true, now());
-        }
+        let leecher = new_leecher(opts, index, t, released, now())?;
         let source = match opts.source_base {
             Some(base) => source_from_base(base, index),
             None => source_address(opts.target.ip(), index),
@@ -399,30 +427,23 @@ fn run_thread(
             closed: false,
             ready: false,
             error: None,
+            redial: false,
+            handshake_counted: false,
+            handshakes: 0,
+            redials: 0,
+            earlier: LeecherStats::default(),
+            earlier_active: Duration::ZERO,
         };
-        let bind = BindOptions {
-            interface: None,
-            address: source,
-        };
-        match sockets::tcp_socket_for_connect(opts.target, &bind) {
-            Err(e) => c.end(Some(format!("socket: {e}"))),
-            Ok(sock) => {
-                let fd: OwnedFd = sock.into();
-                let raw = fd.as_raw_fd();
-                c.fd = Some(fd);
-                let ci = conns.len();
-                match queue(&mut ev, |ev| ev.connect(raw, opts.target)) {
-                    Ok(id) => {
-                        ops.insert(id, (ci, Tag::Connect));
-                        c.ops += 1;
-                    }
-                    Err(e) => c.end(Some(format!("connect: {e}"))),
-                }
-            }
-        }
+        let ci = conns.len();
+        dial(&mut ev, &mut ops, ci, &mut c, opts);
         warmup.note(&mut c);
         conns.push(c);
     }
+    // Churn: this thread's share of the rate, and the next connection to close.
+    let churn_every = (opts.churn_per_s > 0)
+        .then(|| Duration::from_secs_f64(threads as f64 / f64::from(opts.churn_per_s)));
+    let mut next_churn: Option<Instant> = None;
+    let mut churn_cursor = 0usize;
     let mut completions: Vec<Completion> = Vec::new();
     let mut latency = Histogram::new();
     let mut stopping_since: Option<Instant> = None;
@@ -440,9 +461,24 @@ fn run_thread(
                 released = true;
                 let t = now();
                 for (ci, c) in conns.iter_mut().enumerate() {
-                    if !c.closed {
+                    if !c.closed && !opts.idle {
                         c.leecher.hold_requests(false, t);
                         flush(&mut ev, &mut ops, ci, c);
+                    }
+                }
+            }
+        }
+        if let (true, None, Some(every)) = (released, stopping_since, churn_every) {
+            let due = next_churn.get_or_insert(wall + every);
+            // Bounded catch-up: at most one connection per peer per turn.
+            let mut turns = conns.len();
+            while wall >= *due && turns > 0 {
+                *due += every;
+                turns -= 1;
+                if let Some(ci) = next_to_churn(&conns, &mut churn_cursor) {
+                    if let Some(c) = conns.get_mut(ci) {
+                        c.redial = true;
+                        c.end(None);
                     }
                 }
             }
@@ -491,9 +527,21 @@ fn run_thread(
                 |piece: u32, offset: u32, data: &[u8]| payload.check_block(piece, offset, data);
             on_completion(&mut ev, &mut ops, ci, c, tag, comp, t, &check);
             warmup.note(c);
+            if !c.handshake_counted && c.leecher.handshake_done() {
+                c.handshake_counted = true;
+                c.handshakes += 1;
+            }
             c.leecher.drain_latency(&mut latency);
             if c.closed && c.ops == 0 {
                 c.fd = None;
+                if c.redial && stopping_since.is_none() {
+                    let t = opts.torrents.get(c.torrent).copied();
+                    if let Some(t) = t {
+                        let at = now();
+                        let fresh = new_leecher(opts, c.index, t, released, at)?;
+                        redial(&mut ev, &mut ops, ci, c, fresh, t, opts, at);
+                    }
+                }
             }
         }
     }
@@ -507,12 +555,127 @@ fn run_thread(
             source: c.source,
             connected: c.leecher.handshake_done(),
             done: c.leecher.is_done(),
-            stats: *c.leecher.stats(),
-            active: c.leecher.active(end),
+            stats: add_stats(c.earlier, c.leecher.stats()),
+            active: c.earlier_active + c.leecher.active(end),
             error: c.error,
+            handshakes: c.handshakes,
+            redials: c.redials,
         })
         .collect();
     Ok((peers, latency))
+}
+
+/// A peer's leecher state: a fresh one for every connection.
+fn new_leecher(
+    opts: &LeechOptions,
+    index: u32,
+    t: LeechTorrent,
+    released: bool,
+    now: Duration,
+) -> Result<Leecher, LoadgenError> {
+    let config = LeecherConfig {
+        requests_max: opts.requests,
+        bytes_budget: Some(opts.bytes_per_peer.unwrap_or(u64::MAX)),
+        peer_id: peer_id(index),
+        order_seed: opts.order_seed.wrapping_add(u64::from(index)),
+        check_every: opts.check_every,
+        ..LeecherConfig::default()
+    };
+    let mut leecher = Leecher::new(config, t.shape, now)?;
+    if !released || opts.idle {
+        leecher.hold_requests(true, now);
+    }
+    Ok(leecher)
+}
+
+/// A socket from the peer's address and its CONNECT; ends `c` on a failure.
+fn dial(
+    ev: &mut EventLoop,
+    ops: &mut HashMap<u64, (usize, Tag)>,
+    ci: usize,
+    c: &mut Conn,
+    opts: &LeechOptions,
+) {
+    let bind = BindOptions {
+        interface: None,
+        address: c.source,
+    };
+    match sockets::tcp_socket_for_connect(opts.target, &bind) {
+        Err(e) => c.end(Some(format!("socket: {e}"))),
+        Ok(sock) => {
+            let fd: OwnedFd = sock.into();
+            let raw = fd.as_raw_fd();
+            c.fd = Some(fd);
+            match queue(ev, |ev| ev.connect(raw, opts.target)) {
+                Ok(id) => {
+                    ops.insert(id, (ci, Tag::Connect));
+                    c.ops += 1;
+                }
+                Err(e) => c.end(Some(format!("connect: {e}"))),
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+/// Dials a peer the churn closed again, as a new connection (its figures
+/// so far are kept in `earlier`).
+fn redial(
+    ev: &mut EventLoop,
+    ops: &mut HashMap<u64, (usize, Tag)>,
+    ci: usize,
+    c: &mut Conn,
+    fresh: Leecher,
+    t: LeechTorrent,
+    opts: &LeechOptions,
+    now: Duration,
+) {
+    let old = std::mem::replace(&mut c.leecher, fresh);
+    c.earlier = add_stats(c.earlier, old.stats());
+    c.earlier_active += old.active(now);
+    c.payload = t.payload;
+    c.recv_buf = None;
+    c.sending = false;
+    c.out.clear();
+    c.connected = false;
+    c.closed = false;
+    c.redial = false;
+    c.handshake_counted = false;
+    c.redials += 1;
+    dial(ev, ops, ci, c, opts);
+}
+
+/// The next connected peer (handshake done, not closing) after `cursor`.
+fn next_to_churn(conns: &[Conn], cursor: &mut usize) -> Option<usize> {
+    let n = conns.len();
+    for step in 0..n {
+        let ci = (*cursor + step) % n;
+        let c = conns.get(ci)?;
+        if !c.closed && c.handshake_counted {
+            *cursor = (ci + 1) % n;
+            return Some(ci);
+        }
+    }
+    None
+}
+
+fn add_stats(a: LeecherStats, b: &LeecherStats) -> LeecherStats {
+    LeecherStats {
+        blocks_good: a.blocks_good + b.blocks_good,
+        bytes_good: a.bytes_good + b.bytes_good,
+        blocks_bad: a.blocks_bad + b.blocks_bad,
+        bytes_bad: a.bytes_bad + b.bytes_bad,
+        blocks_unchecked: a.blocks_unchecked + b.blocks_unchecked,
+        bytes_unchecked: a.bytes_unchecked + b.bytes_unchecked,
+        blocks_unrequested: a.blocks_unrequested + b.blocks_unrequested,
+        requests_sent: a.requests_sent + b.requests_sent,
+        rejects: a.rejects + b.rejects,
+        chokes: a.chokes + b.chokes,
+        unchokes: a.unchokes + b.unchokes,
+        pieces_skipped: a.pieces_skipped + b.pieces_skipped,
+        wire_bytes_received: a.wire_bytes_received + b.wire_bytes_received,
+        wire_bytes_sent: a.wire_bytes_sent + b.wire_bytes_sent,
+    }
 }
 
 fn all_done(conns: &[Conn]) -> bool {
@@ -720,6 +883,8 @@ mod tests {
             source_base: None,
             warmup_max: Duration::ZERO,
             warmup_until: WarmupUntil::Handshake,
+            idle: false,
+            churn_per_s: 0,
         }
     }
 
@@ -760,6 +925,10 @@ mod tests {
             },
             LeechOptions {
                 warmup_max: WARMUP_MAX + Duration::from_millis(1),
+                ..opts()
+            },
+            LeechOptions {
+                churn_per_s: CHURN_PER_S_MAX + 1,
                 ..opts()
             },
         ] {
@@ -833,5 +1002,123 @@ mod tests {
         assert_ne!(peer_id(0), peer_id(1));
         assert_eq!(&peer_id(42)[..8], b"-RB0001-");
         assert_eq!(&peer_id(42)[8..], b"000000000042");
+    }
+}
+
+/// Churn and idle peers against the trivial seeder on loopback.
+#[cfg(test)]
+mod churn_tests {
+    use super::*;
+    use crate::driver::serve::{run_serve, ServeOptions};
+    use ringseed::InfoHash;
+    use std::sync::atomic::AtomicBool;
+
+    const PIECE: u64 = 64 * 1024;
+    const SIZE: u64 = 16 * PIECE;
+
+    fn torrent() -> LeechTorrent {
+        LeechTorrent {
+            shape: TorrentShape::new(InfoHash([5; 20]), PIECE, SIZE).unwrap(),
+            payload: Payload::new(5, SIZE, PIECE).unwrap(),
+        }
+    }
+
+    /// `leech` against `ringseed-bench serve` on `addr`; the seeder's
+    /// accepted connections with the leech outcome.
+    fn against_serve(addr: &str, leech: LeechOptions) -> (u64, LeechOutcome) {
+        let t = torrent();
+        let serve = ServeOptions {
+            listen: vec![addr.parse().unwrap()],
+            shape: t.shape,
+            payload: t.payload,
+            threads: 1,
+            conns_per_thread: 64,
+            duration: Some(leech.duration + Duration::from_secs(2)),
+            cache_bytes_max: SIZE,
+        };
+        let ready = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let h = s.spawn(|| run_serve(&serve, &ready));
+            for _ in 0..500 {
+                if ready.load(Ordering::SeqCst) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            assert!(ready.load(Ordering::SeqCst), "serve never listened");
+            let out = run_leech(&leech).unwrap();
+            let served = h.join().unwrap().unwrap();
+            (served.connections, out)
+        })
+    }
+
+    fn options(addr: &str) -> LeechOptions {
+        LeechOptions {
+            target: addr.parse().unwrap(),
+            torrents: vec![torrent()],
+            peers: 4,
+            requests: 16,
+            duration: Duration::from_millis(1500),
+            threads: 1,
+            bytes_per_peer: None,
+            order_seed: 1,
+            check_every: 1,
+            source_base: None,
+            warmup_max: Duration::from_secs(5),
+            warmup_until: WarmupUntil::Handshake,
+            idle: false,
+            churn_per_s: 0,
+        }
+    }
+
+    #[test]
+    fn churn_closes_connected_peers_and_dials_them_again() {
+        let addr = "127.0.41.1:17401";
+        let (accepted, out) = against_serve(
+            addr,
+            LeechOptions {
+                churn_per_s: 20,
+                ..options(addr)
+            },
+        );
+        let handshakes: u64 = out.peers.iter().map(|p| p.handshakes).sum();
+        let redials: u64 = out.peers.iter().map(|p| p.redials).sum();
+        let errors: Vec<_> = out.peers.iter().filter_map(|p| p.error.clone()).collect();
+        assert!(errors.is_empty(), "{errors:?}");
+        // 1.5 s at 20 a second: about 30 closed and dialled again.
+        assert!((15..=40).contains(&redials), "redials {redials}");
+        // The first four, and every redial but those still in flight at the end.
+        assert!(
+            handshakes >= redials,
+            "handshakes {handshakes}, redials {redials}"
+        );
+        assert!(
+            accepted >= handshakes,
+            "serve accepted {accepted}, handshakes {handshakes}"
+        );
+        let bytes: u64 = out.peers.iter().map(|p| p.stats.bytes_good).sum();
+        assert!(bytes > 0, "churned peers still download");
+        assert_eq!(out.peers.iter().map(|p| p.stats.blocks_bad).sum::<u64>(), 0);
+    }
+
+    #[test]
+    fn idle_peers_connect_and_ask_for_nothing() {
+        let addr = "127.0.41.2:17402";
+        let (accepted, out) = against_serve(
+            addr,
+            LeechOptions {
+                idle: true,
+                ..options(addr)
+            },
+        );
+        assert_eq!(accepted, 4);
+        assert!(out.peers.iter().all(|p| p.connected && p.error.is_none()));
+        assert_eq!(out.peers.iter().map(|p| p.handshakes).sum::<u64>(), 4);
+        assert_eq!(out.peers.iter().map(|p| p.redials).sum::<u64>(), 0);
+        assert_eq!(
+            out.peers.iter().map(|p| p.stats.requests_sent).sum::<u64>(),
+            0
+        );
+        assert_eq!(out.peers.iter().map(|p| p.stats.bytes_good).sum::<u64>(), 0);
     }
 }

@@ -10,6 +10,8 @@
 //!   generator in its own network namespace, see benches/swarm/netns.sh).
 //! - [`serve`]: the trivial seeder: a listener per thread (SO_REUSEPORT)
 //!   and one [`crate::loadgen::seed`] per accepted connection.
+//! - [`stream`]: one bulk TCP stream, the ceiling of a single peer's
+//!   transfer over a path (the far-peer bench).
 //!
 //! CPU figures come from [`proc_stats`].
 //!
@@ -23,6 +25,7 @@ pub mod delay_line;
 pub mod leech;
 pub mod proc_stats;
 pub mod serve;
+pub mod stream;
 
 use std::net::{IpAddr, Ipv4Addr};
 
