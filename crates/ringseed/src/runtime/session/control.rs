@@ -150,6 +150,9 @@ pub enum Control {
     Known {
         info_hash: crate::info_hash::InfoHash,
         known: bool,
+        /// The shard that owns the torrent (incoming connections naming it
+        /// are handed there).
+        owner: usize,
     },
     /// Stop the shard: `stopped` announces, close every connection, flush.
     Stop,

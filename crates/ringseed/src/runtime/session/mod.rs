@@ -57,7 +57,7 @@ pub use self::types::{
 use super::checker::Checker;
 use super::disk::{DiskError, TorrentStorage};
 use super::shard::quota_board::QuotaBoard;
-use super::shard::{self, shard_of, EventSink, Route, ShardSpec};
+use super::shard::{self, EventSink, Route, ShardSpec};
 use super::sockets::{self, SocketError};
 use super::tracker_worker::{TrackerWorker, TrackerWorkerConfig};
 use super::uring::{check_usable, UringError};
@@ -553,14 +553,15 @@ impl Session {
             ),
             Have::Check | Have::Partial { .. } => None,
         };
-        let shard = shard_of(&m.info_hash, self.routes.len());
-        let id = self
-            .registry()
-            .reserve(m.info_hash, shard, add.save_dir.clone())
-            .map_err(|e| match e {
-                registry::ReserveError::Duplicate(id) => SessionError::Duplicate { name, id },
-                registry::ReserveError::Full(n) => SessionError::Full(n),
-            })?;
+        let (id, shard) = {
+            let mut reg = self.registry();
+            let shard = reg.place(&m.info_hash, self.routes.len());
+            (reg.reserve(m.info_hash, shard, add.save_dir.clone()), shard)
+        };
+        let id = id.map_err(|e| match e {
+            registry::ReserveError::Duplicate(id) => SessionError::Duplicate { name, id },
+            registry::ReserveError::Full(n) => SessionError::Full(n),
+        })?;
         let msg = ShardAdd {
             id,
             metainfo: m,
@@ -574,7 +575,7 @@ impl Session {
             uploaded_before: add.uploaded_before,
             downloaded_before: add.downloaded_before,
         };
-        self.tell_known(msg.metainfo.info_hash, true);
+        self.tell_known(msg.metainfo.info_hash, true, shard);
         let sent = self.routes[shard].control.request(|reply| Control::Add {
             add: Box::new(msg),
             reply,
@@ -593,9 +594,13 @@ impl Session {
     /// `HASH('req2', info_hash)`, whichever shard owns them). Waits for
     /// room in a full queue: a lost message would leave a torrent that
     /// encrypted peers cannot reach.
-    fn tell_known(&self, info_hash: crate::info_hash::InfoHash, known: bool) {
+    fn tell_known(&self, info_hash: crate::info_hash::InfoHash, known: bool, owner: usize) {
         for route in &self.routes {
-            let msg = Control::Known { info_hash, known };
+            let msg = Control::Known {
+                info_hash,
+                known,
+                owner,
+            };
             if let Err(e) = route.control.send_wait(msg, KNOWN_SEND_WAIT) {
                 tracing::warn!("torrent {info_hash}: encrypted peers may not reach it: {e}");
             }
@@ -605,12 +610,12 @@ impl Session {
     /// Gives a torrent's id back and tells the shards it is gone; returns
     /// its save path.
     fn release(&self, id: TorrentId) -> Option<std::path::PathBuf> {
-        let (info_hash, save_dir) = {
+        let (info_hash, owner, save_dir) = {
             let mut r = self.registry();
-            (r.info_hash(id), r.release(id))
+            (r.info_hash(id), r.shard_of(id), r.release(id))
         };
         if let Some(h) = info_hash {
-            self.tell_known(h, false);
+            self.tell_known(h, false, owner.unwrap_or(0));
         }
         save_dir
     }

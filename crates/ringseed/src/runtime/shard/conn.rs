@@ -140,21 +140,44 @@ impl std::fmt::Debug for Rc4Pair {
 /// added again, stays until both are forgotten). Copy-on-write: a
 /// handshake in progress holds the table as it was when it started.
 #[derive(Debug, Clone, Default)]
-pub struct Req2Table(Arc<HashMap<[u8; mse::HASH_BYTES], (InfoHash, u32)>>);
+pub struct Req2Table(Arc<HashMap<[u8; mse::HASH_BYTES], Req2Entry>>);
+
+#[derive(Debug, Clone, Copy)]
+struct Req2Entry {
+    info_hash: InfoHash,
+    /// Times known and not yet forgotten.
+    count: u32,
+    /// The shard that owns the torrent (the latest `know` says).
+    owner: usize,
+}
 
 impl Req2Table {
-    pub fn know(&mut self, info_hash: InfoHash) {
+    pub fn know(&mut self, info_hash: InfoHash, owner: usize) {
         let key = mse::req2_hash(&info_hash);
         let map = Arc::make_mut(&mut self.0);
-        map.entry(key).or_insert((info_hash, 0)).1 += 1;
+        let e = map.entry(key).or_insert(Req2Entry {
+            info_hash,
+            count: 0,
+            owner,
+        });
+        e.count += 1;
+        e.owner = owner;
+    }
+
+    /// The shard that owns the torrent named `info_hash`, if it is known.
+    pub fn owner(&self, info_hash: &InfoHash) -> Option<usize> {
+        self.0
+            .get(&mse::req2_hash(info_hash))
+            .filter(|e| e.info_hash == *info_hash)
+            .map(|e| e.owner)
     }
 
     pub fn forget(&mut self, info_hash: &InfoHash) {
         let key = mse::req2_hash(info_hash);
         let map = Arc::make_mut(&mut self.0);
         if let Some(e) = map.get_mut(&key) {
-            e.1 = e.1.saturating_sub(1);
-            if e.1 == 0 {
+            e.count = e.count.saturating_sub(1);
+            if e.count == 0 {
                 map.remove(&key);
             }
         }
@@ -163,7 +186,7 @@ impl Req2Table {
 
 impl TorrentLookup for Req2Table {
     fn find(&self, req2: &[u8; mse::HASH_BYTES]) -> Option<InfoHash> {
-        self.0.get(req2).map(|e| e.0)
+        self.0.get(req2).map(|e| e.info_hash)
     }
 }
 
@@ -321,15 +344,21 @@ mod tests {
         let a = InfoHash([1; 20]);
         let b = InfoHash([2; 20]);
         let mut t = Req2Table::default();
-        t.know(a);
-        t.know(a);
-        t.know(b);
+        t.know(a, 0);
+        t.know(a, 1);
+        t.know(b, 0);
+        assert_eq!(
+            (t.owner(&a), t.owner(&b)),
+            (Some(1), Some(0)),
+            "the latest owner"
+        );
         // A handshake in progress keeps the table it started with.
         let held = t.clone();
         t.forget(&a);
         assert_eq!(t.find(&mse::req2_hash(&a)), Some(a));
         t.forget(&a);
         assert_eq!(t.find(&mse::req2_hash(&a)), None);
+        assert_eq!(t.owner(&a), None);
         assert_eq!(held.find(&mse::req2_hash(&a)), Some(a));
         assert_eq!(t.find(&mse::req2_hash(&b)), Some(b));
         assert_eq!(t.find(&a.0), None, "looked up by HASH('req2', ih), not ih");

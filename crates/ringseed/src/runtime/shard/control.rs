@@ -105,9 +105,13 @@ impl Shard {
                 answer(&reply, r);
             }
             Control::Checked(outcome) => self.on_checked(*outcome),
-            Control::Known { info_hash, known } => {
+            Control::Known {
+                info_hash,
+                known,
+                owner,
+            } => {
                 if known {
-                    self.req2.know(info_hash);
+                    self.req2.know(info_hash, owner);
                 } else {
                     self.req2.forget(&info_hash);
                 }

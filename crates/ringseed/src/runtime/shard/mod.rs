@@ -115,7 +115,8 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(200);
 /// peers are served between bursts of requests).
 const CONTROL_PER_TURN_MAX: usize = 256;
 
-/// The shard that owns a torrent.
+/// The shard a torrent's info-hash names: where the session places it
+/// when the shards hold equally many torrents (`Registry::place`).
 pub fn shard_of(info_hash: &InfoHash, shards: usize) -> usize {
     let mut first = [0u8; 8];
     first.copy_from_slice(&info_hash.0[..8]);
@@ -229,7 +230,6 @@ pub(crate) enum OpCtx {
 /// One shard's state.
 pub(crate) struct Shard {
     index: usize,
-    shards: usize,
     ev: EventLoop<Option<OpCtx>>,
     /// Peers receive multishot into the loop's recv ring.
     multishot: bool,
@@ -342,7 +342,6 @@ impl Shard {
         let limits = ShardLimits::new(spec.settings.limits(), spec.board, spec.index, now);
         Ok(Shard {
             index: spec.index,
-            shards: spec.shards,
             ev,
             multishot,
             torrents: Torrents::default(),

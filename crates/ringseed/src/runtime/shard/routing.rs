@@ -88,7 +88,9 @@ impl Shard {
         if self.refuse_plaintext(id) {
             return;
         }
-        let owner = super::shard_of(&hash, self.shards);
+        // The session placed the torrent (`Registry::place`) and told every
+        // shard; an unknown info-hash is refused below, here.
+        let owner = self.req2.owner(&hash).unwrap_or(self.index);
         if owner != self.index {
             // The MSE handshake's last bytes go out from this shard first
             // (in order, whole); `on_send` routes again once they are.
