@@ -16,6 +16,10 @@
 #   MODE=accept  `--shards 1`, ACTIVE peers downloading, and IDLE peers
 #                churned as fast as CHURN_PER_S asks: the handshakes the
 #                seeder answered per second while it served.
+#   MODE=torrents  TORRENTS (e.g. 10000) small torrents seeded, peers on
+#                BUSY_TORRENTS of them (PEERS_PER_TORRENT each) for
+#                DURATION_S: the generator's report (goodput, Jain over the
+#                peers, seeder CPU) and the seeder's time to get ready.
 #
 # Payload: TORRENTS torrents of SIZE (made once under WORK). Loopback only:
 # the seeder on 127.0.12.2, idle peers from 127.1.0.1 on, active ones from
@@ -27,13 +31,16 @@
 #   ACTIVE [100]             peers downloading (unchoke-all; the rest idle)
 #   IDLE [1000]              churn, accept: idle peers
 #   CHURN_PER_S [churn: 50, accept: 20000]
-#   TORRENTS [10]  SIZE [64M]  PIECE_LENGTH [1M]
+#   TORRENTS [10; torrents: 10000]  SIZE [64M; torrents: 256K]
+#   PIECE_LENGTH [1M; torrents: 64K]
+#   BUSY_TORRENTS [300]  PEERS_PER_TORRENT [10]   torrents mode
 #   DURATION_S [memory: 30, churn: 1800, accept: 20]
 #   SAMPLE_S [churn: 30]     RSS sampling interval
 #   SHARDS [memory, churn: the CPUs; accept: 1]
 #   SEEDER_ARGS []           more `ringseed seed` flags (e.g. "--upload-limit
 #                            50000000" so a 30-minute churn run leaves CPU free)
 #   RESULTS [./many-peers-<MODE>-<UTC>.jsonl]
+#   PORT [17281]  the seeder's port on 127.0.12.2
 #   WORK [a temp dir, removed]  RINGSEED, BENCH [target/release/...]
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -43,15 +50,21 @@ case "$MODE" in
 memory) def_duration=30 def_churn=0 def_shards="" ;;
 churn) def_duration=1800 def_churn=50 def_shards="" ;;
 accept) def_duration=20 def_churn=20000 def_shards=1 ;;
-*) echo "many_peers.sh: MODE must be memory, churn or accept, got '$MODE'" >&2; exit 1 ;;
+torrents) def_duration=20 def_churn=0 def_shards="" ;;
+*) echo "many_peers.sh: MODE must be memory, churn, accept or torrents, got '$MODE'" >&2; exit 1 ;;
 esac
 POINTS="${POINTS:-0 1000 10000}"
 ACTIVE="${ACTIVE:-100}"
 IDLE="${IDLE:-1000}"
 CHURN_PER_S="${CHURN_PER_S:-$def_churn}"
+if [[ "$MODE" == torrents ]]; then
+    TORRENTS="${TORRENTS:-10000}" SIZE="${SIZE:-256K}" PIECE_LENGTH="${PIECE_LENGTH:-64K}"
+fi
 TORRENTS="${TORRENTS:-10}"
 SIZE="${SIZE:-64M}"
 PIECE_LENGTH="${PIECE_LENGTH:-1M}"
+BUSY_TORRENTS="${BUSY_TORRENTS:-300}"
+PEERS_PER_TORRENT="${PEERS_PER_TORRENT:-10}"
 DURATION_S="${DURATION_S:-$def_duration}"
 SAMPLE_S="${SAMPLE_S:-30}"
 SHARDS="${SHARDS:-$def_shards}"
@@ -60,13 +73,13 @@ RESULTS="${RESULTS:-$PWD/many-peers-$MODE-$(date -u +%Y%m%dT%H%M%SZ).jsonl}"
 RINGSEED="${RINGSEED:-$ROOT/target/release/ringseed}"
 BENCH="${BENCH:-$ROOT/target/release/ringseed-bench}"
 SEEDER_IP=127.0.12.2
-PORT=17281
+PORT="${PORT:-17281}"
 READY_TIMEOUT_S=120
 STOP_WAIT_S=10
 
 die() { echo "many_peers.sh: $*" >&2; exit 1; }
 log() { echo "many_peers.sh: $(date -u +%H:%M:%S) $*" >&2; }
-for v in ACTIVE IDLE CHURN_PER_S TORRENTS DURATION_S SAMPLE_S; do
+for v in ACTIVE IDLE CHURN_PER_S TORRENTS DURATION_S SAMPLE_S BUSY_TORRENTS PEERS_PER_TORRENT; do
     [[ "${!v}" =~ ^[0-9]{1,6}$ ]] || die "$v must be a number, got '${!v}'"
 done
 for p in $POINTS; do [[ "$p" =~ ^[0-9]{1,5}$ && "$p" -le 20000 ]] || die "POINTS: 0..20000 each, got '$p'"; done
@@ -85,6 +98,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+if [[ -d "$WORK/torrents" && "$(ls "$WORK"/torrents | wc -l)" != "$TORRENTS" ]]; then
+    rm -rf "$WORK/torrents" "$WORK/data"
+fi
 if [[ ! -d "$WORK/torrents" ]]; then
     log "making $TORRENTS torrents of $SIZE in $WORK"
     "$BENCH" make-torrent --count "$TORRENTS" --size "$SIZE" --piece-length "$PIECE_LENGTH" \
@@ -96,10 +112,11 @@ mapfile -t TORRENT_FILES < <(ls "$WORK"/torrents/*.torrent)
 rss_kib() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status" 2>/dev/null || echo 0; }
 hwm_kib() { sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status" 2>/dev/null || echo 0; }
 
-# Starts the seeder for $1 peers in all; sets SEEDER_PID.
+# Starts the seeder for $1 peers in all (per torrent: $2, default an even
+# share); sets SEEDER_PID and READY_S (seconds until it listened).
 start_seeder() {
-    local peers=$1 per_torrent extra=()
-    per_torrent=$((peers / TORRENTS + 64))
+    local peers=$1 per_torrent=${2:-} extra=() t0
+    [[ -n "$per_torrent" ]] || per_torrent=$((peers / TORRENTS + 64))
     ((per_torrent > 10000)) && per_torrent=10000
     [[ -n "$SHARDS" ]] && extra+=(--shards "$SHARDS")
     "$RINGSEED" seed "${TORRENT_FILES[@]}" --data "$WORK/data" --listen "$SEEDER_IP:$PORT" \
@@ -107,9 +124,13 @@ start_seeder() {
         --upload-slots unlimited "${extra[@]}" "${SEEDER_ARGS[@]}" >"$WORK/seeder.out" 2>"$WORK/seeder.log" &
     SEEDER_PID=$!
     PIDS+=("$SEEDER_PID")
+    t0=$(date +%s%N)
     local i
     for ((i = 0; i < READY_TIMEOUT_S * 10; i++)); do
-        grep -q " INFO listening on " "$WORK/seeder.log" 2>/dev/null && return 0
+        if grep -q " INFO listening on " "$WORK/seeder.log" 2>/dev/null; then
+            READY_S=$(python3 -c "print(round(($(date +%s%N) - $t0) / 1e9, 2))")
+            return 0
+        fi
         kill -0 "$SEEDER_PID" 2>/dev/null || die "seeder exited: $(tail -c 400 "$WORK/seeder.log")"
         sleep 0.1
     done
@@ -141,6 +162,36 @@ start_gen() {
 median() { sort -n | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print 0}'; }
 
 case "$MODE" in
+torrents)
+    mkdir -p "$WORK/busy"
+    rm -f "$WORK"/busy/*.torrent
+    # Every (TORRENTS / BUSY_TORRENTS)-th torrent gets peers.
+    step=$((TORRENTS / BUSY_TORRENTS))
+    ((step >= 1)) || step=1
+    for ((i = 0; i < BUSY_TORRENTS && i * step < ${#TORRENT_FILES[@]}; i++)); do
+        ln -s "${TORRENT_FILES[$((i * step))]}" "$WORK/busy/"
+    done
+    start_seeder $((BUSY_TORRENTS * PEERS_PER_TORRENT)) $((PEERS_PER_TORRENT + 16))
+    log "seeder ready in ${READY_S}s with $TORRENTS torrents; peers on $BUSY_TORRENTS"
+    "$BENCH" leech --torrent-dir "$WORK/busy" --payload-seed 7 --target "$SEEDER_IP:$PORT" \
+        --peers-per-torrent "$PEERS_PER_TORRENT" --duration "$DURATION_S" --check-every 16 \
+        --warmup-max 60 --warmup-until unchoke --seeder-pid "$SEEDER_PID" --json >"$WORK/busy.json" 2>"$WORK/busy.log" || true
+    rss=$(rss_kib "$SEEDER_PID")
+    stop_pid "$SEEDER_PID"
+    echo "{\"mode\":\"torrents\",\"torrents\":$TORRENTS,\"busy_torrents\":$BUSY_TORRENTS,\"peers_per_torrent\":$PEERS_PER_TORRENT,\"ready_s\":$READY_S,\"rss_kib_end\":$rss,\"report\":$(cat "$WORK/busy.json" 2>/dev/null || echo null)}" >>"$RESULTS"
+    python3 - "$RESULTS" <<'EOF'
+import json, sys
+r = [json.loads(l) for l in open(sys.argv[1])][-1]
+rep = r["report"] or {}
+p, s = rep.get("peers", {}), rep.get("seeder") or {}
+print(f"{r['torrents']} torrents seeded, ready in {r['ready_s']:.1f} s; peers on {r['busy_torrents']} x {r['peers_per_torrent']}:"
+      f" {rep.get('peers_connected')} connected, goodput {rep.get('goodput_mb_per_s', 0):.0f} MB/s,"
+      f" Jain {p.get('jain_index', 0):.3f}, per-peer MB/s min/median/max {p.get('rate_min_mb_per_s', 0):.2f}/"
+      f"{p.get('rate_median_mb_per_s', 0):.2f}/{p.get('rate_max_mb_per_s', 0):.2f},"
+      f" seeder CPU {(s.get('cpu_user_s_per_gib') or 0) + (s.get('cpu_system_s_per_gib') or 0):.3f} s/GiB,"
+      f" RSS {r['rss_kib_end'] / 1024:.0f} MiB, errors {len(rep.get('errors', []))}")
+EOF
+    ;;
 memory)
     base=0
     for n in $POINTS; do
