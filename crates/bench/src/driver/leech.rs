@@ -479,6 +479,15 @@ fn run_thread(
                     if let Some(c) = conns.get_mut(ci) {
                         c.redial = true;
                         c.end(None);
+                        if c.ops == 0 {
+                            // Nothing in flight to complete: dial again now.
+                            c.fd = None;
+                            if let Some(t) = opts.torrents.get(c.torrent).copied() {
+                                let at = now();
+                                let fresh = new_leecher(opts, c.index, t, released, at)?;
+                                redial(&mut ev, &mut ops, ci, c, fresh, t, opts, at);
+                            }
+                        }
                     }
                 }
             }
@@ -678,8 +687,11 @@ fn add_stats(a: LeecherStats, b: &LeecherStats) -> LeecherStats {
     }
 }
 
+/// Every peer ended (and none waits to be dialled again) or is done.
 fn all_done(conns: &[Conn]) -> bool {
-    conns.iter().all(|c| c.closed || c.leecher.is_done())
+    conns
+        .iter()
+        .all(|c| (c.closed && !c.redial) || c.leecher.is_done())
 }
 
 /// A peer id that tells the synthetic peers apart.
@@ -1099,6 +1111,25 @@ mod churn_tests {
         let bytes: u64 = out.peers.iter().map(|p| p.stats.bytes_good).sum();
         assert!(bytes > 0, "churned peers still download");
         assert_eq!(out.peers.iter().map(|p| p.stats.blocks_bad).sum::<u64>(), 0);
+    }
+
+    #[test]
+    fn a_lone_churned_peer_does_not_end_the_run() {
+        // While its only peer is closed for a redial the run is not "all
+        // done": it lasts its whole window.
+        let addr = "127.0.41.5:17405";
+        let (_, out) = against_serve(
+            addr,
+            LeechOptions {
+                peers: 1,
+                churn_per_s: 10,
+                ..options(addr)
+            },
+        );
+        assert!(out.wall >= Duration::from_millis(1400), "{:?}", out.wall);
+        let p = &out.peers[0];
+        assert!(p.redials >= 8, "redials {}", p.redials);
+        assert!(p.error.is_none(), "{:?}", p.error);
     }
 
     #[test]
