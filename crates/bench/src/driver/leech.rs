@@ -1097,8 +1097,10 @@ mod churn_tests {
         let redials: u64 = out.peers.iter().map(|p| p.redials).sum();
         let errors: Vec<_> = out.peers.iter().filter_map(|p| p.error.clone()).collect();
         assert!(errors.is_empty(), "{errors:?}");
-        // 1.5 s at 20 a second: about 30 closed and dialled again.
-        assert!((15..=40).contains(&redials), "redials {redials}");
+        // 1.5 s at 20 a second: at most 30 closed and dialled again (a turn
+        // that finds no connected peer skips its slot; a loaded machine
+        // skips some).
+        assert!((10..=31).contains(&redials), "redials {redials}");
         // The first four, and every redial but those still in flight at the end.
         assert!(
             handshakes >= redials,
@@ -1128,7 +1130,8 @@ mod churn_tests {
         );
         assert!(out.wall >= Duration::from_millis(1400), "{:?}", out.wall);
         let p = &out.peers[0];
-        assert!(p.redials >= 8, "redials {}", p.redials);
+        // 15 at most; a slot that finds the peer still reconnecting is skipped.
+        assert!((3..=16).contains(&p.redials), "redials {}", p.redials);
         assert!(p.error.is_none(), "{:?}", p.error);
     }
 
