@@ -242,23 +242,4 @@ impl Initiator {
     }
 }
 
-impl super::Machine for Initiator {
-    fn buf(&mut self) -> &mut Vec<u8> {
-        &mut self.buf
-    }
-    fn done(&self) -> bool {
-        matches!(self.state, State::Done(_))
-    }
-    fn ended(&self) -> bool {
-        matches!(self.state, State::Ended)
-    }
-    fn end(&mut self) -> Option<Established> {
-        match std::mem::replace(&mut self.state, State::Ended) {
-            State::Done(e) => Some(*e),
-            _ => None,
-        }
-    }
-    fn advance(&mut self) -> Result<Progress, MseError> {
-        Initiator::advance(self)
-    }
-}
+impl_machine!(impl[] Initiator);

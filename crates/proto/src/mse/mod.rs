@@ -45,6 +45,34 @@
 //! - the caller's random values are used as given: a private key of zero
 //!   (public key 1) is refused only by the peer.
 
+/// `Machine` for a handshake type whose module has `State::Done(Box<Established>)`
+/// and `State::Ended`, a `state` field, a `buf` field and an inherent
+/// `advance` (both roles are built so; the impl is written once, here).
+macro_rules! impl_machine {
+    (impl[$($generics:tt)*] $ty:ty) => {
+        impl<$($generics)*> super::Machine for $ty {
+            fn buf(&mut self) -> &mut Vec<u8> {
+                &mut self.buf
+            }
+            fn done(&self) -> bool {
+                matches!(self.state, State::Done(_))
+            }
+            fn ended(&self) -> bool {
+                matches!(self.state, State::Ended)
+            }
+            fn end(&mut self) -> Option<Established> {
+                match std::mem::replace(&mut self.state, State::Ended) {
+                    State::Done(e) => Some(*e),
+                    _ => None,
+                }
+            }
+            fn advance(&mut self) -> Result<Progress, MseError> {
+                <$ty>::advance(self)
+            }
+        }
+    };
+}
+
 mod cipher;
 pub mod dh;
 mod initiator;

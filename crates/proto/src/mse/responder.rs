@@ -236,23 +236,4 @@ impl<L: TorrentLookup> Responder<L> {
     }
 }
 
-impl<L: TorrentLookup> super::Machine for Responder<L> {
-    fn buf(&mut self) -> &mut Vec<u8> {
-        &mut self.buf
-    }
-    fn done(&self) -> bool {
-        matches!(self.state, State::Done(_))
-    }
-    fn ended(&self) -> bool {
-        matches!(self.state, State::Ended)
-    }
-    fn end(&mut self) -> Option<Established> {
-        match std::mem::replace(&mut self.state, State::Ended) {
-            State::Done(e) => Some(*e),
-            _ => None,
-        }
-    }
-    fn advance(&mut self) -> Result<Progress, MseError> {
-        Responder::advance(self)
-    }
-}
+impl_machine!(impl[L: TorrentLookup] Responder<L>);
