@@ -134,17 +134,24 @@ impl std::fmt::Debug for Rc4Pair {
     }
 }
 
-/// The torrents every shard can name from `HASH('req2', info_hash)`: all of
-/// the session's, kept by its control messages (`Control::Known`), each
-/// with a count (an info-hash added twice, as a torrent is removed and
-/// added again, stays until both are forgotten). Copy-on-write: a
-/// handshake in progress holds the table as it was when it started.
+/// The torrents every shard knows: all of the session's, kept by its
+/// control messages (`Control::Known`), each with its owning shard (incoming
+/// connections are routed by it) and found also by `HASH('req2',
+/// info_hash)` (an encrypted handshake names its torrent so). Each has a
+/// count: an info-hash added twice, as a torrent is removed and added again,
+/// stays until both are forgotten. Copy-on-write: a handshake in progress
+/// holds the table as it was when it started.
 #[derive(Debug, Clone, Default)]
-pub struct Req2Table(Arc<HashMap<[u8; mse::HASH_BYTES], Req2Entry>>);
+pub struct Req2Table(Arc<KnownTorrents>);
+
+#[derive(Debug, Clone, Default)]
+struct KnownTorrents {
+    by_hash: HashMap<InfoHash, Known>,
+    by_req2: HashMap<[u8; mse::HASH_BYTES], InfoHash>,
+}
 
 #[derive(Debug, Clone, Copy)]
-struct Req2Entry {
-    info_hash: InfoHash,
+struct Known {
     /// Times known and not yet forgotten.
     count: u32,
     /// The shard that owns the torrent (the latest `know` says).
@@ -153,32 +160,28 @@ struct Req2Entry {
 
 impl Req2Table {
     pub fn know(&mut self, info_hash: InfoHash, owner: usize) {
-        let key = mse::req2_hash(&info_hash);
-        let map = Arc::make_mut(&mut self.0);
-        let e = map.entry(key).or_insert(Req2Entry {
-            info_hash,
-            count: 0,
-            owner,
-        });
+        let t = Arc::make_mut(&mut self.0);
+        let e = t
+            .by_hash
+            .entry(info_hash)
+            .or_insert(Known { count: 0, owner });
         e.count += 1;
         e.owner = owner;
+        t.by_req2.insert(mse::req2_hash(&info_hash), info_hash);
     }
 
     /// The shard that owns the torrent named `info_hash`, if it is known.
     pub fn owner(&self, info_hash: &InfoHash) -> Option<usize> {
-        self.0
-            .get(&mse::req2_hash(info_hash))
-            .filter(|e| e.info_hash == *info_hash)
-            .map(|e| e.owner)
+        self.0.by_hash.get(info_hash).map(|e| e.owner)
     }
 
     pub fn forget(&mut self, info_hash: &InfoHash) {
-        let key = mse::req2_hash(info_hash);
-        let map = Arc::make_mut(&mut self.0);
-        if let Some(e) = map.get_mut(&key) {
+        let t = Arc::make_mut(&mut self.0);
+        if let Some(e) = t.by_hash.get_mut(info_hash) {
             e.count = e.count.saturating_sub(1);
             if e.count == 0 {
-                map.remove(&key);
+                t.by_hash.remove(info_hash);
+                t.by_req2.remove(&mse::req2_hash(info_hash));
             }
         }
     }
@@ -186,7 +189,7 @@ impl Req2Table {
 
 impl TorrentLookup for Req2Table {
     fn find(&self, req2: &[u8; mse::HASH_BYTES]) -> Option<InfoHash> {
-        self.0.get(req2).map(|e| e.info_hash)
+        self.0.by_req2.get(req2).copied()
     }
 }
 
