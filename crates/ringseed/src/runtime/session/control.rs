@@ -144,15 +144,13 @@ pub enum Control {
     },
     /// A data check finished (from the checker pool; no answer).
     Checked(Box<CheckOutcome>),
-    /// A torrent of the session (any shard's) starts or stops being one an
-    /// encrypted connection may name (every shard keeps the table; no
-    /// answer).
+    /// A torrent of the session (any shard's) starts or stops being one a
+    /// connection may name (every shard keeps the table; no answer).
     Known {
         info_hash: crate::info_hash::InfoHash,
-        known: bool,
         /// The shard that owns the torrent (incoming connections naming it
-        /// are handed there).
-        owner: usize,
+        /// are handed there); `None`: the torrent is gone.
+        owner: Option<usize>,
     },
     /// Stop the shard: `stopped` announces, close every connection, flush.
     Stop,

@@ -575,7 +575,7 @@ impl Session {
             uploaded_before: add.uploaded_before,
             downloaded_before: add.downloaded_before,
         };
-        self.tell_known(msg.metainfo.info_hash, true, shard);
+        self.tell_known(msg.metainfo.info_hash, Some(shard));
         let sent = self.routes[shard].control.request(|reply| Control::Add {
             add: Box::new(msg),
             reply,
@@ -589,20 +589,18 @@ impl Session {
         }
     }
 
-    /// Tells every shard that encrypted connections may (or no longer may)
-    /// name `info_hash` (each shard's MSE responder looks torrents up by
-    /// `HASH('req2', info_hash)`, whichever shard owns them). Waits for
-    /// room in a full queue: a lost message would leave a torrent that
-    /// encrypted peers cannot reach.
-    fn tell_known(&self, info_hash: crate::info_hash::InfoHash, known: bool, owner: usize) {
+    /// Tells every shard which shard owns `info_hash` (`None`: no longer
+    /// in the session): shards route incoming connections by it, and their
+    /// MSE responders look torrents up by `HASH('req2', info_hash)` in the
+    /// same table. Waits for room in a full queue: a lost message would
+    /// leave a torrent that peers landing on that shard cannot reach.
+    fn tell_known(&self, info_hash: crate::info_hash::InfoHash, owner: Option<usize>) {
         for route in &self.routes {
-            let msg = Control::Known {
-                info_hash,
-                known,
-                owner,
-            };
+            let msg = Control::Known { info_hash, owner };
             if let Err(e) = route.control.send_wait(msg, KNOWN_SEND_WAIT) {
-                tracing::warn!("torrent {info_hash}: encrypted peers may not reach it: {e}");
+                tracing::warn!(
+                    "torrent {info_hash}: peers landing on some shard may not reach it: {e}"
+                );
             }
         }
     }
@@ -610,12 +608,12 @@ impl Session {
     /// Gives a torrent's id back and tells the shards it is gone; returns
     /// its save path.
     fn release(&self, id: TorrentId) -> Option<std::path::PathBuf> {
-        let (info_hash, owner, save_dir) = {
+        let (info_hash, save_dir) = {
             let mut r = self.registry();
-            (r.info_hash(id), r.shard_of(id), r.release(id))
+            (r.info_hash(id), r.release(id))
         };
         if let Some(h) = info_hash {
-            self.tell_known(h, false, owner.unwrap_or(0));
+            self.tell_known(h, None);
         }
         save_dir
     }

@@ -105,17 +105,10 @@ impl Shard {
                 answer(&reply, r);
             }
             Control::Checked(outcome) => self.on_checked(*outcome),
-            Control::Known {
-                info_hash,
-                known,
-                owner,
-            } => {
-                if known {
-                    self.req2.know(info_hash, owner);
-                } else {
-                    self.req2.forget(&info_hash);
-                }
-            }
+            Control::Known { info_hash, owner } => match owner {
+                Some(owner) => self.req2.know(info_hash, owner),
+                None => self.req2.forget(&info_hash),
+            },
             Control::Stop => self.stop(),
             #[cfg(test)]
             Control::Stall(d, ack) => {
