@@ -37,8 +37,8 @@
 //!   most [`REFRESHES_PER_MAINTENANCE_MAX`] at a time; every bucket once
 //!   the bootstrap lookup ends), ping a few nodes not
 //!   heard from for [`QUESTIONABLE_AGE`], and re-query the bootstrap
-//!   addresses every [`BOOTSTRAP_RETRY_INTERVAL`] while no node in the table
-//!   has answered us.
+//!   addresses every [`BOOTSTRAP_RETRY_INTERVAL`] while fewer than
+//!   [`BOOTSTRAP_GOOD_NODES_MIN`] nodes in the table have answered us.
 
 pub mod krpc;
 pub mod lookup;
@@ -101,8 +101,13 @@ pub const RATE_LIMIT_IPS_MAX: usize = 4096;
 pub const EXTERNAL_IP_VOTERS_MAX: usize = 64;
 /// Votes the leading address needs before it is believed.
 pub const EXTERNAL_IP_VOTES_MIN: usize = 3;
-/// Wait between bootstrap retries while no node in the table has answered.
+/// Wait between bootstrap retries while the table is thin.
 pub const BOOTSTRAP_RETRY_INTERVAL: Duration = Duration::from_secs(30);
+/// While fewer nodes than this have answered us, the bootstrap addresses are
+/// queried again every [`BOOTSTRAP_RETRY_INTERVAL`]: one lost answer from
+/// the router must not leave a node with a table of one or two nodes that
+/// know nobody (seen in the simulation).
+pub const BOOTSTRAP_GOOD_NODES_MIN: usize = K;
 /// Bootstrap addresses remembered.
 pub const BOOTSTRAP_ADDRS_MAX: usize = 32;
 /// Good nodes returned by [`Dht::nodes`].
@@ -865,12 +870,15 @@ impl Dht {
 
     /// Timeouts, token rotation, maintenance, and lookups moving on.
     pub fn tick(&mut self, now: Duration) {
-        let expired: Vec<(SocketAddrV4, [u8; 2])> = self
+        // Sorted: the same inputs give the same outputs (simulations replay
+        // from their seed), whatever order the map iterates in.
+        let mut expired: Vec<(SocketAddrV4, [u8; 2])> = self
             .outstanding
             .iter()
             .filter(|(_, o)| o.deadline <= now)
             .map(|(k, _)| *k)
             .collect();
+        expired.sort_unstable();
         for key in expired {
             let Some(o) = self.outstanding.remove(&key) else {
                 continue;
@@ -894,7 +902,8 @@ impl Dht {
             self.next_maintenance = now + MAINTENANCE_INTERVAL;
             self.maintain(now);
         }
-        let ids: Vec<u64> = self.lookups.keys().copied().collect();
+        let mut ids: Vec<u64> = self.lookups.keys().copied().collect();
+        ids.sort_unstable();
         for lid in ids {
             self.advance(now, lid);
         }
@@ -904,13 +913,17 @@ impl Dht {
         self.store.expire(now);
         self.rate
             .retain(|_, (start, _)| now.saturating_sub(*start) < Duration::from_secs(1));
-        if self.table.good_nodes(1).is_empty() {
-            if self.self_lookup.is_none() && now >= self.next_bootstrap_retry {
-                self.next_bootstrap_retry = now + BOOTSTRAP_RETRY_INTERVAL;
-                for a in self.bootstrap.clone() {
-                    self.add_node(now, SocketAddr::V4(a));
-                }
+        let good = self.table.good_nodes(BOOTSTRAP_GOOD_NODES_MIN).len();
+        if good < BOOTSTRAP_GOOD_NODES_MIN
+            && self.self_lookup.is_none()
+            && now >= self.next_bootstrap_retry
+        {
+            self.next_bootstrap_retry = now + BOOTSTRAP_RETRY_INTERVAL;
+            for a in self.bootstrap.clone() {
+                self.add_node(now, SocketAddr::V4(a));
             }
+        }
+        if good == 0 {
             return;
         }
         let room = LOOKUPS_MAX.saturating_sub(self.lookups.len());

@@ -779,3 +779,73 @@ fn bootstrap_is_retried_with_a_pause_while_nobody_answers() {
         "{sent_at:?}"
     );
 }
+
+#[test]
+fn bootstrap_is_retried_while_fewer_than_k_nodes_answered() {
+    // The router's answer is lost; one other node queries us and answers
+    // our ping, so the table holds one good node that knows nobody. The
+    // router must be asked again, not only while the table is empty.
+    let mut d = node(false);
+    let boot = addr(20, 1, 1, 1, 4000);
+    d.add_node(Duration::ZERO, boot.into());
+    assert_eq!(sends(&mut d).len(), 1, "the find_node to the router");
+    let other = addr(20, 1, 2, 2, 4000);
+    d.handle_datagram(
+        Duration::from_secs(1),
+        other.into(),
+        &query(b"t1", Query::Ping { id: id(5) }, false),
+    );
+    let out = sends(&mut d);
+    let ping = out
+        .iter()
+        .find(|(_, m)| matches!(m.body, Body::Query(Query::Ping { .. })))
+        .map(|(_, m)| m.tid.clone())
+        .expect("a ping to verify the asker");
+    let answer = Message {
+        tid: ping,
+        body: Body::Response(Response {
+            id: id(5),
+            ..Response::default()
+        }),
+        read_only: false,
+        ip: None,
+    };
+    d.handle_datagram(Duration::from_secs(1), other.into(), &answer.encode());
+    assert_eq!(d.table.good_nodes(K).len(), 1);
+    let mut router_asked_at = Vec::new();
+    for s in 2..=120u64 {
+        let now = Duration::from_secs(s);
+        if d.next_tick() <= now {
+            d.tick(now);
+        }
+        for (to, m) in sends(&mut d) {
+            if to == SocketAddr::V4(boot) && matches!(m.body, Body::Query(Query::FindNode { .. })) {
+                router_asked_at.push(s);
+            }
+            if to == SocketAddr::V4(other) {
+                // It answers everything, with no nodes, so it stays good.
+                let answer = Message {
+                    tid: m.tid,
+                    body: Body::Response(Response {
+                        id: id(5),
+                        ..Response::default()
+                    }),
+                    read_only: false,
+                    ip: None,
+                };
+                d.handle_datagram(now, other.into(), &answer.encode());
+            }
+        }
+    }
+    println!("router asked at {router_asked_at:?}");
+    assert!(
+        !router_asked_at.is_empty() && router_asked_at[0] <= 2 * BOOTSTRAP_RETRY_INTERVAL.as_secs(),
+        "the router is asked again: {router_asked_at:?}"
+    );
+    assert!(
+        router_asked_at
+            .windows(2)
+            .all(|w| w[1] - w[0] >= BOOTSTRAP_RETRY_INTERVAL.as_secs()),
+        "with a pause: {router_asked_at:?}"
+    );
+}
