@@ -256,10 +256,11 @@ pub fn stop(session: Session) -> StopReport {
         human_duration(took)
     );
     tracing::debug!(
-        "connections handed between shards: {} (uploaded {} bytes, downloaded {} bytes)",
+        "connections handed between shards: {} (uploaded {} bytes, downloaded {} bytes, {} blocks spliced)",
         report.handoffs,
         report.uploaded,
-        report.downloaded
+        report.downloaded,
+        report.spliced_blocks
     );
     report
 }

@@ -92,6 +92,11 @@ ALERT_WAIT_MS = 100
 PROGRESS_EVERY_S = 1.0
 PROGRESS_REPEAT_S = 30.0
 ANNOUNCE_EVERY_S = 5.0
+# A download given peers= that has no peer dials them again this often:
+# libtorrent retries a failed peer only after min_reconnect_time (60 s)
+# times its fail count, longer than a test waits, so one connection lost
+# to a loaded machine at the start would fail the test.
+REDIAL_EVERY_S = 5.0
 # session.status() (for dht_nodes) is deprecated in 2.0 but still right.
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 ROLES = ("dht", "seed", "magnet", "download")
@@ -221,6 +226,7 @@ class Node:
         self.done = self.role in ("dht", "seed")
         self.peers = {}
         self.last_announce = None
+        self.last_redial = None
         self.last_progress = None  # (fields, when written)
         if self.role in ("seed", "download"):
             self.ti = lt.torrent_info(spec["torrent"])
@@ -285,6 +291,15 @@ class Node:
             if due and self.dht_nodes() > 0:
                 self.handle.force_dht_announce()
                 self.last_announce = now
+        if self.spec["peers"] and not self.done and self.role in ("download", "magnet"):
+            if self.last_redial is None:
+                self.last_redial = now
+            elif now - self.last_redial >= REDIAL_EVERY_S:
+                self.last_redial = now
+                if st.num_peers == 0:
+                    log(f"node {self.index}: no peer; dialling {' '.join(self.spec['peers'])} again")
+                    for p in self.spec["peers"]:
+                        self.handle.connect_peer(endpoint(p))
         if not self.done and st.has_metadata and st.is_seeding:
             total = self.handle.torrent_file().num_pieces()
             # is_seeding comes once every piece passed its check; the last

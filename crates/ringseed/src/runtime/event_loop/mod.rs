@@ -195,6 +195,9 @@ pub enum OpKind {
     Splice,
     /// Result: 0 when connected.
     Connect,
+    /// Waits until a socket can take more bytes. Result: the ready events
+    /// (`POLLOUT`, or `POLLERR`/`POLLHUP` when it broke).
+    PollOut,
     /// Result: `Err(ETIME)` when the time ran out (the normal case), or
     /// `Err(ECANCELED)` when cancelled.
     Timeout,
@@ -986,6 +989,14 @@ impl<C: Copy + Default> EventLoop<C> {
                 data.addr_len,
             )
             .build()
+        })
+    }
+
+    /// Queues a one-shot wait until `fd` is writable (the splice send path
+    /// writes with its own syscalls and waits here when the socket is full).
+    pub fn poll_out(&mut self, fd: RawFd) -> Result<OpId, LoopError> {
+        self.queue(OpKind::PollOut, None, |_| {
+            opcode::PollAdd::new(types::Fd(fd), libc::POLLOUT as u32).build()
         })
     }
 

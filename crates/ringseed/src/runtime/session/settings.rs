@@ -110,6 +110,12 @@ pub struct SessionConfig {
     /// Local service discovery (BEP 14) for public torrents. Default off
     /// (a seedbox has no LAN to find peers on).
     pub lsd: bool,
+    /// Send blocks that are in the page cache to plaintext peers with
+    /// splice (file -> pipe -> socket, no copy on our side; see
+    /// `shard/splice.rs`). Default on; it needs Linux 6.5+ (cachestat) and
+    /// is off by itself on older kernels. Off: every block is read into a
+    /// pool buffer and sent from there.
+    pub splice_sends: bool,
 }
 
 impl Default for SessionConfig {
@@ -133,6 +139,7 @@ impl Default for SessionConfig {
             check_hash_threads: (cpus / 2).max(1),
             dht: None,
             pex: true,
+            splice_sends: true,
             lsd: false,
         }
     }

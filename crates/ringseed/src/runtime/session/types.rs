@@ -281,6 +281,8 @@ pub struct StopReport {
     pub uploaded: u64,
     /// Bytes of verified pieces downloaded in this session, all torrents.
     pub downloaded: u64,
+    /// Blocks sent down the splice path (file -> pipe -> socket).
+    pub spliced_blocks: u64,
 }
 
 impl StopReport {
@@ -288,5 +290,6 @@ impl StopReport {
         self.handoffs += other.handoffs;
         self.uploaded += other.uploaded;
         self.downloaded += other.downloaded;
+        self.spliced_blocks += other.spliced_blocks;
     }
 }

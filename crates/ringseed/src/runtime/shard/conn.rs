@@ -54,6 +54,10 @@ pub enum OutItem {
     /// Up to `SEND_BLOCKS_MAX` piece messages whose blocks lie in one pool
     /// buffer (a coalesced read), the first `skip` bytes already sent.
     Blocks(BlocksOut),
+    /// Piece messages already in the connection's pipe (`Conn::pipe`, the
+    /// splice path): `bytes` of them, the last of `blocks` blocks ending
+    /// there.
+    Piped { bytes: usize, blocks: u32 },
 }
 
 /// Piece messages to send from one buffer.
@@ -85,6 +89,8 @@ pub enum Sending {
     Bytes { len: usize },
     /// Piece messages.
     Blocks(BlocksOut),
+    /// Nothing: a wait until the socket takes more (the splice path).
+    Poll,
 }
 
 /// One connection's IO state.
@@ -118,6 +124,10 @@ pub struct Conn {
     pub rc4: Option<Box<Rc4Pair>>,
     /// Bytes received over the connection's life.
     pub received: u64,
+    /// The pipe holding the `Piped` items queued (the splice path).
+    pub pipe: Option<super::splice::Pipe>,
+    /// The socket was switched to O_NONBLOCK (for the splice path).
+    pub nonblocking: bool,
 }
 
 /// Both directions' RC4 streams of one connection.
@@ -313,6 +323,8 @@ impl Conns {
                 obfuscated: None,
                 rc4: None,
                 received: 0,
+                pipe: None,
+                nonblocking: false,
             })
             .ok()
     }

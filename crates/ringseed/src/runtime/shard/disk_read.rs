@@ -146,6 +146,9 @@ impl Shard {
         if !wanted {
             return;
         }
+        let Err(job) = self.try_splice(job) else {
+            return;
+        };
         let Some(buffer) = self.ev.buffers().acquire() else {
             self.defer_read(job);
             return;

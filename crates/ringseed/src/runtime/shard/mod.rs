@@ -44,6 +44,7 @@ pub mod quota_board;
 pub mod recv;
 pub mod routing;
 pub mod send;
+pub mod splice;
 pub mod throttle;
 pub mod torrents;
 
@@ -192,6 +193,9 @@ pub struct ShardSpec {
     pub lsd: Option<crate::runtime::lsd_worker::LsdHandle>,
     /// Peer exchange (BEP 11) for public torrents.
     pub pex: bool,
+    /// Send cached blocks to plaintext peers with splice (see `splice.rs`)
+    /// where the kernel allows.
+    pub splice_sends: bool,
 }
 
 /// What an op was for; kept in the op's slot of the event loop.
@@ -293,6 +297,13 @@ pub(crate) struct Shard {
     req2: self::conn::Req2Table,
     /// Padding lengths and bytes of MSE handshakes.
     rng: crate::rng::Rng,
+    /// The splice send path's pipes; `None` when it is off or the kernel
+    /// lacks what it needs.
+    pipes: Option<self::splice::Pipes>,
+    /// Torrents to pump at the end of the turn (see `Shard::want_pump`).
+    pumps_wanted: Vec<TorrentId>,
+    /// Blocks sent down the splice path.
+    splices: u64,
 }
 
 /// Runs a shard until it is stopped; returns what it moved. Call on the
@@ -388,6 +399,13 @@ impl Shard {
             pex: spec.pex,
             req2: Default::default(),
             rng: crate::rng::Rng::new(spec.rng_seed ^ 0x6d73_655f_7061_6473),
+            pipes: if spec.splice_sends {
+                self::splice::Pipes::probe()
+            } else {
+                None
+            },
+            pumps_wanted: Vec::new(),
+            splices: 0,
         })
     }
 
@@ -431,7 +449,9 @@ impl Shard {
             .next_deadline()
             .saturating_sub(self.now)
             .clamp(Duration::from_millis(1), WAIT_MAX);
-        self.ev.submit_and_wait(1, Some(wait))?;
+        // Pumps still wanted from the last turn: look, do not sleep.
+        let want = usize::from(self.pumps_wanted.is_empty());
+        self.ev.submit_and_wait(want, Some(wait))?;
         self.turns
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.now = self.epoch.elapsed();
@@ -444,6 +464,7 @@ impl Shard {
         self.handle_handoffs();
         self.handle_replies();
         self.run_deferred();
+        self.run_wanted_pumps();
         let now = self.now;
         self.quota_round();
         for id in self.torrents.due(now) {
@@ -461,6 +482,7 @@ impl Shard {
             self.accept_retry_at = None;
             self.arm_accept();
         }
+        self.run_wanted_pumps();
         #[cfg(debug_assertions)]
         self.check_invariants();
         if let Some(since) = self.stopping {
@@ -474,6 +496,7 @@ impl Shard {
     fn finish(&mut self) -> StopReport {
         let mut report = self.gone;
         report.handoffs = self.handoffs;
+        report.spliced_blocks = self.splices;
         for (_, e) in self.torrents.iter() {
             let (up, down) = e.session_totals();
             report.uploaded += up;
@@ -646,6 +669,27 @@ impl Shard {
                 c.mse
             );
             assert!(c.send_op.is_some() || c.sending.is_none());
+            // The piped items queued are exactly the bytes in the pipe.
+            let piped: usize = c
+                .out
+                .iter()
+                .map(|i| match i {
+                    self::conn::OutItem::Piped { bytes, .. } => *bytes,
+                    _ => 0,
+                })
+                .sum();
+            assert_eq!(
+                piped,
+                c.pipe.as_ref().map_or(0, |p| p.bytes),
+                "connection {cid:?}: piped items and pipe disagree"
+            );
+            assert!(
+                c.pipe.as_ref().is_none_or(|p| p.bytes > 0),
+                "connection {cid:?} holds an empty pipe"
+            );
+        }
+        if let Some(p) = self.pipes.as_ref() {
+            assert!(p.open() <= self::splice::PIPES_PER_SHARD_MAX);
         }
         for (id, e) in self.torrents.iter() {
             if let Some(r) = e.run.as_ref() {

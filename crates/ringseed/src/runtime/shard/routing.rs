@@ -347,6 +347,7 @@ impl Shard {
         let refused_plaintext = conn.outgoing && conn.obfuscated.is_none() && conn.received == 0;
         conn.state = ConnState::Closing;
         conn.mse = None;
+        let pipe = conn.pipe.take();
         if let Some(fd) = conn.raw_fd() {
             // SAFETY: shutdown on an fd we own; it only wakes pending ops.
             unsafe {
@@ -354,6 +355,9 @@ impl Shard {
             }
         }
         let items: Vec<OutItem> = conn.out.drain(..).collect();
+        if let (Some(p), Some(pipes)) = (pipe, self.pipes.as_mut()) {
+            pipes.discard(p);
+        }
         match state {
             ConnState::Peer { torrent, peer } => {
                 if let Some(run) = self.torrents.running_mut(torrent) {

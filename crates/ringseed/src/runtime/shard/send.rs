@@ -27,13 +27,17 @@ impl Shard {
         let Some(item) = conn.out.pop_front() else {
             return;
         };
+        if let OutItem::Piped { bytes, blocks } = item {
+            self.send_piped(id, bytes, blocks);
+            return;
+        }
         let (result, sending, buffer) = match item {
             item @ (OutItem::Bytes(_) | OutItem::Sealed(_)) => {
                 // `plain`: bytes still to encrypt on an RC4 connection.
                 let (mut bytes, plain) = match item {
                     OutItem::Bytes(b) => (b, true),
                     OutItem::Sealed(b) => (b, false),
-                    OutItem::Blocks(_) => return,
+                    OutItem::Blocks(_) | OutItem::Piped { .. } => return,
                 };
                 let again = |bytes: Vec<u8>| {
                     if plain {
@@ -90,6 +94,7 @@ impl Shard {
                 });
                 (r, Sending::Blocks(b), b.buffer)
             }
+            OutItem::Piped { .. } => return,
         };
         match result {
             Ok(op) => {
@@ -166,6 +171,7 @@ impl Shard {
                     self.pump(torrent);
                 }
             }
+            Some(Sending::Poll) => {}
             _ => release(self),
         }
         self.try_send(id);
