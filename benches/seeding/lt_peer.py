@@ -43,6 +43,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
 import lt_exit  # noqa: E402 (needs the sys.path entry above)
 
 POLL_S = 0.05
+# Longest wait for the disk flush once done.
+FLUSH_WAIT_S = 10
 RECONNECT_S = 1.0
 
 
@@ -59,6 +61,7 @@ def base_settings(ip, port):
         "enable_outgoing_utp": False,
         "alert_mask": lt.alert_category.error
         | lt.alert_category.status
+        | lt.alert_category.storage
         | lt.alert_category.tracker,
     }
 
@@ -143,8 +146,23 @@ def leech(args):
                 log(a.message())
         st = handle.status()
         if st.is_seeding:
-            print(f"lt_peer: done {time.monotonic() - start:.3f} s "
-                  f"downloaded {st.total_payload_download}", flush=True)
+            took = time.monotonic() - start
+            # Flushed before the process ends and the file is compared: a
+            # leecher done and gone at once left a file that differed from
+            # the original now and then (seen with a libtorrent seeder too).
+            handle.save_resume_data(lt.torrent_handle.flush_disk_cache)
+            flushed = False
+            flush_deadline = time.monotonic() + FLUSH_WAIT_S
+            while not flushed and time.monotonic() < flush_deadline:
+                for a in ses.pop_alerts():
+                    if isinstance(a, (lt.save_resume_data_alert,
+                                      lt.save_resume_data_failed_alert)):
+                        flushed = True
+                time.sleep(0.01)
+            if not flushed:
+                log(f"the disk flush was not confirmed within {FLUSH_WAIT_S} s")
+            print(f"lt_peer: done {took:.3f} s downloaded {st.total_payload_download} "
+                  f"failed {st.total_failed_bytes}", flush=True)
             return 0
         now = time.monotonic()
         if now > deadline:

@@ -275,7 +275,11 @@ start_leecher() {
 
 verify_copy() {
     [[ "$VERIFY" == 1 ]] || return 0
-    cmp -s "$WORK/seed/$NAME" "$1/$NAME" || { log "$1/$NAME differs from the original"; return 1; }
+    cmp -s "$WORK/seed/$NAME" "$1/$NAME" || {
+        log "$1/$NAME differs from the original: $(cmp "$WORK/seed/$NAME" "$1/$NAME" 2>&1 | head -1);" \
+            "$(cmp -l "$WORK/seed/$NAME" "$1/$NAME" 2>/dev/null | wc -l) bytes differ"
+        return 1
+    }
 }
 
 ROWS=()
