@@ -22,8 +22,10 @@
 #   ROUNDS [1]                rounds; seeder kinds alternate A B A B
 #   SEEDERS ["ringseed libtorrent"]   seeder kinds, in order: ringseed,
 #                             ringseed-unlimited (`--upload-slots unlimited`),
-#                             ringseed-copy (`--no-splice`: every block read
-#                             into a buffer and sent from it),
+#                             ringseed-copy (`--send-path copy`: every block
+#                             read into a buffer and sent from it),
+#                             ringseed-splice (`--send-path splice`; the
+#                             default, ringseed, is `auto`),
 #                             libtorrent, rqbit (`rqbit download`, stateless,
 #                             DHT, LSD and UPnP off), trivial (`ringseed-bench
 #                             serve`, 2 threads, announced to the tracker by
@@ -92,7 +94,7 @@ log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 [[ "$SIZE_MIB" =~ ^[1-9][0-9]{0,5}$ ]] || die "SIZE_MIB must be 1..999999, got '$SIZE_MIB'"
 [[ "$ROUNDS" =~ ^[1-9][0-9]?$ ]] || die "ROUNDS must be 1..99, got '$ROUNDS'"
 [[ "$LEECHERS_N" =~ ^[1-4]$ ]] || die "LEECHERS_N must be 1..4, got '$LEECHERS_N'"
-for k in $SEEDERS; do [[ $k =~ ^(ringseed|ringseed-unlimited|ringseed-copy|libtorrent|rqbit|trivial)$ ]] || die "unknown seeder kind $k"; done
+for k in $SEEDERS; do [[ $k =~ ^(ringseed|ringseed-unlimited|ringseed-copy|ringseed-splice|libtorrent|rqbit|trivial)$ ]] || die "unknown seeder kind $k"; done
 [[ " $SEEDERS " != *" rqbit "* ]] || [[ -x "$RQBIT" ]] \
     || die "rqbit not found: cargo install rqbit --version 9.1.0 --root DIR, then RQBIT=DIR/bin/rqbit"
 [[ "$PIECE_LENGTH" =~ ^[1-9][0-9]*[KM]?$ ]] || die "PIECE_LENGTH must be like 1M or 256K, got '$PIECE_LENGTH'"
@@ -207,10 +209,11 @@ SEEDER_PID=""
 start_seeder() {
     local kind=$1 port=$2 out=$3
     case "$kind" in
-    ringseed | ringseed-unlimited | ringseed-copy)
+    ringseed | ringseed-unlimited | ringseed-copy | ringseed-splice)
         local slots=()
         [[ $kind == ringseed-unlimited ]] && slots=(--upload-slots unlimited)
-        [[ $kind == ringseed-copy ]] && slots=(--no-splice)
+        [[ $kind == ringseed-copy ]] && slots=(--send-path copy)
+        [[ $kind == ringseed-splice ]] && slots=(--send-path splice)
         # The debug level of the stop report gives the exact bytes uploaded.
         RINGSEED_LOG=info,ringseed::cli::session_run=debug \
             "$RINGSEED" seed "$TORRENT" --data "$WORK/seed" --listen "$SEEDER_IP:$port" \
@@ -325,7 +328,8 @@ run_case() {
             printf "| %d | %s | %d x %s | %.2f | %.1f | %.2f | %.3f | %.0f | %.0f | %s | %s |",
                 r, s, n, l, wall, n * size / 2^20 / wall, cpu, cpu / gib, hwm / 1024, anon / 1024, upl, ok
         }')")
-    rm -f "$WORK/seeder.log"
+    # KEEP=1 keeps each case's seeder log (ringseed logs its send-path choices).
+    if [[ "$KEEP" == 1 ]]; then mv "$WORK/seeder.log" "$WORK/seeder-r$round-$seeder-$leecher.log"; else rm -f "$WORK/seeder.log"; fi
 }
 
 # time_download KIND CASE_INDEX: one downloader alone from a libtorrent seed.

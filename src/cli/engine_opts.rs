@@ -60,11 +60,11 @@ pub struct EngineOpts {
     /// Shards (threads with their own io_uring, one per core) [default: online CPUs].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=SHARDS_MAX as i64))]
     pub shards: Option<u16>,
-    /// Read every block into a buffer and send it from there, instead of
-    /// splicing cached blocks from the page cache to plaintext peers (for
-    /// benchmarks and as a way out).
-    #[arg(long, hide = true)]
-    pub no_splice: bool,
+    /// How cached blocks go to plaintext peers: copy (read into a buffer,
+    /// send from it), splice (page cache -> pipe -> socket, Linux 6.5+) or
+    /// auto (each shard measures both and keeps the cheaper) [default: auto].
+    #[arg(long, value_name = "auto|copy|splice")]
+    pub send_path: Option<ringseed::runtime::shard::send_path::SendPathMode>,
     /// Most peers connected per torrent, incoming and outgoing [default: 200].
     #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=PEERS_PER_TORRENT_LIMIT as i64))]
@@ -243,7 +243,7 @@ impl EngineOpts {
             dht: self.discovery.dht(),
             pex: !self.discovery.no_pex,
             lsd: self.discovery.lsd,
-            splice_sends: !self.no_splice,
+            send_path: self.send_path.unwrap_or_default(),
             ..SessionConfig::default()
         }
     }

@@ -151,6 +151,8 @@ pub struct EngineConfig {
     /// `None`: one per 5 slots, at least 1.
     pub optimistic_slots: Option<usize>,
     pub round_robin_pieces: u32,
+    /// How cached blocks go to plaintext peers (read at start only).
+    pub send_path: ringseed::runtime::shard::send_path::SendPathMode,
 }
 
 /// `[limits]`: bytes per second, 0 = unlimited; slots 0 = no cap.
@@ -275,6 +277,7 @@ impl Default for DaemonConfig {
                 seed_choking: SeedChoking::FastestUpload,
                 optimistic_slots: None,
                 round_robin_pieces: 10,
+                send_path: ringseed::runtime::shard::send_path::SendPathMode::Auto,
             },
             limits: RateConfig::default(),
             queue: QueueConfig {
@@ -387,6 +390,7 @@ impl DaemonConfig {
             }),
             pex: n.pex,
             lsd: n.lsd,
+            send_path: self.engine.send_path,
             ..SessionConfig::default()
         }
     }

@@ -4,6 +4,7 @@
 //! about). Checks types and ranges here; the engine settings are checked
 //! whole by `Settings::check` at the end. No IO.
 
+use ringseed::runtime::shard::send_path::SendPathMode;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
@@ -57,6 +58,7 @@ pub(super) const KEYS: &[(&str, &[&str])] = &[
             "seed_choking",
             "optimistic_slots",
             "round_robin_pieces",
+            "send_path",
         ],
     ),
     (
@@ -241,6 +243,9 @@ pub(super) fn parse(text: &str) -> Result<DaemonConfig, String> {
         .map(|n| n as usize);
     if let Some(n) = s.uint("round_robin_pieces", 1, u64::from(ROUND_ROBIN_PIECES_MAX))? {
         c.engine.round_robin_pieces = n as u32;
+    }
+    if let Some(p) = s.send_path("send_path")? {
+        c.engine.send_path = p;
     }
 
     let s = section("limits")?;
@@ -686,6 +691,17 @@ impl<'a, 'i> Section<'a, 'i> {
                 ("fastest", SeedChoking::FastestUpload),
                 ("round-robin", SeedChoking::RoundRobin),
                 ("anti-leech", SeedChoking::AntiLeech),
+            ],
+        )
+    }
+
+    fn send_path(&self, key: &str) -> Result<Option<SendPathMode>, String> {
+        self.word(
+            key,
+            &[
+                ("auto", SendPathMode::Auto),
+                ("copy", SendPathMode::Copy),
+                ("splice", SendPathMode::Splice),
             ],
         )
     }

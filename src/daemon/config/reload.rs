@@ -134,6 +134,7 @@ pub(super) fn plan(old: &DaemonConfig, new: &DaemonConfig) -> ReloadPlan {
 
     let (o, n) = (&old.engine, &new.engine);
     p.restart("engine.shards", o.shards, n.shards);
+    p.restart("engine.send_path", o.send_path, n.send_path);
     p.change(
         "engine.peers_per_torrent",
         o.peers_per_torrent,

@@ -382,7 +382,7 @@ impl Session {
                 dht: dht.clone(),
                 lsd: lsd.clone(),
                 pex: config.pex,
-                splice_sends: config.splice_sends,
+                send_path: config.send_path,
             };
             let cpu = (config.pin && !cpus.is_empty()).then(|| cpus[index % cpus.len()]);
             let handle = std::thread::Builder::new()

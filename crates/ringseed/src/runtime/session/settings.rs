@@ -110,12 +110,13 @@ pub struct SessionConfig {
     /// Local service discovery (BEP 14) for public torrents. Default off
     /// (a seedbox has no LAN to find peers on).
     pub lsd: bool,
-    /// Send blocks that are in the page cache to plaintext peers with
-    /// splice (file -> pipe -> socket, no copy on our side; see
-    /// `shard/splice.rs`). Default on; it needs Linux 6.5+ (cachestat) and
-    /// is off by itself on older kernels. Off: every block is read into a
-    /// pool buffer and sent from there.
-    pub splice_sends: bool,
+    /// How blocks in the page cache go to plaintext peers: `Copy` (read
+    /// into a pool buffer, sent from it), `Splice` (file -> pipe -> socket,
+    /// no copy on our side; `shard/splice.rs`) or `Auto` (the default: each
+    /// shard measures both on its own traffic and keeps the one that costs
+    /// it less CPU per byte; `shard/send_path.rs`). Splice needs Linux 6.5+
+    /// (cachestat); without it every mode is `Copy`.
+    pub send_path: crate::runtime::shard::send_path::SendPathMode,
 }
 
 impl Default for SessionConfig {
@@ -139,7 +140,7 @@ impl Default for SessionConfig {
             check_hash_threads: (cpus / 2).max(1),
             dht: None,
             pex: true,
-            splice_sends: true,
+            send_path: crate::runtime::shard::send_path::SendPathMode::Auto,
             lsd: false,
         }
     }

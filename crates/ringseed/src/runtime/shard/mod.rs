@@ -44,6 +44,7 @@ pub mod quota_board;
 pub mod recv;
 pub mod routing;
 pub mod send;
+pub mod send_path;
 pub mod splice;
 pub mod throttle;
 pub mod torrents;
@@ -193,9 +194,8 @@ pub struct ShardSpec {
     pub lsd: Option<crate::runtime::lsd_worker::LsdHandle>,
     /// Peer exchange (BEP 11) for public torrents.
     pub pex: bool,
-    /// Send cached blocks to plaintext peers with splice (see `splice.rs`)
-    /// where the kernel allows.
-    pub splice_sends: bool,
+    /// Which path cached blocks to plaintext peers take (`send_path.rs`).
+    pub send_path: self::send_path::SendPathMode,
 }
 
 /// What an op was for; kept in the op's slot of the event loop.
@@ -304,6 +304,28 @@ pub(crate) struct Shard {
     pumps_wanted: Vec<TorrentId>,
     /// Blocks sent down the splice path.
     splices: u64,
+    /// Which send path jobs take (`send_path.rs`).
+    send_path: self::send_path::SendPathTuner,
+    /// Bytes handed to sockets, both paths (the tuner's measure).
+    sent_bytes: u64,
+}
+
+/// The calling thread's CPU time, user and system, as getrusage counts it
+/// (the accounting behind /proc's utime and stime, which the benches read).
+fn thread_cpu_time() -> Duration {
+    // SAFETY: an all-zero rusage is a valid value for getrusage to fill.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the live struct.
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &raw mut ru) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| {
+        Duration::new(
+            t.tv_sec.max(0) as u64,
+            (t.tv_usec.clamp(0, 999_999) as u32) * 1000,
+        )
+    };
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 /// Runs a shard until it is stopped; returns what it moved. Call on the
@@ -351,6 +373,11 @@ impl Shard {
         let (stopped_tx, _) = crossbeam_channel::bounded(1);
         let now = spec.epoch.elapsed();
         let limits = ShardLimits::new(spec.settings.limits(), spec.board, spec.index, now);
+        let pipes = match spec.send_path {
+            self::send_path::SendPathMode::Copy => None,
+            _ => self::splice::Pipes::probe(),
+        };
+        let splice_usable = pipes.is_some();
         Ok(Shard {
             index: spec.index,
             ev,
@@ -399,13 +426,18 @@ impl Shard {
             pex: spec.pex,
             req2: Default::default(),
             rng: crate::rng::Rng::new(spec.rng_seed ^ 0x6d73_655f_7061_6473),
-            pipes: if spec.splice_sends {
-                self::splice::Pipes::probe()
-            } else {
-                None
-            },
+            pipes,
             pumps_wanted: Vec::new(),
             splices: 0,
+            // Built on the shard's own thread: its CPU time is this thread's.
+            send_path: self::send_path::SendPathTuner::new(
+                spec.send_path,
+                splice_usable,
+                now,
+                thread_cpu_time(),
+                0,
+            ),
+            sent_bytes: 0,
         })
     }
 
@@ -466,6 +498,20 @@ impl Shard {
         self.run_deferred();
         self.run_wanted_pumps();
         let now = self.now;
+        if now >= self.send_path.next_at() {
+            if let Some(c) = self
+                .send_path
+                .on_tick(now, thread_cpu_time(), self.sent_bytes)
+            {
+                tracing::info!(
+                    "shard {}: send path {:?} (CPU per MB sent: splice {} us, copy {} us)",
+                    self.index,
+                    c.path,
+                    c.splice_ns_per_mb / 1000,
+                    c.copy_ns_per_mb / 1000
+                );
+            }
+        }
         self.quota_round();
         for id in self.torrents.due(now) {
             if let Some(t) = self.torrents.engine_mut(id) {

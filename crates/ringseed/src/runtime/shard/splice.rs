@@ -275,7 +275,7 @@ impl Shard {
     /// Sends `job` down the splice path when it can (see the module
     /// header); gives it back for the read path otherwise.
     pub(super) fn try_splice(&mut self, job: ReadJob) -> Result<(), ReadJob> {
-        if self.pipes.is_none() {
+        if self.pipes.is_none() || !self.send_path.splice() {
             return Err(job);
         }
         let Some(conn) = self.conns.get(job.conn) else {
@@ -459,6 +459,7 @@ impl Shard {
             }
         };
         pipe.bytes -= sent.min(pipe.bytes);
+        self.sent_bytes += sent as u64;
         // Items fully sent are done; the first one left goes back, cut.
         let mut left = sent;
         let mut done_blocks = 0u32;

@@ -111,7 +111,7 @@ fn rig_with(settings: Settings) -> Rig {
         dht: None,
         lsd: None,
         pex: true,
-        splice_sends: true,
+        send_path: crate::runtime::shard::send_path::SendPathMode::Splice,
     };
     let mut shard = Shard::new(spec).unwrap();
     shard.arm_accept();
