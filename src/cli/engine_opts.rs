@@ -62,7 +62,7 @@ pub struct EngineOpts {
     pub shards: Option<u16>,
     /// How cached blocks go to plaintext peers: copy (read into a buffer,
     /// send from it), splice (page cache -> pipe -> socket, Linux 6.5+) or
-    /// auto (each shard measures both and keeps the cheaper) [default: auto].
+    /// auto (each shard measures both and keeps the cheaper) [default: copy].
     #[arg(long, value_name = "auto|copy|splice")]
     pub send_path: Option<ringseed::runtime::shard::send_path::SendPathMode>,
     /// Most peers connected per torrent, incoming and outgoing [default: 200].

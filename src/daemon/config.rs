@@ -277,7 +277,7 @@ impl Default for DaemonConfig {
                 seed_choking: SeedChoking::FastestUpload,
                 optimistic_slots: None,
                 round_robin_pieces: 10,
-                send_path: ringseed::runtime::shard::send_path::SendPathMode::Auto,
+                send_path: ringseed::runtime::shard::send_path::SendPathMode::Copy,
             },
             limits: RateConfig::default(),
             queue: QueueConfig {

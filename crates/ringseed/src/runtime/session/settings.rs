@@ -110,12 +110,13 @@ pub struct SessionConfig {
     /// Local service discovery (BEP 14) for public torrents. Default off
     /// (a seedbox has no LAN to find peers on).
     pub lsd: bool,
-    /// How blocks in the page cache go to plaintext peers: `Copy` (read
-    /// into a pool buffer, sent from it), `Splice` (file -> pipe -> socket,
-    /// no copy on our side; `shard/splice.rs`) or `Auto` (the default: each
-    /// shard measures both on its own traffic and keeps the one that costs
-    /// it less CPU per byte; `shard/send_path.rs`). Splice needs Linux 6.5+
-    /// (cachestat); without it every mode is `Copy`.
+    /// How blocks in the page cache go to plaintext peers: `Copy` (the
+    /// default: read into a pool buffer, sent from it), `Splice` (file ->
+    /// pipe -> socket, no copy on our side; `shard/splice.rs`) or `Auto`
+    /// (each shard measures both on its own traffic and keeps the one that
+    /// costs it less CPU per byte; `shard/send_path.rs`). Splice needs Linux
+    /// 6.5+ (cachestat); without it every mode is `Copy`. Why `Copy` by
+    /// default: docs/benchmarks.md, "The splice send path".
     pub send_path: crate::runtime::shard::send_path::SendPathMode,
 }
 
@@ -140,7 +141,7 @@ impl Default for SessionConfig {
             check_hash_threads: (cpus / 2).max(1),
             dht: None,
             pex: true,
-            send_path: crate::runtime::shard::send_path::SendPathMode::Auto,
+            send_path: crate::runtime::shard::send_path::SendPathMode::Copy,
             lsd: false,
         }
     }

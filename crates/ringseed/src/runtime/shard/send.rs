@@ -31,6 +31,14 @@ impl Shard {
             self.send_piped(id, bytes, blocks);
             return;
         }
+        if conn.nonblocking && conn.pipe.is_none() && !self.send_path.splice() {
+            // Back on the copy path: a blocking socket again, so that an
+            // io_uring send with MSG_WAITALL sends all of its bytes instead
+            // of coming back short whenever the socket fills.
+            if super::splice::set_nonblocking(fd, false) {
+                conn.nonblocking = false;
+            }
+        }
         let (result, sending, buffer) = match item {
             item @ (OutItem::Bytes(_) | OutItem::Sealed(_)) => {
                 // `plain`: bytes still to encrypt on an RC4 connection.

@@ -29,8 +29,9 @@ pub const HOLD: Duration = Duration::from_secs(30);
 /// The first hold: a round measured while peers were still ramping up
 /// (both paths cost about the same then) is soon measured again.
 pub const HOLD_FIRST: Duration = Duration::from_secs(4);
-/// Copy, the path a shard starts on, runs this long before the first
-/// round of probes (connections ramp up first).
+/// Copy, the path a shard starts on, runs this long with traffic (at least
+/// [`PROBE_BYTES_MIN`] sent in it) before the first round of probes:
+/// connections ramp up first.
 pub const WARMUP: Duration = Duration::from_secs(2);
 /// Bytes a probe window must carry to count (below it the traffic is too
 /// small for the path to matter, and the window starts over).
@@ -41,12 +42,13 @@ pub const SWITCH_MARGIN_PER_MILLE: u64 = 50;
 /// What the operator asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SendPathMode {
-    /// Read into a buffer, send from it, always.
+    /// Read into a buffer, send from it, always (the default: see
+    /// docs/benchmarks.md, "The splice send path", for why not `Auto`).
+    #[default]
     Copy,
     /// Splice whatever the splice path can take.
     Splice,
-    /// Measure both and keep the cheaper (the default).
-    #[default]
+    /// Measure both and keep the cheaper.
     Auto,
 }
 
@@ -99,6 +101,8 @@ enum State {
     },
     /// Keeping `path` until `until`.
     Hold { path: Path, until: Duration },
+    /// On the copy path until `until`, counting bytes from `bytes0`.
+    Warmup { until: Duration, bytes0: u64 },
 }
 
 /// The send-path chooser of one shard.
@@ -136,12 +140,12 @@ impl SendPathTuner {
             (SendPathMode::Copy, _) | (_, false) => State::Fixed(Path::Copy),
             (SendPathMode::Splice, true) => State::Fixed(Path::Splice),
             // Copy first: the path the shard had before splicing existed.
-            (SendPathMode::Auto, true) => State::Hold {
-                path: Path::Copy,
+            (SendPathMode::Auto, true) => State::Warmup {
                 until: now + WARMUP,
+                bytes0: bytes,
             },
         };
-        let _ = (cpu, bytes);
+        let _ = cpu;
         SendPathTuner {
             state,
             chose: [0; 2],
@@ -152,6 +156,7 @@ impl SendPathTuner {
     pub fn splice(&self) -> bool {
         let path = match self.state {
             State::Fixed(p) | State::Probe { path: p, .. } | State::Hold { path: p, .. } => p,
+            State::Warmup { .. } => Path::Copy,
         };
         path == Path::Splice
     }
@@ -167,7 +172,7 @@ impl SendPathTuner {
                 ..
             } => since + PROBE_SETTLE,
             State::Probe { since, .. } => since + PROBE_WINDOW,
-            State::Hold { until, .. } => until,
+            State::Hold { until, .. } | State::Warmup { until, .. } => until,
         }
     }
 
@@ -180,6 +185,22 @@ impl SendPathTuner {
         let mut choice = None;
         self.state = match self.state {
             State::Fixed(p) => State::Fixed(p),
+            State::Warmup { bytes0, .. } if bytes.saturating_sub(bytes0) < PROBE_BYTES_MIN => {
+                // No traffic yet: the warm-up starts over.
+                State::Warmup {
+                    until: now + WARMUP,
+                    bytes0: bytes,
+                }
+            }
+            State::Warmup { .. } => State::Probe {
+                path: Path::Splice,
+                since: now,
+                settled: false,
+                cpu0: cpu,
+                bytes0: bytes,
+                first: None,
+                held: Path::Copy,
+            },
             State::Hold { path, .. } => State::Probe {
                 path: path.other(),
                 since: now,
@@ -386,17 +407,21 @@ mod tests {
     fn too_little_traffic_measures_the_same_path_again() {
         let mut t = SendPathTuner::new(SendPathMode::Auto, true, ms(0), ms(0), 0);
         assert_eq!(t.next_at(), WARMUP);
-        let w = WARMUP;
-        t.on_tick(w, ms(1), MIB);
+        // No traffic in the warm-up: it starts over.
+        t.on_tick(WARMUP, ms(1), MIB);
+        assert!(!t.splice());
+        assert_eq!(t.next_at(), WARMUP * 2);
+        let w = WARMUP * 2;
+        t.on_tick(w, ms(1), 100 * MIB);
         assert!(t.splice(), "splice measured first");
         assert_eq!(t.next_at(), w + PROBE_SETTLE);
-        t.on_tick(w + PROBE_SETTLE, ms(1), MIB);
+        t.on_tick(w + PROBE_SETTLE, ms(1), 101 * MIB);
         assert_eq!(t.next_at(), w + PROBE_WINDOW, "settled, measuring");
-        t.on_tick(w + PROBE_WINDOW, ms(2), 2 * MIB);
+        t.on_tick(w + PROBE_WINDOW, ms(2), 102 * MIB);
         assert!(t.splice(), "still measuring splice");
         assert_eq!(t.next_at(), w + PROBE_WINDOW + PROBE_SETTLE, "a new window");
-        t.on_tick(w + PROBE_WINDOW + PROBE_SETTLE, ms(3), 3 * MIB);
-        t.on_tick(w + PROBE_WINDOW * 2, ms(100), 200 * MIB);
+        t.on_tick(w + PROBE_WINDOW + PROBE_SETTLE, ms(3), 103 * MIB);
+        t.on_tick(w + PROBE_WINDOW * 2, ms(100), 303 * MIB);
         assert!(!t.splice(), "then copy");
     }
 

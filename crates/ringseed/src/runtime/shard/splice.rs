@@ -236,6 +236,23 @@ fn splice_in(file: RawFd, mut offset: u64, len: u64, pipe: RawFd) -> Result<(), 
     Ok(())
 }
 
+/// Sets or clears O_NONBLOCK on `fd`; false when fcntl failed.
+pub(super) fn set_nonblocking(fd: RawFd, on: bool) -> bool {
+    // SAFETY: fcntl on an fd the caller owns.
+    unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags < 0 {
+            return false;
+        }
+        let flags = if on {
+            flags | libc::O_NONBLOCK
+        } else {
+            flags & !libc::O_NONBLOCK
+        };
+        libc::fcntl(fd, libc::F_SETFL, flags) == 0
+    }
+}
+
 /// What the pipe -> socket splice did.
 pub enum Out {
     /// This many bytes went.
@@ -348,12 +365,7 @@ impl Shard {
             return Err(job);
         }
         if !conn.nonblocking {
-            // SAFETY: fcntl on the connection's own socket.
-            let ok = unsafe {
-                let flags = libc::fcntl(socket, libc::F_GETFL);
-                flags >= 0 && libc::fcntl(socket, libc::F_SETFL, flags | libc::O_NONBLOCK) == 0
-            };
-            if !ok {
+            if !set_nonblocking(socket, true) {
                 if pipe.bytes == 0 {
                     pipes.give_back(pipe);
                 } else {
