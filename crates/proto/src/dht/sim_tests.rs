@@ -1,8 +1,10 @@
 //! A simulated network of DHT nodes in virtual time: hundreds of `Dht`s on
 //! made-up public addresses, datagrams delivered through a queue with seeded
 //! loss and latency, and misbehaving nodes (liars, silent nodes, flooders)
-//! driven by the simulator itself. Each test prints its seed; set
-//! `RINGSEED_DHT_SIM_SEEDS` (comma-separated) to replay other networks.
+//! driven by the simulator itself. Each test prints its seed; change the
+//! seed constant to replay another network (the runs are deterministic:
+//! the same seed gives the same network, see `Dht::tick`). No environment
+//! variable: the protocol crate reads none (tests/layering.rs).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -527,22 +529,7 @@ fn run_network(seed: u64) {
 
 #[test]
 fn simulated_network_lookups_converge_despite_liars_silence_and_floods() {
-    // `RINGSEED_DHT_SIM_SEEDS=1,2,0x5eed0003` replays other networks.
-    let seeds: Vec<u64> = match std::env::var("RINGSEED_DHT_SIM_SEEDS") {
-        Ok(list) => list
-            .split(',')
-            .map(|s| {
-                let s = s.trim();
-                let parsed = match s.strip_prefix("0x") {
-                    Some(hex) => u64::from_str_radix(hex, 16),
-                    None => s.parse(),
-                };
-                parsed.unwrap_or_else(|e| panic!("RINGSEED_DHT_SIM_SEEDS: {s:?}: {e}"))
-            })
-            .collect(),
-        Err(_) => SEEDS.to_vec(),
-    };
-    for seed in seeds {
-        run_network(seed);
+    for seed in SEEDS {
+        run_network(*seed);
     }
 }

@@ -148,7 +148,9 @@ impl Shard {
                 return;
             }
         };
-        self.sent_bytes += sent as u64;
+        if !matches!(sending, Some(Sending::Poll)) {
+            self.sent_bytes += sent as u64;
+        }
         match sending {
             Some(Sending::Bytes { len }) if sent < len => {
                 // A short send: the rest, as it is in the buffer (sealed),
