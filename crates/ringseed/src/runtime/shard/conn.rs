@@ -128,6 +128,9 @@ pub struct Conn {
     pub pipe: Option<super::splice::Pipe>,
     /// The socket was switched to O_NONBLOCK (for the splice path).
     pub nonblocking: bool,
+    /// Listed in `Shard::flushes_wanted`: its pipe goes to the socket at
+    /// the end of the turn.
+    pub flush_wanted: bool,
 }
 
 /// Both directions' RC4 streams of one connection.
@@ -325,6 +328,7 @@ impl Conns {
                 received: 0,
                 pipe: None,
                 nonblocking: false,
+                flush_wanted: false,
             })
             .ok()
     }

@@ -302,6 +302,9 @@ pub(crate) struct Shard {
     pipes: Option<self::splice::Pipes>,
     /// Torrents to pump at the end of the turn (see `Shard::want_pump`).
     pumps_wanted: Vec<TorrentId>,
+    /// Connections whose pipes go to their sockets at the end of the turn
+    /// (see `Shard::want_flush`); at most one entry per connection.
+    flushes_wanted: Vec<ConnId>,
     /// Blocks sent down the splice path.
     splices: u64,
     /// Which send path jobs take (`send_path.rs`).
@@ -428,6 +431,7 @@ impl Shard {
             rng: crate::rng::Rng::new(spec.rng_seed ^ 0x6d73_655f_7061_6473),
             pipes,
             pumps_wanted: Vec::new(),
+            flushes_wanted: Vec::new(),
             splices: 0,
             // Built on the shard's own thread: its CPU time is this thread's.
             send_path: self::send_path::SendPathTuner::new(
@@ -529,6 +533,7 @@ impl Shard {
             self.arm_accept();
         }
         self.run_wanted_pumps();
+        self.run_wanted_flushes();
         #[cfg(debug_assertions)]
         self.check_invariants();
         if let Some(since) = self.stopping {

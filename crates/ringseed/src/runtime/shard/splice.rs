@@ -421,6 +421,7 @@ impl Shard {
             }
             return Ok(());
         };
+        let pipe_slots_used = pipe.slots;
         if pipe.bytes == 0 {
             if let Some(p) = self.pipes.as_mut() {
                 p.give_back(pipe);
@@ -436,7 +437,13 @@ impl Shard {
         }
         self.splices += u64::from(blocks);
         self.want_pump(job.torrent);
-        self.try_send(job.conn);
+        // Jobs the turn adds go out together at its end; a pipe past half
+        // full goes now, so the next job still finds room.
+        if pipe_slots_used > PIPE_SLOTS / 2 {
+            self.try_send(job.conn);
+        } else {
+            self.want_flush(job.conn);
+        }
         Ok(())
     }
 
@@ -447,13 +454,17 @@ impl Shard {
             return;
         };
         let Some(socket) = conn.raw_fd() else { return };
-        // Runs of piped items in a row go in one splice.
-        let mut want = bytes;
-        let mut items = vec![(bytes, blocks)];
-        while let Some(OutItem::Piped { bytes, blocks }) = conn.out.front() {
+        // Runs of piped items in a row go in one splice; they stay queued
+        // until sent.
+        conn.out.push_front(OutItem::Piped { bytes, blocks });
+        let mut want = 0;
+        let mut run = 0;
+        for item in conn.out.iter() {
+            let OutItem::Piped { bytes, .. } = item else {
+                break;
+            };
             want += *bytes;
-            items.push((*bytes, *blocks));
-            conn.out.pop_front();
+            run += 1;
         }
         let Some(pipe) = conn.pipe.as_mut() else {
             // Piped items without a pipe: an invariant broken.
@@ -461,7 +472,7 @@ impl Shard {
             self.drop_conn(id, true);
             return;
         };
-        let more = !conn.out.is_empty();
+        let more = conn.out.len() > run;
         let sent = match splice_out(pipe, socket, want, more) {
             Out::Sent(n) => n,
             Out::Full => 0,
@@ -472,24 +483,22 @@ impl Shard {
         };
         pipe.bytes -= sent.min(pipe.bytes);
         self.sent_bytes += sent as u64;
-        // Items fully sent are done; the first one left goes back, cut.
+        // Items fully sent are done; the first one left is cut.
         let mut left = sent;
         let mut done_blocks = 0u32;
-        let mut rest = Vec::new();
-        for (b, n) in items {
-            if left >= b {
-                left -= b;
-                done_blocks += n;
-            } else {
-                rest.push(OutItem::Piped {
-                    bytes: b - left,
-                    blocks: n,
-                });
-                left = 0;
+        while left > 0 {
+            match conn.out.front_mut() {
+                Some(OutItem::Piped { bytes, blocks }) if left >= *bytes => {
+                    left -= *bytes;
+                    done_blocks += *blocks;
+                    conn.out.pop_front();
+                }
+                Some(OutItem::Piped { bytes, .. }) => {
+                    *bytes -= left;
+                    left = 0;
+                }
+                _ => break,
             }
-        }
-        for item in rest.into_iter().rev() {
-            conn.out.push_front(item);
         }
         let empty = pipe.bytes == 0;
         if empty {
@@ -530,6 +539,36 @@ impl Shard {
     pub(super) fn want_pump(&mut self, t: crate::runtime::session::types::TorrentId) {
         if !self.pumps_wanted.contains(&t) {
             self.pumps_wanted.push(t);
+        }
+    }
+
+    /// Sends `id`'s queue at the end of this turn. Splicing each job as it
+    /// is made pushed every block out on its own: with a paced congestion
+    /// control (BBR without the fq qdisc, as on loopback) a push sooner
+    /// than the pacing interval arms the connection's pacing timer, and
+    /// with hundreds of peers at a few MB/s each that timer, not the data,
+    /// took most of the shard's CPU (docs/benchmarks.md, "The splice send
+    /// path"). One splice per connection per turn carries all of its jobs.
+    pub(super) fn want_flush(&mut self, id: super::conn::ConnId) {
+        if let Some(c) = self.conns.get_mut(id) {
+            if !c.flush_wanted {
+                c.flush_wanted = true;
+                self.flushes_wanted.push(id);
+            }
+        }
+    }
+
+    /// Sends the queues of the connections that asked in this turn.
+    pub(super) fn run_wanted_flushes(&mut self) {
+        let wanted = std::mem::take(&mut self.flushes_wanted);
+        for id in wanted {
+            if let Some(c) = self.conns.get_mut(id) {
+                if !c.flush_wanted {
+                    continue;
+                }
+                c.flush_wanted = false;
+            }
+            self.try_send(id);
         }
     }
 
