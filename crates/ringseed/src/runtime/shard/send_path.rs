@@ -2,9 +2,12 @@
 //! path (read into a pool buffer, send from it: two kernel copies, two
 //! io_uring ops) or the splice path (`splice.rs`: no copy, a few syscalls
 //! on the shard per job). Neither is cheaper everywhere: measured on
-//! loopback, splicing took 1.3x to 1.7x less CPU per byte than copying
-//! with libtorrent and aria2c leechers, and 1.6x to 1.9x more with the
-//! bench's own load generator as the receiver (docs/benchmarks.md). So in
+//! loopback, splicing took 1.3x to 1.9x less CPU per byte than copying
+//! with libtorrent and aria2c leechers, and 1.2x to 1.5x more with the
+//! bench's own load generator as the receiver under BBR, where TCP's
+//! spurious tail-loss probes and paced sending cost more on the splice
+//! path (under cubic it moved 1.6-1.9x the bytes there at the same or
+//! half the CPU per byte; docs/benchmarks.md). So in
 //! `auto` mode the shard measures: after [`WARMUP`] on the copy path it
 //! runs each path for [`PROBE_WINDOW`], compares its own CPU time per byte
 //! sent, keeps the cheaper for [`HOLD_FIRST`] (twice as long after each
