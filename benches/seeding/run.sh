@@ -25,6 +25,8 @@
 #                             ringseed-copy (`--send-path copy`: every block
 #                             read into a buffer and sent from it),
 #                             ringseed-splice (`--send-path splice`),
+#                             ringseed-splice-nopin (the same with
+#                             `--no-pin`: shards not pinned to CPUs),
 #                             ringseed-auto (`--send-path auto`; plain
 #                             ringseed runs the default),
 #                             libtorrent, rqbit (`rqbit download`, stateless,
@@ -95,7 +97,7 @@ log() { echo "[$(date -u +%H:%M:%S)] $*" >&2; }
 [[ "$SIZE_MIB" =~ ^[1-9][0-9]{0,5}$ ]] || die "SIZE_MIB must be 1..999999, got '$SIZE_MIB'"
 [[ "$ROUNDS" =~ ^[1-9][0-9]?$ ]] || die "ROUNDS must be 1..99, got '$ROUNDS'"
 [[ "$LEECHERS_N" =~ ^[1-4]$ ]] || die "LEECHERS_N must be 1..4, got '$LEECHERS_N'"
-for k in $SEEDERS; do [[ $k =~ ^(ringseed|ringseed-unlimited|ringseed-copy|ringseed-splice|ringseed-auto|libtorrent|rqbit|trivial)$ ]] || die "unknown seeder kind $k"; done
+for k in $SEEDERS; do [[ $k =~ ^(ringseed|ringseed-unlimited|ringseed-copy|ringseed-splice|ringseed-splice-nopin|ringseed-auto|libtorrent|rqbit|trivial)$ ]] || die "unknown seeder kind $k"; done
 [[ " $SEEDERS " != *" rqbit "* ]] || [[ -x "$RQBIT" ]] \
     || die "rqbit not found: cargo install rqbit --version 9.1.0 --root DIR, then RQBIT=DIR/bin/rqbit"
 [[ "$PIECE_LENGTH" =~ ^[1-9][0-9]*[KM]?$ ]] || die "PIECE_LENGTH must be like 1M or 256K, got '$PIECE_LENGTH'"
@@ -210,11 +212,12 @@ SEEDER_PID=""
 start_seeder() {
     local kind=$1 port=$2 out=$3
     case "$kind" in
-    ringseed | ringseed-unlimited | ringseed-copy | ringseed-splice | ringseed-auto)
+    ringseed | ringseed-unlimited | ringseed-copy | ringseed-splice | ringseed-splice-nopin | ringseed-auto)
         local slots=()
         [[ $kind == ringseed-unlimited ]] && slots=(--upload-slots unlimited)
         [[ $kind == ringseed-copy ]] && slots=(--send-path copy)
         [[ $kind == ringseed-splice ]] && slots=(--send-path splice)
+        [[ $kind == ringseed-splice-nopin ]] && slots=(--send-path splice --no-pin)
         [[ $kind == ringseed-auto ]] && slots=(--send-path auto)
         # The debug level of the stop report gives the exact bytes uploaded.
         RINGSEED_LOG=info,ringseed::cli::session_run=debug \

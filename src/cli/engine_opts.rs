@@ -65,6 +65,11 @@ pub struct EngineOpts {
     /// auto (each shard measures both and keeps the cheaper) [default: copy].
     #[arg(long, value_name = "auto|copy|splice")]
     pub send_path: Option<ringseed::runtime::shard::send_path::SendPathMode>,
+    /// Let the OS scheduler move shards between CPUs instead of pinning
+    /// shard i to the i-th CPU (for hosts where other busy programs share
+    /// the CPUs).
+    #[arg(long)]
+    pub no_pin: bool,
     /// Most peers connected per torrent, incoming and outgoing [default: 200].
     #[arg(long, value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=PEERS_PER_TORRENT_LIMIT as i64))]
@@ -244,6 +249,7 @@ impl EngineOpts {
             pex: !self.discovery.no_pex,
             lsd: self.discovery.lsd,
             send_path: self.send_path.unwrap_or_default(),
+            pin: !self.no_pin,
             ..SessionConfig::default()
         }
     }

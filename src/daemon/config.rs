@@ -153,6 +153,8 @@ pub struct EngineConfig {
     pub round_robin_pieces: u32,
     /// How cached blocks go to plaintext peers (read at start only).
     pub send_path: ringseed::runtime::shard::send_path::SendPathMode,
+    /// Pin shard i to the i-th CPU (read at start only).
+    pub pin_shards: bool,
 }
 
 /// `[limits]`: bytes per second, 0 = unlimited; slots 0 = no cap.
@@ -278,6 +280,7 @@ impl Default for DaemonConfig {
                 optimistic_slots: None,
                 round_robin_pieces: 10,
                 send_path: ringseed::runtime::shard::send_path::SendPathMode::Copy,
+                pin_shards: true,
             },
             limits: RateConfig::default(),
             queue: QueueConfig {
@@ -391,6 +394,7 @@ impl DaemonConfig {
             pex: n.pex,
             lsd: n.lsd,
             send_path: self.engine.send_path,
+            pin: self.engine.pin_shards,
             ..SessionConfig::default()
         }
     }

@@ -59,6 +59,7 @@ pub(super) const KEYS: &[(&str, &[&str])] = &[
             "optimistic_slots",
             "round_robin_pieces",
             "send_path",
+            "pin_shards",
         ],
     ),
     (
@@ -246,6 +247,9 @@ pub(super) fn parse(text: &str) -> Result<DaemonConfig, String> {
     }
     if let Some(p) = s.send_path("send_path")? {
         c.engine.send_path = p;
+    }
+    if let Some(b) = s.boolean("pin_shards")? {
+        c.engine.pin_shards = b;
     }
 
     let s = section("limits")?;

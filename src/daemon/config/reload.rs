@@ -135,6 +135,7 @@ pub(super) fn plan(old: &DaemonConfig, new: &DaemonConfig) -> ReloadPlan {
     let (o, n) = (&old.engine, &new.engine);
     p.restart("engine.shards", o.shards, n.shards);
     p.restart("engine.send_path", o.send_path, n.send_path);
+    p.restart("engine.pin_shards", o.pin_shards, n.pin_shards);
     p.change(
         "engine.peers_per_torrent",
         o.peers_per_torrent,

@@ -592,3 +592,17 @@ fn encryption_keys_parse_reload_at_run_time_and_reach_the_settings() {
     assert_eq!(qbt_encryption(EncryptionMode::Required), 1);
     assert_eq!(patch.keys(), vec!["network.encryption"]);
 }
+
+#[test]
+fn pin_shards_parses_reaches_the_session_and_waits_for_a_restart() {
+    let old = DaemonConfig::default();
+    assert!(old.engine.pin_shards);
+    assert!(old.session_config().pin);
+    let new = parse("[engine]\npin_shards = false\n");
+    assert!(!new.engine.pin_shards);
+    assert!(!new.session_config().pin);
+    let p = reload_plan(&old, &new);
+    assert!(p.applied.is_empty(), "{:?}", p.applied);
+    assert_eq!(p.need_restart, vec!["engine.pin_shards"]);
+    assert!(error("[engine]\npin_shards = 1\n").contains("engine.pin_shards"));
+}
