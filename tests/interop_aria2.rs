@@ -22,16 +22,22 @@ fn aria2c_downloads_from_ringseed() {
         Ipv4Addr::new(127, 0, 3, 2),
         &[],
     );
+    aria2c_fetches_a_byte_exact_copy(&t, &seed, Ipv4Addr::new(127, 0, 3, 3));
+    seed.terminate_cleanly();
+}
+
+/// Waits for the tracker to list the seed, then has aria2c (on `aria_ip`)
+/// download the torrent and compares its copy byte for byte.
+fn aria2c_fetches_a_byte_exact_copy(t: &Tracked, seed: &Daemon, aria_ip: Ipv4Addr) {
     t.tracker
         .wait_seeders(info_hash_of(&t.torrent), 1, Duration::from_secs(30));
     let out = t.dir.path().join("aria-out");
     std::fs::create_dir_all(&out).unwrap_or_else(|e| panic!("{e}"));
-    let mut aria = start_aria2c("aria2c", &t.torrent, &out, Ipv4Addr::new(127, 0, 3, 3));
+    let mut aria = start_aria2c("aria2c", &t.torrent, &out, aria_ip);
     let context = format!("{}\nopentracker log:\n{}", seed.describe(), t.tracker.log());
     wait_all_ok(&mut [&mut aria], DOWNLOAD_WAIT_MAX, &context);
     let bad = compare_tree(&t.tree, &out);
     assert!(bad.is_empty(), "{bad:#?}\n{}\n{context}", aria.describe());
-    seed.terminate_cleanly();
 }
 
 /// The same download with `--send-path splice`: every block the seed sends
@@ -63,15 +69,7 @@ fn aria2c_downloads_from_ringseed_over_the_splice_path() {
         .env("RINGSEED_LOG", "info,ringseed::cli::session_run=debug");
     let mut seed = Daemon::spawn_command("seed (splice)", cmd);
     seed.wait_listening("ringseed", listen);
-    t.tracker
-        .wait_seeders(info_hash_of(&t.torrent), 1, Duration::from_secs(30));
-    let out = t.dir.path().join("aria-out");
-    std::fs::create_dir_all(&out).unwrap_or_else(|e| panic!("{e}"));
-    let mut aria = start_aria2c("aria2c", &t.torrent, &out, Ipv4Addr::new(127, 0, 3, 6));
-    let context = format!("{}\nopentracker log:\n{}", seed.describe(), t.tracker.log());
-    wait_all_ok(&mut [&mut aria], DOWNLOAD_WAIT_MAX, &context);
-    let bad = compare_tree(&t.tree, &out);
-    assert!(bad.is_empty(), "{bad:#?}\n{}\n{context}", aria.describe());
+    aria2c_fetches_a_byte_exact_copy(&t, &seed, Ipv4Addr::new(127, 0, 3, 6));
     seed.terminate_cleanly();
     let log = seed.stderr();
     let spliced = log

@@ -245,7 +245,8 @@ pub(super) fn parse(text: &str) -> Result<DaemonConfig, String> {
     if let Some(n) = s.uint("round_robin_pieces", 1, u64::from(ROUND_ROBIN_PIECES_MAX))? {
         c.engine.round_robin_pieces = n as u32;
     }
-    if let Some(p) = s.send_path("send_path")? {
+    // The words are SendPathMode's own (FromStr), as on the command line.
+    if let Some(p) = s.parsed::<SendPathMode>("send_path", "copy, splice or auto")? {
         c.engine.send_path = p;
     }
     if let Some(b) = s.boolean("pin_shards")? {
@@ -695,17 +696,6 @@ impl<'a, 'i> Section<'a, 'i> {
                 ("fastest", SeedChoking::FastestUpload),
                 ("round-robin", SeedChoking::RoundRobin),
                 ("anti-leech", SeedChoking::AntiLeech),
-            ],
-        )
-    }
-
-    fn send_path(&self, key: &str) -> Result<Option<SendPathMode>, String> {
-        self.word(
-            key,
-            &[
-                ("auto", SendPathMode::Auto),
-                ("copy", SendPathMode::Copy),
-                ("splice", SendPathMode::Splice),
             ],
         )
     }

@@ -606,3 +606,23 @@ fn pin_shards_parses_reaches_the_session_and_waits_for_a_restart() {
     assert_eq!(p.need_restart, vec!["engine.pin_shards"]);
     assert!(error("[engine]\npin_shards = 1\n").contains("engine.pin_shards"));
 }
+
+#[test]
+fn send_path_takes_the_command_line_words_and_names_a_wrong_one() {
+    use ringseed::runtime::shard::send_path::SendPathMode;
+    for (word, mode) in [
+        ("copy", SendPathMode::Copy),
+        ("splice", SendPathMode::Splice),
+        ("auto", SendPathMode::Auto),
+    ] {
+        let c = parse(&format!("[engine]\nsend_path = \"{word}\"\n"));
+        assert_eq!(c.engine.send_path, mode);
+        assert_eq!(c.session_config().send_path, mode);
+    }
+    let e = error("[engine]\nsend_path = \"zero-copy\"\n");
+    assert!(e.starts_with("engine.send_path at line 2:"), "{e}");
+    assert!(
+        e.contains("\"zero-copy\" is not copy, splice or auto"),
+        "{e}"
+    );
+}

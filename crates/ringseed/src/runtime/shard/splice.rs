@@ -175,13 +175,29 @@ fn cached(fd: RawFd, offset: u64, len: u64) -> Option<bool> {
     if r != 0 {
         return None;
     }
-    let page = PAGE_BYTES as u64;
-    let pages = if len == 0 {
-        0
-    } else {
-        (offset + len - 1) / page - offset / page + 1
-    };
-    Some(stat.nr_cache >= pages)
+    Some(stat.nr_cache >= pages(offset, len) as u64)
+}
+
+/// Joins runs `(fd, offset, len)` that continue each other in one file
+/// into stretches and asks `ok` of each, in order, until one fails.
+fn each_stretch(
+    runs: impl IntoIterator<Item = (RawFd, u64, u64)>,
+    mut ok: impl FnMut(RawFd, u64, u64) -> bool,
+) -> bool {
+    let mut stretch: Option<(RawFd, u64, u64)> = None;
+    for (fd, at, n) in runs {
+        stretch = match stretch {
+            Some((f, start, len)) if f == fd && start + len == at => Some((f, start, len + n)),
+            Some((f, start, len)) => {
+                if !ok(f, start, len) {
+                    return false;
+                }
+                Some((fd, at, n))
+            }
+            None => Some((fd, at, n)),
+        };
+    }
+    stretch.is_none_or(|(f, start, len)| ok(f, start, len))
 }
 
 /// Pages a run of `len` bytes at `offset` touches.
@@ -305,7 +321,7 @@ impl Shard {
         if !plaintext || conn.state == ConnState::Closing {
             return Err(job);
         }
-        // The file runs of each block, all cached and on disk.
+        // The file runs of each block.
         let mut runs: [[(RawFd, u64, u64); 2]; crate::runtime::event_loop::SEND_BLOCKS_MAX] =
             [[(-1, 0, 0); 2]; crate::runtime::event_loop::SEND_BLOCKS_MAX];
         let mut run_counts = [0usize; crate::runtime::event_loop::SEND_BLOCKS_MAX];
@@ -332,14 +348,20 @@ impl Shard {
                     let Some(fd) = storage.fd(s.file_index).filter(|_| !s.pad) else {
                         return Err(job);
                     };
-                    if cached(fd, s.file_offset, s.length) != Some(true) {
-                        return Err(job);
-                    }
                     runs[i][k] = (fd, s.file_offset, s.length);
                     slots += pages(s.file_offset, s.length);
                 }
                 run_counts[i] = spans.len();
             }
+        }
+        // Every page cached: one cachestat per stretch of a file the job
+        // reads (adjacent blocks of one file make one stretch).
+        let job_runs = runs
+            .iter()
+            .zip(run_counts)
+            .flat_map(|(r, count)| r[..count].iter().copied());
+        if !each_stretch(job_runs, |fd, at, n| cached(fd, at, n) == Some(true)) {
+            return Err(job);
         }
         let Some(pipes) = self.pipes.as_mut() else {
             return Err(job);
@@ -598,6 +620,30 @@ const PUMP_ROUNDS_PER_TURN_MAX: usize = 64;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_that_continue_each_other_are_checked_as_one_stretch() {
+        let mut asked = Vec::new();
+        let runs = [
+            (3, 0, 16384),
+            (3, 16384, 16384),
+            (4, 0, 100),
+            (3, 32768, 10),
+        ];
+        assert!(each_stretch(runs, |f, at, n| {
+            asked.push((f, at, n));
+            true
+        }));
+        assert_eq!(asked, [(3, 0, 32768), (4, 0, 100), (3, 32768, 10)]);
+        // The first stretch that fails ends it.
+        asked.clear();
+        assert!(!each_stretch(runs, |f, at, n| {
+            asked.push((f, at, n));
+            f != 4
+        }));
+        assert_eq!(asked, [(3, 0, 32768), (4, 0, 100)]);
+        assert!(each_stretch([], |_, _, _| false));
+    }
 
     #[test]
     fn pages_counts_partial_pages_at_both_ends() {
